@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package kbgap needs to build, test and benchmark. Idempotent:
+# packages already present are not reinstalled; runs apt-get as root, through sudo otherwise.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config clang-format
+  # libraries
+  libboost1.81-dev libboost-json1.81-dev
+  libpugixml-dev libsqlite3-dev libzstd-dev libcli11-dev libspdlog-dev libfmt-dev
+  libssl-dev libpq-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev sqlite3 zstd time
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then sudo=(); else sudo=(sudo); fi
+echo "setup: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

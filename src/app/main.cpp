@@ -1,0 +1,81 @@
+// kbgap's command line: one binary, subcommands per SPEC §6.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "app/catalog_commands.h"
+#include "app/cli_error.h"
+#include "app/data_dir.h"
+
+namespace kbgap::app {
+
+int report(const Error& error) {
+  std::fprintf(stderr, "kbgap: %s\n", error.message.c_str());
+  return kExitBadInput;
+}
+
+namespace {
+
+std::string default_data_dir() {
+  const char* env = std::getenv("KBGAP_DATA");
+  return env != nullptr && *env != '\0' ? env : kDefaultDataDir;
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"kbgap: which security updates each Windows device is missing, and what they fix"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", KBGAP_VERSION);
+  std::string data_dir = default_data_dir();
+  app.add_option("--data", data_dir, "data directory (env KBGAP_DATA)")->capture_default_str();
+
+  CLI::App* catalog = app.add_subcommand("catalog", "the MSRC security-update catalog");
+  catalog->require_subcommand(1);
+
+  CatalogImportOptions import_options;
+  CLI::App* import = catalog->add_subcommand(
+      "import", "import MSRC CVRF XML documents (files, directories, .tar.zst archives)");
+  import->add_option("paths", import_options.paths, "CVRF XML files, directories or .tar.zst")
+      ->required();
+
+  CatalogStatsOptions stats_options;
+  CLI::App* stats = catalog->add_subcommand("stats", "counts of the catalog's contents");
+  stats->add_option("--format", stats_options.format, "table or json")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "kbgap: %s (see kbgap --help)\n", e.what());
+    return kExitUsage;
+  }
+
+  if (import->parsed()) {
+    import_options.data_dir = data_dir;
+    return run_catalog_import(import_options);
+  }
+  if (stats->parsed()) {
+    stats_options.data_dir = data_dir;
+    return run_catalog_stats(stats_options);
+  }
+  return kExitUsage;
+}
+
+}  // namespace
+}  // namespace kbgap::app
+
+int main(int argc, char** argv) {
+  try {
+    return kbgap::app::run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kbgap: internal error: %s\n", e.what());
+    return 70;
+  }
+}

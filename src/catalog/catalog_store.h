@@ -1,0 +1,77 @@
+// The catalog's storage interface: SQLite implements it today, PostgreSQL later (src/store/).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "catalog/model.h"
+#include "common/result.h"
+
+namespace kbgap::catalog {
+
+// What is stored of a document, enough to decide whether an import replaces it.
+struct StoredDocument {
+  std::string id;
+  std::string title;
+  std::string initial_release;
+  std::string current_release;
+  std::string revision;
+  std::string source;
+  std::string sha256;
+  std::int64_t vulnerabilities = 0;
+};
+
+struct CatalogStats {
+  std::int64_t documents = 0;
+  std::int64_t products = 0;            // distinct ProductIDs
+  std::int64_t cves = 0;                // distinct CVE ids
+  std::int64_t kbs = 0;                 // distinct KB numbers with a Vendor Fix
+  std::int64_t supersedence_edges = 0;  // distinct (KB, superseded KB) pairs
+  std::int64_t remediations = 0;        // KB fix rows (KB x CVE x document)
+  std::string first_release;            // earliest InitialReleaseDate, YYYY-MM-DD ("" if empty)
+  std::string last_release;             // latest InitialReleaseDate
+};
+
+struct NamedProduct {
+  std::string id;
+  std::string name;
+};
+
+// One KB fix of one CVE as stored, with its products' names resolved in its own document.
+struct KbRemediation {
+  std::string document_id;
+  std::string cve;
+  KbNumber kb = 0;
+  std::string subtype;
+  std::string fixed_build;
+  std::string fixed_build_raw;
+  std::string url;
+  std::string restart_required;
+  std::vector<NamedProduct> products;
+  std::vector<KbNumber> supersedes;
+};
+
+// One write transaction. Destroying it without commit() rolls everything back.
+class CatalogTransaction {
+ public:
+  virtual ~CatalogTransaction() = default;
+  virtual Result<std::optional<StoredDocument>> find_document(std::string_view id) = 0;
+  // Removes the document's previous rows, if any, and writes this one.
+  virtual Result<void> replace_document(const Document& doc) = 0;
+  virtual Result<void> commit() = 0;
+};
+
+class CatalogStore {
+ public:
+  virtual ~CatalogStore() = default;
+  virtual Result<std::unique_ptr<CatalogTransaction>> begin() = 0;
+  virtual Result<CatalogStats> stats() = 0;
+  virtual Result<std::vector<StoredDocument>> documents() = 0;
+  virtual Result<std::vector<KbRemediation>> kb_remediations(KbNumber kb) = 0;
+};
+
+}  // namespace kbgap::catalog

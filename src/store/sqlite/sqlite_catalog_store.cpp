@@ -1,0 +1,328 @@
+// SQLite implementation of the catalog store: migrations, atomic per-month replacement, queries.
+#include "store/sqlite/sqlite_catalog_store.h"
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+#include <chrono>
+#include <map>
+
+#include "store/sqlite/migrations.h"
+
+namespace kbgap::store::sqlite {
+namespace {
+
+using catalog::Document;
+using catalog::StoredDocument;
+
+std::string utc_now() {
+  auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", now);
+}
+
+class SqliteTransaction final : public catalog::CatalogTransaction {
+ public:
+  explicit SqliteTransaction(Database& db) : db_(db) {}
+  ~SqliteTransaction() override {
+    if (open_) (void)db_.exec("ROLLBACK");
+  }
+
+  Result<void> start() {
+    KBGAP_TRY(db_.exec("BEGIN IMMEDIATE"));
+    open_ = true;
+    return ok_result();
+  }
+
+  Result<std::optional<StoredDocument>> find_document(std::string_view id) override {
+    auto stmt = db_.prepare(
+        "SELECT id, title, initial_release, current_release, revision, source, sha256,"
+        " vulnerabilities FROM documents WHERE id = ?");
+    if (!stmt) return stmt.error();
+    stmt->bind(1, id);
+    auto row = stmt->step();
+    if (!row) return row.error();
+    if (!*row) return std::optional<StoredDocument>{};
+    return std::optional<StoredDocument>(StoredDocument{
+        stmt->column_text(0), stmt->column_text(1), stmt->column_text(2), stmt->column_text(3),
+        stmt->column_text(4), stmt->column_text(5), stmt->column_text(6), stmt->column_int(7)});
+  }
+
+  Result<void> replace_document(const Document& doc) override {
+    KBGAP_TRY(prepare_all());
+    for (Statement* del : {&del_supersedes_, &del_rem_products_, &del_remediations_,
+                           &del_vuln_products_, &del_vulns_, &del_products_, &del_document_}) {
+      del->bind(1, doc.id);
+      KBGAP_TRY(del->run());
+    }
+    ins_document_.bind(1, doc.id)
+        .bind(2, doc.title)
+        .bind(3, doc.initial_release)
+        .bind(4, doc.current_release)
+        .bind(5, doc.revision)
+        .bind(6, doc.source)
+        .bind(7, doc.sha256)
+        .bind(8, static_cast<std::int64_t>(doc.vulnerabilities.size()))
+        .bind(9, utc_now());
+    KBGAP_TRY(ins_document_.run());
+    for (const catalog::Product& p : doc.products) {
+      ins_product_.bind(1, doc.id).bind(2, p.id).bind(3, p.name).bind(4, p.family);
+      KBGAP_TRY(ins_product_.run());
+    }
+    for (const catalog::Vulnerability& v : doc.vulnerabilities) {
+      ins_vuln_.bind(1, doc.id)
+          .bind(2, static_cast<std::int64_t>(v.ordinal))
+          .bind(3, v.cve)
+          .bind(4, v.title)
+          .bind(5, v.severity)
+          .bind(6, v.impact)
+          .bind(7, v.cvss_base)
+          .bind(8, v.exploited)
+          .bind(9, v.publicly_disclosed);
+      KBGAP_TRY(ins_vuln_.run());
+      const std::int64_t vuln_id = db_.last_insert_rowid();
+      for (const catalog::AffectedProduct& ap : v.products) {
+        ins_vuln_product_.bind(1, vuln_id)
+            .bind(2, ap.product_id)
+            .bind(3, ap.severity)
+            .bind(4, ap.impact)
+            .bind(5, ap.cvss_base);
+        KBGAP_TRY(ins_vuln_product_.run());
+      }
+      for (const catalog::KbFix& fix : v.fixes) {
+        ins_remediation_.bind(1, vuln_id)
+            .bind(2, doc.id)
+            .bind(3, v.cve)
+            .bind(4, static_cast<std::int64_t>(fix.kb))
+            .bind(5, fix.subtype)
+            .bind(6, fix.fixed_build)
+            .bind(7, fix.fixed_build_raw)
+            .bind(8, fix.url)
+            .bind(9, fix.restart_required);
+        KBGAP_TRY(ins_remediation_.run());
+        const std::int64_t rem_id = db_.last_insert_rowid();
+        for (const std::string& pid : fix.product_ids) {
+          ins_rem_product_.bind(1, rem_id).bind(2, pid);
+          KBGAP_TRY(ins_rem_product_.run());
+        }
+        for (catalog::KbNumber s : fix.supersedes) {
+          ins_supersedes_.bind(1, rem_id).bind(2, static_cast<std::int64_t>(s));
+          KBGAP_TRY(ins_supersedes_.run());
+        }
+      }
+    }
+    return ok_result();
+  }
+
+  Result<void> commit() override {
+    KBGAP_TRY(db_.exec("COMMIT"));
+    open_ = false;
+    return ok_result();
+  }
+
+ private:
+  Result<void> prepare_all() {
+    if (prepared_) return ok_result();
+    const std::pair<Statement*, const char*> statements[] = {
+        {&del_supersedes_,
+         "DELETE FROM remediation_supersedes WHERE remediation_id IN"
+         " (SELECT id FROM remediations WHERE document_id = ?)"},
+        {&del_rem_products_,
+         "DELETE FROM remediation_products WHERE remediation_id IN"
+         " (SELECT id FROM remediations WHERE document_id = ?)"},
+        {&del_remediations_, "DELETE FROM remediations WHERE document_id = ?"},
+        {&del_vuln_products_,
+         "DELETE FROM vulnerability_products WHERE vulnerability_id IN"
+         " (SELECT id FROM vulnerabilities WHERE document_id = ?)"},
+        {&del_vulns_, "DELETE FROM vulnerabilities WHERE document_id = ?"},
+        {&del_products_, "DELETE FROM products WHERE document_id = ?"},
+        {&del_document_, "DELETE FROM documents WHERE id = ?"},
+        {&ins_document_,
+         "INSERT INTO documents (id, title, initial_release, current_release, revision, source,"
+         " sha256, vulnerabilities, imported_at) VALUES (?,?,?,?,?,?,?,?,?)"},
+        {&ins_product_,
+         "INSERT INTO products (document_id, product_id, name, family) VALUES (?,?,?,?)"},
+        {&ins_vuln_,
+         "INSERT INTO vulnerabilities (document_id, ordinal, cve, title, severity, impact,"
+         " cvss_base, exploited, publicly_disclosed) VALUES (?,?,?,?,?,?,?,?,?)"},
+        {&ins_vuln_product_,
+         "INSERT INTO vulnerability_products (vulnerability_id, product_id, severity, impact,"
+         " cvss_base) VALUES (?,?,?,?,?)"},
+        {&ins_remediation_,
+         "INSERT INTO remediations (vulnerability_id, document_id, cve, kb, subtype, fixed_build,"
+         " fixed_build_raw, url, restart_required) VALUES (?,?,?,?,?,?,?,?,?)"},
+        {&ins_rem_product_,
+         "INSERT INTO remediation_products (remediation_id, product_id) VALUES (?,?)"},
+        {&ins_supersedes_,
+         "INSERT INTO remediation_supersedes (remediation_id, superseded_kb) VALUES (?,?)"},
+    };
+    for (const auto& [stmt, sql] : statements) {
+      auto prepared = db_.prepare(sql);
+      if (!prepared) return prepared.error();
+      *stmt = std::move(*prepared);
+    }
+    prepared_ = true;
+    return ok_result();
+  }
+
+  Database& db_;
+  bool open_ = false;
+  bool prepared_ = false;
+  Statement del_supersedes_, del_rem_products_, del_remediations_, del_vuln_products_, del_vulns_,
+      del_products_, del_document_, ins_document_, ins_product_, ins_vuln_, ins_vuln_product_,
+      ins_remediation_, ins_rem_product_, ins_supersedes_;
+};
+
+Result<std::int64_t> query_int(Database& db, const char* sql) {
+  auto stmt = db.prepare(sql);
+  if (!stmt) return stmt.error();
+  auto row = stmt->step();
+  if (!row) return row.error();
+  return *row ? stmt->column_int(0) : 0;
+}
+
+}  // namespace
+
+Result<void> migrate(Database& db) {
+  KBGAP_TRY(
+      db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+              " applied_at TEXT NOT NULL)"));
+  auto current = query_int(db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+  if (!current) return current.error();
+  const int newest = kMigrations.back().version;
+  if (*current > newest) {
+    return storage_error(fmt::format(
+        "{}: database schema version {} is newer than this kbgap knows ({}); upgrade kbgap",
+        db.path(), *current, newest));
+  }
+  for (const Migration& m : kMigrations) {
+    if (m.version <= *current) continue;
+    KBGAP_TRY(db.exec("BEGIN IMMEDIATE"));
+    auto applied = db.exec(m.sql);
+    if (applied) {
+      applied = db.exec(
+          fmt::format("INSERT INTO schema_migrations (version, applied_at) VALUES ({}, '{}')",
+                      m.version, utc_now()));
+    }
+    if (!applied) {
+      (void)db.exec("ROLLBACK");
+      return storage_error(fmt::format("{}: migration {} failed: {}", db.path(), m.version,
+                                       applied.error().message));
+    }
+    KBGAP_TRY(db.exec("COMMIT"));
+  }
+  return ok_result();
+}
+
+Result<std::unique_ptr<SqliteCatalogStore>> SqliteCatalogStore::open(const std::string& path) {
+  auto db = Database::open(path);
+  if (!db) return db.error();
+  KBGAP_TRY(migrate(*db));
+  return std::unique_ptr<SqliteCatalogStore>(new SqliteCatalogStore(std::move(*db)));
+}
+
+Result<std::unique_ptr<catalog::CatalogTransaction>> SqliteCatalogStore::begin() {
+  auto tx = std::make_unique<SqliteTransaction>(db_);
+  KBGAP_TRY(tx->start());
+  return std::unique_ptr<catalog::CatalogTransaction>(std::move(tx));
+}
+
+Result<catalog::CatalogStats> SqliteCatalogStore::stats() {
+  catalog::CatalogStats s;
+  const std::pair<std::int64_t*, const char*> counts[] = {
+      {&s.documents, "SELECT COUNT(*) FROM documents"},
+      {&s.products, "SELECT COUNT(DISTINCT product_id) FROM products"},
+      {&s.cves, "SELECT COUNT(DISTINCT cve) FROM vulnerabilities"},
+      {&s.kbs, "SELECT COUNT(DISTINCT kb) FROM remediations"},
+      {&s.supersedence_edges,
+       "SELECT COUNT(*) FROM (SELECT DISTINCT r.kb, s.superseded_kb FROM remediation_supersedes s"
+       " JOIN remediations r ON r.id = s.remediation_id)"},
+      {&s.remediations, "SELECT COUNT(*) FROM remediations"},
+  };
+  for (const auto& [field, sql] : counts) {
+    auto n = query_int(db_, sql);
+    if (!n) return n.error();
+    *field = *n;
+  }
+  auto range = db_.prepare(
+      "SELECT COALESCE(substr(MIN(initial_release), 1, 10), ''),"
+      " COALESCE(substr(MAX(initial_release), 1, 10), '') FROM documents");
+  if (!range) return range.error();
+  auto row = range->step();
+  if (!row) return row.error();
+  s.first_release = range->column_text(0);
+  s.last_release = range->column_text(1);
+  return s;
+}
+
+Result<std::vector<catalog::StoredDocument>> SqliteCatalogStore::documents() {
+  auto stmt = db_.prepare(
+      "SELECT id, title, initial_release, current_release, revision, source, sha256,"
+      " vulnerabilities FROM documents ORDER BY initial_release");
+  if (!stmt) return stmt.error();
+  std::vector<StoredDocument> out;
+  for (;;) {
+    auto row = stmt->step();
+    if (!row) return row.error();
+    if (!*row) break;
+    out.push_back(StoredDocument{stmt->column_text(0), stmt->column_text(1), stmt->column_text(2),
+                                 stmt->column_text(3), stmt->column_text(4), stmt->column_text(5),
+                                 stmt->column_text(6), stmt->column_int(7)});
+  }
+  return out;
+}
+
+Result<std::vector<catalog::KbRemediation>> SqliteCatalogStore::kb_remediations(
+    catalog::KbNumber kb) {
+  auto rems = db_.prepare(
+      "SELECT r.id, r.document_id, r.cve, r.subtype, r.fixed_build, r.fixed_build_raw, r.url,"
+      " r.restart_required FROM remediations r JOIN documents d ON d.id = r.document_id"
+      " WHERE r.kb = ? ORDER BY d.initial_release, r.id");
+  auto products = db_.prepare(
+      "SELECT rp.product_id, COALESCE(p.name, '') FROM remediation_products rp"
+      " JOIN remediations r ON r.id = rp.remediation_id"
+      " LEFT JOIN products p ON p.document_id = r.document_id AND p.product_id = rp.product_id"
+      " WHERE rp.remediation_id = ? ORDER BY rp.product_id");
+  auto supersedes = db_.prepare(
+      "SELECT superseded_kb FROM remediation_supersedes WHERE remediation_id = ?"
+      " ORDER BY superseded_kb");
+  if (!rems) return rems.error();
+  if (!products) return products.error();
+  if (!supersedes) return supersedes.error();
+  rems->bind(1, static_cast<std::int64_t>(kb));
+  std::vector<catalog::KbRemediation> out;
+  for (;;) {
+    auto row = rems->step();
+    if (!row) return row.error();
+    if (!*row) break;
+    catalog::KbRemediation r;
+    const std::int64_t id = rems->column_int(0);
+    r.kb = kb;
+    r.document_id = rems->column_text(1);
+    r.cve = rems->column_text(2);
+    r.subtype = rems->column_text(3);
+    r.fixed_build = rems->column_text(4);
+    r.fixed_build_raw = rems->column_text(5);
+    r.url = rems->column_text(6);
+    r.restart_required = rems->column_text(7);
+    products->bind(1, id);
+    for (;;) {
+      auto p = products->step();
+      if (!p) return p.error();
+      if (!*p) break;
+      r.products.push_back({products->column_text(0), products->column_text(1)});
+    }
+    products->reset();
+    supersedes->bind(1, id);
+    for (;;) {
+      auto s = supersedes->step();
+      if (!s) return s.error();
+      if (!*s) break;
+      r.supersedes.push_back(static_cast<catalog::KbNumber>(supersedes->column_int(0)));
+    }
+    supersedes->reset();
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace kbgap::store::sqlite

@@ -1,0 +1,306 @@
+// Importing real documents into the SQLite catalog: counts, revisions, atomicity, crashes.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <set>
+
+#include "catalog/bundled_catalog.h"
+#include "catalog/importer.h"
+#include "store/sqlite/sqlite_catalog_store.h"
+#include "test_support.h"
+
+namespace kbgap::catalog {
+namespace {
+
+using store::sqlite::SqliteCatalogStore;
+using test::dump;
+using test::real_document;
+using test::real_documents;
+using test::TempDir;
+using test::write_file;
+
+std::unique_ptr<SqliteCatalogStore> open_store(const TempDir& dir) {
+  auto store = SqliteCatalogStore::open(dir.str("kbgap.db"));
+  if (!store) throw std::runtime_error(store.error().message);
+  return std::move(*store);
+}
+
+Result<ImportSummary> import_paths(CatalogStore& store, const std::vector<std::string>& paths) {
+  auto sources = ImportSources::from_paths(paths);
+  if (!sources) return sources.error();
+  return import_catalog(*sources, store, nullptr);
+}
+
+std::string write_doc(const TempDir& dir, const std::string& id, const std::string& xml) {
+  std::string path = dir.str(id + ".xml");
+  write_file(path, xml);
+  return path;
+}
+
+// Independent counts over the raw XML of all real documents, by plain string search (no XML
+// parser): what the catalog must hold if the reader neither drops nor invents anything.
+struct RawCounts {
+  std::set<std::string> products, cves, kbs;
+  std::set<std::pair<std::string, std::string>> supersedence;  // (KB, superseded KB)
+};
+
+// The text of every <prefix:tag>...</prefix:tag>, and of every unprefixed <tag>...</tag>
+// (2023-Dec uses default namespaces).
+std::vector<std::string_view> elements(std::string_view xml, std::string_view prefix,
+                                       std::string_view tag) {
+  std::vector<std::string_view> out;
+  for (std::string qualified : {std::string(prefix) + ":" + std::string(tag), std::string(tag)}) {
+    const std::string open = "<" + qualified + ">";
+    const std::string close = "</" + qualified + ">";
+    for (auto pos = xml.find(open); pos != std::string_view::npos; pos = xml.find(open, pos)) {
+      pos += open.size();
+      auto end = xml.find(close, pos);
+      if (end == std::string_view::npos) break;
+      out.push_back(xml.substr(pos, end - pos));
+      pos = end;
+    }
+  }
+  return out;
+}
+
+// Start offsets of every "<prefix:start" and "<start".
+std::vector<std::size_t> starts(std::string_view xml, std::string_view prefix,
+                                std::string_view start) {
+  std::vector<std::size_t> out;
+  for (std::string open :
+       {"<" + std::string(prefix) + ":" + std::string(start), "<" + std::string(start)}) {
+    for (auto pos = xml.find(open); pos != std::string_view::npos; pos = xml.find(open, pos + 1)) {
+      out.push_back(pos + open.size());
+    }
+  }
+  return out;
+}
+
+std::string digits_only(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  if (s.starts_with("KB")) s.remove_prefix(2);
+  if (s.size() < 5 || s.size() > 9) return "";
+  for (char c : s) {
+    if (c < '0' || c > '9') return "";
+  }
+  return std::string(s);
+}
+
+RawCounts raw_counts() {
+  RawCounts c;
+  for (const auto& [id, document] : real_documents()) {
+    std::string_view xml = document;
+    for (std::size_t pos : starts(xml, "prod", "FullProductName ProductID=\"")) {
+      c.products.emplace(xml.substr(pos, xml.find('"', pos) - pos));
+    }
+    for (std::string_view cve : elements(xml, "vuln", "CVE")) c.cves.emplace(cve);
+    for (std::size_t pos : starts(xml, "vuln", "Remediation Type=\"Vendor Fix\">")) {
+      std::string_view block = xml.substr(pos, xml.find("Remediation>", pos) - pos);
+      auto description = elements(block, "vuln", "Description");
+      if (description.empty()) continue;
+      std::string kb = digits_only(description.front());
+      if (kb.empty()) continue;
+      c.kbs.insert(kb);
+      for (std::string_view list : elements(block, "vuln", "Supercedence")) {
+        // Runs of 5 to 9 digits; bulletin ids (MS16-087) have fewer.
+        for (std::size_t i = 0; i < list.size();) {
+          std::size_t j = i;
+          while (j < list.size() && list[j] >= '0' && list[j] <= '9') ++j;
+          if (j - i >= 5 && j - i <= 9 && std::string(list.substr(i, j - i)) != kb) {
+            c.supersedence.emplace(kb, list.substr(i, j - i));
+          }
+          i = j == i ? i + 1 : j;
+        }
+      }
+    }
+  }
+  return c;
+}
+
+TEST(CatalogImport, BundledCatalogHasTheRealCounts) {
+  TempDir dir;
+  auto store = open_store(dir);
+  auto summary = ensure_catalog(*store, nullptr);
+  ASSERT_TRUE(summary) << summary.error().message;
+  EXPECT_EQ(summary->documents.size(), 127u);
+  EXPECT_EQ(summary->count(DocumentOutcome::kAdded), 127);
+  auto stats = store->stats();
+  ASSERT_TRUE(stats);
+  RawCounts raw = raw_counts();
+  EXPECT_EQ(stats->documents, 127);
+  EXPECT_EQ(stats->products, static_cast<std::int64_t>(raw.products.size()));
+  EXPECT_EQ(stats->cves, static_cast<std::int64_t>(raw.cves.size()));
+  EXPECT_EQ(stats->kbs, static_cast<std::int64_t>(raw.kbs.size()));
+  EXPECT_EQ(stats->supersedence_edges, static_cast<std::int64_t>(raw.supersedence.size()));
+  EXPECT_EQ(stats->first_release, "2016-04-12");
+  EXPECT_EQ(stats->last_release, "2026-08-06");
+
+  // The second call finds a catalog and does nothing.
+  auto again = ensure_catalog(*store, nullptr);
+  ASSERT_TRUE(again);
+  EXPECT_TRUE(again->documents.empty());
+
+  // KB4540673 through the store: products named, supersedence kept.
+  auto rems = store->kb_remediations(4540673);
+  ASSERT_TRUE(rems);
+  ASSERT_FALSE(rems->empty());
+  bool on_1909 = false;
+  for (const KbRemediation& r : *rems) {
+    for (const NamedProduct& p : r.products) {
+      if (p.name == "Windows 10 Version 1909 for x64-based Systems") on_1909 = true;
+    }
+    if (r.document_id == "2020-Mar") {
+      EXPECT_EQ(r.supersedes, std::vector<KbNumber>{4532693});
+    }
+  }
+  EXPECT_TRUE(on_1909);
+  auto dec = store->kb_remediations(5008212);
+  ASSERT_TRUE(dec);
+  EXPECT_TRUE(std::any_of(dec->begin(), dec->end(), [](const KbRemediation& r) {
+    return r.document_id == "2021-Dec" && r.fixed_build == "10.0.19043.1415";
+  }));
+}
+
+TEST(CatalogImport, ReimportingTheSameDocumentChangesNothing) {
+  TempDir dir;
+  auto store = open_store(dir);
+  std::string path = write_doc(dir, "2020-Mar", real_document("2020-Mar"));
+  auto first = import_paths(*store, {path});
+  ASSERT_TRUE(first) << first.error().message;
+  std::string before = dump(dir.str("kbgap.db"));
+  auto second = import_paths(*store, {path});
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->count(DocumentOutcome::kUnchanged), 1);
+  EXPECT_EQ(dump(dir.str("kbgap.db")), before);
+}
+
+// A newer revision of a month: same document with a later CurrentReleaseDate and one fewer CVE.
+std::string newer_revision_of_march_2020(std::size_t* vulnerabilities) {
+  std::string xml = real_document("2020-Mar");
+  auto replace = [&](const std::string& from, const std::string& to) {
+    auto pos = xml.find(from);
+    if (pos == std::string::npos) throw std::runtime_error("not in document: " + from);
+    xml.replace(pos, from.size(), to);
+  };
+  replace("<cvrf:CurrentReleaseDate>2020-04-01T07:00:00Z",
+          "<cvrf:CurrentReleaseDate>2020-05-01T07:00:00Z");
+  replace("<cvrf:Number>11</cvrf:Number>", "<cvrf:Number>12</cvrf:Number>");
+  auto start = xml.find("<vuln:Vulnerability ");
+  auto end = xml.find("</vuln:Vulnerability>", start) + std::string("</vuln:Vulnerability>").size();
+  xml.erase(start, end - start);
+  *vulnerabilities = test::count_occurrences(xml, "<vuln:Vulnerability ");
+  return xml;
+}
+
+TEST(CatalogImport, NewerRevisionReplacesTheMonthWithoutDuplicates) {
+  TempDir dir;
+  auto store = open_store(dir);
+  auto first = import_paths(*store, {write_doc(dir, "2020-Mar", real_document("2020-Mar")),
+                                     write_doc(dir, "2020-Feb", real_document("2020-Feb"))});
+  ASSERT_TRUE(first) << first.error().message;
+  auto stats_before = store->stats();
+  ASSERT_TRUE(stats_before);
+
+  std::size_t expected_vulns = 0;
+  TempDir newer;
+  auto second = import_paths(
+      *store, {write_doc(newer, "2020-Mar", newer_revision_of_march_2020(&expected_vulns))});
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_EQ(second->count(DocumentOutcome::kReplaced), 1);
+  auto docs = store->documents();
+  ASSERT_TRUE(docs);
+  ASSERT_EQ(docs->size(), 2u);
+  const StoredDocument& march = docs->back();
+  EXPECT_EQ(march.id, "2020-Mar");
+  EXPECT_EQ(march.revision, "12");
+  EXPECT_EQ(march.vulnerabilities, static_cast<std::int64_t>(expected_vulns));
+  auto stats_after = store->stats();
+  ASSERT_TRUE(stats_after);
+  EXPECT_EQ(stats_after->documents, 2);
+  EXPECT_LT(stats_after->remediations, stats_before->remediations);
+  // No KB fix row is duplicated: every (document, CVE, KB, sub-type, products) appears once.
+  auto rems = store->kb_remediations(4540673);
+  ASSERT_TRUE(rems);
+  std::set<std::tuple<std::string, std::string, std::string, std::size_t>> seen;
+  for (const KbRemediation& r : *rems) {
+    EXPECT_TRUE(seen.emplace(r.document_id, r.cve, r.subtype, r.products.size()).second) << r.cve;
+  }
+
+  // The older revision again: the newer stays.
+  std::string before = dump(dir.str("kbgap.db"));
+  auto third = import_paths(*store, {write_doc(dir, "2020-Mar", real_document("2020-Mar"))});
+  ASSERT_TRUE(third);
+  EXPECT_EQ(third->count(DocumentOutcome::kKeptNewer), 1);
+  EXPECT_EQ(dump(dir.str("kbgap.db")), before);
+}
+
+TEST(CatalogImport, BadInputLeavesTheCatalogExactlyAsItWas) {
+  TempDir dir;
+  auto store = open_store(dir);
+  auto first = import_paths(*store, {write_doc(dir, "2020-Mar", real_document("2020-Mar"))});
+  ASSERT_TRUE(first);
+  const std::string before = dump(dir.str("kbgap.db"));
+
+  TempDir bad;
+  const std::string& feb = real_document("2020-Feb");
+  std::string good = write_doc(bad, "2020-Feb", feb);
+  std::string truncated = write_doc(bad, "truncated", feb.substr(0, feb.size() * 2 / 3));
+  std::string empty = write_doc(bad, "empty", "");
+  std::string not_cvrf =
+      write_doc(bad, "not-cvrf", "<?xml version=\"1.0\"?>\n<rss version=\"2.0\"/>");
+  std::string corrupt = bad.str("corrupt.tar.zst");
+  {
+    auto span = bundled_catalog_archive();
+    std::string bytes(reinterpret_cast<const char*>(span.data()), span.size());
+    bytes[bytes.size() / 2] ^= 0x40;
+    write_file(corrupt, bytes);
+  }
+  for (const std::string& broken : {truncated, empty, not_cvrf, corrupt}) {
+    // The good document first: it is parsed and written, then rolled back with the rest.
+    auto r = import_paths(*store, {good, broken});
+    ASSERT_FALSE(r) << broken;
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidInput) << r.error().message;
+    EXPECT_TRUE(r.error().message.starts_with(broken)) << r.error().message;
+    EXPECT_EQ(r.error().message.find('\n'), std::string::npos);
+    EXPECT_EQ(dump(dir.str("kbgap.db")), before) << broken;
+  }
+}
+
+TEST(CatalogImport, KilledMidImportLeavesThePreviousCatalog) {
+  TempDir dir;
+  {
+    auto store = open_store(dir);
+    auto first = import_paths(*store, {write_doc(dir, "2020-Mar", real_document("2020-Mar"))});
+    ASSERT_TRUE(first);
+  }
+  const std::string before = dump(dir.str("kbgap.db"));
+  for (std::size_t kill_after : {1u, 20u, 60u}) {
+    pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      // The child imports the whole bundled catalog and dies by SIGKILL in the middle of it.
+      auto store = SqliteCatalogStore::open(dir.str("kbgap.db"));
+      if (!store) _exit(3);
+      ImportSources sources = ImportSources::bundled();
+      auto r = import_catalog(sources, **store, [&](const ImportProgress& p) {
+        if (p.documents >= kill_after) raise(SIGKILL);
+      });
+      _exit(4);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+    EXPECT_EQ(dump(dir.str("kbgap.db")), before) << "killed after " << kill_after;
+  }
+  // And the catalog is still writable afterwards.
+  auto store = open_store(dir);
+  auto again = import_paths(*store, {write_doc(dir, "2020-Feb", real_document("2020-Feb"))});
+  ASSERT_TRUE(again) << again.error().message;
+}
+
+}  // namespace
+}  // namespace kbgap::catalog

@@ -1,0 +1,100 @@
+// The kbgap command line, run as a user would: exit codes, one-line errors, JSON stats.
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include "catalog/bundled_catalog.h"
+#include "test_support.h"
+
+namespace kbgap::test {
+namespace {
+
+std::size_t lines(const std::string& s) {
+  return count_occurrences(s, "\n");
+}
+
+TEST(Cli, StatsImportsTheBundledCatalogThenRejectsBadInputWithoutTouchingIt) {
+  TempDir dir;
+  const std::string data = dir.str("data");
+  CommandResult stats = run_kbgap("--data " + data + " catalog stats --format json");
+  ASSERT_EQ(stats.exit_code, 0) << stats.err;
+  boost::json::value json = boost::json::parse(stats.out);
+  const auto& o = json.as_object();
+  EXPECT_EQ(o.at("documents").as_int64(), 127);
+  for (const char* key : {"products", "cves", "kbs", "supersedenceEdges"}) {
+    EXPECT_GT(o.at(key).as_int64(), 0) << key;
+  }
+  EXPECT_EQ(o.at("firstRelease").as_string(), "2016-04-12");
+  EXPECT_EQ(o.at("lastRelease").as_string(), "2026-08-06");
+  EXPECT_NE(stats.err.find("imported 127 bundled documents"), std::string::npos) << stats.err;
+  EXPECT_EQ(stats.err.find('\r'), std::string::npos) << "no progress bar under CI";
+
+  const std::string before = dump(data + "/kbgap.db");
+  const std::string& feb = real_document("2020-Feb");
+  write_file(dir.path() / "truncated.xml", feb.substr(0, feb.size() / 3));
+  write_file(dir.path() / "empty.xml", "");
+  write_file(dir.path() / "not-cvrf.xml", "<?xml version=\"1.0\"?>\n<svg/>\n");
+  {
+    auto span = catalog::bundled_catalog_archive();
+    std::string bytes(reinterpret_cast<const char*>(span.data()), span.size());
+    bytes.resize(bytes.size() * 3 / 4);
+    write_file(dir.path() / "corrupt.tar.zst", bytes);
+  }
+  for (const char* name : {"truncated.xml", "empty.xml", "not-cvrf.xml", "corrupt.tar.zst"}) {
+    const std::string path = dir.str(name);
+    CommandResult r = run_kbgap("--data " + data + " catalog import " + path);
+    EXPECT_EQ(r.exit_code, 1) << name << ": " << r.err;
+    EXPECT_EQ(lines(r.err), 1u) << r.err;
+    EXPECT_TRUE(r.err.starts_with("kbgap: " + path + ":")) << r.err;
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(dump(data + "/kbgap.db"), before) << name;
+  }
+
+  // Re-importing a month that is stored already: reported unchanged.
+  write_file(dir.path() / "2020-Feb.xml", feb);
+  CommandResult same = run_kbgap("--data " + data + " catalog import " + dir.str("2020-Feb.xml"));
+  ASSERT_EQ(same.exit_code, 0) << same.err;
+  EXPECT_NE(same.out.find("1 unchanged"), std::string::npos) << same.out;
+  EXPECT_EQ(dump(data + "/kbgap.db"), before);
+
+  CommandResult table = run_kbgap("--data " + data + " catalog stats");
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find("documents           127\n"), std::string::npos) << table.out;
+  EXPECT_EQ(table.err, "");
+}
+
+TEST(Cli, ImportReportsWhatItPassedOverByReason) {
+  TempDir dir;
+  write_file(dir.path() / "2021-Aug.xml", real_document("2021-Aug"));
+  CommandResult r =
+      run_kbgap("--data " + dir.str("data") + " catalog import " + dir.str("2021-Aug.xml"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("imported 1 documents"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1 added"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("vendor fix without a KB number"), std::string::npos) << r.out;
+}
+
+TEST(Cli, MissingFileAndBadUsage) {
+  TempDir dir;
+  CommandResult missing =
+      run_kbgap("--data " + dir.str("data") + " catalog import " + dir.str("nope.xml"));
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_EQ(missing.err, "kbgap: " + dir.str("nope.xml") + ": no such file or directory\n");
+
+  CommandResult usage = run_kbgap("catalog import");
+  EXPECT_EQ(usage.exit_code, 2) << usage.err;
+  EXPECT_EQ(lines(usage.err), 1u) << usage.err;
+
+  CommandResult format = run_kbgap("--data " + dir.str("data") + " catalog stats --format xml");
+  EXPECT_EQ(format.exit_code, 2) << format.err;
+
+  CommandResult unknown = run_kbgap("frobnicate");
+  EXPECT_EQ(unknown.exit_code, 2) << unknown.err;
+
+  CommandResult help = run_kbgap("catalog import --help");
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("paths"), std::string::npos) << help.out;
+}
+
+}  // namespace
+}  // namespace kbgap::test
