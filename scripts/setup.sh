@@ -11,7 +11,7 @@ packages=(
   libpugixml-dev libsqlite3-dev libzstd-dev libcli11-dev libspdlog-dev libfmt-dev
   libssl-dev libpq-dev
   # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev sqlite3 zstd time
+  libgtest-dev libgmock-dev libbenchmark-dev sqlite3 zstd time bc
 )
 
 missing=()

@@ -1,4 +1,5 @@
 // Importing real documents into the SQLite catalog: counts, revisions, atomicity, crashes.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -52,9 +53,9 @@ struct RawCounts {
 std::vector<std::string_view> elements(std::string_view xml, std::string_view prefix,
                                        std::string_view tag) {
   std::vector<std::string_view> out;
-  for (std::string qualified : {std::string(prefix) + ":" + std::string(tag), std::string(tag)}) {
-    const std::string open = "<" + qualified + ">";
-    const std::string close = "</" + qualified + ">";
+  for (std::string qualified : {fmt::format("{}:{}", prefix, tag), std::string(tag)}) {
+    const std::string open = fmt::format("<{}>", qualified);
+    const std::string close = fmt::format("</{}>", qualified);
     for (auto pos = xml.find(open); pos != std::string_view::npos; pos = xml.find(open, pos)) {
       pos += open.size();
       auto end = xml.find(close, pos);
@@ -70,8 +71,7 @@ std::vector<std::string_view> elements(std::string_view xml, std::string_view pr
 std::vector<std::size_t> starts(std::string_view xml, std::string_view prefix,
                                 std::string_view start) {
   std::vector<std::size_t> out;
-  for (std::string open :
-       {"<" + std::string(prefix) + ":" + std::string(start), "<" + std::string(start)}) {
+  for (std::string open : {fmt::format("<{}:{}", prefix, start), fmt::format("<{}", start)}) {
     for (auto pos = xml.find(open); pos != std::string_view::npos; pos = xml.find(open, pos + 1)) {
       out.push_back(pos + open.size());
     }

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Applies clang-format to every tracked C++ file; with --check, fails when one is not formatted.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mapfile -t files < <(git ls-files '*.cpp' '*.h')
+if [ "${1:-}" = "--check" ]; then
+  clang-format --dry-run --Werror "${files[@]}"
+else
+  clang-format -i "${files[@]}"
+fi
