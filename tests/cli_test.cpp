@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <filesystem>
 
 #include "catalog/bundled_catalog.h"
 #include "test_support.h"
@@ -72,6 +73,34 @@ TEST(Cli, ImportReportsWhatItPassedOverByReason) {
   EXPECT_NE(r.out.find("imported 1 documents"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("1 added"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("vendor fix without a KB number"), std::string::npos) << r.out;
+}
+
+TEST(Cli, ImportsADirectoryOfDocuments) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.path() / "cvrf" / "2020");
+  write_file(dir.path() / "cvrf" / "2020" / "2020-Feb.xml", real_document("2020-Feb"));
+  write_file(dir.path() / "cvrf" / "2020" / "2020-Mar.xml", real_document("2020-Mar"));
+  write_file(dir.path() / "cvrf" / "notes.txt", "not a document");
+  // --data may also follow the subcommand.
+  CommandResult r = run_kbgap("catalog import " + dir.str("cvrf") + " --data " + dir.str("data"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("imported 2 documents"), std::string::npos) << r.out;
+  CommandResult stats = run_kbgap("--data " + dir.str("data") + " catalog stats --format json");
+  ASSERT_EQ(stats.exit_code, 0) << stats.err;
+  const auto json = boost::json::parse(stats.out).as_object();
+  EXPECT_EQ(json.at("documents").as_int64(), 2);
+  EXPECT_EQ(json.at("firstRelease").as_string(), "2020-02-11");
+  EXPECT_EQ(json.at("lastRelease").as_string(), "2020-03-10");
+}
+
+TEST(Cli, ADataFileThatIsNotADatabaseIsAClearError) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.path() / "data");
+  write_file(dir.path() / "data" / "kbgap.db", real_document("2020-Mar").substr(0, 5000));
+  CommandResult r = run_kbgap("--data " + dir.str("data") + " catalog stats");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(lines(r.err), 1u) << r.err;
+  EXPECT_TRUE(r.err.starts_with("kbgap: " + dir.str("data") + "/kbgap.db: ")) << r.err;
 }
 
 TEST(Cli, MissingFileAndBadUsage) {

@@ -72,6 +72,16 @@ TEST(KbNumber, AcceptsRealKbNumbersOnly) {
   EXPECT_EQ(parse_kb_number("99999999999999999999"), 0u);
 }
 
+TEST(Subtype, OneSpellingPerSubtype) {
+  EXPECT_EQ(canonical_subtype("SecurityHotpatchUpdate"), "Security Hotpatch Update");
+  EXPECT_EQ(canonical_subtype("Security Hotpatch Update"), "Security Hotpatch Update");
+  EXPECT_EQ(canonical_subtype("AzureHotpatch"), "Azure Hotpatch");
+  EXPECT_EQ(canonical_subtype("ServicingStackUpdate"), "Servicing Stack Update");
+  EXPECT_EQ(canonical_subtype("Monthly Rollup"), "Monthly Rollup");
+  EXPECT_EQ(canonical_subtype("CBL-Mariner"), "CBL-Mariner");  // unknown: kept as given
+  EXPECT_EQ(canonical_subtype(""), "");
+}
+
 TEST(Revision, ComparesNumerically) {
   EXPECT_TRUE(revision_less("9", "11"));
   EXPECT_FALSE(revision_less("11", "9"));

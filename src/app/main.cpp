@@ -31,15 +31,18 @@ int run(int argc, char** argv) {
 
   CLI::App* catalog = app.add_subcommand("catalog", "the MSRC security-update catalog");
   catalog->require_subcommand(1);
+  catalog->fallthrough();  // global options such as --data may follow the subcommand
 
   CatalogImportOptions import_options;
   CLI::App* import = catalog->add_subcommand(
       "import", "import MSRC CVRF XML documents (files, directories, .tar.zst archives)");
+  import->fallthrough();
   import->add_option("paths", import_options.paths, "CVRF XML files, directories or .tar.zst")
       ->required();
 
   CatalogStatsOptions stats_options;
   CLI::App* stats = catalog->add_subcommand("stats", "counts of the catalog's contents");
+  stats->fallthrough();
   stats->add_option("--format", stats_options.format, "table or json")
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();

@@ -145,6 +145,29 @@ std::string normalize_fixed_build(std::string_view text, SkipCounts& skips) {
   return out;
 }
 
+std::string canonical_subtype(std::string_view subtype) {
+  static constexpr std::string_view kCanonical[] = {
+      "Security Update", "Monthly Rollup",       "Security Only",
+      "IE Cumulative",   "Cumulative Update",    "Security Hotpatch Update",
+      "Azure Hotpatch",  "Alternate Cumulative", "Servicing Stack Update",
+      "Preview Rollup",  "Standalone",           "Setup DU",
+      "Update",
+  };
+  auto squash = [](std::string_view s) {
+    std::string out;
+    for (char c : s) {
+      if (!is_space(c))
+        out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    }
+    return out;
+  };
+  const std::string key = squash(subtype);
+  for (std::string_view canonical : kCanonical) {
+    if (squash(canonical) == key) return std::string(canonical);
+  }
+  return fold_spaces(subtype);
+}
+
 std::string canonical_document_id(std::string_view id) {
   std::string out(id);
   if (out.size() == 8 && all_digits(id.substr(0, 4)) && id[4] == '-' &&

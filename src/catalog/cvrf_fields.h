@@ -32,6 +32,8 @@ inline constexpr const char* kProductNameSpaces = "product name with doubled whi
 inline constexpr const char* kUnknownProductId =
     "remediation names a ProductID missing from the product tree";
 inline constexpr const char* kSubtypeMissing = "vendor fix without SubType";
+inline constexpr const char* kSubtypeSpelling =
+    "sub-type spelling normalized (SecurityHotpatchUpdate -> Security Hotpatch Update)";
 inline constexpr const char* kDocumentIdCase = "document ID case normalized (2018-FEB -> 2018-Feb)";
 }  // namespace reason
 
@@ -48,6 +50,11 @@ KbNumber parse_kb_number(std::string_view text);
 
 // Revision numbers ("11", "1.0.3") compared part by part, numerically.
 bool revision_less(std::string_view a, std::string_view b);
+
+// One spelling per remediation sub-type: "SecurityHotpatchUpdate" and "Security Hotpatch Update",
+// "AzureHotpatch" and "Azure Hotpatch", "ServicingStackUpdate" and "Servicing Stack Update" are
+// the same thing written two ways. Unknown sub-types are returned as given (white space folded).
+std::string canonical_subtype(std::string_view subtype);
 
 // Monthly ids read "YYYY-Mon": "2018-FEB" -> "2018-Feb". Other ids are returned unchanged.
 std::string canonical_document_id(std::string_view id);

@@ -274,8 +274,10 @@ class Reader {
       skips.add(reason::kFixWithoutKb);
       return;
     }
-    fix.subtype = text_of(child(rem, "SubType"));
+    const std::string subtype = text_of(child(rem, "SubType"));
+    fix.subtype = canonical_subtype(subtype);
     if (fix.subtype.empty()) skips.add(reason::kSubtypeMissing);
+    if (fix.subtype != subtype) skips.add(reason::kSubtypeSpelling);
     fix.url = text_of(child(rem, "URL"));
     fix.restart_required = text_of(child(rem, "RestartRequired"));
     fix.fixed_build_raw = text_of(child(rem, "FixedBuild"));
