@@ -237,6 +237,20 @@ TEST(CvrfReader, CvrfWithoutIdentificationIsAnError) {
       << r.error().message;
 }
 
+TEST(CvrfReader, DeeplyNestedProductTreeIsAnErrorNotACrash) {
+  std::string xml =
+      "<cvrfdoc><DocumentTitle>t</DocumentTitle><DocumentTracking><Identification><ID>2020-Mar"
+      "</ID></Identification><InitialReleaseDate>2020-03-10T07:00:00Z</InitialReleaseDate>"
+      "<CurrentReleaseDate>2020-03-10T07:00:00Z</CurrentReleaseDate></DocumentTracking>"
+      "<ProductTree>\n";
+  for (int i = 0; i < 200000; ++i) xml += "<Branch Type=\"Vendor\" Name=\"x\">";
+  for (int i = 0; i < 200000; ++i) xml += "</Branch>";
+  xml += "</ProductTree></cvrfdoc>";
+  auto r = read_cvrf(xml, "deep.xml");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "deep.xml:2: product tree nested deeper than 16 branches");
+}
+
 TEST(CvrfReader, BinaryGarbageIsAnError) {
   std::string garbage(4096, '\0');
   for (std::size_t i = 0; i < garbage.size(); ++i) garbage[i] = static_cast<char>(i * 131 + 7);

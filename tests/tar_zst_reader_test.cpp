@@ -69,6 +69,10 @@ TEST(TarZstReader, FlippedBytesAreAnError) {
   }
 }
 
+TEST(TarZstReader, EmptyFileIsAnError) {
+  EXPECT_EQ(read_all({}), "damaged.tar.zst: corrupt .tar.zst archive: empty file");
+}
+
 TEST(TarZstReader, NotZstdIsAnError) {
   std::string text = "<?xml version=\"1.0\"?><cvrfdoc/>";
   std::string error =

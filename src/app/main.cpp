@@ -10,11 +10,6 @@
 
 namespace kbgap::app {
 
-int report(const Error& error) {
-  std::fprintf(stderr, "kbgap: %s\n", error.message.c_str());
-  return kExitBadInput;
-}
-
 namespace {
 
 std::string default_data_dir() {

@@ -95,6 +95,10 @@ void read_exploit_status(std::string_view text, Vulnerability& v) {
   }
 }
 
+// Real product trees are two levels deep (Vendor > Product Family); the walk is recursive, so a
+// hostile document must not be able to nest branches until the stack runs out.
+constexpr int kMaxBranchDepth = 16;
+
 class Reader {
  public:
   Reader(std::string_view xml, std::string_view source) : xml_(xml), source_(source) {}
@@ -171,13 +175,20 @@ class Reader {
     std::map<std::string, std::size_t> index;  // ProductID -> position in doc.products
     // Product Family branches sit under a Vendor branch; 2016-2017 documents list every product
     // a second time outside any family, and some products (CBL Mariner) only there.
-    auto walk = [&](auto&& self, const pugi::xml_node& node, const std::string& family) -> void {
+    std::ptrdiff_t too_deep = -1;  // offset of the first branch past kMaxBranchDepth
+    auto walk = [&](auto&& self, const pugi::xml_node& node, const std::string& family,
+                    int depth) -> void {
       for (pugi::xml_node c = node.first_child(); c; c = c.next_sibling()) {
         if (c.type() != pugi::node_element) continue;
         std::string_view name = local_name(c);
         if (name == "Branch") {
+          if (depth >= kMaxBranchDepth) {
+            too_deep = c.offset_debug();
+            return;
+          }
           bool is_family = std::string_view(c.attribute("Type").value()) == "Product Family";
-          self(self, c, is_family ? fold_spaces(c.attribute("Name").value()) : family);
+          self(self, c, is_family ? fold_spaces(c.attribute("Name").value()) : family, depth + 1);
+          if (too_deep >= 0) return;
         } else if (name == "FullProductName") {
           Product p;
           p.id = fold_spaces(c.attribute("ProductID").value());
@@ -195,7 +206,11 @@ class Reader {
         }
       }
     };
-    walk(walk, tree, "");
+    walk(walk, tree, "", 0);
+    if (too_deep >= 0) {
+      return fail(line_of(xml_, too_deep),
+                  fmt::format("product tree nested deeper than {} branches", kMaxBranchDepth));
+    }
     for (const auto& [id, position] : index) known_products_.insert(id);
     return ok_result();
   }

@@ -143,6 +143,7 @@ Result<void> TarZstReader::read_exact(char* out, std::size_t n) {
       auto more = fill_output();
       if (!more) return more.error();
       if (!*more) {
+        if (consumed_ == 0) return corrupt("empty file");
         return corrupt(last_frame_hint_ != 0 ? "truncated zstd stream"
                                              : "archive ends inside a tar member");
       }
