@@ -20,6 +20,17 @@ std::string utc_now() {
   return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", now);
 }
 
+// The columns of documents that make a StoredDocument, and how to read them back.
+constexpr const char* kDocumentColumns =
+    "SELECT id, title, initial_release, current_release, revision, source, sha256,"
+    " vulnerabilities FROM documents";
+
+StoredDocument stored_document(const Statement& row) {
+  return StoredDocument{row.column_text(0), row.column_text(1), row.column_text(2),
+                        row.column_text(3), row.column_text(4), row.column_text(5),
+                        row.column_text(6), row.column_int(7)};
+}
+
 class SqliteTransaction final : public catalog::CatalogTransaction {
  public:
   explicit SqliteTransaction(Database& db) : db_(db) {}
@@ -34,17 +45,13 @@ class SqliteTransaction final : public catalog::CatalogTransaction {
   }
 
   Result<std::optional<StoredDocument>> find_document(std::string_view id) override {
-    auto stmt = db_.prepare(
-        "SELECT id, title, initial_release, current_release, revision, source, sha256,"
-        " vulnerabilities FROM documents WHERE id = ?");
+    auto stmt = db_.prepare(fmt::format("{} WHERE id = ?", kDocumentColumns));
     if (!stmt) return stmt.error();
     stmt->bind(1, id);
     auto row = stmt->step();
     if (!row) return row.error();
     if (!*row) return std::optional<StoredDocument>{};
-    return std::optional<StoredDocument>(StoredDocument{
-        stmt->column_text(0), stmt->column_text(1), stmt->column_text(2), stmt->column_text(3),
-        stmt->column_text(4), stmt->column_text(5), stmt->column_text(6), stmt->column_int(7)});
+    return std::optional<StoredDocument>(stored_document(*stmt));
   }
 
   Result<void> replace_document(const Document& doc) override {
@@ -255,18 +262,14 @@ Result<catalog::CatalogStats> SqliteCatalogStore::stats() {
 }
 
 Result<std::vector<catalog::StoredDocument>> SqliteCatalogStore::documents() {
-  auto stmt = db_.prepare(
-      "SELECT id, title, initial_release, current_release, revision, source, sha256,"
-      " vulnerabilities FROM documents ORDER BY initial_release");
+  auto stmt = db_.prepare(fmt::format("{} ORDER BY initial_release", kDocumentColumns));
   if (!stmt) return stmt.error();
   std::vector<StoredDocument> out;
   for (;;) {
     auto row = stmt->step();
     if (!row) return row.error();
     if (!*row) break;
-    out.push_back(StoredDocument{stmt->column_text(0), stmt->column_text(1), stmt->column_text(2),
-                                 stmt->column_text(3), stmt->column_text(4), stmt->column_text(5),
-                                 stmt->column_text(6), stmt->column_int(7)});
+    out.push_back(stored_document(*stmt));
   }
   return out;
 }
