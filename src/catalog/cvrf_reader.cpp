@@ -12,7 +12,7 @@
 #include <unordered_set>
 
 #include "catalog/cvrf_fields.h"
-#include "common/sha256.h"
+#include "common/digest.h"
 
 namespace kbgap::catalog {
 namespace {

@@ -1,0 +1,332 @@
+// Inventory readers for the text formats Windows produces, and the merge of hotfix lists.
+#include "inventory/inventory_reader.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <optional>
+
+#include "common/digest.h"
+#include "inventory/text_decode.h"
+#include "inventory/windows_release.h"
+
+namespace kbgap::inventory {
+namespace {
+
+bool is_space(char c) { return c == ' ' || c == '\t'; }
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (is_space(s.front()) || s.front() == '\n')) s.remove_prefix(1);
+  while (!s.empty() && (is_space(s.back()) || s.back() == '\n')) s.remove_suffix(1);
+  return s;
+}
+
+std::vector<std::string_view> split_lines(std::string_view text) {
+  std::vector<std::string_view> lines;
+  while (!text.empty()) {
+    auto nl = text.find('\n');
+    lines.push_back(text.substr(0, nl));
+    if (nl == std::string_view::npos) break;
+    text.remove_prefix(nl + 1);
+  }
+  return lines;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// "KB4540673", "KB893803v2" -> 4540673; "Q147222" (old hotfix ids) -> 147222; otherwise 0.
+KbNumber hotfix_id(std::string_view token) {
+  std::size_t skip = 0;
+  if (token.size() > 2 && (token[0] == 'K' || token[0] == 'k') && (token[1] == 'B' || token[1] == 'b')) {
+    skip = 2;
+  } else if (token.size() > 1 && (token[0] == 'Q' || token[0] == 'q')) {
+    skip = 1;
+  } else {
+    return 0;
+  }
+  std::size_t end = skip;
+  while (end < token.size() && std::isdigit(static_cast<unsigned char>(token[end]))) ++end;
+  if (end - skip < 5 || end - skip > 8) return 0;
+  if (end < token.size() && std::isdigit(static_cast<unsigned char>(token[end]))) return 0;
+  KbNumber kb = 0;
+  std::from_chars(token.data() + skip, token.data() + end, kb);
+  return kb;
+}
+
+struct Field {
+  std::string_view label;
+  std::string_view value;
+  std::vector<std::string_view> items;  // "[01]: KB4540673" continuation lines, the part after ':'
+  int line = 0;
+};
+
+// "Host Name:                 PC044" -> label, value. Labels may hold ':' themselves
+// ("Virtual Memory: Max Size:"), values may too ("18:56:01"): the value starts after the first
+// ':' that is followed by a space, which holds for the fields kbgap reads.
+std::optional<Field> field_of(std::string_view line, int number) {
+  if (line.empty() || is_space(line.front())) return std::nullopt;
+  for (std::size_t i = 0; i + 1 < line.size(); ++i) {
+    if (line[i] == ':' && is_space(line[i + 1])) {
+      return Field{trim(line.substr(0, i)), trim(line.substr(i + 1)), {}, number};
+    }
+  }
+  if (line.back() == ':') return Field{trim(line.substr(0, line.size() - 1)), "", {}, number};
+  return std::nullopt;
+}
+
+// "[01]: KB4540673" (also "[01] : ..." in French PowerShell output) -> "KB4540673".
+std::optional<std::string_view> item_of(std::string_view line) {
+  line = trim(line);
+  if (!line.starts_with('[')) return std::nullopt;
+  auto close = line.find(']');
+  if (close == std::string_view::npos) return std::nullopt;
+  auto colon = line.find(':', close);
+  if (colon == std::string_view::npos) return std::nullopt;
+  return trim(line.substr(colon + 1));
+}
+
+bool parse_os_version(std::string_view value, Device& d) {
+  // "10.0.17134 N/D build 17134", "6.1.7601 Service Pack 1 Build 7601"
+  int parts[3] = {0, 0, 0};
+  const char* p = value.data();
+  const char* end = value.data() + value.size();
+  for (int i = 0; i < 3; ++i) {
+    auto [next, ec] = std::from_chars(p, end, parts[i]);
+    if (ec != std::errc() || next == p) return false;
+    p = next;
+    if (i < 2) {
+      if (p == end || *p != '.') return false;
+      ++p;
+    }
+  }
+  d.major = parts[0];
+  d.minor = parts[1];
+  d.build = parts[2];
+  if (p != end && *p == '.') {  // a full build with its revision: 10.0.19045.3803
+    int revision = 0;
+    auto [next, ec] = std::from_chars(p + 1, end, revision);
+    if (ec == std::errc() && next != p + 1) d.revision = revision;
+  }
+  auto sp = value.find("Service Pack ");
+  if (sp != std::string_view::npos) {
+    auto digits = value.substr(sp + 13);
+    std::size_t n = 0;
+    while (n < digits.size() && std::isdigit(static_cast<unsigned char>(digits[n]))) ++n;
+    if (n > 0) d.service_pack = fmt::format("Service Pack {}", digits.substr(0, n));
+  }
+  return true;
+}
+
+Architecture parse_architecture(std::string_view value) {
+  const std::string v = lower(value);
+  if (v.find("arm64") != std::string::npos) return Architecture::kArm64;
+  if (v.find("x64") != std::string::npos || v.find("amd64") != std::string::npos) {
+    return Architecture::kX64;
+  }
+  if (v.find("x86") != std::string::npos) return Architecture::kX86;
+  if (v.find("itanium") != std::string::npos || v.find("ia64") != std::string::npos) {
+    return Architecture::kItanium;
+  }
+  return Architecture::kUnknown;
+}
+
+bool looks_like_os_version(std::string_view v) {
+  Device scratch;
+  return parse_os_version(v, scratch) && scratch.major >= 5 && scratch.major <= 10;
+}
+
+}  // namespace
+
+std::string_view format_name(InventoryFormat f) {
+  switch (f) {
+    case InventoryFormat::kSysteminfo: return "systeminfo";
+    case InventoryFormat::kHotfixList: return "hotfix list (wmic qfe / Get-HotFix)";
+    case InventoryFormat::kKbgapJson: return "kbgap JSON";
+    case InventoryFormat::kOsqueryJson: return "osquery JSON";
+  }
+  return "?";
+}
+
+std::string_view architecture_name(Architecture a) {
+  switch (a) {
+    case Architecture::kX86: return "x86";
+    case Architecture::kX64: return "x64";
+    case Architecture::kArm64: return "arm64";
+    case Architecture::kItanium: return "itanium";
+    case Architecture::kUnknown: break;
+  }
+  return "";
+}
+
+std::string os_build_string(const Device& d) {
+  if (d.revision) return fmt::format("{}.{}.{}.{}", d.major, d.minor, d.build, *d.revision);
+  return fmt::format("{}.{}.{}", d.major, d.minor, d.build);
+}
+
+void finish_device(Device& d, std::string_view identity) {
+  std::sort(d.installed_kbs.begin(), d.installed_kbs.end());
+  d.installed_kbs.erase(std::unique(d.installed_kbs.begin(), d.installed_kbs.end()),
+                        d.installed_kbs.end());
+  if (d.id.empty()) d.id = sha1_hex(fmt::format("kbgap-device\n{}", identity));
+}
+
+Result<Inventory> parse_systeminfo(std::string_view text, std::string_view source) {
+  std::vector<Field> fields;
+  int number = 0;
+  for (std::string_view line : split_lines(text)) {
+    ++number;
+    if (auto f = field_of(line, number)) {
+      fields.push_back(*f);
+    } else if (auto item = item_of(line); item && !fields.empty()) {
+      fields.back().items.push_back(*item);
+    }
+  }
+  Inventory inv;
+  Device& d = inv.device;
+  const Field* version = nullptr;
+  for (const Field& f : fields) {
+    if (d.os_name.empty() && f.value.find("Windows") != std::string_view::npos) {
+      d.os_name = std::string(f.value);
+    }
+    if (!version && looks_like_os_version(f.value)) version = &f;
+    if (d.architecture == Architecture::kUnknown &&
+        lower(f.value).find("based pc") != std::string::npos) {
+      d.architecture = parse_architecture(f.value);
+    }
+    for (std::string_view item : f.items) {
+      if (KbNumber kb = hotfix_id(item)) d.installed_kbs.push_back(kb);
+    }
+  }
+  if (fields.size() < 3 || version == nullptr || d.os_name.empty()) {
+    return invalid_input(fmt::format(
+        "{}:1: not a systeminfo output (no OS Name and OS Version lines)", source));
+  }
+  parse_os_version(version->value, d);
+  d.computer_dns_name = std::string(fields.front().value);
+  if (!classify_windows(d)) {
+    return invalid_input(fmt::format("{}:{}: unknown Windows build {}.{}.{}", source,
+                                     version->line, d.major, d.minor, d.build));
+  }
+  // The id: host name, product id and install date (fields 1, 9 and 10 in every language).
+  std::string identity = lower(d.computer_dns_name);
+  for (std::size_t i : {8u, 9u}) {
+    if (i < fields.size()) identity += fmt::format("\n{}", fields[i].value);
+  }
+  finish_device(d, identity);
+  d.source = std::string(source);
+  return inv;
+}
+
+Result<Inventory> parse_hotfix_list(std::string_view text, std::string_view source) {
+  auto lines = split_lines(text);
+  std::size_t header = lines.size();
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    if (lower(lines[i]).find("hotfixid") != std::string::npos) {
+      header = i;
+      break;
+    }
+  }
+  if (header == lines.size()) {
+    return invalid_input(fmt::format("{}:1: not a hotfix list (no HotFixID column)", source));
+  }
+  // The computer name column: CSName (wmic qfe) or Source (Get-HotFix). WMIC may have written a
+  // preamble on the header's line ("Please wait while WMIC is being installed.Caption  CSName"):
+  // columns count from the first column name.
+  std::string head = lower(lines[header]);
+  std::size_t origin = head.find("caption");
+  if (origin == std::string::npos) origin = 0;
+  head.erase(0, origin);
+  std::size_t host_col = head.find("csname");
+  if (host_col == std::string::npos) host_col = head.find("source");
+  Inventory inv;
+  inv.format = InventoryFormat::kHotfixList;
+  inv.has_os = false;
+  Device& d = inv.device;
+  for (std::size_t i = header + 1; i < lines.size(); ++i) {
+    std::string_view line = lines[i];
+    if (i == header + 1 && origin > 0 && trim(line).empty()) continue;
+    if (host_col != std::string::npos && host_col < line.size() && d.computer_dns_name.empty()) {
+      std::string_view rest = line.substr(host_col);
+      std::string_view host = rest.substr(0, rest.find("  "));
+      host = trim(host);
+      if (!host.empty() && host.find_first_not_of('-') != std::string_view::npos) {
+        d.computer_dns_name = std::string(host);
+      }
+    }
+    for (std::size_t p = 0; p < line.size();) {
+      while (p < line.size() && is_space(line[p])) ++p;
+      std::size_t q = p;
+      while (q < line.size() && !is_space(line[q])) ++q;
+      if (KbNumber kb = hotfix_id(line.substr(p, q - p))) d.installed_kbs.push_back(kb);
+      p = q;
+    }
+  }
+  finish_device(d, lower(d.computer_dns_name));
+  d.source = std::string(source);
+  return inv;
+}
+
+Result<std::vector<Inventory>> read_inventory(std::string_view bytes, std::string_view source) {
+  if (bytes.empty()) return invalid_input(fmt::format("{}:1: empty file, expected an inventory", source));
+  const std::string text = decode_windows_text(bytes);
+  std::string_view body = trim(text);
+  if (body.starts_with('{') || body.starts_with('[')) {
+    return invalid_input(fmt::format("{}:1: JSON inventories are not read yet", source));
+  }
+  std::vector<Inventory> out;
+  if (lower(body.substr(0, std::min<std::size_t>(body.size(), 4096))).find("hotfixid") !=
+      std::string::npos) {
+    auto r = parse_hotfix_list(text, source);
+    if (!r) return r.error();
+    out.push_back(std::move(*r));
+    return out;
+  }
+  auto r = parse_systeminfo(text, source);
+  if (!r) {
+    return invalid_input(fmt::format(
+        "{}:1: not an inventory kbgap reads (systeminfo, wmic qfe, Get-HotFix, kbgap JSON, "
+        "osquery JSON)",
+        source));
+  }
+  out.push_back(std::move(*r));
+  return out;
+}
+
+Result<std::vector<Device>> merge_inventories(std::vector<Inventory> inventories) {
+  std::vector<Device> devices;
+  for (Inventory& inv : inventories) {
+    if (inv.has_os) devices.push_back(std::move(inv.device));
+  }
+  for (Inventory& inv : inventories) {
+    if (inv.has_os) continue;
+    const std::string host = lower(inv.device.computer_dns_name);
+    auto it = std::find_if(devices.begin(), devices.end(), [&](const Device& d) {
+      return lower(d.computer_dns_name) == host;
+    });
+    // A list without a computer name column (wmic qfe get HotFixID,...) can only belong to the
+    // one device it was given with.
+    if (host.empty() && devices.size() == 1) it = devices.begin();
+    if (it == devices.end()) {
+      return invalid_input(
+          host.empty()
+              ? fmt::format("{}: a hotfix list without computer names; give it alone with the "
+                            "systeminfo of its computer",
+                            inv.device.source)
+              : fmt::format("{}: a hotfix list of computer '{}' without that computer's "
+                            "systeminfo; give both",
+                            inv.device.source, inv.device.computer_dns_name));
+    }
+    it->installed_kbs.insert(it->installed_kbs.end(), inv.device.installed_kbs.begin(),
+                             inv.device.installed_kbs.end());
+    finish_device(*it, "");
+  }
+  return devices;
+}
+
+}  // namespace kbgap::inventory

@@ -1,0 +1,37 @@
+// Reads device inventories: systeminfo, wmic qfe / Get-HotFix, kbgap JSON and osquery JSON.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "inventory/device.h"
+
+namespace kbgap::inventory {
+
+enum class InventoryFormat { kSysteminfo, kHotfixList, kKbgapJson, kOsqueryJson };
+std::string_view format_name(InventoryFormat f);
+
+struct Inventory {
+  InventoryFormat format = InventoryFormat::kSysteminfo;
+  Device device;       // a hotfix list fills only computer_dns_name and installed_kbs
+  bool has_os = true;  // false for hotfix lists: they complete a device, they do not make one
+};
+
+// One file's bytes; `source` names it in errors ("<source>:<line>: <what>").
+Result<std::vector<Inventory>> read_inventory(std::string_view bytes, std::string_view source);
+
+// Parsers for one format each, over text already decoded to UTF-8 with "\n" line ends.
+Result<Inventory> parse_systeminfo(std::string_view text, std::string_view source);
+Result<Inventory> parse_hotfix_list(std::string_view text, std::string_view source);
+
+// Folds hotfix lists into the device of the same computer name (systeminfo truncates long
+// hotfix lists; the matching qfe output has them all). A hotfix list with no such device is an
+// error. Devices keep the order in which they came.
+Result<std::vector<Device>> merge_inventories(std::vector<Inventory> inventories);
+
+// Sorts and de-duplicates installed_kbs; derives the id when there is none.
+void finish_device(Device& d, std::string_view identity);
+
+}  // namespace kbgap::inventory

@@ -1,0 +1,221 @@
+// Inventory readers on the 51 real systeminfo and wmic qfe outputs shipped in data/inventories.
+#include "inventory/inventory_reader.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+#include <regex>
+
+#include "inventory/text_decode.h"
+#include "inventory/windows_release.h"
+#include "test_support.h"
+
+namespace kbgap::inventory {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<fs::path> inventory_files() {
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(fs::path(KBGAP_SOURCE_DIR) / "data/inventories")) {
+    if (e.path().extension() == ".txt" && e.path().filename() != "LICENSE.txt") {
+      files.push_back(e.path());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+Inventory read_one(const std::string& name) {
+  const fs::path path = fs::path(KBGAP_SOURCE_DIR) / "data/inventories" / name;
+  auto r = read_inventory(test::read_file(path), name);
+  if (!r) {
+    ADD_FAILURE() << r.error().message;
+    return {};
+  }
+  EXPECT_EQ(r->size(), 1u);
+  return r->front();
+}
+
+// What WES-NG's authors wrote into each file name: "10_1803_x64_...", "srv_2012r2_x64_...",
+// "7_sp1_x86_...", "vista_x64_sp1_...", "xp_sp2_x64_...". An expectation independent of kbgap.
+struct Expected {
+  std::string family, version, arch, service_pack;
+};
+Expected expected_from_name(const std::string& name) {
+  Expected e;
+  std::smatch m;
+  if (std::regex_search(name, m, std::regex(R"(^(10|11)_(rtm|\d{4}|\d\dH\d)_(x64|x86)_)"))) {
+    e.family = "Windows " + m[1].str();
+    e.version = m[2] == "rtm" ? "1507" : m[2].str();
+    e.arch = m[3];
+  } else if (std::regex_search(name, m, std::regex(R"(^7_sp1_(x64|x86)_)"))) {
+    e = {"Windows 7", "", m[1], "Service Pack 1"};
+  } else if (std::regex_search(name, m, std::regex(R"(^8\.1_u1_(x64|x86)_)"))) {
+    e = {"Windows 8.1", "", m[1], ""};
+  } else if (std::regex_search(name, m, std::regex(R"(^srv_(\d{4})(r2)?_(?:(\d{4})_)?)"))) {
+    // systeminfo does not tell Server 2003 R2 from 2003 ("Microsoft(R) Windows(R) Server 2003,
+    // Standard Edition"): the prefix check below accepts either there.
+    e.family = "Windows Server " + m[1].str() + (m[2].matched && m[1] != "2003" ? " R2" : "");
+    e.version = m[3].matched ? m[3].str() : "";
+  } else if (std::regex_search(name, m, std::regex(R"(^vista_(x64)_sp(\d))"))) {
+    e = {"Windows Vista", "", m[1], m[2] == "0" ? "" : "Service Pack " + m[2].str()};
+  } else if (std::regex_search(name, m, std::regex(R"(^xp_(rtm|sp\d)_(x64|x86))"))) {
+    e.family = "Windows XP";
+    e.arch = m[2];
+  }
+  if (std::regex_search(name, m, std::regex(R"(_(x64|x86)_)"))) e.arch = m[1];
+  return e;
+}
+
+TEST(InventoryReader, ReadsEveryRealInventory) {
+  const auto files = inventory_files();
+  ASSERT_EQ(files.size(), 51u);
+  int systeminfo = 0, hotfix_lists = 0;
+  for (const fs::path& path : files) {
+    const std::string name = path.filename().string();
+    SCOPED_TRACE(name);
+    Inventory inv = read_one(name);
+    EXPECT_EQ(inv.device.id.size(), 40u);
+    if (name.find("_qfe") != std::string::npos) {
+      ++hotfix_lists;
+      EXPECT_EQ(inv.format, InventoryFormat::kHotfixList);
+      EXPECT_FALSE(inv.has_os);
+      EXPECT_FALSE(inv.device.installed_kbs.empty());
+      continue;
+    }
+    ++systeminfo;
+    EXPECT_FALSE(inv.device.computer_dns_name.empty());
+    EXPECT_EQ(inv.format, InventoryFormat::kSysteminfo);
+    const Device& d = inv.device;
+    Expected e = expected_from_name(name);
+    ASSERT_FALSE(e.family.empty()) << "file name not understood";
+    EXPECT_EQ(d.os_family.substr(0, e.family.size()), e.family) << d.os_name;
+    if (!e.version.empty()) {
+      EXPECT_EQ(d.version, e.version);
+    }
+    if (!e.arch.empty()) {
+      EXPECT_EQ(architecture_name(d.architecture), e.arch) << d.os_name;
+    }
+    if (!e.service_pack.empty()) {
+      EXPECT_EQ(d.service_pack, e.service_pack);
+    }
+    EXPECT_GT(d.build, 0);
+  }
+  EXPECT_EQ(systeminfo, 41);
+  EXPECT_EQ(hotfix_lists, 10);
+}
+
+TEST(InventoryReader, ReadsLocalizedSysteminfo) {
+  // Chinese (GBK code page): one hotfix.
+  Inventory zh = read_one("10_1809_x64_enterprise_zh-cn_systeminfo.txt");
+  EXPECT_EQ(zh.device.computer_dns_name, "DESKTOP-0CQH3P2");
+  EXPECT_EQ(zh.device.os_family, "Windows 10");
+  EXPECT_EQ(zh.device.version, "1809");
+  EXPECT_EQ(zh.device.installed_kbs, std::vector<KbNumber>{4464455});
+  // Russian (UTF-8): Windows Server 2012 R2 with seven hotfixes.
+  Inventory ru = read_one("srv_2012r2_x64_standard_ru_systeminfo.txt");
+  EXPECT_EQ(ru.device.os_family, "Windows Server 2012 R2");
+  EXPECT_EQ(ru.device.architecture, Architecture::kX64);
+  EXPECT_EQ(ru.device.installed_kbs,
+            (std::vector<KbNumber>{2919355, 2919442, 2937220, 2938772, 2939471, 2949621, 2999226}));
+  // French, PowerShell (UTF-16LE): labels with "[01] :" items.
+  Inventory fr = read_one("7_sp1_x64_enterprise_fr_systeminfo_powershell.txt");
+  EXPECT_EQ(fr.device.computer_dns_name, "WIN-IDKKFN87EL8");
+  EXPECT_EQ(fr.device.os_family, "Windows 7");
+  EXPECT_EQ(fr.device.service_pack, "Service Pack 1");
+  EXPECT_FALSE(fr.device.installed_kbs.empty());
+  // Italian (CP850): ten hotfixes, the first KB4100347.
+  Inventory it = read_one("10_1803_x64_pro_it_systeminfo.txt");
+  EXPECT_EQ(it.device.computer_dns_name, "PC044");
+  EXPECT_EQ(it.device.installed_kbs.size(), 10u);
+  EXPECT_EQ(it.device.edition, "Pro");
+}
+
+TEST(InventoryReader, MapsToCatalogProductNames) {
+  auto names = [](const std::string& file) { return os_product_names(read_one(file).device); };
+  EXPECT_EQ(names("10_1803_x64_education_en-us_systeminfo.txt"),
+            std::vector<std::string>{"Windows 10 Version 1803 for x64-based Systems"});
+  EXPECT_EQ(names("10_1803_x86_enterprise_nl_systeminfo.txt"),
+            std::vector<std::string>{"Windows 10 Version 1803 for 32-bit Systems"});
+  EXPECT_EQ(names("10_rtm_x64_pro_en-us_systeminfo.txt"),
+            std::vector<std::string>{"Windows 10 for x64-based Systems"});
+  EXPECT_EQ(names("11_24H2_x64_enterprise_systeminfo.txt"),
+            std::vector<std::string>{"Windows 11 Version 24H2 for x64-based Systems"});
+  EXPECT_EQ(names("srv_2016_1607_datacenter_en-us_systeminfo.txt"),
+            std::vector<std::string>{"Windows Server 2016"});
+  EXPECT_EQ(names("srv_2008r2_sp1_x64_standard_en-us_systeminfo.txt"),
+            std::vector<std::string>{"Windows Server 2008 R2 for x64-based Systems Service Pack 1"});
+  EXPECT_EQ(names("7_sp1_x86_enterprise_en-us_systeminfo.txt"),
+            std::vector<std::string>{"Windows 7 for 32-bit Systems Service Pack 1"});
+  EXPECT_EQ(names("8.1_u1_x64_enterprise_en-us_systeminfo.txt"),
+            std::vector<std::string>{"Windows 8.1 for x64-based systems"});
+}
+
+TEST(InventoryReader, HotfixListsCompleteTruncatedSysteminfo) {
+  std::vector<Inventory> both;
+  for (const char* name : {"7_sp1_x64_enterprise_en-us_B_systeminfo.txt",
+                           "7_sp1_x64_enterprise_en-us_B_qfe.txt"}) {
+    both.push_back(read_one(name));
+  }
+  const std::size_t from_systeminfo = both[0].device.installed_kbs.size();
+  const std::size_t from_qfe = both[1].device.installed_kbs.size();
+  auto merged = merge_inventories(both);
+  ASSERT_TRUE(merged) << merged.error().message;
+  ASSERT_EQ(merged->size(), 1u);
+  EXPECT_GE(merged->front().installed_kbs.size(), std::max(from_systeminfo, from_qfe));
+  EXPECT_GT(from_qfe, from_systeminfo) << "the qfe list is the complete one";
+}
+
+TEST(InventoryReader, WmicOutputAfterAnAsciiPreamble) {
+  // "Please wait while WMIC is being installed." then UTF-16LE without a BOM.
+  Inventory xp = read_one("xp_sp2_x64_qfe.txt");
+  EXPECT_EQ(xp.device.computer_dns_name, "USER-8CEF73C787");
+  EXPECT_GT(xp.device.installed_kbs.size(), 100u);
+}
+
+TEST(InventoryReader, ComputerNamesOfHotfixLists) {
+  EXPECT_EQ(read_one("srv_2012r2_x64_standard_ru_qfe.txt").device.computer_dns_name, "DC");
+  EXPECT_EQ(read_one("xp_rtm_x86_professional_en-us_qfe.txt").device.computer_dns_name,
+            "WINXPSP0");
+  EXPECT_EQ(read_one("7_sp1_x64_enterprise_en-us_B_qfe.txt").device.computer_dns_name,
+            "WIN7SP1X64");
+  // wmic qfe without the CSName column: no name, so it completes only a device given alone.
+  Inventory nameless = read_one("10_1809_x64_pro_en-us_20190307_qfe.txt");
+  EXPECT_EQ(nameless.device.computer_dns_name, "");
+  auto alone = merge_inventories(
+      {read_one("10_1809_x64_pro_en-us_20190307_systeminfo.txt"), nameless});
+  ASSERT_TRUE(alone) << alone.error().message;
+  EXPECT_EQ(alone->size(), 1u);
+  auto crowd = merge_inventories({read_one("10_1809_x64_pro_en-us_20190307_systeminfo.txt"),
+                                  read_one("10_1803_x64_pro_it_systeminfo.txt"), nameless});
+  ASSERT_FALSE(crowd);
+  EXPECT_NE(crowd.error().message.find("without computer names"), std::string::npos);
+}
+
+TEST(InventoryReader, HotfixListWithoutItsDeviceIsAnError) {
+  std::vector<Inventory> only{read_one("srv_2012r2_x64_standard_ru_qfe.txt")};
+  auto merged = merge_inventories(only);
+  ASSERT_FALSE(merged);
+  EXPECT_NE(merged.error().message.find("without that computer's systeminfo"), std::string::npos);
+}
+
+TEST(InventoryReader, NotAnInventoryIsAnError) {
+  for (std::string_view bytes : {std::string_view(""), std::string_view("hello world\n"),
+                                 std::string_view("\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16)}) {
+    auto r = read_inventory(bytes, "x.txt");
+    ASSERT_FALSE(r);
+    EXPECT_TRUE(r.error().message.starts_with("x.txt:1: ")) << r.error().message;
+  }
+}
+
+TEST(TextDecode, DecodesEveryEncodingSeen) {
+  EXPECT_EQ(decode_windows_text("a\r\nb\r\r\nc"), "a\nb\nc");
+  EXPECT_EQ(decode_windows_text(std::string_view("\xFF\xFE" "A\0:\0\r\0\n\0", 10)), "A:\n");
+  EXPECT_EQ(decode_windows_text("\xEF\xBB\xBF" "caf\xC3\xA9"), "caf\xC3\xA9");
+  EXPECT_EQ(decode_windows_text("caf\x82"), "caf\xEF\xBF\xBD");  // CP850 'é' is not ASCII
+}
+
+}  // namespace
+}  // namespace kbgap::inventory
