@@ -145,8 +145,9 @@ TEST(InventoryReader, MapsToCatalogProductNames) {
             std::vector<std::string>{"Windows 11 Version 24H2 for x64-based Systems"});
   EXPECT_EQ(names("srv_2016_1607_datacenter_en-us_systeminfo.txt"),
             std::vector<std::string>{"Windows Server 2016"});
-  EXPECT_EQ(names("srv_2008r2_sp1_x64_standard_en-us_systeminfo.txt"),
-            std::vector<std::string>{"Windows Server 2008 R2 for x64-based Systems Service Pack 1"});
+  EXPECT_EQ(
+      names("srv_2008r2_sp1_x64_standard_en-us_systeminfo.txt"),
+      std::vector<std::string>{"Windows Server 2008 R2 for x64-based Systems Service Pack 1"});
   EXPECT_EQ(names("7_sp1_x86_enterprise_en-us_systeminfo.txt"),
             std::vector<std::string>{"Windows 7 for 32-bit Systems Service Pack 1"});
   EXPECT_EQ(names("8.1_u1_x64_enterprise_en-us_systeminfo.txt"),
@@ -155,8 +156,8 @@ TEST(InventoryReader, MapsToCatalogProductNames) {
 
 TEST(InventoryReader, HotfixListsCompleteTruncatedSysteminfo) {
   std::vector<Inventory> both;
-  for (const char* name : {"7_sp1_x64_enterprise_en-us_B_systeminfo.txt",
-                           "7_sp1_x64_enterprise_en-us_B_qfe.txt"}) {
+  for (const char* name :
+       {"7_sp1_x64_enterprise_en-us_B_systeminfo.txt", "7_sp1_x64_enterprise_en-us_B_qfe.txt"}) {
     both.push_back(read_one(name));
   }
   const std::size_t from_systeminfo = both[0].device.installed_kbs.size();
@@ -177,15 +178,14 @@ TEST(InventoryReader, WmicOutputAfterAnAsciiPreamble) {
 
 TEST(InventoryReader, ComputerNamesOfHotfixLists) {
   EXPECT_EQ(read_one("srv_2012r2_x64_standard_ru_qfe.txt").device.computer_dns_name, "DC");
-  EXPECT_EQ(read_one("xp_rtm_x86_professional_en-us_qfe.txt").device.computer_dns_name,
-            "WINXPSP0");
+  EXPECT_EQ(read_one("xp_rtm_x86_professional_en-us_qfe.txt").device.computer_dns_name, "WINXPSP0");
   EXPECT_EQ(read_one("7_sp1_x64_enterprise_en-us_B_qfe.txt").device.computer_dns_name,
             "WIN7SP1X64");
   // wmic qfe without the CSName column: no name, so it completes only a device given alone.
   Inventory nameless = read_one("10_1809_x64_pro_en-us_20190307_qfe.txt");
   EXPECT_EQ(nameless.device.computer_dns_name, "");
-  auto alone = merge_inventories(
-      {read_one("10_1809_x64_pro_en-us_20190307_systeminfo.txt"), nameless});
+  auto alone =
+      merge_inventories({read_one("10_1809_x64_pro_en-us_20190307_systeminfo.txt"), nameless});
   ASSERT_TRUE(alone) << alone.error().message;
   EXPECT_EQ(alone->size(), 1u);
   auto crowd = merge_inventories({read_one("10_1809_x64_pro_en-us_20190307_systeminfo.txt"),
@@ -212,8 +212,13 @@ TEST(InventoryReader, NotAnInventoryIsAnError) {
 
 TEST(TextDecode, DecodesEveryEncodingSeen) {
   EXPECT_EQ(decode_windows_text("a\r\nb\r\r\nc"), "a\nb\nc");
-  EXPECT_EQ(decode_windows_text(std::string_view("\xFF\xFE" "A\0:\0\r\0\n\0", 10)), "A:\n");
-  EXPECT_EQ(decode_windows_text("\xEF\xBB\xBF" "caf\xC3\xA9"), "caf\xC3\xA9");
+  EXPECT_EQ(decode_windows_text(std::string_view("\xFF\xFE"
+                                                 "A\0:\0\r\0\n\0",
+                                                 10)),
+            "A:\n");
+  EXPECT_EQ(decode_windows_text("\xEF\xBB\xBF"
+                                "caf\xC3\xA9"),
+            "caf\xC3\xA9");
   EXPECT_EQ(decode_windows_text("caf\x82"), "caf\xEF\xBF\xBD");  // CP850 'é' is not ASCII
 }
 

@@ -7,6 +7,7 @@
 #include "app/catalog_commands.h"
 #include "app/cli_error.h"
 #include "app/data_dir.h"
+#include "app/scan_command.h"
 
 namespace kbgap::app {
 
@@ -42,6 +43,21 @@ int run(int argc, char** argv) {
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();
 
+  ScanOptions scan_options;
+  CLI::App* scan = app.add_subcommand(
+      "scan", "offline: the security updates each inventoried device is missing");
+  scan->fallthrough();
+  scan->add_option("inventories", scan_options.inventories,
+                   "systeminfo, wmic qfe / Get-HotFix, kbgap JSON or osquery JSON files")
+      ->required();
+  scan->add_option("--as-of", scan_options.as_of,
+                   "judge with only the updates released by this date (YYYY-MM-DD)");
+  scan->add_option("--format", scan_options.format, "table, json or csv")
+      ->check(CLI::IsMember({"table", "json", "csv"}))
+      ->capture_default_str();
+  scan->add_flag("--explain", scan_options.explain,
+                 "show, for each KB, the open CVEs it closes and why");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -58,6 +74,10 @@ int run(int argc, char** argv) {
   if (import->parsed()) {
     import_options.data_dir = data_dir;
     return run_catalog_import(import_options);
+  }
+  if (scan->parsed()) {
+    scan_options.data_dir = data_dir;
+    return run_scan(scan_options);
   }
   if (stats->parsed()) {
     stats_options.data_dir = data_dir;

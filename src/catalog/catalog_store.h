@@ -55,6 +55,24 @@ struct KbRemediation {
   std::vector<KbNumber> supersedes;
 };
 
+// Everything the engine needs, as flat rows (src/engine builds its index from them).
+struct CatalogData {
+  struct Cve {
+    std::string id, title, severity, impact;
+    std::optional<double> cvss_base;
+    std::optional<bool> exploited, publicly_disclosed;
+  };
+  struct Fix {  // one KB fixing one CVE on one product, as one document lists it
+    std::string document_id, cve, product_id, subtype, fixed_build, url;
+    KbNumber kb = 0;
+  };
+  std::vector<StoredDocument> documents;  // by initial release
+  std::vector<Product> products;          // one per ProductID, named as its newest document does
+  std::vector<Cve> cves;                  // one per CVE id, as its newest document describes it
+  std::vector<Fix> fixes;
+  std::vector<std::pair<KbNumber, KbNumber>> supersedes;  // (KB, KB it replaces), distinct
+};
+
 // One write transaction. Destroying it without commit() rolls everything back.
 class CatalogTransaction {
  public:
@@ -72,6 +90,7 @@ class CatalogStore {
   virtual Result<CatalogStats> stats() = 0;
   virtual Result<std::vector<StoredDocument>> documents() = 0;
   virtual Result<std::vector<KbRemediation>> kb_remediations(KbNumber kb) = 0;
+  virtual Result<CatalogData> load() = 0;
 };
 
 }  // namespace kbgap::catalog

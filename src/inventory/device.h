@@ -19,25 +19,25 @@ struct InstalledSoftware {
 };
 
 struct Device {
-  std::string id;                 // 40 lower-case hex characters
-  std::string computer_dns_name;  // "PC044", or "pc044.intranet.example.com"
-  std::string os_name;            // as reported: "Microsoft Windows 10 Pro"
-  std::string os_family;          // "Windows 10", "Windows 11", "Windows Server 2022", "Windows 7"
-  std::string version;            // release: "1909", "22H2", "" where the OS has none (Windows 7)
-  std::string edition;            // "Pro", "Enterprise", "Datacenter", ...
-  bool server_core = false;       // "Server Core installation" products apply
-  bool azure_edition = false;     // Windows Server 2022 Datacenter: Azure Edition
-  bool hotpatch_enrolled = false; // receives Security Hotpatch Updates
-  std::string service_pack;       // "Service Pack 1", "" when none
+  std::string id;                  // 40 lower-case hex characters
+  std::string computer_dns_name;   // "PC044", or "pc044.intranet.example.com"
+  std::string os_name;             // as reported: "Microsoft Windows 10 Pro"
+  std::string os_family;           // "Windows 10", "Windows 11", "Windows Server 2022", "Windows 7"
+  std::string version;             // release: "1909", "22H2", "" where the OS has none (Windows 7)
+  std::string edition;             // "Pro", "Enterprise", "Datacenter", ...
+  bool server_core = false;        // "Server Core installation" products apply
+  bool azure_edition = false;      // Windows Server 2022 Datacenter: Azure Edition
+  bool hotpatch_enrolled = false;  // receives Security Hotpatch Updates
+  std::string service_pack;        // "Service Pack 1", "" when none
   Architecture architecture = Architecture::kUnknown;
   int major = 0, minor = 0, build = 0;  // 10.0.18363
   std::optional<int> revision;          // UBR: 10.0.18363.<revision>; unknown from systeminfo
   bool revision_inferred = false;       // revision was derived from the installed cumulative update
   std::vector<KbNumber> installed_kbs;  // sorted, without repeats
   std::vector<InstalledSoftware> software;
-  std::string first_seen, last_seen;    // ISO 8601 UTC, "" when unknown
+  std::string first_seen, last_seen;  // ISO 8601 UTC, "" when unknown
   std::vector<std::string> tags;
-  std::string source;                   // the inventory file it was read from
+  std::string source;  // the inventory file it was read from
 };
 
 std::string_view architecture_name(Architecture a);  // "x64", "x86", "arm64", "itanium", ""

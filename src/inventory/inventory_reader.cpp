@@ -15,7 +15,9 @@
 namespace kbgap::inventory {
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t';
+}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (is_space(s.front()) || s.front() == '\n')) s.remove_prefix(1);
@@ -43,7 +45,8 @@ std::string lower(std::string_view s) {
 // "KB4540673", "KB893803v2" -> 4540673; "Q147222" (old hotfix ids) -> 147222; otherwise 0.
 KbNumber hotfix_id(std::string_view token) {
   std::size_t skip = 0;
-  if (token.size() > 2 && (token[0] == 'K' || token[0] == 'k') && (token[1] == 'B' || token[1] == 'b')) {
+  if (token.size() > 2 && (token[0] == 'K' || token[0] == 'k') &&
+      (token[1] == 'B' || token[1] == 'b')) {
     skip = 2;
   } else if (token.size() > 1 && (token[0] == 'Q' || token[0] == 'q')) {
     skip = 1;
@@ -145,21 +148,30 @@ bool looks_like_os_version(std::string_view v) {
 
 std::string_view format_name(InventoryFormat f) {
   switch (f) {
-    case InventoryFormat::kSysteminfo: return "systeminfo";
-    case InventoryFormat::kHotfixList: return "hotfix list (wmic qfe / Get-HotFix)";
-    case InventoryFormat::kKbgapJson: return "kbgap JSON";
-    case InventoryFormat::kOsqueryJson: return "osquery JSON";
+    case InventoryFormat::kSysteminfo:
+      return "systeminfo";
+    case InventoryFormat::kHotfixList:
+      return "hotfix list (wmic qfe / Get-HotFix)";
+    case InventoryFormat::kKbgapJson:
+      return "kbgap JSON";
+    case InventoryFormat::kOsqueryJson:
+      return "osquery JSON";
   }
   return "?";
 }
 
 std::string_view architecture_name(Architecture a) {
   switch (a) {
-    case Architecture::kX86: return "x86";
-    case Architecture::kX64: return "x64";
-    case Architecture::kArm64: return "arm64";
-    case Architecture::kItanium: return "itanium";
-    case Architecture::kUnknown: break;
+    case Architecture::kX86:
+      return "x86";
+    case Architecture::kX64:
+      return "x64";
+    case Architecture::kArm64:
+      return "arm64";
+    case Architecture::kItanium:
+      return "itanium";
+    case Architecture::kUnknown:
+      break;
   }
   return "";
 }
@@ -204,14 +216,14 @@ Result<Inventory> parse_systeminfo(std::string_view text, std::string_view sourc
     }
   }
   if (fields.size() < 3 || version == nullptr || d.os_name.empty()) {
-    return invalid_input(fmt::format(
-        "{}:1: not a systeminfo output (no OS Name and OS Version lines)", source));
+    return invalid_input(
+        fmt::format("{}:1: not a systeminfo output (no OS Name and OS Version lines)", source));
   }
   parse_os_version(version->value, d);
   d.computer_dns_name = std::string(fields.front().value);
   if (!classify_windows(d)) {
-    return invalid_input(fmt::format("{}:{}: unknown Windows build {}.{}.{}", source,
-                                     version->line, d.major, d.minor, d.build));
+    return invalid_input(fmt::format("{}:{}: unknown Windows build {}.{}.{}", source, version->line,
+                                     d.major, d.minor, d.build));
   }
   // The id: host name, product id and install date (fields 1, 9 and 10 in every language).
   std::string identity = lower(d.computer_dns_name);
@@ -273,7 +285,8 @@ Result<Inventory> parse_hotfix_list(std::string_view text, std::string_view sour
 }
 
 Result<std::vector<Inventory>> read_inventory(std::string_view bytes, std::string_view source) {
-  if (bytes.empty()) return invalid_input(fmt::format("{}:1: empty file, expected an inventory", source));
+  if (bytes.empty())
+    return invalid_input(fmt::format("{}:1: empty file, expected an inventory", source));
   const std::string text = decode_windows_text(bytes);
   std::string_view body = trim(text);
   if (body.starts_with('{') || body.starts_with('[')) {
@@ -306,9 +319,8 @@ Result<std::vector<Device>> merge_inventories(std::vector<Inventory> inventories
   for (Inventory& inv : inventories) {
     if (inv.has_os) continue;
     const std::string host = lower(inv.device.computer_dns_name);
-    auto it = std::find_if(devices.begin(), devices.end(), [&](const Device& d) {
-      return lower(d.computer_dns_name) == host;
-    });
+    auto it = std::find_if(devices.begin(), devices.end(),
+                           [&](const Device& d) { return lower(d.computer_dns_name) == host; });
     // A list without a computer name column (wmic qfe get HotFixID,...) can only belong to the
     // one device it was given with.
     if (host.empty() && devices.size() == 1) it = devices.begin();

@@ -28,11 +28,13 @@ constexpr std::uint32_t kReplacement = 0xFFFD;
 
 void decode_utf16le(std::string_view bytes, std::string& out) {
   for (std::size_t i = 0; i + 1 < bytes.size(); i += 2) {
-    std::uint32_t unit = static_cast<unsigned char>(bytes[i]) |
-                         (static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8);
+    std::uint32_t unit =
+        static_cast<unsigned char>(bytes[i]) |
+        (static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8);
     if (unit >= 0xD800 && unit <= 0xDBFF && i + 3 < bytes.size()) {
-      std::uint32_t low = static_cast<unsigned char>(bytes[i + 2]) |
-                          (static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i + 3])) << 8);
+      std::uint32_t low =
+          static_cast<unsigned char>(bytes[i + 2]) |
+          (static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i + 3])) << 8);
       if (low >= 0xDC00 && low <= 0xDFFF) {
         append_utf8(out, 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00));
         i += 2;
@@ -46,7 +48,11 @@ void decode_utf16le(std::string_view bytes, std::string& out) {
 // Length of the valid UTF-8 sequence at s[i], or 0.
 std::size_t utf8_sequence(std::string_view s, std::size_t i) {
   const auto c = static_cast<unsigned char>(s[i]);
-  std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+  std::size_t n = c < 0x80           ? 1
+                  : (c >> 5) == 0x6  ? 2
+                  : (c >> 4) == 0xE  ? 3
+                  : (c >> 3) == 0x1E ? 4
+                                     : 0;
   if (n == 0 || i + n > s.size()) return 0;
   for (std::size_t k = 1; k < n; ++k) {
     if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return 0;

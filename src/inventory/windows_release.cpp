@@ -68,10 +68,11 @@ bool contains(std::string_view haystack, std::string_view needle) {
 // "Microsoft Windows 10 Pro" -> "Pro"; "Microsoft Windows Server 2019 Datacenter" -> "Datacenter".
 std::string edition_of(std::string_view os_name) {
   static constexpr std::string_view kEditions[] = {
-      "Enterprise LTSC", "Enterprise N", "Enterprise", "Education", "Pro for Workstations",
-      "Pro Education",   "Professional", "Pro",        "Home Single Language", "Home",
-      "Ultimate",        "Datacenter: Azure Edition",  "Datacenter", "Standard", "Essentials",
-      "Web",             "Foundation",   "Starter",    "Business",   "IoT Enterprise",
+      "Enterprise LTSC",      "Enterprise N",  "Enterprise",   "Education",
+      "Pro for Workstations", "Pro Education", "Professional", "Pro",
+      "Home Single Language", "Home",          "Ultimate",     "Datacenter: Azure Edition",
+      "Datacenter",           "Standard",      "Essentials",   "Web",
+      "Foundation",           "Starter",       "Business",     "IoT Enterprise",
   };
   for (std::string_view e : kEditions) {
     if (contains(os_name, e)) return std::string(e);
@@ -81,11 +82,16 @@ std::string edition_of(std::string_view os_name) {
 
 std::string_view arch_words(Architecture a, bool lower_systems) {
   switch (a) {
-    case Architecture::kX64: return lower_systems ? "x64-based systems" : "x64-based Systems";
-    case Architecture::kX86: return lower_systems ? "32-bit systems" : "32-bit Systems";
-    case Architecture::kArm64: return "ARM64-based Systems";
-    case Architecture::kItanium: return "Itanium-Based Systems";
-    case Architecture::kUnknown: break;
+    case Architecture::kX64:
+      return lower_systems ? "x64-based systems" : "x64-based Systems";
+    case Architecture::kX86:
+      return lower_systems ? "32-bit systems" : "32-bit Systems";
+    case Architecture::kArm64:
+      return "ARM64-based Systems";
+    case Architecture::kItanium:
+      return "Itanium-Based Systems";
+    case Architecture::kUnknown:
+      break;
   }
   return "";
 }
@@ -119,14 +125,16 @@ std::vector<std::string> os_product_names(const Device& d) {
   const std::string& f = d.os_family;
   if (f == "Windows 10") {
     if (arch.empty()) return names;
-    names.push_back(d.version == "1507" ? fmt::format("Windows 10 for {}", arch)
-                                        : fmt::format("Windows 10 Version {} for {}", d.version, arch));
+    names.push_back(d.version == "1507"
+                        ? fmt::format("Windows 10 for {}", arch)
+                        : fmt::format("Windows 10 Version {} for {}", d.version, arch));
   } else if (f == "Windows 11") {
     if (arch.empty()) return names;
     names.push_back(fmt::format("Windows 11 Version {} for {}", d.version, arch));
     if (d.version == "21H2") names.push_back(fmt::format("Windows 11 for {}", arch));
   } else if (f == "Windows Server") {
-    names.push_back(fmt::format("Windows Server, version {} (Server Core installation)", d.version));
+    names.push_back(
+        fmt::format("Windows Server, version {} (Server Core installation)", d.version));
   } else if (f == "Windows Server 2022, 23H2 Edition") {
     names.push_back("Windows Server 2022, 23H2 Edition (Server Core installation)");
   } else if (f == "Windows Server 2016" || f == "Windows Server 2019" ||
@@ -138,7 +146,8 @@ std::vector<std::string> os_product_names(const Device& d) {
     }
   } else if (f == "Windows Server 2008 R2") {
     if (d.architecture != Architecture::kItanium) {
-      names.push_back(fmt::format("Windows Server 2008 R2 for x64-based Systems Service Pack 1{}", core));
+      names.push_back(
+          fmt::format("Windows Server 2008 R2 for x64-based Systems Service Pack 1{}", core));
     } else {
       names.push_back("Windows Server 2008 R2 for Itanium-Based Systems Service Pack 1");
     }
@@ -152,8 +161,9 @@ std::vector<std::string> os_product_names(const Device& d) {
     std::string_view lower = arch_words(d.architecture, true);
     if (!lower.empty()) names.push_back(fmt::format("Windows 8.1 for {}", lower));
   } else if (f == "Windows Vista") {
-    names.push_back(d.architecture == Architecture::kX64 ? "Windows Vista x64 Edition Service Pack 2"
-                                                         : "Windows Vista Service Pack 2");
+    names.push_back(d.architecture == Architecture::kX64
+                        ? "Windows Vista x64 Edition Service Pack 2"
+                        : "Windows Vista Service Pack 2");
   } else if (f == "Windows XP") {
     names.push_back("Microsoft Windows XP Service Pack 3");
   }

@@ -15,8 +15,8 @@ namespace kbgap::inventory {
 bool classify_windows(Device& d);
 
 // The catalog's names for the device's operating system, as MSRC spells them
-// ("Windows 10 Version 1909 for x64-based Systems", "Windows Server 2019 (Server Core installation)").
-// Usually one; a few releases went by two names over the years (Windows 11 21H2).
+// ("Windows 10 Version 1909 for x64-based Systems", "Windows Server 2019 (Server Core
+// installation)"). Usually one; a few releases went by two names over the years (Windows 11 21H2).
 std::vector<std::string> os_product_names(const Device& d);
 
 // The .NET Framework version that ships in the device's OS ("4.8"), "" when unknown.

@@ -328,4 +328,70 @@ Result<std::vector<catalog::KbRemediation>> SqliteCatalogStore::kb_remediations(
   return out;
 }
 
+Result<catalog::CatalogData> SqliteCatalogStore::load() {
+  catalog::CatalogData data;
+  auto documents = this->documents();
+  if (!documents) return documents.error();
+  data.documents = std::move(*documents);
+
+  // Read in one transaction so that a concurrent import cannot mix two catalogs.
+  KBGAP_TRY(db_.exec("BEGIN"));
+  struct EndRead {
+    Database& db;
+    ~EndRead() { (void)db.exec("COMMIT"); }
+  } end_read{db_};
+
+  auto each_row = [&](const char* sql, auto&& on_row) -> Result<void> {
+    auto stmt = db_.prepare(sql);
+    if (!stmt) return stmt.error();
+    for (;;) {
+      auto row = stmt->step();
+      if (!row) return row.error();
+      if (!*row) return ok_result();
+      on_row(*stmt);
+    }
+  };
+  // Newest document first, so the first row per id wins.
+  KBGAP_TRY(
+      each_row("SELECT p.product_id, p.name, p.family FROM products p JOIN documents d ON d.id ="
+               " p.document_id ORDER BY p.product_id, d.initial_release DESC",
+               [&](const Statement& row) {
+                 std::string id = row.column_text(0);
+                 if (!data.products.empty() && data.products.back().id == id) return;
+                 data.products.push_back({std::move(id), row.column_text(1), row.column_text(2)});
+               }));
+  KBGAP_TRY(each_row(
+      "SELECT v.cve, v.title, v.severity, v.impact, v.cvss_base, v.exploited,"
+      " v.publicly_disclosed FROM vulnerabilities v JOIN documents d ON d.id = v.document_id"
+      " ORDER BY v.cve, d.initial_release DESC",
+      [&](const Statement& row) {
+        std::string id = row.column_text(0);
+        if (!data.cves.empty() && data.cves.back().id == id) return;
+        catalog::CatalogData::Cve c{std::move(id),
+                                    row.column_text(1),
+                                    row.column_text(2),
+                                    row.column_text(3),
+                                    row.column_optional_double(4),
+                                    row.column_optional_bool(5),
+                                    row.column_optional_bool(6)};
+        data.cves.push_back(std::move(c));
+      }));
+  KBGAP_TRY(
+      each_row("SELECT r.document_id, r.cve, rp.product_id, r.subtype, r.fixed_build, r.url, r.kb"
+               " FROM remediations r JOIN remediation_products rp ON rp.remediation_id = r.id",
+               [&](const Statement& row) {
+                 data.fixes.push_back({row.column_text(0), row.column_text(1), row.column_text(2),
+                                       row.column_text(3), row.column_text(4), row.column_text(5),
+                                       static_cast<catalog::KbNumber>(row.column_int(6))});
+               }));
+  KBGAP_TRY(
+      each_row("SELECT DISTINCT r.kb, s.superseded_kb FROM remediation_supersedes s"
+               " JOIN remediations r ON r.id = s.remediation_id",
+               [&](const Statement& row) {
+                 data.supersedes.emplace_back(static_cast<catalog::KbNumber>(row.column_int(0)),
+                                              static_cast<catalog::KbNumber>(row.column_int(1)));
+               }));
+  return data;
+}
+
 }  // namespace kbgap::store::sqlite

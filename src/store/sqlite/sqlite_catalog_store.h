@@ -18,6 +18,7 @@ class SqliteCatalogStore final : public catalog::CatalogStore {
   Result<catalog::CatalogStats> stats() override;
   Result<std::vector<catalog::StoredDocument>> documents() override;
   Result<std::vector<catalog::KbRemediation>> kb_remediations(catalog::KbNumber kb) override;
+  Result<catalog::CatalogData> load() override;
 
  private:
   explicit SqliteCatalogStore(Database db) : db_(std::move(db)) {}

@@ -66,6 +66,16 @@ std::string Statement::column_text(int i) const {
                      static_cast<std::size_t>(sqlite3_column_bytes(stmt_.get(), i)));
 }
 
+std::optional<double> Statement::column_optional_double(int i) const {
+  if (sqlite3_column_type(stmt_.get(), i) == SQLITE_NULL) return std::nullopt;
+  return sqlite3_column_double(stmt_.get(), i);
+}
+
+std::optional<bool> Statement::column_optional_bool(int i) const {
+  if (sqlite3_column_type(stmt_.get(), i) == SQLITE_NULL) return std::nullopt;
+  return sqlite3_column_int(stmt_.get(), i) != 0;
+}
+
 Result<Database> Database::open(const std::string& path) {
   sqlite3* raw = nullptr;
   int rc =

@@ -1,0 +1,148 @@
+// `kbgap scan`: read inventories, evaluate each device, render table, JSON or CSV.
+#include "app/scan_command.h"
+
+#include <fmt/format.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "api/defender_dto.h"
+#include "app/catalog_loader.h"
+#include "app/cli_error.h"
+#include "engine/evaluate.h"
+#include "inventory/inventory_reader.h"
+
+namespace kbgap::app {
+namespace {
+
+constexpr std::uintmax_t kMaxInventoryBytes = 64u << 20;
+
+Result<std::string> read_whole_file(const std::string& path) {
+  std::error_code ec;
+  auto size = std::filesystem::file_size(path, ec);
+  if (ec) return io_error(fmt::format("{}: cannot read: {}", path, ec.message()));
+  if (size > kMaxInventoryBytes) {
+    return invalid_input(fmt::format("{}: {} bytes is larger than an inventory can be ({} at most)",
+                                     path, size, kMaxInventoryBytes));
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes(size, '\0');
+  in.read(bytes.data(), static_cast<std::streamsize>(size));
+  if (!in) return io_error(fmt::format("{}: short read", path));
+  return bytes;
+}
+
+bool valid_date(std::string_view s) {
+  if (s.size() != 10 || s[4] != '-' || s[7] != '-') return false;
+  for (std::size_t i : {0u, 1u, 2u, 3u, 5u, 6u, 8u, 9u}) {
+    if (s[i] < '0' || s[i] > '9') return false;
+  }
+  const int month = (s[5] - '0') * 10 + (s[6] - '0');
+  const int day = (s[8] - '0') * 10 + (s[9] - '0');
+  return month >= 1 && month <= 12 && day >= 1 && day <= 31;
+}
+
+std::string csv_field(std::string_view s) {
+  if (s.find_first_of(",\"\n") == std::string_view::npos) return std::string(s);
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out.push_back('"');
+    out.push_back(c);
+  }
+  out.push_back('"');
+  return out;
+}
+
+void print_table(const inventory::Device& d, const engine::Evaluation& ev, bool explain) {
+  fmt::print("{} ({}{}{}, {} {}{}, {} installed KBs) from {}\n", d.computer_dns_name,
+             d.os_family.empty() ? d.os_name : d.os_family, d.version.empty() ? "" : " ",
+             d.version, os_build_string(d),
+             ev.revision_inferred ? fmt::format("revision {} inferred from installed updates",
+                                                *ev.revision)
+                                  : "",
+             "", d.installed_kbs.size(), d.source);
+  for (const std::string& note : ev.notes) fmt::print("  note: {}\n", note);
+  fmt::print("  {} missing KBs closing {} open CVEs\n", ev.missing.size(), ev.open_cves.size());
+  if (ev.missing.empty()) return;
+  fmt::print("  {:<10} {:<10} {:>5}  {:<40} {}\n", "KB", "released", "CVEs", "products", "name");
+  for (const engine::MissingKb& m : ev.missing) {
+    fmt::print("  KB{:<8} {:<10} {:>5}  {:<40} {}\n", m.kb, m.release_date, m.cves.size(),
+               fmt::format("{}", fmt::join(m.products_names, ",")), m.name);
+    for (const std::string& line : m.explanation) fmt::print("      {}\n", line);
+  }
+  if (explain) fmt::print("  products matched: {}\n", fmt::join(ev.products, "; "));
+}
+
+}  // namespace
+
+int run_scan(const ScanOptions& options) {
+  if (!options.as_of.empty() && !valid_date(options.as_of)) {
+    std::fprintf(stderr, "kbgap: --as-of must be a date YYYY-MM-DD, not '%s'\n",
+                 options.as_of.c_str());
+    return kExitUsage;
+  }
+  std::vector<inventory::Inventory> inventories;
+  for (const std::string& path : options.inventories) {
+    auto bytes = read_whole_file(path);
+    if (!bytes) return report(bytes.error());
+    auto read = inventory::read_inventory(*bytes, path);
+    if (!read) return report(read.error());
+    for (auto& inv : *read) inventories.push_back(std::move(inv));
+  }
+  auto devices = inventory::merge_inventories(std::move(inventories));
+  if (!devices) return report(devices.error());
+
+  auto catalog = load_catalog_index(options.data_dir);
+  if (!catalog) return report(catalog.error());
+
+  engine::EvaluateOptions eval_options{options.as_of, options.explain};
+  boost::json::array json_devices;
+  if (options.format == "csv") {
+    fmt::print("deviceId,computerDnsName,source,kb,name,releaseDate,productsNames,cveAddressed,url\n");
+  }
+  for (const inventory::Device& d : *devices) {
+    engine::Evaluation ev = engine::evaluate(*catalog, d, eval_options);
+    if (options.format == "table") {
+      print_table(d, ev, options.explain);
+    } else if (options.format == "csv") {
+      for (const engine::MissingKb& m : ev.missing) {
+        fmt::print("{},{},{},{},{},{},{},{},{}\n", d.id, csv_field(d.computer_dns_name),
+                   csv_field(d.source), m.kb, csv_field(m.name), m.release_date,
+                   csv_field(fmt::format("{}", fmt::join(m.products_names, ";"))), m.cves.size(),
+                   csv_field(m.url));
+      }
+    } else {
+      boost::json::object body = api::missing_kbs_body(ev, options.base_url);
+      if (options.explain) {
+        auto& value = body["value"].as_array();
+        for (std::size_t i = 0; i < ev.missing.size(); ++i) {
+          boost::json::array lines;
+          for (const std::string& line : ev.missing[i].explanation) lines.emplace_back(line);
+          boost::json::array cves;
+          for (const std::string& c : ev.missing[i].cves) cves.emplace_back(c);
+          value[i].as_object()["kbgapCves"] = std::move(cves);
+          value[i].as_object()["kbgapExplanation"] = std::move(lines);
+        }
+      }
+      if (devices->size() == 1) {
+        fmt::print("{}\n", boost::json::serialize(body));
+        return kExitOk;
+      }
+      boost::json::object entry;
+      entry["id"] = d.id;
+      entry["computerDnsName"] = d.computer_dns_name;
+      entry["source"] = d.source;
+      entry["missingKbs"] = std::move(body);
+      json_devices.push_back(std::move(entry));
+    }
+  }
+  if (options.format == "json") {
+    boost::json::object out;
+    out["devices"] = std::move(json_devices);
+    fmt::print("{}\n", boost::json::serialize(out));
+  }
+  return kExitOk;
+}
+
+}  // namespace kbgap::app

@@ -1,0 +1,20 @@
+// `kbgap scan`: offline missing-KB evaluation of inventory files against the catalog.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace kbgap::app {
+
+struct ScanOptions {
+  std::string data_dir;
+  std::vector<std::string> inventories;
+  std::string as_of;              // YYYY-MM-DD or ""
+  std::string format = "table";   // table | json | csv
+  bool explain = false;
+  std::string base_url = "https://localhost";  // for @odata.context in json
+};
+
+int run_scan(const ScanOptions& options);
+
+}  // namespace kbgap::app

@@ -1,0 +1,343 @@
+// Builds the engine's index from the catalog's rows. Every decision about messy data that does
+// not depend on a device is taken here, once (docs/engine.md).
+#include "engine/catalog_index.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <map>
+#include <set>
+
+namespace kbgap::engine {
+namespace {
+
+bool starts_with_any(std::string_view s, std::initializer_list<std::string_view> prefixes) {
+  for (std::string_view p : prefixes) {
+    if (s.starts_with(p)) return true;
+  }
+  return false;
+}
+
+// The in-box components whose fixes kbgap reports for an OS: "<component> on <OS product>".
+constexpr std::string_view kComponentPrefixes[] = {
+    "Internet Explorer 11 on ",
+    "Microsoft Edge (EdgeHTML-based) on ",
+    "Adobe Flash Player on ",
+    "Microsoft .NET Framework ",
+};
+
+ProductRole role_of(std::string_view name) {
+  if (name.find(" on ") != std::string_view::npos) {
+    for (std::string_view p : kComponentPrefixes) {
+      if (name.starts_with(p)) return ProductRole::kComponent;
+    }
+    return ProductRole::kOther;
+  }
+  if (starts_with_any(name, {"Windows 10 ", "Windows 11 ", "Windows Server ", "Windows 7 ",
+                             "Windows 8.1 ", "Windows RT 8.1", "Windows Vista ",
+                             "Microsoft Windows XP"})) {
+    return ProductRole::kOperatingSystem;
+  }
+  return ProductRole::kOther;
+}
+
+std::string snake(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == ' ' || c == '-') {
+      if (!out.empty() && out.back() != '_') out.push_back('_');
+    } else if (c != ',' && c != '(' && c != ')') {
+      out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    }
+  }
+  while (!out.empty() && out.back() == '_') out.pop_back();
+  return out;
+}
+
+// productsNames as Defender writes them: windows_10, windows_server_2019, internet_explorer...
+std::string snake_name(std::string_view name, ProductRole role) {
+  if (role == ProductRole::kComponent) {
+    if (name.starts_with("Internet Explorer")) return "internet_explorer";
+    if (name.starts_with("Microsoft Edge")) return "edge";
+    if (name.starts_with("Adobe Flash")) return "adobe_flash_player";
+    if (name.starts_with("Microsoft .NET Framework")) return ".net_framework";
+  }
+  if (role == ProductRole::kOperatingSystem) {
+    std::string_view base = name;
+    for (std::string_view cut : {" Version", " version", " for ", " (", " Service Pack", ","}) {
+      auto pos = base.find(cut);
+      if (pos != std::string_view::npos) base = base.substr(0, pos);
+    }
+    if (base.starts_with("Microsoft ")) base.remove_prefix(10);
+    return snake(base);
+  }
+  return snake(name);
+}
+
+std::string fmt_line_key(std::string_view dotnet_version, std::string_view host) {
+  return ".NET " + std::string(dotnet_version) + " on " + std::string(host);
+}
+
+}  // namespace
+
+std::optional<Build> parse_build(std::string_view text) {
+  int parts[4] = {0, 0, 0, 0};
+  const char* p = text.data();
+  const char* end = text.data() + text.size();
+  for (int i = 0; i < 4; ++i) {
+    auto [next, ec] = std::from_chars(p, end, parts[i]);
+    if (ec != std::errc() || next == p) return std::nullopt;
+    p = next;
+    if (i < 3) {
+      if (p == end || *p != '.') return std::nullopt;
+      ++p;
+    }
+  }
+  if (p != end) return std::nullopt;
+  return Build{parts[0], parts[1], parts[2], parts[3]};
+}
+
+int servicing_family(int build) {
+  if (build >= 19041 && build <= 19045) return 19041;
+  if (build == 22621 || build == 22631) return 22621;
+  if (build == 26100 || build == 26200) return 26100;
+  return build;
+}
+
+FixKind fix_kind(std::string_view subtype) {
+  if (subtype == "Monthly Rollup") return FixKind::kMonthlyRollup;
+  if (subtype == "Security Only") return FixKind::kSecurityOnly;
+  if (subtype == "Servicing Stack Update") return FixKind::kServicingStack;
+  if (subtype == "Security Hotpatch Update" || subtype == "Azure Hotpatch") {
+    return FixKind::kHotpatch;
+  }
+  if (subtype == "Standalone") return FixKind::kStandalone;
+  return FixKind::kRegular;
+}
+
+std::string normalize_product_name(std::string_view name) {
+  std::string out;
+  for (char c : name) {
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      if (!out.empty() && out.back() != ' ') out.push_back(' ');
+    } else {
+      out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    }
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
+std::optional<Index> CatalogIndex::find_kb(KbNumber kb) const {
+  auto it = kb_index_.find(kb);
+  if (it == kb_index_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<Index> CatalogIndex::find_product_by_name(std::string_view name) const {
+  auto it = product_by_name_.find(normalize_product_name(name));
+  if (it == product_by_name_.end()) return std::nullopt;
+  return it->second;
+}
+
+CatalogIndex CatalogIndex::build(const catalog::CatalogData& data) {
+  CatalogIndex x;
+  std::unordered_map<std::string, Index> document_index, product_index, cve_index;
+  for (const catalog::StoredDocument& d : data.documents) {
+    document_index.emplace(d.id, static_cast<Index>(x.documents_.size()));
+    x.documents_.push_back({d.id, d.title, d.initial_release.substr(0, 10)});
+  }
+  for (const catalog::Product& p : data.products) {
+    const Index i = static_cast<Index>(x.products_.size());
+    product_index.emplace(p.id, i);
+    ProductInfo info;
+    info.id = p.id;
+    info.name = p.name;
+    info.role = role_of(p.name);
+    info.snake_name = snake_name(p.name, info.role);
+    x.product_by_name_.emplace(normalize_product_name(p.name), i);
+    x.products_.push_back(std::move(info));
+  }
+  for (const catalog::CatalogData::Cve& c : data.cves) {
+    cve_index.emplace(c.id, static_cast<Index>(x.cves_.size()));
+    x.cves_.push_back({c.id, c.title, c.severity, c.cvss_base});
+  }
+
+  // KBs, and the month that released each: the document in which it fixes the most CVEs.
+  // Documents are revised for years, so a KB of May 2020 also turns up in March 2018's; the
+  // month of its release is the one that lists it for many CVEs (ties: the earliest).
+  std::map<std::pair<KbNumber, Index>, std::set<std::string_view>> cves_per_document;
+  for (const auto& f : data.fixes) {
+    auto doc = document_index.find(f.document_id);
+    if (doc == document_index.end()) continue;
+    cves_per_document[{f.kb, doc->second}].insert(f.cve);
+    auto [it, inserted] = x.kb_index_.try_emplace(f.kb, static_cast<Index>(x.kbs_.size()));
+    if (inserted) x.kbs_.push_back({f.kb, doc->second, ""});
+    KbInfo& kb = x.kbs_[it->second];
+    if (kb.url.empty() || (f.url.find("catalog.update.microsoft.com") != std::string::npos &&
+                           kb.url.find("catalog.update.microsoft.com") == std::string::npos)) {
+      kb.url = f.url;
+    }
+  }
+  {
+    // Ties (a KB listed for one CVE in each of two months) go to the month whose KB numbers are
+    // nearest: KB numbers grow with time, and each month's own KBs sit close together.
+    std::unordered_map<KbNumber, int> documents_of_kb;
+    for (const auto& [key, cves] : cves_per_document) ++documents_of_kb[key.first];
+    std::vector<std::vector<KbNumber>> own(x.documents_.size());
+    for (const auto& [key, cves] : cves_per_document) {
+      if (documents_of_kb[key.first] == 1) own[key.second].push_back(key.first);
+    }
+    std::vector<double> median(x.documents_.size(), 0);
+    for (std::size_t d = 0; d < own.size(); ++d) {
+      if (own[d].empty()) continue;
+      std::nth_element(own[d].begin(), own[d].begin() + own[d].size() / 2, own[d].end());
+      median[d] = own[d][own[d].size() / 2];
+    }
+    auto distance = [&](KbNumber kb, Index d) { return std::abs(median[d] - double(kb)); };
+    std::unordered_map<KbNumber, std::size_t> best;
+    for (const auto& [key, cves] : cves_per_document) {  // documents in release order per KB
+      KbInfo& kb = x.kbs_[x.kb_index_.at(key.first)];
+      auto [it, inserted] = best.try_emplace(key.first, cves.size());
+      if (inserted || cves.size() > it->second ||
+          (cves.size() == it->second &&
+           distance(key.first, key.second) < distance(key.first, kb.release_document))) {
+        it->second = cves.size();
+        kb.release_document = key.second;
+      }
+    }
+  }
+  for (KbInfo& kb : x.kbs_) {
+    if (kb.url.empty()) {
+      kb.url = "https://catalog.update.microsoft.com/v7/site/Search.aspx?q=KB" + std::to_string(kb.kb);
+    }
+  }
+
+  // Each product's fixes, one per KB.
+  std::vector<std::map<Index, ProductFix>> fixes(x.products_.size());
+  for (const auto& f : data.fixes) {
+    auto p = product_index.find(f.product_id);
+    auto c = cve_index.find(f.cve);
+    auto k = x.kb_index_.find(f.kb);
+    if (p == product_index.end() || c == cve_index.end() || k == x.kb_index_.end()) continue;
+    ProductFix& fix = fixes[p->second][k->second];
+    if (fix.cves.empty()) {
+      fix.kb = k->second;
+      fix.kind = fix_kind(f.subtype);
+    }
+    fix.cves.push_back(c->second);
+    std::string_view builds = f.fixed_build;
+    while (!builds.empty()) {
+      auto semi = builds.find(';');
+      if (auto b = parse_build(builds.substr(0, semi))) fix.fixed_builds.push_back(*b);
+      if (semi == std::string_view::npos) break;
+      builds.remove_prefix(semi + 1);
+    }
+  }
+  x.supersedes_.resize(x.kbs_.size());
+  x.superseded_by_.resize(x.kbs_.size());
+  auto add_edge = [&](Index newer, Index older) {
+    auto& out = x.supersedes_[newer];
+    if (newer == older || std::find(out.begin(), out.end(), older) != out.end()) return false;
+    out.push_back(older);
+    x.superseded_by_[older].push_back(newer);
+    return true;
+  };
+  for (const auto& [kb, older] : data.supersedes) {
+    auto a = x.kb_index_.find(kb);
+    auto b = x.kb_index_.find(older);
+    if (a != x.kb_index_.end() && b != x.kb_index_.end()) add_edge(a->second, b->second);
+  }
+
+  for (Index p = 0; p < x.products_.size(); ++p) {
+    for (auto& [kb, fix] : fixes[p]) {
+      std::sort(fix.cves.begin(), fix.cves.end());
+      fix.cves.erase(std::unique(fix.cves.begin(), fix.cves.end()), fix.cves.end());
+      x.products_[p].fixes.push_back(std::move(fix));
+    }
+  }
+
+  // Cumulative updates, by servicing line: an OS product, an in-box component on it, or all the
+  // .NET Framework products of one version on one OS ("4.8 on X" and "3.5 AND 4.8 on X" are one
+  // line). Of the KBs released in a month for a line, the one that fixes the most CVEs is that
+  // month's cumulative update (a Monthly Rollup before its Security Only twin, which is never
+  // cumulative); so is a KB that supersedes a cumulative update (out-of-band re-releases such as
+  // KB4551762). Each supersedes the one before it, a link MSRC often leaves out.
+  std::map<std::string, std::vector<Index>> lines;  // servicing line -> products
+  for (Index p = 0; p < x.products_.size(); ++p) {
+    const ProductInfo& product = x.products_[p];
+    if (product.role == ProductRole::kOther) continue;
+    std::string key = product.name;
+    if (product.name.starts_with("Microsoft .NET Framework ")) {
+      const auto on = product.name.find(" on ");
+      std::string_view versions = std::string_view(product.name).substr(0, on);
+      auto last = versions.rfind(' ');
+      key = fmt_line_key(versions.substr(last + 1), product.name.substr(on + 4));
+    }
+    lines[key].push_back(p);
+  }
+  for (const auto& [key, members] : lines) {
+    std::map<Index, std::vector<ProductFix*>> by_kb;
+    for (Index p : members) {
+      for (ProductFix& fix : x.products_[p].fixes) {
+        if (fix.kind == FixKind::kRegular || fix.kind == FixKind::kMonthlyRollup) {
+          by_kb[fix.kb].push_back(&fix);
+        }
+      }
+    }
+    auto cve_count = [&](Index kb) {
+      std::size_t n = 0;
+      for (const ProductFix* f : by_kb[kb]) n = std::max(n, f->cves.size());
+      return n;
+    };
+    auto is_rollup = [&](Index kb) { return by_kb[kb].front()->kind == FixKind::kMonthlyRollup; };
+    std::map<Index, Index> monthly;  // release document -> cumulative update
+    for (const auto& [kb, list] : by_kb) {
+      const Index month = x.kbs_[kb].release_document;
+      auto [it, inserted] = monthly.try_emplace(month, kb);
+      if (inserted) continue;
+      const std::size_t a = cve_count(kb), b = cve_count(it->second);
+      if (a > b || (a == b && is_rollup(kb) && !is_rollup(it->second))) it->second = kb;
+    }
+    std::set<Index> cumulative;
+    for (const auto& [month, kb] : monthly) cumulative.insert(kb);
+    for (bool grew = true; grew;) {
+      grew = false;
+      for (const auto& [kb, list] : by_kb) {
+        if (cumulative.contains(kb)) continue;
+        for (Index older : x.supersedes_[kb]) {
+          if (cumulative.contains(older)) {
+            cumulative.insert(kb);
+            grew = true;
+            break;
+          }
+        }
+      }
+    }
+    std::vector<Index> chain(cumulative.begin(), cumulative.end());
+    std::sort(chain.begin(), chain.end(), [&](Index a, Index b) {
+      const auto& da = x.release_date(a);
+      const auto& db = x.release_date(b);
+      return da != db ? da < db : x.kbs_[a].kb < x.kbs_[b].kb;
+    });
+    for (std::size_t i = 0; i < chain.size(); ++i) {
+      for (ProductFix* f : by_kb[chain[i]]) f->cumulative = true;
+      if (i > 0 && add_edge(chain[i], chain[i - 1])) ++x.inferred_edges_;
+    }
+  }
+
+  // Components by host OS: "Internet Explorer 11 on Windows 10 Version 1909 for x64-based
+  // Systems" belongs to that OS product.
+  for (Index p = 0; p < x.products_.size(); ++p) {
+    if (x.products_[p].role != ProductRole::kComponent) continue;
+    const std::string& name = x.products_[p].name;
+    auto on = name.find(" on ");
+    if (auto host = x.find_product_by_name(std::string_view(name).substr(on + 4))) {
+      x.products_[*host].components.push_back(p);
+    }
+  }
+  return x;
+}
+
+}  // namespace kbgap::engine

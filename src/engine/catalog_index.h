@@ -1,0 +1,113 @@
+// The catalog as the engine reads it: products, KBs and CVEs numbered densely, each product's
+// fixes, supersedence (published and inferred), and which KB each month's cumulative update is.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "catalog/catalog_store.h"
+
+namespace kbgap::engine {
+
+using Index = std::uint32_t;
+using catalog::KbNumber;
+
+struct Build {
+  int major = 0, minor = 0, build = 0, revision = 0;
+};
+// "10.0.19043.1415" -> {10, 0, 19043, 1415}; anything else -> nullopt.
+std::optional<Build> parse_build(std::string_view text);
+// Builds that share one servicing line, and so one revision numbering: 19041-19045 (Windows 10
+// 2004 to 22H2), 22621/22631 (Windows 11 22H2/23H2), 26100/26200 (Windows 11 24H2/25H2).
+int servicing_family(int build);
+
+enum class FixKind {
+  kRegular,         // Security Update, IE Cumulative, Cumulative Update, ...
+  kMonthlyRollup,   // Windows 7/8.1/2008/2012: cumulative monthly rollup
+  kSecurityOnly,    // its non-cumulative twin (carries no supersedence)
+  kServicingStack,  // a prerequisite, not a fix: never reported
+  kHotpatch,        // only for hotpatch-enrolled Azure Edition servers
+  kStandalone,      // outside any cumulative update
+};
+FixKind fix_kind(std::string_view subtype);
+
+struct DocumentInfo {
+  std::string id;            // "2020-Mar"
+  std::string title;         // "March 2020 Security Updates"
+  std::string release_date;  // "2020-03-10"
+};
+
+struct KbInfo {
+  KbNumber kb = 0;
+  Index release_document = 0;  // the month that released it (not a later one that mentions it)
+  std::string url;
+};
+
+struct CveInfo {
+  std::string id;
+  std::string title;
+  std::string severity;
+  std::optional<double> cvss_base;
+};
+
+// What one KB does for one product.
+struct ProductFix {
+  Index kb = 0;
+  FixKind kind = FixKind::kRegular;
+  bool cumulative = false;   // this product's cumulative update of the KB's release month
+  std::vector<Index> cves;   // sorted
+  std::vector<Build> fixed_builds;
+};
+
+enum class ProductRole { kOther, kOperatingSystem, kComponent };
+
+struct ProductInfo {
+  std::string id;
+  std::string name;
+  std::string snake_name;  // productsNames: "windows_10", "internet_explorer", ".net_framework"
+  ProductRole role = ProductRole::kOther;
+  std::vector<ProductFix> fixes;   // by KB index
+  std::vector<Index> components;   // for an OS: "<component> on <this OS>" products
+};
+
+class CatalogIndex {
+ public:
+  static CatalogIndex build(const catalog::CatalogData& data);
+
+  const std::vector<DocumentInfo>& documents() const { return documents_; }
+  const std::vector<KbInfo>& kbs() const { return kbs_; }
+  const std::vector<CveInfo>& cves() const { return cves_; }
+  const std::vector<ProductInfo>& products() const { return products_; }
+
+  std::optional<Index> find_kb(KbNumber kb) const;
+  std::optional<Index> find_product_by_name(std::string_view name) const;
+  // KBs that `kb` replaces directly: published supersedence, and for cumulative updates the
+  // previous month's cumulative update of the same product (MSRC often omits that link).
+  const std::vector<Index>& supersedes(Index kb) const { return supersedes_[kb]; }
+  const std::vector<Index>& superseded_by(Index kb) const { return superseded_by_[kb]; }
+  const std::string& release_date(Index kb) const {
+    return documents_[kbs_[kb].release_document].release_date;
+  }
+
+  // Counts for docs and tests.
+  std::size_t inferred_supersedence_edges() const { return inferred_edges_; }
+
+ private:
+  std::vector<DocumentInfo> documents_;
+  std::vector<KbInfo> kbs_;
+  std::vector<CveInfo> cves_;
+  std::vector<ProductInfo> products_;
+  std::unordered_map<KbNumber, Index> kb_index_;
+  std::unordered_map<std::string, Index> product_by_name_;  // by normalized name
+  std::vector<std::vector<Index>> supersedes_, superseded_by_;
+  std::size_t inferred_edges_ = 0;
+};
+
+// Product names compare without case and with white space folded.
+std::string normalize_product_name(std::string_view name);
+
+}  // namespace kbgap::engine

@@ -1,0 +1,306 @@
+// Applicability, satisfaction, open CVEs and the smallest set of KBs that closes them.
+#include "engine/evaluate.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "inventory/windows_release.h"
+
+namespace kbgap::engine {
+namespace {
+
+using inventory::Device;
+
+// "Microsoft .NET Framework 3.5 AND 4.8 on ..." -> does it name `version`?
+bool names_dotnet_version(std::string_view product, std::string_view version) {
+  auto on = product.find(" on ");
+  std::string_view versions = product.substr(0, on);
+  std::size_t pos = 0;
+  while ((pos = versions.find(version, pos)) != std::string_view::npos) {
+    const std::size_t end = pos + version.size();
+    const bool left = pos == 0 || versions[pos - 1] == ' ' || versions[pos - 1] == '/';
+    const bool right = end == versions.size() || versions[end] == ' ' || versions[end] == ',' ||
+                       versions[end] == '/';
+    if (left && right) return true;
+    pos = end;
+  }
+  return false;
+}
+
+bool applicable(const ProductFix& fix, const CatalogIndex& catalog, const Device& device,
+                const EvaluateOptions& options) {
+  if (fix.kind == FixKind::kServicingStack) return false;
+  if (fix.kind == FixKind::kHotpatch && !device.hotpatch_enrolled) return false;
+  if (!options.as_of.empty() && catalog.release_date(fix.kb) > options.as_of) return false;
+  return true;
+}
+
+// Does `fix` carry a fixed build of the device's servicing line that the device has reached?
+bool reached_by_build(const ProductFix& fix, const Device& d, int revision) {
+  for (const Build& b : fix.fixed_builds) {
+    if (b.major == d.major && b.minor == d.minor &&
+        servicing_family(b.build) == servicing_family(d.build) && revision >= b.revision) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::optional<int> infer_revision(const CatalogIndex& catalog, const Device& d,
+                                  const std::vector<Index>& products) {
+  std::optional<int> best;
+  for (Index p : products) {
+    if (catalog.products()[p].role != ProductRole::kOperatingSystem) continue;
+    for (const ProductFix& fix : catalog.products()[p].fixes) {
+      if (!fix.cumulative) continue;
+      if (!std::binary_search(d.installed_kbs.begin(), d.installed_kbs.end(),
+                              catalog.kbs()[fix.kb].kb)) {
+        continue;
+      }
+      for (const Build& b : fix.fixed_builds) {
+        if (b.major == d.major && b.minor == d.minor &&
+            servicing_family(b.build) == servicing_family(d.build) &&
+            (!best || b.revision > *best)) {
+          best = b.revision;
+        }
+      }
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
+std::vector<Index> device_products(const CatalogIndex& catalog, const Device& device) {
+  std::vector<Index> out;
+  const std::string_view dotnet = inventory::builtin_dotnet_version(device);
+  for (const std::string& name : inventory::os_product_names(device)) {
+    auto os = catalog.find_product_by_name(name);
+    if (!os || std::find(out.begin(), out.end(), *os) != out.end()) continue;
+    out.push_back(*os);
+    for (Index c : catalog.products()[*os].components) {
+      const std::string& component = catalog.products()[c].name;
+      if (component.starts_with("Microsoft .NET Framework") &&
+          (dotnet.empty() || !names_dotnet_version(component, dotnet))) {
+        continue;  // only the .NET Framework that ships in this OS
+      }
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
+                    const EvaluateOptions& options) {
+  Evaluation ev;
+  const std::vector<Index> products = device_products(catalog, device);
+  for (Index p : products) ev.products.push_back(catalog.products()[p].name);
+  if (products.empty()) {
+    ev.notes.push_back(fmt::format(
+        "{} {} ({}) is not in the catalog: no security update can be judged for it",
+        device.os_family.empty() ? device.os_name : device.os_family, device.version,
+        os_build_string(device)));
+    return ev;
+  }
+
+  ev.revision = device.revision;
+  if (!ev.revision) {
+    ev.revision = infer_revision(catalog, device, products);
+    ev.revision_inferred = ev.revision.has_value();
+  }
+
+  // Satisfied KBs: installed ones, cumulative updates the device's revision has reached, and
+  // everything those supersede, transitively.
+  std::vector<char> satisfied(catalog.kbs().size(), 0);
+  std::vector<Index> queue;
+  auto mark = [&](Index kb) {
+    if (!satisfied[kb]) {
+      satisfied[kb] = 1;
+      queue.push_back(kb);
+    }
+  };
+  for (KbNumber kb : device.installed_kbs) {
+    if (auto i = catalog.find_kb(kb)) mark(*i);
+  }
+  if (ev.revision) {
+    for (Index p : products) {
+      for (const ProductFix& fix : catalog.products()[p].fixes) {
+        if (fix.cumulative && reached_by_build(fix, device, *ev.revision)) mark(fix.kb);
+      }
+    }
+  }
+  while (!queue.empty()) {
+    Index kb = queue.back();
+    queue.pop_back();
+    for (Index older : catalog.supersedes(kb)) mark(older);
+  }
+
+  // Open (product, CVE) pairs, and the applicable KBs that fix each directly.
+  std::map<std::pair<Index, Index>, std::vector<Index>> fixers;  // (product, cve) -> KBs
+  std::set<std::pair<Index, Index>> closed;
+  for (Index p : products) {
+    for (const ProductFix& fix : catalog.products()[p].fixes) {
+      if (!applicable(fix, catalog, device, options)) continue;
+      for (Index c : fix.cves) {
+        if (satisfied[fix.kb]) {
+          closed.insert({p, c});
+        } else {
+          fixers[{p, c}].push_back(fix.kb);
+        }
+      }
+    }
+  }
+  for (const auto& pair : closed) fixers.erase(pair);
+  if (fixers.empty()) return ev;
+
+  // Which unsatisfied, applicable KB on a product closes which open pairs: directly, or by
+  // superseding (transitively) a KB that fixes it.
+  std::unordered_map<Index, std::set<std::pair<Index, Index>>> covers;  // KB -> pairs
+  std::unordered_map<Index, std::unordered_set<Index>> on_product;      // product -> its KBs
+  for (Index p : products) {
+    for (const ProductFix& fix : catalog.products()[p].fixes) {
+      if (!satisfied[fix.kb] && applicable(fix, catalog, device, options)) {
+        on_product[p].insert(fix.kb);
+      }
+    }
+  }
+  std::unordered_map<Index, std::vector<Index>> ancestors;  // KB -> KBs superseding it, transitively
+  auto ancestors_of = [&](Index kb) -> const std::vector<Index>& {
+    auto [it, inserted] = ancestors.try_emplace(kb);
+    if (!inserted) return it->second;
+    std::vector<Index> stack{kb};
+    std::unordered_set<Index> seen{kb};
+    while (!stack.empty()) {
+      Index k = stack.back();
+      stack.pop_back();
+      for (Index newer : catalog.superseded_by(k)) {
+        if (seen.insert(newer).second) {
+          it->second.push_back(newer);
+          stack.push_back(newer);
+        }
+      }
+    }
+    return it->second;
+  };
+  for (const auto& [pair, kbs] : fixers) {
+    const auto& candidates = on_product[pair.first];
+    for (Index kb : kbs) {
+      covers[kb].insert(pair);
+      for (Index newer : ancestors_of(kb)) {
+        if (candidates.contains(newer)) covers[newer].insert(pair);
+      }
+    }
+  }
+
+  // The smallest set a person would install: repeatedly the KB that closes the most pairs still
+  // open (ties: the newest, a Monthly Rollup before a Security Only, the higher KB number).
+  auto is_security_only = [&](Index kb) {
+    for (Index p : products) {
+      for (const ProductFix& fix : catalog.products()[p].fixes) {
+        if (fix.kb == kb) return fix.kind == FixKind::kSecurityOnly;
+      }
+    }
+    return false;
+  };
+  std::set<std::pair<Index, Index>> open;
+  for (const auto& [pair, kbs] : fixers) open.insert(pair);
+  std::vector<Index> chosen;
+  std::set<std::pair<Index, Index>> uncovered = open;
+  while (!uncovered.empty()) {
+    Index best = 0;
+    std::size_t best_gain = 0;
+    for (const auto& [kb, pairs] : covers) {
+      std::size_t gain = 0;
+      for (const auto& pair : pairs) gain += uncovered.count(pair);
+      if (gain == 0) continue;
+      bool better = gain > best_gain;
+      if (!better && gain == best_gain) {
+        const auto& a = catalog.release_date(kb);
+        const auto& b = catalog.release_date(best);
+        better = a > b || (a == b && is_security_only(best) && !is_security_only(kb)) ||
+                 (a == b && is_security_only(best) == is_security_only(kb) &&
+                  catalog.kbs()[kb].kb > catalog.kbs()[best].kb);
+      }
+      if (better) {
+        best = kb;
+        best_gain = gain;
+      }
+    }
+    if (best_gain == 0) break;  // cannot happen: every open pair has a fixer
+    chosen.push_back(best);
+    for (const auto& pair : covers[best]) uncovered.erase(pair);
+  }
+  // No reported KB is superseded by another reported KB.
+  std::vector<Index> kept;
+  for (Index kb : chosen) {
+    const auto& newer = ancestors_of(kb);
+    bool superseded = std::any_of(chosen.begin(), chosen.end(), [&](Index other) {
+      return other != kb && std::find(newer.begin(), newer.end(), other) != newer.end();
+    });
+    if (!superseded) kept.push_back(kb);
+  }
+
+  std::set<std::string> open_cves;
+  for (const auto& pair : open) open_cves.insert(catalog.cves()[pair.second].id);
+  ev.open_cves.assign(open_cves.begin(), open_cves.end());
+
+  for (Index kb : kept) {
+    const KbInfo& info = catalog.kbs()[kb];
+    MissingKb m;
+    m.kb = info.kb;
+    m.name = catalog.documents()[info.release_document].title;
+    m.release_date = catalog.release_date(kb);
+    m.url = info.url;
+    std::set<std::string> cves;
+    for (const auto& [p, c] : covers[kb]) {
+      cves.insert(catalog.cves()[c].id);
+      const std::string& snake = catalog.products()[p].snake_name;
+      if (std::find(m.products_names.begin(), m.products_names.end(), snake) ==
+          m.products_names.end()) {
+        m.products_names.push_back(snake);
+      }
+    }
+    m.cves.assign(cves.begin(), cves.end());
+    if (options.explain) {
+      std::map<Index, std::vector<std::string>> direct, through;  // product -> CVEs
+      for (const auto& pair : covers[kb]) {
+        const auto& fixing = fixers[pair];
+        (std::find(fixing.begin(), fixing.end(), kb) != fixing.end() ? direct : through)[pair.first]
+            .push_back(catalog.cves()[pair.second].id);
+      }
+      for (const auto& [p, list] : direct) {
+        m.explanation.push_back(fmt::format("fixes {} open CVEs of {} directly: {}", list.size(),
+                                            catalog.products()[p].name, fmt::join(list, ", ")));
+      }
+      for (const auto& [p, list] : through) {
+        m.explanation.push_back(fmt::format(
+            "closes {} more open CVEs of {} by superseding the updates that fix them: {}",
+            list.size(), catalog.products()[p].name, fmt::join(list, ", ")));
+      }
+      std::vector<std::string> chain;
+      for (Index older : catalog.supersedes(kb)) {
+        chain.push_back(fmt::format("KB{}", catalog.kbs()[older].kb));
+      }
+      if (!chain.empty()) {
+        m.explanation.push_back(fmt::format("supersedes {}", fmt::join(chain, ", ")));
+      }
+    }
+    ev.missing.push_back(std::move(m));
+  }
+  std::sort(ev.missing.begin(), ev.missing.end(), [](const MissingKb& a, const MissingKb& b) {
+    return a.release_date != b.release_date ? a.release_date > b.release_date : a.kb > b.kb;
+  });
+  if (!ev.revision) {
+    ev.notes.push_back(
+        "revision (UBR) unknown and no installed cumulative update tells it: judged by installed "
+        "KBs and supersedence only");
+  }
+  return ev;
+}
+
+}  // namespace kbgap::engine

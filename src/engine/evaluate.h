@@ -1,0 +1,44 @@
+// The missing-KB engine (SPEC §4): pure, no I/O. Given the catalog index and one device, which
+// security updates the device is missing, which open CVEs each closes, and why.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/catalog_index.h"
+#include "inventory/device.h"
+
+namespace kbgap::engine {
+
+struct EvaluateOptions {
+  std::string as_of;  // "YYYY-MM-DD": only KBs released by then count; "" for all
+  bool explain = false;
+};
+
+struct MissingKb {
+  KbNumber kb = 0;
+  std::string name;          // title of the document that released it
+  std::string release_date;  // YYYY-MM-DD
+  std::string url;
+  std::vector<std::string> products_names;  // snake names of the device's products it fixes
+  std::vector<std::string> cves;            // the open CVEs it closes, sorted
+  std::vector<std::string> explanation;     // filled with EvaluateOptions::explain
+};
+
+struct Evaluation {
+  std::vector<MissingKb> missing;         // newest first
+  std::vector<std::string> open_cves;     // distinct, sorted
+  std::vector<std::string> products;      // the catalog products the device runs
+  std::optional<int> revision;            // the device's revision (UBR), given or inferred
+  bool revision_inferred = false;
+  std::vector<std::string> notes;         // what limited the answer (unknown OS, ...)
+};
+
+// The catalog products a device runs: its OS and the components that ship in it.
+std::vector<Index> device_products(const CatalogIndex& catalog, const inventory::Device& device);
+
+Evaluation evaluate(const CatalogIndex& catalog, const inventory::Device& device,
+                    const EvaluateOptions& options);
+
+}  // namespace kbgap::engine
