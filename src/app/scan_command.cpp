@@ -56,11 +56,11 @@ std::string csv_field(std::string_view s) {
 
 void print_table(const inventory::Device& d, const engine::Evaluation& ev, bool explain) {
   fmt::print("{} ({}{}{}, {} {}{}, {} installed KBs) from {}\n", d.computer_dns_name,
-             d.os_family.empty() ? d.os_name : d.os_family, d.version.empty() ? "" : " ",
-             d.version, os_build_string(d),
-             ev.revision_inferred ? fmt::format("revision {} inferred from installed updates",
-                                                *ev.revision)
-                                  : "",
+             d.os_family.empty() ? d.os_name : d.os_family, d.version.empty() ? "" : " ", d.version,
+             os_build_string(d),
+             ev.revision_inferred
+                 ? fmt::format("revision {} inferred from installed updates", *ev.revision)
+                 : "",
              "", d.installed_kbs.size(), d.source);
   for (const std::string& note : ev.notes) fmt::print("  note: {}\n", note);
   fmt::print("  {} missing KBs closing {} open CVEs\n", ev.missing.size(), ev.open_cves.size());
@@ -99,7 +99,8 @@ int run_scan(const ScanOptions& options) {
   engine::EvaluateOptions eval_options{options.as_of, options.explain};
   boost::json::array json_devices;
   if (options.format == "csv") {
-    fmt::print("deviceId,computerDnsName,source,kb,name,releaseDate,productsNames,cveAddressed,url\n");
+    fmt::print(
+        "deviceId,computerDnsName,source,kb,name,releaseDate,productsNames,cveAddressed,url\n");
   }
   for (const inventory::Device& d : *devices) {
     engine::Evaluation ev = engine::evaluate(*catalog, d, eval_options);

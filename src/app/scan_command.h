@@ -9,8 +9,8 @@ namespace kbgap::app {
 struct ScanOptions {
   std::string data_dir;
   std::vector<std::string> inventories;
-  std::string as_of;              // YYYY-MM-DD or ""
-  std::string format = "table";   // table | json | csv
+  std::string as_of;             // YYYY-MM-DD or ""
+  std::string format = "table";  // table | json | csv
   bool explain = false;
   std::string base_url = "https://localhost";  // for @odata.context in json
 };

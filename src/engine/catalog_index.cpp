@@ -34,9 +34,9 @@ ProductRole role_of(std::string_view name) {
     }
     return ProductRole::kOther;
   }
-  if (starts_with_any(name, {"Windows 10 ", "Windows 11 ", "Windows Server ", "Windows 7 ",
-                             "Windows 8.1 ", "Windows RT 8.1", "Windows Vista ",
-                             "Microsoft Windows XP"})) {
+  if (starts_with_any(
+          name, {"Windows 10 ", "Windows 11 ", "Windows Server ", "Windows 7 ", "Windows 8.1 ",
+                 "Windows RT 8.1", "Windows Vista ", "Microsoft Windows XP"})) {
     return ProductRole::kOperatingSystem;
   }
   return ProductRole::kOther;
@@ -210,7 +210,8 @@ CatalogIndex CatalogIndex::build(const catalog::CatalogData& data) {
   }
   for (KbInfo& kb : x.kbs_) {
     if (kb.url.empty()) {
-      kb.url = "https://catalog.update.microsoft.com/v7/site/Search.aspx?q=KB" + std::to_string(kb.kb);
+      kb.url =
+          "https://catalog.update.microsoft.com/v7/site/Search.aspx?q=KB" + std::to_string(kb.kb);
     }
   }
 

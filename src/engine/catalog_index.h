@@ -58,8 +58,8 @@ struct CveInfo {
 struct ProductFix {
   Index kb = 0;
   FixKind kind = FixKind::kRegular;
-  bool cumulative = false;   // this product's cumulative update of the KB's release month
-  std::vector<Index> cves;   // sorted
+  bool cumulative = false;  // this product's cumulative update of the KB's release month
+  std::vector<Index> cves;  // sorted
   std::vector<Build> fixed_builds;
 };
 
@@ -70,8 +70,8 @@ struct ProductInfo {
   std::string name;
   std::string snake_name;  // productsNames: "windows_10", "internet_explorer", ".net_framework"
   ProductRole role = ProductRole::kOther;
-  std::vector<ProductFix> fixes;   // by KB index
-  std::vector<Index> components;   // for an OS: "<component> on <this OS>" products
+  std::vector<ProductFix> fixes;  // by KB index
+  std::vector<Index> components;  // for an OS: "<component> on <this OS>" products
 };
 
 class CatalogIndex {

@@ -101,10 +101,10 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
   const std::vector<Index> products = device_products(catalog, device);
   for (Index p : products) ev.products.push_back(catalog.products()[p].name);
   if (products.empty()) {
-    ev.notes.push_back(fmt::format(
-        "{} {} ({}) is not in the catalog: no security update can be judged for it",
-        device.os_family.empty() ? device.os_name : device.os_family, device.version,
-        os_build_string(device)));
+    ev.notes.push_back(
+        fmt::format("{} {} ({}) is not in the catalog: no security update can be judged for it",
+                    device.os_family.empty() ? device.os_name : device.os_family, device.version,
+                    os_build_string(device)));
     return ev;
   }
 
@@ -158,18 +158,20 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
   for (const auto& pair : closed) fixers.erase(pair);
   if (fixers.empty()) return ev;
 
-  // Which unsatisfied, applicable KB on a product closes which open pairs: directly, or by
-  // superseding (transitively) a KB that fixes it.
+  // Which unsatisfied KB applicable to the device closes which open pairs: directly, or by
+  // superseding (transitively) a KB that fixes it. A KB that replaces another carries its fixes,
+  // whichever of the device's products the catalog lists it for.
   std::unordered_map<Index, std::set<std::pair<Index, Index>>> covers;  // KB -> pairs
-  std::unordered_map<Index, std::unordered_set<Index>> on_product;      // product -> its KBs
+  std::unordered_set<Index> candidates;
   for (Index p : products) {
     for (const ProductFix& fix : catalog.products()[p].fixes) {
       if (!satisfied[fix.kb] && applicable(fix, catalog, device, options)) {
-        on_product[p].insert(fix.kb);
+        candidates.insert(fix.kb);
       }
     }
   }
-  std::unordered_map<Index, std::vector<Index>> ancestors;  // KB -> KBs superseding it, transitively
+  std::unordered_map<Index, std::vector<Index>>
+      ancestors;  // KB -> KBs superseding it, transitively
   auto ancestors_of = [&](Index kb) -> const std::vector<Index>& {
     auto [it, inserted] = ancestors.try_emplace(kb);
     if (!inserted) return it->second;
@@ -188,7 +190,6 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
     return it->second;
   };
   for (const auto& [pair, kbs] : fixers) {
-    const auto& candidates = on_product[pair.first];
     for (Index kb : kbs) {
       covers[kb].insert(pair);
       for (Index newer : ancestors_of(kb)) {
@@ -235,7 +236,7 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
     chosen.push_back(best);
     for (const auto& pair : covers[best]) uncovered.erase(pair);
   }
-  // No reported KB is superseded by another reported KB.
+  // No reported KB is superseded by another reported KB: the newer one closes all it does.
   std::vector<Index> kept;
   for (Index kb : chosen) {
     const auto& newer = ancestors_of(kb);
@@ -257,11 +258,15 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
     m.release_date = catalog.release_date(kb);
     m.url = info.url;
     std::set<std::string> cves;
+    std::set<Index> fixed_products;
     for (const auto& [p, c] : covers[kb]) {
       cves.insert(catalog.cves()[c].id);
+      fixed_products.insert(p);
+    }
+    for (Index p : products) {  // the OS first, then its components
       const std::string& snake = catalog.products()[p].snake_name;
-      if (std::find(m.products_names.begin(), m.products_names.end(), snake) ==
-          m.products_names.end()) {
+      if (fixed_products.contains(p) && std::find(m.products_names.begin(), m.products_names.end(),
+                                                  snake) == m.products_names.end()) {
         m.products_names.push_back(snake);
       }
     }

@@ -27,12 +27,12 @@ struct MissingKb {
 };
 
 struct Evaluation {
-  std::vector<MissingKb> missing;         // newest first
-  std::vector<std::string> open_cves;     // distinct, sorted
-  std::vector<std::string> products;      // the catalog products the device runs
-  std::optional<int> revision;            // the device's revision (UBR), given or inferred
+  std::vector<MissingKb> missing;      // newest first
+  std::vector<std::string> open_cves;  // distinct, sorted
+  std::vector<std::string> products;   // the catalog products the device runs
+  std::optional<int> revision;         // the device's revision (UBR), given or inferred
   bool revision_inferred = false;
-  std::vector<std::string> notes;         // what limited the answer (unknown OS, ...)
+  std::vector<std::string> notes;  // what limited the answer (unknown OS, ...)
 };
 
 // The catalog products a device runs: its OS and the components that ship in it.

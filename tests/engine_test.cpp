@@ -1,0 +1,209 @@
+// The missing-KB engine on the real bundled catalog and the real inventories.
+#include "engine/evaluate.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <set>
+
+#include "catalog/importer.h"
+#include "inventory/inventory_reader.h"
+#include "inventory/windows_release.h"
+#include "store/sqlite/sqlite_catalog_store.h"
+#include "test_support.h"
+
+namespace kbgap::engine {
+namespace {
+
+using inventory::Architecture;
+using inventory::Device;
+
+// The whole bundled catalog, imported once per test process.
+const CatalogIndex& full_catalog() {
+  static const CatalogIndex index = [] {
+    auto store = store::sqlite::SqliteCatalogStore::open(":memory:");
+    if (!store) throw std::runtime_error(store.error().message);
+    auto imported = catalog::ensure_catalog(**store, nullptr);
+    if (!imported) throw std::runtime_error(imported.error().message);
+    auto data = (*store)->load();
+    if (!data) throw std::runtime_error(data.error().message);
+    return CatalogIndex::build(*data);
+  }();
+  return index;
+}
+
+Device windows_10(std::string version, int build, std::vector<KbNumber> kbs) {
+  Device d;
+  d.computer_dns_name = "test";
+  d.os_name = "Microsoft Windows 10 Enterprise";
+  d.major = 10;
+  d.build = build;
+  d.architecture = Architecture::kX64;
+  d.installed_kbs = std::move(kbs);
+  inventory::classify_windows(d);
+  EXPECT_EQ(d.version, version);
+  return d;
+}
+
+const MissingKb* find(const Evaluation& ev, KbNumber kb) {
+  for (const MissingKb& m : ev.missing) {
+    if (m.kb == kb) return &m;
+  }
+  return nullptr;
+}
+
+// KBs of `ev` that are cumulative updates of the device's OS product.
+std::vector<KbNumber> os_cumulative_updates(const Evaluation& ev, const CatalogIndex& c,
+                                            const Device& d) {
+  std::vector<KbNumber> out;
+  for (Index p : device_products(c, d)) {
+    if (c.products()[p].role != ProductRole::kOperatingSystem) continue;
+    for (const ProductFix& f : c.products()[p].fixes) {
+      if (f.cumulative && find(ev, c.kbs()[f.kb].kb)) out.push_back(c.kbs()[f.kb].kb);
+    }
+  }
+  return out;
+}
+
+TEST(Engine, Windows10_1909WithFebruary2020UpdateMissesTheLast1909Update) {
+  const CatalogIndex& c = full_catalog();
+  Device d = windows_10("1909", 18363, {4532693});
+  Evaluation ev = evaluate(c, d, {});
+  const MissingKb* last = find(ev, 5013945);
+  ASSERT_NE(last, nullptr);
+  EXPECT_EQ(last->name, "May 2022 Security Updates");
+  // It replaces the 1909 updates that fixed Internet Explorer 11 and Edge (EdgeHTML) too.
+  EXPECT_EQ(last->products_names,
+            (std::vector<std::string>{"windows_10", "internet_explorer", "edge"}));
+  EXPECT_EQ(last->url, "https://catalog.update.microsoft.com/v7/site/Search.aspx?q=KB5013945");
+  // No older 1909 cumulative update is demanded beside it.
+  EXPECT_EQ(os_cumulative_updates(ev, c, d), std::vector<KbNumber>{5013945});
+  // The catalog's fixed build for it: 18363.2274.
+  bool build_2274 = false;
+  for (Index p : device_products(c, d)) {
+    for (const ProductFix& f : c.products()[p].fixes) {
+      if (c.kbs()[f.kb].kb != 5013945) continue;
+      for (const Build& b : f.fixed_builds) build_2274 |= b.build == 18363 && b.revision == 2274;
+    }
+  }
+  EXPECT_TRUE(build_2274);
+
+  // As of 2020-03-31: the March 2020 line instead, and nothing released later.
+  Evaluation march = evaluate(c, d, {"2020-03-31", false});
+  EXPECT_EQ(find(march, 5013945), nullptr);
+  auto march_line = os_cumulative_updates(march, c, d);
+  ASSERT_EQ(march_line.size(), 1u);
+  EXPECT_EQ(find(march, march_line[0])->name, "March 2020 Security Updates");
+  for (const MissingKb& m : march.missing) EXPECT_LE(m.release_date, "2020-03-31") << m.kb;
+}
+
+TEST(Engine, KbNamesAreTheMonthThatReleasedThem) {
+  const CatalogIndex& c = full_catalog();
+  auto name = [&](KbNumber kb) {
+    auto i = c.find_kb(kb);
+    return i ? c.documents()[c.kbs()[*i].release_document].title : std::string("?");
+  };
+  EXPECT_EQ(name(4556799), "May 2020 Security Updates");    // also in 2018-Mar's revisions
+  EXPECT_EQ(name(4493509), "April 2019 Security Updates");  // also in 2019-Feb's
+  EXPECT_EQ(name(4540673), "March 2020 Security Updates");
+}
+
+TEST(Engine, FixedBuildAndRevisionSatisfyWithinTheServicingFamily) {
+  const CatalogIndex& c = full_catalog();
+  // Windows 10 21H2 (build 19044) at revision 1415: KB5008212 lists 10.0.19043.1415, the same
+  // servicing line, so the device has it.
+  Device at_1415 = windows_10("21H2", 19044, {});
+  at_1415.revision = 1415;
+  Evaluation ev = evaluate(c, at_1415, {"2021-12-31", false});
+  EXPECT_EQ(find(ev, 5008212), nullptr);
+  EXPECT_TRUE(os_cumulative_updates(ev, c, at_1415).empty());
+  // One revision earlier, December 2021's update is missing.
+  Device at_1414 = at_1415;
+  at_1414.revision = 1414;
+  EXPECT_NE(find(evaluate(c, at_1414, {"2021-12-31", false}), 5008212), nullptr);
+  // Without a revision, installing KB5008212 tells it.
+  Device with_kb = windows_10("21H2", 19044, {5008212});
+  Evaluation inferred = evaluate(c, with_kb, {"2021-12-31", false});
+  ASSERT_TRUE(inferred.revision.has_value());
+  EXPECT_EQ(*inferred.revision, 1415);
+  EXPECT_TRUE(inferred.revision_inferred);
+  EXPECT_TRUE(os_cumulative_updates(inferred, c, with_kb).empty());
+}
+
+TEST(Engine, OneCumulativeUpdateForWindows11_23H2) {
+  const CatalogIndex& c = full_catalog();
+  Device d;
+  d.os_name = "Microsoft Windows 11 Enterprise";
+  d.major = 10;
+  d.build = 22631;
+  d.architecture = Architecture::kX64;
+  inventory::classify_windows(d);
+  Evaluation ev = evaluate(c, d, {});
+  // Supersedence alone leaves several "newest" 23H2 updates (MSRC omits links between them).
+  EXPECT_EQ(os_cumulative_updates(ev, c, d).size(), 1u);
+}
+
+// The SPEC §4 rules, on every real inventory shipped with kbgap.
+TEST(Engine, RulesHoldOnEveryRealInventory) {
+  const CatalogIndex& c = full_catalog();
+  namespace fs = std::filesystem;
+  std::vector<inventory::Inventory> all;
+  for (const auto& e : fs::directory_iterator(fs::path(KBGAP_SOURCE_DIR) / "data/inventories")) {
+    if (e.path().extension() != ".txt" || e.path().filename() == "LICENSE.txt") continue;
+    auto r = inventory::read_inventory(test::read_file(e.path()), e.path().filename().string());
+    ASSERT_TRUE(r) << r.error().message;
+    for (auto& inv : *r) {
+      if (inv.has_os) all.push_back(std::move(inv));
+    }
+  }
+  ASSERT_EQ(all.size(), 41u);
+  int judged = 0;
+  for (const auto& inv : all) {
+    const Device& d = inv.device;
+    SCOPED_TRACE(d.source);
+    Evaluation ev = evaluate(c, d, {});
+    const auto products = device_products(c, d);
+    if (!products.empty()) ++judged;
+    std::set<std::string> closed;
+    std::set<Index> reported;
+    for (const MissingKb& m : ev.missing) {
+      auto kb = c.find_kb(m.kb);
+      ASSERT_TRUE(kb);
+      reported.insert(*kb);
+      // Never a KB for a product the device does not run.
+      bool on_device = false;
+      for (Index p : products) {
+        for (const ProductFix& f : c.products()[p].fixes) on_device |= f.kb == *kb;
+      }
+      EXPECT_TRUE(on_device) << "KB" << m.kb;
+      // Never an installed KB, and never a servicing stack update.
+      EXPECT_FALSE(std::binary_search(d.installed_kbs.begin(), d.installed_kbs.end(), m.kb));
+      EXPECT_FALSE(m.cves.empty()) << "KB" << m.kb;
+      closed.insert(m.cves.begin(), m.cves.end());
+    }
+    // Every open CVE is closed by some reported KB, and only open ones are counted.
+    EXPECT_EQ(closed, std::set<std::string>(ev.open_cves.begin(), ev.open_cves.end()));
+    // No reported KB is superseded by another reported KB or by an installed one.
+    for (Index kb : reported) {
+      std::vector<Index> stack{kb};
+      std::set<Index> seen;
+      while (!stack.empty()) {
+        Index k = stack.back();
+        stack.pop_back();
+        for (Index newer : c.superseded_by(k)) {
+          if (!seen.insert(newer).second) continue;
+          EXPECT_FALSE(reported.contains(newer))
+              << "KB" << c.kbs()[kb].kb << " superseded by KB" << c.kbs()[newer].kb;
+          EXPECT_FALSE(std::binary_search(d.installed_kbs.begin(), d.installed_kbs.end(),
+                                          c.kbs()[newer].kb));
+          stack.push_back(newer);
+        }
+      }
+    }
+  }
+  // Windows XP, Vista, Server 2003 and 2008 RTM are older than the catalog (2016 on).
+  EXPECT_GE(judged, 25);
+}
+
+}  // namespace
+}  // namespace kbgap::engine
