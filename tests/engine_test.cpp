@@ -1,12 +1,11 @@
 // The missing-KB engine on the real bundled catalog and the real inventories.
-#include "engine/evaluate.h"
-
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <set>
 
 #include "catalog/importer.h"
+#include "engine/evaluate.h"
 #include "inventory/inventory_reader.h"
 #include "inventory/windows_release.h"
 #include "store/sqlite/sqlite_catalog_store.h"

@@ -55,13 +55,14 @@ std::string csv_field(std::string_view s) {
 }
 
 void print_table(const inventory::Device& d, const engine::Evaluation& ev, bool explain) {
-  fmt::print("{} ({}{}{}, {} {}{}, {} installed KBs) from {}\n", d.computer_dns_name,
+  std::string build = os_build_string(d);
+  if (ev.revision_inferred) {
+    build =
+        fmt::format("{}.{} (revision inferred from the installed updates)", build, *ev.revision);
+  }
+  fmt::print("{} ({}{}{}, {}, {} installed KBs) from {}\n", d.computer_dns_name,
              d.os_family.empty() ? d.os_name : d.os_family, d.version.empty() ? "" : " ", d.version,
-             os_build_string(d),
-             ev.revision_inferred
-                 ? fmt::format("revision {} inferred from installed updates", *ev.revision)
-                 : "",
-             "", d.installed_kbs.size(), d.source);
+             build, d.installed_kbs.size(), d.source);
   for (const std::string& note : ev.notes) fmt::print("  note: {}\n", note);
   fmt::print("  {} missing KBs closing {} open CVEs\n", ev.missing.size(), ev.open_cves.size());
   if (ev.missing.empty()) return;

@@ -238,17 +238,14 @@ CatalogIndex CatalogIndex::build(const catalog::CatalogData& data) {
   }
   x.supersedes_.resize(x.kbs_.size());
   x.superseded_by_.resize(x.kbs_.size());
-  auto add_edge = [&](Index newer, Index older) {
-    auto& out = x.supersedes_[newer];
-    if (newer == older || std::find(out.begin(), out.end(), older) != out.end()) return false;
-    out.push_back(older);
-    x.superseded_by_[older].push_back(newer);
-    return true;
-  };
   for (const auto& [kb, older] : data.supersedes) {
     auto a = x.kb_index_.find(kb);
     auto b = x.kb_index_.find(older);
-    if (a != x.kb_index_.end() && b != x.kb_index_.end()) add_edge(a->second, b->second);
+    if (a == x.kb_index_.end() || b == x.kb_index_.end() || a->second == b->second) continue;
+    auto& out = x.supersedes_[a->second];
+    if (std::find(out.begin(), out.end(), b->second) != out.end()) continue;
+    out.push_back(b->second);
+    x.superseded_by_[b->second].push_back(a->second);
   }
 
   for (Index p = 0; p < x.products_.size(); ++p) {
@@ -264,7 +261,7 @@ CatalogIndex CatalogIndex::build(const catalog::CatalogData& data) {
   // line). Of the KBs released in a month for a line, the one that fixes the most CVEs is that
   // month's cumulative update (a Monthly Rollup before its Security Only twin, which is never
   // cumulative); so is a KB that supersedes a cumulative update (out-of-band re-releases such as
-  // KB4551762). Each supersedes the one before it, a link MSRC often leaves out.
+  // KB4551762). Each replaces the ones before it on the line's products.
   std::map<std::string, std::vector<Index>> lines;  // servicing line -> products
   for (Index p = 0; p < x.products_.size(); ++p) {
     const ProductInfo& product = x.products_[p];
@@ -322,10 +319,16 @@ CatalogIndex CatalogIndex::build(const catalog::CatalogData& data) {
       const auto& db = x.release_date(b);
       return da != db ? da < db : x.kbs_[a].kb < x.kbs_[b].kb;
     });
+    if (chain.empty()) continue;
+    const int line = static_cast<int>(x.lines_.size());
     for (std::size_t i = 0; i < chain.size(); ++i) {
-      for (ProductFix* f : by_kb[chain[i]]) f->cumulative = true;
-      if (i > 0 && add_edge(chain[i], chain[i - 1])) ++x.inferred_edges_;
+      for (ProductFix* f : by_kb[chain[i]]) {
+        f->cumulative = true;
+        f->line_position = static_cast<int>(i);
+      }
     }
+    for (Index p : members) x.products_[p].line = line;
+    x.lines_.push_back(std::move(chain));
   }
 
   // Components by host OS: "Internet Explorer 11 on Windows 10 Version 1909 for x64-based
@@ -336,6 +339,9 @@ CatalogIndex CatalogIndex::build(const catalog::CatalogData& data) {
     auto on = name.find(" on ");
     if (auto host = x.find_product_by_name(std::string_view(name).substr(on + 4))) {
       x.products_[*host].components.push_back(p);
+      if (name.starts_with("Internet Explorer") || name.starts_with("Microsoft Edge")) {
+        x.products_[p].delivered_by_host = static_cast<int>(*host);
+      }
     }
   }
   return x;

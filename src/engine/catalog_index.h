@@ -1,5 +1,5 @@
 // The catalog as the engine reads it: products, KBs and CVEs numbered densely, each product's
-// fixes, supersedence (published and inferred), and which KB each month's cumulative update is.
+// fixes, published supersedence, and the servicing lines of cumulative updates.
 #pragma once
 
 #include <cstdint>
@@ -58,7 +58,8 @@ struct CveInfo {
 struct ProductFix {
   Index kb = 0;
   FixKind kind = FixKind::kRegular;
-  bool cumulative = false;  // this product's cumulative update of the KB's release month
+  bool cumulative = false;  // a cumulative update of the product's servicing line
+  int line_position = -1;   // its place in that line, oldest first (-1: not cumulative)
   std::vector<Index> cves;  // sorted
   std::vector<Build> fixed_builds;
 };
@@ -72,6 +73,10 @@ struct ProductInfo {
   ProductRole role = ProductRole::kOther;
   std::vector<ProductFix> fixes;  // by KB index
   std::vector<Index> components;  // for an OS: "<component> on <this OS>" products
+  int line = -1;                  // its servicing line (CatalogIndex::line), -1: none
+  // For Internet Explorer 11 and Edge (EdgeHTML) on an OS: the OS product, whose cumulative
+  // updates (Windows 10/11 updates, Windows 7/8.1 Monthly Rollups) carry their fixes too.
+  int delivered_by_host = -1;
 };
 
 class CatalogIndex {
@@ -85,16 +90,18 @@ class CatalogIndex {
 
   std::optional<Index> find_kb(KbNumber kb) const;
   std::optional<Index> find_product_by_name(std::string_view name) const;
-  // KBs that `kb` replaces directly: published supersedence, and for cumulative updates the
-  // previous month's cumulative update of the same product (MSRC often omits that link).
+  // Published supersedence: the KBs `kb` replaces, and the KBs that replace it.
   const std::vector<Index>& supersedes(Index kb) const { return supersedes_[kb]; }
   const std::vector<Index>& superseded_by(Index kb) const { return superseded_by_[kb]; }
+  // A servicing line: its cumulative updates, oldest first. Each replaces all before it on the
+  // line's products, a link MSRC often leaves out; it holds for those products only (the same KB
+  // can be in two lines, say an OS and its .NET Framework, and replace different things in each).
+  const std::vector<Index>& line(int line) const { return lines_[static_cast<std::size_t>(line)]; }
   const std::string& release_date(Index kb) const {
     return documents_[kbs_[kb].release_document].release_date;
   }
 
-  // Counts for docs and tests.
-  std::size_t inferred_supersedence_edges() const { return inferred_edges_; }
+  std::size_t line_count() const { return lines_.size(); }
 
  private:
   std::vector<DocumentInfo> documents_;
@@ -104,7 +111,7 @@ class CatalogIndex {
   std::unordered_map<KbNumber, Index> kb_index_;
   std::unordered_map<std::string, Index> product_by_name_;  // by normalized name
   std::vector<std::vector<Index>> supersedes_, superseded_by_;
-  std::size_t inferred_edges_ = 0;
+  std::vector<std::vector<Index>> lines_;
 };
 
 // Product names compare without case and with white space folded.

@@ -115,7 +115,7 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
   }
 
   // Satisfied KBs: installed ones, cumulative updates the device's revision has reached, and
-  // everything those supersede, transitively.
+  // what those replace by published supersedence, transitively.
   std::vector<char> satisfied(catalog.kbs().size(), 0);
   std::vector<Index> queue;
   auto mark = [&](Index kb) {
@@ -139,15 +139,55 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
     queue.pop_back();
     for (Index older : catalog.supersedes(kb)) mark(older);
   }
+  // On a servicing line, the newest satisfied cumulative update satisfies all before it, for
+  // that line's products.
+  std::unordered_map<Index, int> line_reached;  // product -> highest satisfied line position
+  for (Index p : products) {
+    int reached = -1;
+    for (const ProductFix& fix : catalog.products()[p].fixes) {
+      if (fix.cumulative && satisfied[fix.kb]) reached = std::max(reached, fix.line_position);
+    }
+    line_reached[p] = reached;
+  }
+  // The servicing lines whose cumulative updates carry a product's fixes: its own, and for IE
+  // and Edge on an OS, the OS's.
+  auto lines_of = [&](Index p) {
+    std::vector<std::pair<int, Index>> out;  // (line, product whose line it is)
+    const ProductInfo& info = catalog.products()[p];
+    if (info.line >= 0) out.emplace_back(info.line, p);
+    if (info.delivered_by_host >= 0) {
+      const Index host = static_cast<Index>(info.delivered_by_host);
+      if (catalog.products()[host].line >= 0) out.emplace_back(catalog.products()[host].line, host);
+    }
+    return out;
+  };
+  auto line_reached_of = [&](Index p) {
+    auto it = line_reached.find(p);
+    if (it != line_reached.end()) return it->second;
+    int reached = -1;  // a host outside the device's products (cannot happen) reaches nothing
+    return reached;
+  };
+  auto fix_satisfied = [&](Index p, const ProductFix& fix) {
+    if (satisfied[fix.kb]) return true;
+    for (const auto& [line, owner] : lines_of(p)) {
+      const auto& chain = catalog.line(line);
+      auto pos = std::find(chain.begin(), chain.end(), fix.kb);
+      if (pos != chain.end() && (pos - chain.begin()) <= line_reached_of(owner)) return true;
+    }
+    return false;
+  };
 
   // Open (product, CVE) pairs, and the applicable KBs that fix each directly.
   std::map<std::pair<Index, Index>, std::vector<Index>> fixers;  // (product, cve) -> KBs
   std::set<std::pair<Index, Index>> closed;
+  std::unordered_set<Index> candidates;  // unsatisfied KBs applicable to the device
   for (Index p : products) {
     for (const ProductFix& fix : catalog.products()[p].fixes) {
       if (!applicable(fix, catalog, device, options)) continue;
+      const bool done = fix_satisfied(p, fix);
+      if (!done) candidates.insert(fix.kb);
       for (Index c : fix.cves) {
-        if (satisfied[fix.kb]) {
+        if (done) {
           closed.insert({p, c});
         } else {
           fixers[{p, c}].push_back(fix.kb);
@@ -158,41 +198,41 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
   for (const auto& pair : closed) fixers.erase(pair);
   if (fixers.empty()) return ev;
 
-  // Which unsatisfied KB applicable to the device closes which open pairs: directly, or by
-  // superseding (transitively) a KB that fixes it. A KB that replaces another carries its fixes,
-  // whichever of the device's products the catalog lists it for.
-  std::unordered_map<Index, std::set<std::pair<Index, Index>>> covers;  // KB -> pairs
-  std::unordered_set<Index> candidates;
-  for (Index p : products) {
-    for (const ProductFix& fix : catalog.products()[p].fixes) {
-      if (!satisfied[fix.kb] && applicable(fix, catalog, device, options)) {
-        candidates.insert(fix.kb);
-      }
-    }
-  }
-  std::unordered_map<Index, std::vector<Index>>
-      ancestors;  // KB -> KBs superseding it, transitively
-  auto ancestors_of = [&](Index kb) -> const std::vector<Index>& {
-    auto [it, inserted] = ancestors.try_emplace(kb);
+  // Which candidate closes which open pairs: directly, or by replacing (transitively) a KB that
+  // fixes it, through published supersedence or a later cumulative update of the product's line.
+  // A KB that replaces another carries its fixes, whichever products the catalog lists it for.
+  std::map<std::pair<Index, Index>, std::vector<Index>> replacers;  // (product, KB) -> KBs
+  auto replacers_of = [&](Index p, Index kb) -> const std::vector<Index>& {
+    auto [it, inserted] = replacers.try_emplace({p, kb});
     if (!inserted) return it->second;
+    const auto lines = lines_of(p);
     std::vector<Index> stack{kb};
     std::unordered_set<Index> seen{kb};
+    auto push = [&](Index newer) {
+      if (seen.insert(newer).second) {
+        it->second.push_back(newer);
+        stack.push_back(newer);
+      }
+    };
     while (!stack.empty()) {
       Index k = stack.back();
       stack.pop_back();
-      for (Index newer : catalog.superseded_by(k)) {
-        if (seen.insert(newer).second) {
-          it->second.push_back(newer);
-          stack.push_back(newer);
+      for (Index newer : catalog.superseded_by(k)) push(newer);
+      for (const auto& [line, owner] : lines) {
+        const auto& chain = catalog.line(line);
+        auto pos = std::find(chain.begin(), chain.end(), k);
+        if (pos != chain.end()) {
+          for (++pos; pos != chain.end(); ++pos) push(*pos);
         }
       }
     }
     return it->second;
   };
+  std::unordered_map<Index, std::set<std::pair<Index, Index>>> covers;  // KB -> pairs
   for (const auto& [pair, kbs] : fixers) {
     for (Index kb : kbs) {
       covers[kb].insert(pair);
-      for (Index newer : ancestors_of(kb)) {
+      for (Index newer : replacers_of(pair.first, kb)) {
         if (candidates.contains(newer)) covers[newer].insert(pair);
       }
     }
@@ -236,14 +276,27 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
     chosen.push_back(best);
     for (const auto& pair : covers[best]) uncovered.erase(pair);
   }
-  // No reported KB is superseded by another reported KB: the newer one closes all it does.
+  // Nothing reported that the rest already closes: a KB replaced by another reported KB is
+  // dropped (the newer closes all it does); the oldest go first.
+  std::sort(chosen.begin(), chosen.end(),
+            [&](Index a, Index b) { return catalog.release_date(a) < catalog.release_date(b); });
   std::vector<Index> kept;
-  for (Index kb : chosen) {
-    const auto& newer = ancestors_of(kb);
-    bool superseded = std::any_of(chosen.begin(), chosen.end(), [&](Index other) {
-      return other != kb && std::find(newer.begin(), newer.end(), other) != newer.end();
-    });
-    if (!superseded) kept.push_back(kb);
+  for (std::size_t i = 0; i < chosen.size(); ++i) {
+    bool redundant = true;
+    for (const auto& pair : covers[chosen[i]]) {
+      bool elsewhere = false;
+      for (std::size_t j = 0; j < chosen.size() && !elsewhere; ++j) {
+        if (j == i || (j < i && std::find(kept.begin(), kept.end(), chosen[j]) == kept.end())) {
+          continue;
+        }
+        elsewhere = covers[chosen[j]].contains(pair);
+      }
+      if (!elsewhere) {
+        redundant = false;
+        break;
+      }
+    }
+    if (!redundant) kept.push_back(chosen[i]);
   }
 
   std::set<std::string> open_cves;
@@ -278,14 +331,22 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
         (std::find(fixing.begin(), fixing.end(), kb) != fixing.end() ? direct : through)[pair.first]
             .push_back(catalog.cves()[pair.second].id);
       }
+      // A dozen CVE ids per line at most; the full list is MissingKb::cves.
+      auto some = [](const std::vector<std::string>& list) {
+        constexpr std::size_t kShown = 12;
+        if (list.size() <= kShown) return fmt::format("{}", fmt::join(list, ", "));
+        return fmt::format("{}, ... ({} more)",
+                           fmt::join(list.begin(), list.begin() + kShown, ", "),
+                           list.size() - kShown);
+      };
       for (const auto& [p, list] : direct) {
         m.explanation.push_back(fmt::format("fixes {} open CVEs of {} directly: {}", list.size(),
-                                            catalog.products()[p].name, fmt::join(list, ", ")));
+                                            catalog.products()[p].name, some(list)));
       }
       for (const auto& [p, list] : through) {
         m.explanation.push_back(fmt::format(
             "closes {} more open CVEs of {} by superseding the updates that fix them: {}",
-            list.size(), catalog.products()[p].name, fmt::join(list, ", ")));
+            list.size(), catalog.products()[p].name, some(list)));
       }
       std::vector<std::string> chain;
       for (Index older : catalog.supersedes(kb)) {

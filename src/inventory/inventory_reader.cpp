@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "common/digest.h"
+#include "inventory/json_inventory.h"
 #include "inventory/text_decode.h"
 #include "inventory/windows_release.h"
 
@@ -290,7 +291,8 @@ Result<std::vector<Inventory>> read_inventory(std::string_view bytes, std::strin
   const std::string text = decode_windows_text(bytes);
   std::string_view body = trim(text);
   if (body.starts_with('{') || body.starts_with('[')) {
-    return invalid_input(fmt::format("{}:1: JSON inventories are not read yet", source));
+    return looks_like_osquery(text) ? parse_osquery_json(text, source)
+                                    : parse_kbgap_json(text, source);
   }
   std::vector<Inventory> out;
   if (lower(body.substr(0, std::min<std::size_t>(body.size(), 4096))).find("hotfixid") !=

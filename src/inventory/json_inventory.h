@@ -1,0 +1,23 @@
+// kbgap's own JSON inventory (docs/inventory.md) and osquery's JSON results.
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "inventory/inventory_reader.h"
+
+namespace kbgap::inventory {
+
+// {"devices": [...]}, an array of devices, or one device object (docs/inventory.md).
+Result<std::vector<Inventory>> parse_kbgap_json(std::string_view text, std::string_view source);
+
+// osquery results: an object keyed by table name ({"os_version": [...], "patches": [...],
+// "windows_update_history": [...], "programs": [...], "system_info": [...]}), as
+// `osqueryi --json` prints each table.
+Result<std::vector<Inventory>> parse_osquery_json(std::string_view text, std::string_view source);
+
+// Which of the two a JSON document is.
+bool looks_like_osquery(std::string_view text);
+
+}  // namespace kbgap::inventory
