@@ -103,6 +103,68 @@ TEST(Cli, ADataFileThatIsNotADatabaseIsAClearError) {
   EXPECT_TRUE(r.err.starts_with("kbgap: " + dir.str("data") + "/kbgap.db: ")) << r.err;
 }
 
+TEST(Cli, ScanPrintsTheGetMissingKbsBodyForOneInventory) {
+  TempDir dir;
+  const std::string data = dir.str("data");
+  write_file(dir.path() / "pc.json",
+             R"({"computerDnsName": "pc1909", "osName": "Microsoft Windows 10 Pro",
+                 "osBuild": "10.0.18363", "osArchitecture": "x64", "installedKbs": ["KB4532693"]})");
+  CommandResult r = run_kbgap("--data " + data + " scan --format json " + dir.str("pc.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto body = boost::json::parse(r.out).as_object();
+  ASSERT_EQ(body.size(), 2u);
+  EXPECT_EQ(body.at("@odata.context").as_string(),
+            "https://localhost/api/$metadata#Collection(microsoft.windowsDefenderATP.api."
+            "PublicProductFixDto)");
+  bool found = false;
+  for (const auto& v : body.at("value").as_array()) {
+    const auto& kb = v.as_object();
+    // Exactly the fields of PublicProductFixDto, with their types (SPEC §1).
+    ASSERT_EQ(kb.size(), 6u);
+    EXPECT_TRUE(kb.at("id").is_string());
+    EXPECT_TRUE(kb.at("name").is_string());
+    EXPECT_TRUE(kb.at("productsNames").is_array());
+    EXPECT_TRUE(kb.at("url").is_string());
+    EXPECT_EQ(kb.at("machineMissedOn").as_int64(), 1);
+    EXPECT_GT(kb.at("cveAddressed").as_int64(), 0);
+    if (kb.at("id").as_string() == "5013945") {
+      found = true;
+      EXPECT_EQ(kb.at("name").as_string(), "May 2022 Security Updates");
+      EXPECT_EQ(kb.at("productsNames").as_array().front().as_string(), "windows_10");
+    }
+  }
+  EXPECT_TRUE(found) << r.out;
+
+  CommandResult csv = run_kbgap("--data " + data + " scan --format csv " + dir.str("pc.json"));
+  ASSERT_EQ(csv.exit_code, 0) << csv.err;
+  EXPECT_TRUE(csv.out.starts_with(
+      "deviceId,computerDnsName,source,kb,name,releaseDate,productsNames,cveAddressed,url\n"));
+  EXPECT_NE(csv.out.find(",5013945,May 2022 Security Updates,2022-05-10,"), std::string::npos)
+      << csv.out;
+
+  CommandResult table =
+      run_kbgap("--data " + data + " scan --as-of 2020-03-31 " + dir.str("pc.json"));
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find("March 2020 Security Updates"), std::string::npos) << table.out;
+  EXPECT_EQ(table.out.find("KB5013945"), std::string::npos) << table.out;
+}
+
+TEST(Cli, ScanRejectsBadInput) {
+  TempDir dir;
+  const std::string data = dir.str("data");
+  write_file(dir.path() / "notes.txt", "shopping list\nmilk\n");
+  CommandResult notes = run_kbgap("--data " + data + " scan " + dir.str("notes.txt"));
+  EXPECT_EQ(notes.exit_code, 1);
+  EXPECT_EQ(lines(notes.err), 1u) << notes.err;
+  EXPECT_TRUE(notes.err.starts_with("kbgap: " + dir.str("notes.txt") + ":1: not an inventory"))
+      << notes.err;
+  CommandResult date =
+      run_kbgap("--data " + data + " scan --as-of 2020-13-01 " + dir.str("notes.txt"));
+  EXPECT_EQ(date.exit_code, 2) << date.err;
+  CommandResult missing = run_kbgap("--data " + data + " scan " + dir.str("nope.txt"));
+  EXPECT_EQ(missing.exit_code, 1) << missing.err;
+}
+
 TEST(Cli, MissingFileAndBadUsage) {
   TempDir dir;
   CommandResult missing =

@@ -138,16 +138,17 @@ Result<Inventory> read_device(const json::value& v, std::string_view path, Reade
   KBGAP_TRY(text("edition", d.edition));
   KBGAP_TRY(text("firstSeen", d.first_seen));
   KBGAP_TRY(text("lastSeen", d.last_seen));
-  for (auto [key, flag] : {std::pair{"serverCore", &d.server_core},
-                           std::pair{"azureEdition", &d.azure_edition},
-                           std::pair{"hotpatch", &d.hotpatch_enrolled}}) {
+  for (auto [key, flag] :
+       {std::pair{"serverCore", &d.server_core}, std::pair{"azureEdition", &d.azure_edition},
+        std::pair{"hotpatch", &d.hotpatch_enrolled}}) {
     auto b = r.boolean(o, key, path);
     if (!b) return b.error();
     *flag = *b;
   }
   if (!d.id.empty() && (d.id.size() != 40 || !std::all_of(d.id.begin(), d.id.end(), [](char c) {
-        return std::isdigit(static_cast<unsigned char>(c)) || (c >= 'a' && c <= 'f');
-      }))) {
+                          return std::isdigit(static_cast<unsigned char>(c)) ||
+                                 (c >= 'a' && c <= 'f');
+                        }))) {
     return r.fail(fmt::format("{}.id", path), "expected 40 lower-case hex characters");
   }
   if (d.computer_dns_name.empty()) {
@@ -165,8 +166,7 @@ Result<Inventory> read_device(const json::value& v, std::string_view path, Reade
   d.os_name = osname.empty() ? std::string("Microsoft Windows") : osname;
   const bool core = d.server_core;
   if (!classify_windows(d)) {
-    return r.fail(fmt::format("{}.osBuild", path),
-                  fmt::format("unknown Windows build {}", build));
+    return r.fail(fmt::format("{}.osBuild", path), fmt::format("unknown Windows build {}", build));
   }
   d.server_core = d.server_core || core;
   auto kbs = r.array(o, "installedKbs", path);

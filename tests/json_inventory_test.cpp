@@ -1,0 +1,118 @@
+// kbgap JSON and osquery JSON inventories: what they read, and the errors they give.
+#include "inventory/json_inventory.h"
+
+#include <gtest/gtest.h>
+
+#include "inventory/inventory_reader.h"
+
+namespace kbgap::inventory {
+namespace {
+
+TEST(KbgapJson, ReadsDevices) {
+  auto r = read_inventory(R"({"devices": [
+    {"computerDnsName": "srv22.example.com", "osName": "Microsoft Windows Server 2022 Datacenter",
+     "osBuild": "10.0.20348.2762", "osArchitecture": "x64", "serverCore": true,
+     "installedKbs": ["KB5044281", "5041160"], "tags": ["prod", "dmz"],
+     "software": [{"name": "Microsoft Edge", "vendor": "Microsoft Corporation", "version": "130.0"}]},
+    {"id": "2339ad7f1e4c0b3a8c1e2f3a4b5c6d7e8f901234", "computerDnsName": "w11",
+     "osBuild": "10.0.22631", "osArchitecture": "64-bit"}]})",
+                          "fleet.json");
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_EQ(r->size(), 2u);
+  const Device& srv = (*r)[0].device;
+  EXPECT_EQ((*r)[0].format, InventoryFormat::kKbgapJson);
+  EXPECT_EQ(srv.os_family, "Windows Server 2022");
+  EXPECT_TRUE(srv.server_core);
+  EXPECT_EQ(srv.edition, "Datacenter");
+  EXPECT_EQ(srv.revision, std::optional<int>(2762));
+  EXPECT_EQ(srv.installed_kbs, (std::vector<KbNumber>{5041160, 5044281}));
+  EXPECT_EQ(srv.tags, (std::vector<std::string>{"prod", "dmz"}));
+  ASSERT_EQ(srv.software.size(), 1u);
+  EXPECT_EQ(srv.software[0].version, "130.0");
+  EXPECT_EQ(srv.id.size(), 40u);
+  const Device& w11 = (*r)[1].device;
+  EXPECT_EQ(w11.id, "2339ad7f1e4c0b3a8c1e2f3a4b5c6d7e8f901234");
+  EXPECT_EQ(w11.os_family, "Windows 11");
+  EXPECT_EQ(w11.version, "23H2");
+  EXPECT_FALSE(w11.revision.has_value());
+}
+
+TEST(KbgapJson, ErrorsNameTheFileAndField) {
+  struct Case {
+    const char* json;
+    const char* error;
+  };
+  const Case cases[] = {
+      {R"({"devices": [{"computerDnsName": "a", "osBuild": "10.0", "osArchitecture": "x64"}]})",
+       "f.json: devices[0].osBuild: expected a Windows build like 10.0.19045.3803, not '10.0'"},
+      {R"({"devices": [{"osBuild": "10.0.19045", "osArchitecture": "x64"}]})",
+       "f.json: devices[0].computerDnsName: required"},
+      {R"({"computerDnsName": "a", "osBuild": "10.0.19045", "osArchitecture": "sparc"})",
+       "f.json: $.osArchitecture: expected x64, x86 or arm64, not 'sparc'"},
+      {R"({"computerDnsName": "a", "osBuild": "10.0.19045", "osArchitecture": "x64",
+           "installedKbs": ["yes"]})",
+       "f.json: $.installedKbs[0]: expected \"KB1234567\""},
+      {R"({"computerDnsName": "a", "osBuild": "10.0.19045", "osArchitecture": "x64", "id": "XYZ"})",
+       "f.json: $.id: expected 40 lower-case hex characters"},
+      {R"({"computerDnsName": "a", "osBuild": "10.0.12345", "osArchitecture": "x64"})",
+       "f.json: $.osBuild: unknown Windows build 10.0.12345"},
+      {R"({"devices": []})", "f.json: no device in the inventory"},
+      {"{\"devices\": [\n{\"computerDnsName\": \"a\",\n", "f.json:3: malformed JSON"},
+  };
+  for (const Case& c : cases) {
+    auto r = read_inventory(c.json, "f.json");
+    ASSERT_FALSE(r) << c.json;
+    EXPECT_TRUE(r.error().message.starts_with(c.error)) << r.error().message;
+  }
+}
+
+TEST(KbgapJson, DeeplyNestedJsonIsAnErrorNotACrash) {
+  std::string deep = "{\"devices\": " + std::string(100000, '[') + std::string(100000, ']') + "}";
+  auto r = read_inventory(deep, "deep.json");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("malformed JSON"), std::string::npos) << r.error().message;
+}
+
+TEST(OsqueryJson, ReadsTheFourTables) {
+  auto r = read_inventory(R"js({
+    "os_version": [{"name": "Microsoft Windows 10 Pro", "version": "10.0.19045", "build": "19045",
+                    "revision": "3803", "arch": "64-bit", "platform": "windows"}],
+    "system_info": [{"hostname": "DESKTOP-1", "uuid": "4C4C4544-0042-3510-8052-B7C04F4E3732"}],
+    "patches": [{"hotfix_id": "KB5034122", "description": "Security Update"},
+                {"hotfix_id": "KB5032907", "description": "Update"}],
+    "windows_update_history": [
+      {"title": "2024-01 Cumulative Update for Windows 10 Version 22H2 for x64-based Systems (KB5034122)",
+       "result_code": "2"},
+      {"title": "2024-01 Security Update for Windows 10 Version 22H2 for x64-based Systems (KB5034441)",
+       "result_code": "4"}],
+    "programs": [{"name": "Microsoft Edge", "version": "120.0.2210.91", "publisher": "Microsoft Corporation"}]
+  })js",
+                          "host.json");
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_EQ(r->size(), 1u);
+  const Device& d = r->front().device;
+  EXPECT_EQ(r->front().format, InventoryFormat::kOsqueryJson);
+  EXPECT_EQ(d.computer_dns_name, "DESKTOP-1");
+  EXPECT_EQ(d.os_family, "Windows 10");
+  EXPECT_EQ(d.version, "22H2");
+  EXPECT_EQ(d.revision, std::optional<int>(3803));
+  EXPECT_EQ(d.architecture, Architecture::kX64);
+  // KB5034441 failed to install (result_code 4): not counted.
+  EXPECT_EQ(d.installed_kbs, (std::vector<KbNumber>{5032907, 5034122}));
+  ASSERT_EQ(d.software.size(), 1u);
+  EXPECT_EQ(d.software[0].vendor, "Microsoft Corporation");
+}
+
+TEST(OsqueryJson, NeedsOsVersionAndHostname) {
+  auto no_host = read_inventory(
+      R"({"os_version": [{"name": "Microsoft Windows 10 Pro", "version": "10.0.19045", "arch": "64-bit"}]})",
+      "h.json");
+  ASSERT_FALSE(no_host);
+  EXPECT_EQ(no_host.error().message, "h.json: system_info.hostname: required");
+  auto empty = read_inventory(R"({"os_version": []})", "h.json");
+  ASSERT_FALSE(empty);
+  EXPECT_EQ(empty.error().message, "h.json: os_version: required, with one row");
+}
+
+}  // namespace
+}  // namespace kbgap::inventory
