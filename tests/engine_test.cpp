@@ -142,6 +142,73 @@ TEST(Engine, OneCumulativeUpdateForWindows11_23H2) {
   EXPECT_EQ(os_cumulative_updates(ev, c, d).size(), 1u);
 }
 
+Device windows_server_2022(std::optional<int> revision) {
+  Device d;
+  d.os_name = "Microsoft Windows Server 2022 Datacenter: Azure Edition";
+  d.major = 10;
+  d.build = 20348;
+  d.revision = revision;
+  d.architecture = Architecture::kX64;
+  inventory::classify_windows(d);
+  return d;
+}
+
+bool has_kind(const CatalogIndex& c, const Device& d, KbNumber kb, FixKind kind) {
+  for (Index p : device_products(c, d)) {
+    for (const ProductFix& f : c.products()[p].fixes) {
+      if (c.kbs()[f.kb].kb == kb && f.kind == kind) return true;
+    }
+  }
+  return false;
+}
+
+TEST(Engine, HotpatchesOnlyForEnrolledServersAndServicingStacksNever) {
+  const CatalogIndex& c = full_catalog();
+  Device d = windows_server_2022(std::nullopt);
+  EXPECT_TRUE(d.azure_edition);
+  EXPECT_FALSE(d.hotpatch_enrolled);
+  for (const char* as_of : {"2023-12-31", "2024-12-31", ""}) {
+    Evaluation ev = evaluate(c, d, {as_of, false});
+    ASSERT_FALSE(ev.missing.empty());
+    for (const MissingKb& m : ev.missing) {
+      EXPECT_FALSE(has_kind(c, d, m.kb, FixKind::kHotpatch)) << "KB" << m.kb << " " << as_of;
+      EXPECT_FALSE(has_kind(c, d, m.kb, FixKind::kServicingStack)) << "KB" << m.kb;
+    }
+  }
+  // Some months hold hotpatches for this server: they exist, and are kept from it.
+  bool hotpatch_exists = false;
+  for (Index p : device_products(c, d)) {
+    for (const ProductFix& f : c.products()[p].fixes)
+      hotpatch_exists |= f.kind == FixKind::kHotpatch;
+  }
+  EXPECT_TRUE(hotpatch_exists);
+}
+
+TEST(Engine, AFixedBuildOfAnotherFamilyIsNotTrusted) {
+  const CatalogIndex& c = full_catalog();
+  // KB5042322 (August 2024, CVE-2024-38163) lists 10.0.22000.2710, a Windows 11 build, for
+  // Windows Server 2022. A server far past revision 2710 has not installed it for that.
+  Evaluation ev = evaluate(c, windows_server_2022(9999), {"2024-08-31", false});
+  const MissingKb* kb = find(ev, 5042322);
+  ASSERT_NE(kb, nullptr);
+  EXPECT_EQ(kb->cves, std::vector<std::string>{"CVE-2024-38163"});
+  // While August's cumulative update (build 20348.2655) is satisfied by the revision.
+  EXPECT_TRUE(os_cumulative_updates(ev, c, windows_server_2022(9999)).empty());
+}
+
+TEST(Engine, StandaloneUpdatesStayMissingUntilInstalled) {
+  const CatalogIndex& c = full_catalog();
+  // KB5012170 (Secure Boot DBX, August 2022) is no cumulative update: a Windows 10 21H2 device
+  // at the newest revision still misses it, and does not once it is installed.
+  Device d = windows_10("21H2", 19044, {});
+  d.revision = 99999;
+  Evaluation ev = evaluate(c, d, {});
+  EXPECT_NE(find(ev, 5012170), nullptr);
+  EXPECT_TRUE(os_cumulative_updates(ev, c, d).empty());
+  d.installed_kbs = {5012170};
+  EXPECT_EQ(find(evaluate(c, d, {}), 5012170), nullptr);
+}
+
 // The SPEC §4 rules, on every real inventory shipped with kbgap.
 TEST(Engine, RulesHoldOnEveryRealInventory) {
   const CatalogIndex& c = full_catalog();
@@ -179,6 +246,15 @@ TEST(Engine, RulesHoldOnEveryRealInventory) {
       EXPECT_FALSE(std::binary_search(d.installed_kbs.begin(), d.installed_kbs.end(), m.kb));
       EXPECT_FALSE(m.cves.empty()) << "KB" << m.kb;
       closed.insert(m.cves.begin(), m.cves.end());
+    }
+    // A Monthly Rollup and its Security Only twin are never both demanded.
+    std::set<std::string> rollup_months, security_only_months;
+    for (const MissingKb& m : ev.missing) {
+      if (has_kind(c, d, m.kb, FixKind::kMonthlyRollup)) rollup_months.insert(m.release_date);
+      if (has_kind(c, d, m.kb, FixKind::kSecurityOnly)) security_only_months.insert(m.release_date);
+    }
+    for (const std::string& month : security_only_months) {
+      EXPECT_FALSE(rollup_months.contains(month)) << month;
     }
     // Every open CVE is closed by some reported KB, and only open ones are counted.
     EXPECT_EQ(closed, std::set<std::string>(ev.open_cves.begin(), ev.open_cves.end()));
