@@ -105,6 +105,8 @@ TEST(Engine, KbNamesAreTheMonthThatReleasedThem) {
   EXPECT_EQ(name(4556799), "May 2020 Security Updates");    // also in 2018-Mar's revisions
   EXPECT_EQ(name(4493509), "April 2019 Security Updates");  // also in 2019-Feb's
   EXPECT_EQ(name(4540673), "March 2020 Security Updates");
+  // One CVE in January's document and one in May's: the KB number is May 2020's.
+  EXPECT_EQ(name(4552931), "May 2020 Security Updates");
 }
 
 TEST(Engine, FixedBuildAndRevisionSatisfyWithinTheServicingFamily) {
