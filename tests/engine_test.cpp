@@ -198,6 +198,19 @@ TEST(Engine, AFixedBuildOfAnotherFamilyIsNotTrusted) {
   EXPECT_TRUE(os_cumulative_updates(ev, c, windows_server_2022(9999)).empty());
 }
 
+TEST(Engine, AFixedBuildOutOfStepWithItsLineIsNotTrusted) {
+  const CatalogIndex& c = full_catalog();
+  // KB5004945 (July 2021) lists 10.0.19041.1803, a revision Windows 10 reached in July 2022.
+  EXPECT_GT(c.distrusted_fixed_builds(), 0u);
+  Device d = windows_10("21H1", 19043, {5004945});
+  Evaluation ev = evaluate(c, d, {"2022-07-31", false});
+  EXPECT_NE(ev.revision, std::optional<int>(1803));
+  // So the device still misses the year of updates after July 2021.
+  ASSERT_EQ(os_cumulative_updates(ev, c, d).size(), 1u);
+  EXPECT_GE(find(ev, os_cumulative_updates(ev, c, d)[0])->release_date, "2022-07-01");
+  EXPECT_GT(ev.open_cves.size(), 300u);
+}
+
 TEST(Engine, StandaloneUpdatesStayMissingUntilInstalled) {
   const CatalogIndex& c = full_catalog();
   // KB5012170 (Secure Boot DBX, August 2022) is no cumulative update: a Windows 10 21H2 device

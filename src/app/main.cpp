@@ -55,6 +55,10 @@ int run(int argc, char** argv) {
   scan->add_option("--format", scan_options.format, "table, json or csv")
       ->check(CLI::IsMember({"table", "json", "csv"}))
       ->capture_default_str();
+  scan->add_option("--rule", scan_options.rule,
+                   "kbgap, or for comparison: supersedence (WES-NG's rule), build (Fleet's rule)")
+      ->check(CLI::IsMember({"kbgap", "supersedence", "build"}))
+      ->capture_default_str();
   scan->add_flag("--explain", scan_options.explain,
                  "show, for each KB, the open CVEs it closes and why");
 

@@ -97,7 +97,9 @@ int run_scan(const ScanOptions& options) {
   auto catalog = load_catalog_index(options.data_dir);
   if (!catalog) return report(catalog.error());
 
-  engine::EvaluateOptions eval_options{options.as_of, options.explain};
+  engine::EvaluateOptions eval_options{options.as_of, options.explain, engine::Rule::kKbgap};
+  if (options.rule == "supersedence") eval_options.rule = engine::Rule::kSupersedenceOnly;
+  if (options.rule == "build") eval_options.rule = engine::Rule::kBuildOnly;
   boost::json::array json_devices;
   if (options.format == "csv") {
     fmt::print(

@@ -12,6 +12,7 @@ struct ScanOptions {
   std::string as_of;             // YYYY-MM-DD or ""
   std::string format = "table";  // table | json | csv
   bool explain = false;
+  std::string rule = "kbgap";                  // kbgap | supersedence | build (docs/accuracy.md)
   std::string base_url = "https://localhost";  // for @odata.context in json
 };
 

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -328,6 +329,41 @@ CatalogIndex CatalogIndex::build(const catalog::CatalogData& data) {
       }
     }
     for (Index p : members) x.products_[p].line = line;
+    // Fixed builds along a line only grow: one above a later update's is wrong. KB5004945 (July
+    // 2021) lists 10.0.19041.1803, a revision of July 2022; trusted, it would tell a device that
+    // installed it that it has a year of updates it lacks.
+    std::map<int, std::vector<std::pair<std::size_t, int>>> by_family;  // family -> (pos, rev)
+    for (std::size_t i = 0; i < chain.size(); ++i) {
+      for (const ProductFix* f : by_kb[chain[i]]) {
+        for (const Build& b : f->fixed_builds) {
+          by_family[servicing_family(b.build) * 100 + b.major].emplace_back(i, b.revision);
+        }
+      }
+    }
+    for (auto& [family, entries] : by_family) {
+      std::sort(entries.begin(), entries.end());
+      int later_min = std::numeric_limits<int>::max();
+      std::set<std::pair<std::size_t, int>> wrong;
+      for (auto it = entries.rbegin(); it != entries.rend();) {
+        const std::size_t pos = it->first;
+        int here_min = std::numeric_limits<int>::max();
+        auto group = it;
+        for (; it != entries.rend() && it->first == pos; ++it) {
+          if (it->second > later_min) wrong.insert(*it);
+          here_min = std::min(here_min, it->second);
+        }
+        (void)group;
+        later_min = std::min(later_min, here_min);
+      }
+      for (const auto& [pos, revision] : wrong) {
+        for (ProductFix* f : by_kb[chain[pos]]) {
+          std::erase_if(f->fixed_builds, [&](const Build& b) {
+            return servicing_family(b.build) * 100 + b.major == family && b.revision == revision;
+          });
+        }
+        ++x.distrusted_fixed_builds_;
+      }
+    }
     x.lines_.push_back(std::move(chain));
   }
 

@@ -102,6 +102,8 @@ class CatalogIndex {
   }
 
   std::size_t line_count() const { return lines_.size(); }
+  // Fixed builds set aside because a later cumulative update of the line lists a lower one.
+  std::size_t distrusted_fixed_builds() const { return distrusted_fixed_builds_; }
 
  private:
   std::vector<DocumentInfo> documents_;
@@ -112,6 +114,7 @@ class CatalogIndex {
   std::unordered_map<std::string, Index> product_by_name_;  // by normalized name
   std::vector<std::vector<Index>> supersedes_, superseded_by_;
   std::vector<std::vector<Index>> lines_;
+  std::size_t distrusted_fixed_builds_ = 0;
 };
 
 // Product names compare without case and with white space folded.

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -74,6 +75,77 @@ std::optional<int> infer_revision(const CatalogIndex& catalog, const Device& d,
   return best;
 }
 
+MissingKb missing_kb(const CatalogIndex& catalog, Index kb) {
+  const KbInfo& info = catalog.kbs()[kb];
+  MissingKb m;
+  m.kb = info.kb;
+  m.name = catalog.documents()[info.release_document].title;
+  m.release_date = catalog.release_date(kb);
+  m.url = info.url;
+  return m;
+}
+
+// The two rules other tools use, as they would decide on the same catalog and device: every KB
+// they would list, with the CVEs it fixes on the device, and no reduction.
+Evaluation evaluate_other_rule(const CatalogIndex& catalog, const Device& device,
+                               const EvaluateOptions& options, const std::vector<Index>& products,
+                               Evaluation& ev) {
+  std::vector<char> superseded(catalog.kbs().size(), 0);
+  if (options.rule == Rule::kSupersedenceOnly) {
+    std::vector<Index> queue;
+    for (KbNumber kb : device.installed_kbs) {
+      if (auto i = catalog.find_kb(kb)) queue.push_back(*i);
+    }
+    while (!queue.empty()) {
+      Index kb = queue.back();
+      queue.pop_back();
+      if (superseded[kb]) continue;
+      superseded[kb] = 1;
+      for (Index older : catalog.supersedes(kb)) queue.push_back(older);
+    }
+  }
+  // Fleet compares the whole version, 10.0.19044.1645 against the fixed build, family or not.
+  const Build device_build{device.major, device.minor, device.build, ev.revision.value_or(0)};
+  auto below = [&](const Build& b) {
+    return std::tie(device_build.major, device_build.minor, device_build.build,
+                    device_build.revision) < std::tie(b.major, b.minor, b.build, b.revision);
+  };
+  std::map<Index, std::pair<std::set<std::string>, std::vector<std::string>>> reported;
+  std::set<std::string> open;
+  for (Index p : products) {
+    const ProductInfo& product = catalog.products()[p];
+    for (const ProductFix& fix : product.fixes) {
+      if (!applicable(fix, catalog, device, options)) continue;
+      bool missing = false;
+      if (options.rule == Rule::kSupersedenceOnly) {
+        missing = !superseded[fix.kb];
+      } else if (product.role == ProductRole::kOperatingSystem && !fix.fixed_builds.empty()) {
+        missing = below(fix.fixed_builds.front());
+      }
+      if (!missing) continue;
+      auto& [cves, names] = reported[fix.kb];
+      for (Index c : fix.cves) {
+        cves.insert(catalog.cves()[c].id);
+        open.insert(catalog.cves()[c].id);
+      }
+      if (std::find(names.begin(), names.end(), product.snake_name) == names.end()) {
+        names.push_back(product.snake_name);
+      }
+    }
+  }
+  for (const auto& [kb, what] : reported) {
+    MissingKb m = missing_kb(catalog, kb);
+    m.cves.assign(what.first.begin(), what.first.end());
+    m.products_names = what.second;
+    ev.missing.push_back(std::move(m));
+  }
+  std::sort(ev.missing.begin(), ev.missing.end(), [](const MissingKb& a, const MissingKb& b) {
+    return a.release_date != b.release_date ? a.release_date > b.release_date : a.kb > b.kb;
+  });
+  ev.open_cves.assign(open.begin(), open.end());
+  return std::move(ev);
+}
+
 }  // namespace
 
 std::vector<Index> device_products(const CatalogIndex& catalog, const Device& device) {
@@ -108,11 +180,31 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
     return ev;
   }
 
+  // The catalog covers Windows 7 and 2008 R2 with SP1, Vista and 2008 with SP2 only.
+  for (Index p : products) {
+    const std::string& name = catalog.products()[p].name;
+    auto sp = name.find("Service Pack ");
+    if (catalog.products()[p].role != ProductRole::kOperatingSystem || sp == std::string::npos) {
+      continue;
+    }
+    const std::string needed = name.substr(sp, 14);
+    if (device.service_pack != needed) {
+      ev.notes.push_back(fmt::format(
+          "the catalog covers {} with {}; this device has {}: install {} first, the updates "
+          "below need it",
+          device.os_family, needed,
+          device.service_pack.empty() ? "no service pack" : device.service_pack, needed));
+    }
+  }
+
   ev.revision = device.revision;
   if (!ev.revision) {
     ev.revision = infer_revision(catalog, device, products);
     ev.revision_inferred = ev.revision.has_value();
   }
+
+  if (options.rule != Rule::kKbgap)
+    return evaluate_other_rule(catalog, device, options, products, ev);
 
   // Satisfied KBs: installed ones, cumulative updates the device's revision has reached, and
   // what those replace by published supersedence, transitively.
@@ -304,12 +396,7 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
   ev.open_cves.assign(open_cves.begin(), open_cves.end());
 
   for (Index kb : kept) {
-    const KbInfo& info = catalog.kbs()[kb];
-    MissingKb m;
-    m.kb = info.kb;
-    m.name = catalog.documents()[info.release_document].title;
-    m.release_date = catalog.release_date(kb);
-    m.url = info.url;
+    MissingKb m = missing_kb(catalog, kb);
     std::set<std::string> cves;
     std::set<Index> fixed_products;
     for (const auto& [p, c] : covers[kb]) {

@@ -11,9 +11,18 @@
 
 namespace kbgap::engine {
 
+// The rule that decides "missing". kbgap's own uses every signal; the two others are the rules
+// other tools use, kept for comparison on the same catalog (docs/accuracy.md).
+enum class Rule {
+  kKbgap,
+  kSupersedenceOnly,  // WES-NG: a KB is missing unless it or a KB superseding it is installed
+  kBuildOnly,         // Fleet: a KB is missing when the device's build is below its fixed build
+};
+
 struct EvaluateOptions {
   std::string as_of;  // "YYYY-MM-DD": only KBs released by then count; "" for all
   bool explain = false;
+  Rule rule = Rule::kKbgap;
 };
 
 struct MissingKb {
