@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <map>
+#include <queue>
 #include <set>
 #include <tuple>
 #include <unordered_map>
@@ -269,26 +270,43 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
     return false;
   };
 
-  // Open (product, CVE) pairs, and the applicable KBs that fix each directly.
-  std::map<std::pair<Index, Index>, std::vector<Index>> fixers;  // (product, cve) -> KBs
-  std::set<std::pair<Index, Index>> closed;
-  std::unordered_set<Index> candidates;  // unsatisfied KBs applicable to the device
+  // Open (product, CVE) pairs, numbered densely, and the applicable KBs that fix each directly.
+  struct Pair {
+    Index product, cve;
+    std::vector<Index> fixers;
+  };
+  std::vector<Pair> open;
+  std::vector<char> is_candidate(catalog.kbs().size(), 0);  // unsatisfied, applicable
+  std::vector<char> security_only(catalog.kbs().size(), 0);
   for (Index p : products) {
+    std::unordered_map<Index, std::size_t> pair_of_cve;  // this product's open pairs
+    std::unordered_set<Index> closed;
     for (const ProductFix& fix : catalog.products()[p].fixes) {
       if (!applicable(fix, catalog, device, options)) continue;
-      const bool done = fix_satisfied(p, fix);
-      if (!done) candidates.insert(fix.kb);
+      if (fix_satisfied(p, fix)) {
+        closed.insert(fix.cves.begin(), fix.cves.end());
+        continue;
+      }
+      is_candidate[fix.kb] = 1;
+      if (fix.kind == FixKind::kSecurityOnly) security_only[fix.kb] = 1;
       for (Index c : fix.cves) {
-        if (done) {
-          closed.insert({p, c});
-        } else {
-          fixers[{p, c}].push_back(fix.kb);
-        }
+        auto [it, inserted] = pair_of_cve.try_emplace(c, open.size());
+        if (inserted) open.push_back({p, c, {}});
+        open[it->second].fixers.push_back(fix.kb);
+      }
+    }
+    // A pair is open only when none of its fixes is satisfied.
+    for (auto it = pair_of_cve.begin(); it != pair_of_cve.end();) {
+      if (closed.contains(it->first)) {
+        open[it->second].fixers.clear();
+        it = pair_of_cve.erase(it);
+      } else {
+        ++it;
       }
     }
   }
-  for (const auto& pair : closed) fixers.erase(pair);
-  if (fixers.empty()) return ev;
+  std::erase_if(open, [](const Pair& pair) { return pair.fixers.empty(); });
+  if (open.empty()) return ev;
 
   // Which candidate closes which open pairs: directly, or by replacing (transitively) a KB that
   // fixes it, through published supersedence or a later cumulative update of the product's line.
@@ -302,7 +320,7 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
     std::unordered_set<Index> seen{kb};
     auto push = [&](Index newer) {
       if (seen.insert(newer).second) {
-        it->second.push_back(newer);
+        if (is_candidate[newer]) it->second.push_back(newer);
         stack.push_back(newer);
       }
     };
@@ -310,98 +328,90 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
       Index k = stack.back();
       stack.pop_back();
       for (Index newer : catalog.superseded_by(k)) push(newer);
-      for (const auto& [line, owner] : lines) {
+      for (const auto& [line, owner] : lines) {  // the next on the line; the rest follow from it
         const auto& chain = catalog.line(line);
         auto pos = std::find(chain.begin(), chain.end(), k);
-        if (pos != chain.end()) {
-          for (++pos; pos != chain.end(); ++pos) push(*pos);
-        }
+        if (pos != chain.end() && pos + 1 != chain.end()) push(*(pos + 1));
       }
     }
     return it->second;
   };
-  std::unordered_map<Index, std::set<std::pair<Index, Index>>> covers;  // KB -> pairs
-  for (const auto& [pair, kbs] : fixers) {
-    for (Index kb : kbs) {
-      covers[kb].insert(pair);
-      for (Index newer : replacers_of(pair.first, kb)) {
-        if (candidates.contains(newer)) covers[newer].insert(pair);
-      }
+  std::unordered_map<Index, std::vector<std::uint32_t>> covers;  // KB -> open pair ids
+  for (std::uint32_t id = 0; id < open.size(); ++id) {
+    std::unordered_set<Index> by;
+    for (Index kb : open[id].fixers) {
+      by.insert(kb);
+      for (Index newer : replacers_of(open[id].product, kb)) by.insert(newer);
     }
+    for (Index kb : by) covers[kb].push_back(id);
   }
 
   // The smallest set a person would install: repeatedly the KB that closes the most pairs still
-  // open (ties: the newest, a Monthly Rollup before a Security Only, the higher KB number).
-  auto is_security_only = [&](Index kb) {
-    for (Index p : products) {
-      for (const ProductFix& fix : catalog.products()[p].fixes) {
-        if (fix.kb == kb) return fix.kind == FixKind::kSecurityOnly;
-      }
-    }
-    return false;
+  // open (ties: the newest, a Monthly Rollup before a Security Only, the higher KB number). Gains
+  // only shrink, so a KB whose stale gain still tops the queue after a recount is the best.
+  auto better = [&](std::size_t gain_a, Index a, std::size_t gain_b, Index b) {
+    if (gain_a != gain_b) return gain_a > gain_b;
+    const auto& da = catalog.release_date(a);
+    const auto& db = catalog.release_date(b);
+    if (da != db) return da > db;
+    if (security_only[a] != security_only[b]) return !security_only[a];
+    return catalog.kbs()[a].kb > catalog.kbs()[b].kb;
   };
-  std::set<std::pair<Index, Index>> open;
-  for (const auto& [pair, kbs] : fixers) open.insert(pair);
+  using Entry = std::pair<std::size_t, Index>;  // (gain, KB)
+  auto worse = [&](const Entry& x, const Entry& y) {
+    return better(y.first, y.second, x.first, x.second);
+  };
+  std::priority_queue<Entry, std::vector<Entry>, decltype(worse)> queue_by_gain(worse);
+  for (const auto& [kb, ids] : covers) queue_by_gain.push({ids.size(), kb});
+  std::vector<char> uncovered(open.size(), 1);
+  std::size_t left = open.size();
   std::vector<Index> chosen;
-  std::set<std::pair<Index, Index>> uncovered = open;
-  while (!uncovered.empty()) {
-    Index best = 0;
-    std::size_t best_gain = 0;
-    for (const auto& [kb, pairs] : covers) {
-      std::size_t gain = 0;
-      for (const auto& pair : pairs) gain += uncovered.count(pair);
-      if (gain == 0) continue;
-      bool better = gain > best_gain;
-      if (!better && gain == best_gain) {
-        const auto& a = catalog.release_date(kb);
-        const auto& b = catalog.release_date(best);
-        better = a > b || (a == b && is_security_only(best) && !is_security_only(kb)) ||
-                 (a == b && is_security_only(best) == is_security_only(kb) &&
-                  catalog.kbs()[kb].kb > catalog.kbs()[best].kb);
-      }
-      if (better) {
-        best = kb;
-        best_gain = gain;
-      }
+  while (left > 0 && !queue_by_gain.empty()) {
+    auto [stale, kb] = queue_by_gain.top();
+    queue_by_gain.pop();
+    std::size_t gain = 0;
+    for (std::uint32_t id : covers[kb]) gain += uncovered[id];
+    if (gain == 0) continue;
+    if (gain < stale && !queue_by_gain.empty() &&
+        better(queue_by_gain.top().first, queue_by_gain.top().second, gain, kb)) {
+      queue_by_gain.push({gain, kb});
+      continue;
     }
-    if (best_gain == 0) break;  // cannot happen: every open pair has a fixer
-    chosen.push_back(best);
-    for (const auto& pair : covers[best]) uncovered.erase(pair);
+    chosen.push_back(kb);
+    for (std::uint32_t id : covers[kb]) {
+      left -= uncovered[id];
+      uncovered[id] = 0;
+    }
   }
   // Nothing reported that the rest already closes: a KB replaced by another reported KB is
   // dropped (the newer closes all it does); the oldest go first.
   std::sort(chosen.begin(), chosen.end(),
             [&](Index a, Index b) { return catalog.release_date(a) < catalog.release_date(b); });
+  std::vector<std::uint32_t> closers(open.size(), 0);
+  for (Index kb : chosen) {
+    for (std::uint32_t id : covers[kb]) ++closers[id];
+  }
   std::vector<Index> kept;
-  for (std::size_t i = 0; i < chosen.size(); ++i) {
-    bool redundant = true;
-    for (const auto& pair : covers[chosen[i]]) {
-      bool elsewhere = false;
-      for (std::size_t j = 0; j < chosen.size() && !elsewhere; ++j) {
-        if (j == i || (j < i && std::find(kept.begin(), kept.end(), chosen[j]) == kept.end())) {
-          continue;
-        }
-        elsewhere = covers[chosen[j]].contains(pair);
-      }
-      if (!elsewhere) {
-        redundant = false;
-        break;
-      }
+  for (Index kb : chosen) {
+    const auto& ids = covers[kb];
+    if (std::all_of(ids.begin(), ids.end(), [&](std::uint32_t id) { return closers[id] > 1; })) {
+      for (std::uint32_t id : ids) --closers[id];
+    } else {
+      kept.push_back(kb);
     }
-    if (!redundant) kept.push_back(chosen[i]);
   }
 
   std::set<std::string> open_cves;
-  for (const auto& pair : open) open_cves.insert(catalog.cves()[pair.second].id);
+  for (const Pair& pair : open) open_cves.insert(catalog.cves()[pair.cve].id);
   ev.open_cves.assign(open_cves.begin(), open_cves.end());
 
   for (Index kb : kept) {
     MissingKb m = missing_kb(catalog, kb);
     std::set<std::string> cves;
     std::set<Index> fixed_products;
-    for (const auto& [p, c] : covers[kb]) {
-      cves.insert(catalog.cves()[c].id);
-      fixed_products.insert(p);
+    for (std::uint32_t id : covers[kb]) {
+      cves.insert(catalog.cves()[open[id].cve].id);
+      fixed_products.insert(open[id].product);
     }
     for (Index p : products) {  // the OS first, then its components
       const std::string& snake = catalog.products()[p].snake_name;
@@ -413,13 +423,15 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
     m.cves.assign(cves.begin(), cves.end());
     if (options.explain) {
       std::map<Index, std::vector<std::string>> direct, through;  // product -> CVEs
-      for (const auto& pair : covers[kb]) {
-        const auto& fixing = fixers[pair];
-        (std::find(fixing.begin(), fixing.end(), kb) != fixing.end() ? direct : through)[pair.first]
-            .push_back(catalog.cves()[pair.second].id);
+      for (std::uint32_t id : covers[kb]) {
+        const auto& fixing = open[id].fixers;
+        (std::find(fixing.begin(), fixing.end(), kb) != fixing.end() ? direct
+                                                                     : through)[open[id].product]
+            .push_back(catalog.cves()[open[id].cve].id);
       }
       // A dozen CVE ids per line at most; the full list is MissingKb::cves.
-      auto some = [](const std::vector<std::string>& list) {
+      auto some = [](std::vector<std::string> list) {
+        std::sort(list.begin(), list.end());
         constexpr std::size_t kShown = 12;
         if (list.size() <= kShown) return fmt::format("{}", fmt::join(list, ", "));
         return fmt::format("{}, ... ({} more)",
