@@ -106,7 +106,7 @@ Result<std::size_t> TarZstReader::read_compressed(char* out, std::size_t n) {
     return got;
   }
   std::size_t got = std::min(n, memory_.size() - static_cast<std::size_t>(consumed_));
-  std::memcpy(out, memory_.data() + consumed_, got);
+  if (got > 0) std::memcpy(out, memory_.data() + consumed_, got);  // data() may be null
   return got;
 }
 
