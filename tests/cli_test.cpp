@@ -135,6 +135,15 @@ TEST(Cli, ScanPrintsTheGetMissingKbsBodyForOneInventory) {
   }
   EXPECT_TRUE(found) << r.out;
 
+  // The second run reads the index cached beside the catalog; a damaged cache is rebuilt.
+  ASSERT_TRUE(std::filesystem::exists(dir.path() / "data" / "catalog.index"));
+  CommandResult cached = run_kbgap("--data " + data + " scan --format json " + dir.str("pc.json"));
+  EXPECT_EQ(cached.out, r.out);
+  write_file(dir.path() / "data" / "catalog.index", "KBGAPIDX garbage");
+  CommandResult rebuilt = run_kbgap("--data " + data + " scan --format json " + dir.str("pc.json"));
+  EXPECT_EQ(rebuilt.out, r.out);
+  EXPECT_GT(std::filesystem::file_size(dir.path() / "data" / "catalog.index"), 1000u);
+
   CommandResult csv = run_kbgap("--data " + data + " scan --format csv " + dir.str("pc.json"));
   ASSERT_EQ(csv.exit_code, 0) << csv.err;
   EXPECT_TRUE(csv.out.starts_with(

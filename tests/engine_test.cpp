@@ -224,6 +224,36 @@ TEST(Engine, StandaloneUpdatesStayMissingUntilInstalled) {
   EXPECT_EQ(find(evaluate(c, d, {}), 5012170), nullptr);
 }
 
+TEST(Engine, SnapshotRoundTripsAndRefusesDamage) {
+  const CatalogIndex& c = full_catalog();
+  const std::string bytes = c.snapshot("tag-1");
+  auto back = CatalogIndex::from_snapshot(bytes, "tag-1");
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->kbs().size(), c.kbs().size());
+  EXPECT_EQ(back->line_count(), c.line_count());
+  EXPECT_EQ(back->distrusted_fixed_builds(), c.distrusted_fixed_builds());
+  Device d = windows_10("1909", 18363, {4532693});
+  Evaluation a = evaluate(c, d, {"", true});
+  Evaluation b = evaluate(*back, d, {"", true});
+  ASSERT_EQ(a.missing.size(), b.missing.size());
+  for (std::size_t i = 0; i < a.missing.size(); ++i) {
+    EXPECT_EQ(a.missing[i].kb, b.missing[i].kb);
+    EXPECT_EQ(a.missing[i].cves, b.missing[i].cves);
+    EXPECT_EQ(a.missing[i].explanation, b.missing[i].explanation);
+  }
+  EXPECT_FALSE(CatalogIndex::from_snapshot(bytes, "tag-2").has_value()) << "another catalog";
+  for (std::size_t cut :
+       {std::size_t{0}, std::size_t{7}, std::size_t{100}, bytes.size() / 2, bytes.size() - 1}) {
+    EXPECT_FALSE(CatalogIndex::from_snapshot(bytes.substr(0, cut), "tag-1").has_value()) << cut;
+  }
+  // Damaged bytes never crash: the image is refused, or read as some index.
+  for (std::size_t at = 20; at < bytes.size(); at += bytes.size() / 97) {
+    std::string damaged = bytes;
+    damaged[at] = static_cast<char>(damaged[at] ^ 0xFF);
+    (void)CatalogIndex::from_snapshot(damaged, "tag-1");
+  }
+}
+
 // The SPEC §4 rules, on every real inventory shipped with kbgap.
 TEST(Engine, RulesHoldOnEveryRealInventory) {
   const CatalogIndex& c = full_catalog();

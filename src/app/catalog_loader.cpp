@@ -5,9 +5,13 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "app/data_dir.h"
 #include "catalog/importer.h"
+#include "common/digest.h"
 #include "common/progress.h"
 
 namespace kbgap::app {
@@ -29,9 +33,37 @@ Result<engine::CatalogIndex> load_catalog_index(const std::string& data_dir) {
                    imported->documents.size(), elapsed.count());
     }
   }
+  // The index is cached beside the catalog, tagged with the documents it was built from: any
+  // import that changes a document changes the tag, and the index is built again.
+  auto documents = (*store)->documents();
+  if (!documents) return documents.error();
+  std::string tag;
+  for (const catalog::StoredDocument& d : *documents) tag += fmt::format("{}:{}\n", d.id, d.sha256);
+  const std::string fingerprint = sha256_hex(tag);
+  const std::filesystem::path cache = std::filesystem::path(data_dir) / kIndexFileName;
+  {
+    std::ifstream in(cache, std::ios::binary);
+    if (in) {
+      std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (auto index = engine::CatalogIndex::from_snapshot(bytes, fingerprint)) {
+        return std::move(*index);
+      }
+    }
+  }
   auto data = (*store)->load();
   if (!data) return data.error();
-  return engine::CatalogIndex::build(*data);
+  engine::CatalogIndex index = engine::CatalogIndex::build(*data);
+  // A cache: when it cannot be written (read-only data directory), the next run builds again.
+  const std::filesystem::path tmp = cache.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    const std::string bytes = index.snapshot(fingerprint);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, cache, ec);
+  if (ec) std::filesystem::remove(tmp, ec);
+  return index;
 }
 
 }  // namespace kbgap::app

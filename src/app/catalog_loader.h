@@ -9,6 +9,9 @@
 
 namespace kbgap::app {
 
+// The engine's index, cached in the data directory (rebuilt whenever the catalog changes).
+inline constexpr const char* kIndexFileName = "catalog.index";
+
 Result<engine::CatalogIndex> load_catalog_index(const std::string& data_dir);
 
 }  // namespace kbgap::app

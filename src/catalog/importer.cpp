@@ -113,9 +113,9 @@ Result<ImportSummary> import_catalog(ImportSources& sources, CatalogStore& store
 
 Result<ImportSummary> ensure_catalog(CatalogStore& store,
                                      const std::function<void(const ImportProgress&)>& progress) {
-  auto stats = store.stats();
-  if (!stats) return stats.error();
-  if (stats->documents > 0) return ImportSummary{};
+  auto documents = store.documents();  // cheaper than stats(): no counting
+  if (!documents) return documents.error();
+  if (!documents->empty()) return ImportSummary{};
   ImportSources bundled = ImportSources::bundled();
   return import_catalog(bundled, store, progress);
 }

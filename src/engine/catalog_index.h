@@ -83,6 +83,13 @@ class CatalogIndex {
  public:
   static CatalogIndex build(const catalog::CatalogData& data);
 
+  // A binary image of the index tagged with `fingerprint` (what catalog it was built from), and
+  // back. from_snapshot refuses, with nullopt, an image of another fingerprint or version, or a
+  // damaged one; the caller then builds the index again.
+  std::string snapshot(std::string_view fingerprint) const;
+  static std::optional<CatalogIndex> from_snapshot(std::string_view bytes,
+                                                   std::string_view fingerprint);
+
   const std::vector<DocumentInfo>& documents() const { return documents_; }
   const std::vector<KbInfo>& kbs() const { return kbs_; }
   const std::vector<CveInfo>& cves() const { return cves_; }

@@ -1,0 +1,234 @@
+// A binary image of the CatalogIndex, so that a command evaluating devices starts in
+// milliseconds instead of re-reading and re-indexing the whole catalog (docs/engine.md).
+#include <cstring>
+
+#include "engine/catalog_index.h"
+
+namespace kbgap::engine {
+namespace {
+
+constexpr char kMagic[8] = {'K', 'B', 'G', 'A', 'P', 'I', 'D', 'X'};
+constexpr std::uint32_t kVersion = 1;
+
+class Writer {
+ public:
+  void u8(std::uint8_t v) { out_.push_back(static_cast<char>(v)); }
+  void u32(std::uint32_t v) { raw(&v, sizeof v); }
+  void i32(std::int32_t v) { raw(&v, sizeof v); }
+  void f64(double v) { raw(&v, sizeof v); }
+  void str(std::string_view s) {
+    u32(static_cast<std::uint32_t>(s.size()));
+    out_.append(s);
+  }
+  void u32s(const std::vector<Index>& v) {
+    u32(static_cast<std::uint32_t>(v.size()));
+    raw(v.data(), v.size() * sizeof(Index));
+  }
+  std::string take() { return std::move(out_); }
+  void raw(const void* p, std::size_t n) { out_.append(static_cast<const char*>(p), n); }
+
+ private:
+  std::string out_;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+  bool ok() const { return ok_; }
+  bool done() const { return pos_ == in_.size(); }
+  std::uint8_t u8() {
+    std::uint8_t v = 0;
+    raw(&v, 1);
+    return v;
+  }
+  std::uint32_t u32() {
+    std::uint32_t v = 0;
+    raw(&v, sizeof v);
+    return v;
+  }
+  std::int32_t i32() {
+    std::int32_t v = 0;
+    raw(&v, sizeof v);
+    return v;
+  }
+  double f64() {
+    double v = 0;
+    raw(&v, sizeof v);
+    return v;
+  }
+  std::string str() {
+    const std::uint32_t n = u32();
+    if (!check(n)) return {};
+    std::string s(in_.substr(pos_, n));
+    pos_ += n;
+    return s;
+  }
+  std::vector<Index> u32s() {
+    const std::uint32_t n = u32();
+    if (!check(std::size_t{n} * sizeof(Index))) return {};
+    std::vector<Index> v(n);
+    raw(v.data(), n * sizeof(Index));
+    return v;
+  }
+  // A count of elements of at least `min_bytes` each: refuses counts the input cannot hold.
+  std::uint32_t count(std::size_t min_bytes) {
+    const std::uint32_t n = u32();
+    return check(std::size_t{n} * min_bytes) ? n : 0;
+  }
+
+ private:
+  bool check(std::size_t n) {
+    if (!ok_ || in_.size() - pos_ < n) ok_ = false;
+    return ok_;
+  }
+  void raw(void* p, std::size_t n) {
+    if (!check(n)) return;
+    std::memcpy(p, in_.data() + pos_, n);
+    pos_ += n;
+  }
+  std::string_view in_;
+  std::size_t pos_ = 0;
+  bool ok_ = true;
+};
+
+}  // namespace
+
+std::string CatalogIndex::snapshot(std::string_view fingerprint) const {
+  Writer w;
+  w.raw(kMagic, sizeof kMagic);
+  w.u32(kVersion);
+  w.str(fingerprint);
+  w.u32(static_cast<std::uint32_t>(documents_.size()));
+  for (const DocumentInfo& d : documents_) {
+    w.str(d.id);
+    w.str(d.title);
+    w.str(d.release_date);
+  }
+  w.u32(static_cast<std::uint32_t>(kbs_.size()));
+  for (const KbInfo& k : kbs_) {
+    w.u32(k.kb);
+    w.u32(k.release_document);
+    w.str(k.url);
+  }
+  w.u32(static_cast<std::uint32_t>(cves_.size()));
+  for (const CveInfo& c : cves_) {
+    w.str(c.id);
+    w.str(c.title);
+    w.str(c.severity);
+    w.u8(c.cvss_base.has_value());
+    w.f64(c.cvss_base.value_or(0));
+  }
+  w.u32(static_cast<std::uint32_t>(products_.size()));
+  for (const ProductInfo& p : products_) {
+    w.str(p.id);
+    w.str(p.name);
+    w.str(p.snake_name);
+    w.u8(static_cast<std::uint8_t>(p.role));
+    w.i32(p.line);
+    w.i32(p.delivered_by_host);
+    w.u32s(p.components);
+    w.u32(static_cast<std::uint32_t>(p.fixes.size()));
+    for (const ProductFix& f : p.fixes) {
+      w.u32(f.kb);
+      w.u8(static_cast<std::uint8_t>(f.kind));
+      w.u8(f.cumulative);
+      w.i32(f.line_position);
+      w.u32s(f.cves);
+      w.u32(static_cast<std::uint32_t>(f.fixed_builds.size()));
+      for (const Build& b : f.fixed_builds) {
+        for (int v : {b.major, b.minor, b.build, b.revision}) w.i32(v);
+      }
+    }
+  }
+  for (const auto& s : supersedes_) w.u32s(s);
+  w.u32(static_cast<std::uint32_t>(lines_.size()));
+  for (const auto& l : lines_) w.u32s(l);
+  w.u32(static_cast<std::uint32_t>(distrusted_fixed_builds_));
+  return w.take();
+}
+
+std::optional<CatalogIndex> CatalogIndex::from_snapshot(std::string_view bytes,
+                                                        std::string_view fingerprint) {
+  if (bytes.size() < sizeof kMagic || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) {
+    return std::nullopt;
+  }
+  Reader r(bytes.substr(sizeof kMagic));
+  if (r.u32() != kVersion || r.str() != fingerprint || !r.ok()) return std::nullopt;
+  CatalogIndex x;
+  x.documents_.resize(r.count(12));
+  for (DocumentInfo& d : x.documents_) d = {r.str(), r.str(), r.str()};
+  x.kbs_.resize(r.count(12));
+  for (Index i = 0; i < x.kbs_.size(); ++i) {
+    KbInfo& k = x.kbs_[i];
+    k.kb = r.u32();
+    k.release_document = r.u32();
+    k.url = r.str();
+    if (k.release_document >= x.documents_.size()) return std::nullopt;
+    x.kb_index_.emplace(k.kb, i);
+  }
+  x.cves_.resize(r.count(21));
+  for (CveInfo& c : x.cves_) {
+    c.id = r.str();
+    c.title = r.str();
+    c.severity = r.str();
+    const bool has = r.u8() != 0;
+    const double v = r.f64();
+    if (has) c.cvss_base = v;
+  }
+  x.products_.resize(r.count(29));
+  for (Index i = 0; i < x.products_.size(); ++i) {
+    ProductInfo& p = x.products_[i];
+    p.id = r.str();
+    p.name = r.str();
+    p.snake_name = r.str();
+    p.role = static_cast<ProductRole>(r.u8());
+    p.line = r.i32();
+    p.delivered_by_host = r.i32();
+    p.components = r.u32s();
+    p.fixes.resize(r.count(18));
+    for (ProductFix& f : p.fixes) {
+      f.kb = r.u32();
+      f.kind = static_cast<FixKind>(r.u8());
+      f.cumulative = r.u8() != 0;
+      f.line_position = r.i32();
+      f.cves = r.u32s();
+      f.fixed_builds.resize(r.count(16));
+      for (Build& b : f.fixed_builds) b = {r.i32(), r.i32(), r.i32(), r.i32()};
+      if (f.kb >= x.kbs_.size()) return std::nullopt;
+      for (Index c : f.cves) {
+        if (c >= x.cves_.size()) return std::nullopt;
+      }
+    }
+    x.product_by_name_.emplace(normalize_product_name(p.name), i);
+  }
+  x.supersedes_.resize(x.kbs_.size());
+  x.superseded_by_.resize(x.kbs_.size());
+  for (Index kb = 0; kb < x.kbs_.size(); ++kb) {
+    x.supersedes_[kb] = r.u32s();
+    for (Index older : x.supersedes_[kb]) {
+      if (older >= x.kbs_.size()) return std::nullopt;
+      x.superseded_by_[older].push_back(kb);
+    }
+  }
+  x.lines_.resize(r.count(4));
+  for (auto& l : x.lines_) {
+    l = r.u32s();
+    for (Index kb : l) {
+      if (kb >= x.kbs_.size()) return std::nullopt;
+    }
+  }
+  x.distrusted_fixed_builds_ = r.u32();
+  for (const ProductInfo& p : x.products_) {
+    if (p.line >= static_cast<int>(x.lines_.size()) ||
+        p.delivered_by_host >= static_cast<int>(x.products_.size())) {
+      return std::nullopt;
+    }
+    for (Index c : p.components) {
+      if (c >= x.products_.size()) return std::nullopt;
+    }
+  }
+  if (!r.ok() || !r.done()) return std::nullopt;
+  return x;
+}
+
+}  // namespace kbgap::engine
