@@ -108,8 +108,8 @@ int main(int argc, char** argv) {
     d.id = std::to_string(i);
     fleet[i] = std::move(d);
   }
-  std::printf("%zu devices generated from %zu real templates in %.2f s\n", count,
-              templates.size(), seconds_since(t1));
+  std::printf("%zu devices generated from %zu real templates in %.2f s\n", count, templates.size(),
+              seconds_since(t1));
 
   // Evaluate: one evaluation per distinct state, shared by the devices in that state.
   auto t2 = std::chrono::steady_clock::now();
@@ -119,9 +119,9 @@ int main(int argc, char** argv) {
   auto worker = [&] {
     for (std::size_t i; (i = next.fetch_add(1)) < count;) {
       const inventory::Device& d = fleet[i];
-      std::string key = fmt::format("{}|{}|{}|{}", d.os_name, d.build,
-                                    static_cast<int>(d.architecture),
-                                    fmt::join(d.installed_kbs, ","));
+      std::string key =
+          fmt::format("{}|{}|{}|{}", d.os_name, d.build, static_cast<int>(d.architecture),
+                      fmt::join(d.installed_kbs, ","));
       std::shared_ptr<const engine::Evaluation> ev;
       {
         std::lock_guard lock(mutex);

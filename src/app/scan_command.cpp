@@ -4,12 +4,11 @@
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
-#include <filesystem>
-#include <fstream>
 
 #include "api/defender_dto.h"
 #include "app/catalog_loader.h"
 #include "app/cli_error.h"
+#include "common/file.h"
 #include "engine/evaluate.h"
 #include "inventory/inventory_reader.h"
 
@@ -17,21 +16,6 @@ namespace kbgap::app {
 namespace {
 
 constexpr std::uintmax_t kMaxInventoryBytes = 64u << 20;
-
-Result<std::string> read_whole_file(const std::string& path) {
-  std::error_code ec;
-  auto size = std::filesystem::file_size(path, ec);
-  if (ec) return io_error(fmt::format("{}: cannot read: {}", path, ec.message()));
-  if (size > kMaxInventoryBytes) {
-    return invalid_input(fmt::format("{}: {} bytes is larger than an inventory can be ({} at most)",
-                                     path, size, kMaxInventoryBytes));
-  }
-  std::ifstream in(path, std::ios::binary);
-  std::string bytes(size, '\0');
-  in.read(bytes.data(), static_cast<std::streamsize>(size));
-  if (!in) return io_error(fmt::format("{}: short read", path));
-  return bytes;
-}
 
 bool valid_date(std::string_view s) {
   if (s.size() != 10 || s[4] != '-' || s[7] != '-') return false;
@@ -85,7 +69,7 @@ int run_scan(const ScanOptions& options) {
   }
   std::vector<inventory::Inventory> inventories;
   for (const std::string& path : options.inventories) {
-    auto bytes = read_whole_file(path);
+    auto bytes = read_file_limited(path, kMaxInventoryBytes, "an inventory");
     if (!bytes) return report(bytes.error());
     auto read = inventory::read_inventory(*bytes, path);
     if (!read) return report(read.error());

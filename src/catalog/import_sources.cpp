@@ -5,11 +5,11 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <iterator>
 #include <system_error>
 
 #include "catalog/bundled_catalog.h"
+#include "common/file.h"
 
 namespace kbgap::catalog {
 namespace fs = std::filesystem;
@@ -22,24 +22,6 @@ constexpr std::uint64_t kMaxXmlBytes = 512ull << 20;
 bool ends_with(const std::string& s, std::string_view suffix) {
   return s.size() >= suffix.size() &&
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-Result<std::string> read_file(const std::string& path) {
-  std::error_code ec;
-  auto size = fs::file_size(path, ec);
-  if (ec) return io_error(fmt::format("{}: cannot read: {}", path, ec.message()));
-  if (size > kMaxXmlBytes) {
-    return invalid_input(fmt::format("{}: {} bytes is larger than any CVRF document ({} at most)",
-                                     path, size, kMaxXmlBytes));
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return io_error(fmt::format("{}: cannot open", path));
-  std::string content(size, '\0');
-  in.read(content.data(), static_cast<std::streamsize>(size));
-  if (static_cast<std::uint64_t>(in.gcount()) != size) {
-    return io_error(fmt::format("{}: short read", path));
-  }
-  return content;
 }
 
 }  // namespace
@@ -101,7 +83,7 @@ Result<std::optional<SourceItem>> ImportSources::next() {
   while (index_ < inputs_.size()) {
     const Input& in = inputs_[index_];
     if (!in.archive) {
-      auto content = read_file(in.path);
+      auto content = read_file_limited(in.path, kMaxXmlBytes, "a CVRF document");
       if (!content) return content.error();
       finished_bytes_ += in.size;
       ++index_;

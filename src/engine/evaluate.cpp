@@ -76,6 +76,11 @@ std::optional<int> infer_revision(const CatalogIndex& catalog, const Device& d,
   return best;
 }
 
+// Output order: the newest release first, then the higher KB number.
+bool newest_first(const MissingKb& a, const MissingKb& b) {
+  return a.release_date != b.release_date ? a.release_date > b.release_date : a.kb > b.kb;
+}
+
 MissingKb missing_kb(const CatalogIndex& catalog, Index kb) {
   const KbInfo& info = catalog.kbs()[kb];
   MissingKb m;
@@ -140,9 +145,7 @@ Evaluation evaluate_other_rule(const CatalogIndex& catalog, const Device& device
     m.products_names = what.second;
     ev.missing.push_back(std::move(m));
   }
-  std::sort(ev.missing.begin(), ev.missing.end(), [](const MissingKb& a, const MissingKb& b) {
-    return a.release_date != b.release_date ? a.release_date > b.release_date : a.kb > b.kb;
-  });
+  std::sort(ev.missing.begin(), ev.missing.end(), newest_first);
   ev.open_cves.assign(open.begin(), open.end());
   return std::move(ev);
 }
@@ -457,9 +460,7 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
     }
     ev.missing.push_back(std::move(m));
   }
-  std::sort(ev.missing.begin(), ev.missing.end(), [](const MissingKb& a, const MissingKb& b) {
-    return a.release_date != b.release_date ? a.release_date > b.release_date : a.kb > b.kb;
-  });
+  std::sort(ev.missing.begin(), ev.missing.end(), newest_first);
   if (!ev.revision) {
     ev.notes.push_back(
         "revision (UBR) unknown and no installed cumulative update tells it: judged by installed "

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "common/digest.h"
+#include "common/text.h"
 #include "inventory/json_inventory.h"
 #include "inventory/text_decode.h"
 #include "inventory/windows_release.h"
@@ -35,12 +36,6 @@ std::vector<std::string_view> split_lines(std::string_view text) {
     text.remove_prefix(nl + 1);
   }
   return lines;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 // "KB4540673", "KB893803v2" -> 4540673; "Q147222" (old hotfix ids) -> 147222; otherwise 0.
@@ -128,7 +123,7 @@ bool parse_os_version(std::string_view value, Device& d) {
 }
 
 Architecture parse_architecture(std::string_view value) {
-  const std::string v = lower(value);
+  const std::string v = to_lower(value);
   if (v.find("arm64") != std::string::npos) return Architecture::kArm64;
   if (v.find("x64") != std::string::npos || v.find("amd64") != std::string::npos) {
     return Architecture::kX64;
@@ -209,7 +204,7 @@ Result<Inventory> parse_systeminfo(std::string_view text, std::string_view sourc
     }
     if (!version && looks_like_os_version(f.value)) version = &f;
     if (d.architecture == Architecture::kUnknown &&
-        lower(f.value).find("based pc") != std::string::npos) {
+        to_lower(f.value).find("based pc") != std::string::npos) {
       d.architecture = parse_architecture(f.value);
     }
     for (std::string_view item : f.items) {
@@ -227,7 +222,7 @@ Result<Inventory> parse_systeminfo(std::string_view text, std::string_view sourc
                                      d.major, d.minor, d.build));
   }
   // The id: host name, product id and install date (fields 1, 9 and 10 in every language).
-  std::string identity = lower(d.computer_dns_name);
+  std::string identity = to_lower(d.computer_dns_name);
   for (std::size_t i : {8u, 9u}) {
     if (i < fields.size()) identity += fmt::format("\n{}", fields[i].value);
   }
@@ -240,7 +235,7 @@ Result<Inventory> parse_hotfix_list(std::string_view text, std::string_view sour
   auto lines = split_lines(text);
   std::size_t header = lines.size();
   for (std::size_t i = 0; i < lines.size(); ++i) {
-    if (lower(lines[i]).find("hotfixid") != std::string::npos) {
+    if (to_lower(lines[i]).find("hotfixid") != std::string::npos) {
       header = i;
       break;
     }
@@ -251,7 +246,7 @@ Result<Inventory> parse_hotfix_list(std::string_view text, std::string_view sour
   // The computer name column: CSName (wmic qfe) or Source (Get-HotFix). WMIC may have written a
   // preamble on the header's line ("Please wait while WMIC is being installed.Caption  CSName"):
   // columns count from the first column name.
-  std::string head = lower(lines[header]);
+  std::string head = to_lower(lines[header]);
   std::size_t origin = head.find("caption");
   if (origin == std::string::npos) origin = 0;
   head.erase(0, origin);
@@ -280,7 +275,7 @@ Result<Inventory> parse_hotfix_list(std::string_view text, std::string_view sour
       p = q;
     }
   }
-  finish_device(d, lower(d.computer_dns_name));
+  finish_device(d, to_lower(d.computer_dns_name));
   d.source = std::string(source);
   return inv;
 }
@@ -295,7 +290,7 @@ Result<std::vector<Inventory>> read_inventory(std::string_view bytes, std::strin
                                     : parse_kbgap_json(text, source);
   }
   std::vector<Inventory> out;
-  if (lower(body.substr(0, std::min<std::size_t>(body.size(), 4096))).find("hotfixid") !=
+  if (to_lower(body.substr(0, std::min<std::size_t>(body.size(), 4096))).find("hotfixid") !=
       std::string::npos) {
     auto r = parse_hotfix_list(text, source);
     if (!r) return r.error();
@@ -320,9 +315,9 @@ Result<std::vector<Device>> merge_inventories(std::vector<Inventory> inventories
   }
   for (Inventory& inv : inventories) {
     if (inv.has_os) continue;
-    const std::string host = lower(inv.device.computer_dns_name);
+    const std::string host = to_lower(inv.device.computer_dns_name);
     auto it = std::find_if(devices.begin(), devices.end(),
-                           [&](const Device& d) { return lower(d.computer_dns_name) == host; });
+                           [&](const Device& d) { return to_lower(d.computer_dns_name) == host; });
     // A list without a computer name column (wmic qfe get HotFixID,...) can only belong to the
     // one device it was given with.
     if (host.empty() && devices.size() == 1) it = devices.begin();

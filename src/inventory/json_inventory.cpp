@@ -8,6 +8,7 @@
 #include <cctype>
 #include <charconv>
 
+#include "common/text.h"
 #include "inventory/windows_release.h"
 
 namespace kbgap::inventory {
@@ -82,8 +83,7 @@ KbNumber kb_of(std::string_view s) {
 }
 
 Architecture architecture_of(std::string_view s) {
-  std::string v(s);
-  for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string v = to_lower(s);
   if (v.find("arm64") != std::string::npos || v.find("aarch64") != std::string::npos) {
     return Architecture::kArm64;
   }
@@ -208,8 +208,7 @@ Result<Inventory> read_device(const json::value& v, std::string_view path, Reade
       d.tags.emplace_back((**tags)[i].as_string());
     }
   }
-  std::string identity = d.computer_dns_name;
-  for (char& c : identity) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string identity = to_lower(d.computer_dns_name);
   finish_device(d, identity);
   return inv;
 }
@@ -325,8 +324,7 @@ Result<std::vector<Inventory>> parse_osquery_json(std::string_view text, std::st
       d.software.push_back({column(p, "name"), column(p, "publisher"), column(p, "version")});
     }
   }
-  std::string identity = d.computer_dns_name;
-  for (char& c : identity) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string identity = to_lower(d.computer_dns_name);
   if (const json::array* info = table(o, "system_info"); info && !info->empty()) {
     identity = fmt::format("{}\n{}", identity, column(info->front(), "uuid"));
   }
