@@ -130,6 +130,17 @@ std::string normalize_product_name(std::string_view name) {
   return out;
 }
 
+void CatalogIndex::index_line_positions() {
+  line_positions_.clear();
+  for (std::size_t line = 0; line < lines_.size(); ++line) {
+    for (std::size_t i = 0; i < lines_[line].size(); ++i) {
+      line_positions_.emplace(
+          (std::uint64_t{static_cast<std::uint32_t>(line)} << 32) | lines_[line][i],
+          static_cast<int>(i));
+    }
+  }
+}
+
 std::optional<Index> CatalogIndex::find_kb(KbNumber kb) const {
   auto it = kb_index_.find(kb);
   if (it == kb_index_.end()) return std::nullopt;
@@ -366,6 +377,8 @@ CatalogIndex CatalogIndex::build(const catalog::CatalogData& data) {
     }
     x.lines_.push_back(std::move(chain));
   }
+
+  x.index_line_positions();
 
   // Components by host OS: "Internet Explorer 11 on Windows 10 Version 1909 for x64-based
   // Systems" belongs to that OS product.

@@ -104,6 +104,11 @@ class CatalogIndex {
   // line's products, a link MSRC often leaves out; it holds for those products only (the same KB
   // can be in two lines, say an OS and its .NET Framework, and replace different things in each).
   const std::vector<Index>& line(int line) const { return lines_[static_cast<std::size_t>(line)]; }
+  // The place of `kb` on a line, -1 when it is not on it.
+  int line_position(int line, Index kb) const {
+    auto it = line_positions_.find((std::uint64_t{static_cast<std::uint32_t>(line)} << 32) | kb);
+    return it == line_positions_.end() ? -1 : it->second;
+  }
   const std::string& release_date(Index kb) const {
     return documents_[kbs_[kb].release_document].release_date;
   }
@@ -121,7 +126,10 @@ class CatalogIndex {
   std::unordered_map<std::string, Index> product_by_name_;  // by normalized name
   std::vector<std::vector<Index>> supersedes_, superseded_by_;
   std::vector<std::vector<Index>> lines_;
+  std::unordered_map<std::uint64_t, int> line_positions_;  // (line << 32 | KB) -> place
   std::size_t distrusted_fixed_builds_ = 0;
+
+  void index_line_positions();
 };
 
 // Product names compare without case and with white space folded.

@@ -247,15 +247,18 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
   }
   // The servicing lines whose cumulative updates carry a product's fixes: its own, and for IE
   // and Edge on an OS, the OS's.
-  auto lines_of = [&](Index p) {
-    std::vector<std::pair<int, Index>> out;  // (line, product whose line it is)
+  std::unordered_map<Index, std::vector<std::pair<int, Index>>> device_lines;  // (line, owner)
+  for (Index p : products) {
+    auto& out = device_lines[p];
     const ProductInfo& info = catalog.products()[p];
     if (info.line >= 0) out.emplace_back(info.line, p);
     if (info.delivered_by_host >= 0) {
       const Index host = static_cast<Index>(info.delivered_by_host);
       if (catalog.products()[host].line >= 0) out.emplace_back(catalog.products()[host].line, host);
     }
-    return out;
+  }
+  auto lines_of = [&](Index p) -> const std::vector<std::pair<int, Index>>& {
+    return device_lines[p];
   };
   auto line_reached_of = [&](Index p) {
     auto it = line_reached.find(p);
@@ -266,9 +269,8 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
   auto fix_satisfied = [&](Index p, const ProductFix& fix) {
     if (satisfied[fix.kb]) return true;
     for (const auto& [line, owner] : lines_of(p)) {
-      const auto& chain = catalog.line(line);
-      auto pos = std::find(chain.begin(), chain.end(), fix.kb);
-      if (pos != chain.end() && (pos - chain.begin()) <= line_reached_of(owner)) return true;
+      const int pos = catalog.line_position(line, fix.kb);
+      if (pos >= 0 && pos <= line_reached_of(owner)) return true;
     }
     return false;
   };
@@ -318,7 +320,7 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
   auto replacers_of = [&](Index p, Index kb) -> const std::vector<Index>& {
     auto [it, inserted] = replacers.try_emplace({p, kb});
     if (!inserted) return it->second;
-    const auto lines = lines_of(p);
+    const auto& lines = lines_of(p);
     std::vector<Index> stack{kb};
     std::unordered_set<Index> seen{kb};
     auto push = [&](Index newer) {
@@ -333,8 +335,8 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
       for (Index newer : catalog.superseded_by(k)) push(newer);
       for (const auto& [line, owner] : lines) {  // the next on the line; the rest follow from it
         const auto& chain = catalog.line(line);
-        auto pos = std::find(chain.begin(), chain.end(), k);
-        if (pos != chain.end() && pos + 1 != chain.end()) push(*(pos + 1));
+        const int pos = catalog.line_position(line, k);
+        if (pos >= 0 && static_cast<std::size_t>(pos) + 1 < chain.size()) push(chain[pos + 1]);
       }
     }
     return it->second;

@@ -25,7 +25,9 @@ class Writer {
     raw(v.data(), v.size() * sizeof(Index));
   }
   std::string take() { return std::move(out_); }
-  void raw(const void* p, std::size_t n) { out_.append(static_cast<const char*>(p), n); }
+  void raw(const void* p, std::size_t n) {
+    if (n > 0) out_.append(static_cast<const char*>(p), n);  // an empty vector's data() may be null
+  }
 
  private:
   std::string out_;
@@ -82,7 +84,7 @@ class Reader {
     return ok_;
   }
   void raw(void* p, std::size_t n) {
-    if (!check(n)) return;
+    if (n == 0 || !check(n)) return;  // an empty vector's data() may be null
     std::memcpy(p, in_.data() + pos_, n);
     pos_ += n;
   }
@@ -228,6 +230,7 @@ std::optional<CatalogIndex> CatalogIndex::from_snapshot(std::string_view bytes,
     }
   }
   if (!r.ok() || !r.done()) return std::nullopt;
+  x.index_line_positions();
   return x;
 }
 
