@@ -95,7 +95,7 @@ MissingKb missing_kb(const CatalogIndex& catalog, Index kb) {
 // they would list, with the CVEs it fixes on the device, and no reduction.
 Evaluation evaluate_other_rule(const CatalogIndex& catalog, const Device& device,
                                const EvaluateOptions& options, const std::vector<Index>& products,
-                               Evaluation& ev) {
+                               Evaluation ev) {
   std::vector<char> superseded(catalog.kbs().size(), 0);
   if (options.rule == Rule::kSupersedenceOnly) {
     std::vector<Index> queue;
@@ -147,7 +147,7 @@ Evaluation evaluate_other_rule(const CatalogIndex& catalog, const Device& device
   }
   std::sort(ev.missing.begin(), ev.missing.end(), newest_first);
   ev.open_cves.assign(open.begin(), open.end());
-  return std::move(ev);
+  return ev;
 }
 
 }  // namespace
@@ -208,7 +208,7 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
   }
 
   if (options.rule != Rule::kKbgap)
-    return evaluate_other_rule(catalog, device, options, products, ev);
+    return evaluate_other_rule(catalog, device, options, products, std::move(ev));
 
   // Satisfied KBs: installed ones, cumulative updates the device's revision has reached, and
   // what those replace by published supersedence, transitively.
