@@ -276,6 +276,7 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
   };
 
   // Open (product, CVE) pairs, numbered densely, and the applicable KBs that fix each directly.
+  // Scratch marks are indexed by KB or CVE and reset by bumping a stamp, not by allocating.
   struct Pair {
     Index product, cve;
     std::vector<Index> fixers;
@@ -283,31 +284,33 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
   std::vector<Pair> open;
   std::vector<char> is_candidate(catalog.kbs().size(), 0);  // unsatisfied, applicable
   std::vector<char> security_only(catalog.kbs().size(), 0);
+  std::vector<std::int32_t> pair_of_cve(catalog.cves().size(), -1);  // this product's pairs
+  std::vector<std::uint32_t> cve_stamp(catalog.cves().size(), 0),
+      closed_stamp(catalog.cves().size(), 0);
+  std::uint32_t stamp = 0;
   for (Index p : products) {
-    std::unordered_map<Index, std::size_t> pair_of_cve;  // this product's open pairs
-    std::unordered_set<Index> closed;
+    ++stamp;
+    const std::size_t first = open.size();
     for (const ProductFix& fix : catalog.products()[p].fixes) {
       if (!applicable(fix, catalog, device, options)) continue;
       if (fix_satisfied(p, fix)) {
-        closed.insert(fix.cves.begin(), fix.cves.end());
+        for (Index c : fix.cves) closed_stamp[c] = stamp;
         continue;
       }
       is_candidate[fix.kb] = 1;
       if (fix.kind == FixKind::kSecurityOnly) security_only[fix.kb] = 1;
       for (Index c : fix.cves) {
-        auto [it, inserted] = pair_of_cve.try_emplace(c, open.size());
-        if (inserted) open.push_back({p, c, {}});
-        open[it->second].fixers.push_back(fix.kb);
+        if (cve_stamp[c] != stamp) {
+          cve_stamp[c] = stamp;
+          pair_of_cve[c] = static_cast<std::int32_t>(open.size());
+          open.push_back({p, c, {}});
+        }
+        open[static_cast<std::size_t>(pair_of_cve[c])].fixers.push_back(fix.kb);
       }
     }
     // A pair is open only when none of its fixes is satisfied.
-    for (auto it = pair_of_cve.begin(); it != pair_of_cve.end();) {
-      if (closed.contains(it->first)) {
-        open[it->second].fixers.clear();
-        it = pair_of_cve.erase(it);
-      } else {
-        ++it;
-      }
+    for (std::size_t i = first; i < open.size(); ++i) {
+      if (closed_stamp[open[i].cve] == stamp) open[i].fixers.clear();
     }
   }
   std::erase_if(open, [](const Pair& pair) { return pair.fixers.empty(); });
@@ -316,16 +319,30 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
   // Which candidate closes which open pairs: directly, or by replacing (transitively) a KB that
   // fixes it, through published supersedence or a later cumulative update of the product's line.
   // A KB that replaces another carries its fixes, whichever products the catalog lists it for.
-  std::map<std::pair<Index, Index>, std::vector<Index>> replacers;  // (product, KB) -> KBs
+  std::vector<std::uint32_t> kb_stamp(catalog.kbs().size(), 0);
+  std::uint32_t kb_round = 0;
+  struct ProductReplacers {
+    std::vector<std::vector<Index>> by_kb;  // KB -> candidates replacing it on this product
+    std::vector<char> known;                // KBs already walked
+  };
+  std::unordered_map<Index, ProductReplacers> replacers;  // by product
   auto replacers_of = [&](Index p, Index kb) -> const std::vector<Index>& {
-    auto [it, inserted] = replacers.try_emplace({p, kb});
-    if (!inserted) return it->second;
+    ProductReplacers& r = replacers[p];
+    if (r.known.empty()) {
+      r.by_kb.resize(catalog.kbs().size());
+      r.known.assign(catalog.kbs().size(), 0);
+    }
+    auto& out = r.by_kb[kb];
+    if (r.known[kb]) return out;
+    r.known[kb] = 1;
     const auto& lines = lines_of(p);
+    ++kb_round;
     std::vector<Index> stack{kb};
-    std::unordered_set<Index> seen{kb};
+    kb_stamp[kb] = kb_round;
     auto push = [&](Index newer) {
-      if (seen.insert(newer).second) {
-        if (is_candidate[newer]) it->second.push_back(newer);
+      if (kb_stamp[newer] != kb_round) {
+        kb_stamp[newer] = kb_round;
+        if (is_candidate[newer]) out.push_back(newer);
         stack.push_back(newer);
       }
     };
@@ -339,17 +356,24 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
         if (pos >= 0 && static_cast<std::size_t>(pos) + 1 < chain.size()) push(chain[pos + 1]);
       }
     }
-    return it->second;
+    return out;
   };
-  std::unordered_map<Index, std::vector<std::uint32_t>> covers;  // KB -> open pair ids
+  std::vector<std::vector<std::uint32_t>> covers_by_kb(catalog.kbs().size());  // KB -> pair ids
+  std::vector<Index> covering;  // the KBs with a non-empty list
+  std::vector<std::uint32_t> pair_stamp(catalog.kbs().size(), 0);
   for (std::uint32_t id = 0; id < open.size(); ++id) {
-    std::unordered_set<Index> by;
+    auto add = [&](Index kb) {
+      if (pair_stamp[kb] == id + 1) return;
+      pair_stamp[kb] = id + 1;
+      if (covers_by_kb[kb].empty()) covering.push_back(kb);
+      covers_by_kb[kb].push_back(id);
+    };
     for (Index kb : open[id].fixers) {
-      by.insert(kb);
-      for (Index newer : replacers_of(open[id].product, kb)) by.insert(newer);
+      add(kb);
+      for (Index newer : replacers_of(open[id].product, kb)) add(newer);
     }
-    for (Index kb : by) covers[kb].push_back(id);
   }
+  auto covers = [&](Index kb) -> const std::vector<std::uint32_t>& { return covers_by_kb[kb]; };
 
   // The smallest set a person would install: repeatedly the KB that closes the most pairs still
   // open (ties: the newest, a Monthly Rollup before a Security Only, the higher KB number). Gains
@@ -367,7 +391,7 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
     return better(y.first, y.second, x.first, x.second);
   };
   std::priority_queue<Entry, std::vector<Entry>, decltype(worse)> queue_by_gain(worse);
-  for (const auto& [kb, ids] : covers) queue_by_gain.push({ids.size(), kb});
+  for (Index kb : covering) queue_by_gain.push({covers(kb).size(), kb});
   std::vector<char> uncovered(open.size(), 1);
   std::size_t left = open.size();
   std::vector<Index> chosen;
@@ -375,7 +399,7 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
     auto [stale, kb] = queue_by_gain.top();
     queue_by_gain.pop();
     std::size_t gain = 0;
-    for (std::uint32_t id : covers[kb]) gain += uncovered[id];
+    for (std::uint32_t id : covers(kb)) gain += uncovered[id];
     if (gain == 0) continue;
     if (gain < stale && !queue_by_gain.empty() &&
         better(queue_by_gain.top().first, queue_by_gain.top().second, gain, kb)) {
@@ -383,7 +407,7 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
       continue;
     }
     chosen.push_back(kb);
-    for (std::uint32_t id : covers[kb]) {
+    for (std::uint32_t id : covers(kb)) {
       left -= uncovered[id];
       uncovered[id] = 0;
     }
@@ -394,11 +418,11 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
             [&](Index a, Index b) { return catalog.release_date(a) < catalog.release_date(b); });
   std::vector<std::uint32_t> closers(open.size(), 0);
   for (Index kb : chosen) {
-    for (std::uint32_t id : covers[kb]) ++closers[id];
+    for (std::uint32_t id : covers(kb)) ++closers[id];
   }
   std::vector<Index> kept;
   for (Index kb : chosen) {
-    const auto& ids = covers[kb];
+    const auto& ids = covers(kb);
     if (std::all_of(ids.begin(), ids.end(), [&](std::uint32_t id) { return closers[id] > 1; })) {
       for (std::uint32_t id : ids) --closers[id];
     } else {
@@ -414,7 +438,7 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
     MissingKb m = missing_kb(catalog, kb);
     std::set<std::string> cves;
     std::set<Index> fixed_products;
-    for (std::uint32_t id : covers[kb]) {
+    for (std::uint32_t id : covers(kb)) {
       cves.insert(catalog.cves()[open[id].cve].id);
       fixed_products.insert(open[id].product);
     }
@@ -428,7 +452,7 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
     m.cves.assign(cves.begin(), cves.end());
     if (options.explain) {
       std::map<Index, std::vector<std::string>> direct, through;  // product -> CVEs
-      for (std::uint32_t id : covers[kb]) {
+      for (std::uint32_t id : covers(kb)) {
         const auto& fixing = open[id].fixers;
         (std::find(fixing.begin(), fixing.end(), kb) != fixing.end() ? direct
                                                                      : through)[open[id].product]
