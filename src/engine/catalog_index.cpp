@@ -99,6 +99,16 @@ std::optional<Build> parse_build(std::string_view text) {
   return Build{parts[0], parts[1], parts[2], parts[3]};
 }
 
+int day_number(std::string_view date) {
+  if (date.size() != 10 || date[4] != '-' || date[7] != '-') return 0;
+  int day = 0;
+  for (std::size_t i : {0u, 1u, 2u, 3u, 5u, 6u, 8u, 9u}) {
+    if (date[i] < '0' || date[i] > '9') return 0;
+    day = day * 10 + (date[i] - '0');
+  }
+  return day;
+}
+
 int servicing_family(int build) {
   if (build >= 19041 && build <= 19045) return 19041;
   if (build == 22621 || build == 22631) return 22621;
@@ -158,7 +168,8 @@ CatalogIndex CatalogIndex::build(const catalog::CatalogData& data) {
   std::unordered_map<std::string, Index> document_index, product_index, cve_index;
   for (const catalog::StoredDocument& d : data.documents) {
     document_index.emplace(d.id, static_cast<Index>(x.documents_.size()));
-    x.documents_.push_back({d.id, d.title, d.initial_release.substr(0, 10)});
+    x.documents_.push_back({d.id, d.title, d.initial_release.substr(0, 10),
+                            day_number(std::string_view(d.initial_release).substr(0, 10))});
   }
   for (const catalog::Product& p : data.products) {
     const Index i = static_cast<Index>(x.products_.size());
@@ -327,8 +338,8 @@ CatalogIndex CatalogIndex::build(const catalog::CatalogData& data) {
     }
     std::vector<Index> chain(cumulative.begin(), cumulative.end());
     std::sort(chain.begin(), chain.end(), [&](Index a, Index b) {
-      const auto& da = x.release_date(a);
-      const auto& db = x.release_date(b);
+      const int da = x.release_day(a);
+      const int db = x.release_day(b);
       return da != db ? da < db : x.kbs_[a].kb < x.kbs_[b].kb;
     });
     if (chain.empty()) continue;

@@ -39,7 +39,11 @@ struct DocumentInfo {
   std::string id;            // "2020-Mar"
   std::string title;         // "March 2020 Security Updates"
   std::string release_date;  // "2020-03-10"
+  int day = 0;               // the same as a number, 20200310, for fast comparisons
 };
+
+// "2020-03-10" -> 20200310; 0 when it is not such a date.
+int day_number(std::string_view date);
 
 struct KbInfo {
   KbNumber kb = 0;
@@ -112,6 +116,7 @@ class CatalogIndex {
   const std::string& release_date(Index kb) const {
     return documents_[kbs_[kb].release_document].release_date;
   }
+  int release_day(Index kb) const { return documents_[kbs_[kb].release_document].day; }
 
   std::size_t line_count() const { return lines_.size(); }
   // Fixed builds set aside because a later cumulative update of the line lists a lower one.

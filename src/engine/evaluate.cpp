@@ -34,11 +34,12 @@ bool names_dotnet_version(std::string_view product, std::string_view version) {
   return false;
 }
 
+// `as_of_day`: 20200331 for --as-of 2020-03-31, 0 for none.
 bool applicable(const ProductFix& fix, const CatalogIndex& catalog, const Device& device,
-                const EvaluateOptions& options) {
+                int as_of_day) {
   if (fix.kind == FixKind::kServicingStack) return false;
   if (fix.kind == FixKind::kHotpatch && !device.hotpatch_enrolled) return false;
-  if (!options.as_of.empty() && catalog.release_date(fix.kb) > options.as_of) return false;
+  if (as_of_day != 0 && catalog.release_day(fix.kb) > as_of_day) return false;
   return true;
 }
 
@@ -96,6 +97,7 @@ MissingKb missing_kb(const CatalogIndex& catalog, Index kb) {
 Evaluation evaluate_other_rule(const CatalogIndex& catalog, const Device& device,
                                const EvaluateOptions& options, const std::vector<Index>& products,
                                Evaluation ev) {
+  const int as_of_day = day_number(options.as_of);
   std::vector<char> superseded(catalog.kbs().size(), 0);
   if (options.rule == Rule::kSupersedenceOnly) {
     std::vector<Index> queue;
@@ -121,7 +123,7 @@ Evaluation evaluate_other_rule(const CatalogIndex& catalog, const Device& device
   for (Index p : products) {
     const ProductInfo& product = catalog.products()[p];
     for (const ProductFix& fix : product.fixes) {
-      if (!applicable(fix, catalog, device, options)) continue;
+      if (!applicable(fix, catalog, device, as_of_day)) continue;
       bool missing = false;
       if (options.rule == Rule::kSupersedenceOnly) {
         missing = !superseded[fix.kb];
@@ -174,6 +176,7 @@ std::vector<Index> device_products(const CatalogIndex& catalog, const Device& de
 Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
                     const EvaluateOptions& options) {
   Evaluation ev;
+  const int as_of_day = day_number(options.as_of);
   const std::vector<Index> products = device_products(catalog, device);
   for (Index p : products) ev.products.push_back(catalog.products()[p].name);
   if (products.empty()) {
@@ -292,7 +295,7 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
     ++stamp;
     const std::size_t first = open.size();
     for (const ProductFix& fix : catalog.products()[p].fixes) {
-      if (!applicable(fix, catalog, device, options)) continue;
+      if (!applicable(fix, catalog, device, as_of_day)) continue;
       if (fix_satisfied(p, fix)) {
         for (Index c : fix.cves) closed_stamp[c] = stamp;
         continue;
@@ -380,8 +383,8 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
   // only shrink, so a KB whose stale gain still tops the queue after a recount is the best.
   auto better = [&](std::size_t gain_a, Index a, std::size_t gain_b, Index b) {
     if (gain_a != gain_b) return gain_a > gain_b;
-    const auto& da = catalog.release_date(a);
-    const auto& db = catalog.release_date(b);
+    const int da = catalog.release_day(a);
+    const int db = catalog.release_day(b);
     if (da != db) return da > db;
     if (security_only[a] != security_only[b]) return !security_only[a];
     return catalog.kbs()[a].kb > catalog.kbs()[b].kb;
@@ -415,7 +418,7 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
   // Nothing reported that the rest already closes: a KB replaced by another reported KB is
   // dropped (the newer closes all it does); the oldest go first.
   std::sort(chosen.begin(), chosen.end(),
-            [&](Index a, Index b) { return catalog.release_date(a) < catalog.release_date(b); });
+            [&](Index a, Index b) { return catalog.release_day(a) < catalog.release_day(b); });
   std::vector<std::uint32_t> closers(open.size(), 0);
   for (Index kb : chosen) {
     for (std::uint32_t id : covers(kb)) ++closers[id];
@@ -430,16 +433,28 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
     }
   }
 
-  std::set<std::string> open_cves;
-  for (const Pair& pair : open) open_cves.insert(catalog.cves()[pair.cve].id);
-  ev.open_cves.assign(open_cves.begin(), open_cves.end());
+  auto cve_ids = [&](std::vector<Index> cves) {  // sorted, distinct CVE ids
+    std::sort(cves.begin(), cves.end());
+    cves.erase(std::unique(cves.begin(), cves.end()), cves.end());
+    std::vector<std::string> ids;
+    ids.reserve(cves.size());
+    for (Index c : cves) ids.push_back(catalog.cves()[c].id);
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  };
+  {
+    std::vector<Index> all;
+    all.reserve(open.size());
+    for (const Pair& pair : open) all.push_back(pair.cve);
+    ev.open_cves = cve_ids(std::move(all));
+  }
 
   for (Index kb : kept) {
     MissingKb m = missing_kb(catalog, kb);
-    std::set<std::string> cves;
+    std::vector<Index> cves;
     std::set<Index> fixed_products;
     for (std::uint32_t id : covers(kb)) {
-      cves.insert(catalog.cves()[open[id].cve].id);
+      cves.push_back(open[id].cve);
       fixed_products.insert(open[id].product);
     }
     for (Index p : products) {  // the OS first, then its components
@@ -449,7 +464,7 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
         m.products_names.push_back(snake);
       }
     }
-    m.cves.assign(cves.begin(), cves.end());
+    m.cves = cve_ids(std::move(cves));
     if (options.explain) {
       std::map<Index, std::vector<std::string>> direct, through;  // product -> CVEs
       for (std::uint32_t id : covers(kb)) {

@@ -158,7 +158,10 @@ std::optional<CatalogIndex> CatalogIndex::from_snapshot(std::string_view bytes,
   if (r.u32() != kVersion || r.str() != fingerprint || !r.ok()) return std::nullopt;
   CatalogIndex x;
   x.documents_.resize(r.count(12));
-  for (DocumentInfo& d : x.documents_) d = {r.str(), r.str(), r.str()};
+  for (DocumentInfo& d : x.documents_) {
+    d = {r.str(), r.str(), r.str(), 0};
+    d.day = day_number(d.release_date);
+  }
   x.kbs_.resize(r.count(12));
   for (Index i = 0; i < x.kbs_.size(); ++i) {
     KbInfo& k = x.kbs_[i];
