@@ -96,6 +96,19 @@ TEST(Engine, Windows10_1909WithFebruary2020UpdateMissesTheLast1909Update) {
   for (const MissingKb& m : march.missing) EXPECT_LE(m.release_date, "2020-03-31") << m.kb;
 }
 
+TEST(Engine, ProductsThatMsrcNamedTwiceAreBothTheDevices) {
+  const CatalogIndex& c = full_catalog();
+  // ".NET Framework 4.7.2 on Windows 10 Version 1809 for x64-based Systems" is ProductID
+  // 11513-11569 in some months and 11862-11569 in others.
+  const std::string name =
+      "Microsoft .NET Framework 4.7.2 on Windows 10 Version 1809 for x64-based Systems";
+  ASSERT_EQ(c.find_products_by_name(name).size(), 2u);
+  const auto products = device_products(c, windows_10("1809", 17763, {}));
+  EXPECT_EQ(std::count_if(products.begin(), products.end(),
+                          [&](Index p) { return c.products()[p].name == name; }),
+            2);
+}
+
 TEST(Engine, KbNamesAreTheMonthThatReleasedThem) {
   const CatalogIndex& c = full_catalog();
   auto name = [&](KbNumber kb) {

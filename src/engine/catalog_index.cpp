@@ -157,10 +157,10 @@ std::optional<Index> CatalogIndex::find_kb(KbNumber kb) const {
   return it->second;
 }
 
-std::optional<Index> CatalogIndex::find_product_by_name(std::string_view name) const {
+const std::vector<Index>& CatalogIndex::find_products_by_name(std::string_view name) const {
+  static const std::vector<Index> kNone;
   auto it = product_by_name_.find(normalize_product_name(name));
-  if (it == product_by_name_.end()) return std::nullopt;
-  return it->second;
+  return it == product_by_name_.end() ? kNone : it->second;
 }
 
 CatalogIndex CatalogIndex::build(const catalog::CatalogData& data) {
@@ -179,7 +179,7 @@ CatalogIndex CatalogIndex::build(const catalog::CatalogData& data) {
     info.name = p.name;
     info.role = role_of(p.name);
     info.snake_name = snake_name(p.name, info.role);
-    x.product_by_name_.emplace(normalize_product_name(p.name), i);
+    x.product_by_name_[normalize_product_name(p.name)].push_back(i);
     x.products_.push_back(std::move(info));
   }
   for (const catalog::CatalogData::Cve& c : data.cves) {
@@ -397,10 +397,10 @@ CatalogIndex CatalogIndex::build(const catalog::CatalogData& data) {
     if (x.products_[p].role != ProductRole::kComponent) continue;
     const std::string& name = x.products_[p].name;
     auto on = name.find(" on ");
-    if (auto host = x.find_product_by_name(std::string_view(name).substr(on + 4))) {
-      x.products_[*host].components.push_back(p);
+    for (Index host : x.find_products_by_name(std::string_view(name).substr(on + 4))) {
+      x.products_[host].components.push_back(p);
       if (name.starts_with("Internet Explorer") || name.starts_with("Microsoft Edge")) {
-        x.products_[p].delivered_by_host = static_cast<int>(*host);
+        x.products_[p].delivered_by_host = static_cast<int>(host);
       }
     }
   }

@@ -100,7 +100,9 @@ class CatalogIndex {
   const std::vector<ProductInfo>& products() const { return products_; }
 
   std::optional<Index> find_kb(KbNumber kb) const;
-  std::optional<Index> find_product_by_name(std::string_view name) const;
+  // Every product of that name: MSRC gave a few names two ProductIDs over the years ("Windows 11
+  // version 26H1 for x64-based Systems" is 20853 and 21196).
+  const std::vector<Index>& find_products_by_name(std::string_view name) const;
   // Published supersedence: the KBs `kb` replaces, and the KBs that replace it.
   const std::vector<Index>& supersedes(Index kb) const { return supersedes_[kb]; }
   const std::vector<Index>& superseded_by(Index kb) const { return superseded_by_[kb]; }
@@ -128,7 +130,7 @@ class CatalogIndex {
   std::vector<CveInfo> cves_;
   std::vector<ProductInfo> products_;
   std::unordered_map<KbNumber, Index> kb_index_;
-  std::unordered_map<std::string, Index> product_by_name_;  // by normalized name
+  std::unordered_map<std::string, std::vector<Index>> product_by_name_;  // by normalized name
   std::vector<std::vector<Index>> supersedes_, superseded_by_;
   std::vector<std::vector<Index>> lines_;
   std::unordered_map<std::uint64_t, int> line_positions_;  // (line << 32 | KB) -> place

@@ -157,17 +157,20 @@ Evaluation evaluate_other_rule(const CatalogIndex& catalog, const Device& device
 std::vector<Index> device_products(const CatalogIndex& catalog, const Device& device) {
   std::vector<Index> out;
   const std::string_view dotnet = inventory::builtin_dotnet_version(device);
+  auto add = [&](Index p) {
+    if (std::find(out.begin(), out.end(), p) == out.end()) out.push_back(p);
+  };
   for (const std::string& name : inventory::os_product_names(device)) {
-    auto os = catalog.find_product_by_name(name);
-    if (!os || std::find(out.begin(), out.end(), *os) != out.end()) continue;
-    out.push_back(*os);
-    for (Index c : catalog.products()[*os].components) {
-      const std::string& component = catalog.products()[c].name;
-      if (component.starts_with("Microsoft .NET Framework") &&
-          (dotnet.empty() || !names_dotnet_version(component, dotnet))) {
-        continue;  // only the .NET Framework that ships in this OS
+    for (Index os : catalog.find_products_by_name(name)) {
+      add(os);
+      for (Index c : catalog.products()[os].components) {
+        const std::string& component = catalog.products()[c].name;
+        if (component.starts_with("Microsoft .NET Framework") &&
+            (dotnet.empty() || !names_dotnet_version(component, dotnet))) {
+          continue;  // only the .NET Framework that ships in this OS
+        }
+        add(c);
       }
-      out.push_back(c);
     }
   }
   return out;

@@ -204,7 +204,7 @@ std::optional<CatalogIndex> CatalogIndex::from_snapshot(std::string_view bytes,
         if (c >= x.cves_.size()) return std::nullopt;
       }
     }
-    x.product_by_name_.emplace(normalize_product_name(p.name), i);
+    x.product_by_name_[normalize_product_name(p.name)].push_back(i);
   }
   x.supersedes_.resize(x.kbs_.size());
   x.superseded_by_.resize(x.kbs_.size());
