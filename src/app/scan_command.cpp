@@ -17,14 +17,11 @@ namespace {
 
 constexpr std::uintmax_t kMaxInventoryBytes = 64u << 20;
 
+// "YYYY-MM-DD" with a month and a day that can exist.
 bool valid_date(std::string_view s) {
-  if (s.size() != 10 || s[4] != '-' || s[7] != '-') return false;
-  for (std::size_t i : {0u, 1u, 2u, 3u, 5u, 6u, 8u, 9u}) {
-    if (s[i] < '0' || s[i] > '9') return false;
-  }
-  const int month = (s[5] - '0') * 10 + (s[6] - '0');
-  const int day = (s[8] - '0') * 10 + (s[9] - '0');
-  return month >= 1 && month <= 12 && day >= 1 && day <= 31;
+  const int day = engine::day_number(s);  // 20200331, 0 when not a date
+  return day != 0 && day / 100 % 100 >= 1 && day / 100 % 100 <= 12 && day % 100 >= 1 &&
+         day % 100 <= 31;
 }
 
 std::string csv_field(std::string_view s) {
