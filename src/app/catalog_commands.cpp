@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "app/catalog_loader.h"
 #include "app/cli_error.h"
 #include "app/data_dir.h"
 #include "catalog/importer.h"
@@ -17,13 +18,6 @@ namespace {
 
 using catalog::DocumentOutcome;
 using catalog::ImportSummary;
-
-std::function<void(const catalog::ImportProgress&)> progress_to(ProgressBar& bar) {
-  return [&bar](const catalog::ImportProgress& p) {
-    bar.update(p.done_bytes, p.total_bytes,
-               fmt::format("{} documents, {}", p.documents, p.current));
-  };
-}
 
 void print_summary(const ImportSummary& s, std::string_view from, double seconds) {
   fmt::print(
@@ -71,19 +65,7 @@ int run_catalog_stats(const CatalogStatsOptions& options) {
   }
   auto store = open_catalog_store(options.data_dir);
   if (!store) return report(store.error());
-  {
-    ProgressBar bar("importing bundled catalog", ProgressBar::interactive());
-    auto start = std::chrono::steady_clock::now();
-    auto imported = catalog::ensure_catalog(**store, progress_to(bar));
-    bar.finish();
-    if (!imported) return report(imported.error());
-    if (!imported->documents.empty()) {
-      std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-      // Keep stdout the stats alone (scripts parse the json); the note goes to stderr.
-      std::fprintf(stderr, "kbgap: catalog was empty: imported %zu bundled documents in %.1f s\n",
-                   imported->documents.size(), elapsed.count());
-    }
-  }
+  if (auto ensured = ensure_bundled_catalog(**store); !ensured) return report(ensured.error());
   auto stats = (*store)->stats();
   if (!stats) return report(stats.error());
   if (options.format == "json") {

@@ -16,23 +16,31 @@
 
 namespace kbgap::app {
 
+std::function<void(const catalog::ImportProgress&)> progress_to(ProgressBar& bar) {
+  return [&bar](const catalog::ImportProgress& p) {
+    bar.update(p.done_bytes, p.total_bytes,
+               fmt::format("{} documents, {}", p.documents, p.current));
+  };
+}
+
+Result<void> ensure_bundled_catalog(catalog::CatalogStore& store) {
+  ProgressBar bar("importing bundled catalog", ProgressBar::interactive());
+  auto start = std::chrono::steady_clock::now();
+  auto imported = catalog::ensure_catalog(store, progress_to(bar));
+  bar.finish();
+  if (!imported) return imported.error();
+  if (!imported->documents.empty()) {
+    std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+    std::fprintf(stderr, "kbgap: catalog was empty: imported %zu bundled documents in %.1f s\n",
+                 imported->documents.size(), elapsed.count());
+  }
+  return ok_result();
+}
+
 Result<engine::CatalogIndex> load_catalog_index(const std::string& data_dir) {
   auto store = open_catalog_store(data_dir);
   if (!store) return store.error();
-  {
-    ProgressBar bar("importing bundled catalog", ProgressBar::interactive());
-    auto start = std::chrono::steady_clock::now();
-    auto imported = catalog::ensure_catalog(**store, [&bar](const catalog::ImportProgress& p) {
-      bar.update(p.done_bytes, p.total_bytes, fmt::format("{} documents", p.documents));
-    });
-    bar.finish();
-    if (!imported) return imported.error();
-    if (!imported->documents.empty()) {
-      std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-      std::fprintf(stderr, "kbgap: catalog was empty: imported %zu bundled documents in %.1f s\n",
-                   imported->documents.size(), elapsed.count());
-    }
-  }
+  KBGAP_TRY(ensure_bundled_catalog(**store));
   // The index is cached beside the catalog, tagged with the documents it was built from: any
   // import that changes a document changes the tag, and the index is built again.
   auto documents = (*store)->documents();

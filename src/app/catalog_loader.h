@@ -2,12 +2,23 @@
 // (with a progress bar on a terminal), then builds the engine's index.
 #pragma once
 
+#include <functional>
 #include <string>
 
+#include "catalog/catalog_store.h"
+#include "catalog/importer.h"
+#include "common/progress.h"
 #include "common/result.h"
 #include "engine/catalog_index.h"
 
 namespace kbgap::app {
+
+// Draws an import's progress on `bar`: "<N> documents, <month being written>".
+std::function<void(const catalog::ImportProgress&)> progress_to(ProgressBar& bar);
+
+// Imports the bundled catalog when the store holds none, with a progress bar on a terminal and a
+// one-line note on stderr (stdout stays the command's own output, which scripts parse).
+Result<void> ensure_bundled_catalog(catalog::CatalogStore& store);
 
 // The engine's index, cached in the data directory (rebuilt whenever the catalog changes).
 inline constexpr const char* kIndexFileName = "catalog.index";

@@ -43,11 +43,16 @@ bool applicable(const ProductFix& fix, const CatalogIndex& catalog, const Device
   return true;
 }
 
+// Is `b` a build of the device's servicing line (same revision numbering)?
+bool same_servicing_line(const Build& b, const Device& d) {
+  return b.major == d.major && b.minor == d.minor &&
+         servicing_family(b.build) == servicing_family(d.build);
+}
+
 // Does `fix` carry a fixed build of the device's servicing line that the device has reached?
 bool reached_by_build(const ProductFix& fix, const Device& d, int revision) {
   for (const Build& b : fix.fixed_builds) {
-    if (b.major == d.major && b.minor == d.minor &&
-        servicing_family(b.build) == servicing_family(d.build) && revision >= b.revision) {
+    if (same_servicing_line(b, d) && revision >= b.revision) {
       return true;
     }
   }
@@ -66,9 +71,7 @@ std::optional<int> infer_revision(const CatalogIndex& catalog, const Device& d,
         continue;
       }
       for (const Build& b : fix.fixed_builds) {
-        if (b.major == d.major && b.minor == d.minor &&
-            servicing_family(b.build) == servicing_family(d.build) &&
-            (!best || b.revision > *best)) {
+        if (same_servicing_line(b, d) && (!best || b.revision > *best)) {
           best = b.revision;
         }
       }
