@@ -182,9 +182,14 @@ CatalogIndex CatalogIndex::build(const catalog::CatalogData& data) {
     x.product_by_name_[normalize_product_name(p.name)].push_back(i);
     x.products_.push_back(std::move(info));
   }
-  for (const catalog::CatalogData::Cve& c : data.cves) {
-    cve_index.emplace(c.id, static_cast<Index>(x.cves_.size()));
-    x.cves_.push_back({c.id, c.title, c.severity, c.cvss_base});
+  // CVEs in the order of their ids, so that sorting CVE indices sorts the ids.
+  std::vector<const catalog::CatalogData::Cve*> cves_by_id;
+  for (const catalog::CatalogData::Cve& c : data.cves) cves_by_id.push_back(&c);
+  std::sort(cves_by_id.begin(), cves_by_id.end(),
+            [](const auto* a, const auto* b) { return a->id < b->id; });
+  for (const catalog::CatalogData::Cve* c : cves_by_id) {
+    cve_index.emplace(c->id, static_cast<Index>(x.cves_.size()));
+    x.cves_.push_back({c->id, c->title, c->severity, c->cvss_base});
   }
 
   // KBs, and the month that released each: the document in which it fixes the most CVEs.

@@ -96,7 +96,7 @@ class CatalogIndex {
 
   const std::vector<DocumentInfo>& documents() const { return documents_; }
   const std::vector<KbInfo>& kbs() const { return kbs_; }
-  const std::vector<CveInfo>& cves() const { return cves_; }
+  const std::vector<CveInfo>& cves() const { return cves_; }  // in the order of their ids
   const std::vector<ProductInfo>& products() const { return products_; }
 
   std::optional<Index> find_kb(KbNumber kb) const;

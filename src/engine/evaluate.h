@@ -3,10 +3,12 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "engine/catalog_index.h"
+#include "engine/profile.h"
 #include "inventory/device.h"
 
 namespace kbgap::engine {
@@ -47,7 +49,17 @@ struct Evaluation {
 // The catalog products a device runs: its OS and the components that ship in it.
 std::vector<Index> device_products(const CatalogIndex& catalog, const inventory::Device& device);
 
+// What decides which fixes apply to the device (its products, servicing line, enrolment).
+ProfileKey profile_key(const CatalogIndex& catalog, const inventory::Device& device, int as_of_day);
+// The device's installed KBs that the catalog knows, as catalog indices, sorted.
+std::vector<Index> installed_indices(const CatalogIndex& catalog, const inventory::Device& device);
+
 Evaluation evaluate(const CatalogIndex& catalog, const inventory::Device& device,
                     const EvaluateOptions& options);
+
+// The missing KBs and open CVEs of a device from its profile's component results (one per
+// component, in order), as evaluate() reports them.
+void render_results(const CatalogIndex& catalog, const Profile& profile,
+                    std::span<const ComponentResult* const> results, bool explain, Evaluation& ev);
 
 }  // namespace kbgap::engine

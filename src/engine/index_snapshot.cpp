@@ -1,5 +1,6 @@
 // A binary image of the CatalogIndex, so that a command evaluating devices starts in
 // milliseconds instead of re-reading and re-indexing the whole catalog (docs/engine.md).
+#include <algorithm>
 #include <cstring>
 
 #include "engine/catalog_index.h"
@@ -8,7 +9,7 @@ namespace kbgap::engine {
 namespace {
 
 constexpr char kMagic[8] = {'K', 'B', 'G', 'A', 'P', 'I', 'D', 'X'};
-constexpr std::uint32_t kVersion = 1;
+constexpr std::uint32_t kVersion = 2;  // 2: CVEs in the order of their ids
 
 class Writer {
  public:
@@ -179,6 +180,10 @@ std::optional<CatalogIndex> CatalogIndex::from_snapshot(std::string_view bytes,
     const bool has = r.u8() != 0;
     const double v = r.f64();
     if (has) c.cvss_base = v;
+  }
+  if (!std::is_sorted(x.cves_.begin(), x.cves_.end(),
+                      [](const CveInfo& a, const CveInfo& b) { return a.id < b.id; })) {
+    return std::nullopt;
   }
   x.products_.resize(r.count(29));
   for (Index i = 0; i < x.products_.size(); ++i) {

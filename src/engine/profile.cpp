@@ -1,0 +1,453 @@
+// Device profiles: applicable fixes, servicing lines, replacement walks and components, built
+// once per kind of device; and the evaluation of one component (SPEC §4, docs/engine.md).
+#include "engine/profile.h"
+
+#include <algorithm>
+#include <limits>
+#include <numeric>
+#include <queue>
+
+namespace kbgap::engine {
+namespace {
+
+bool applicable(const ProductFix& fix, const CatalogIndex& catalog, const ProfileKey& key) {
+  if (fix.kind == FixKind::kServicingStack) return false;
+  if (fix.kind == FixKind::kHotpatch && !key.hotpatch_enrolled) return false;
+  if (key.as_of_day != 0 && catalog.release_day(fix.kb) > key.as_of_day) return false;
+  return true;
+}
+
+// Is `b` a build of the device's servicing line (the same revision numbering)?
+bool on_device_line(const Build& b, const ProfileKey& key) {
+  return b.major == key.major && b.minor == key.minor && servicing_family(b.build) == key.family;
+}
+
+// Disjoint sets over KBs and a node per product slot (a servicing line's owner).
+class UnionFind {
+ public:
+  explicit UnionFind(std::size_t n) : parent_(n) { std::iota(parent_.begin(), parent_.end(), 0u); }
+  std::uint32_t find(std::uint32_t x) {
+    while (parent_[x] != x) x = parent_[x] = parent_[parent_[x]];
+    return x;
+  }
+  void unite(std::uint32_t a, std::uint32_t b) {
+    a = find(a);
+    b = find(b);
+    if (a != b) parent_[std::max(a, b)] = std::min(a, b);
+  }
+
+ private:
+  std::vector<std::uint32_t> parent_;
+};
+
+// Next stamp of a stamp-reset array; on wrap-around the arrays are cleared once.
+std::uint32_t next_round(std::uint32_t& round, std::vector<std::uint32_t>& a,
+                         std::vector<std::uint32_t>& b) {
+  if (++round == 0) {
+    std::fill(a.begin(), a.end(), 0);
+    std::fill(b.begin(), b.end(), 0);
+    round = 1;
+  }
+  return round;
+}
+
+}  // namespace
+
+std::size_t hash_value(const ProfileKey& key) {
+  std::size_t h = 0xcbf29ce484222325ull;
+  auto mix = [&](std::uint64_t v) { h = (h ^ v) * 0x100000001b3ull; };
+  for (Index p : key.products) mix(p);
+  mix(static_cast<std::uint64_t>(key.major) << 32 | static_cast<std::uint32_t>(key.minor));
+  mix(static_cast<std::uint64_t>(key.family));
+  mix(key.hotpatch_enrolled ? 1 : 0);
+  mix(static_cast<std::uint64_t>(key.as_of_day));
+  return h;
+}
+
+void IndexMarks::clear() {
+  if (++round_ == 0) {
+    std::fill(stamp_.begin(), stamp_.end(), 0);
+    round_ = 1;
+  }
+}
+
+Scratch::Scratch(const CatalogIndex& catalog)
+    : candidate(catalog.kbs().size()),
+      security_only(catalog.kbs().size()),
+      covering(catalog.kbs().size()),
+      local_of_kb(catalog.kbs().size(), 0),
+      cve_stamp(catalog.cves().size(), 0),
+      closed_stamp(catalog.cves().size(), 0),
+      pair_of_cve(catalog.cves().size(), 0) {}
+
+Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
+  Profile x;
+  x.catalog_ = &catalog;
+  x.key_ = std::move(key);
+  const std::vector<Index>& products = x.key_.products;
+  const std::size_t kb_count = catalog.kbs().size();
+  auto slot_of = [&](Index p) -> std::int32_t {
+    auto it = std::find(products.begin(), products.end(), p);
+    return it == products.end() ? -1 : static_cast<std::int32_t>(it - products.begin());
+  };
+
+  // The servicing lines whose cumulative updates carry a product's fixes: its own, and for IE
+  // and Edge on an OS, the OS's. (line, owner slot); the owner is -1 when the device does not
+  // run it, and then the line replaces but never satisfies.
+  std::vector<std::vector<std::pair<int, std::int32_t>>> lines(products.size());
+  for (std::uint32_t s = 0; s < products.size(); ++s) {
+    const ProductInfo& info = catalog.products()[products[s]];
+    if (info.line >= 0) lines[s].emplace_back(info.line, static_cast<std::int32_t>(s));
+    if (info.delivered_by_host >= 0) {
+      const Index host = static_cast<Index>(info.delivered_by_host);
+      if (catalog.products()[host].line >= 0) {
+        lines[s].emplace_back(catalog.products()[host].line, slot_of(host));
+      }
+    }
+  }
+
+  IndexMarks can_be_candidate(kb_count);
+  for (std::uint32_t s = 0; s < products.size(); ++s) {
+    for (const ProductFix& f : catalog.products()[products[s]].fixes) {
+      Fix fx;
+      fx.fix = &f;
+      fx.slot = s;
+      fx.applicable = applicable(f, catalog, x.key_);
+      for (std::size_t i = 0; i < lines[s].size() && i < 2; ++i) {
+        fx.line_owner[i] = lines[s][i].second;
+        fx.line_position[i] = catalog.line_position(lines[s][i].first, f.kb);
+      }
+      if (fx.applicable) can_be_candidate.insert(f.kb);
+      x.fixes_.push_back(fx);
+    }
+  }
+
+  // What replaces each applicable fix on its product, transitively: published supersedence and
+  // the later cumulative updates of the product's lines. Only KBs that could be candidates count.
+  IndexMarks visited(kb_count);
+  std::vector<Index> stack;
+  for (Fix& fx : x.fixes_) {
+    fx.replacers_begin = fx.replacers_end = static_cast<std::uint32_t>(x.replacers_.size());
+    if (!fx.applicable) continue;
+    visited.clear();
+    visited.insert(fx.fix->kb);
+    stack.assign(1, fx.fix->kb);
+    auto push = [&](Index newer) {
+      if (!visited.insert(newer)) return;
+      if (can_be_candidate.test(newer)) x.replacers_.push_back(newer);
+      stack.push_back(newer);
+    };
+    while (!stack.empty()) {
+      const Index k = stack.back();
+      stack.pop_back();
+      for (Index newer : catalog.superseded_by(k)) push(newer);
+      for (const auto& [line, owner] : lines[fx.slot]) {  // the next on the line; the rest follow
+        const auto& chain = catalog.line(line);
+        const int pos = catalog.line_position(line, k);
+        if (pos >= 0 && static_cast<std::size_t>(pos) + 1 < chain.size()) push(chain[pos + 1]);
+      }
+    }
+    fx.replacers_end = static_cast<std::uint32_t>(x.replacers_.size());
+  }
+
+  // Components. A fix's outcome depends on the other fixes of the same product and CVE, on the
+  // cumulative updates of the lines it is on (through the line's reached position), and on what
+  // replaces it; everything else is independent.
+  UnionFind sets(kb_count + products.size());
+  auto owner_node = [&](std::int32_t slot) { return static_cast<std::uint32_t>(kb_count) + slot; };
+  std::vector<std::int64_t> first_kb_of_cve(catalog.cves().size(), -1);
+  std::vector<std::uint32_t> cve_slot(catalog.cves().size(), std::numeric_limits<Index>::max());
+  for (const Fix& fx : x.fixes_) {
+    const Index kb = fx.fix->kb;
+    if (fx.fix->cumulative && fx.fix->line_position >= 0) {
+      sets.unite(kb, owner_node(static_cast<std::int32_t>(fx.slot)));
+    }
+    if (!fx.applicable) continue;
+    for (Index c : fx.fix->cves) {
+      if (cve_slot[c] != fx.slot) {
+        cve_slot[c] = fx.slot;
+        first_kb_of_cve[c] = kb;
+      } else {
+        sets.unite(kb, static_cast<std::uint32_t>(first_kb_of_cve[c]));
+      }
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (fx.line_owner[i] >= 0 && fx.line_position[i] >= 0) {
+        sets.unite(kb, owner_node(fx.line_owner[i]));
+      }
+    }
+    for (std::uint32_t r = fx.replacers_begin; r < fx.replacers_end; ++r) {
+      sets.unite(kb, x.replacers_[r]);
+    }
+  }
+  x.component_of_kb_.assign(kb_count, -1);
+  std::vector<std::int32_t> component_of_root(kb_count + products.size(), -1);
+  for (std::uint32_t i = 0; i < x.fixes_.size(); ++i) {
+    const Fix& fx = x.fixes_[i];
+    if (!fx.applicable && !fx.fix->cumulative) continue;  // it can change nothing
+    std::int32_t& component = component_of_root[sets.find(fx.fix->kb)];
+    if (component < 0) {
+      component = static_cast<std::int32_t>(x.components_.size());
+      x.components_.emplace_back();
+    }
+    x.components_[static_cast<std::size_t>(component)].push_back(i);
+    x.component_of_kb_[fx.fix->kb] = component;
+  }
+
+  // Revisions: the one at which a cumulative update counts as reached (the lowest of its fixed
+  // builds on the device's line), and the one an installed OS cumulative update tells.
+  for (const Fix& fx : x.fixes_) {
+    if (!fx.fix->cumulative) continue;
+    std::optional<int> lowest, highest;
+    for (const Build& b : fx.fix->fixed_builds) {
+      if (!on_device_line(b, x.key_)) continue;
+      lowest = std::min(lowest.value_or(b.revision), b.revision);
+      highest = std::max(highest.value_or(b.revision), b.revision);
+    }
+    if (!lowest) continue;
+    x.reach_.emplace_back(*lowest, fx.fix->kb);
+    if (catalog.products()[products[fx.slot]].role == ProductRole::kOperatingSystem) {
+      x.revision_of_kb_.emplace_back(fx.fix->kb, *highest);
+    }
+  }
+  std::sort(x.reach_.begin(), x.reach_.end());
+  std::sort(x.revision_of_kb_.begin(), x.revision_of_kb_.end());
+  return x;
+}
+
+std::optional<int> Profile::infer_revision(std::span<const Index> installed) const {
+  std::optional<int> best;
+  for (Index kb : installed) {
+    auto it = std::lower_bound(revision_of_kb_.begin(), revision_of_kb_.end(),
+                               std::pair<Index, int>{kb, std::numeric_limits<int>::min()});
+    for (; it != revision_of_kb_.end() && it->first == kb; ++it) {
+      best = std::max(best.value_or(it->second), it->second);
+    }
+  }
+  return best;
+}
+
+void Profile::satisfy(std::span<const Index> installed, std::optional<int> revision,
+                      IndexMarks& satisfied) const {
+  satisfied.clear();
+  std::vector<Index> stack;
+  for (Index kb : installed) {
+    if (satisfied.insert(kb)) stack.push_back(kb);
+  }
+  if (revision) {
+    for (const auto& [reached_at, kb] : reach_) {
+      if (reached_at > *revision) break;
+      if (satisfied.insert(kb)) stack.push_back(kb);
+    }
+  }
+  while (!stack.empty()) {
+    const Index kb = stack.back();
+    stack.pop_back();
+    for (Index older : catalog_->supersedes(kb)) {
+      if (satisfied.insert(older)) stack.push_back(older);
+    }
+  }
+}
+
+ComponentResult Profile::evaluate_component(std::uint32_t component, const IndexMarks& satisfied,
+                                            Scratch& s, bool explain) const {
+  const CatalogIndex& catalog = *catalog_;
+  const std::vector<std::uint32_t>& members = components_[component];
+  ComponentResult out;
+
+  // On a servicing line, the newest satisfied cumulative update satisfies all before it, for
+  // that line's products.
+  std::vector<int> reached(key_.products.size(), -1);  // by owner slot
+  for (std::uint32_t i : members) {
+    const ProductFix& f = *fixes_[i].fix;
+    if (f.cumulative && satisfied.test(f.kb)) {
+      reached[fixes_[i].slot] = std::max(reached[fixes_[i].slot], f.line_position);
+    }
+  }
+  auto fix_satisfied = [&](const Fix& fx) {
+    if (satisfied.test(fx.fix->kb)) return true;
+    for (int i = 0; i < 2; ++i) {
+      if (fx.line_owner[i] >= 0 && fx.line_position[i] >= 0 &&
+          fx.line_position[i] <= reached[static_cast<std::size_t>(fx.line_owner[i])]) {
+        return true;
+      }
+    }
+    return false;
+  };
+
+  // Open (product, CVE) pairs and the applicable, unsatisfied fixes of each. A pair is open only
+  // when none of the product's fixes for that CVE is satisfied.
+  struct Pending {
+    OpenPair pair;
+    bool closed = false;
+  };
+  std::vector<Pending> pairs;
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> fixer_entries;  // (pair, fix number)
+  s.candidate.clear();
+  s.security_only.clear();
+  std::uint32_t slot = std::numeric_limits<std::uint32_t>::max();
+  std::size_t first = 0;
+  auto close_slot = [&] {
+    for (std::size_t i = first; i < pairs.size(); ++i) {
+      if (s.closed_stamp[pairs[i].pair.cve] == s.round) pairs[i].closed = true;
+    }
+  };
+  for (std::uint32_t i : members) {
+    const Fix& fx = fixes_[i];
+    if (fx.slot != slot) {
+      close_slot();
+      slot = fx.slot;
+      next_round(s.round, s.cve_stamp, s.closed_stamp);
+      first = pairs.size();
+    }
+    if (!fx.applicable) continue;
+    const ProductFix& f = *fx.fix;
+    if (fix_satisfied(fx)) {
+      for (Index c : f.cves) s.closed_stamp[c] = s.round;
+      continue;
+    }
+    s.candidate.insert(f.kb);
+    if (f.kind == FixKind::kSecurityOnly) s.security_only.insert(f.kb);
+    for (Index c : f.cves) {
+      if (s.cve_stamp[c] != s.round) {
+        s.cve_stamp[c] = s.round;
+        s.pair_of_cve[c] = static_cast<std::int32_t>(pairs.size());
+        pairs.push_back({{fx.slot, c}, false});
+      }
+      fixer_entries.emplace_back(static_cast<std::uint32_t>(s.pair_of_cve[c]), i);
+    }
+  }
+  close_slot();
+
+  std::vector<std::int32_t> open_id(pairs.size(), -1);
+  for (std::size_t i = 0; i < pairs.size(); ++i) {
+    if (pairs[i].closed) continue;
+    open_id[i] = static_cast<std::int32_t>(out.open.size());
+    out.open.push_back(pairs[i].pair);
+  }
+  if (out.open.empty()) return out;
+  // The fixers of each open pair, grouped by pair.
+  std::vector<std::uint32_t> fixer_begin(out.open.size() + 1, 0), fixers;
+  for (const auto& [pair, fix] : fixer_entries) {
+    if (open_id[pair] >= 0) ++fixer_begin[static_cast<std::size_t>(open_id[pair]) + 1];
+  }
+  std::partial_sum(fixer_begin.begin(), fixer_begin.end(), fixer_begin.begin());
+  fixers.resize(fixer_begin.back());
+  {
+    std::vector<std::uint32_t> fill(fixer_begin.begin(), fixer_begin.end() - 1);
+    for (const auto& [pair, fix] : fixer_entries) {
+      if (open_id[pair] >= 0) fixers[fill[static_cast<std::size_t>(open_id[pair])]++] = fix;
+    }
+  }
+
+  // Which candidate closes which open pairs: directly, or by replacing (transitively) a KB that
+  // fixes it. Candidates are numbered locally in the order they turn up.
+  std::vector<Index> candidates;
+  std::vector<std::uint32_t> pair_stamp;  // by candidate: last pair + 1 it was added to
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> cover_entries;  // (candidate, pair)
+  s.covering.clear();
+  auto add = [&](Index kb, std::uint32_t id) {
+    if (s.covering.insert(kb)) {
+      s.local_of_kb[kb] = static_cast<std::int32_t>(candidates.size());
+      candidates.push_back(kb);
+      pair_stamp.push_back(0);
+    }
+    const auto local = static_cast<std::uint32_t>(s.local_of_kb[kb]);
+    if (pair_stamp[local] == id + 1) return;
+    pair_stamp[local] = id + 1;
+    cover_entries.emplace_back(local, id);
+  };
+  for (std::uint32_t id = 0; id < out.open.size(); ++id) {
+    for (std::uint32_t j = fixer_begin[id]; j < fixer_begin[id + 1]; ++j) {
+      const Fix& fx = fixes_[fixers[j]];
+      add(fx.fix->kb, id);
+      for (std::uint32_t r = fx.replacers_begin; r < fx.replacers_end; ++r) {
+        if (s.candidate.test(replacers_[r])) add(replacers_[r], id);
+      }
+    }
+  }
+  std::vector<std::uint32_t> cover_begin(candidates.size() + 1, 0), covered(cover_entries.size());
+  for (const auto& [local, id] : cover_entries) ++cover_begin[local + 1];
+  std::partial_sum(cover_begin.begin(), cover_begin.end(), cover_begin.begin());
+  {
+    std::vector<std::uint32_t> fill(cover_begin.begin(), cover_begin.end() - 1);
+    for (const auto& [local, id] : cover_entries) covered[fill[local]++] = id;
+  }
+  auto covers = [&](std::uint32_t local) {
+    return std::span<const std::uint32_t>(covered.data() + cover_begin[local],
+                                          cover_begin[local + 1] - cover_begin[local]);
+  };
+
+  // The smallest set a person would install: repeatedly the KB that closes the most pairs still
+  // open (ties: the newest, a Monthly Rollup before a Security Only, the higher KB number). Gains
+  // only shrink, so a KB whose stale gain still tops the queue after a recount is the best.
+  auto better = [&](std::size_t gain_a, std::uint32_t a, std::size_t gain_b, std::uint32_t b) {
+    if (gain_a != gain_b) return gain_a > gain_b;
+    const Index ka = candidates[a], kb = candidates[b];
+    const int da = catalog.release_day(ka);
+    const int db = catalog.release_day(kb);
+    if (da != db) return da > db;
+    if (s.security_only.test(ka) != s.security_only.test(kb)) return !s.security_only.test(ka);
+    return catalog.kbs()[ka].kb > catalog.kbs()[kb].kb;
+  };
+  using Entry = std::pair<std::size_t, std::uint32_t>;  // (gain, candidate)
+  auto worse = [&](const Entry& x, const Entry& y) {
+    return better(y.first, y.second, x.first, x.second);
+  };
+  std::priority_queue<Entry, std::vector<Entry>, decltype(worse)> queue_by_gain(worse);
+  for (std::uint32_t local = 0; local < candidates.size(); ++local) {
+    queue_by_gain.push({covers(local).size(), local});
+  }
+  std::vector<char> uncovered(out.open.size(), 1);
+  std::size_t left = out.open.size();
+  std::vector<std::uint32_t> chosen;
+  while (left > 0 && !queue_by_gain.empty()) {
+    auto [stale, local] = queue_by_gain.top();
+    queue_by_gain.pop();
+    std::size_t gain = 0;
+    for (std::uint32_t id : covers(local)) gain += static_cast<std::size_t>(uncovered[id]);
+    if (gain == 0) continue;
+    if (gain < stale && !queue_by_gain.empty() &&
+        better(queue_by_gain.top().first, queue_by_gain.top().second, gain, local)) {
+      queue_by_gain.push({gain, local});
+      continue;
+    }
+    chosen.push_back(local);
+    for (std::uint32_t id : covers(local)) {
+      left -= static_cast<std::size_t>(uncovered[id]);
+      uncovered[id] = 0;
+    }
+  }
+  // Nothing reported that the rest already closes: a chosen KB whose pairs the others all close
+  // is dropped, the one a person would least want first (the oldest; of one day, a Security Only
+  // before a Monthly Rollup, the lower KB number).
+  std::sort(chosen.begin(), chosen.end(),
+            [&](std::uint32_t a, std::uint32_t b) { return better(0, b, 0, a); });
+  std::vector<std::uint32_t> closers(out.open.size(), 0);
+  for (std::uint32_t local : chosen) {
+    for (std::uint32_t id : covers(local)) ++closers[id];
+  }
+  for (std::uint32_t local : chosen) {
+    const auto ids = covers(local);
+    if (std::all_of(ids.begin(), ids.end(), [&](std::uint32_t id) { return closers[id] > 1; })) {
+      for (std::uint32_t id : ids) --closers[id];
+      continue;
+    }
+    Pick pick;
+    pick.kb = candidates[local];
+    pick.pairs.assign(ids.begin(), ids.end());
+    if (explain) {
+      for (std::uint32_t id : ids) {
+        bool direct = false;
+        for (std::uint32_t j = fixer_begin[id]; j < fixer_begin[id + 1] && !direct; ++j) {
+          direct = fixes_[fixers[j]].fix->kb == pick.kb;
+        }
+        pick.direct.push_back(direct ? 1 : 0);
+      }
+    }
+    out.picks.push_back(std::move(pick));
+  }
+  return out;
+}
+
+}  // namespace kbgap::engine

@@ -1,0 +1,122 @@
+// A device profile: everything the engine derives from what a device runs, before looking at what
+// it has installed. Devices that run the same products on the same servicing line (with the same
+// hotpatch enrolment and as-of date) share one, so a fleet pays for it once per kind of device.
+//
+// A profile splits the device's fixes into components: fixes that can change one another's
+// outcome, because they fix the same CVE of a product, ride the same servicing line, or one
+// replaces the other. The answer for a component depends only on which of its KBs the device has
+// satisfied, so a fleet evaluates each component once per distinct state (docs/engine.md).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "engine/catalog_index.h"
+
+namespace kbgap::engine {
+
+// What decides which fixes apply to a device and how fixed builds compare.
+struct ProfileKey {
+  std::vector<Index> products;           // the OS first, then its components
+  int major = 0, minor = 0, family = 0;  // family: servicing_family(build)
+  bool hotpatch_enrolled = false;
+  int as_of_day = 0;  // 20200331 for --as-of 2020-03-31; 0: no limit
+  bool operator==(const ProfileKey&) const = default;
+};
+std::size_t hash_value(const ProfileKey& key);
+
+// A set of catalog indices (KBs), cleared in O(1) by bumping a stamp.
+class IndexMarks {
+ public:
+  explicit IndexMarks(std::size_t size = 0) : stamp_(size, 0) {}
+  void clear();
+  bool test(Index i) const { return stamp_[i] == round_; }
+  bool insert(Index i) {  // true when newly inserted
+    if (stamp_[i] == round_) return false;
+    stamp_[i] = round_;
+    return true;
+  }
+
+ private:
+  std::vector<std::uint32_t> stamp_;
+  std::uint32_t round_ = 1;
+};
+
+// An open pair: a product the device runs (by its place in ProfileKey::products) and one of its
+// CVEs that no satisfied KB fixes.
+struct OpenPair {
+  std::uint32_t slot = 0;
+  Index cve = 0;
+};
+
+// A KB the device should install, and the open pairs it closes.
+struct Pick {
+  Index kb = 0;
+  std::vector<std::uint32_t> pairs;  // into ComponentResult::open, ascending
+  std::vector<char> direct;  // with explain: 1 where the KB fixes the pair itself, 0 by replacing
+};
+
+struct ComponentResult {
+  std::vector<OpenPair> open;
+  std::vector<Pick> picks;
+};
+
+// Reusable working memory of component evaluations (catalog-sized arrays, reset by stamps).
+class Scratch {
+ public:
+  explicit Scratch(const CatalogIndex& catalog);
+
+ private:
+  friend class Profile;
+  IndexMarks candidate, security_only, covering;
+  std::vector<std::int32_t> local_of_kb;  // KB -> its number among the covering candidates
+  std::vector<std::uint32_t> cve_stamp, closed_stamp;  // by CVE, reset by bumping `round`
+  std::vector<std::int32_t> pair_of_cve;
+  std::uint32_t round = 0;
+};
+
+class Profile {
+ public:
+  static Profile build(const CatalogIndex& catalog, ProfileKey key);
+
+  const ProfileKey& key() const { return key_; }
+  const std::vector<Index>& products() const { return key_.products; }
+  std::uint32_t component_count() const { return static_cast<std::uint32_t>(components_.size()); }
+  // The component whose outcome the satisfaction of `kb` can change; -1 when none.
+  std::int32_t component_of(Index kb) const { return component_of_kb_[kb]; }
+
+  // The device's revision as its installed cumulative updates tell it (their fixed builds on its
+  // servicing line); nullopt when none does. `installed`: catalog KB indices, sorted.
+  std::optional<int> infer_revision(std::span<const Index> installed) const;
+  // The satisfied KBs: the installed ones, the cumulative updates the revision has reached, and
+  // what they replace by published supersedence, transitively.
+  void satisfy(std::span<const Index> installed, std::optional<int> revision,
+               IndexMarks& satisfied) const;
+  // The open pairs of one component and the smallest set of KBs that closes them.
+  ComponentResult evaluate_component(std::uint32_t component, const IndexMarks& satisfied,
+                                     Scratch& scratch, bool explain) const;
+
+ private:
+  struct Fix {
+    const ProductFix* fix = nullptr;
+    std::uint32_t slot = 0;
+    bool applicable = false;
+    // Its place on the lines whose cumulative updates carry the product's fixes (its own and its
+    // host's): the owner's slot and the position, -1 when not on that line.
+    std::int32_t line_owner[2] = {-1, -1};
+    std::int32_t line_position[2] = {-1, -1};
+    std::uint32_t replacers_begin = 0, replacers_end = 0;  // into replacers_
+  };
+  const CatalogIndex* catalog_ = nullptr;
+  ProfileKey key_;
+  std::vector<Fix> fixes_;
+  std::vector<Index> replacers_;  // per fix: the KBs that replace it on its product, transitively
+  std::vector<std::vector<std::uint32_t>> components_;  // fix numbers, in product then KB order
+  std::vector<std::int32_t> component_of_kb_;
+  std::vector<std::pair<int, Index>> reach_;             // (revision that reaches it, KB), sorted
+  std::vector<std::pair<Index, int>> revision_of_kb_;    // installed OS update -> revision, sorted
+};
+
+}  // namespace kbgap::engine
