@@ -6,6 +6,7 @@
 
 #include "catalog/importer.h"
 #include "engine/evaluate.h"
+#include "engine/fleet.h"
 #include "inventory/inventory_reader.h"
 #include "inventory/windows_release.h"
 #include "store/sqlite/sqlite_catalog_store.h"
@@ -336,6 +337,82 @@ TEST(Engine, RulesHoldOnEveryRealInventory) {
   }
   // Windows XP, Vista, Server 2003 and 2008 RTM are older than the catalog (2016 on).
   EXPECT_GE(judged, 25);
+}
+
+// The fleet evaluator's answers are evaluate()'s, device by device: the real inventories, and
+// variants of each at several places on its servicing line with some of its other KBs installed.
+TEST(Fleet, AnswersAreEvaluatesOnRealDevicesAndVariants) {
+  const CatalogIndex& c = full_catalog();
+  namespace fs = std::filesystem;
+  std::vector<Device> devices;
+  for (const auto& e : fs::directory_iterator(fs::path(KBGAP_SOURCE_DIR) / "data/inventories")) {
+    if (e.path().extension() != ".txt" || e.path().filename() == "LICENSE.txt") continue;
+    auto r = inventory::read_inventory(test::read_file(e.path()), e.path().filename().string());
+    ASSERT_TRUE(r) << r.error().message;
+    for (auto& inv : *r) {
+      if (!inv.has_os) continue;
+      const Device real = inv.device;
+      devices.push_back(real);
+      devices.push_back(real);  // a second device in the same state
+      std::vector<KbNumber> line, others;
+      for (Index p : device_products(c, real)) {
+        const ProductInfo& product = c.products()[p];
+        if (product.role == ProductRole::kOperatingSystem && product.line >= 0 && line.empty()) {
+          for (Index kb : c.line(product.line)) line.push_back(c.kbs()[kb].kb);
+        }
+        for (const ProductFix& f : product.fixes) {
+          if (!f.cumulative) others.push_back(c.kbs()[f.kb].kb);
+        }
+      }
+      for (std::size_t back : {0, 3, 8, 20}) {
+        for (std::size_t extra = 0; extra < 3; ++extra) {
+          Device d = real;
+          d.installed_kbs.clear();
+          d.revision.reset();
+          if (back < line.size()) d.installed_kbs.push_back(line[line.size() - 1 - back]);
+          for (std::size_t k = 0; k < extra && !others.empty(); ++k) {
+            d.installed_kbs.push_back(others[(back * 31 + extra * 7 + k * 13) % others.size()]);
+          }
+          inventory::finish_device(d, "");
+          devices.push_back(d);
+        }
+      }
+    }
+  }
+  Fleet fleet(c);
+  for (const Device& d : devices) fleet.add(d);
+  for (const std::string as_of : {"", "2020-03-31"}) {
+    SCOPED_TRACE("as of " + as_of);
+    Fleet::Options options;
+    options.as_of = as_of;
+    options.threads = 2;
+    const FleetResult result = fleet.evaluate(options);
+    ASSERT_EQ(result.device_count(), devices.size());
+    EXPECT_LT(result.distinct_states(), devices.size());
+    std::size_t missing = 0;
+    for (std::uint32_t i = 0; i < devices.size(); ++i) {
+      SCOPED_TRACE(devices[i].source + " #" + std::to_string(i));
+      EvaluateOptions one_options;
+      one_options.as_of = as_of;
+      const Evaluation one = evaluate(c, devices[i], one_options);
+      const Evaluation many = result.evaluation(i);
+      EXPECT_EQ(result.missing_count(i), one.missing.size());
+      EXPECT_EQ(many.products, one.products);
+      EXPECT_EQ(many.revision, one.revision);
+      EXPECT_EQ(many.revision_inferred, one.revision_inferred);
+      EXPECT_EQ(many.open_cves, one.open_cves);
+      ASSERT_EQ(many.missing.size(), one.missing.size());
+      for (std::size_t k = 0; k < one.missing.size(); ++k) {
+        EXPECT_EQ(many.missing[k].kb, one.missing[k].kb);
+        EXPECT_EQ(many.missing[k].name, one.missing[k].name);
+        EXPECT_EQ(many.missing[k].release_date, one.missing[k].release_date);
+        EXPECT_EQ(many.missing[k].products_names, one.missing[k].products_names);
+        EXPECT_EQ(many.missing[k].cves, one.missing[k].cves);
+      }
+      missing += one.missing.size();
+    }
+    EXPECT_GT(missing, devices.size());  // the variants are behind: real answers, not empty ones
+  }
 }
 
 }  // namespace

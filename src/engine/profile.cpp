@@ -122,6 +122,34 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
     }
   }
 
+  // The CVEs each applicable fix shares with another applicable fix of its product.
+  {
+    std::vector<std::uint32_t> fixes_of_cve(catalog.cves().size(), 0);
+    std::size_t begin = 0;
+    while (begin < x.fixes_.size()) {
+      std::size_t end = begin;
+      while (end < x.fixes_.size() && x.fixes_[end].slot == x.fixes_[begin].slot) ++end;
+      for (std::size_t i = begin; i < end; ++i) {
+        if (!x.fixes_[i].applicable) continue;
+        for (Index c : x.fixes_[i].fix->cves) ++fixes_of_cve[c];
+      }
+      for (std::size_t i = begin; i < end; ++i) {
+        Fix& fx = x.fixes_[i];
+        fx.shared_begin = static_cast<std::uint32_t>(x.shared_cves_.size());
+        if (fx.applicable) {
+          for (Index c : fx.fix->cves) {
+            if (fixes_of_cve[c] > 1) x.shared_cves_.push_back(c);
+          }
+        }
+        fx.shared_end = static_cast<std::uint32_t>(x.shared_cves_.size());
+      }
+      for (std::size_t i = begin; i < end; ++i) {
+        for (Index c : x.fixes_[i].fix->cves) fixes_of_cve[c] = 0;
+      }
+      begin = end;
+    }
+  }
+
   // What replaces each applicable fix on its product, transitively: published supersedence and
   // the later cumulative updates of the product's lines. Only KBs that could be candidates count.
   IndexMarks visited(kb_count);
@@ -210,6 +238,10 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
       x.revision_of_kb_.emplace_back(fx.fix->kb, *highest);
     }
   }
+  x.moves_lines_.assign(kb_count, 0);
+  for (const Fix& fx : x.fixes_) {
+    if (fx.fix->cumulative) x.moves_lines_[fx.fix->kb] = 1;
+  }
   std::sort(x.reach_.begin(), x.reach_.end());
   std::sort(x.revision_of_kb_.begin(), x.revision_of_kb_.end());
   return x;
@@ -228,7 +260,7 @@ std::optional<int> Profile::infer_revision(std::span<const Index> installed) con
 }
 
 void Profile::satisfy(std::span<const Index> installed, std::optional<int> revision,
-                      IndexMarks& satisfied) const {
+                      IndexMarks& satisfied, std::vector<Index>* list) const {
   satisfied.clear();
   std::vector<Index> stack;
   for (Index kb : installed) {
@@ -243,36 +275,151 @@ void Profile::satisfy(std::span<const Index> installed, std::optional<int> revis
   while (!stack.empty()) {
     const Index kb = stack.back();
     stack.pop_back();
+    if (list) list->push_back(kb);
     for (Index older : catalog_->supersedes(kb)) {
       if (satisfied.insert(older)) stack.push_back(older);
     }
   }
 }
 
-ComponentResult Profile::evaluate_component(std::uint32_t component, const IndexMarks& satisfied,
-                                            Scratch& s, bool explain) const {
-  const CatalogIndex& catalog = *catalog_;
-  const std::vector<std::uint32_t>& members = components_[component];
-  ComponentResult out;
-
+std::vector<int> Profile::reached(std::span<const std::uint32_t> members,
+                                  const IndexMarks& satisfied) const {
   // On a servicing line, the newest satisfied cumulative update satisfies all before it, for
   // that line's products.
-  std::vector<int> reached(key_.products.size(), -1);  // by owner slot
+  std::vector<int> out(key_.products.size(), -1);  // by owner slot
   for (std::uint32_t i : members) {
     const ProductFix& f = *fixes_[i].fix;
     if (f.cumulative && satisfied.test(f.kb)) {
-      reached[fixes_[i].slot] = std::max(reached[fixes_[i].slot], f.line_position);
+      out[fixes_[i].slot] = std::max(out[fixes_[i].slot], f.line_position);
     }
   }
-  auto fix_satisfied = [&](const Fix& fx) {
-    if (satisfied.test(fx.fix->kb)) return true;
-    for (int i = 0; i < 2; ++i) {
-      if (fx.line_owner[i] >= 0 && fx.line_position[i] >= 0 &&
-          fx.line_position[i] <= reached[static_cast<std::size_t>(fx.line_owner[i])]) {
-        return true;
+  return out;
+}
+
+bool Profile::fix_satisfied(const Fix& fx, const IndexMarks& satisfied,
+                            std::span<const int> reached) {
+  if (satisfied.test(fx.fix->kb)) return true;
+  for (int i = 0; i < 2; ++i) {
+    if (fx.line_owner[i] >= 0 && fx.line_position[i] >= 0 &&
+        fx.line_position[i] <= reached[static_cast<std::size_t>(fx.line_owner[i])]) {
+      return true;
+    }
+  }
+  return false;
+}
+
+ComponentResult Profile::evaluate_component(std::uint32_t component, const IndexMarks& satisfied,
+                                            Scratch& s, bool explain) const {
+  const auto& members = components_[component];
+  return evaluate_fixes(members, reached(members, satisfied), satisfied, s, explain);
+}
+
+Residual Profile::split_component(std::uint32_t component, const IndexMarks& base,
+                                  Scratch& s) const {
+  const auto& members = components_[component];
+  Residual out;
+  out.reached = reached(members, base);
+  // The fixes still open under the base, joined as components are: by a product's CVE and by
+  // replacement (lines cannot move: KBs that could move them are not split this way).
+  std::vector<std::uint32_t> open;
+  s.candidate.clear();
+  for (std::uint32_t i : members) {
+    if (fixes_[i].applicable && !fix_satisfied(fixes_[i], base, out.reached)) {
+      open.push_back(i);
+      s.candidate.insert(fixes_[i].fix->kb);
+    }
+  }
+  std::vector<Index> kbs;
+  for (std::uint32_t i : open) kbs.push_back(fixes_[i].fix->kb);
+  std::sort(kbs.begin(), kbs.end());
+  kbs.erase(std::unique(kbs.begin(), kbs.end()), kbs.end());
+  auto node = [&](Index kb) {
+    return static_cast<std::uint32_t>(std::lower_bound(kbs.begin(), kbs.end(), kb) - kbs.begin());
+  };
+  UnionFind sets(kbs.size());
+  std::uint32_t slot = std::numeric_limits<std::uint32_t>::max();
+  for (std::uint32_t i : open) {
+    const Fix& fx = fixes_[i];
+    if (fx.slot != slot) {
+      slot = fx.slot;
+      next_round(s.round, s.cve_stamp, s.closed_stamp);
+    }
+    for (Index c : fx.fix->cves) {
+      if (s.cve_stamp[c] != s.round) {
+        s.cve_stamp[c] = s.round;
+        s.pair_of_cve[c] = static_cast<std::int32_t>(node(fx.fix->kb));
+      } else {
+        sets.unite(node(fx.fix->kb), static_cast<std::uint32_t>(s.pair_of_cve[c]));
       }
     }
-    return false;
+    for (std::uint32_t r = fx.replacers_begin; r < fx.replacers_end; ++r) {
+      if (s.candidate.test(replacers_[r])) sets.unite(node(fx.fix->kb), node(replacers_[r]));
+    }
+  }
+  std::vector<std::int32_t> piece_of_root(kbs.size(), -1);
+  for (std::uint32_t i : open) {
+    std::int32_t& piece = piece_of_root[sets.find(node(fixes_[i].fix->kb))];
+    if (piece < 0) {
+      piece = static_cast<std::int32_t>(out.pieces.size());
+      out.pieces.emplace_back();
+    }
+    out.pieces[static_cast<std::size_t>(piece)].push_back(i);
+  }
+  for (Index kb : kbs) {
+    out.piece_of_kb.emplace_back(kb,
+                                 static_cast<std::uint32_t>(piece_of_root[sets.find(node(kb))]));
+  }
+  // The base's satisfied fixes that close a CVE a piece's fixes are open for, so that each piece
+  // evaluates alone.
+  slot = std::numeric_limits<std::uint32_t>::max();
+  std::size_t o = 0;
+  for (std::uint32_t i : members) {
+    const Fix& fx = fixes_[i];
+    if (fx.slot != slot) {
+      slot = fx.slot;
+      next_round(s.round, s.cve_stamp, s.closed_stamp);
+      for (std::size_t j = o; j < open.size() && fixes_[open[j]].slot == slot; ++j) {
+        const auto piece = out.piece_of_kb[node(fixes_[open[j]].fix->kb)].second;
+        for (Index c : fixes_[open[j]].fix->cves) {
+          s.cve_stamp[c] = s.round;
+          s.pair_of_cve[c] = static_cast<std::int32_t>(piece);
+        }
+      }
+      while (o < open.size() && fixes_[open[o]].slot == slot) ++o;
+    }
+    if (!fx.applicable || !fix_satisfied(fx, base, out.reached)) {
+      continue;
+    }
+    std::int32_t last = -1;
+    for (std::uint32_t j = fx.shared_begin; j < fx.shared_end; ++j) {
+      const Index c = shared_cves_[j];
+      if (s.cve_stamp[c] != s.round || s.pair_of_cve[c] == last) continue;
+      last = s.pair_of_cve[c];
+      auto& piece = out.pieces[static_cast<std::size_t>(last)];
+      if (piece.back() != i) piece.push_back(i);
+    }
+  }
+  for (auto& piece : out.pieces) {
+    std::sort(piece.begin(), piece.end());
+    piece.erase(std::unique(piece.begin(), piece.end()), piece.end());
+    out.base.push_back(evaluate_fixes(piece, out.reached, base, s, false));
+  }
+  return out;
+}
+
+ComponentResult Profile::evaluate_piece(const Residual& residual, std::uint32_t piece,
+                                        const IndexMarks& satisfied, Scratch& s,
+                                        bool explain) const {
+  return evaluate_fixes(residual.pieces[piece], residual.reached, satisfied, s, explain);
+}
+
+ComponentResult Profile::evaluate_fixes(std::span<const std::uint32_t> members,
+                                        std::span<const int> reached, const IndexMarks& satisfied,
+                                        Scratch& s, bool explain) const {
+  const CatalogIndex& catalog = *catalog_;
+  ComponentResult out;
+  auto fix_satisfied = [&](const Fix& fx) {
+    return Profile::fix_satisfied(fx, satisfied, reached);
   };
 
   // Open (product, CVE) pairs and the applicable, unsatisfied fixes of each. A pair is open only
@@ -303,7 +450,9 @@ ComponentResult Profile::evaluate_component(std::uint32_t component, const Index
     if (!fx.applicable) continue;
     const ProductFix& f = *fx.fix;
     if (fix_satisfied(fx)) {
-      for (Index c : f.cves) s.closed_stamp[c] = s.round;
+      for (std::uint32_t j = fx.shared_begin; j < fx.shared_end; ++j) {
+        s.closed_stamp[shared_cves_[j]] = s.round;
+      }
       continue;
     }
     s.candidate.insert(f.kb);

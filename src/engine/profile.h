@@ -77,6 +77,16 @@ class Scratch {
   std::uint32_t round = 0;
 };
 
+// A component split further under a base of satisfied KBs (a device's servicing-line state):
+// the fixes the base leaves open fall into independent pieces, so KBs satisfied beyond the base
+// change only the pieces they belong to. Valid for KBs that do not move a line (moves_lines).
+struct Residual {
+  std::vector<int> reached;                        // line positions reached, by owner slot
+  std::vector<std::vector<std::uint32_t>> pieces;  // fix numbers
+  std::vector<std::pair<Index, std::uint32_t>> piece_of_kb;  // (open KB, piece), by KB
+  std::vector<ComponentResult> base;                         // each piece's answer under the base
+};
+
 class Profile {
  public:
   static Profile build(const CatalogIndex& catalog, ProfileKey key);
@@ -92,11 +102,19 @@ class Profile {
   std::optional<int> infer_revision(std::span<const Index> installed) const;
   // The satisfied KBs: the installed ones, the cumulative updates the revision has reached, and
   // what they replace by published supersedence, transitively.
-  void satisfy(std::span<const Index> installed, std::optional<int> revision,
-               IndexMarks& satisfied) const;
+  // With `list`, they are also appended to it.
+  void satisfy(std::span<const Index> installed, std::optional<int> revision, IndexMarks& satisfied,
+               std::vector<Index>* list = nullptr) const;
   // The open pairs of one component and the smallest set of KBs that closes them.
   ComponentResult evaluate_component(std::uint32_t component, const IndexMarks& satisfied,
                                      Scratch& scratch, bool explain) const;
+
+  // Can satisfying `kb` move a servicing line's reached position (is it a cumulative update)?
+  bool moves_lines(Index kb) const { return moves_lines_[kb] != 0; }
+  Residual split_component(std::uint32_t component, const IndexMarks& base, Scratch& scratch) const;
+  // One piece under `satisfied`: the residual's base plus KBs that do not move lines.
+  ComponentResult evaluate_piece(const Residual& residual, std::uint32_t piece,
+                                 const IndexMarks& satisfied, Scratch& scratch, bool explain) const;
 
  private:
   struct Fix {
@@ -108,15 +126,28 @@ class Profile {
     std::int32_t line_owner[2] = {-1, -1};
     std::int32_t line_position[2] = {-1, -1};
     std::uint32_t replacers_begin = 0, replacers_end = 0;  // into replacers_
+    // Its CVEs that another applicable fix of the product also fixes: the only ones whose pairs
+    // its satisfaction can close for the others.
+    std::uint32_t shared_begin = 0, shared_end = 0;  // into shared_cves_
   };
+  std::vector<int> reached(std::span<const std::uint32_t> members,
+                           const IndexMarks& satisfied) const;
+  static bool fix_satisfied(const Fix& fx, const IndexMarks& satisfied,
+                            std::span<const int> reached);
+  ComponentResult evaluate_fixes(std::span<const std::uint32_t> members,
+                                 std::span<const int> reached, const IndexMarks& satisfied,
+                                 Scratch& scratch, bool explain) const;
+
   const CatalogIndex* catalog_ = nullptr;
   ProfileKey key_;
+  std::vector<char> moves_lines_;  // by KB
   std::vector<Fix> fixes_;
   std::vector<Index> replacers_;  // per fix: the KBs that replace it on its product, transitively
+  std::vector<Index> shared_cves_;
   std::vector<std::vector<std::uint32_t>> components_;  // fix numbers, in product then KB order
   std::vector<std::int32_t> component_of_kb_;
-  std::vector<std::pair<int, Index>> reach_;             // (revision that reaches it, KB), sorted
-  std::vector<std::pair<Index, int>> revision_of_kb_;    // installed OS update -> revision, sorted
+  std::vector<std::pair<int, Index>> reach_;           // (revision that reaches it, KB), sorted
+  std::vector<std::pair<Index, int>> revision_of_kb_;  // installed OS update -> revision, sorted
 };
 
 }  // namespace kbgap::engine

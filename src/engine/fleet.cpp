@@ -1,0 +1,339 @@
+// Fleet evaluation: profiles per kind of device, one evaluation per distinct device state, one
+// component evaluation per distinct component state, all cores.
+#include "engine/fleet.h"
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+namespace kbgap::engine {
+namespace {
+
+std::uint64_t mix(std::uint64_t h, std::uint64_t v) {
+  h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+  return h;
+}
+
+unsigned thread_count(unsigned wanted) {
+  return wanted != 0 ? wanted : std::max(1u, std::thread::hardware_concurrency());
+}
+
+// Runs `work(thread)` on `threads` threads and waits for them.
+template <typename Work>
+void run_on(unsigned threads, Work&& work) {
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work, t);
+  work(0u);
+  for (auto& t : pool) t.join();
+}
+
+// Answers shared by all threads, by a key of two numbers and a set of KBs: component results by
+// (kind, component, its satisfied KBs), residuals by (kind, component, the line state's KBs),
+// pieces by (residual, piece, the KBs satisfied beyond the line state).
+template <typename Value>
+class SharedCache {
+ public:
+  struct Key {
+    std::uint64_t a = 0;
+    std::uint32_t b = 0;
+    std::vector<Index> kbs;
+    bool operator==(const Key&) const = default;
+    std::uint64_t hash() const {
+      std::uint64_t h = mix(a, b);
+      for (Index kb : kbs) h = mix(h, kb);
+      return h;
+    }
+  };
+  // The stored value, built by `make()` when there is none yet (outside the lock; when two
+  // threads race, the first stored wins).
+  template <typename Make>
+  const Value* get(Key key, Make&& make) {
+    const std::uint64_t hash = key.hash();
+    Shard& shard = shards_[hash % kShards];
+    {
+      std::lock_guard lock(shard.mutex);
+      auto it = shard.map.find({hash, key});
+      if (it != shard.map.end()) return it->second.get();
+    }
+    auto value = std::make_unique<Value>(make());
+    std::lock_guard lock(shard.mutex);
+    auto [it, inserted] = shard.map.try_emplace({hash, std::move(key)}, nullptr);
+    if (inserted) {
+      it->second = std::move(value);
+      ++shard.made;
+    }
+    return it->second.get();
+  }
+  std::size_t made() const {
+    std::size_t n = 0;
+    for (const Shard& shard : shards_) n += shard.made;
+    return n;
+  }
+  void move_into(std::vector<std::unique_ptr<Value>>& out) {
+    for (Shard& shard : shards_) {
+      for (auto& [key, value] : shard.map) out.push_back(std::move(value));
+      shard.map.clear();
+    }
+  }
+
+ private:
+  struct HashedKey {
+    std::uint64_t hash;
+    Key key;
+    bool operator==(const HashedKey&) const = default;
+  };
+  struct Hash {
+    std::size_t operator()(const HashedKey& k) const { return k.hash; }
+  };
+  struct Shard {
+    std::mutex mutex;
+    std::unordered_map<HashedKey, std::unique_ptr<Value>, Hash> map;
+    std::size_t made = 0;
+  };
+  static constexpr std::size_t kShards = 64;
+  Shard shards_[kShards];
+};
+
+// The (component, KB) pairs of the KBs in `list` that belong to a component, sorted.
+void by_component(const Profile& profile, const std::vector<Index>& list,
+                  std::vector<std::pair<std::int32_t, Index>>& out) {
+  out.clear();
+  for (Index kb : list) {
+    if (profile.component_of(kb) >= 0) out.emplace_back(profile.component_of(kb), kb);
+  }
+  std::sort(out.begin(), out.end());
+}
+
+}  // namespace
+
+std::uint32_t Fleet::add(const inventory::Device& device) {
+  ProfileKey key = profile_key(*catalog_, device, 0);
+  auto [it, inserted] = kind_of_key_.try_emplace(key, static_cast<std::uint32_t>(kinds_.size()));
+  if (inserted) kinds_.push_back(std::move(key));
+  Entry entry;
+  entry.kind = it->second;
+  if (device.revision) entry.revision = *device.revision;
+  const std::vector<Index> installed = installed_indices(*catalog_, device);
+  installed_.insert(installed_.end(), installed.begin(), installed.end());
+  installed_begin_.push_back(static_cast<std::uint32_t>(installed_.size()));
+  devices_.push_back(entry);
+  return static_cast<std::uint32_t>(devices_.size() - 1);
+}
+
+FleetResult Fleet::evaluate(const Options& options) const {
+  const unsigned threads = thread_count(options.threads);
+  const int as_of_day = day_number(options.as_of);
+  FleetResult out;
+  out.catalog_ = catalog_;
+  const std::size_t kinds = kinds_.size();
+  out.profiles_.resize(kinds);
+  out.base_.resize(kinds);
+  out.base_missing_.assign(kinds, 0);
+
+  // Profiles, and each component's answer when none of its KBs is satisfied.
+  {
+    std::atomic<std::size_t> next{0};
+    run_on(threads, [&](unsigned) {
+      Scratch scratch(*catalog_);
+      IndexMarks none(catalog_->kbs().size());
+      for (std::size_t k; (k = next.fetch_add(1)) < kinds;) {
+        ProfileKey key = kinds_[k];
+        key.as_of_day = as_of_day;
+        out.profiles_[k] = std::make_unique<Profile>(Profile::build(*catalog_, std::move(key)));
+        const Profile& profile = *out.profiles_[k];
+        for (std::uint32_t c = 0; c < profile.component_count(); ++c) {
+          out.base_[k].push_back(profile.evaluate_component(c, none, scratch, false));
+          out.base_missing_[k] += out.base_[k].back().picks.size();
+        }
+      }
+    });
+  }
+
+  // Devices in the same state (kind, revision, installed KBs) share one evaluation. Each thread
+  // takes the devices whose state hash falls to it, so no two threads share a state.
+  const std::size_t count = devices_.size();
+  auto installed_of = [&](std::size_t d) {
+    return std::span<const Index>(installed_.data() + installed_begin_[d],
+                                  installed_begin_[d + 1] - installed_begin_[d]);
+  };
+  std::vector<std::uint64_t> hash(count);
+  {
+    std::atomic<std::size_t> next{0};
+    constexpr std::size_t kChunk = 4096;
+    run_on(threads, [&](unsigned) {
+      for (std::size_t begin; (begin = next.fetch_add(kChunk)) < count;) {
+        for (std::size_t d = begin; d < std::min(count, begin + kChunk); ++d) {
+          std::uint64_t h = mix(devices_[d].kind, static_cast<std::uint32_t>(devices_[d].revision));
+          for (Index kb : installed_of(d)) h = mix(h, kb);
+          hash[d] = h;
+        }
+      }
+    });
+  }
+  auto same_state = [&](std::size_t a, std::size_t b) {
+    const auto ia = installed_of(a), ib = installed_of(b);
+    return devices_[a].kind == devices_[b].kind && devices_[a].revision == devices_[b].revision &&
+           std::equal(ia.begin(), ia.end(), ib.begin(), ib.end());
+  };
+
+  SharedCache<ComponentResult> components, pieces;
+  SharedCache<Residual> residuals;
+  std::vector<std::vector<FleetResult::State>> states(threads);
+  out.state_of_device_.assign(count, 0);
+  run_on(threads, [&](unsigned t) {
+    struct DeviceHash {
+      const std::vector<std::uint64_t>* hash;
+      std::size_t operator()(std::uint32_t d) const { return (*hash)[d]; }
+    };
+    struct DeviceEqual {
+      const decltype(same_state)* same;
+      bool operator()(std::uint32_t a, std::uint32_t b) const { return (*same)(a, b); }
+    };
+    std::unordered_map<std::uint32_t, std::uint32_t, DeviceHash, DeviceEqual> state_of(
+        1024, DeviceHash{&hash}, DeviceEqual{&same_state});
+    Scratch scratch(*catalog_);
+    IndexMarks satisfied(catalog_->kbs().size()), line_satisfied(catalog_->kbs().size());
+    std::vector<Index> list, line_list, line_installed, beyond;
+    std::vector<std::pair<std::int32_t, Index>> all, line;
+    std::vector<std::pair<std::uint32_t, Index>> by_piece;
+    for (std::size_t d = 0; d < count; ++d) {
+      if (t == 0 && d % 65536 == 0 && d > 0 && options.progress) options.progress(d, count);
+      if (hash[d] % threads != t) continue;
+      auto [it, inserted] = state_of.try_emplace(static_cast<std::uint32_t>(d),
+                                                 static_cast<std::uint32_t>(states[t].size()));
+      out.state_of_device_[d] = it->second;
+      if (!inserted) continue;
+
+      FleetResult::State state;
+      state.kind = devices_[d].kind;
+      const Profile& profile = *out.profiles_[state.kind];
+      const auto installed = installed_of(d);
+      if (devices_[d].revision != kNoRevision) {
+        state.revision = devices_[d].revision;
+      } else {
+        state.revision = profile.infer_revision(installed);
+        state.revision_inferred = state.revision.has_value();
+      }
+      // What the device satisfies, and what its servicing-line state alone satisfies (the
+      // revision and the installed cumulative updates): devices with the same line state share
+      // a residual, and what else they installed changes only its pieces.
+      list.clear();
+      profile.satisfy(installed, state.revision, satisfied, &list);
+      line_installed.clear();
+      for (Index kb : installed) {
+        if (profile.moves_lines(kb)) line_installed.push_back(kb);
+      }
+      line_list.clear();
+      profile.satisfy(line_installed, state.revision, line_satisfied, &line_list);
+      by_component(profile, list, all);
+      by_component(profile, line_list, line);
+
+      state.missing = out.base_missing_[state.kind];
+      std::size_t j = 0;
+      for (std::size_t i = 0; i < all.size();) {
+        const auto component = static_cast<std::uint32_t>(all[i].first);
+        SharedCache<ComponentResult>::Key key{state.kind, component, {}};
+        for (; i < all.size() && static_cast<std::uint32_t>(all[i].first) == component; ++i) {
+          key.kbs.push_back(all[i].second);
+        }
+        SharedCache<Residual>::Key line_key{state.kind, component, {}};
+        for (; j < line.size() && static_cast<std::uint32_t>(line[j].first) < component; ++j) {
+        }
+        for (; j < line.size() && static_cast<std::uint32_t>(line[j].first) == component; ++j) {
+          line_key.kbs.push_back(line[j].second);
+        }
+        beyond.clear();
+        std::set_difference(key.kbs.begin(), key.kbs.end(), line_key.kbs.begin(),
+                            line_key.kbs.end(), std::back_inserter(beyond));
+        const bool moves = std::any_of(beyond.begin(), beyond.end(),
+                                       [&](Index kb) { return profile.moves_lines(kb); });
+        state.replaced.push_back(component);
+        state.missing -= out.base_[state.kind][component].picks.size();
+        if (beyond.empty() || moves) {
+          const ComponentResult* result = components.get(std::move(key), [&] {
+            return profile.evaluate_component(component, satisfied, scratch, false);
+          });
+          state.pieces.push_back(result);
+          state.missing += result->picks.size();
+          continue;
+        }
+        const Residual* residual = residuals.get(std::move(line_key), [&] {
+          return profile.split_component(component, line_satisfied, scratch);
+        });
+        by_piece.clear();
+        for (Index kb : beyond) {
+          auto p = std::lower_bound(residual->piece_of_kb.begin(), residual->piece_of_kb.end(),
+                                    std::pair<Index, std::uint32_t>{kb, 0});
+          if (p != residual->piece_of_kb.end() && p->first == kb) {
+            by_piece.emplace_back(p->second, kb);
+          }
+        }
+        std::sort(by_piece.begin(), by_piece.end());
+        const std::size_t first = state.pieces.size();
+        for (const ComponentResult& base : residual->base) state.pieces.push_back(&base);
+        for (std::size_t k = 0; k < by_piece.size();) {
+          const std::uint32_t piece = by_piece[k].first;
+          SharedCache<ComponentResult>::Key piece_key{reinterpret_cast<std::uintptr_t>(residual),
+                                                     piece, {}};
+          for (; k < by_piece.size() && by_piece[k].first == piece; ++k) {
+            piece_key.kbs.push_back(by_piece[k].second);
+          }
+          state.pieces[first + piece] = pieces.get(std::move(piece_key), [&] {
+            return profile.evaluate_piece(*residual, piece, satisfied, scratch, false);
+          });
+        }
+        for (std::size_t k = first; k < state.pieces.size(); ++k) {
+          state.missing += state.pieces[k]->picks.size();
+        }
+      }
+      states[t].push_back(std::move(state));
+    }
+  });
+
+  // One numbering of the states: thread t's come after those of threads before it.
+  std::vector<std::uint32_t> offset(threads + 1, 0);
+  for (unsigned t = 0; t < threads; ++t) {
+    offset[t + 1] = offset[t] + static_cast<std::uint32_t>(states[t].size());
+  }
+  for (std::size_t d = 0; d < count; ++d) out.state_of_device_[d] += offset[hash[d] % threads];
+  out.states_.reserve(offset[threads]);
+  for (auto& per_thread : states) {
+    for (auto& s : per_thread) out.states_.push_back(std::move(s));
+  }
+  out.component_evaluations_ = components.made() + pieces.made() + residuals.made();
+  for (const auto& base : out.base_) out.component_evaluations_ += base.size();
+  components.move_into(out.results_);
+  pieces.move_into(out.results_);
+  residuals.move_into(out.residuals_);
+  if (options.progress) options.progress(count, count);
+  return out;
+}
+
+std::size_t FleetResult::missing_count(std::uint32_t device) const {
+  return states_[state_of_device_[device]].missing;
+}
+
+std::optional<int> FleetResult::revision(std::uint32_t device) const {
+  return states_[state_of_device_[device]].revision;
+}
+
+Evaluation FleetResult::evaluation(std::uint32_t device) const {
+  const State& state = states_[state_of_device_[device]];
+  const Profile& profile = *profiles_[state.kind];
+  Evaluation ev;
+  for (Index p : profile.products()) ev.products.push_back(catalog_->products()[p].name);
+  ev.revision = state.revision;
+  ev.revision_inferred = state.revision_inferred;
+  std::vector<const ComponentResult*> results;
+  for (std::uint32_t c = 0; c < base_[state.kind].size(); ++c) {
+    if (!std::binary_search(state.replaced.begin(), state.replaced.end(), c)) {
+      results.push_back(&base_[state.kind][c]);
+    }
+  }
+  results.insert(results.end(), state.pieces.begin(), state.pieces.end());
+  render_results(*catalog_, profile, results, false, ev);
+  return ev;
+}
+
+}  // namespace kbgap::engine

@@ -1,0 +1,95 @@
+// Many devices, evaluated together. A fleet holds each device compactly (its kind, revision and
+// installed KBs) and evaluates them all at once, sharing work at three levels: devices of one
+// kind share a profile; devices in the same state share one evaluation; and within a profile,
+// each component is evaluated once per distinct state of its own KBs (docs/engine.md). The
+// answers are exactly evaluate()'s.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/evaluate.h"
+#include "engine/profile.h"
+
+namespace kbgap::engine {
+
+class FleetResult;
+
+class Fleet {
+ public:
+  explicit Fleet(const CatalogIndex& catalog) : catalog_(&catalog) {}
+
+  // Adds a device; returns its number in the fleet (0, 1, ...).
+  std::uint32_t add(const inventory::Device& device);
+  std::size_t size() const { return devices_.size(); }
+  std::size_t kind_count() const { return kinds_.size(); }
+
+  struct Options {
+    std::string as_of;  // "YYYY-MM-DD": only KBs released by then count; "" for all
+    unsigned threads = 0;  // 0: all cores
+    // Called now and then, from one thread, with the devices done so far and the total.
+    std::function<void(std::size_t done, std::size_t total)> progress;
+  };
+  FleetResult evaluate(const Options& options) const;
+
+ private:
+  friend class FleetResult;
+  struct KeyHash {
+    std::size_t operator()(const ProfileKey& k) const { return hash_value(k); }
+  };
+  struct Entry {
+    std::uint32_t kind = 0;
+    std::int32_t revision = kNoRevision;
+  };
+  static constexpr std::int32_t kNoRevision = std::numeric_limits<std::int32_t>::min();
+
+  const CatalogIndex* catalog_;
+  std::vector<ProfileKey> kinds_;  // as_of_day 0; the evaluation sets it
+  std::unordered_map<ProfileKey, std::uint32_t, KeyHash> kind_of_key_;
+  std::vector<Entry> devices_;
+  std::vector<std::uint32_t> installed_begin_{0};  // per device, into installed_
+  std::vector<Index> installed_;                   // catalog KB indices, sorted per device
+};
+
+// What a fleet evaluation found, per device.
+class FleetResult {
+ public:
+  std::size_t device_count() const { return state_of_device_.size(); }
+  std::size_t distinct_states() const { return states_.size(); }
+  std::size_t component_evaluations() const { return component_evaluations_; }
+  std::size_t missing_count(std::uint32_t device) const;
+  std::optional<int> revision(std::uint32_t device) const;
+  // The device's missing KBs and open CVEs, as evaluate() reports them without --explain and
+  // without the notes that need the full inventory (service pack, unknown revision).
+  Evaluation evaluation(std::uint32_t device) const;
+
+ private:
+  friend class Fleet;
+  struct State {
+    std::uint32_t kind = 0;
+    std::optional<int> revision;
+    bool revision_inferred = false;
+    // The components its satisfied KBs touch (ascending) and their answers, in pieces; the
+    // other components answer as their profile's base.
+    std::vector<std::uint32_t> replaced;
+    std::vector<const ComponentResult*> pieces;
+    std::size_t missing = 0;
+  };
+  const CatalogIndex* catalog_ = nullptr;
+  std::vector<std::unique_ptr<Profile>> profiles_;  // by kind
+  std::vector<std::vector<ComponentResult>> base_;  // by kind, component: nothing satisfied
+  std::vector<std::size_t> base_missing_;           // by kind
+  std::vector<std::unique_ptr<ComponentResult>> results_;
+  std::vector<std::unique_ptr<Residual>> residuals_;
+  std::vector<State> states_;
+  std::vector<std::uint32_t> state_of_device_;
+  std::size_t component_evaluations_ = 0;
+};
+
+}  // namespace kbgap::engine
