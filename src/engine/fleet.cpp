@@ -274,8 +274,8 @@ FleetResult Fleet::evaluate(const Options& options) const {
         for (const ComponentResult& base : residual->base) state.pieces.push_back(&base);
         for (std::size_t k = 0; k < by_piece.size();) {
           const std::uint32_t piece = by_piece[k].first;
-          SharedCache<ComponentResult>::Key piece_key{reinterpret_cast<std::uintptr_t>(residual),
-                                                     piece, {}};
+          SharedCache<ComponentResult>::Key piece_key{
+              reinterpret_cast<std::uintptr_t>(residual), piece, {}};
           for (; k < by_piece.size() && by_piece[k].first == piece; ++k) {
             piece_key.kbs.push_back(by_piece[k].second);
           }

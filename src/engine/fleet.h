@@ -31,7 +31,7 @@ class Fleet {
   std::size_t kind_count() const { return kinds_.size(); }
 
   struct Options {
-    std::string as_of;  // "YYYY-MM-DD": only KBs released by then count; "" for all
+    std::string as_of;     // "YYYY-MM-DD": only KBs released by then count; "" for all
     unsigned threads = 0;  // 0: all cores
     // Called now and then, from one thread, with the devices done so far and the total.
     std::function<void(std::size_t done, std::size_t total)> progress;
