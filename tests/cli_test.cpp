@@ -196,5 +196,38 @@ TEST(Cli, MissingFileAndBadUsage) {
   EXPECT_NE(help.out.find("paths"), std::string::npos) << help.out;
 }
 
+// `kbgap devices import`: real inventories in, one batch each; bad input changes nothing.
+TEST(Cli, DevicesImportKeepsRealDevicesAndRefusesBadInputWhole) {
+  TempDir dir;
+  const std::string data = dir.str("data");
+  const std::string inventories = std::string(KBGAP_SOURCE_DIR) + "/data/inventories/";
+  CommandResult first = run_kbgap("--data " + data + " devices import " + inventories +
+                                  "7_sp1_x64_enterprise_en-us_B_systeminfo.txt " + inventories +
+                                  "7_sp1_x64_enterprise_en-us_B_qfe.txt " + inventories +
+                                  "10_22H2_x64_enterprise_en-us_systeminfo.txt");
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_NE(first.out.find("imported 2 devices (2 new, 0 replaced) from 2 inventories"),
+            std::string::npos)
+      << first.out;
+  const std::string before = dump(data + "/kbgap.db");
+  // The same machine (A and B are two inventories of one computer): replaced, not added.
+  CommandResult again = run_kbgap("--data " + data + " devices import " + inventories +
+                                  "7_sp1_x64_enterprise_en-us_A_systeminfo.txt");
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.out.find("imported 1 devices (0 new, 1 replaced)"), std::string::npos)
+      << again.out;
+  // A batch with one bad file is refused whole, with one line naming the file.
+  write_file(dir.path() / "bad.json",
+             R"({"devices": [{"computerDnsName": "x", "osBuild": "10.0"}]})");
+  const std::string after_again = dump(data + "/kbgap.db");
+  CommandResult bad = run_kbgap("--data " + data + " devices import " + inventories +
+                                "11_24H2_x64_enterprise_systeminfo.txt " + dir.str("bad.json"));
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("bad.json"), std::string::npos) << bad.err;
+  EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
+  EXPECT_EQ(dump(data + "/kbgap.db"), after_again);
+  EXPECT_NE(before, after_again);  // the dump does see devices
+}
+
 }  // namespace
 }  // namespace kbgap::test

@@ -3,7 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/json/serialize.hpp>
+#include <filesystem>
+
 #include "inventory/inventory_reader.h"
+#include "test_support.h"
 
 namespace kbgap::inventory {
 namespace {
@@ -112,6 +116,51 @@ TEST(OsqueryJson, NeedsOsVersionAndHostname) {
   auto empty = read_inventory(R"({"os_version": []})", "h.json");
   ASSERT_FALSE(empty);
   EXPECT_EQ(empty.error().message, "h.json: os_version: required, with one row");
+}
+
+// Every real inventory, written as kbgap JSON and read back, is the same device: this is how
+// the device store keeps devices.
+TEST(KbgapJson, EveryRealDeviceRoundTrips) {
+  namespace fs = std::filesystem;
+  std::vector<Inventory> all;
+  for (const auto& e : fs::directory_iterator(fs::path(KBGAP_SOURCE_DIR) / "data/inventories")) {
+    if (e.path().extension() != ".txt" || e.path().filename() == "LICENSE.txt") continue;
+    auto r = read_inventory(test::read_file(e.path()), e.path().filename().string());
+    ASSERT_TRUE(r) << r.error().message;
+    for (auto& inv : *r) {
+      if (inv.has_os) all.push_back(std::move(inv));
+    }
+  }
+  ASSERT_EQ(all.size(), 41u);
+  for (const Inventory& inv : all) {
+    Device d = inv.device;
+    SCOPED_TRACE(d.source);
+    d.software.push_back({"Microsoft Edge", "Microsoft Corporation", "130.0.2849.68"});
+    d.tags = {"prod", "dmz"};
+    d.first_seen = "2024-10-01T08:00:00Z";
+    const std::string text = boost::json::serialize(device_json(d));
+    auto back = parse_kbgap_json(text, "stored");
+    ASSERT_TRUE(back) << back.error().message << "\n" << text;
+    ASSERT_EQ(back->size(), 1u);
+    const Device& b = back->front().device;
+    EXPECT_EQ(b.id, d.id);
+    EXPECT_EQ(b.computer_dns_name, d.computer_dns_name);
+    EXPECT_EQ(b.os_name, d.os_name);
+    EXPECT_EQ(b.os_family, d.os_family);
+    EXPECT_EQ(b.version, d.version);
+    EXPECT_EQ(b.edition, d.edition);
+    EXPECT_EQ(b.server_core, d.server_core);
+    EXPECT_EQ(b.azure_edition, d.azure_edition);
+    EXPECT_EQ(b.service_pack, d.service_pack);
+    EXPECT_EQ(b.architecture, d.architecture);
+    EXPECT_EQ(std::tie(b.major, b.minor, b.build), std::tie(d.major, d.minor, d.build));
+    EXPECT_EQ(b.revision, d.revision);
+    EXPECT_EQ(b.installed_kbs, d.installed_kbs);
+    ASSERT_EQ(b.software.size(), 1u);
+    EXPECT_EQ(b.software[0].version, "130.0.2849.68");
+    EXPECT_EQ(b.tags, d.tags);
+    EXPECT_EQ(b.first_seen, d.first_seen);
+  }
 }
 
 }  // namespace

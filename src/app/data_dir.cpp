@@ -6,18 +6,37 @@
 #include <filesystem>
 
 #include "store/sqlite/sqlite_catalog_store.h"
+#include "store/sqlite/sqlite_device_store.h"
 
 namespace kbgap::app {
 
-Result<std::unique_ptr<catalog::CatalogStore>> open_catalog_store(const std::string& data_dir) {
+namespace {
+
+Result<std::string> database_path(const std::string& data_dir) {
   std::error_code ec;
   std::filesystem::create_directories(data_dir, ec);
-  if (ec)
+  if (ec) {
     return io_error(fmt::format("{}: cannot create data directory: {}", data_dir, ec.message()));
-  auto store = store::sqlite::SqliteCatalogStore::open(
-      (std::filesystem::path(data_dir) / kCatalogFileName).string());
+  }
+  return (std::filesystem::path(data_dir) / kCatalogFileName).string();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<catalog::CatalogStore>> open_catalog_store(const std::string& data_dir) {
+  auto path = database_path(data_dir);
+  if (!path) return path.error();
+  auto store = store::sqlite::SqliteCatalogStore::open(*path);
   if (!store) return store.error();
   return std::unique_ptr<catalog::CatalogStore>(std::move(*store));
+}
+
+Result<std::unique_ptr<store::DeviceStore>> open_device_store(const std::string& data_dir) {
+  auto path = database_path(data_dir);
+  if (!path) return path.error();
+  auto store = store::sqlite::SqliteDeviceStore::open(*path);
+  if (!store) return store.error();
+  return std::unique_ptr<store::DeviceStore>(std::move(*store));
 }
 
 }  // namespace kbgap::app

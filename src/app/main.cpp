@@ -7,6 +7,7 @@
 #include "app/catalog_commands.h"
 #include "app/cli_error.h"
 #include "app/data_dir.h"
+#include "app/devices_command.h"
 #include "app/scan_command.h"
 
 namespace kbgap::app {
@@ -62,6 +63,18 @@ int run(int argc, char** argv) {
   scan->add_flag("--explain", scan_options.explain,
                  "show, for each KB, the open CVEs it closes and why");
 
+  CLI::App* devices = app.add_subcommand("devices", "the devices kbgap serves");
+  devices->require_subcommand(1);
+  devices->fallthrough();
+  DevicesImportOptions devices_import_options;
+  CLI::App* devices_import = devices->add_subcommand(
+      "import", "add or replace devices from inventories (one atomic batch)");
+  devices_import->fallthrough();
+  devices_import
+      ->add_option("inventories", devices_import_options.inventories,
+                   "systeminfo, wmic qfe / Get-HotFix, kbgap JSON or osquery JSON files")
+      ->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -82,6 +95,10 @@ int run(int argc, char** argv) {
   if (scan->parsed()) {
     scan_options.data_dir = data_dir;
     return run_scan(scan_options);
+  }
+  if (devices_import->parsed()) {
+    devices_import_options.data_dir = data_dir;
+    return run_devices_import(devices_import_options);
   }
   if (stats->parsed()) {
     stats_options.data_dir = data_dir;

@@ -8,14 +8,12 @@
 #include "api/defender_dto.h"
 #include "app/catalog_loader.h"
 #include "app/cli_error.h"
-#include "common/file.h"
+#include "app/inventory_files.h"
 #include "engine/evaluate.h"
 #include "inventory/inventory_reader.h"
 
 namespace kbgap::app {
 namespace {
-
-constexpr std::uintmax_t kMaxInventoryBytes = 64u << 20;
 
 // "YYYY-MM-DD" with a month and a day that can exist.
 bool valid_date(std::string_view s) {
@@ -64,15 +62,7 @@ int run_scan(const ScanOptions& options) {
                  options.as_of.c_str());
     return kExitUsage;
   }
-  std::vector<inventory::Inventory> inventories;
-  for (const std::string& path : options.inventories) {
-    auto bytes = read_file_limited(path, kMaxInventoryBytes, "an inventory");
-    if (!bytes) return report(bytes.error());
-    auto read = inventory::read_inventory(*bytes, path);
-    if (!read) return report(read.error());
-    for (auto& inv : *read) inventories.push_back(std::move(inv));
-  }
-  auto devices = inventory::merge_inventories(std::move(inventories));
+  auto devices = read_inventory_files(options.inventories);
   if (!devices) return report(devices.error());
 
   auto catalog = load_catalog_index(options.data_dir);

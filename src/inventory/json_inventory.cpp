@@ -89,6 +89,7 @@ Architecture architecture_of(std::string_view s) {
   }
   if (v == "x64" || v == "64-bit" || v == "amd64" || v == "x86_64") return Architecture::kX64;
   if (v == "x86" || v == "32-bit" || v == "i386" || v == "i686") return Architecture::kX86;
+  if (v == "itanium" || v == "ia64") return Architecture::kItanium;
   return Architecture::kUnknown;
 }
 
@@ -136,6 +137,7 @@ Result<Inventory> read_device(const json::value& v, std::string_view path, Reade
   KBGAP_TRY(text("osBuild", build));
   KBGAP_TRY(text("osArchitecture", arch));
   KBGAP_TRY(text("edition", d.edition));
+  KBGAP_TRY(text("servicePack", d.service_pack));
   KBGAP_TRY(text("firstSeen", d.first_seen));
   KBGAP_TRY(text("lastSeen", d.last_seen));
   for (auto [key, flag] :
@@ -162,6 +164,13 @@ Result<Inventory> read_device(const json::value& v, std::string_view path, Reade
   if (d.architecture == Architecture::kUnknown) {
     return r.fail(fmt::format("{}.osArchitecture", path),
                   fmt::format("expected x64, x86 or arm64, not '{}'", arch));
+  }
+  if (!d.service_pack.empty() &&
+      (!d.service_pack.starts_with("Service Pack ") || d.service_pack.size() == 13 ||
+       !std::all_of(d.service_pack.begin() + 13, d.service_pack.end(),
+                    [](char c) { return c >= '0' && c <= '9'; }))) {
+    return r.fail(fmt::format("{}.servicePack", path),
+                  fmt::format("expected \"Service Pack 1\" or the like, not '{}'", d.service_pack));
   }
   d.os_name = osname.empty() ? std::string("Microsoft Windows") : osname;
   const bool core = d.server_core;
@@ -229,6 +238,47 @@ std::string column(const json::value& row, std::string_view key) {
 }
 
 }  // namespace
+
+json::object device_json(const Device& d) {
+  json::object o;
+  o["id"] = d.id;
+  o["computerDnsName"] = d.computer_dns_name;
+  o["osName"] = d.os_name;
+  // The revision only when the inventory gave it: an inferred one is inferred again.
+  o["osBuild"] = d.revision && !d.revision_inferred
+                     ? fmt::format("{}.{}.{}.{}", d.major, d.minor, d.build, *d.revision)
+                     : fmt::format("{}.{}.{}", d.major, d.minor, d.build);
+  o["osArchitecture"] = architecture_name(d.architecture);
+  if (!d.edition.empty()) o["edition"] = d.edition;
+  if (!d.service_pack.empty()) o["servicePack"] = d.service_pack;
+  o["serverCore"] = d.server_core;
+  o["azureEdition"] = d.azure_edition;
+  o["hotpatch"] = d.hotpatch_enrolled;
+  json::array kbs;
+  for (KbNumber kb : d.installed_kbs) kbs.emplace_back(fmt::format("KB{}", kb));
+  o["installedKbs"] = std::move(kbs);
+  json::array software;
+  for (const InstalledSoftware& sw : d.software) {
+    software.emplace_back(
+        json::object{{"name", sw.name}, {"vendor", sw.vendor}, {"version", sw.version}});
+  }
+  o["software"] = std::move(software);
+  if (!d.first_seen.empty()) o["firstSeen"] = d.first_seen;
+  if (!d.last_seen.empty()) o["lastSeen"] = d.last_seen;
+  json::array tags;
+  for (const std::string& t : d.tags) tags.emplace_back(t);
+  o["tags"] = std::move(tags);
+  return o;
+}
+
+Result<void> check_storable(const Device& d) {
+  auto back = parse_kbgap_json(json::serialize(device_json(d)), d.source);
+  if (!back) {
+    return invalid_input(fmt::format("{}: device {} cannot be stored: {}", d.source,
+                                     d.computer_dns_name, back.error().message));
+  }
+  return ok_result();
+}
 
 bool looks_like_osquery(std::string_view text) {
   return text.find("\"os_version\"") != std::string_view::npos;

@@ -1,6 +1,7 @@
 // kbgap's own JSON inventory (docs/inventory.md) and osquery's JSON results.
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <string_view>
 #include <vector>
 
@@ -16,6 +17,13 @@ Result<std::vector<Inventory>> parse_kbgap_json(std::string_view text, std::stri
 // "windows_update_history": [...], "programs": [...], "system_info": [...]}), as
 // `osqueryi --json` prints each table.
 Result<std::vector<Inventory>> parse_osquery_json(std::string_view text, std::string_view source);
+
+// A device as kbgap JSON (docs/inventory.md); parse_kbgap_json reads it back to the same device.
+boost::json::object device_json(const Device& d);
+
+// Whether a device can be kept as kbgap JSON and read back (a known architecture, a computer
+// name, a Windows build); the error names the device's source.
+Result<void> check_storable(const Device& d);
 
 // Which of the two a JSON document is.
 bool looks_like_osquery(std::string_view text);

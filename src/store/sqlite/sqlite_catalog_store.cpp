@@ -7,6 +7,7 @@
 #include <chrono>
 #include <map>
 
+#include "common/clock.h"
 #include "store/sqlite/migrations.h"
 
 namespace kbgap::store::sqlite {
@@ -14,11 +15,6 @@ namespace {
 
 using catalog::Document;
 using catalog::StoredDocument;
-
-std::string utc_now() {
-  auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
-  return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", now);
-}
 
 // The columns of documents that make a StoredDocument, and how to read them back.
 constexpr const char* kDocumentColumns =
@@ -204,6 +200,13 @@ Result<void> migrate(Database& db) {
   for (const Migration& m : kMigrations) {
     if (m.version <= *current) continue;
     KBGAP_TRY(db.exec("BEGIN IMMEDIATE"));
+    // Another process may have applied it while this one waited for the write lock.
+    auto now_current = query_int(db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+    if (!now_current || *now_current >= m.version) {
+      (void)db.exec("ROLLBACK");
+      if (!now_current) return now_current.error();
+      continue;
+    }
     auto applied = db.exec(m.sql);
     if (applied) {
       applied = db.exec(

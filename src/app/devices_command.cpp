@@ -1,0 +1,29 @@
+#include "app/devices_command.h"
+
+#include <fmt/format.h>
+
+#include "app/cli_error.h"
+#include "app/data_dir.h"
+#include "app/inventory_files.h"
+#include "common/clock.h"
+#include "inventory/json_inventory.h"
+
+namespace kbgap::app {
+
+int run_devices_import(const DevicesImportOptions& options) {
+  auto devices = read_inventory_files(options.inventories);
+  if (!devices) return report(devices.error());
+  for (const inventory::Device& d : *devices) {
+    if (auto storable = inventory::check_storable(d); !storable) return report(storable.error());
+  }
+  auto store = open_device_store(options.data_dir);
+  if (!store) return report(store.error());
+  auto written = (*store)->put(*devices, utc_now());
+  if (!written) return report(written.error());
+  fmt::print("imported {} devices ({} new, {} replaced) from {} inventories; fleet version {}\n",
+             written->created + written->replaced, written->created, written->replaced,
+             devices->size(), written->version);
+  return kExitOk;
+}
+
+}  // namespace kbgap::app

@@ -1,0 +1,37 @@
+// Where devices are kept: an interface, so that one node can use an SQLite file and several
+// stateless nodes one PostgreSQL database.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "inventory/device.h"
+
+namespace kbgap::store {
+
+struct DeviceWrite {
+  std::size_t created = 0, replaced = 0;
+  std::int64_t version = 0;  // the fleet's version after the write
+};
+
+class DeviceStore {
+ public:
+  virtual ~DeviceStore() = default;
+
+  // Writes a batch atomically: every device or none. A device is its id: writing an id again
+  // replaces the device and keeps its first-seen time (the earlier of the two); within a batch
+  // the later of two devices with one id wins. Missing first/last-seen times are `now`.
+  virtual Result<DeviceWrite> put(const std::vector<inventory::Device>& devices,
+                                  std::string_view now) = 0;
+  // Removes a device; false when there was none.
+  virtual Result<bool> remove(std::string_view id) = 0;
+  // Every device, in id order.
+  virtual Result<std::vector<inventory::Device>> all() = 0;
+  // A number that changes with every committed write of devices, by any process.
+  virtual Result<std::int64_t> version() = 0;
+};
+
+}  // namespace kbgap::store
