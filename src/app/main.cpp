@@ -9,6 +9,7 @@
 #include "app/data_dir.h"
 #include "app/devices_command.h"
 #include "app/scan_command.h"
+#include "app/serve_command.h"
 
 namespace kbgap::app {
 
@@ -75,6 +76,29 @@ int run(int argc, char** argv) {
                    "systeminfo, wmic qfe / Get-HotFix, kbgap JSON or osquery JSON files")
       ->required();
 
+  ServeOptions serve_options;
+  CLI::App* serve = app.add_subcommand("serve", "serve the Defender-compatible API");
+  serve->fallthrough();
+  serve->add_option("--listen", serve_options.listen, "ADDRESS:PORT (port 0: any free port)")
+      ->capture_default_str();
+  serve->add_option("--port-file", serve_options.port_file, "write the bound port to this file");
+  serve->add_option("--threads", serve_options.threads, "I/O and worker threads (0: one per core)")
+      ->capture_default_str();
+  serve->add_flag("--quiet", serve_options.quiet, "no access log");
+
+  TokenOptions token_options;
+  CLI::App* token = app.add_subcommand("token", "mint a token signed by kbgap's own key");
+  token->fallthrough();
+  token
+      ->add_option("--role", token_options.roles,
+                   "a permission: Machine.Read.All, Software.Read.All, Vulnerability.Read.All, "
+                   "Machine.ReadWrite.All (repeatable)")
+      ->required();
+  token->add_option("--ttl", token_options.ttl, "lifetime: 90s, 15m, 1h, 7d")
+      ->capture_default_str();
+  token->add_option("--app", token_options.app, "the calling application's name (appid)")
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -99,6 +123,14 @@ int run(int argc, char** argv) {
   if (devices_import->parsed()) {
     devices_import_options.data_dir = data_dir;
     return run_devices_import(devices_import_options);
+  }
+  if (serve->parsed()) {
+    serve_options.data_dir = data_dir;
+    return run_serve(serve_options);
+  }
+  if (token->parsed()) {
+    token_options.data_dir = data_dir;
+    return run_token(token_options);
   }
   if (stats->parsed()) {
     stats_options.data_dir = data_dir;

@@ -1,0 +1,31 @@
+// `kbgap serve` (the Defender-compatible API) and `kbgap token` (tokens of kbgap's own issuer).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace kbgap::app {
+
+struct ServeOptions {
+  std::string data_dir;
+  std::string listen = "127.0.0.1:8080";
+  std::string port_file;  // when set, the bound port is written there (for --listen host:0)
+  unsigned threads = 0;
+  bool quiet = false;  // no access log
+};
+
+struct TokenOptions {
+  std::string data_dir;
+  std::vector<std::string> roles;
+  std::string ttl = "1h";
+  std::string app = "kbgap-cli";
+};
+
+// kbgap's own issuer: the `iss` of the tokens `kbgap token` mints, and the audience they carry.
+inline constexpr const char* kSelfIssuer = "kbgap";
+inline constexpr const char* kDefenderAudience = "https://api.securitycenter.microsoft.com";
+
+int run_serve(const ServeOptions& options);
+int run_token(const TokenOptions& options);
+
+}  // namespace kbgap::app

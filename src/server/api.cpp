@@ -1,0 +1,782 @@
+// The endpoints of SPEC §1-2 over a fleet snapshot, behind SPEC §3's tokens.
+#include "server/api.h"
+
+#include <fmt/format.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <set>
+
+#include "api/defender_dto.h"
+#include "common/text.h"
+#include "inventory/json_inventory.h"
+#include "server/odata.h"
+
+namespace kbgap::server {
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::size_t kMaxMachinesTop = 10000;
+constexpr std::size_t kMaxVulnerabilitiesTop = 8000;
+constexpr std::size_t kMaxTokenCache = 10000;
+
+std::int64_t now_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void error(Response& r, int status, std::string_view code, std::string_view message) {
+  r.status = status;
+  r.content_type = "application/json; charset=utf-8";
+  r.body = json::serialize(json::object{
+      {"error", json::object{{"code", code}, {"message", message}, {"target", r.correlation_id}}}});
+}
+
+void not_found(Response& r, std::string_view what) {
+  error(r, 404, "ResourceNotFound", what);
+}
+
+// The path split at "/" after the API prefix (/api or /api/v1.0), and the query.
+struct Target {
+  std::vector<std::string> segments;
+  std::string query;
+  bool api = false;
+};
+
+std::optional<Target> split_target(std::string_view target) {
+  Target t;
+  const auto q = target.find('?');
+  if (q != std::string_view::npos) {
+    t.query = std::string(target.substr(q + 1));
+    target = target.substr(0, q);
+  }
+  std::size_t pos = 0;
+  while (pos < target.size()) {
+    while (pos < target.size() && target[pos] == '/') ++pos;
+    const auto end = target.find('/', pos);
+    const auto seg = target.substr(pos, end == std::string_view::npos ? end : end - pos);
+    if (!seg.empty()) {
+      auto decoded = odata::url_decode(seg, false);
+      if (!decoded) return std::nullopt;
+      t.segments.push_back(std::move(*decoded));
+    }
+    if (end == std::string_view::npos) break;
+    pos = end;
+  }
+  if (!t.segments.empty() && t.segments[0] == "api") {
+    t.api = true;
+    t.segments.erase(t.segments.begin());
+    if (!t.segments.empty() && t.segments[0] == "v1.0") t.segments.erase(t.segments.begin());
+  }
+  return t;
+}
+
+// A device id (40 hex) or a computer DNS name: letters, digits, '-', '_' and '.'.
+bool valid_machine_id(std::string_view id) {
+  return !id.empty() && id.size() <= 255 && std::all_of(id.begin(), id.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+}
+
+bool valid_cve_id(std::string_view id) {
+  return id.size() >= 9 && id.size() <= 20 && (id.starts_with("CVE-") || id.starts_with("ADV")) &&
+         std::all_of(id.begin() + 3, id.end(), [](char c) {
+           return std::isdigit(static_cast<unsigned char>(c)) || c == '-';
+         });
+}
+
+std::string os_platform(const inventory::Device& d) {
+  std::string out;
+  for (char c : d.os_family.empty() ? std::string("Windows") : d.os_family) {
+    if (c != ' ') out.push_back(c);
+  }
+  return out;
+}
+
+// "High" when an open CVE is Critical or Important, "Medium" for Moderate, "Low", else "None".
+std::string exposure_level(const engine::CatalogIndex& catalog, const engine::Evaluation& ev) {
+  int worst = 0;
+  const auto& cves = catalog.cves();
+  for (const std::string& id : ev.open_cves) {
+    auto it =
+        std::lower_bound(cves.begin(), cves.end(), id,
+                         [](const engine::CveInfo& c, const std::string& v) { return c.id < v; });
+    if (it == cves.end() || it->id != id) continue;
+    const std::string s = to_lower(it->severity);
+    worst = std::max(worst, s == "critical" || s == "important" ? 3
+                            : s == "moderate"                   ? 2
+                            : s == "low"                        ? 1
+                                                                : 0);
+  }
+  static constexpr const char* kLevels[] = {"None", "Low", "Medium", "High"};
+  return ev.open_cves.empty() ? "None" : kLevels[std::max(worst, 1)];
+}
+
+json::object machine_json(const FleetView& view, std::uint32_t i) {
+  const inventory::Device& d = view.devices()[i];
+  const auto ev = view.evaluation(i);
+  json::array tags;
+  for (const std::string& t : d.tags) tags.emplace_back(t);
+  const bool wide = d.architecture != inventory::Architecture::kX86;
+  std::string processor(inventory::architecture_name(d.architecture));
+  if (processor == "arm64") processor = "ARM64";
+  return json::object{
+      {"id", d.id},
+      {"computerDnsName", d.computer_dns_name},
+      {"firstSeen", d.first_seen},
+      {"lastSeen", d.last_seen},
+      {"osPlatform", os_platform(d)},
+      {"osVersion", os_build_string(d)},
+      {"osProcessor", processor},
+      {"version", d.version.empty() ? json::value(nullptr) : json::value(d.version)},
+      {"osBuild", static_cast<std::int64_t>(d.build)},
+      {"osArchitecture", wide ? "64-bit" : "32-bit"},
+      {"lastIpAddress", nullptr},
+      {"lastExternalIpAddress", nullptr},
+      {"healthStatus", "Active"},
+      {"deviceValue", "Normal"},
+      {"riskScore", "None"},
+      {"exposureLevel", exposure_level(view.catalog(), *ev)},
+      {"machineTags", std::move(tags)},
+      {"rbacGroupName", nullptr},
+      {"aadDeviceId", nullptr},
+      {"isAadJoined", false},
+      {"onboardingStatus", "Onboarded"},
+  };
+}
+
+const std::vector<std::string> kMachineFields = {
+    "id",           "computerDnsName",  "firstSeen",     "lastSeen",    "osPlatform",
+    "osVersion",    "osProcessor",      "version",       "osBuild",     "osArchitecture",
+    "healthStatus", "riskScore",        "exposureLevel", "machineTags", "rbacGroupName",
+    "aadDeviceId",  "onboardingStatus", "lastIpAddress", "deviceValue"};
+const std::vector<std::string> kVulnerabilityFields = {
+    "id", "name", "severity", "cvssV3", "exposedMachines", "publicExploit", "exploitVerified"};
+const std::vector<std::string> kSoftwareFields = {"id", "name", "vendor", "weaknesses",
+                                                  "exposedMachines"};
+const std::vector<std::string> kMachineVulnerabilityFields = {
+    "id", "cveId", "machineId", "fixingKbId", "productName", "productVendor", "severity"};
+const std::vector<std::string> kMachineReferenceFields = {"id", "computerDnsName", "osPlatform"};
+
+json::object vulnerability_json(const engine::CatalogIndex& catalog, engine::Index cve,
+                                std::size_t exposed) {
+  const engine::CveInfo& c = catalog.cves()[cve];
+  return json::object{
+      {"id", c.id},
+      {"name", c.id},
+      {"description", c.title},
+      {"severity", c.severity.empty() ? json::value(nullptr) : json::value(c.severity)},
+      {"cvssV3", c.cvss_base ? json::value(*c.cvss_base) : json::value(nullptr)},
+      {"exposedMachines", static_cast<std::int64_t>(exposed)},
+      {"publicExploit", false},
+      {"exploitVerified", false},
+  };
+}
+
+std::string software_id(std::string_view name) {
+  return fmt::format("microsoft-_-{}", name);
+}
+
+json::object software_json(std::string_view name, std::size_t weaknesses, std::size_t exposed) {
+  return json::object{{"id", software_id(name)},
+                      {"name", name},
+                      {"vendor", "microsoft"},
+                      {"weaknesses", static_cast<std::int64_t>(weaknesses)},
+                      {"publicExploit", false},
+                      {"activeAlert", false},
+                      {"exposedMachines", static_cast<std::int64_t>(exposed)},
+                      {"impactScore", 0.0}};
+}
+
+std::optional<engine::Index> find_cve(const engine::CatalogIndex& catalog, std::string_view id) {
+  const auto& cves = catalog.cves();
+  auto it = std::lower_bound(cves.begin(), cves.end(), id,
+                             [](const engine::CveInfo& c, std::string_view v) { return c.id < v; });
+  if (it == cves.end() || it->id != id) return std::nullopt;
+  return static_cast<engine::Index>(it - cves.begin());
+}
+
+std::string encode_query_value(std::string_view v) {
+  std::string out;
+  for (unsigned char c : v) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '$') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string new_correlation_id() {
+  unsigned char b[16];
+  if (RAND_bytes(b, sizeof b) != 1) {
+    for (auto& x : b) x = static_cast<unsigned char>(std::rand());
+  }
+  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
+  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
+  return fmt::format(
+      "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:"
+      "02x}{:02x}",
+      b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+      b[15]);
+}
+
+Api::Api(Service& service, auth::Verifier verifier, ApiOptions options)
+    : service_(service), verifier_(std::move(verifier)), options_(std::move(options)) {}
+
+std::optional<auth::Claims> Api::authenticate(const Request& request, Response& response) {
+  std::string_view header = request.authorization;
+  constexpr std::string_view kBearer = "Bearer ";
+  if (header.size() <= kBearer.size() ||
+      to_lower(header.substr(0, kBearer.size())) != to_lower(kBearer)) {
+    error(response, 401, "Unauthorized", "Authorization header with a Bearer token is required");
+    response.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return std::nullopt;
+  }
+  const std::string token(header.substr(kBearer.size()));
+  const std::int64_t now = now_seconds();
+  {
+    std::lock_guard lock(tokens_mutex_);
+    if (auto it = tokens_.find(token); it != tokens_.end()) {
+      if (now <= it->second.expires + options_.leeway_seconds) return it->second;
+      tokens_.erase(it);
+    }
+  }
+  auto verified = verifier_.verify(token, now);
+  if (std::holds_alternative<auth::TokenFailure>(verified)) {
+    error(response, 401, "Unauthorized",
+          auth::failure_message(std::get<auth::TokenFailure>(verified)));
+    response.headers.emplace_back("WWW-Authenticate", "Bearer error=\"invalid_token\"");
+    return std::nullopt;
+  }
+  auth::Claims claims = std::get<auth::Claims>(std::move(verified));
+  std::lock_guard lock(tokens_mutex_);
+  if (tokens_.size() >= kMaxTokenCache) tokens_.clear();
+  tokens_.emplace(token, claims);
+  return claims;
+}
+
+bool Api::rate_limited(const std::string& app, const std::string& group, const RateLimit& limit,
+                       Response& response) {
+  if (limit.per_minute <= 0 && limit.per_hour <= 0) return false;
+  const std::int64_t now = now_seconds();
+  std::lock_guard lock(limits_mutex_);
+  Window& w = windows_[app + "\n" + group];
+  if (w.minute != now / 60) {
+    w.minute = now / 60;
+    w.in_minute = 0;
+  }
+  if (w.hour != now / 3600) {
+    w.hour = now / 3600;
+    w.in_hour = 0;
+  }
+  std::int64_t retry = 0;
+  if (limit.per_minute > 0 && w.in_minute >= limit.per_minute) retry = 60 - now % 60;
+  if (limit.per_hour > 0 && w.in_hour >= limit.per_hour) retry = 3600 - now % 3600;
+  if (retry > 0) {
+    error(response, 429, "TooManyRequests",
+          fmt::format("Rate limit is exceeded. Try again in {} seconds.", retry));
+    response.headers.emplace_back("Retry-After", std::to_string(retry));
+    return true;
+  }
+  ++w.in_minute;
+  ++w.in_hour;
+  return false;
+}
+
+Response Api::handle(const Request& request) {
+  Response response;
+  response.correlation_id = new_correlation_id();
+  try {
+    return route(request, response);
+  } catch (const std::exception&) {
+    // Never internals in the body; the access log has the correlation id.
+    error(response, 500, "InternalServerError",
+          "An internal error occurred; quote the correlation id in target");
+    return response;
+  }
+}
+
+Response Api::route(const Request& request, Response& response) {
+  auto target = split_target(request.target);
+  if (!target) {
+    error(response, 400, "BadRequest", "The request path has a bad %-escape");
+    return response;
+  }
+  const auto& seg = target->segments;
+  const std::string& method = request.method;
+  if (!target->api && seg.size() == 1 && (seg[0] == "healthz" || seg[0] == "readyz")) {
+    response.route = "/" + seg[0];
+    if (method != "GET" && method != "HEAD") {
+      error(response, 405, "MethodNotAllowed", "Only GET is allowed here");
+      return response;
+    }
+    const bool ready = seg[0] == "healthz" || service_.ready();
+    response.status = ready ? 200 : 503;
+    response.content_type = "application/json; charset=utf-8";
+    response.body = ready ? R"({"status":"ok"})" : R"({"status":"unavailable"})";
+    return response;
+  }
+
+  // Which route, which permission, which limit.
+  struct Permission {
+    const char* application;
+    const char* delegated;
+    const char* alternative;  // also enough (a write permission covers reading)
+  };
+  enum class Kind {
+    kMachineMissingKbs,
+    kMachines,
+    kMachine,
+    kMachineSoftware,
+    kMachineVulnerabilities,
+    kVulnerabilities,
+    kVulnerability,
+    kVulnerabilityMachines,
+    kMachinesVulnerabilities,
+    kSoftwareList,
+    kSoftware,
+    kSoftwareMissingKbs,
+    kPutDevices,
+    kDeleteDevice,
+    kMetrics
+  };
+  std::optional<Kind> kind;
+  const std::size_t n = seg.size();
+  auto is = [&](std::size_t i, std::string_view s) {
+    return i < n && to_lower(seg[i]) == to_lower(s);
+  };
+  if (target->api) {
+    if (is(0, "machines")) {
+      if (n == 1)
+        kind = Kind::kMachines;
+      else if (n == 2)
+        kind = Kind::kMachine;
+      else if (n == 3 && is(2, "getmissingkbs"))
+        kind = Kind::kMachineMissingKbs;
+      else if (n == 3 && is(2, "software"))
+        kind = Kind::kMachineSoftware;
+      else if (n == 3 && is(2, "vulnerabilities"))
+        kind = Kind::kMachineVulnerabilities;
+    } else if (is(0, "vulnerabilities")) {
+      if (n == 1)
+        kind = Kind::kVulnerabilities;
+      else if (n == 2 && is(1, "machinesVulnerabilities"))
+        kind = Kind::kMachinesVulnerabilities;
+      else if (n == 2)
+        kind = Kind::kVulnerability;
+      else if (n == 3 && is(2, "machineReferences"))
+        kind = Kind::kVulnerabilityMachines;
+    } else if (is(0, "software")) {
+      if (n == 1)
+        kind = Kind::kSoftwareList;
+      else if (n == 2)
+        kind = Kind::kSoftware;
+      else if (n == 3 && is(2, "getmissingkbs"))
+        kind = Kind::kSoftwareMissingKbs;
+    } else if (is(0, "kbgap") && is(1, "devices")) {
+      if (n == 2 && method == "POST")
+        kind = Kind::kPutDevices;
+      else if (n == 3 && method == "DELETE")
+        kind = Kind::kDeleteDevice;
+    }
+  } else if (n == 1 && seg[0] == "metrics") {
+    kind = Kind::kMetrics;
+  }
+  static constexpr std::pair<Kind, const char*> kRoutes[] = {
+      {Kind::kMachineMissingKbs, "/api/machines/{id}/getmissingkbs"},
+      {Kind::kMachines, "/api/machines"},
+      {Kind::kMachine, "/api/machines/{id}"},
+      {Kind::kMachineSoftware, "/api/machines/{id}/software"},
+      {Kind::kMachineVulnerabilities, "/api/machines/{id}/vulnerabilities"},
+      {Kind::kVulnerabilities, "/api/vulnerabilities"},
+      {Kind::kVulnerability, "/api/vulnerabilities/{id}"},
+      {Kind::kVulnerabilityMachines, "/api/vulnerabilities/{id}/machineReferences"},
+      {Kind::kMachinesVulnerabilities, "/api/vulnerabilities/machinesVulnerabilities"},
+      {Kind::kSoftwareList, "/api/Software"},
+      {Kind::kSoftware, "/api/Software/{id}"},
+      {Kind::kSoftwareMissingKbs, "/api/Software/{id}/getmissingkbs"},
+      {Kind::kPutDevices, "/api/kbgap/devices"},
+      {Kind::kDeleteDevice, "/api/kbgap/devices/{id}"},
+      {Kind::kMetrics, "/metrics"}};
+  if (!kind) {
+    error(response, 404, "ResourceNotFound",
+          fmt::format("No such endpoint: {} {}", method, request.target.substr(0, 200)));
+    return response;
+  }
+  for (const auto& [k, pattern] : kRoutes) {
+    if (k == *kind) response.route = pattern;
+  }
+  const bool write = *kind == Kind::kPutDevices || *kind == Kind::kDeleteDevice;
+  if (!write && method != "GET") {
+    error(response, 405, "MethodNotAllowed", fmt::format("{} is not allowed here", method));
+    return response;
+  }
+
+  auto claims = authenticate(request, response);
+  if (!claims) return response;
+  response.app = claims->app;
+  Permission permission{"Machine.Read.All", "Machine.Read", "Machine.ReadWrite.All"};
+  const RateLimit* limit = &options_.machines;
+  std::string group = "machines";
+  switch (*kind) {
+    case Kind::kMachineMissingKbs:
+    case Kind::kMachineSoftware:
+    case Kind::kSoftwareList:
+    case Kind::kSoftware:
+    case Kind::kSoftwareMissingKbs:
+      permission = {"Software.Read.All", "Software.Read", "Software.Read.All"};
+      if (*kind != Kind::kMachineMissingKbs && *kind != Kind::kMachineSoftware) {
+        limit = &options_.software;
+        group = "software";
+      }
+      break;
+    case Kind::kMachineVulnerabilities:
+    case Kind::kVulnerabilities:
+    case Kind::kVulnerability:
+    case Kind::kVulnerabilityMachines:
+    case Kind::kMachinesVulnerabilities:
+      permission = {"Vulnerability.Read.All", "Vulnerability.Read", "Vulnerability.Read.All"};
+      limit = &options_.vulnerabilities;
+      group = "vulnerabilities";
+      break;
+    case Kind::kPutDevices:
+    case Kind::kDeleteDevice:
+      permission = {"Machine.ReadWrite.All", "Machine.ReadWrite", "Machine.ReadWrite.All"};
+      break;
+    case Kind::kMetrics:
+      permission = {"", "", ""};
+      limit = nullptr;
+      break;
+    default:
+      break;
+  }
+  if (permission.application[0] != '\0' &&
+      !claims->allows(permission.application, permission.delegated) &&
+      !claims->allows(permission.alternative, "")) {
+    error(response, 403, "Forbidden",
+          fmt::format("The application does not have any of the required application "
+                      "permissions ({}) to access the resource.",
+                      permission.application));
+    return response;
+  }
+  if (limit &&
+      rate_limited(claims->app.empty() ? claims->subject : claims->app, group, *limit, response)) {
+    return response;
+  }
+  if (*kind == Kind::kMetrics) {
+    response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    response.body = metrics_ ? metrics_() : "";
+    return response;
+  }
+
+  const std::string scheme = request.scheme.empty() ? "http" : request.scheme;
+  const std::string base =
+      !options_.public_url.empty()
+          ? options_.public_url
+          : fmt::format("{}://{}", scheme, request.host.empty() ? "localhost" : request.host);
+  response.headers.emplace_back("OData-Version", "4.0");
+
+  if (*kind == Kind::kPutDevices) {
+    if (request.body.empty()) {
+      error(response, 400, "InvalidInput", "The body must be devices in kbgap JSON");
+      return response;
+    }
+    auto read = inventory::parse_kbgap_json(request.body, "body");
+    if (!read) {
+      error(response, 400, "InvalidInput", read.error().message);
+      return response;
+    }
+    if (read->size() > options_.max_batch_devices) {
+      error(response, 413, "RequestEntityTooLarge",
+            fmt::format("A batch holds at most {} devices; this one has {}",
+                        options_.max_batch_devices, read->size()));
+      return response;
+    }
+    std::vector<inventory::Device> devices;
+    for (auto& inv : *read) devices.push_back(std::move(inv.device));
+    auto written = service_.put_devices(devices);
+    if (!written) throw std::runtime_error(written.error().message);
+    response.body =
+        json::serialize(json::object{{"created", static_cast<std::int64_t>(written->created)},
+                                     {"replaced", static_cast<std::int64_t>(written->replaced)},
+                                     {"fleetVersion", written->version}});
+    return response;
+  }
+  if (*kind == Kind::kDeleteDevice) {
+    if (!valid_machine_id(seg[2])) {
+      error(response, 400, "InvalidInput", "Malformed device id");
+      return response;
+    }
+    auto removed = service_.remove_device(seg[2]);
+    if (!removed) throw std::runtime_error(removed.error().message);
+    if (!*removed) {
+      not_found(response, fmt::format("Machine {} was not found", seg[2]));
+      return response;
+    }
+    response.status = 204;
+    response.body.clear();
+    return response;
+  }
+
+  auto view_result = service_.view();
+  if (!view_result) throw std::runtime_error(view_result.error().message);
+  const FleetView& view = **view_result;
+  const engine::CatalogIndex& catalog = view.catalog();
+
+  auto machine = [&]() -> std::optional<std::uint32_t> {
+    if (!valid_machine_id(seg[1])) {
+      error(response, 400, "InvalidInput",
+            fmt::format("Malformed machine id '{}'", seg[1].substr(0, 80)));
+      return std::nullopt;
+    }
+    auto i = view.find(seg[1]);
+    if (!i) not_found(response, fmt::format("Machine {} was not found", seg[1]));
+    return i;
+  };
+
+  // A collection with OData options: filtered, counted, paged with @odata.nextLink.
+  auto collection = [&](std::string_view context, const std::vector<std::string>& fields,
+                        std::size_t max_top, std::size_t total,
+                        const std::function<json::object(std::size_t)>& item) {
+    auto query = odata::parse_query(target->query, max_top, fields);
+    if (!query) {
+      error(response, 400, "ODataError", query.error().message);
+      return;
+    }
+    json::array value;
+    std::size_t matched = 0;
+    bool more = false;
+    for (std::size_t i = 0; i < total; ++i) {
+      json::object o = item(i);
+      if (query->filter && !query->filter->matches(o)) continue;
+      if (matched++ < query->skip) continue;
+      if (value.size() < query->top) {
+        value.push_back(std::move(o));
+      } else {
+        more = true;
+        if (!query->count) break;
+      }
+    }
+    json::object body{{"@odata.context", fmt::format("{}/api/$metadata#{}", base, context)}};
+    if (query->count) body["@odata.count"] = static_cast<std::int64_t>(matched);
+    body["value"] = std::move(value);
+    if (more) {
+      std::string path;
+      for (const auto& s : seg) path += "/" + s;
+      std::string link = fmt::format("{}/api{}?$top={}&$skip={}", base, path, query->top,
+                                     query->skip + query->top);
+      if (query->filter) link += "&$filter=" + encode_query_value(query->filter_text);
+      if (query->count) link += "&$count=true";
+      body["@odata.nextLink"] = link;
+    }
+    response.body = json::serialize(body);
+  };
+
+  switch (*kind) {
+    case Kind::kMachineMissingKbs: {
+      auto i = machine();
+      if (!i) return response;
+      response.body = fmt::format(R"({{"@odata.context":{},"value":{}}})",
+                                  json::serialize(json::value(api::missing_kbs_context(base))),
+                                  *view.missing_kbs_value(*i));
+      return response;
+    }
+    case Kind::kMachine: {
+      auto i = machine();
+      if (!i) return response;
+      json::object o = machine_json(view, *i);
+      json::object body{{"@odata.context", fmt::format("{}/api/$metadata#Machines/$entity", base)}};
+      for (auto& [k, v] : o) body[k] = v;
+      response.body = json::serialize(body);
+      return response;
+    }
+    case Kind::kMachines:
+      collection("Machines", kMachineFields, kMaxMachinesTop, view.devices().size(),
+                 [&](std::size_t i) { return machine_json(view, static_cast<std::uint32_t>(i)); });
+      return response;
+    case Kind::kMachineSoftware: {
+      auto i = machine();
+      if (!i) return response;
+      const auto& facts = view.facts();
+      const auto& names = view.software_of(*i);
+      collection("Software", kSoftwareFields, kMaxMachinesTop, names.size(), [&](std::size_t k) {
+        const auto& sw = facts.software.at(names[k]);
+        return software_json(names[k], sw.cves.size(), sw.exposed);
+      });
+      return response;
+    }
+    case Kind::kMachineVulnerabilities: {
+      auto i = machine();
+      if (!i) return response;
+      const auto ev = view.evaluation(*i);
+      const auto& facts = view.facts();
+      collection("Vulnerabilities", kVulnerabilityFields, kMaxVulnerabilitiesTop,
+                 ev->open_cves.size(), [&](std::size_t k) {
+                   const engine::Index c = *find_cve(catalog, ev->open_cves[k]);
+                   auto it = facts.devices_of_cve.find(c);
+                   return vulnerability_json(
+                       catalog, c, it == facts.devices_of_cve.end() ? 0 : it->second.size());
+                 });
+      return response;
+    }
+    case Kind::kVulnerabilities: {
+      const auto& facts = view.facts();
+      collection("Vulnerabilities", kVulnerabilityFields, kMaxVulnerabilitiesTop,
+                 catalog.cves().size(), [&](std::size_t k) {
+                   auto it = facts.devices_of_cve.find(static_cast<engine::Index>(k));
+                   return vulnerability_json(
+                       catalog, static_cast<engine::Index>(k),
+                       it == facts.devices_of_cve.end() ? 0 : it->second.size());
+                 });
+      return response;
+    }
+    case Kind::kVulnerability:
+    case Kind::kVulnerabilityMachines: {
+      if (!valid_cve_id(seg[1])) {
+        error(response, 400, "InvalidInput", "Malformed vulnerability id (CVE-YYYY-NNNN)");
+        return response;
+      }
+      auto c = find_cve(catalog, seg[1]);
+      if (!c) {
+        not_found(response, fmt::format("Vulnerability {} was not found", seg[1]));
+        return response;
+      }
+      const auto& facts = view.facts();
+      auto it = facts.devices_of_cve.find(*c);
+      static const std::vector<std::uint32_t> kNone;
+      const auto& exposed = it == facts.devices_of_cve.end() ? kNone : it->second;
+      if (*kind == Kind::kVulnerability) {
+        json::object body{
+            {"@odata.context", fmt::format("{}/api/$metadata#Vulnerabilities/$entity", base)}};
+        for (auto& [k, v] : vulnerability_json(catalog, *c, exposed.size())) body[k] = v;
+        response.body = json::serialize(body);
+        return response;
+      }
+      collection("MachineReferences", kMachineReferenceFields, kMaxMachinesTop, exposed.size(),
+                 [&](std::size_t k) {
+                   const inventory::Device& d = view.devices()[exposed[k]];
+                   return json::object{{"id", d.id},
+                                       {"computerDnsName", d.computer_dns_name},
+                                       {"osPlatform", os_platform(d)},
+                                       {"rbacGroupName", nullptr}};
+                 });
+      return response;
+    }
+    case Kind::kMachinesVulnerabilities: {
+      // One row per device and open CVE, with the reported KB that closes it.
+      struct Row {
+        std::uint32_t device;
+        std::string cve, kb, product;
+      };
+      std::vector<Row> rows;
+      for (std::uint32_t d = 0; d < view.devices().size(); ++d) {
+        const auto ev = view.evaluation(d);
+        std::map<std::string, std::pair<std::string, std::string>> fixing;  // CVE -> (KB, product)
+        for (const engine::MissingKb& kb : ev->missing) {
+          for (const std::string& cve : kb.cves) {
+            fixing.try_emplace(cve, std::to_string(kb.kb),
+                               kb.products_names.empty() ? "" : kb.products_names.front());
+          }
+        }
+        for (const auto& [cve, what] : fixing) rows.push_back({d, cve, what.first, what.second});
+      }
+      collection("MachineVulnerabilities", kMachineVulnerabilityFields, kMaxVulnerabilitiesTop,
+                 rows.size(), [&](std::size_t k) {
+                   const Row& r = rows[k];
+                   const inventory::Device& d = view.devices()[r.device];
+                   auto c = find_cve(catalog, r.cve);
+                   const std::string severity = c ? catalog.cves()[*c].severity : "";
+                   return json::object{{"id", fmt::format("{}_{}_{}", d.id, r.product, r.cve)},
+                                       {"cveId", r.cve},
+                                       {"machineId", d.id},
+                                       {"fixingKbId", r.kb},
+                                       {"productName", r.product},
+                                       {"productVendor", "microsoft"},
+                                       {"productVersion", ""},
+                                       {"severity", severity}};
+                 });
+      return response;
+    }
+    case Kind::kSoftwareList: {
+      const auto& facts = view.facts();
+      std::vector<const std::pair<const std::string, FleetFacts::Software>*> list;
+      for (const auto& entry : facts.software) list.push_back(&entry);
+      collection("Software", kSoftwareFields, kMaxMachinesTop, list.size(), [&](std::size_t k) {
+        return software_json(list[k]->first, list[k]->second.cves.size(), list[k]->second.exposed);
+      });
+      return response;
+    }
+    case Kind::kSoftware:
+    case Kind::kSoftwareMissingKbs: {
+      const std::string id = to_lower(seg[1]);
+      const auto& facts = view.facts();
+      const std::string prefix = "microsoft-_-";
+      auto it = id.starts_with(prefix) ? facts.software.find(id.substr(prefix.size()))
+                                       : facts.software.end();
+      if (it == facts.software.end()) {
+        not_found(response, fmt::format("Software {} was not found", seg[1].substr(0, 120)));
+        return response;
+      }
+      if (*kind == Kind::kSoftware) {
+        json::object body{
+            {"@odata.context", fmt::format("{}/api/$metadata#Software/$entity", base)}};
+        for (auto& [k, v] : software_json(it->first, it->second.cves.size(), it->second.exposed)) {
+          body[k] = v;
+        }
+        response.body = json::serialize(body);
+        return response;
+      }
+      // Every KB some device misses for this software: how many devices, which CVEs.
+      struct Missed {
+        const engine::MissingKb* kb = nullptr;
+        std::int64_t devices = 0;
+        std::set<std::string> cves;
+      };
+      std::map<engine::KbNumber, Missed> missed;
+      std::vector<std::shared_ptr<const engine::Evaluation>> keep;
+      for (std::uint32_t d : it->second.devices) {
+        keep.push_back(view.evaluation(d));
+        for (const engine::MissingKb& kb : keep.back()->missing) {
+          if (std::find(kb.products_names.begin(), kb.products_names.end(), it->first) ==
+              kb.products_names.end()) {
+            continue;
+          }
+          Missed& m = missed[kb.kb];
+          m.kb = &kb;
+          ++m.devices;
+          m.cves.insert(kb.cves.begin(), kb.cves.end());
+        }
+      }
+      std::vector<const Missed*> order;
+      for (const auto& [number, m] : missed) order.push_back(&m);
+      std::sort(order.begin(), order.end(), [](const Missed* a, const Missed* b) {
+        return a->kb->release_date != b->kb->release_date
+                   ? a->kb->release_date > b->kb->release_date
+                   : a->kb->kb > b->kb->kb;
+      });
+      json::array value;
+      for (const Missed* m : order) {
+        engine::MissingKb one = *m->kb;
+        one.products_names = {it->first};
+        one.cves.assign(m->cves.begin(), m->cves.end());
+        value.push_back(api::product_fix_dto(one, m->devices));
+      }
+      response.body = json::serialize(
+          json::object{{"@odata.context", api::missing_kbs_context(base)}, {"value", value}});
+      return response;
+    }
+    default:
+      break;
+  }
+  not_found(response, "No such endpoint");
+  return response;
+}
+
+}  // namespace kbgap::server

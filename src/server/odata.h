@@ -1,0 +1,46 @@
+// OData query options as Defender's API takes them (SPEC §2): $filter with eq, ne, gt, ge, lt,
+// le, and, or, not, parentheses, startswith/endswith/contains and `field/any(x: x eq '...')`;
+// $top, $skip, $count. Anything else is a clear error, never a guess.
+#pragma once
+
+#include <boost/json/object.hpp>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+
+namespace kbgap::server::odata {
+
+// "%20" (and, in a query, "+") decoded; nullopt on a bad escape.
+std::optional<std::string> url_decode(std::string_view text, bool plus_is_space = true);
+
+class Filter {
+ public:
+  // `fields`: the entity's filterable fields. Errors say what and where ("at 14: ...").
+  static Result<Filter> parse(std::string_view text, const std::vector<std::string>& fields);
+  bool matches(const boost::json::object& entity) const;
+
+  struct Node;
+
+ private:
+  std::shared_ptr<const Node> root_;
+};
+
+struct Query {
+  std::optional<Filter> filter;
+  std::size_t top = 0;  // the page size
+  std::size_t skip = 0;
+  bool count = false;
+  std::string filter_text;  // as given, for @odata.nextLink
+};
+
+// The query string of a collection request. `max_top` is the endpoint's largest page (also the
+// page when $top is absent); $top above it is an error, as is an unknown $option.
+Result<Query> parse_query(std::string_view query, std::size_t max_top,
+                          const std::vector<std::string>& fields);
+
+}  // namespace kbgap::server::odata

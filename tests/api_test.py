@@ -1,0 +1,331 @@
+#!/usr/bin/python3
+"""The API over real HTTP (SPEC §1-3): the real kbgap server on a loopback port, the real
+inventories in its device store, called with Python requests (as Microsoft's Defender API samples
+call Defender) and with curl.
+
+Usage: api_test.py <kbgap binary> <kbgap_token_tool binary> <source dir>
+"""
+import base64
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import requests
+
+KBGAP, TOKEN_TOOL, SOURCE = sys.argv[1], sys.argv[2], sys.argv[3]
+INVENTORIES = os.path.join(SOURCE, "data", "inventories")
+AUDIENCE = "https://api.securitycenter.microsoft.com"
+SEED_FIELDS = {"id": str, "name": str, "productsNames": list, "url": str,
+               "machineMissedOn": int, "cveAddressed": int}
+ODATA_TYPE = "application/json; odata.metadata=minimal; charset=utf-8"
+
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def run(*args, check=True):
+    r = subprocess.run(list(args), capture_output=True, text=True, timeout=300)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{args} failed: {r.stderr}")
+    return r
+
+
+class Api(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="kbgap-api-")
+        cls.data = os.path.join(cls.dir, "data")
+        cls.inventories = {
+            "win10": ["10_1809_x64_pro_en-us_20190307_systeminfo.txt",
+                      "10_1809_x64_pro_en-us_20190307_qfe.txt"],
+            "win7": ["7_sp1_x64_enterprise_en-us_B_systeminfo.txt",
+                     "7_sp1_x64_enterprise_en-us_B_qfe.txt"],
+            "win11": ["11_24H2_x64_enterprise_systeminfo.txt"],
+            "srv2019": ["srv_2019_rtm_datacenter_en-us_systeminfo.txt"],
+            "xp": ["xp_sp3_x86_professional_en-us_systeminfo.txt"],
+        }
+        for files in cls.inventories.values():
+            run(KBGAP, "--data", cls.data, "devices", "import",
+                *[os.path.join(INVENTORIES, f) for f in files])
+        port_file = os.path.join(cls.dir, "port")
+        cls.server = subprocess.Popen(
+            [KBGAP, "--data", cls.data, "serve", "--listen", "127.0.0.1:0",
+             "--port-file", port_file, "--quiet"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 120
+        while not os.path.exists(port_file):
+            if cls.server.poll() is not None or time.time() > deadline:
+                raise RuntimeError("kbgap serve did not start: " + cls.server.stderr.read())
+            time.sleep(0.1)
+        with open(port_file) as f:
+            cls.port = int(f.read())
+        cls.base = f"http://127.0.0.1:{cls.port}"
+        cls.key = os.path.join(cls.data, "keys", "signing-key.pem")
+        cls.read = cls.token("Software.Read.All", "Machine.Read.All", "Vulnerability.Read.All")
+        cls.writer = cls.token("Machine.ReadWrite.All", app="importer")
+        cls.ids = {}
+        machines = cls.get("/api/machines", cls.read).json()["value"]
+        for name, files in cls.inventories.items():
+            scan = json.loads(run(KBGAP, "--data", cls.data, "scan", "--format", "json",
+                                  *[os.path.join(INVENTORIES, f) for f in files]).stdout)
+            cls.ids[name] = scan
+        cls.machines = machines
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.send_signal(signal.SIGTERM)
+        try:
+            cls.server.wait(timeout=30)
+            cls.server.stderr.close()
+        finally:
+            shutil.rmtree(cls.dir, ignore_errors=True)
+
+    @classmethod
+    def token(cls, *roles, app="api-test", ttl="1h"):
+        args = [KBGAP, "--data", cls.data, "token", "--ttl", ttl, "--app", app]
+        for r in roles:
+            args += ["--role", r]
+        return run(*args).stdout.strip()
+
+    @classmethod
+    def signed(cls, key, **changes):
+        now = int(time.time())
+        claims = {"iss": "kbgap", "aud": AUDIENCE, "appid": "api-test", "iat": now,
+                  "nbf": now - 5, "exp": now + 600, "roles": ["Software.Read.All"]}
+        claims.update(changes)
+        claims = {k: v for k, v in claims.items() if v is not None}
+        return run(TOKEN_TOOL, key, json.dumps(claims)).stdout.strip()
+
+    @classmethod
+    def get(cls, path, token=None, **kw):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return requests.get(cls.base + path, headers=headers, timeout=60, **kw)
+
+    def machine_id(self, name):
+        # The device id kbgap derived for that inventory: the one whose name the scan shows.
+        for m in self.machines:
+            if self.get(f"/api/machines/{m['id']}/getmissingkbs", self.read).json()["value"] == \
+                    self.ids[name]["value"]:
+                return m["id"], m["computerDnsName"]
+        self.fail(f"no machine for {name}")
+
+    def assert_error(self, r, status, code):
+        self.assertEqual(r.status_code, status, r.text)
+        body = r.json()
+        self.assertEqual(set(body), {"error"})
+        self.assertEqual(body["error"]["code"], code)
+        self.assertTrue(body["error"]["message"])
+        self.assertRegex(body["error"]["target"], r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-"
+                                                  r"[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+        self.assertNotIn("Traceback", r.text)
+        return body
+
+    def test_getmissingkbs_is_the_seed_contract(self):
+        for name in ("win10", "win7", "win11", "srv2019"):
+            with self.subTest(name):
+                machine_id, dns_name = self.machine_id(name)
+                r = self.get(f"/api/machines/{machine_id}/getmissingkbs", self.read)
+                self.assertEqual(r.status_code, 200)
+                self.assertEqual(r.headers["Content-Type"], ODATA_TYPE)
+                self.assertEqual(r.headers["OData-Version"], "4.0")
+                body = r.json()
+                self.assertEqual(list(body), ["@odata.context", "value"])
+                self.assertEqual(
+                    body["@odata.context"],
+                    f"{self.base}/api/$metadata#Collection("
+                    "microsoft.windowsDefenderATP.api.PublicProductFixDto)")
+                self.assertGreater(len(body["value"]), 0)
+                for kb in body["value"]:
+                    self.assertEqual(list(kb), list(SEED_FIELDS))
+                    for field, kind in SEED_FIELDS.items():
+                        self.assertIsInstance(kb[field], kind, field)
+                    self.assertRegex(kb["id"], r"^[0-9]{6,8}$")
+                    self.assertEqual(kb["machineMissedOn"], 1)
+                    self.assertGreater(kb["cveAddressed"], 0)
+                    self.assertTrue(kb["name"].endswith("Security Updates"), kb["name"])
+                    self.assertEqual(
+                        kb["url"],
+                        f"https://catalog.update.microsoft.com/v7/site/Search.aspx?q=KB{kb['id']}")
+                    self.assertTrue(all(isinstance(p, str) and p == p.lower()
+                                        for p in kb["productsNames"]))
+                # The same answer as the offline scan of the same inventory.
+                self.assertEqual(body["value"], self.ids[name]["value"])
+                # By computer name too (any case), and under /api/v1.0.
+                for path in (f"/api/machines/{dns_name.lower()}/getmissingkbs",
+                             f"/api/v1.0/machines/{machine_id}/getmissingkbs"):
+                    self.assertEqual(self.get(path, self.read).json()["value"], body["value"])
+                # host and scheme come from the request (a proxy's X-Forwarded-Proto).
+                proxied = requests.get(f"{self.base}/api/machines/{machine_id}/getmissingkbs",
+                                       headers={"Authorization": f"Bearer {self.read}",
+                                                "Host": "kbgap.example.com",
+                                                "X-Forwarded-Proto": "https"}, timeout=60)
+                self.assertTrue(proxied.json()["@odata.context"].startswith(
+                    "https://kbgap.example.com/api/$metadata#Collection("))
+
+    def test_curl_gets_the_same_body(self):
+        machine_id, _ = self.machine_id("win10")
+        r = run("curl", "-sS", "-i", "-H", f"Authorization: Bearer {self.read}",
+                f"{self.base}/api/machines/{machine_id}/getmissingkbs")
+        head, body = r.stdout.replace("\r\n", "\n").split("\n\n", 1)
+        self.assertTrue(head.startswith("HTTP/1.1 200"))
+        self.assertIn("OData-Version: 4.0", head)
+        self.assertEqual(json.loads(body)["value"], self.ids["win10"]["value"])
+
+    def test_error_rows(self):
+        machine_id, _ = self.machine_id("win10")
+        path = f"/api/machines/{machine_id}/getmissingkbs"
+        self.assert_error(self.get("/api/machines/bad%20id!/getmissingkbs", self.read),
+                          400, "InvalidInput")
+        body = self.assert_error(self.get("/api/machines/" + "0" * 40 + "/getmissingkbs",
+                                          self.read), 404, "ResourceNotFound")
+        self.assertEqual(body["error"]["message"], f"Machine {'0' * 40} was not found")
+        self.assert_error(self.get(path), 401, "Unauthorized")
+        self.assert_error(self.get(path, "not-a-jwt"), 401, "Unauthorized")
+        other = os.path.join(self.dir, "other-key.pem")
+        now = int(time.time())
+        header = b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+        payload = b64(json.dumps({"iss": "kbgap", "aud": AUDIENCE, "exp": now + 600,
+                                  "roles": ["Software.Read.All"]}).encode())
+        hs_header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+        with open(self.key, "rb") as f:  # HS256 keyed with the key file itself
+            hs_sig = b64(hmac.new(f.read(), f"{hs_header}.{payload}".encode(),
+                                  hashlib.sha256).digest())
+        bad = {
+            "alg none": f"{header}.{payload}.",
+            "HS256": f"{hs_header}.{payload}.{hs_sig}",
+            "another key": self.signed(other),
+            "expired": self.signed(self.key, exp=now - 3600, nbf=now - 7200),
+            "not yet valid": self.signed(self.key, nbf=now + 3600, exp=now + 7200),
+            "no exp": self.signed(self.key, exp=None),
+            "wrong audience": self.signed(self.key, aud="https://graph.microsoft.com"),
+            "wrong issuer": self.signed(self.key, iss="https://sts.windows.net/x/"),
+        }
+        good = self.signed(self.key)
+        self.assertEqual(self.get(path, good).status_code, 200)
+        for why, token in bad.items():
+            with self.subTest(why):
+                r = self.get(path, token)
+                self.assert_error(r, 401, "Unauthorized")
+                self.assertIn("Bearer", r.headers["WWW-Authenticate"])
+        lacking = self.token("Machine.Read.All")
+        body = self.assert_error(self.get(path, lacking), 403, "Forbidden")
+        self.assertEqual(body["error"]["message"],
+                         "The application does not have any of the required application "
+                         "permissions (Software.Read.All) to access the resource.")
+        self.assert_error(self.get("/api/nothing-here", self.read), 404, "ResourceNotFound")
+
+    def test_health_needs_no_token_and_everything_else_does(self):
+        self.assertEqual(self.get("/healthz").status_code, 200)
+        self.assertEqual(self.get("/readyz").status_code, 200)
+        for path in ("/api/machines", "/api/vulnerabilities", "/api/Software", "/metrics"):
+            self.assert_error(self.get(path), 401, "Unauthorized")
+
+    def test_machines_paging_filter_and_count(self):
+        everyone = self.get("/api/machines", self.read).json()["value"]
+        self.assertEqual(len(everyone), len(self.inventories))
+        pages, url = [], f"{self.base}/api/machines?$top=2"
+        while url:
+            body = requests.get(url, headers={"Authorization": f"Bearer {self.read}"},
+                                timeout=60).json()
+            pages.append(len(body["value"]))
+            everyone_paged = body["value"]
+            for m in everyone_paged:
+                self.assertIn(m["id"], {x["id"] for x in everyone})
+            url = body.get("@odata.nextLink")
+        self.assertEqual(pages, [2, 2, 1])
+        counted = self.get("/api/machines?$count=true&$top=1", self.read).json()
+        self.assertEqual(counted["@odata.count"], len(everyone))
+        win10 = self.get("/api/machines", self.read,
+                         params={"$filter": "osPlatform eq 'Windows10' and osBuild ge 17763"})
+        self.assertEqual([m["osPlatform"] for m in win10.json()["value"]], ["Windows10"])
+        either = self.get("/api/machines", self.read,
+                          params={"$filter": "(version eq '1809' or startswith(osPlatform,"
+                                             "'WindowsServer')) and not (osBuild lt 17000)"})
+        self.assertEqual(sorted(m["osPlatform"] for m in either.json()["value"]),
+                         ["Windows10", "WindowsServer2019"])
+        for bad in ("osPlatform eq", "osPlatform like 'x'", "secret eq 1", "(osBuild gt 1"):
+            with self.subTest(bad):
+                self.assert_error(self.get("/api/machines", self.read, params={"$filter": bad}),
+                                  400, "ODataError")
+        self.assert_error(self.get("/api/machines?$top=10001", self.read), 400, "ODataError")
+        self.assert_error(self.get("/api/machines?$orderby=id", self.read), 400, "ODataError")
+        one = self.get(f"/api/machines/{everyone[0]['id']}", self.read).json()
+        self.assertTrue(one["@odata.context"].endswith("/api/$metadata#Machines/$entity"))
+        self.assertEqual(one["id"], everyone[0]["id"])
+
+    def test_writes_show_at_once_and_need_the_write_permission(self):
+        device = {"id": "ab" * 20, "computerDnsName": "fresh.example.com",
+                  "osName": "Microsoft Windows 10 Enterprise", "osBuild": "10.0.19045.3803",
+                  "osArchitecture": "x64", "installedKbs": ["KB5033372"], "tags": ["new"]}
+        self.assert_error(requests.post(f"{self.base}/api/kbgap/devices", json=[device],
+                                        headers={"Authorization": f"Bearer {self.read}"},
+                                        timeout=60), 403, "Forbidden")
+        r = requests.post(f"{self.base}/api/kbgap/devices", json={"devices": [device]},
+                          headers={"Authorization": f"Bearer {self.writer}"}, timeout=60)
+        self.assertEqual(r.status_code, 200, r.text)
+        self.assertEqual(r.json()["created"], 1)
+        missing = self.get(f"/api/machines/{device['id']}/getmissingkbs", self.read)
+        self.assertEqual(missing.status_code, 200)
+        self.assertTrue(missing.json()["value"])
+        tagged = self.get("/api/machines", self.read,
+                          params={"$filter": "machineTags/any(tag: tag eq 'new')"}).json()
+        self.assertEqual([m["id"] for m in tagged["value"]], [device["id"]])
+        # Bad batches are refused whole.
+        bad = dict(device, id="cd" * 20, osBuild="10.0")
+        r = requests.post(f"{self.base}/api/kbgap/devices", json=[dict(device, id="ef" * 20), bad],
+                          headers={"Authorization": f"Bearer {self.writer}"}, timeout=60)
+        self.assert_error(r, 400, "InvalidInput")
+        self.assertEqual(self.get("/api/machines/" + "ef" * 20, self.read).status_code, 404)
+        d = requests.delete(f"{self.base}/api/kbgap/devices/{device['id']}",
+                            headers={"Authorization": f"Bearer {self.writer}"}, timeout=60)
+        self.assertEqual(d.status_code, 204)
+        self.assertEqual(self.get(f"/api/machines/{device['id']}", self.read).status_code, 404)
+
+    def test_software_and_vulnerabilities(self):
+        software = self.get("/api/Software", self.read).json()["value"]
+        names = {s["name"] for s in software}
+        self.assertIn("windows_10", names)
+        self.assertTrue(all(s["id"] == f"microsoft-_-{s['name']}" for s in software))
+        kbs = self.get("/api/Software/microsoft-_-windows_10/getmissingkbs", self.read).json()
+        self.assertTrue(kbs["value"])
+        for kb in kbs["value"]:
+            self.assertEqual(list(kb), list(SEED_FIELDS))
+            self.assertEqual(kb["productsNames"], ["windows_10"])
+            self.assertGreaterEqual(kb["machineMissedOn"], 1)
+        self.assert_error(self.get("/api/Software/microsoft-_-nothing/getmissingkbs", self.read),
+                          404, "ResourceNotFound")
+        machine_id, _ = self.machine_id("win10")
+        open_cves = self.get(f"/api/machines/{machine_id}/vulnerabilities", self.read).json()
+        self.assertTrue(open_cves["value"])
+        cve = open_cves["value"][0]["id"]
+        one = self.get(f"/api/vulnerabilities/{cve}", self.read).json()
+        self.assertEqual(one["id"], cve)
+        self.assertGreaterEqual(one["exposedMachines"], 1)
+        refs = self.get(f"/api/vulnerabilities/{cve}/machineReferences", self.read).json()
+        self.assertIn(machine_id, [m["id"] for m in refs["value"]])
+        rows = self.get("/api/vulnerabilities/machinesVulnerabilities", self.read,
+                        params={"$filter": f"machineId eq '{machine_id}'", "$top": "5"}).json()
+        self.assertEqual(len(rows["value"]), 5)
+        self.assertTrue(all(r["fixingKbId"].isdigit() for r in rows["value"]))
+        self.assert_error(self.get("/api/vulnerabilities/CVE-1999-0001", self.read), 404,
+                          "ResourceNotFound")
+        self.assert_error(self.get("/api/vulnerabilities?$top=8001", self.read), 400, "ODataError")
+
+    def test_metrics_count_requests(self):
+        self.get("/healthz")
+        text = self.get("/metrics", self.read).text
+        self.assertIn('kbgap_http_requests_total{route="/healthz",status="200"}', text)
+        self.assertIn("kbgap_http_request_duration_seconds_bucket", text)
+
+
+if __name__ == "__main__":
+    unittest.main(argv=[sys.argv[0], "-v"])
