@@ -327,5 +327,114 @@ class Api(unittest.TestCase):
         self.assertIn("kbgap_http_request_duration_seconds_bucket", text)
 
 
+class Configured(unittest.TestCase):
+    """A server with a configuration file: an external issuer by JWKS file, one whose JWKS URL
+    cannot be fetched, a small rate limit, and small size and time limits."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="kbgap-config-")
+        cls.data = os.path.join(cls.dir, "data")
+        run(KBGAP, "--data", cls.data, "devices", "import",
+            os.path.join(INVENTORIES, "11_24H2_x64_enterprise_systeminfo.txt"))
+        cls.external_key = os.path.join(cls.dir, "external.pem")
+        jwks = run(TOKEN_TOOL, cls.external_key, "--jwks").stdout
+        with open(os.path.join(cls.dir, "jwks.json"), "w") as f:
+            f.write(jwks)
+        config = os.path.join(cls.dir, "kbgap.toml")
+        with open(config, "w") as f:
+            f.write(f"""
+[server]
+request_timeout_seconds = 2
+max_header_bytes = 4096
+max_body_bytes = 100000
+access_log = false
+
+[rate_limits]
+machines_per_minute = 3
+
+[[auth.issuers]]
+issuer = "https://issuer.example/"
+jwks_file = "{os.path.join(cls.dir, 'jwks.json')}"
+
+[[auth.issuers]]
+issuer = "https://down.example/"
+jwks_url = "http://127.0.0.1:9/keys"
+""")
+        port_file = os.path.join(cls.dir, "port")
+        cls.server = subprocess.Popen(
+            [KBGAP, "--data", cls.data, "serve", "--config", config, "--listen", "127.0.0.1:0",
+             "--port-file", port_file], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True)
+        deadline = time.time() + 120
+        while not os.path.exists(port_file):
+            if cls.server.poll() is not None or time.time() > deadline:
+                raise RuntimeError("kbgap serve did not start: " + cls.server.stderr.read())
+            time.sleep(0.1)
+        with open(port_file) as f:
+            cls.port = int(f.read())
+        cls.base = f"http://127.0.0.1:{cls.port}"
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.send_signal(signal.SIGTERM)
+        try:
+            # A clean stop: exit status 0 and the last word said.
+            assert cls.server.wait(timeout=30) == 0
+            assert "kbgap: stopped" in cls.server.stderr.read()
+            cls.server.stderr.close()
+        finally:
+            shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def external(self, **changes):
+        now = int(time.time())
+        claims = {"iss": "https://issuer.example/", "aud": AUDIENCE, "azp": "external-app",
+                  "nbf": now - 5, "exp": now + 600, "roles": ["Machine.Read.All"]}
+        claims.update(changes)
+        return run(TOKEN_TOOL, self.external_key, json.dumps(claims)).stdout.strip()
+
+    def get(self, path, token):
+        return requests.get(self.base + path, headers={"Authorization": f"Bearer {token}"},
+                            timeout=60)
+
+    def test_issuers_from_the_configuration(self):
+        self.assertEqual(self.get("/api/machines", self.external(azp="issuer-test")).status_code,
+                         200)
+        # An issuer whose JWKS cannot be fetched: its tokens are refused, nothing else breaks.
+        r = self.get("/api/machines", self.external(iss="https://down.example/", azp="x"))
+        self.assertEqual(r.status_code, 401)
+        self.assertEqual(r.json()["error"]["code"], "Unauthorized")
+
+    def test_rate_limit_per_application(self):
+        token = self.external(azp="limited-app")
+        for _ in range(3):
+            self.assertEqual(self.get("/api/machines", token).status_code, 200)
+        r = self.get("/api/machines", token)
+        self.assertEqual(r.status_code, 429)
+        self.assertEqual(r.json()["error"]["code"], "TooManyRequests")
+        self.assertTrue(1 <= int(r.headers["Retry-After"]) <= 60)
+        # Another application has its own budget.
+        self.assertEqual(self.get("/api/machines", self.external(azp="other-app")).status_code,
+                         200)
+
+    def test_size_and_time_limits(self):
+        import socket
+        token = self.external(azp="limits")
+        r = requests.get(self.base + "/api/machines",
+                         headers={"Authorization": f"Bearer {token}", "X-Big": "x" * 5000},
+                         timeout=60)
+        self.assertEqual(r.status_code, 431)
+        r = requests.post(self.base + "/api/kbgap/devices", data="[" + " " * 200000 + "]",
+                          headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        self.assertEqual(r.status_code, 413)
+        # A client that starts a request and stalls gets 408 when the request time is up.
+        started = time.time()
+        with socket.create_connection(("127.0.0.1", self.port), timeout=30) as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            answer = s.recv(4096).decode()
+        self.assertTrue(answer.startswith("HTTP/1.1 408"), answer)
+        self.assertLess(time.time() - started, 10)
+
+
 if __name__ == "__main__":
     unittest.main(argv=[sys.argv[0], "-v"])

@@ -1,8 +1,10 @@
 // Test helper: signs any claims with a given kbgap key file, so that the API tests can make
 // expired, not-yet-valid, wrong-audience and wrong-issuer tokens. Not installed, not in kbgap.
 // Usage: kbgap_token_tool <signing-key.pem> '<claims as JSON>'
+//        kbgap_token_tool <signing-key.pem> --jwks      (the key's public JWKS)
 #include <boost/json.hpp>
 #include <cstdio>
+#include <string_view>
 
 #include "auth/jwt.h"
 
@@ -15,6 +17,10 @@ int main(int argc, char** argv) {
   if (!key) {
     std::fprintf(stderr, "%s\n", key.error().message.c_str());
     return 1;
+  }
+  if (std::string_view(argv[2]) == "--jwks") {
+    std::printf("%s\n", key->jwks().c_str());
+    return 0;
   }
   boost::system::error_code ec;
   auto claims = boost::json::parse(argv[2], ec);

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <boost/json.hpp>
+
 #include "app/cli_error.h"
 #include "app/data_dir.h"
 #include "app/inventory_files.h"
@@ -23,6 +25,27 @@ int run_devices_import(const DevicesImportOptions& options) {
   fmt::print("imported {} devices ({} new, {} replaced) from {} inventories; fleet version {}\n",
              written->created + written->replaced, written->created, written->replaced,
              devices->size(), written->version);
+  return kExitOk;
+}
+
+int run_devices_list(const DevicesListOptions& options) {
+  auto store = open_device_store(options.data_dir);
+  if (!store) return report(store.error());
+  auto devices = (*store)->all();
+  if (!devices) return report(devices.error());
+  if (options.format == "json") {
+    boost::json::array out;
+    for (const inventory::Device& d : *devices) out.push_back(inventory::device_json(d));
+    fmt::print("{}\n", boost::json::serialize(out));
+    return kExitOk;
+  }
+  fmt::print("{:<40}  {:<24} {:<28} {:<18} {:>4}  {}\n", "id", "computerDnsName", "OS", "build",
+             "KBs", "lastSeen");
+  for (const inventory::Device& d : *devices) {
+    fmt::print("{:<40}  {:<24} {:<28} {:<18} {:>4}  {}\n", d.id, d.computer_dns_name,
+               fmt::format("{} {}", d.os_family, d.version), os_build_string(d),
+               d.installed_kbs.size(), d.last_seen);
+  }
   return kExitOk;
 }
 

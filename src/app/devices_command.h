@@ -11,6 +11,12 @@ struct DevicesImportOptions {
   std::vector<std::string> inventories;
 };
 
+struct DevicesListOptions {
+  std::string data_dir;
+  std::string format = "table";  // table | json
+};
+
 int run_devices_import(const DevicesImportOptions& options);
+int run_devices_list(const DevicesListOptions& options);
 
 }  // namespace kbgap::app

@@ -76,14 +76,22 @@ int run(int argc, char** argv) {
                    "systeminfo, wmic qfe / Get-HotFix, kbgap JSON or osquery JSON files")
       ->required();
 
+  DevicesListOptions devices_list_options;
+  CLI::App* devices_list = devices->add_subcommand("list", "the stored devices");
+  devices_list->fallthrough();
+  devices_list->add_option("--format", devices_list_options.format, "table or json")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str();
+
   ServeOptions serve_options;
   CLI::App* serve = app.add_subcommand("serve", "serve the Defender-compatible API");
   serve->fallthrough();
-  serve->add_option("--listen", serve_options.listen, "ADDRESS:PORT (port 0: any free port)")
-      ->capture_default_str();
+  serve->add_option("--config", serve_options.config,
+                    "a TOML configuration file (env KBGAP_CONFIG)");
+  serve->add_option("--listen", serve_options.listen,
+                    "ADDRESS:PORT (default 127.0.0.1:8080; port 0: any free port)");
   serve->add_option("--port-file", serve_options.port_file, "write the bound port to this file");
-  serve->add_option("--threads", serve_options.threads, "I/O and worker threads (0: one per core)")
-      ->capture_default_str();
+  serve->add_option("--threads", serve_options.threads, "I/O and worker threads (0: one per core)");
   serve->add_flag("--quiet", serve_options.quiet, "no access log");
 
   TokenOptions token_options;
@@ -123,6 +131,10 @@ int run(int argc, char** argv) {
   if (devices_import->parsed()) {
     devices_import_options.data_dir = data_dir;
     return run_devices_import(devices_import_options);
+  }
+  if (devices_list->parsed()) {
+    devices_list_options.data_dir = data_dir;
+    return run_devices_list(devices_list_options);
   }
   if (serve->parsed()) {
     serve_options.data_dir = data_dir;

@@ -5,14 +5,20 @@
 #include <boost/json.hpp>
 #include <charconv>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <thread>
 
 #include "app/catalog_loader.h"
 #include "app/cli_error.h"
 #include "app/data_dir.h"
 #include "auth/jwt.h"
+#include "common/file.h"
 #include "server/api.h"
+#include "server/config.h"
+#include "server/http_client.h"
 #include "server/http_server.h"
 #include "server/service.h"
 
@@ -60,53 +66,134 @@ int run_token(const TokenOptions& options) {
   return kExitOk;
 }
 
+namespace {
+
+// Fetches a URL issuer's JWKS now and then: hourly, or every 30 s while it cannot be had.
+class KeyRefresher {
+ public:
+  KeyRefresher(auth::Verifier verifier, std::vector<server::IssuerConfig> issuers)
+      : verifier_(std::move(verifier)), issuers_(std::move(issuers)) {}
+  ~KeyRefresher() { stop(); }
+  // One round now; true when every issuer's keys were had.
+  bool refresh() {
+    bool all = true;
+    for (const auto& issuer : issuers_) {
+      auto body = server::http_get(issuer.jwks_url, std::chrono::seconds(10));
+      auto keys = body ? auth::KeySet::from_jwks(*body, issuer.jwks_url)
+                       : Result<auth::KeySet>(body.error());
+      if (!keys) {
+        std::fprintf(stderr,
+                     "kbgap: cannot get the keys of issuer %s: %s (its tokens are refused)\n",
+                     issuer.issuer.c_str(), keys.error().message.c_str());
+        all = false;
+        continue;
+      }
+      verifier_.set_keys(issuer.issuer, std::make_shared<auth::KeySet>(std::move(*keys)));
+    }
+    return all;
+  }
+  void start(bool ok) {
+    if (issuers_.empty()) return;
+    thread_ = std::thread([this, ok]() mutable {
+      std::unique_lock lock(mutex_);
+      while (!stopping_) {
+        if (wake_.wait_for(lock, ok ? std::chrono::seconds(3600) : std::chrono::seconds(30),
+                           [&] { return stopping_; })) {
+          break;
+        }
+        lock.unlock();
+        ok = refresh();
+        lock.lock();
+      }
+    });
+  }
+  void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  auth::Verifier verifier_;
+  std::vector<server::IssuerConfig> issuers_;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+};
+
+}  // namespace
+
 int run_serve(const ServeOptions& options) {
-  server::HttpOptions http;
-  const auto colon = options.listen.rfind(':');
-  unsigned port = 0;
-  if (colon == std::string::npos ||
-      std::from_chars(options.listen.data() + colon + 1,
-                      options.listen.data() + options.listen.size(), port)
-              .ec != std::errc() ||
-      port > 65535) {
+  const auto env = server::kbgap_environment();
+  std::string config_path = options.config;
+  if (config_path.empty()) {
+    if (auto it = env.find("KBGAP_CONFIG"); it != env.end()) config_path = it->second;
+  }
+  auto config = server::load_config(config_path, env);
+  if (!config) return report(config.error());
+  if (!options.listen.empty() && !server::set_listen(config->http, options.listen)) {
     std::fprintf(stderr, "kbgap: --listen must be ADDRESS:PORT, not '%s'\n",
                  options.listen.c_str());
     return kExitUsage;
   }
-  http.address = options.listen.substr(0, colon);
-  http.port = static_cast<std::uint16_t>(port);
-  http.threads = options.threads;
-  http.access_log = !options.quiet;
+  if (options.threads >= 0) config->http.threads = static_cast<unsigned>(options.threads);
+  if (options.quiet) config->http.access_log = false;
 
   auto catalog = load_catalog_index(options.data_dir);
   if (!catalog) return report(catalog.error());
   auto devices = open_device_store(options.data_dir);
   if (!devices) return report(devices.error());
-  auto key = auth::SigningKey::load_or_create(signing_key_path(options.data_dir));
-  if (!key) return report(key.error());
-  auto keys = auth::KeySet::from_jwks(key->jwks(), "kbgap's own key");
-  if (!keys) return report(keys.error());
+
   std::vector<auth::Issuer> issuers;
-  issuers.push_back({kSelfIssuer,
-                     {kDefenderAudience, "https://api.security.microsoft.com"},
-                     std::make_shared<auth::KeySet>(std::move(*keys))});
+  if (config->self_issuer) {
+    auto key = auth::SigningKey::load_or_create(signing_key_path(options.data_dir));
+    if (!key) return report(key.error());
+    auto keys = auth::KeySet::from_jwks(key->jwks(), "kbgap's own key");
+    if (!keys) return report(keys.error());
+    issuers.push_back(
+        {kSelfIssuer, config->audiences, std::make_shared<auth::KeySet>(std::move(*keys))});
+  }
+  std::vector<server::IssuerConfig> fetched;
+  for (const server::IssuerConfig& i : config->issuers) {
+    std::shared_ptr<const auth::KeySet> keys;
+    if (!i.jwks_file.empty()) {
+      auto text = read_file_limited(i.jwks_file, 1 << 20, "a JWKS document");
+      if (!text) return report(text.error());
+      auto set = auth::KeySet::from_jwks(*text, i.jwks_file);
+      if (!set) return report(set.error());
+      keys = std::make_shared<auth::KeySet>(std::move(*set));
+    } else {
+      fetched.push_back(i);
+    }
+    issuers.push_back({i.issuer, i.audiences, keys});
+  }
+  if (issuers.empty()) {
+    std::fprintf(stderr, "kbgap: no token issuer: set auth.self_issuer or add [[auth.issuers]]\n");
+    return kExitUsage;
+  }
+  auth::Verifier verifier(std::move(issuers), config->api.leeway_seconds);
+  KeyRefresher refresher(verifier, fetched);
+  refresher.start(refresher.refresh());
 
   server::Service service(std::make_shared<const engine::CatalogIndex>(std::move(*catalog)),
-                          std::move(*devices), options.threads);
+                          std::move(*devices), config->http.threads);
   auto view = service.view();
   if (!view) return report(view.error());
-  server::ApiOptions api_options;
-  server::Api api(service, auth::Verifier(std::move(issuers), api_options.leeway_seconds),
-                  api_options);
-  server::HttpServer server(api, http);
+  server::Api api(service, verifier, config->api);
+  server::HttpServer server(api, config->http);
   if (auto started = server.start(); !started) return report(started.error());
   if (!options.port_file.empty()) {
     std::ofstream(options.port_file + ".tmp") << server.port() << "\n";
     std::filesystem::rename(options.port_file + ".tmp", options.port_file);
   }
   std::fprintf(stderr, "kbgap: serving %zu devices on http://%s:%u (stop with Ctrl-C)\n",
-               (*view)->devices().size(), http.address.c_str(), server.port());
+               (*view)->devices().size(), config->http.address.c_str(), server.port());
   server.run();
+  refresher.stop();
   std::fprintf(stderr, "kbgap: stopped\n");
   return kExitOk;
 }

@@ -8,10 +8,11 @@ namespace kbgap::app {
 
 struct ServeOptions {
   std::string data_dir;
-  std::string listen = "127.0.0.1:8080";
+  std::string config;     // a TOML file, or "" (KBGAP_CONFIG)
+  std::string listen;     // overrides server.listen when set
   std::string port_file;  // when set, the bound port is written there (for --listen host:0)
-  unsigned threads = 0;
-  bool quiet = false;  // no access log
+  int threads = -1;       // overrides server.threads when >= 0
+  bool quiet = false;     // no access log
 };
 
 struct TokenOptions {

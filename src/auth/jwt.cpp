@@ -17,6 +17,7 @@
 #include <array>
 #include <boost/json.hpp>
 #include <cstdio>
+#include <shared_mutex>
 #include <sstream>
 
 namespace kbgap::auth {
@@ -216,8 +217,22 @@ std::string_view failure_message(TokenFailure f) {
   return "the token is not valid";
 }
 
+struct Verifier::Shared {
+  mutable std::shared_mutex mutex;
+  std::vector<Issuer> issuers;
+};
+
 Verifier::Verifier(std::vector<Issuer> issuers, std::int64_t leeway_seconds)
-    : issuers_(std::move(issuers)), leeway_(leeway_seconds) {}
+    : shared_(std::make_shared<Shared>()), leeway_(leeway_seconds) {
+  shared_->issuers = std::move(issuers);
+}
+
+void Verifier::set_keys(std::string_view issuer, std::shared_ptr<const KeySet> keys) {
+  std::unique_lock lock(shared_->mutex);
+  for (Issuer& i : shared_->issuers) {
+    if (i.issuer == issuer) i.keys = keys;
+  }
+}
 
 std::variant<Claims, TokenFailure> Verifier::verify(std::string_view token,
                                                     std::int64_t now) const {
@@ -234,8 +249,9 @@ std::variant<Claims, TokenFailure> Verifier::verify(std::string_view token,
   if (string_claim(*header, "alg") != "RS256") return TokenFailure::kAlgorithm;
 
   const auto iss = string_claim(*payload, "iss");
+  std::shared_lock lock(shared_->mutex);
   const Issuer* issuer = nullptr;
-  for (const Issuer& i : issuers_) {
+  for (const Issuer& i : shared_->issuers) {
     if (iss && i.issuer == *iss) issuer = &i;
   }
   if (!issuer) return TokenFailure::kIssuer;

@@ -71,9 +71,12 @@ class Verifier {
   Verifier(std::vector<Issuer> issuers, std::int64_t leeway_seconds);
   // The token's claims at `now` (seconds since the epoch), or why it is refused.
   std::variant<Claims, TokenFailure> verify(std::string_view token, std::int64_t now) const;
+  // Replaces an issuer's keys (a refreshed JWKS); copies of this verifier see the change.
+  void set_keys(std::string_view issuer, std::shared_ptr<const KeySet> keys);
 
  private:
-  std::vector<Issuer> issuers_;
+  struct Shared;
+  std::shared_ptr<Shared> shared_;
   std::int64_t leeway_;
 };
 

@@ -149,9 +149,29 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_.options.max_header_bytes));
     parser_->body_limit(server_.options.max_body_bytes);
-    // The first byte may take the idle time; the rest of the request the request time.
-    stream_.expires_after(buffer_.size() > 0 ? server_.options.request_timeout
-                                             : server_.options.idle_timeout);
+    if (buffer_.size() > 0) return read_header();
+    // The first byte of a request may take the idle time; the rest only the request time.
+    stream_.expires_after(server_.options.idle_timeout);
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              if (ec) return self->on_error(ec);
+                              self->buffer_.commit(n);
+                              self->read_header();
+                            });
+  }
+
+  // The request must be read whole within the request time; then the connection is not closed
+  // under the client (as the stream's own timeout would) but answered 408.
+  void read_header() {
+    stream_.expires_never();
+    timed_out_ = false;
+    timer_.expires_after(server_.options.request_timeout);
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec) return;  // cancelled: the request arrived
+      self->timed_out_ = true;
+      beast::error_code ignored;
+      self->stream_.socket().cancel(ignored);
+    });
     http::async_read_header(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
@@ -160,14 +180,15 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   void on_header(beast::error_code ec) {
     if (ec) return on_error(ec);
     busy_ = true;
-    stream_.expires_after(server_.options.request_timeout);
     http::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec2, std::size_t) { self->on_read(ec2); });
   }
 
   void on_error(beast::error_code ec) {
-    const bool started = parser_ && parser_->got_some();
+    timer_.cancel();
+    if (timed_out_) ec = beast::error::timeout;
+    const bool started = (parser_ && parser_->got_some()) || buffer_.size() > 0;
     if (ec == http::error::end_of_stream || ec == asio::error::eof ||
         ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
         (ec == beast::error::timeout && !started)) {
@@ -205,6 +226,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
 
   void on_read(beast::error_code ec) {
     if (ec) return on_error(ec);
+    timer_.cancel();
     auto req = std::make_shared<http::request<http::string_body>>(parser_->release());
     ++server_.in_flight;
     const auto started = std::chrono::steady_clock::now();
@@ -264,6 +286,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   void finish() {
     if (finished_) return;
     finished_ = true;
+    timer_.cancel();
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.close();
@@ -276,6 +299,8 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  asio::steady_timer timer_{stream_.get_executor()};
+  bool timed_out_ = false;
   bool busy_ = false;
   bool finished_ = false;
 };

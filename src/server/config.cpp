@@ -1,0 +1,291 @@
+// The configuration file (TOML, toml++) and its environment variables.
+#include "server/config.h"
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include <charconv>
+#include <cstdlib>
+#include <functional>
+
+extern char** environ;
+
+namespace kbgap::server {
+namespace {
+
+// One settable key: how to set it from a TOML value or from an environment string.
+struct Key {
+  std::string name;  // "server.listen"
+  std::function<Result<void>(const toml::node&)> from_toml;
+  std::function<Result<void>(std::string_view)> from_text;
+};
+
+Result<void> type_error(std::string_view key, std::string_view expected) {
+  return invalid_input(fmt::format("{}: expected {}", key, expected));
+}
+
+template <typename T>
+Key integer_key(std::string name, T& target, long long min, long long max) {
+  Key k;
+  k.name = name;
+  auto set = [name, &target, min, max](long long v) -> Result<void> {
+    if (v < min || v > max) {
+      return invalid_input(fmt::format("{}: {} is outside {}..{}", name, v, min, max));
+    }
+    target = static_cast<T>(v);
+    return ok_result();
+  };
+  k.from_toml = [name, set](const toml::node& n) -> Result<void> {
+    auto v = n.value<long long>();
+    if (!v || !n.is_integer()) return type_error(name, "a whole number");
+    return set(*v);
+  };
+  k.from_text = [name, set](std::string_view s) -> Result<void> {
+    long long v = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || end != s.data() + s.size()) return type_error(name, "a whole number");
+    return set(v);
+  };
+  return k;
+}
+
+Key seconds_key(std::string name, std::chrono::seconds& target) {
+  Key k;
+  k.name = name;
+  auto set = [name, &target](long long v) -> Result<void> {
+    if (v < 1 || v > 3600) return invalid_input(fmt::format("{}: {} is outside 1..3600", name, v));
+    target = std::chrono::seconds(v);
+    return ok_result();
+  };
+  k.from_toml = [name, set](const toml::node& n) -> Result<void> {
+    if (!n.is_integer()) return type_error(name, "a whole number of seconds");
+    return set(*n.value<long long>());
+  };
+  k.from_text = [name, set](std::string_view s) -> Result<void> {
+    long long v = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || end != s.data() + s.size()) {
+      return type_error(name, "a whole number of seconds");
+    }
+    return set(v);
+  };
+  return k;
+}
+
+Key string_key(std::string name, std::string& target) {
+  Key k;
+  k.name = name;
+  k.from_toml = [name, &target](const toml::node& n) -> Result<void> {
+    if (!n.is_string()) return type_error(name, "a string");
+    target = *n.value<std::string>();
+    return ok_result();
+  };
+  k.from_text = [&target](std::string_view s) -> Result<void> {
+    target = std::string(s);
+    return ok_result();
+  };
+  return k;
+}
+
+Key bool_key(std::string name, bool& target) {
+  Key k;
+  k.name = name;
+  k.from_toml = [name, &target](const toml::node& n) -> Result<void> {
+    if (!n.is_boolean()) return type_error(name, "true or false");
+    target = *n.value<bool>();
+    return ok_result();
+  };
+  k.from_text = [name, &target](std::string_view s) -> Result<void> {
+    if (s == "true" || s == "1") {
+      target = true;
+    } else if (s == "false" || s == "0") {
+      target = false;
+    } else {
+      return type_error(name, "true or false");
+    }
+    return ok_result();
+  };
+  return k;
+}
+
+Key strings_key(std::string name, std::vector<std::string>& target) {
+  Key k;
+  k.name = name;
+  k.from_toml = [name, &target](const toml::node& n) -> Result<void> {
+    const toml::array* a = n.as_array();
+    if (!a) return type_error(name, "an array of strings");
+    std::vector<std::string> out;
+    for (const toml::node& item : *a) {
+      if (!item.is_string()) return type_error(name, "an array of strings");
+      out.push_back(*item.value<std::string>());
+    }
+    target = std::move(out);
+    return ok_result();
+  };
+  k.from_text = [&target](std::string_view s) -> Result<void> {  // comma-separated
+    std::vector<std::string> out;
+    while (!s.empty()) {
+      const auto comma = s.find(',');
+      if (const auto item = s.substr(0, comma); !item.empty()) out.emplace_back(item);
+      s = comma == std::string_view::npos ? std::string_view() : s.substr(comma + 1);
+    }
+    target = std::move(out);
+    return ok_result();
+  };
+  return k;
+}
+
+std::string listen_of(const HttpOptions& http) {
+  return fmt::format("{}:{}", http.address, http.port);
+}
+
+std::string env_name(std::string_view key) {
+  std::string out = "KBGAP_";
+  for (char c : key) out.push_back(c == '.' ? '_' : static_cast<char>(std::toupper(c)));
+  return out;
+}
+
+}  // namespace
+
+bool set_listen(HttpOptions& http, std::string_view listen) {
+  const auto colon = listen.rfind(':');
+  unsigned port = 0;
+  if (colon == std::string_view::npos || colon == 0) return false;
+  auto [end, ec] = std::from_chars(listen.data() + colon + 1, listen.data() + listen.size(), port);
+  if (ec != std::errc() || end != listen.data() + listen.size() || port > 65535) return false;
+  http.address = std::string(listen.substr(0, colon));
+  http.port = static_cast<std::uint16_t>(port);
+  return true;
+}
+
+std::map<std::string, std::string> kbgap_environment() {
+  std::map<std::string, std::string> out;
+  for (char** e = environ; e && *e; ++e) {
+    std::string_view entry(*e);
+    const auto eq = entry.find('=');
+    if (eq != std::string_view::npos && entry.starts_with("KBGAP_")) {
+      out.emplace(entry.substr(0, eq), entry.substr(eq + 1));
+    }
+  }
+  return out;
+}
+
+Result<Config> load_config(const std::string& path, const std::map<std::string, std::string>& env) {
+  Config c;
+  std::string listen = listen_of(c.http);
+  std::vector<Key> keys;
+  keys.push_back(string_key("server.listen", listen));
+  keys.push_back(integer_key("server.threads", c.http.threads, 0, 256));
+  keys.push_back(string_key("server.public_url", c.api.public_url));
+  keys.push_back(integer_key("server.max_header_bytes", c.http.max_header_bytes, 1024, 1 << 20));
+  keys.push_back(integer_key("server.max_body_bytes", c.http.max_body_bytes, 1024, 1ll << 32));
+  keys.push_back(seconds_key("server.request_timeout_seconds", c.http.request_timeout));
+  keys.push_back(seconds_key("server.idle_timeout_seconds", c.http.idle_timeout));
+  keys.push_back(bool_key("server.access_log", c.http.access_log));
+  keys.push_back(integer_key("api.max_batch_devices", c.api.max_batch_devices, 1, 1000000));
+  keys.push_back(integer_key("auth.leeway_seconds", c.api.leeway_seconds, 0, 600));
+  keys.push_back(bool_key("auth.self_issuer", c.self_issuer));
+  keys.push_back(strings_key("auth.audiences", c.audiences));
+  for (auto [group, limit] :
+       {std::pair{"machines", &c.api.machines}, std::pair{"software", &c.api.software},
+        std::pair{"vulnerabilities", &c.api.vulnerabilities}}) {
+    keys.push_back(integer_key(fmt::format("rate_limits.{}_per_minute", group), limit->per_minute,
+                               0, 1000000000));
+    keys.push_back(
+        integer_key(fmt::format("rate_limits.{}_per_hour", group), limit->per_hour, 0, 1000000000));
+  }
+
+  if (!path.empty()) {
+    toml::table table;
+    try {
+      table = toml::parse_file(path);
+    } catch (const toml::parse_error& e) {
+      return invalid_input(fmt::format("{}:{}: {}", path, e.source().begin.line, e.description()));
+    }
+    auto where = [&](const toml::node& n) {
+      return fmt::format("{}:{}", path, n.source().begin.line);
+    };
+    for (auto&& [section, value] : table) {
+      if (section == "auth" && value.is_table()) {
+        if (const toml::node* issuers = value.as_table()->get("issuers")) {
+          const toml::array* list = issuers->as_array();
+          if (!list)
+            return invalid_input(
+                fmt::format("{}: auth.issuers: expected [[auth.issuers]] tables", where(*issuers)));
+          for (const toml::node& item : *list) {
+            const toml::table* t = item.as_table();
+            if (!t)
+              return invalid_input(fmt::format("{}: auth.issuers: expected a table", where(item)));
+            IssuerConfig issuer;
+            std::vector<Key> fields{string_key("issuer", issuer.issuer),
+                                    string_key("jwks_file", issuer.jwks_file),
+                                    string_key("jwks_url", issuer.jwks_url),
+                                    strings_key("audiences", issuer.audiences)};
+            for (auto&& [name, v] : *t) {
+              auto f = std::find_if(fields.begin(), fields.end(),
+                                    [&](const Key& k) { return k.name == name.str(); });
+              if (f == fields.end()) {
+                return invalid_input(
+                    fmt::format("{}: unknown key auth.issuers.{}", where(v), name.str()));
+              }
+              if (auto set = f->from_toml(v); !set) {
+                return invalid_input(
+                    fmt::format("{}: auth.issuers.{}", where(v), set.error().message));
+              }
+            }
+            if (issuer.issuer.empty() || issuer.jwks_file.empty() == issuer.jwks_url.empty()) {
+              return invalid_input(fmt::format(
+                  "{}: an [[auth.issuers]] needs issuer and one of jwks_file or jwks_url",
+                  where(item)));
+            }
+            c.issuers.push_back(std::move(issuer));
+          }
+        }
+      }
+      const toml::table* t = value.as_table();
+      if (!t) return invalid_input(fmt::format("{}: unknown key {}", where(value), section.str()));
+      for (auto&& [name, v] : *t) {
+        const std::string full = fmt::format("{}.{}", section.str(), name.str());
+        if (full == "auth.issuers") continue;
+        auto k = std::find_if(keys.begin(), keys.end(),
+                              [&](const Key& key) { return key.name == full; });
+        if (k == keys.end())
+          return invalid_input(fmt::format("{}: unknown key {}", where(v), full));
+        if (auto set = k->from_toml(v); !set) {
+          return invalid_input(fmt::format("{}: {}", where(v), set.error().message));
+        }
+      }
+    }
+  }
+
+  // Environment variables win over the file.
+  for (const Key& k : keys) {
+    auto it = env.find(env_name(k.name));
+    if (it == env.end()) continue;
+    if (auto set = k.from_text(it->second); !set) {
+      return invalid_input(fmt::format("{}: {}", it->first, set.error().message));
+    }
+  }
+  IssuerConfig from_env;
+  for (auto [name, field] : {std::pair{"KBGAP_AUTH_ISSUER", &from_env.issuer},
+                             std::pair{"KBGAP_AUTH_JWKS_FILE", &from_env.jwks_file},
+                             std::pair{"KBGAP_AUTH_JWKS_URL", &from_env.jwks_url}}) {
+    if (auto it = env.find(name); it != env.end()) *field = it->second;
+  }
+  if (!from_env.issuer.empty() || !from_env.jwks_file.empty() || !from_env.jwks_url.empty()) {
+    if (from_env.issuer.empty() || from_env.jwks_file.empty() == from_env.jwks_url.empty()) {
+      return invalid_input(
+          "KBGAP_AUTH_ISSUER needs one of KBGAP_AUTH_JWKS_FILE or KBGAP_AUTH_JWKS_URL");
+    }
+    c.issuers.push_back(std::move(from_env));
+  }
+  if (!set_listen(c.http, listen)) {
+    return invalid_input(fmt::format("server.listen: expected ADDRESS:PORT, not '{}'", listen));
+  }
+  for (IssuerConfig& i : c.issuers) {
+    if (i.audiences.empty()) i.audiences = c.audiences;
+  }
+  return c;
+}
+
+}  // namespace kbgap::server
