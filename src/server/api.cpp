@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <cstring>
+#include <random>
 #include <set>
 
 #include "api/defender_dto.h"
@@ -214,10 +216,19 @@ std::string encode_query_value(std::string_view v) {
 }  // namespace
 
 std::string new_correlation_id() {
+  // A per-thread generator seeded from OpenSSL: ids need to be unique, not secret.
+  thread_local std::mt19937_64 random = [] {
+    std::uint64_t seed = 0;
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(&seed), sizeof seed) != 1) {
+      seed =
+          static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    }
+    return std::mt19937_64(seed);
+  }();
   unsigned char b[16];
-  if (RAND_bytes(b, sizeof b) != 1) {
-    for (auto& x : b) x = static_cast<unsigned char>(std::rand());
-  }
+  const std::uint64_t hi = random(), lo = random();
+  std::memcpy(b, &hi, 8);
+  std::memcpy(b + 8, &lo, 8);
   b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
   b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
   return fmt::format(
@@ -242,10 +253,10 @@ std::optional<auth::Claims> Api::authenticate(const Request& request, Response& 
   const std::string token(header.substr(kBearer.size()));
   const std::int64_t now = now_seconds();
   {
-    std::lock_guard lock(tokens_mutex_);
-    if (auto it = tokens_.find(token); it != tokens_.end()) {
-      if (now <= it->second.expires + options_.leeway_seconds) return it->second;
-      tokens_.erase(it);
+    std::shared_lock lock(tokens_mutex_);
+    if (auto it = tokens_.find(token);
+        it != tokens_.end() && now <= it->second.expires + options_.leeway_seconds) {
+      return it->second;
     }
   }
   auto verified = verifier_.verify(token, now);
@@ -256,9 +267,9 @@ std::optional<auth::Claims> Api::authenticate(const Request& request, Response& 
     return std::nullopt;
   }
   auth::Claims claims = std::get<auth::Claims>(std::move(verified));
-  std::lock_guard lock(tokens_mutex_);
+  std::unique_lock lock(tokens_mutex_);
   if (tokens_.size() >= kMaxTokenCache) tokens_.clear();
-  tokens_.emplace(token, claims);
+  tokens_.insert_or_assign(token, claims);
   return claims;
 }
 
@@ -290,11 +301,15 @@ bool Api::rate_limited(const std::string& app, const std::string& group, const R
   return false;
 }
 
-Response Api::handle(const Request& request) {
+Response Api::handle(const Request& request, bool may_block) {
   Response response;
   response.correlation_id = new_correlation_id();
+  if (!may_block && request.method != "GET" && request.method != "HEAD") {
+    response.status = 0;  // writes wait for storage: on a worker
+    return response;
+  }
   try {
-    return route(request, response);
+    return route(request, response, may_block);
   } catch (const std::exception&) {
     // Never internals in the body; the access log has the correlation id.
     error(response, 500, "InternalServerError",
@@ -303,7 +318,7 @@ Response Api::handle(const Request& request) {
   }
 }
 
-Response Api::route(const Request& request, Response& response) {
+Response Api::route(const Request& request, Response& response, bool may_block) {
   auto target = split_target(request.target);
   if (!target) {
     error(response, 400, "BadRequest", "The request path has a bad %-escape");
@@ -419,6 +434,19 @@ Response Api::route(const Request& request, Response& response) {
     return response;
   }
 
+  // Reads answer from the current fleet snapshot. On an I/O thread, a snapshot that must be
+  // reloaded first sends the request to a worker, before anything is counted against it.
+  std::shared_ptr<const FleetView> snapshot;
+  if (!write && *kind != Kind::kMetrics) {
+    auto current = service_.current_view();
+    if (!current) throw std::runtime_error(current.error().message);
+    snapshot = *current;
+    if (!snapshot && !may_block) {
+      response.status = 0;
+      return response;
+    }
+  }
+
   auto claims = authenticate(request, response);
   if (!claims) return response;
   response.app = claims->app;
@@ -525,9 +553,12 @@ Response Api::route(const Request& request, Response& response) {
     return response;
   }
 
-  auto view_result = service_.view();
-  if (!view_result) throw std::runtime_error(view_result.error().message);
-  const FleetView& view = **view_result;
+  if (!snapshot) {
+    auto loaded = service_.view();
+    if (!loaded) throw std::runtime_error(loaded.error().message);
+    snapshot = *loaded;
+  }
+  const FleetView& view = *snapshot;
   const engine::CatalogIndex& catalog = view.catalog();
 
   auto machine = [&]() -> std::optional<std::uint32_t> {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -55,13 +56,16 @@ struct ApiOptions {
 class Api {
  public:
   Api(Service& service, auth::Verifier verifier, ApiOptions options);
-  Response handle(const Request& request);
+  // The answer. With may_block false (on an I/O thread) a request that would wait for storage
+  // (a write, or a fleet snapshot to reload) is not answered: the response's status is 0 and the
+  // caller hands it to a thread that may block.
+  Response handle(const Request& request, bool may_block = true);
   // What GET /metrics answers (Prometheus text), supplied by the transport that counts.
   void set_metrics(std::function<std::string()> metrics) { metrics_ = std::move(metrics); }
 
  private:
   struct Caller;
-  Response route(const Request& request, Response& response);
+  Response route(const Request& request, Response& response, bool may_block);
   std::optional<auth::Claims> authenticate(const Request& request, Response& response);
   bool rate_limited(const std::string& app, const std::string& group, const RateLimit& limit,
                     Response& response);
@@ -71,7 +75,7 @@ class Api {
   auth::Verifier verifier_;
   ApiOptions options_;
   // Tokens already verified, until they expire (a signature is checked once, not per request).
-  std::mutex tokens_mutex_;
+  std::shared_mutex tokens_mutex_;
   std::unordered_map<std::string, auth::Claims> tokens_;
   // Calls per (application, endpoint group) in the current minute and hour windows.
   struct Window {

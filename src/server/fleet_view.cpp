@@ -45,11 +45,11 @@ std::optional<std::uint32_t> FleetView::find(std::string_view id_or_name) const 
 
 std::shared_ptr<const engine::Evaluation> FleetView::evaluation(std::uint32_t device) const {
   {
-    std::lock_guard lock(mutex_);
+    std::shared_lock lock(mutex_);
     if (auto it = evaluations_.find(device); it != evaluations_.end()) return it->second;
   }
   auto ev = std::make_shared<const engine::Evaluation>(result_->evaluation(device));
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
   return evaluations_.try_emplace(device, std::move(ev)).first->second;
 }
 
@@ -90,14 +90,14 @@ const FleetFacts& FleetView::facts() const {
 
 std::shared_ptr<const std::string> FleetView::missing_kbs_value(std::uint32_t device) const {
   {
-    std::lock_guard lock(mutex_);
+    std::shared_lock lock(mutex_);
     if (auto it = values_.find(device); it != values_.end()) return it->second;
   }
   const auto ev = evaluation(device);
   boost::json::array value;
   for (const engine::MissingKb& kb : ev->missing) value.push_back(api::product_fix_dto(kb, 1));
   auto text = std::make_shared<const std::string>(boost::json::serialize(value));
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
   return values_.try_emplace(device, std::move(text)).first->second;
 }
 

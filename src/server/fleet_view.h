@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -62,7 +63,7 @@ class FleetView {
   std::vector<std::vector<std::string>> software_of_;
   mutable std::once_flag facts_once_;
   mutable FleetFacts facts_;
-  mutable std::mutex mutex_;
+  mutable std::shared_mutex mutex_;
   mutable std::unordered_map<std::uint32_t, std::shared_ptr<const std::string>> values_;
   mutable std::unordered_map<std::uint32_t, std::shared_ptr<const engine::Evaluation>> evaluations_;
 };

@@ -27,12 +27,16 @@ namespace {
 
 constexpr double kBuckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5};
 
+// Requests by route and status and latency histograms. Each I/O thread counts in its own shard
+// (no lock is shared on the hot path); /metrics adds the shards up.
 class Metrics {
  public:
-  void record(const std::string& route, int status, double seconds) {
-    std::lock_guard lock(mutex_);
-    ++requests_[{route, status}];
-    Histogram& h = latency_[route];
+  explicit Metrics(std::size_t shards) : shards_(shards) {}
+  void record(std::size_t shard, const std::string& route, int status, double seconds) {
+    Shard& s = shards_[shard % shards_.size()];
+    std::lock_guard lock(s.mutex);
+    ++s.requests[{route, status}];
+    Histogram& h = s.latency[route];
     for (std::size_t i = 0; i < std::size(kBuckets); ++i) {
       if (seconds <= kBuckets[i]) ++h.buckets[i];
     }
@@ -40,18 +44,29 @@ class Metrics {
     h.sum += seconds;
   }
   std::string text(std::int64_t in_flight, std::int64_t connections) const {
-    std::lock_guard lock(mutex_);
+    std::map<std::pair<std::string, int>, std::uint64_t> requests;
+    std::map<std::string, Histogram> latency;
+    for (const Shard& s : shards_) {
+      std::lock_guard lock(s.mutex);
+      for (const auto& [key, n] : s.requests) requests[key] += n;
+      for (const auto& [route, h] : s.latency) {
+        Histogram& total = latency[route];
+        for (std::size_t i = 0; i < std::size(kBuckets); ++i) total.buckets[i] += h.buckets[i];
+        total.count += h.count;
+        total.sum += h.sum;
+      }
+    }
     std::string out =
         "# HELP kbgap_http_requests_total HTTP requests by route and status.\n"
         "# TYPE kbgap_http_requests_total counter\n";
-    for (const auto& [key, n] : requests_) {
+    for (const auto& [key, n] : requests) {
       out += fmt::format("kbgap_http_requests_total{{route=\"{}\",status=\"{}\"}} {}\n", key.first,
                          key.second, n);
     }
     out +=
         "# HELP kbgap_http_request_duration_seconds Time to answer a request, by route.\n"
         "# TYPE kbgap_http_request_duration_seconds histogram\n";
-    for (const auto& [route, h] : latency_) {
+    for (const auto& [route, h] : latency) {
       for (std::size_t i = 0; i < std::size(kBuckets); ++i) {
         out +=
             fmt::format("kbgap_http_request_duration_seconds_bucket{{route=\"{}\",le=\"{}\"}} {}\n",
@@ -80,9 +95,12 @@ class Metrics {
     std::uint64_t count = 0;
     double sum = 0;
   };
-  mutable std::mutex mutex_;
-  std::map<std::pair<std::string, int>, std::uint64_t> requests_;
-  std::map<std::string, Histogram> latency_;
+  struct Shard {
+    mutable std::mutex mutex;
+    std::map<std::pair<std::string, int>, std::uint64_t> requests;
+    std::map<std::string, Histogram> latency;
+  };
+  std::vector<Shard> shards_;
 };
 
 std::string json_string(std::string_view s) {
@@ -94,20 +112,38 @@ std::string json_string(std::string_view s) {
 struct HttpServer::Impl {
   Api& api;
   HttpOptions options;
-  asio::io_context io;
+  // One io_context per I/O thread: a connection lives on one thread, without locks or strands.
+  std::vector<std::unique_ptr<asio::io_context>> ios;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
+  std::size_t next_io = 0;
   std::unique_ptr<asio::thread_pool> workers;
-  tcp::acceptor acceptor{io};
-  asio::signal_set signals{io, SIGINT, SIGTERM};
+  tcp::acceptor acceptor;
+  asio::signal_set signals;
   std::atomic<bool> stopping{false};
   std::atomic<std::int64_t> in_flight{0}, connections{0};
-  Metrics metrics;
+  Metrics metrics{64};
   std::mutex log_mutex;
 
   class Session;
   std::mutex sessions_mutex;
   std::set<std::shared_ptr<Session>> sessions;
 
-  Impl(Api& a, HttpOptions o) : api(a), options(std::move(o)) {}
+  static unsigned thread_count(unsigned wanted) {
+    return wanted != 0 ? wanted : std::max(1u, std::thread::hardware_concurrency());
+  }
+  static std::vector<std::unique_ptr<asio::io_context>> make_ios(unsigned n) {
+    std::vector<std::unique_ptr<asio::io_context>> out;
+    for (unsigned i = 0; i < n; ++i) out.push_back(std::make_unique<asio::io_context>(1));
+    return out;
+  }
+  Impl(Api& a, HttpOptions o)
+      : api(a),
+        options(std::move(o)),
+        ios(make_ios(thread_count(options.threads))),
+        acceptor(*ios[0]),
+        signals(*ios[0], SIGINT, SIGTERM) {
+    for (auto& io : ios) keep_running.push_back(asio::make_work_guard(*io));
+  }
 
   void accept();
   void begin_stop();
@@ -125,7 +161,8 @@ struct HttpServer::Impl {
 
 class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(Impl& server, tcp::socket socket) : server_(server), stream_(std::move(socket)) {}
+  Session(Impl& server, asio::io_context& io, std::size_t shard, tcp::socket socket)
+      : server_(server), io_(io), shard_(shard), stream_(std::move(socket)) {}
 
   void start() {
     ++server_.connections;
@@ -219,7 +256,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     r.body = boost::json::serialize(boost::json::object{
         {"error",
          boost::json::object{{"code", code}, {"message", message}, {"target", r.correlation_id}}}});
-    server_.metrics.record(r.route, status, 0);
+    server_.metrics.record(shard_, r.route, status, 0);
     server_.log(r, "", 0, status);
     write(std::move(r), 11, false, false);
   }
@@ -230,50 +267,71 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     auto req = std::make_shared<http::request<http::string_body>>(parser_->release());
     ++server_.in_flight;
     const auto started = std::chrono::steady_clock::now();
-    // The API may block (store, evaluation): it runs on the worker pool.
+    Request in;
+    in.method = std::string(req->method_string());
+    in.target = std::string(req->target());
+    in.authorization = std::string((*req)[http::field::authorization]);
+    in.host = std::string((*req)[http::field::host]);
+    in.scheme = (*req)["X-Forwarded-Proto"] == "https" ? "https" : "http";
+    in.content_type = std::string((*req)[http::field::content_type]);
+    in.body = std::move(req->body());
+    const bool head = req->method() == http::verb::head;
+    const unsigned version = req->version();
+    const bool keep = req->keep_alive();
+    // Reads from the current snapshot are answered here; what would wait for storage (writes,
+    // a snapshot to reload) runs on the worker pool.
+    Response out = server_.api.handle(in, false);
+    if (out.status != 0) return answer(std::move(out), in.method, started, version, keep, head);
     // The guard keeps the I/O threads running until the answer is written, even while stopping.
-    auto guard = asio::make_work_guard(server_.io);
-    asio::post(*server_.workers, [self = shared_from_this(), req, started, guard] {
-      Request in;
-      in.method = std::string(req->method_string());
-      in.target = std::string(req->target());
-      in.authorization = std::string((*req)[http::field::authorization]);
-      in.host = std::string((*req)[http::field::host]);
-      const auto proto = (*req)["X-Forwarded-Proto"];
-      in.scheme = proto == "https" ? "https" : "http";
-      in.content_type = std::string((*req)[http::field::content_type]);
-      in.body = std::move(req->body());
-      Response out = self->server_.api.handle(in);
-      const double seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-      self->server_.metrics.record(out.route, out.status, seconds);
-      self->server_.log(out, in.method, seconds, out.status);
-      const bool head = req->method() == http::verb::head;
+    auto guard = asio::make_work_guard(io_);
+    asio::post(*server_.workers, [self = shared_from_this(), in = std::move(in), started, version,
+                                  keep, head, guard]() mutable {
+      Response later = self->server_.api.handle(in, true);
       asio::post(self->stream_.get_executor(),
-                 [self, out = std::move(out), version = req->version(), keep = req->keep_alive(),
-                  head]() mutable {
-                   --self->server_.in_flight;
-                   self->write(std::move(out), version, keep, head);
+                 [self, later = std::move(later), method = std::move(in.method), started, version,
+                  keep, head]() mutable {
+                   self->answer(std::move(later), method, started, version, keep, head);
                  });
     });
   }
 
+  void answer(Response out, const std::string& method,
+              std::chrono::steady_clock::time_point started, unsigned version, bool keep,
+              bool head) {
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    server_.metrics.record(shard_, out.route, out.status, seconds);
+    server_.log(out, method, seconds, out.status);
+    --server_.in_flight;
+    write(std::move(out), version, keep, head);
+  }
+
+  // The response as bytes, written in one go: status line, headers, body.
   void write(Response r, unsigned version, bool keep_alive, bool head) {
-    auto res = std::make_shared<http::response<http::string_body>>(
-        static_cast<http::status>(r.status), version);
-    res->set(http::field::server, "kbgap");
-    if (!r.body.empty() || r.status != 204) res->set(http::field::content_type, r.content_type);
-    res->set("request-id", r.correlation_id);
-    for (const auto& [name, value] : r.headers) res->set(name, value);
-    const bool keep = keep_alive && !server_.stopping && r.status != 408 && r.status != 413 &&
-                      r.status != 431 && r.status != 400;
-    res->keep_alive(keep);
-    if (!head) res->body() = std::move(r.body);
-    res->prepare_payload();
-    if (head) res->body().clear();
+    const bool keep = keep_alive && !server_.stopping;
+    out_.clear();
+    const unsigned minor = version % 10;
+    fmt::format_to(std::back_inserter(out_), "HTTP/1.{} {} {}\r\nServer: kbgap\r\n", minor,
+                   r.status,
+                   std::string_view(http::obsolete_reason(static_cast<http::status>(r.status))));
+    if (r.status != 204) {
+      fmt::format_to(std::back_inserter(out_), "Content-Type: {}\r\nContent-Length: {}\r\n",
+                     r.content_type, r.body.size());
+    }
+    fmt::format_to(std::back_inserter(out_), "request-id: {}\r\n", r.correlation_id);
+    for (const auto& [name, value] : r.headers) {
+      fmt::format_to(std::back_inserter(out_), "{}: {}\r\n", name, value);
+    }
+    if (!keep) {
+      out_ += "Connection: close\r\n";
+    } else if (minor == 0) {
+      out_ += "Connection: keep-alive\r\n";
+    }
+    out_ += "\r\n";
+    if (!head && r.status != 204) out_ += r.body;
     stream_.expires_after(server_.options.request_timeout);
-    http::async_write(stream_, *res,
-                      [self = shared_from_this(), res, keep](beast::error_code ec, std::size_t) {
+    asio::async_write(stream_, asio::buffer(out_),
+                      [self = shared_from_this(), keep](beast::error_code ec, std::size_t) {
                         if (ec || !keep) {
                           beast::error_code ignored;
                           self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
@@ -296,22 +354,28 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   }
 
   Impl& server_;
+  asio::io_context& io_;
+  std::size_t shard_;  // its I/O thread's number: which metrics shard it counts in
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   asio::steady_timer timer_{stream_.get_executor()};
   bool timed_out_ = false;
   bool busy_ = false;
+  std::string out_;  // the response being written
   bool finished_ = false;
 };
 
 void HttpServer::Impl::accept() {
-  acceptor.async_accept(asio::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
+  const std::size_t shard = next_io;
+  asio::io_context& io = *ios[shard];
+  next_io = (next_io + 1) % ios.size();
+  acceptor.async_accept(io, [this, &io, shard](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (!stopping && ec != asio::error::operation_aborted) accept();
       return;
     }
-    auto session = std::make_shared<Session>(*this, std::move(socket));
+    auto session = std::make_shared<Session>(*this, io, shard, std::move(socket));
     {
       std::lock_guard lock(sessions_mutex);
       sessions.insert(session);
@@ -323,10 +387,12 @@ void HttpServer::Impl::accept() {
 
 void HttpServer::Impl::begin_stop() {
   if (stopping.exchange(true)) return;
-  asio::post(io, [this] {
+  asio::post(*ios[0], [this] {
     beast::error_code ec;
     acceptor.close(ec);
     signals.cancel(ec);
+    // Threads now run only as long as their connections (and answers in flight) need them.
+    for (auto& guard : keep_running) guard.reset();
     std::lock_guard lock(sessions_mutex);
     for (const auto& s : sessions) s->close_if_idle();
   });
@@ -361,17 +427,15 @@ std::uint16_t HttpServer::port() const {
 }
 
 void HttpServer::run() {
-  const unsigned threads = impl_->options.threads != 0
-                               ? impl_->options.threads
-                               : std::max(1u, std::thread::hardware_concurrency());
+  const unsigned threads = static_cast<unsigned>(impl_->ios.size());
   impl_->workers = std::make_unique<asio::thread_pool>(threads);
   impl_->signals.async_wait([this](beast::error_code ec, int) {
     if (!ec) impl_->begin_stop();
   });
   impl_->accept();
   std::vector<std::thread> pool;
-  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([this] { impl_->io.run(); });
-  impl_->io.run();
+  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([this, i] { impl_->ios[i]->run(); });
+  impl_->ios[0]->run();
   for (auto& t : pool) t.join();
   impl_->workers->join();
 }

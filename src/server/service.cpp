@@ -8,30 +8,39 @@ Service::Service(std::shared_ptr<const engine::CatalogIndex> catalog,
                  std::unique_ptr<store::DeviceStore> devices, unsigned threads)
     : catalog_(std::move(catalog)), devices_(std::move(devices)), threads_(threads) {}
 
+std::shared_ptr<const FleetView> Service::snapshot() {
+  return view_.load();
+}
+
 Result<std::shared_ptr<const FleetView>> Service::reload(std::int64_t version) {
-  // Called with mutex_ held.
-  if (view_ && view_->version() == version) return view_;
+  // Called with reload_mutex_ held.
+  if (auto current = snapshot(); current && current->version() == version) return current;
   auto all = devices_->all();
   if (!all) return all.error();
-  view_ = FleetView::build(catalog_, std::move(*all), version, threads_);
-  return view_;
+  auto fresh = FleetView::build(catalog_, std::move(*all), version, threads_);
+  view_.store(fresh);
+  return fresh;
 }
 
 Result<std::shared_ptr<const FleetView>> Service::view() {
   auto version = devices_->version();
   if (!version) return version.error();
-  {
-    std::lock_guard lock(mutex_);
-    if (view_ && view_->version() == *version) return view_;
-  }
-  std::lock_guard lock(mutex_);
+  if (auto current = snapshot(); current && current->version() == *version) return current;
+  std::lock_guard lock(reload_mutex_);
   return reload(*version);
+}
+
+Result<std::shared_ptr<const FleetView>> Service::current_view() {
+  auto version = devices_->version();
+  if (!version) return version.error();
+  if (auto current = snapshot(); current && current->version() == *version) return current;
+  return std::shared_ptr<const FleetView>();
 }
 
 Result<store::DeviceWrite> Service::put_devices(const std::vector<inventory::Device>& devices) {
   auto written = devices_->put(devices, utc_now());
   if (!written) return written.error();
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(reload_mutex_);
   auto reloaded = reload(written->version);
   if (!reloaded) return reloaded.error();
   return written;
@@ -42,7 +51,7 @@ Result<bool> Service::remove_device(std::string_view id) {
   if (!removed) return removed.error();
   auto version = devices_->version();
   if (!version) return version.error();
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(reload_mutex_);
   auto reloaded = reload(*version);
   if (!reloaded) return reloaded.error();
   return removed;

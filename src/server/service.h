@@ -3,6 +3,7 @@
 // node's), so that every answer reflects every write that has returned.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -20,8 +21,11 @@ class Service {
           std::unique_ptr<store::DeviceStore> devices, unsigned threads);
 
   const engine::CatalogIndex& catalog() const { return *catalog_; }
-  // The snapshot at the store's current fleet version (blocking: reads the store).
+  // The snapshot at the store's current fleet version (blocking: may reload the fleet).
   Result<std::shared_ptr<const FleetView>> view();
+  // The current snapshot when it is still the store's version, else null (a reload is due);
+  // never waits for a writer.
+  Result<std::shared_ptr<const FleetView>> current_view();
   Result<store::DeviceWrite> put_devices(const std::vector<inventory::Device>& devices);
   Result<bool> remove_device(std::string_view id);
   // Whether the store answers (for /readyz).
@@ -33,8 +37,9 @@ class Service {
   std::shared_ptr<const engine::CatalogIndex> catalog_;
   std::unique_ptr<store::DeviceStore> devices_;
   unsigned threads_;
-  std::mutex mutex_;  // guards view_ and serializes reloads
-  std::shared_ptr<const FleetView> view_;
+  std::mutex reload_mutex_;  // serializes reloads (held while a fleet is read and evaluated)
+  std::atomic<std::shared_ptr<const FleetView>> view_;
+  std::shared_ptr<const FleetView> snapshot();
 };
 
 }  // namespace kbgap::server

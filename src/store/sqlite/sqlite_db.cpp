@@ -77,6 +77,9 @@ std::optional<bool> Statement::column_optional_bool(int i) const {
 }
 
 Result<Database> Database::open(const std::string& path) {
+  // No global memory statistics: they take a process-wide mutex on every SQLite allocation.
+  static const int configured = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  (void)configured;
   sqlite3* raw = nullptr;
   int rc =
       sqlite3_open_v2(path.c_str(), &raw,

@@ -3,7 +3,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
+#include <thread>
 #include <unordered_map>
 
 #include "common/text.h"
@@ -42,7 +44,19 @@ Result<std::unique_ptr<SqliteDeviceStore>> SqliteDeviceStore::open(const std::st
   auto db = Database::open(path);
   if (!db) return db.error();
   KBGAP_TRY(migrate(*db));
-  return std::unique_ptr<SqliteDeviceStore>(new SqliteDeviceStore(std::move(*db)));
+  auto store = std::unique_ptr<SqliteDeviceStore>(new SqliteDeviceStore(std::move(*db)));
+  const unsigned readers = std::max(2u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < readers; ++i) {
+    auto reader = std::make_unique<Reader>();
+    auto opened = Database::open(path);
+    if (!opened) return opened.error();
+    reader->db = std::move(*opened);
+    auto version = reader->db.prepare("SELECT version FROM fleet_version WHERE id = 1");
+    if (!version) return version.error();
+    reader->version = std::move(*version);
+    store->readers_.push_back(std::move(reader));
+  }
+  return store;
 }
 
 Result<std::int64_t> SqliteDeviceStore::bump_version() {
@@ -143,12 +157,27 @@ Result<std::vector<inventory::Device>> SqliteDeviceStore::all() {
 }
 
 Result<std::int64_t> SqliteDeviceStore::version() {
-  std::lock_guard lock(mutex_);
-  auto stmt = db_.prepare("SELECT version FROM fleet_version WHERE id = 1");
-  if (!stmt) return stmt.error();
-  auto row = stmt->step();
+  // The first free reader; when all are busy, wait for one chosen by thread.
+  Reader* reader = nullptr;
+  std::unique_lock<std::mutex> lock;
+  for (auto& r : readers_) {
+    std::unique_lock<std::mutex> attempt(r->mutex, std::try_to_lock);
+    if (attempt.owns_lock()) {
+      reader = r.get();
+      lock = std::move(attempt);
+      break;
+    }
+  }
+  if (!reader) {
+    reader =
+        readers_[std::hash<std::thread::id>{}(std::this_thread::get_id()) % readers_.size()].get();
+    lock = std::unique_lock<std::mutex>(reader->mutex);
+  }
+  auto row = reader->version.step();
+  const std::int64_t version = row && *row ? reader->version.column_int(0) : 0;
+  reader->version.reset();
   if (!row) return row.error();
-  return *row ? stmt->column_int(0) : 0;
+  return version;
 }
 
 }  // namespace kbgap::store::sqlite

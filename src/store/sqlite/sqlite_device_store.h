@@ -4,6 +4,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "store/device_store.h"
 #include "store/sqlite/sqlite_db.h"
@@ -24,8 +25,16 @@ class SqliteDeviceStore final : public DeviceStore {
  private:
   explicit SqliteDeviceStore(Database db) : db_(std::move(db)) {}
   Result<std::int64_t> bump_version();
-  std::mutex mutex_;  // one connection, used by one thread at a time
+  std::mutex mutex_;  // the writing connection, used by one thread at a time
   Database db_;
+  // version() has connections of its own: in WAL mode they never wait for a writer's
+  // transaction, and several threads ask at once without queueing on one.
+  struct Reader {
+    std::mutex mutex;
+    Database db;
+    Statement version;
+  };
+  std::vector<std::unique_ptr<Reader>> readers_;
 };
 
 }  // namespace kbgap::store::sqlite
