@@ -290,6 +290,19 @@ class Api(unittest.TestCase):
         self.assertEqual(d.status_code, 204)
         self.assertEqual(self.get(f"/api/machines/{device['id']}", self.read).status_code, 404)
 
+    def test_a_write_by_another_process_shows_at_once(self):
+        before = len(self.get("/api/machines", self.read).json()["value"])
+        imported = run(KBGAP, "--data", self.data, "devices", "import",
+                       os.path.join(INVENTORIES, "10_22H2_x64_enterprise_en-us_systeminfo.txt"))
+        self.assertIn("1 new", imported.stdout)
+        after = self.get("/api/machines", self.read).json()["value"]
+        self.assertEqual(len(after), before + 1)
+        fresh = [m for m in after if m["version"] == "22H2"]
+        self.assertEqual(len(fresh), 1)
+        d = requests.delete(f"{self.base}/api/kbgap/devices/{fresh[0]['id']}",
+                            headers={"Authorization": f"Bearer {self.writer}"}, timeout=60)
+        self.assertEqual(d.status_code, 204)
+
     def test_software_and_vulnerabilities(self):
         software = self.get("/api/Software", self.read).json()["value"]
         names = {s["name"] for s in software}
@@ -434,6 +447,53 @@ jwks_url = "http://127.0.0.1:9/keys"
             answer = s.recv(4096).decode()
         self.assertTrue(answer.startswith("HTTP/1.1 408"), answer)
         self.assertLess(time.time() - started, 10)
+
+
+class StorageFault(unittest.TestCase):
+    """A device row the store cannot read (damaged outside kbgap): a bare 500, no internals."""
+
+    def test_a_storage_fault_is_a_plain_500(self):
+        work = tempfile.mkdtemp(prefix="kbgap-fault-")
+        data = os.path.join(work, "data")
+        server = None
+        try:
+            run(KBGAP, "--data", data, "devices", "import",
+                os.path.join(INVENTORIES, "11_24H2_x64_enterprise_systeminfo.txt"))
+            port_file = os.path.join(work, "port")
+            server = subprocess.Popen(
+                [KBGAP, "--data", data, "serve", "--listen", "127.0.0.1:0", "--port-file",
+                 port_file, "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.time() + 120
+            while not os.path.exists(port_file) and time.time() < deadline:
+                time.sleep(0.1)
+            with open(port_file) as f:
+                base = f"http://127.0.0.1:{int(f.read())}"
+            import sqlite3
+            with sqlite3.connect(os.path.join(data, "kbgap.db")) as db:
+                db.execute("INSERT INTO devices VALUES ('ee' || substr(hex(randomblob(19)), 1, 38),"
+                           " 'broken', 'broken', '{not json', 'x', 'x', 'x')")
+            writer = run(KBGAP, "--data", data, "token", "--role", "Machine.ReadWrite.All",
+                         "--role", "Machine.Read.All").stdout.strip()
+            # A write makes the server read the fleet again, and meet the damaged row.
+            device = {"computerDnsName": "new", "osBuild": "10.0.26100.1", "osArchitecture": "x64"}
+            r = requests.post(f"{base}/api/kbgap/devices", json=[device],
+                              headers={"Authorization": f"Bearer {writer}"}, timeout=60)
+            self.assertEqual(r.status_code, 500)
+            error = r.json()["error"]
+            self.assertEqual(error["code"], "InternalServerError")
+            self.assertNotIn("sqlite", r.text.lower())
+            self.assertNotIn("not json", r.text)
+            self.assertNotIn("kbgap.db", r.text)
+            self.assertEqual(self.__class__.get_health(base), 200)
+        finally:
+            if server:
+                server.send_signal(signal.SIGTERM)
+                server.wait(timeout=30)
+            shutil.rmtree(work, ignore_errors=True)
+
+    @staticmethod
+    def get_health(base):
+        return requests.get(base + "/healthz", timeout=60).status_code
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 // SQLite device store: one transaction per batch, the fleet version bumped inside it.
 #include "store/sqlite/sqlite_device_store.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <boost/json.hpp>
@@ -45,18 +48,42 @@ Result<std::unique_ptr<SqliteDeviceStore>> SqliteDeviceStore::open(const std::st
   if (!db) return db.error();
   KBGAP_TRY(migrate(*db));
   auto store = std::unique_ptr<SqliteDeviceStore>(new SqliteDeviceStore(std::move(*db)));
-  const unsigned readers = std::max(2u, std::thread::hardware_concurrency());
-  for (unsigned i = 0; i < readers; ++i) {
-    auto reader = std::make_unique<Reader>();
-    auto opened = Database::open(path);
-    if (!opened) return opened.error();
-    reader->db = std::move(*opened);
-    auto version = reader->db.prepare("SELECT version FROM fleet_version WHERE id = 1");
-    if (!version) return version.error();
-    reader->version = std::move(*version);
-    store->readers_.push_back(std::move(reader));
+  const std::string version_path = path + "-fleet-version";
+  store->shared_fd_ = ::open(version_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (store->shared_fd_ < 0 || ::ftruncate(store->shared_fd_, sizeof(std::int64_t)) != 0) {
+    return io_error(fmt::format("{}: cannot open: {}", version_path, std::strerror(errno)));
   }
+  void* mapped = ::mmap(nullptr, sizeof(std::int64_t), PROT_READ | PROT_WRITE, MAP_SHARED,
+                        store->shared_fd_, 0);
+  if (mapped == MAP_FAILED) {
+    return io_error(fmt::format("{}: cannot map: {}", version_path, std::strerror(errno)));
+  }
+  store->shared_version_ = static_cast<std::int64_t*>(mapped);
+  auto version = store->database_version();
+  if (!version) return version.error();
+  store->publish(*version);
   return store;
+}
+
+SqliteDeviceStore::~SqliteDeviceStore() {
+  if (shared_version_) ::munmap(shared_version_, sizeof(std::int64_t));
+  if (shared_fd_ >= 0) ::close(shared_fd_);
+}
+
+void SqliteDeviceStore::publish(std::int64_t version) {
+  std::atomic_ref<std::int64_t> shared(*shared_version_);
+  std::int64_t seen = shared.load();
+  while (seen < version && !shared.compare_exchange_weak(seen, version)) {
+  }
+}
+
+Result<std::int64_t> SqliteDeviceStore::database_version() {
+  std::lock_guard lock(mutex_);
+  auto stmt = db_.prepare("SELECT version FROM fleet_version WHERE id = 1");
+  if (!stmt) return stmt.error();
+  auto row = stmt->step();
+  if (!row) return row.error();
+  return *row ? stmt->column_int(0) : 0;
 }
 
 Result<std::int64_t> SqliteDeviceStore::bump_version() {
@@ -113,6 +140,7 @@ Result<DeviceWrite> SqliteDeviceStore::put(const std::vector<inventory::Device>&
   if (!version) return version.error();
   write.version = *version;
   KBGAP_TRY(tx.commit());
+  publish(write.version);
   return write;
 }
 
@@ -125,11 +153,14 @@ Result<bool> SqliteDeviceStore::remove(std::string_view id) {
   stmt->bind(1, id);
   KBGAP_TRY(stmt->run());
   const bool removed = sqlite3_changes(db_.handle()) > 0;
+  std::int64_t version = 0;
   if (removed) {
-    auto version = bump_version();
-    if (!version) return version.error();
+    auto bumped = bump_version();
+    if (!bumped) return bumped.error();
+    version = *bumped;
   }
   KBGAP_TRY(tx.commit());
+  if (removed) publish(version);
   return removed;
 }
 
@@ -157,27 +188,7 @@ Result<std::vector<inventory::Device>> SqliteDeviceStore::all() {
 }
 
 Result<std::int64_t> SqliteDeviceStore::version() {
-  // The first free reader; when all are busy, wait for one chosen by thread.
-  Reader* reader = nullptr;
-  std::unique_lock<std::mutex> lock;
-  for (auto& r : readers_) {
-    std::unique_lock<std::mutex> attempt(r->mutex, std::try_to_lock);
-    if (attempt.owns_lock()) {
-      reader = r.get();
-      lock = std::move(attempt);
-      break;
-    }
-  }
-  if (!reader) {
-    reader =
-        readers_[std::hash<std::thread::id>{}(std::this_thread::get_id()) % readers_.size()].get();
-    lock = std::unique_lock<std::mutex>(reader->mutex);
-  }
-  auto row = reader->version.step();
-  const std::int64_t version = row && *row ? reader->version.column_int(0) : 0;
-  reader->version.reset();
-  if (!row) return row.error();
-  return version;
+  return std::atomic_ref<std::int64_t>(*shared_version_).load();
 }
 
 }  // namespace kbgap::store::sqlite

@@ -4,7 +4,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <vector>
 
 #include "store/device_store.h"
 #include "store/sqlite/sqlite_db.h"
@@ -15,6 +14,9 @@ class SqliteDeviceStore final : public DeviceStore {
  public:
   // Opens or creates the database at `path` and brings its schema up to date.
   static Result<std::unique_ptr<SqliteDeviceStore>> open(const std::string& path);
+  ~SqliteDeviceStore() override;
+  SqliteDeviceStore(const SqliteDeviceStore&) = delete;
+  SqliteDeviceStore& operator=(const SqliteDeviceStore&) = delete;
 
   Result<DeviceWrite> put(const std::vector<inventory::Device>& devices,
                           std::string_view now) override;
@@ -25,16 +27,17 @@ class SqliteDeviceStore final : public DeviceStore {
  private:
   explicit SqliteDeviceStore(Database db) : db_(std::move(db)) {}
   Result<std::int64_t> bump_version();
-  std::mutex mutex_;  // the writing connection, used by one thread at a time
+  Result<std::int64_t> database_version();
+  void publish(std::int64_t version);  // raises the shared version to at least `version`
+  std::mutex mutex_;                   // the writing connection, used by one thread at a time
   Database db_;
-  // version() has connections of its own: in WAL mode they never wait for a writer's
-  // transaction, and several threads ask at once without queueing on one.
-  struct Reader {
-    std::mutex mutex;
-    Database db;
-    Statement version;
-  };
-  std::vector<std::unique_ptr<Reader>> readers_;
+  // The fleet version, shared by every process that opens this database: an 8-byte file next
+  // to it, mapped into memory. A write commits (fleet_version in the database), then raises it,
+  // then returns; so a reader that sees the number unchanged has seen every returned write, and
+  // reads it without a system call or a lock. The database stays the truth: opening a store
+  // raises the number to the database's version.
+  std::int64_t* shared_version_ = nullptr;
+  int shared_fd_ = -1;
 };
 
 }  // namespace kbgap::store::sqlite
