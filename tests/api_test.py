@@ -39,6 +39,23 @@ def run(*args, check=True):
     return r
 
 
+def serve(data, work, *args):
+    """Starts `kbgap serve` on a free loopback port; returns (process, port)."""
+    port_file = os.path.join(work, "port")
+    if os.path.exists(port_file):
+        os.remove(port_file)
+    server = subprocess.Popen(
+        [KBGAP, "--data", data, "serve", "--listen", "127.0.0.1:0", "--port-file", port_file,
+         *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not os.path.exists(port_file):
+        if server.poll() is not None or time.time() > deadline:
+            raise RuntimeError("kbgap serve did not start: " + server.stderr.read())
+        time.sleep(0.1)
+    with open(port_file) as f:
+        return server, int(f.read())
+
+
 class Api(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -56,18 +73,7 @@ class Api(unittest.TestCase):
         for files in cls.inventories.values():
             run(KBGAP, "--data", cls.data, "devices", "import",
                 *[os.path.join(INVENTORIES, f) for f in files])
-        port_file = os.path.join(cls.dir, "port")
-        cls.server = subprocess.Popen(
-            [KBGAP, "--data", cls.data, "serve", "--listen", "127.0.0.1:0",
-             "--port-file", port_file, "--quiet"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.time() + 120
-        while not os.path.exists(port_file):
-            if cls.server.poll() is not None or time.time() > deadline:
-                raise RuntimeError("kbgap serve did not start: " + cls.server.stderr.read())
-            time.sleep(0.1)
-        with open(port_file) as f:
-            cls.port = int(f.read())
+        cls.server, cls.port = serve(cls.data, cls.dir, "--quiet")
         cls.base = f"http://127.0.0.1:{cls.port}"
         cls.key = os.path.join(cls.data, "keys", "signing-key.pem")
         cls.read = cls.token("Software.Read.All", "Machine.Read.All", "Vulnerability.Read.All")
@@ -374,18 +380,7 @@ jwks_file = "{os.path.join(cls.dir, 'jwks.json')}"
 issuer = "https://down.example/"
 jwks_url = "http://127.0.0.1:9/keys"
 """)
-        port_file = os.path.join(cls.dir, "port")
-        cls.server = subprocess.Popen(
-            [KBGAP, "--data", cls.data, "serve", "--config", config, "--listen", "127.0.0.1:0",
-             "--port-file", port_file], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True)
-        deadline = time.time() + 120
-        while not os.path.exists(port_file):
-            if cls.server.poll() is not None or time.time() > deadline:
-                raise RuntimeError("kbgap serve did not start: " + cls.server.stderr.read())
-            time.sleep(0.1)
-        with open(port_file) as f:
-            cls.port = int(f.read())
+        cls.server, cls.port = serve(cls.data, cls.dir, "--config", config)
         cls.base = f"http://127.0.0.1:{cls.port}"
 
     @classmethod
@@ -459,15 +454,8 @@ class StorageFault(unittest.TestCase):
         try:
             run(KBGAP, "--data", data, "devices", "import",
                 os.path.join(INVENTORIES, "11_24H2_x64_enterprise_systeminfo.txt"))
-            port_file = os.path.join(work, "port")
-            server = subprocess.Popen(
-                [KBGAP, "--data", data, "serve", "--listen", "127.0.0.1:0", "--port-file",
-                 port_file, "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            deadline = time.time() + 120
-            while not os.path.exists(port_file) and time.time() < deadline:
-                time.sleep(0.1)
-            with open(port_file) as f:
-                base = f"http://127.0.0.1:{int(f.read())}"
+            server, port = serve(data, work, "--quiet")
+            base = f"http://127.0.0.1:{port}"
             import sqlite3
             with sqlite3.connect(os.path.join(data, "kbgap.db")) as db:
                 db.execute("INSERT INTO devices VALUES ('ee' || substr(hex(randomblob(19)), 1, 38),"
@@ -489,6 +477,7 @@ class StorageFault(unittest.TestCase):
             if server:
                 server.send_signal(signal.SIGTERM)
                 server.wait(timeout=30)
+                server.stderr.close()
             shutil.rmtree(work, ignore_errors=True)
 
     @staticmethod
