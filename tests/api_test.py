@@ -485,5 +485,52 @@ class StorageFault(unittest.TestCase):
         return requests.get(base + "/healthz", timeout=60).status_code
 
 
+class Stop(unittest.TestCase):
+    """SIGTERM while a batch of 5,000 devices is still arriving: it is answered and kept."""
+
+    def test_a_request_in_flight_finishes_on_sigterm(self):
+        work = tempfile.mkdtemp(prefix="kbgap-stop-")
+        data = os.path.join(work, "data")
+        try:
+            run(KBGAP, "--data", data, "devices", "import",
+                os.path.join(INVENTORIES, "11_24H2_x64_enterprise_systeminfo.txt"))
+            server, port = serve(data, work, "--quiet")
+            writer = run(KBGAP, "--data", data, "token", "--role",
+                         "Machine.ReadWrite.All").stdout.strip()
+            devices = [{"id": f"{i:040x}", "computerDnsName": f"pc{i}.example.com",
+                        "osName": "Microsoft Windows 10 Enterprise",
+                        "osBuild": f"10.0.19045.{3000 + i % 900}", "osArchitecture": "x64",
+                        "installedKbs": ["KB5034122", "KB5033372"], "tags": ["bulk"]}
+                       for i in range(1, 5001)]
+            body = json.dumps(devices).encode()
+            head = (f"POST /api/kbgap/devices HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    f"Authorization: Bearer {writer}\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n").encode()
+            import socket
+            with socket.create_connection(("127.0.0.1", port), timeout=120) as s:
+                # Half the request, then SIGTERM, then the rest: the request is in flight when
+                # the stop begins.
+                s.sendall(head + body[: len(body) // 2])
+                time.sleep(0.3)
+                server.send_signal(signal.SIGTERM)
+                time.sleep(0.3)
+                s.sendall(body[len(body) // 2:])
+                answer = b""
+                while chunk := s.recv(65536):
+                    answer += chunk
+            self.assertEqual(server.wait(timeout=300), 0)
+            server.stderr.close()
+            status, _, rest = answer.partition(b"\r\n")
+            self.assertEqual(status, b"HTTP/1.1 200 OK", answer[:300])
+            self.assertIn(b"Connection: close", rest)
+            self.assertEqual(json.loads(rest.split(b"\r\n\r\n", 1)[1])["created"], 5000)
+            # Everything acknowledged is there after the stop.
+            listed = json.loads(run(KBGAP, "--data", data, "devices", "list", "--format",
+                                    "json").stdout)
+            self.assertEqual(len(listed), 5001)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
 if __name__ == "__main__":
     unittest.main(argv=[sys.argv[0], "-v"])
