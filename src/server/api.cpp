@@ -330,6 +330,7 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
     response.route = "/" + seg[0];
     if (method != "GET" && method != "HEAD") {
       error(response, 405, "MethodNotAllowed", "Only GET is allowed here");
+      response.headers.emplace_back("Allow", "GET, HEAD");
       return response;
     }
     const bool ready = seg[0] == "healthz" || service_.ready();
@@ -429,8 +430,9 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
     if (k == *kind) response.route = pattern;
   }
   const bool write = *kind == Kind::kPutDevices || *kind == Kind::kDeleteDevice;
-  if (!write && method != "GET") {
+  if (!write && method != "GET" && method != "HEAD") {
     error(response, 405, "MethodNotAllowed", fmt::format("{} is not allowed here", method));
+    response.headers.emplace_back("Allow", "GET, HEAD");
     return response;
   }
 
