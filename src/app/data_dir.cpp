@@ -23,20 +23,26 @@ Result<std::string> database_path(const std::string& data_dir) {
 
 }  // namespace
 
-Result<std::unique_ptr<catalog::CatalogStore>> open_catalog_store(const std::string& data_dir) {
+namespace {
+
+// Opens a store of type Store (SQLite) in the data directory's database, as its interface.
+template <typename Interface, typename Store>
+Result<std::unique_ptr<Interface>> open_store(const std::string& data_dir) {
   auto path = database_path(data_dir);
   if (!path) return path.error();
-  auto store = store::sqlite::SqliteCatalogStore::open(*path);
+  auto store = Store::open(*path);
   if (!store) return store.error();
-  return std::unique_ptr<catalog::CatalogStore>(std::move(*store));
+  return std::unique_ptr<Interface>(std::move(*store));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<catalog::CatalogStore>> open_catalog_store(const std::string& data_dir) {
+  return open_store<catalog::CatalogStore, store::sqlite::SqliteCatalogStore>(data_dir);
 }
 
 Result<std::unique_ptr<store::DeviceStore>> open_device_store(const std::string& data_dir) {
-  auto path = database_path(data_dir);
-  if (!path) return path.error();
-  auto store = store::sqlite::SqliteDeviceStore::open(*path);
-  if (!store) return store.error();
-  return std::unique_ptr<store::DeviceStore>(std::move(*store));
+  return open_store<store::DeviceStore, store::sqlite::SqliteDeviceStore>(data_dir);
 }
 
 }  // namespace kbgap::app

@@ -141,30 +141,25 @@ class Parser {
 
   Result<std::shared_ptr<const Node>> expression(int depth) {
     if (depth > kMaxDepth) return fail(peek(), "expression nested too deeply");
-    auto left = conjunction(depth);
-    if (!left) return left;
-    while (keyword("or")) {
-      next();
-      auto right = conjunction(depth);
-      if (!right) return right;
-      auto n = std::make_shared<Node>();
-      n->kind = Node::Kind::kOr;
-      n->left = *left;
-      n->right = *right;
-      left = std::shared_ptr<const Node>(n);
-    }
-    return left;
+    return chain(depth, "or", Node::Kind::kOr, &Parser::conjunction);
   }
 
   Result<std::shared_ptr<const Node>> conjunction(int depth) {
-    auto left = unary(depth);
+    return chain(depth, "and", Node::Kind::kAnd, &Parser::unary);
+  }
+
+  // operand (word operand)*, joined left to right.
+  Result<std::shared_ptr<const Node>> chain(
+      int depth, std::string_view word, Node::Kind kind,
+      Result<std::shared_ptr<const Node>> (Parser::*operand)(int)) {
+    auto left = (this->*operand)(depth);
     if (!left) return left;
-    while (keyword("and")) {
+    while (keyword(word)) {
       next();
-      auto right = unary(depth);
+      auto right = (this->*operand)(depth);
       if (!right) return right;
       auto n = std::make_shared<Node>();
-      n->kind = Node::Kind::kAnd;
+      n->kind = kind;
       n->left = *left;
       n->right = *right;
       left = std::shared_ptr<const Node>(n);
