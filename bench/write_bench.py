@@ -1,0 +1,61 @@
+#!/usr/bin/python3
+"""Device writes against a growing fleet: POST /api/kbgap/devices in batches of 10,000 devices
+into a fresh `kbgap serve`, timing each answer. Every write reloads the fleet snapshot (re-reads
+and re-evaluates every stored device), so the time grows with the fleet.
+Usage: bench/write_bench.py [path/to/kbgap] [batches]   Result: bench/results/write.txt
+"""
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KBGAP = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build/kbgap"))
+BATCHES = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+BUILDS = ["10.0.19045.%d" % r for r in (3803, 4046, 4170, 4291, 4412, 4529, 4651, 4780, 4894, 5011)]
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="kbgap-write-")
+    data = os.path.join(work, "data")
+    subprocess.run([KBGAP, "--data", data, "devices", "import",
+                    os.path.join(ROOT, "data/inventories/11_24H2_x64_enterprise_systeminfo.txt")],
+                   check=True, capture_output=True)
+    port_file = os.path.join(work, "port")
+    server = subprocess.Popen([KBGAP, "--data", data, "serve", "--quiet", "--listen",
+                               "127.0.0.1:0", "--port-file", port_file], stderr=subprocess.DEVNULL)
+    try:
+        while not os.path.exists(port_file):
+            time.sleep(0.1)
+        port = int(open(port_file).read())
+        token = subprocess.run([KBGAP, "--data", data, "token", "--role", "Machine.ReadWrite.All",
+                                "--ttl", "2h"], capture_output=True, text=True).stdout.strip()
+        lines = ["date: %s  host: %d cores  command: bench/write_bench.py %s %d" % (
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), os.cpu_count(), KBGAP, BATCHES)]
+        stored = 1
+        for batch in range(BATCHES):
+            devices = [{"id": "%040x" % (stored + i), "computerDnsName": "pc%d" % (stored + i),
+                        "osName": "Microsoft Windows 10 Enterprise",
+                        "osBuild": BUILDS[(stored + i) % len(BUILDS)], "osArchitecture": "x64",
+                        "installedKbs": ["KB5034122"]} for i in range(10000)]
+            started = time.time()
+            r = requests.post("http://127.0.0.1:%d/api/kbgap/devices" % port, json=devices,
+                              headers={"Authorization": "Bearer " + token}, timeout=600)
+            lines.append("%7d devices stored, POST of 10,000 more: HTTP %d in %.2f s" % (
+                stored, r.status_code, time.time() - started))
+            print(lines[-1], flush=True)
+            stored += 10000
+        os.makedirs(os.path.join(ROOT, "bench/results"), exist_ok=True)
+        with open(os.path.join(ROOT, "bench/results/write.txt"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()
