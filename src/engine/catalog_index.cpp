@@ -151,6 +151,13 @@ void CatalogIndex::index_line_positions() {
   }
 }
 
+std::optional<Index> CatalogIndex::find_cve(std::string_view id) const {
+  auto it = std::lower_bound(cves_.begin(), cves_.end(), id,
+                             [](const CveInfo& c, std::string_view v) { return c.id < v; });
+  if (it == cves_.end() || it->id != id) return std::nullopt;
+  return static_cast<Index>(it - cves_.begin());
+}
+
 std::optional<Index> CatalogIndex::find_kb(KbNumber kb) const {
   auto it = kb_index_.find(kb);
   if (it == kb_index_.end()) return std::nullopt;

@@ -100,6 +100,8 @@ class CatalogIndex {
   const std::vector<ProductInfo>& products() const { return products_; }
 
   std::optional<Index> find_kb(KbNumber kb) const;
+  // A CVE by its id ("CVE-2020-0601"), nullopt when the catalog has none.
+  std::optional<Index> find_cve(std::string_view id) const;
   // Every product of that name: MSRC gave a few names two ProductIDs over the years ("Windows 11
   // version 26H1 for x64-based Systems" is 20853 and 21196).
   const std::vector<Index>& find_products_by_name(std::string_view name) const;

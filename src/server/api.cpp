@@ -101,13 +101,10 @@ std::string os_platform(const inventory::Device& d) {
 // "High" when an open CVE is Critical or Important, "Medium" for Moderate, "Low", else "None".
 std::string exposure_level(const engine::CatalogIndex& catalog, const engine::Evaluation& ev) {
   int worst = 0;
-  const auto& cves = catalog.cves();
   for (const std::string& id : ev.open_cves) {
-    auto it =
-        std::lower_bound(cves.begin(), cves.end(), id,
-                         [](const engine::CveInfo& c, const std::string& v) { return c.id < v; });
-    if (it == cves.end() || it->id != id) continue;
-    const std::string s = to_lower(it->severity);
+    const auto c = catalog.find_cve(id);
+    if (!c) continue;
+    const std::string s = to_lower(catalog.cves()[*c].severity);
     worst = std::max(worst, s == "critical" || s == "important" ? 3
                             : s == "moderate"                   ? 2
                             : s == "low"                        ? 1
@@ -191,14 +188,6 @@ json::object software_json(std::string_view name, std::size_t weaknesses, std::s
                       {"activeAlert", false},
                       {"exposedMachines", static_cast<std::int64_t>(exposed)},
                       {"impactScore", 0.0}};
-}
-
-std::optional<engine::Index> find_cve(const engine::CatalogIndex& catalog, std::string_view id) {
-  const auto& cves = catalog.cves();
-  auto it = std::lower_bound(cves.begin(), cves.end(), id,
-                             [](const engine::CveInfo& c, std::string_view v) { return c.id < v; });
-  if (it == cves.end() || it->id != id) return std::nullopt;
-  return static_cast<engine::Index>(it - cves.begin());
 }
 
 std::string encode_query_value(std::string_view v) {
@@ -652,7 +641,7 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
       const auto& facts = view.facts();
       collection("Vulnerabilities", kVulnerabilityFields, kMaxVulnerabilitiesTop,
                  ev->open_cves.size(), [&](std::size_t k) {
-                   const engine::Index c = *find_cve(catalog, ev->open_cves[k]);
+                   const engine::Index c = *catalog.find_cve(ev->open_cves[k]);
                    auto it = facts.devices_of_cve.find(c);
                    return vulnerability_json(
                        catalog, c, it == facts.devices_of_cve.end() ? 0 : it->second.size());
@@ -676,7 +665,7 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
         error(response, 400, "InvalidInput", "Malformed vulnerability id (CVE-YYYY-NNNN)");
         return response;
       }
-      auto c = find_cve(catalog, seg[1]);
+      auto c = catalog.find_cve(seg[1]);
       if (!c) {
         not_found(response, fmt::format("Vulnerability {} was not found", seg[1]));
         return response;
@@ -724,7 +713,7 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
                  rows.size(), [&](std::size_t k) {
                    const Row& r = rows[k];
                    const inventory::Device& d = view.devices()[r.device];
-                   auto c = find_cve(catalog, r.cve);
+                   auto c = catalog.find_cve(r.cve);
                    const std::string severity = c ? catalog.cves()[*c].severity : "";
                    return json::object{{"id", fmt::format("{}_{}_{}", d.id, r.product, r.cve)},
                                        {"cveId", r.cve},

@@ -55,14 +55,8 @@ std::shared_ptr<const engine::Evaluation> FleetView::evaluation(std::uint32_t de
 
 const FleetFacts& FleetView::facts() const {
   std::call_once(facts_once_, [&] {
-    const auto& cves = catalog_->cves();
-    auto cve_index = [&](const std::string& id) {
-      return static_cast<engine::Index>(
-          std::lower_bound(
-              cves.begin(), cves.end(), id,
-              [](const engine::CveInfo& c, const std::string& v) { return c.id < v; }) -
-          cves.begin());
-    };
+    // Every CVE of an evaluation is the catalog's.
+    auto cve_index = [&](const std::string& id) { return *catalog_->find_cve(id); };
     for (std::uint32_t d = 0; d < devices_.size(); ++d) {
       const auto ev = evaluation(d);
       for (const std::string& id : ev->open_cves) facts_.devices_of_cve[cve_index(id)].push_back(d);
