@@ -31,15 +31,6 @@ bool names_dotnet_version(std::string_view product, std::string_view version) {
   return false;
 }
 
-// `as_of_day`: 20200331 for --as-of 2020-03-31, 0 for none.
-bool applicable(const ProductFix& fix, const CatalogIndex& catalog, const Device& device,
-                int as_of_day) {
-  if (fix.kind == FixKind::kServicingStack) return false;
-  if (fix.kind == FixKind::kHotpatch && !device.hotpatch_enrolled) return false;
-  if (as_of_day != 0 && catalog.release_day(fix.kb) > as_of_day) return false;
-  return true;
-}
-
 // Output order: the newest release first, then the higher KB number.
 bool newest_first(const MissingKb& a, const MissingKb& b) {
   return a.release_date != b.release_date ? a.release_date > b.release_date : a.kb > b.kb;
@@ -59,9 +50,9 @@ MissingKb missing_kb(const CatalogIndex& catalog, Index kb) {
 // The two rules other tools use, as they would decide on the same catalog and device: every KB
 // they would list, with the CVEs it fixes on the device, and no reduction.
 Evaluation evaluate_other_rule(const CatalogIndex& catalog, const Device& device,
-                               const EvaluateOptions& options, const std::vector<Index>& products,
+                               const EvaluateOptions& options, const ProfileKey& key,
                                Evaluation ev) {
-  const int as_of_day = day_number(options.as_of);
+  const std::vector<Index>& products = key.products;
   std::vector<char> superseded(catalog.kbs().size(), 0);
   if (options.rule == Rule::kSupersedenceOnly) {
     std::vector<Index> queue;
@@ -87,7 +78,7 @@ Evaluation evaluate_other_rule(const CatalogIndex& catalog, const Device& device
   for (Index p : products) {
     const ProductInfo& product = catalog.products()[p];
     for (const ProductFix& fix : product.fixes) {
-      if (!applicable(fix, catalog, device, as_of_day)) continue;
+      if (!applicable(fix, catalog, key)) continue;
       bool missing = false;
       if (options.rule == Rule::kSupersedenceOnly) {
         missing = !superseded[fix.kb];
@@ -282,7 +273,7 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
     ev.revision_inferred = ev.revision.has_value();
   }
   if (options.rule != Rule::kKbgap) {
-    return evaluate_other_rule(catalog, device, options, products, std::move(ev));
+    return evaluate_other_rule(catalog, device, options, profile.key(), std::move(ev));
   }
 
   IndexMarks satisfied(catalog.kbs().size());

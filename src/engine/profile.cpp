@@ -10,13 +10,6 @@
 namespace kbgap::engine {
 namespace {
 
-bool applicable(const ProductFix& fix, const CatalogIndex& catalog, const ProfileKey& key) {
-  if (fix.kind == FixKind::kServicingStack) return false;
-  if (fix.kind == FixKind::kHotpatch && !key.hotpatch_enrolled) return false;
-  if (key.as_of_day != 0 && catalog.release_day(fix.kb) > key.as_of_day) return false;
-  return true;
-}
-
 // Is `b` a build of the device's servicing line (the same revision numbering)?
 bool on_device_line(const Build& b, const ProfileKey& key) {
   return b.major == key.major && b.minor == key.minor && servicing_family(b.build) == key.family;
@@ -52,6 +45,13 @@ std::uint32_t next_round(std::uint32_t& round, std::vector<std::uint32_t>& a,
 }
 
 }  // namespace
+
+bool applicable(const ProductFix& fix, const CatalogIndex& catalog, const ProfileKey& key) {
+  if (fix.kind == FixKind::kServicingStack) return false;
+  if (fix.kind == FixKind::kHotpatch && !key.hotpatch_enrolled) return false;
+  if (key.as_of_day != 0 && catalog.release_day(fix.kb) > key.as_of_day) return false;
+  return true;
+}
 
 std::size_t hash_value(const ProfileKey& key) {
   std::size_t h = 0xcbf29ce484222325ull;

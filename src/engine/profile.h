@@ -27,6 +27,10 @@ struct ProfileKey {
 };
 std::size_t hash_value(const ProfileKey& key);
 
+// Does the fix count for devices of this key? Servicing stack updates never (prerequisites, not
+// fixes), hotpatches only when enrolled, and with an as-of date only KBs released by then.
+bool applicable(const ProductFix& fix, const CatalogIndex& catalog, const ProfileKey& key);
+
 // A set of catalog indices (KBs), cleared in O(1) by bumping a stamp.
 class IndexMarks {
  public:
