@@ -318,6 +318,10 @@ std::optional<int> FleetResult::revision(std::uint32_t device) const {
   return states_[state_of_device_[device]].revision;
 }
 
+const std::vector<Index>& FleetResult::products(std::uint32_t device) const {
+  return profiles_[states_[state_of_device_[device]].kind]->products();
+}
+
 Evaluation FleetResult::evaluation(std::uint32_t device) const {
   const State& state = states_[state_of_device_[device]];
   const Profile& profile = *profiles_[state.kind];

@@ -65,6 +65,8 @@ class FleetResult {
   std::size_t component_evaluations() const { return component_evaluations_; }
   std::size_t missing_count(std::uint32_t device) const;
   std::optional<int> revision(std::uint32_t device) const;
+  // The catalog products the device runs (its OS first, then the OS's components).
+  const std::vector<Index>& products(std::uint32_t device) const;
   // The device's missing KBs and open CVEs, as evaluate() reports them without --explain and
   // without the notes that need the full inventory (service pack, unknown revision).
   Evaluation evaluation(std::uint32_t device) const;

@@ -19,14 +19,6 @@ std::shared_ptr<const FleetView> FleetView::build(
   for (std::uint32_t i = 0; i < view->devices_.size(); ++i) {
     const inventory::Device& d = view->devices_[i];
     fleet.add(d);
-    std::vector<std::string> software;
-    for (engine::Index p : engine::device_products(*view->catalog_, d)) {
-      const std::string& name = view->catalog_->products()[p].snake_name;
-      if (std::find(software.begin(), software.end(), name) == software.end()) {
-        software.push_back(name);
-      }
-    }
-    view->software_of_.push_back(std::move(software));
     view->by_id_[d.id] = i;
     auto [it, inserted] = view->by_name_.try_emplace(to_lower(d.computer_dns_name), i);
     if (!inserted && view->devices_[it->second].last_seen <= d.last_seen) it->second = i;
@@ -34,6 +26,17 @@ std::shared_ptr<const FleetView> FleetView::build(
   engine::Fleet::Options options;
   options.threads = threads;
   view->result_ = std::make_unique<engine::FleetResult>(fleet.evaluate(options));
+  // The products each device runs are its profile's: named once more as productsNames names.
+  for (std::uint32_t i = 0; i < view->devices_.size(); ++i) {
+    std::vector<std::string> software;
+    for (engine::Index p : view->result_->products(i)) {
+      const std::string& name = view->catalog_->products()[p].snake_name;
+      if (std::find(software.begin(), software.end(), name) == software.end()) {
+        software.push_back(name);
+      }
+    }
+    view->software_of_.push_back(std::move(software));
+  }
   return view;
 }
 
