@@ -39,6 +39,23 @@ std::string bignum_bytes(const BIGNUM* bn) {
   return out;
 }
 
+// An RSA key's modulus and exponent, base64url, as JWKS and thumbprints write them.
+struct PublicNumbers {
+  std::string n, e;
+};
+std::optional<PublicNumbers> public_numbers(const EVP_PKEY* key) {
+  BIGNUM* n = nullptr;
+  BIGNUM* e = nullptr;
+  EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &n);
+  EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e);
+  std::optional<PublicNumbers> out;
+  if (n && e)
+    out = PublicNumbers{base64url_encode(bignum_bytes(n)), base64url_encode(bignum_bytes(e))};
+  BN_free(n);
+  BN_free(e);
+  return out;
+}
+
 // An RSA public key from its modulus and exponent (big-endian bytes).
 PkeyPtr rsa_public_key(std::string_view n, std::string_view e) {
   std::unique_ptr<BIGNUM, decltype(&BN_free)> bn_n(
@@ -346,20 +363,12 @@ Result<SigningKey> SigningKey::load_or_create(const std::filesystem::path& pem) 
     return invalid_input(fmt::format("{}: not an RSA private key in PEM", pem.string()));
   }
   // RFC 7638 thumbprint: SHA-256 of {"e":..,"kty":"RSA","n":..} with members in that order.
-  BIGNUM* n = nullptr;
-  BIGNUM* e = nullptr;
-  EVP_PKEY_get_bn_param(key.key_->pkey.get(), OSSL_PKEY_PARAM_RSA_N, &n);
-  EVP_PKEY_get_bn_param(key.key_->pkey.get(), OSSL_PKEY_PARAM_RSA_E, &e);
-  if (!n || !e) {
-    BN_free(n);
-    BN_free(e);
+  const auto numbers = public_numbers(key.key_->pkey.get());
+  if (!numbers) {
     return invalid_input(fmt::format("{}: the RSA key has no modulus or exponent", pem.string()));
   }
   const std::string thumb_input =
-      fmt::format(R"({{"e":"{}","kty":"RSA","n":"{}"}})", base64url_encode(bignum_bytes(e)),
-                  base64url_encode(bignum_bytes(n)));
-  BN_free(n);
-  BN_free(e);
+      fmt::format(R"({{"e":"{}","kty":"RSA","n":"{}"}})", numbers->e, numbers->n);
   std::array<unsigned char, SHA256_DIGEST_LENGTH> digest{};
   SHA256(reinterpret_cast<const unsigned char*>(thumb_input.data()), thumb_input.size(),
          digest.data());
@@ -369,18 +378,9 @@ Result<SigningKey> SigningKey::load_or_create(const std::filesystem::path& pem) 
 }
 
 std::string SigningKey::jwks() const {
-  BIGNUM* n = nullptr;
-  BIGNUM* e = nullptr;
-  EVP_PKEY_get_bn_param(key_->pkey.get(), OSSL_PKEY_PARAM_RSA_N, &n);
-  EVP_PKEY_get_bn_param(key_->pkey.get(), OSSL_PKEY_PARAM_RSA_E, &e);
-  json::object k{{"kty", "RSA"},
-                 {"use", "sig"},
-                 {"alg", "RS256"},
-                 {"kid", kid_},
-                 {"n", base64url_encode(bignum_bytes(n))},
-                 {"e", base64url_encode(bignum_bytes(e))}};
-  BN_free(n);
-  BN_free(e);
+  const auto numbers = public_numbers(key_->pkey.get());  // checked when the key was loaded
+  json::object k{{"kty", "RSA"}, {"use", "sig"},    {"alg", "RS256"},
+                 {"kid", kid_},  {"n", numbers->n}, {"e", numbers->e}};
   return json::serialize(json::object{{"keys", json::array{k}}});
 }
 
