@@ -134,6 +134,12 @@ class Parser {
   }
 
   const Token& peek() const { return tokens_[pos_]; }
+  // Steps over the next token when it is of `type`; otherwise "expected <what>".
+  Result<void> expect(Token::Type type, std::string_view what) {
+    if (peek().type != type) return fail(peek(), fmt::format("expected {}", what));
+    next();
+    return ok_result();
+  }
   const Token& next() { return tokens_[pos_ < tokens_.size() - 1 ? pos_++ : pos_]; }
   bool keyword(std::string_view word) const {
     return peek().type == Token::Type::kIdent && peek().text == word;
@@ -182,8 +188,7 @@ class Parser {
       next();
       auto inner = expression(depth + 1);
       if (!inner) return inner;
-      if (peek().type != Token::Type::kRParen) return fail(peek(), "expected ')'");
-      next();
+      KBGAP_TRY(expect(Token::Type::kRParen, "')'"));
       return inner;
     }
     if (peek().type != Token::Type::kIdent) return fail(peek(), "expected a field or a function");
@@ -254,18 +259,15 @@ class Parser {
   }
 
   Result<std::shared_ptr<const Node>> function(const Token& name) {
-    if (peek().type != Token::Type::kLParen) return fail(peek(), "expected '('");
-    next();
+    KBGAP_TRY(expect(Token::Type::kLParen, "'('"));
     const Token f = next();
     if (f.type != Token::Type::kIdent) return fail(f, "expected a field");
     auto field = known_field(f, f.text);
     if (!field) return field.error();
-    if (peek().type != Token::Type::kComma) return fail(peek(), "expected ','");
-    next();
+    KBGAP_TRY(expect(Token::Type::kComma, "','"));
     const Token s = next();
     if (s.type != Token::Type::kString) return fail(s, "expected a 'text' value");
-    if (peek().type != Token::Type::kRParen) return fail(peek(), "expected ')'");
-    next();
+    KBGAP_TRY(expect(Token::Type::kRParen, "')'"));
     auto n = std::make_shared<Node>();
     n->kind = name.text == "startswith" ? Node::Kind::kStartsWith
               : name.text == "endswith" ? Node::Kind::kEndsWith
@@ -280,12 +282,10 @@ class Parser {
     const std::string collection = name.text.substr(0, name.text.size() - 4);
     auto field = known_field(name, collection);
     if (!field) return field.error();
-    if (peek().type != Token::Type::kLParen) return fail(peek(), "expected '('");
-    next();
+    KBGAP_TRY(expect(Token::Type::kLParen, "'('"));
     const Token var = next();
     if (var.type != Token::Type::kIdent) return fail(var, "expected a variable name");
-    if (peek().type != Token::Type::kColon) return fail(peek(), "expected ':'");
-    next();
+    KBGAP_TRY(expect(Token::Type::kColon, "':'"));
     const Token use = next();
     if (use.type != Token::Type::kIdent || use.text != var.text) {
       return fail(use, fmt::format("expected '{}'", var.text));
@@ -294,8 +294,7 @@ class Parser {
     if (!op) return op.error();
     auto value = literal();
     if (!value) return value.error();
-    if (peek().type != Token::Type::kRParen) return fail(peek(), "expected ')'");
-    next();
+    KBGAP_TRY(expect(Token::Type::kRParen, "')'"));
     auto n = std::make_shared<Node>();
     n->kind = Node::Kind::kAny;
     n->field = *field;
