@@ -24,8 +24,10 @@ Result<void> type_error(std::string_view key, std::string_view expected) {
   return invalid_input(fmt::format("{}: expected {}", key, expected));
 }
 
+// A whole number in min..max; `what` names it in errors ("a whole number of seconds").
 template <typename T>
-Key integer_key(std::string name, T& target, long long min, long long max) {
+Key integer_key(std::string name, T& target, long long min, long long max,
+                const char* what = "a whole number") {
   Key k;
   k.name = name;
   auto set = [name, &target, min, max](long long v) -> Result<void> {
@@ -35,41 +37,22 @@ Key integer_key(std::string name, T& target, long long min, long long max) {
     target = static_cast<T>(v);
     return ok_result();
   };
-  k.from_toml = [name, set](const toml::node& n) -> Result<void> {
+  k.from_toml = [name, set, what](const toml::node& n) -> Result<void> {
     auto v = n.value<long long>();
-    if (!v || !n.is_integer()) return type_error(name, "a whole number");
+    if (!v || !n.is_integer()) return type_error(name, what);
     return set(*v);
   };
-  k.from_text = [name, set](std::string_view s) -> Result<void> {
+  k.from_text = [name, set, what](std::string_view s) -> Result<void> {
     long long v = 0;
     auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc() || end != s.data() + s.size()) return type_error(name, "a whole number");
+    if (ec != std::errc() || end != s.data() + s.size()) return type_error(name, what);
     return set(v);
   };
   return k;
 }
 
 Key seconds_key(std::string name, std::chrono::seconds& target) {
-  Key k;
-  k.name = name;
-  auto set = [name, &target](long long v) -> Result<void> {
-    if (v < 1 || v > 3600) return invalid_input(fmt::format("{}: {} is outside 1..3600", name, v));
-    target = std::chrono::seconds(v);
-    return ok_result();
-  };
-  k.from_toml = [name, set](const toml::node& n) -> Result<void> {
-    if (!n.is_integer()) return type_error(name, "a whole number of seconds");
-    return set(*n.value<long long>());
-  };
-  k.from_text = [name, set](std::string_view s) -> Result<void> {
-    long long v = 0;
-    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc() || end != s.data() + s.size()) {
-      return type_error(name, "a whole number of seconds");
-    }
-    return set(v);
-  };
-  return k;
+  return integer_key(std::move(name), target, 1, 3600, "a whole number of seconds");
 }
 
 Key string_key(std::string name, std::string& target) {
