@@ -24,7 +24,6 @@ struct Request {
   std::string authorization;
   std::string host;    // Host header
   std::string scheme;  // "http", or X-Forwarded-Proto
-  std::string content_type;
   std::string body;
 };
 

@@ -273,7 +273,6 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     in.authorization = std::string((*req)[http::field::authorization]);
     in.host = std::string((*req)[http::field::host]);
     in.scheme = (*req)["X-Forwarded-Proto"] == "https" ? "https" : "http";
-    in.content_type = std::string((*req)[http::field::content_type]);
     in.body = std::move(req->body());
     const bool head = req->method() == http::verb::head;
     const unsigned version = req->version();

@@ -58,7 +58,7 @@ Result<bool> Service::remove_device(std::string_view id) {
 }
 
 bool Service::ready() {
-  return devices_->version().ok();
+  return devices_->check().ok();
 }
 
 }  // namespace kbgap::server

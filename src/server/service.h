@@ -28,7 +28,7 @@ class Service {
   Result<std::shared_ptr<const FleetView>> current_view();
   Result<store::DeviceWrite> put_devices(const std::vector<inventory::Device>& devices);
   Result<bool> remove_device(std::string_view id);
-  // Whether the store answers (for /readyz).
+  // Whether the store's database answers (for /readyz; blocking).
   bool ready();
 
  private:

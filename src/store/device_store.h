@@ -30,8 +30,11 @@ class DeviceStore {
   virtual Result<bool> remove(std::string_view id) = 0;
   // Every device, in id order.
   virtual Result<std::vector<inventory::Device>> all() = 0;
-  // A number that changes with every committed write of devices, by any process.
+  // A number that changes with every committed write of devices, by any process. Cheap: may
+  // be answered without asking the database.
   virtual Result<std::int64_t> version() = 0;
+  // Asks the database itself (for readiness checks).
+  virtual Result<void> check() = 0;
 };
 
 }  // namespace kbgap::store

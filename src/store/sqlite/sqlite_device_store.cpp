@@ -187,6 +187,12 @@ Result<std::vector<inventory::Device>> SqliteDeviceStore::all() {
   return out;
 }
 
+Result<void> SqliteDeviceStore::check() {
+  auto version = database_version();
+  if (!version) return version.error();
+  return ok_result();
+}
+
 Result<std::int64_t> SqliteDeviceStore::version() {
   return std::atomic_ref<std::int64_t>(*shared_version_).load();
 }

@@ -23,6 +23,7 @@ class SqliteDeviceStore final : public DeviceStore {
   Result<bool> remove(std::string_view id) override;
   Result<std::vector<inventory::Device>> all() override;
   Result<std::int64_t> version() override;
+  Result<void> check() override;
 
  private:
   explicit SqliteDeviceStore(Database db) : db_(std::move(db)) {}
