@@ -24,7 +24,8 @@ if [ "$("$kbgap" --data "$data" devices list --format json)" = "[]" ]; then
 fi
 token=$("$kbgap" --data "$data" token --ttl 12h --app demo --role Software.Read.All \
   --role Machine.Read.All --role Vulnerability.Read.All)
-device=$("$kbgap" --data "$data" devices list | awk '/Windows 10/ {print $1; exit}')
+# (awk reads to the end: quitting early could kill kbgap with SIGPIPE, and pipefail the script)
+device=$("$kbgap" --data "$data" devices list | awk '/Windows 10/ && !id {id = $1} END {print id}')
 cat <<MSG
 
 kbgap serves $("$kbgap" --data "$data" devices list | tail -n +2 | wc -l) real devices on http://$listen
