@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   # toolchain
   build-essential cmake ninja-build pkg-config clang-format
+  # fuzzing: clang with libFuzzer and the sanitizers runtimes (fuzz/run.sh)
+  clang libclang-rt-14-dev
   # libraries
   libboost1.81-dev libboost-json1.81-dev
   libpugixml-dev libsqlite3-dev libzstd-dev libcli11-dev libspdlog-dev libfmt-dev

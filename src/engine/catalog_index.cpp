@@ -381,18 +381,20 @@ CatalogIndex CatalogIndex::build(const catalog::CatalogData& data) {
       for (auto it = entries.rbegin(); it != entries.rend();) {
         const std::size_t pos = it->first;
         int here_min = std::numeric_limits<int>::max();
-        auto group = it;
         for (; it != entries.rend() && it->first == pos; ++it) {
           if (it->second > later_min) wrong.insert(*it);
           here_min = std::min(here_min, it->second);
         }
-        (void)group;
         later_min = std::min(later_min, here_min);
       }
       for (const auto& [pos, revision] : wrong) {
+        // Copies: clang before 16 cannot capture structured bindings.
+        const auto line_family = family;
+        const int wrong_revision = revision;
         for (ProductFix* f : by_kb[chain[pos]]) {
           std::erase_if(f->fixed_builds, [&](const Build& b) {
-            return servicing_family(b.build) * 100 + b.major == family && b.revision == revision;
+            return servicing_family(b.build) * 100 + b.major == line_family &&
+                   b.revision == wrong_revision;
           });
         }
         ++x.distrusted_fixed_builds_;

@@ -205,8 +205,9 @@ Result<Config> load_config(const std::string& path, const std::map<std::string, 
                                     string_key("jwks_url", issuer.jwks_url),
                                     strings_key("audiences", issuer.audiences)};
             for (auto&& [name, v] : *t) {
+              const std::string_view key_name = name.str();  // clang < 16: no binding captures
               auto f = std::find_if(fields.begin(), fields.end(),
-                                    [&](const Key& k) { return k.name == name.str(); });
+                                    [&](const Key& k) { return k.name == key_name; });
               if (f == fields.end()) {
                 return invalid_input(
                     fmt::format("{}: unknown key auth.issuers.{}", where(v), name.str()));

@@ -1,0 +1,26 @@
+// libFuzzer target: kbgap JSON, the body of POST /api/kbgap/devices and the form the device
+// store keeps. A device that parses and is storable must read back as the same device.
+#include <boost/json/serialize.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "inventory/json_inventory.h"
+
+namespace inv = kbgap::inventory;
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  auto parsed = inv::parse_kbgap_json(text, "fuzz.json");
+  if (!parsed) return 0;
+  for (inv::Inventory& i : *parsed) {
+    if (!inv::check_storable(i.device)) continue;
+    const std::string stored = boost::json::serialize(inv::device_json(i.device));
+    auto again = inv::parse_kbgap_json(stored, "stored.json");
+    if (!again || again->size() != 1) std::abort();  // the store could not read what it wrote
+    if (boost::json::serialize(inv::device_json((*again)[0].device)) != stored) std::abort();
+  }
+  return 0;
+}
