@@ -14,6 +14,7 @@ packages=(
   libssl-dev libpq-dev libtomlplusplus-dev
   # tests and benchmarks (the API tests call the server with curl and Python requests)
   libgtest-dev libgmock-dev libbenchmark-dev sqlite3 zstd time bc curl python3 python3-requests
+  openssl
   # the HTTP benchmark: wrk against kbgap and, for scale, nginx serving the same body
   wrk nginx-light
 )

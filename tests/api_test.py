@@ -229,6 +229,95 @@ class Api(unittest.TestCase):
                          "permissions (Software.Read.All) to access the resource.")
         self.assert_error(self.get("/api/nothing-here", self.read), 404, "ResourceNotFound")
 
+    def test_token_attacks_are_refused_before_any_handler(self):
+        """Forged, stale, misdirected and malformed tokens: 401 (403 for a valid token without
+        the role) on a read, a write and a delete, and nothing is written or deleted. Every
+        attack token claims the write permission, so a handler that ran would show."""
+        machine_id, _ = self.machine_id("win10")
+        path = f"/api/machines/{machine_id}/getmissingkbs"
+        now = int(time.time())
+        roles = ["Machine.ReadWrite.All", "Machine.Read.All", "Software.Read.All"]
+        valid = self.signed(self.key, roles=roles, appid="attacker")
+        header, payload, signature = valid.split(".")
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+        def forge(alg_header, body, secret):
+            h = b64(json.dumps(alg_header).encode())
+            p = b64(json.dumps(body).encode())
+            return f"{h}.{p}.{b64(hmac.new(secret, f'{h}.{p}'.encode(), hashlib.sha256).digest())}"
+
+        public_pem = run("openssl", "pkey", "-in", self.key, "-pubout").stdout.encode()
+        jwks = run(TOKEN_TOOL, self.key, "--jwks").stdout.strip().encode()
+        kid = json.loads(jwks)["keys"][0]["kid"]
+        with open(self.key, "rb") as f:
+            private_pem = f.read()
+        other = os.path.join(self.dir, "attacker-key.pem")
+        unknown_kid_header = b64(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "no-such-key"}).encode())
+        raised = b64(json.dumps(dict(claims, roles=roles + ["Vulnerability.Read.All"],
+                                     exp=now + 86400)).encode())
+        attacks = {
+            "alg none": b64(b'{"alg":"none","typ":"JWT"}') + f".{payload}.",
+            "alg none, signature kept": b64(b'{"alg":"none","typ":"JWT"}') + f".{payload}.{signature}",
+            "alg None": b64(b'{"alg":"None"}') + f".{payload}.",
+            "HS256 keyed with the public key (PEM)":
+                forge({"alg": "HS256", "typ": "JWT", "kid": kid}, claims, public_pem),
+            "HS256 keyed with the JWKS": forge({"alg": "HS256", "kid": kid}, claims, jwks),
+            "HS256 keyed with the key file": forge({"alg": "HS256", "kid": kid}, claims, private_pem),
+            "RS512 header": b64(json.dumps({"alg": "RS512", "kid": kid}).encode()) + f".{payload}.{signature}",
+            "unknown kid": f"{unknown_kid_header}.{payload}.{signature}",
+            "no kid": b64(b'{"alg":"RS256","typ":"JWT"}') + f".{payload}.{signature}",
+            "signed by another key": self.signed(other, roles=roles),
+            "expired": self.signed(self.key, roles=roles, exp=now - 3600, nbf=now - 7200),
+            "nbf in the future": self.signed(self.key, roles=roles, nbf=now + 3600, exp=now + 7200),
+            "no exp": self.signed(self.key, roles=roles, exp=None),
+            "wrong aud": self.signed(self.key, roles=roles, aud="https://graph.microsoft.com"),
+            "no aud": self.signed(self.key, roles=roles, aud=None),
+            "wrong iss": self.signed(self.key, roles=roles, iss="https://sts.windows.net/x/"),
+            "payload changed after signing": f"{header}.{raised}.{signature}",
+            "truncated signature": f"{header}.{payload}.{signature[:-8]}",
+            "no signature": f"{header}.{payload}.",
+            "signature of another token": f"{header}.{payload}.{self.writer.split('.')[2]}",
+            "oversized (20 KiB)": self.signed(self.key, roles=roles, pad="x" * 20000),
+            "invalid base64url in the payload": f"{header}.{payload[:10]}*{payload[11:]}.{signature}",
+            "padded base64": f"{header}.{payload}==.{signature}",
+            "standard base64 alphabet": f"{header}.{payload}.{signature.replace('-', '+').replace('_', '/')}x+/",
+            "two parts": f"{header}.{payload}",
+            "four parts": f"{valid}.{signature}",
+            "header not JSON": b64(b"not json") + f".{payload}.{signature}",
+            "empty": "",
+        }
+        self.assertGreater(len(attacks["oversized (20 KiB)"]), 16 * 1024)
+        # The control: the untampered token reads and writes.
+        self.assertEqual(self.get(path, valid).status_code, 200)
+        created = []
+
+        def write(token, n):
+            device = {"id": f"{0xa77ac4000 + n:040x}", "computerDnsName": f"attack{n}",
+                      "osBuild": "10.0.19045.3803", "osArchitecture": "x64"}
+            created.append(device["id"])
+            return requests.post(f"{self.base}/api/kbgap/devices", json=[device], timeout=60,
+                                 headers={"Authorization": f"Bearer {token}"})
+
+        self.assertEqual(write(valid, 0).status_code, 200)
+        for n, (why, token) in enumerate(attacks.items(), start=1):
+            with self.subTest(why):
+                r = self.get(path, token)
+                self.assert_error(r, 401, "Unauthorized")
+                self.assertIn("Bearer", r.headers["WWW-Authenticate"])
+                self.assert_error(write(token, n), 401, "Unauthorized")
+                self.assert_error(requests.delete(f"{self.base}/api/kbgap/devices/{created[0]}",
+                                                  headers={"Authorization": f"Bearer {token}"},
+                                                  timeout=60), 401, "Unauthorized")
+        # A valid token without the role: 403, and no handler ran either.
+        no_role = self.signed(self.key, roles=["Vulnerability.Read.All"])
+        self.assert_error(self.get(path, no_role), 403, "Forbidden")
+        self.assert_error(write(no_role, len(attacks) + 1), 403, "Forbidden")
+        stored = {m["id"] for m in self.get("/api/machines", self.read).json()["value"]}
+        self.assertIn(created[0], stored)  # the control, and no attack deleted it
+        self.assertFalse(stored & set(created[1:]), "an attack token wrote a device")
+        requests.delete(f"{self.base}/api/kbgap/devices/{created[0]}",
+                        headers={"Authorization": f"Bearer {self.writer}"}, timeout=60)
+
     def test_health_needs_no_token_and_everything_else_does(self):
         self.assertEqual(self.get("/healthz").status_code, 200)
         self.assertEqual(self.get("/readyz").status_code, 200)
@@ -412,6 +501,17 @@ jwks_url = "http://127.0.0.1:9/keys"
         r = self.get("/api/machines", self.external(iss="https://down.example/", azp="x"))
         self.assertEqual(r.status_code, 401)
         self.assertEqual(r.json()["error"]["code"], "Unauthorized")
+        # Nor does it write, with the write permission claimed.
+        down = self.external(iss="https://down.example/", azp="x",
+                             roles=["Machine.ReadWrite.All", "Machine.Read.All"])
+        device = {"id": "d0" * 20, "computerDnsName": "down", "osBuild": "10.0.19045.3803",
+                  "osArchitecture": "x64"}
+        r = requests.post(self.base + "/api/kbgap/devices", json=[device], timeout=60,
+                          headers={"Authorization": f"Bearer {down}"})
+        self.assertEqual(r.status_code, 401)
+        listed = json.loads(run(KBGAP, "--data", self.data, "devices", "list", "--format",
+                                "json").stdout)
+        self.assertNotIn(device["id"], [d["id"] for d in listed])
 
     def test_rate_limit_per_application(self):
         token = self.external(azp="limited-app")
@@ -429,7 +529,7 @@ jwks_url = "http://127.0.0.1:9/keys"
         import socket
         token = self.external(azp="limits")
         r = requests.get(self.base + "/api/machines",
-                         headers={"Authorization": f"Bearer {token}", "X-Big": "x" * 5000},
+                         headers={"Authorization": f"Bearer {token}", "X-Big": "x" * 40000},
                          timeout=60)
         self.assertEqual(r.status_code, 431)
         r = requests.post(self.base + "/api/kbgap/devices", data="[" + " " * 200000 + "]",

@@ -18,7 +18,7 @@ struct HttpOptions {
   std::string address = "127.0.0.1";
   std::uint16_t port = 8080;                 // 0: any free port (see HttpServer::port)
   unsigned threads = 0;                      // I/O threads and as many workers; 0: one per core
-  std::size_t max_header_bytes = 16 * 1024;  // larger: 431
+  std::size_t max_header_bytes = 32 * 1024;  // larger: 431 (above a token's 16 KiB: 401)
   std::size_t max_body_bytes = 32 * 1024 * 1024;  // larger: 413
   std::chrono::seconds request_timeout{20};       // a request not read whole by then: 408
   std::chrono::seconds idle_timeout{60};          // a kept-alive connection with nothing to do
