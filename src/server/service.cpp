@@ -1,5 +1,7 @@
 #include "server/service.h"
 
+#include <malloc.h>
+
 #include "common/clock.h"
 
 namespace kbgap::server {
@@ -15,10 +17,17 @@ std::shared_ptr<const FleetView> Service::snapshot() {
 Result<std::shared_ptr<const FleetView>> Service::reload(std::int64_t version) {
   // Called with reload_mutex_ held.
   if (auto current = snapshot(); current && current->version() == version) return current;
-  auto all = devices_->all();
-  if (!all) return all.error();
-  auto fresh = FleetView::build(catalog_, std::move(*all), version, threads_);
+  std::shared_ptr<const FleetView> fresh;
+  {
+    auto all = devices_->all();
+    if (!all) return all.error();
+    fresh = FleetView::build(catalog_, std::move(*all), version, threads_);
+  }
   view_.store(fresh);
+  // Give the memory the reload's temporaries used back to the system. Without this, glibc keeps
+  // the freed pages of every thread's arena and the resident size creeps up under steady writes
+  // (bench/soak.sh: +5% in 150 s at 2.7 writes/s with the heap in use flat; docs/security.md).
+  malloc_trim(0);
   return fresh;
 }
 
