@@ -5,6 +5,7 @@
 # Usage: bench/http_bench.sh [path/to/kbgap] [rounds] [seconds per run]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/serve_lib.sh
 KBGAP=$(realpath "${1:-build/kbgap}")
 ROUNDS=${2:-3}
 SECONDS_PER_RUN=${3:-10}
@@ -20,13 +21,7 @@ trap cleanup EXIT
 
 inventory=data/inventories/10_21H2_x64_pro_systeminfo.txt
 "$KBGAP" --data "$work/data" devices import "$inventory" >/dev/null
-# No rate limit for the benchmark's one application (Defender's default would stop it at 100/min).
-KBGAP_RATE_LIMITS_MACHINES_PER_MINUTE=0 KBGAP_RATE_LIMITS_MACHINES_PER_HOUR=0 \
-  "$KBGAP" --data "$work/data" serve --quiet --listen 127.0.0.1:0 --port-file "$work/port" \
-  2>"$work/serve.log" &
-kbgap_pid=$!
-for _ in $(seq 600); do [ -f "$work/port" ] && break; sleep 0.1; done
-port=$(cat "$work/port")
+start_kbgap "$KBGAP" "$work/data" "$work"
 token=$("$KBGAP" --data "$work/data" token --role Software.Read.All --ttl 2h --app bench)
 id=$("$KBGAP" --data "$work/data" devices list | awk 'NR == 2 {print $1}')
 path="/api/machines/$id/getmissingkbs"

@@ -8,6 +8,7 @@
 # Usage: bench/soak.sh [path/to/kbgap] [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/serve_lib.sh
 KBGAP=$(realpath "${1:-build/kbgap}")
 SOAK_SECONDS=${2:-60}
 OUT=bench/results/soak.txt
@@ -23,12 +24,7 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$kbgap_pid/status"; }
 
 # The demo fleet: every real systeminfo inventory.
 "$KBGAP" --data "$work/data" devices import data/inventories/*_systeminfo.txt >/dev/null
-KBGAP_RATE_LIMITS_MACHINES_PER_MINUTE=0 KBGAP_RATE_LIMITS_MACHINES_PER_HOUR=0 \
-  "$KBGAP" --data "$work/data" serve --quiet --listen 127.0.0.1:0 --port-file "$work/port" \
-  2>"$work/serve.log" &
-kbgap_pid=$!
-for _ in $(seq 600); do [ -f "$work/port" ] && break; sleep 0.1; done
-port=$(cat "$work/port")
+start_kbgap "$KBGAP" "$work/data" "$work"
 reader=$("$KBGAP" --data "$work/data" token --role Software.Read.All --ttl 2h --app soak-reader)
 writer=$("$KBGAP" --data "$work/data" token --role Machine.ReadWrite.All --ttl 2h --app soak-writer)
 id=$("$KBGAP" --data "$work/data" devices list | awk 'NR == 2 {print $1}')

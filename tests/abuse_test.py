@@ -6,10 +6,8 @@ status (408, 431, 413, 400) and the normal client is served throughout, never wa
 
 Usage: abuse_test.py <kbgap binary> <source dir>
 """
-import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +17,8 @@ import time
 import unittest
 
 import requests
+
+import server_support
 
 KBGAP, SOURCE = sys.argv[1], sys.argv[2]
 INVENTORY = os.path.join(SOURCE, "data", "inventories", "10_21H2_x64_pro_systeminfo.txt")
@@ -62,17 +62,7 @@ class Abuse(unittest.TestCase):
             f.write(f"[server]\nrequest_timeout_seconds = {REQUEST_TIMEOUT}\naccess_log = false\n"
                     "[rate_limits]\nmachines_per_minute = 0\nmachines_per_hour = 0\n"
                     "software_per_minute = 0\nsoftware_per_hour = 0\n")
-        port_file = os.path.join(cls.dir, "port")
-        cls.server = subprocess.Popen(
-            [KBGAP, "--data", data, "serve", "--config", config, "--listen", "127.0.0.1:0",
-             "--port-file", port_file], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.time() + 300
-        while not os.path.exists(port_file):
-            if cls.server.poll() is not None or time.time() > deadline:
-                raise RuntimeError("kbgap serve did not start: " + cls.server.stderr.read().decode())
-            time.sleep(0.1)
-        with open(port_file) as f:
-            cls.port = int(f.read())
+        cls.server, cls.port = server_support.serve(KBGAP, data, cls.dir, "--config", config)
         cls.base = f"http://127.0.0.1:{cls.port}"
         token = run(KBGAP, "--data", data, "token", "--role", "Software.Read.All", "--role",
                     "Machine.ReadWrite.All", "--app", "abuse-test").strip()
@@ -82,10 +72,8 @@ class Abuse(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.server.send_signal(signal.SIGTERM)
         try:
-            assert cls.server.wait(timeout=60) == 0
-            cls.server.stderr.close()
+            assert server_support.stop(cls.server)[0] == 0
         finally:
             shutil.rmtree(cls.dir, ignore_errors=True)
 
@@ -115,10 +103,14 @@ class Abuse(unittest.TestCase):
                 return "no answer while it kept trickling"
             return status_of(answer + read_answer(s))
 
+    def post_head(self, s, header):
+        s.sendall(f"POST /api/kbgap/devices HTTP/1.1\r\nHost: x\r\nAuthorization: "
+                  f"{self.auth['Authorization']}\r\n{header}\r\n\r\n".encode())
+
     def slow_body(self):
         with self.connect() as s:
-            s.sendall(f"POST /api/kbgap/devices HTTP/1.1\r\nHost: x\r\nAuthorization: "
-                      f"{self.auth['Authorization']}\r\nContent-Length: 1000\r\n\r\n[".encode())
+            self.post_head(s, "Content-Length: 1000")
+            s.sendall(b"[")
             return status_of(read_answer(s))
 
     def big_headers(self):
@@ -130,16 +122,12 @@ class Abuse(unittest.TestCase):
 
     def declared_big_body(self):
         with self.connect() as s:
-            s.sendall(f"POST /api/kbgap/devices HTTP/1.1\r\nHost: x\r\nAuthorization: "
-                      f"{self.auth['Authorization']}\r\nContent-Length: {64 << 20}\r\n\r\n"
-                      .encode())
+            self.post_head(s, f"Content-Length: {64 << 20}")
             return status_of(read_answer(s))
 
     def chunked_big_body(self):
         with self.connect() as s:
-            s.sendall(f"POST /api/kbgap/devices HTTP/1.1\r\nHost: x\r\nAuthorization: "
-                      f"{self.auth['Authorization']}\r\nTransfer-Encoding: chunked\r\n\r\n"
-                      .encode())
+            self.post_head(s, "Transfer-Encoding: chunked")
             chunk = b"%x\r\n%s\r\n" % (1 << 20, b" " * (1 << 20))
             try:
                 for _ in range(40):  # 40 MiB, over the 32 MiB limit

@@ -20,6 +20,8 @@ import unittest
 
 import requests
 
+import server_support
+
 KBGAP, TOKEN_TOOL, SOURCE = sys.argv[1], sys.argv[2], sys.argv[3]
 INVENTORIES = os.path.join(SOURCE, "data", "inventories")
 AUDIENCE = "https://api.securitycenter.microsoft.com"
@@ -40,20 +42,7 @@ def run(*args, check=True):
 
 
 def serve(data, work, *args):
-    """Starts `kbgap serve` on a free loopback port; returns (process, port)."""
-    port_file = os.path.join(work, "port")
-    if os.path.exists(port_file):
-        os.remove(port_file)
-    server = subprocess.Popen(
-        [KBGAP, "--data", data, "serve", "--listen", "127.0.0.1:0", "--port-file", port_file,
-         *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while not os.path.exists(port_file):
-        if server.poll() is not None or time.time() > deadline:
-            raise RuntimeError("kbgap serve did not start: " + server.stderr.read())
-        time.sleep(0.1)
-    with open(port_file) as f:
-        return server, int(f.read())
+    return server_support.serve(KBGAP, data, work, *args)
 
 
 class Api(unittest.TestCase):
@@ -88,10 +77,8 @@ class Api(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.server.send_signal(signal.SIGTERM)
         try:
-            cls.server.wait(timeout=30)
-            cls.server.stderr.close()
+            server_support.stop(cls.server)
         finally:
             shutil.rmtree(cls.dir, ignore_errors=True)
 
@@ -474,12 +461,10 @@ jwks_url = "http://127.0.0.1:9/keys"
 
     @classmethod
     def tearDownClass(cls):
-        cls.server.send_signal(signal.SIGTERM)
         try:
             # A clean stop: exit status 0 and the last word said.
-            assert cls.server.wait(timeout=30) == 0
-            assert "kbgap: stopped" in cls.server.stderr.read()
-            cls.server.stderr.close()
+            status, said = server_support.stop(cls.server)
+            assert status == 0 and "kbgap: stopped" in said, (status, said)
         finally:
             shutil.rmtree(cls.dir, ignore_errors=True)
 
@@ -575,9 +560,7 @@ class StorageFault(unittest.TestCase):
             self.assertEqual(self.__class__.get_health(base), 200)
         finally:
             if server:
-                server.send_signal(signal.SIGTERM)
-                server.wait(timeout=30)
-                server.stderr.close()
+                server_support.stop(server)
             shutil.rmtree(work, ignore_errors=True)
 
     @staticmethod

@@ -30,6 +30,8 @@ import unittest
 
 import requests
 
+import server_support
+
 KBGAP, SOURCE = sys.argv[1], sys.argv[2]
 ROUNDS = int(os.environ.get("KBGAP_CRASH_ROUNDS", "4"))
 ARCHIVE = os.path.join(SOURCE, "data", "catalog", "cvrf-2016-2026.tar.zst")
@@ -66,23 +68,11 @@ def months(db):
 
 
 def start_server(data, work):
-    port_file = os.path.join(work, "port")
-    if os.path.exists(port_file):
-        os.remove(port_file)
-    server = subprocess.Popen([KBGAP, "--data", data, "serve", "--quiet", "--listen",
-                               "127.0.0.1:0", "--port-file", port_file], env=ENV,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return server, port_file
+    return server_support.start(KBGAP, data, work, "--quiet", env=ENV, stderr=subprocess.DEVNULL)
 
 
-def wait_port(server, port_file, limit=600):
-    deadline = time.time() + limit
-    while not os.path.exists(port_file):
-        if server.poll() is not None or time.time() > deadline:
-            raise AssertionError(f"kbgap serve did not start (status {server.poll()})")
-        time.sleep(0.05)
-    with open(port_file) as f:
-        return int(f.read())
+def wait_port(server, port_file):
+    return server_support.wait_port(server, port_file, limit=600)
 
 
 def kill9(process):
@@ -180,8 +170,7 @@ class CrashDuringWrites(unittest.TestCase):
                                      headers={"Authorization": f"Bearer {reader}"})
                     self.assertEqual(r.json()["@odata.count"], len(stored))
                 finally:
-                    server.send_signal(signal.SIGTERM)
-                    self.assertEqual(server.wait(timeout=60), 0)
+                    self.assertEqual(server_support.stop(server)[0], 0)
             self.assertTrue(acked_batches, "no batch was acknowledged before the kills")
             print(f"\n{ROUNDS} kills: {len(acked_batches)} acknowledged batches of 400 kept, "
                   f"{len(sent_batches) - len(acked_batches)} in flight all-or-nothing, "
@@ -264,8 +253,7 @@ class CrashDuringCatalogImport(unittest.TestCase):
                 self.assertEqual(r.status_code, 200, r.text)
                 self.assertEqual(r.json()["value"], expected)
             finally:
-                server.send_signal(signal.SIGTERM)
-                self.assertEqual(server.wait(timeout=60), 0)
+                self.assertEqual(server_support.stop(server)[0], 0)
             self.assertEqual(months(db), self.reference)
 
 
