@@ -124,7 +124,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (response.content_type.starts_with("application/json")) {
     boost::system::error_code ec;
     (void)boost::json::parse(response.body, ec);
-    if (ec) std::abort();
+    if (ec) {
+      std::fprintf(stderr, "status %d for %s: the body is not JSON (%s): %s\n", response.status,
+                   request.target.c_str(), ec.message().c_str(), response.body.c_str());
+      std::abort();
+    }
   }
   return 0;
 }

@@ -99,8 +99,10 @@ class Api(unittest.TestCase):
         return run(TOKEN_TOOL, key, json.dumps(claims)).stdout.strip()
 
     @classmethod
-    def get(cls, path, token=None, **kw):
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+    def get(cls, path, token=None, headers=None, **kw):
+        headers = dict(headers or {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         return requests.get(cls.base + path, headers=headers, timeout=60, **kw)
 
     def machine_id(self, name):
@@ -215,6 +217,14 @@ class Api(unittest.TestCase):
                          "The application does not have any of the required application "
                          "permissions (Software.Read.All) to access the resource.")
         self.assert_error(self.get("/api/nothing-here", self.read), 404, "ResourceNotFound")
+        # Bytes that are not UTF-8 in the path (found by fuzz_request_target) and in the Host
+        # header: the answer is still JSON that any client can read.
+        body = self.assert_error(self.get("/api/machines/01%D0%C8%CF%A0597/getmissingkbs",
+                                          self.read), 400, "InvalidInput")
+        self.assertIn("01\ufffd\ufffd\u03e0597", body["error"]["message"])  # CF A0: U+03E0
+        odd_host = self.get(path, self.read, headers={"Host": "h\xe9\xff\"x"})
+        self.assertEqual(odd_host.status_code, 200)
+        self.assertTrue(odd_host.json()["@odata.context"].startswith("http://localhost/api/"))
 
     def test_token_attacks_are_refused_before_any_handler(self):
         """Forged, stale, misdirected and malformed tokens: 401 (403 for a valid token without

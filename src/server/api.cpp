@@ -6,12 +6,14 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <cctype>
 #include <cstring>
 #include <random>
 #include <set>
 
 #include "api/defender_dto.h"
 #include "common/text.h"
+#include "common/utf8.h"
 #include "inventory/json_inventory.h"
 #include "server/odata.h"
 
@@ -33,8 +35,21 @@ std::int64_t now_seconds() {
 void error(Response& r, int status, std::string_view code, std::string_view message) {
   r.status = status;
   r.content_type = "application/json; charset=utf-8";
-  r.body = json::serialize(json::object{
-      {"error", json::object{{"code", code}, {"message", message}, {"target", r.correlation_id}}}});
+  // Messages quote the request (an id, a $filter): its bytes need not be UTF-8.
+  r.body = json::serialize(json::object{{"error", json::object{{"code", code},
+                                                               {"message", valid_utf8(message)},
+                                                               {"target", r.correlation_id}}}});
+}
+
+// The Host header when it is a host name or address with an optional port, else localhost: it
+// goes into @odata.context and @odata.nextLink, which must stay well-formed URLs and JSON.
+std::string_view host_or_localhost(std::string_view host) {
+  const bool plain =
+      !host.empty() && host.size() <= 262 && std::all_of(host.begin(), host.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_' ||
+               c == ':' || c == '[' || c == ']';
+      });
+  return plain ? host : "localhost";
 }
 
 void not_found(Response& r, std::string_view what) {
@@ -500,10 +515,9 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
   }
 
   const std::string scheme = request.scheme.empty() ? "http" : request.scheme;
-  const std::string base =
-      !options_.public_url.empty()
-          ? options_.public_url
-          : fmt::format("{}://{}", scheme, request.host.empty() ? "localhost" : request.host);
+  const std::string base = !options_.public_url.empty()
+                               ? options_.public_url
+                               : fmt::format("{}://{}", scheme, host_or_localhost(request.host));
   response.headers.emplace_back("OData-Version", "4.0");
 
   if (*kind == Kind::kPutDevices) {
