@@ -23,7 +23,8 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
   esac
 done
-all=(cvrf inventory_text kbgap_json osquery_json odata_filter jwt jwks request_target)
+all=()  # every fuzz/fuzz_<name>.cpp
+for f in fuzz/fuzz_*.cpp; do n=${f#fuzz/fuzz_}; all+=("${n%.cpp}"); done
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 
 bash scripts/setup.sh
