@@ -27,6 +27,7 @@ Result<std::shared_ptr<const FleetView>> Service::reload(std::int64_t version) {
   // Give the memory the reload's temporaries used back to the system. Without this, glibc keeps
   // the freed pages of every thread's arena and the resident size creeps up under steady writes
   // (bench/soak.sh: +5% in 150 s at 2.7 writes/s with the heap in use flat; docs/security.md).
+  // `kbgap serve` also fixes glibc's mmap and trim thresholds (serve_command.cpp).
   malloc_trim(0);
   return fresh;
 }
