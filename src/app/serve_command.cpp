@@ -134,10 +134,8 @@ int run_serve(const ServeOptions& options) {
   // trim threshold to twice it, so each thread's heap keeps ever more freed memory at its top and
   // the resident size creeps up under steady writes. Fixed at 32 MiB (where the sliding threshold
   // stops anyway), large responses still come from the heaps, and freed tops over 128 KiB go back.
-  // bench/soak.sh 120 s, run one after the other with MALLOC_MMAP_THRESHOLD_ on the same binary:
-  // default 63.3 -> 64.7 MiB (300 s: 63.1 -> 66.1), 32 MiB 47.2 -> 47.1 MiB; 2.2 MB
-  // machinesVulnerabilities answers at 40.9 and 41.3 req/s (5 alternating runs each).
-  // docs/security.md.
+  // Measured with bench/soak.sh (RSS 64 MiB and rising before, 47 MiB flat after) and on 2.2 MB
+  // answers (same speed): docs/security.md, "Load and soak".
   mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
   const auto env = server::kbgap_environment();
   std::string config_path = options.config;
