@@ -70,7 +70,7 @@ std::string valid_utf8(std::string_view s) {
       out.append(s.substr(i, n));
       i += n;
     } else {
-      append_utf8(out, 0xFFFD);
+      append_utf8(out, kReplacementCharacter);
       ++i;
     }
   }

@@ -9,6 +9,9 @@
 
 namespace kbgap {
 
+// U+FFFD, what a byte or unit that encodes nothing becomes.
+inline constexpr std::uint32_t kReplacementCharacter = 0xFFFD;
+
 // Appends the code point as UTF-8.
 void append_utf8(std::string& out, std::uint32_t code_point);
 

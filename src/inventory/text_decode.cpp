@@ -8,8 +8,6 @@
 namespace kbgap::inventory {
 namespace {
 
-constexpr std::uint32_t kReplacement = 0xFFFD;
-
 void decode_utf16le(std::string_view bytes, std::string& out) {
   for (std::size_t i = 0; i + 1 < bytes.size(); i += 2) {
     std::uint32_t unit =
@@ -25,7 +23,7 @@ void decode_utf16le(std::string_view bytes, std::string& out) {
         continue;
       }
     }
-    append_utf8(out, unit >= 0xD800 && unit <= 0xDFFF ? kReplacement : unit);
+    append_utf8(out, unit >= 0xD800 && unit <= 0xDFFF ? kReplacementCharacter : unit);
   }
 }
 
@@ -34,7 +32,7 @@ void decode_single_byte(std::string_view s, std::string& out) {
     if (static_cast<unsigned char>(c) < 0x80) {
       out.push_back(c);
     } else {
-      append_utf8(out, kReplacement);
+      append_utf8(out, kReplacementCharacter);
     }
   }
 }
