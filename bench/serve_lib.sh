@@ -5,6 +5,8 @@ start_kbgap() {
   local kbgap=$1 data=$2 work=$3
   rm -f "$work/port"
   KBGAP_RATE_LIMITS_MACHINES_PER_MINUTE=0 KBGAP_RATE_LIMITS_MACHINES_PER_HOUR=0 \
+    KBGAP_RATE_LIMITS_SOFTWARE_PER_MINUTE=0 KBGAP_RATE_LIMITS_SOFTWARE_PER_HOUR=0 \
+    KBGAP_RATE_LIMITS_VULNERABILITIES_PER_MINUTE=0 KBGAP_RATE_LIMITS_VULNERABILITIES_PER_HOUR=0 \
     "$kbgap" --data "$data" serve --quiet --listen 127.0.0.1:0 --port-file "$work/port" \
     2>"$work/serve.log" &
   kbgap_pid=$!

@@ -4,7 +4,8 @@
 # their KBs changing, so the fleet's size stays put and memory should too). Fails unless every
 # read and every write succeeded and the server's resident memory grew less than 5% over the run:
 # the median of its first 10 one-second samples (after a 10 s warm-up of reads and writes)
-# against the median of its last 10 (medians, because each write's reload briefly adds a copy). Result: bench/results/soak.txt. CI runs it for 60 s.
+# against the median of its last 10 (medians, because each write's reload briefly adds a copy).
+# Result: bench/results/soak.txt. CI runs it for 60 s.
 # Usage: bench/soak.sh [path/to/kbgap] [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
