@@ -1,7 +1,12 @@
 // The SQLite device store: batches, replacement by id, and a fleet version every opener sees.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <boost/json.hpp>
+#include <fstream>
 
 #include "inventory/inventory_reader.h"
+#include "inventory/json_inventory.h"
 #include "store/sqlite/sqlite_device_store.h"
 #include "test_support.h"
 
@@ -38,8 +43,9 @@ TEST(DeviceStore, ReplacesByIdKeepsFirstSeenAndEveryOpenerSeesTheVersion) {
   EXPECT_EQ(*(*a)->version(), second->version);
   auto all = (*a)->all();
   ASSERT_TRUE(all);
-  ASSERT_EQ(all->size(), 2u);
-  for (const auto& d : *all) {
+  ASSERT_EQ(all->devices.size(), 2u);
+  EXPECT_TRUE(all->damaged.empty());
+  for (const auto& d : all->devices) {
     if (d.id != win11.id) continue;
     EXPECT_EQ(d.first_seen, "2026-01-01T00:00:00Z");
     EXPECT_EQ(d.last_seen, "2026-02-01T00:00:00Z");
@@ -53,6 +59,174 @@ TEST(DeviceStore, ReplacesByIdKeepsFirstSeenAndEveryOpenerSeesTheVersion) {
   auto c = SqliteDeviceStore::open(db);
   ASSERT_TRUE(c);
   EXPECT_EQ(*(*c)->version(), *(*a)->version());
+}
+
+// Runs SQL on the database file behind the store's back, as damage from outside would.
+void raw_sql(const std::string& db, const std::string& sql) {
+  sqlite3* handle = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &handle), SQLITE_OK);
+  char* message = nullptr;
+  const int rc = sqlite3_exec(handle, sql.c_str(), nullptr, nullptr, &message);
+  EXPECT_EQ(rc, SQLITE_OK) << (message ? message : "");
+  sqlite3_free(message);
+  sqlite3_close(handle);
+}
+
+std::string without_times(const inventory::Device& d) {
+  inventory::Device copy = d;
+  copy.first_seen.clear();
+  copy.last_seen.clear();
+  return boost::json::serialize(inventory::device_json(copy));
+}
+
+// Every device any reader accepts (the real inventories and every saved fuzz input of the three
+// inventory readers) is stored, and reads back the same after the store is opened again.
+TEST(DeviceStore, EveryDeviceAReaderAcceptsRoundTripsThroughTheStoreAndARestart) {
+  std::vector<inventory::Device> accepted;
+  std::size_t files = 0;
+  for (const char* dir : {"data/inventories", "fuzz/corpus/inventory_text",
+                          "fuzz/corpus/kbgap_json", "fuzz/corpus/osquery_json"}) {
+    for (const auto& entry :
+         std::filesystem::directory_iterator(std::filesystem::path(KBGAP_SOURCE_DIR) / dir)) {
+      ++files;
+      auto read = inventory::read_inventory(test::read_file(entry.path()), entry.path().string());
+      if (!read) continue;
+      // As `kbgap devices import` takes them: a hotfix list alone is no device.
+      auto devices = inventory::merge_inventories(std::move(*read));
+      if (!devices) continue;
+      for (auto& d : *devices) accepted.push_back(std::move(d));
+    }
+  }
+  ASSERT_GT(files, 1000u);
+  ASSERT_GT(accepted.size(), 500u);
+  // Devices of one id (the fuzz inputs repeat machines): the batch keeps the later, so do we.
+  std::map<std::string, const inventory::Device*> expected;
+  for (const auto& d : accepted) expected[d.id] = &d;
+  test::TempDir dir;
+  const std::string db = dir.str("kbgap.db");
+  {
+    auto store = SqliteDeviceStore::open(db);
+    ASSERT_TRUE(store);
+    auto written = (*store)->put(accepted, "2026-11-29T00:00:00Z");
+    ASSERT_TRUE(written) << written.error().message;
+    EXPECT_EQ(written->created, expected.size());
+  }
+  auto reopened = SqliteDeviceStore::open(db);
+  ASSERT_TRUE(reopened);
+  auto all = (*reopened)->all();
+  ASSERT_TRUE(all) << all.error().message;
+  EXPECT_TRUE(all->damaged.empty());
+  ASSERT_EQ(all->devices.size(), expected.size());
+  for (const auto& d : all->devices) {
+    ASSERT_TRUE(expected.count(d.id));
+    EXPECT_EQ(without_times(d), without_times(*expected[d.id])) << expected[d.id]->source;
+    EXPECT_FALSE(d.first_seen.empty());
+    EXPECT_LE(d.last_seen, "2026-11-29T00:00:00Z");
+  }
+}
+
+TEST(DeviceStore, ABatchWithADeviceThatWouldNotReadBackWritesNothing) {
+  test::TempDir dir;
+  auto store = SqliteDeviceStore::open(dir.str("kbgap.db"));
+  ASSERT_TRUE(store);
+  inventory::Device good = real_device("11_24H2_x64_enterprise_systeminfo.txt");
+  inventory::Device bad = real_device("10_1809_x64_pro_en-us_20190307_systeminfo.txt");
+  bad.architecture = inventory::Architecture::kUnknown;  // kbgap JSON requires one
+  auto written = (*store)->put({good, bad}, "2026-01-01T00:00:00Z");
+  ASSERT_FALSE(written);
+  EXPECT_EQ(written.error().code, ErrorCode::kInvalidInput);
+  EXPECT_NE(written.error().message.find("cannot be stored"), std::string::npos);
+  EXPECT_EQ(*(*store)->version(), 0);
+  EXPECT_TRUE((*store)->all()->devices.empty());
+  bad.architecture = inventory::Architecture::kX64;
+  bad.last_seen = "yesterday";
+  EXPECT_FALSE((*store)->put({bad}, "2026-01-01T00:00:00Z"));
+  EXPECT_EQ(*(*store)->version(), 0);
+}
+
+TEST(DeviceStore, TimesAreUtcAndNeverAheadOfTheWritersClock) {
+  test::TempDir dir;
+  auto store = SqliteDeviceStore::open(dir.str("kbgap.db"));
+  ASSERT_TRUE(store);
+  inventory::Device d = real_device("11_24H2_x64_enterprise_systeminfo.txt");
+  d.first_seen = "2025-06-01T08:00:00.5+02:00";
+  d.last_seen = "9999-12-31T00:00:00Z";
+  ASSERT_TRUE((*store)->put({d}, "2026-01-01T00:00:00Z"));
+  auto all = (*store)->all();
+  ASSERT_EQ(all->devices.size(), 1u);
+  EXPECT_EQ(all->devices[0].first_seen, "2025-06-01T06:00:00Z");
+  EXPECT_EQ(all->devices[0].last_seen, "2026-01-01T00:00:00Z");
+}
+
+TEST(DeviceStore, ADamagedRowIsSkippedAndReportedNeverFatal) {
+  test::TempDir dir;
+  const std::string db = dir.str("kbgap.db");
+  auto store = SqliteDeviceStore::open(db);
+  ASSERT_TRUE(store);
+  inventory::Device d = real_device("11_24H2_x64_enterprise_systeminfo.txt");
+  ASSERT_TRUE((*store)->put({d}, "2026-01-01T00:00:00Z"));
+  // The row an older kbgap wrote for "KB00001" (stored as KB1), and one that is not JSON.
+  const std::string older = std::string(40, 'a');
+  raw_sql(db, "INSERT INTO devices VALUES ('" + older + "', 'p', 'p', '{\"id\":\"" + older +
+                  "\",\"computerDnsName\":\"p\",\"osBuild\":\"10.0.19045.3803\","
+                  "\"osArchitecture\":\"x64\",\"installedKbs\":[\"KB1\"]}', 'x', 'x', 'x');"
+                  "INSERT INTO devices VALUES ('" +
+                  std::string(40, 'b') + "', 'q', 'q', '{not json', 'x', 'x', 'x')");
+  auto all = (*store)->all();
+  ASSERT_TRUE(all) << all.error().message;
+  ASSERT_EQ(all->devices.size(), 1u);
+  EXPECT_EQ(all->devices[0].id, d.id);
+  ASSERT_EQ(all->damaged.size(), 2u);
+  EXPECT_EQ(all->damaged[0].id, older);
+  EXPECT_NE(all->damaged[0].problem.find("installedKbs[0]"), std::string::npos);
+  EXPECT_TRUE(*(*store)->remove(older));
+  EXPECT_EQ((*store)->all()->damaged.size(), 1u);
+}
+
+TEST(DeviceStore, OpeningSetsTheSharedVersionToTheDatabasesEvenWhenTheFileSaysMore) {
+  test::TempDir dir;
+  const std::string db = dir.str("kbgap.db");
+  {
+    auto store = SqliteDeviceStore::open(db);
+    ASSERT_TRUE(store);
+    ASSERT_TRUE((*store)->put({real_device("11_24H2_x64_enterprise_systeminfo.txt")},
+                              "2026-01-01T00:00:00Z"));
+  }
+  // A restored older database, or a damaged file: the file says 2^40.
+  {
+    std::fstream f(db + "-fleet-version", std::ios::in | std::ios::out | std::ios::binary);
+    const std::int64_t huge = std::int64_t{1} << 40;
+    f.write(reinterpret_cast<const char*>(&huge), sizeof huge);
+  }
+  auto store = SqliteDeviceStore::open(db);
+  ASSERT_TRUE(store);
+  EXPECT_EQ(*(*store)->version(), 1);
+  auto next = (*store)->put({real_device("7_sp1_x64_enterprise_en-us_A_systeminfo.txt")},
+                            "2026-01-02T00:00:00Z");
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->version, 2);
+  EXPECT_EQ(*(*store)->version(), 2);
+}
+
+TEST(DeviceStore, AnEmptiedOrMissingDatabaseWithWritesBehindItIsRefused) {
+  test::TempDir dir;
+  const std::string db = dir.str("kbgap.db");
+  EXPECT_TRUE(SqliteDeviceStore::check_not_lost(db));  // a new data directory
+  {
+    auto store = SqliteDeviceStore::open(db);
+    ASSERT_TRUE(store);
+    ASSERT_TRUE((*store)->put({real_device("11_24H2_x64_enterprise_systeminfo.txt")},
+                              "2026-01-01T00:00:00Z"));
+  }
+  EXPECT_TRUE(SqliteDeviceStore::check_not_lost(db));
+  std::filesystem::resize_file(db, 0);
+  auto lost = SqliteDeviceStore::check_not_lost(db);
+  ASSERT_FALSE(lost);
+  EXPECT_NE(lost.error().message.find("truncated"), std::string::npos);
+  std::filesystem::remove(db);
+  EXPECT_FALSE(SqliteDeviceStore::check_not_lost(db));
+  std::filesystem::remove(db + "-fleet-version");
+  EXPECT_TRUE(SqliteDeviceStore::check_not_lost(db));
 }
 
 }  // namespace

@@ -53,8 +53,13 @@ Result<engine::CatalogIndex> load_catalog_index(const std::string& data_dir) {
     std::ifstream in(cache, std::ios::binary);
     if (in) {
       std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      if (auto index = engine::CatalogIndex::from_snapshot(bytes, fingerprint)) {
+      bool damaged = false;
+      if (auto index = engine::CatalogIndex::from_snapshot(bytes, fingerprint, &damaged)) {
         return std::move(*index);
+      }
+      if (damaged) {
+        std::fprintf(stderr, "kbgap: %s is damaged (its checksum does not match): rebuilding it\n",
+                     cache.string().c_str());
       }
     }
   }

@@ -18,7 +18,9 @@ Result<std::string> database_path(const std::string& data_dir) {
   if (ec) {
     return io_error(fmt::format("{}: cannot create data directory: {}", data_dir, ec.message()));
   }
-  return (std::filesystem::path(data_dir) / kCatalogFileName).string();
+  std::string path = (std::filesystem::path(data_dir) / kCatalogFileName).string();
+  KBGAP_TRY(store::sqlite::SqliteDeviceStore::check_not_lost(path));
+  return path;
 }
 
 }  // namespace

@@ -15,9 +15,6 @@ namespace kbgap::app {
 int run_devices_import(const DevicesImportOptions& options) {
   auto devices = read_inventory_files(options.inventories);
   if (!devices) return report(devices.error());
-  for (const inventory::Device& d : *devices) {
-    if (auto storable = inventory::check_storable(d); !storable) return report(storable.error());
-  }
   auto store = open_device_store(options.data_dir);
   if (!store) return report(store.error());
   auto written = (*store)->put(*devices, utc_now());
@@ -31,8 +28,15 @@ int run_devices_import(const DevicesImportOptions& options) {
 int run_devices_list(const DevicesListOptions& options) {
   auto store = open_device_store(options.data_dir);
   if (!store) return report(store.error());
-  auto devices = (*store)->all();
-  if (!devices) return report(devices.error());
+  auto stored = (*store)->all();
+  if (!stored) return report(stored.error());
+  for (const store::DamagedDevice& d : stored->damaged) {
+    std::fprintf(stderr,
+                 "kbgap: stored device %s does not read back and is not listed: %s (remove it "
+                 "with: kbgap devices remove %s)\n",
+                 d.id.c_str(), d.problem.c_str(), d.id.c_str());
+  }
+  const std::vector<inventory::Device>* devices = &stored->devices;
   if (options.format == "json") {
     boost::json::array out;
     for (const inventory::Device& d : *devices) out.push_back(inventory::device_json(d));
@@ -47,6 +51,23 @@ int run_devices_list(const DevicesListOptions& options) {
                d.installed_kbs.size(), d.last_seen);
   }
   return kExitOk;
+}
+
+int run_devices_remove(const DevicesRemoveOptions& options) {
+  auto store = open_device_store(options.data_dir);
+  if (!store) return report(store.error());
+  int status = kExitOk;
+  for (const std::string& id : options.ids) {
+    auto removed = (*store)->remove(id);
+    if (!removed) return report(removed.error());
+    if (*removed) {
+      fmt::print("removed {}\n", id);
+    } else {
+      std::fprintf(stderr, "kbgap: no stored device %s\n", id.c_str());
+      status = kExitBadInput;
+    }
+  }
+  return status;
 }
 
 }  // namespace kbgap::app

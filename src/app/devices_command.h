@@ -1,4 +1,4 @@
-// `kbgap devices import`: inventory files into the data directory's device store.
+// `kbgap devices import|list|remove`: the data directory's device store from the command line.
 #pragma once
 
 #include <string>
@@ -16,7 +16,13 @@ struct DevicesListOptions {
   std::string format = "table";  // table | json
 };
 
+struct DevicesRemoveOptions {
+  std::string data_dir;
+  std::vector<std::string> ids;
+};
+
 int run_devices_import(const DevicesImportOptions& options);
 int run_devices_list(const DevicesListOptions& options);
+int run_devices_remove(const DevicesRemoveOptions& options);
 
 }  // namespace kbgap::app

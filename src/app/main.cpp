@@ -83,6 +83,12 @@ int run(int argc, char** argv) {
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();
 
+  DevicesRemoveOptions devices_remove_options;
+  CLI::App* devices_remove =
+      devices->add_subcommand("remove", "remove devices by id (damaged rows included)");
+  devices_remove->fallthrough();
+  devices_remove->add_option("ids", devices_remove_options.ids, "device ids (40 hex)")->required();
+
   ServeOptions serve_options;
   CLI::App* serve = app.add_subcommand("serve", "serve the Defender-compatible API");
   serve->fallthrough();
@@ -135,6 +141,10 @@ int run(int argc, char** argv) {
   if (devices_list->parsed()) {
     devices_list_options.data_dir = data_dir;
     return run_devices_list(devices_list_options);
+  }
+  if (devices_remove->parsed()) {
+    devices_remove_options.data_dir = data_dir;
+    return run_devices_remove(devices_remove_options);
   }
   if (serve->parsed()) {
     serve_options.data_dir = data_dir;

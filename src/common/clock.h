@@ -2,11 +2,18 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace kbgap {
 
 std::string utc_now();
 std::string utc_time(std::chrono::system_clock::time_point t);
+
+// An RFC 3339 date-time ("2026-11-23T15:04:05Z", "2026-11-23t17:04:05.250+02:00") as kbgap
+// writes times: UTC to the second, so that times compare as strings. nullopt for anything else,
+// a date alone included, and for years before 1970 or after 9999.
+std::optional<std::string> utc_time_from_rfc3339(std::string_view text);
 
 }  // namespace kbgap

@@ -88,11 +88,13 @@ class CatalogIndex {
   static CatalogIndex build(const catalog::CatalogData& data);
 
   // A binary image of the index tagged with `fingerprint` (what catalog it was built from), and
-  // back. from_snapshot refuses, with nullopt, an image of another fingerprint or version, or a
-  // damaged one; the caller then builds the index again.
+  // back. The image ends with a SHA-256 of the rest. from_snapshot refuses, with nullopt, an
+  // image of another fingerprint or version, or a damaged one (then `damaged` is set: a bad
+  // checksum or structure); the caller then builds the index again.
   std::string snapshot(std::string_view fingerprint) const;
   static std::optional<CatalogIndex> from_snapshot(std::string_view bytes,
-                                                   std::string_view fingerprint);
+                                                   std::string_view fingerprint,
+                                                   bool* damaged = nullptr);
 
   const std::vector<DocumentInfo>& documents() const { return documents_; }
   const std::vector<KbInfo>& kbs() const { return kbs_; }
@@ -127,6 +129,8 @@ class CatalogIndex {
   std::size_t distrusted_fixed_builds() const { return distrusted_fixed_builds_; }
 
  private:
+  std::string snapshot_body(std::string_view fingerprint) const;
+  static std::optional<CatalogIndex> read_snapshot_body(std::string_view bytes);
   std::vector<DocumentInfo> documents_;
   std::vector<KbInfo> kbs_;
   std::vector<CveInfo> cves_;

@@ -3,13 +3,16 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/digest.h"
 #include "engine/catalog_index.h"
 
 namespace kbgap::engine {
 namespace {
 
 constexpr char kMagic[8] = {'K', 'B', 'G', 'A', 'P', 'I', 'D', 'X'};
-constexpr std::uint32_t kVersion = 2;  // 2: CVEs in the order of their ids
+// 2: CVEs in the order of their ids; 3: a SHA-256 of everything before it at the end.
+constexpr std::uint32_t kVersion = 3;
+constexpr std::size_t kChecksumSize = 64;  // hex
 
 class Writer {
  public:
@@ -97,6 +100,12 @@ class Reader {
 }  // namespace
 
 std::string CatalogIndex::snapshot(std::string_view fingerprint) const {
+  std::string out = snapshot_body(fingerprint);
+  out += sha256_hex(out);
+  return out;
+}
+
+std::string CatalogIndex::snapshot_body(std::string_view fingerprint) const {
   Writer w;
   w.raw(kMagic, sizeof kMagic);
   w.u32(kVersion);
@@ -151,12 +160,36 @@ std::string CatalogIndex::snapshot(std::string_view fingerprint) const {
 }
 
 std::optional<CatalogIndex> CatalogIndex::from_snapshot(std::string_view bytes,
-                                                        std::string_view fingerprint) {
+                                                        std::string_view fingerprint,
+                                                        bool* damaged) {
+  if (damaged) *damaged = false;
   if (bytes.size() < sizeof kMagic || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) {
+    if (damaged) *damaged = !bytes.empty();
     return std::nullopt;
   }
+  {
+    Reader header(bytes.substr(sizeof kMagic));
+    if (header.u32() != kVersion || header.str() != fingerprint || !header.ok()) {
+      return std::nullopt;  // another catalog or format: not damage, just not this one
+    }
+  }
+  // Of this catalog: every byte must be as written, or a changed product name (say) would give
+  // wrong answers without any error.
+  if (bytes.size() < sizeof kMagic + kChecksumSize ||
+      sha256_hex(bytes.substr(0, bytes.size() - kChecksumSize)) !=
+          bytes.substr(bytes.size() - kChecksumSize)) {
+    if (damaged) *damaged = true;
+    return std::nullopt;
+  }
+  auto index = read_snapshot_body(bytes.substr(0, bytes.size() - kChecksumSize));
+  if (!index && damaged) *damaged = true;
+  return index;
+}
+
+std::optional<CatalogIndex> CatalogIndex::read_snapshot_body(std::string_view bytes) {
   Reader r(bytes.substr(sizeof kMagic));
-  if (r.u32() != kVersion || r.str() != fingerprint || !r.ok()) return std::nullopt;
+  r.u32();
+  r.str();
   CatalogIndex x;
   x.documents_.resize(r.count(12));
   for (DocumentInfo& d : x.documents_) {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace kbgap::inventory {
@@ -39,6 +40,14 @@ struct Device {
   std::vector<std::string> tags;
   std::string source;  // the inventory file it was read from
 };
+
+// The KB numbers kbgap stores: from 10000 (KB10000) to 99999999 (KB99999999).
+constexpr KbNumber kMinKbNumber = 10000;
+constexpr KbNumber kMaxKbNumber = 99999999;
+// A KB number from its digits ("5034122", "00123456"): 0 unless every character is a digit and
+// the value is a KB number kbgap stores. Every reader takes KB numbers through it, so that what
+// one reader accepts the stored form (KB<number>) reads back.
+KbNumber kb_number(std::string_view digits);
 
 std::string_view architecture_name(Architecture a);  // "x64", "x86", "arm64", "itanium", ""
 

@@ -51,11 +51,7 @@ KbNumber hotfix_id(std::string_view token) {
   }
   std::size_t end = skip;
   while (end < token.size() && std::isdigit(static_cast<unsigned char>(token[end]))) ++end;
-  if (end - skip < 5 || end - skip > 8) return 0;
-  if (end < token.size() && std::isdigit(static_cast<unsigned char>(token[end]))) return 0;
-  KbNumber kb = 0;
-  std::from_chars(token.data() + skip, token.data() + end, kb);
-  return kb;
+  return kb_number(token.substr(skip, end - skip));
 }
 
 struct Field {
@@ -172,6 +168,19 @@ std::string_view architecture_name(Architecture a) {
   return "";
 }
 
+KbNumber kb_number(std::string_view digits) {
+  // Leading zeros aside, at most 8 digits: longer runs are not KB numbers (and would overflow).
+  while (digits.size() > 1 && digits.front() == '0') digits.remove_prefix(1);
+  if (digits.empty() || digits.size() > 8 || !std::all_of(digits.begin(), digits.end(), [](char c) {
+        return std::isdigit(static_cast<unsigned char>(c));
+      })) {
+    return 0;
+  }
+  KbNumber kb = 0;
+  std::from_chars(digits.data(), digits.data() + digits.size(), kb);
+  return kb >= kMinKbNumber && kb <= kMaxKbNumber ? kb : 0;
+}
+
 std::string os_build_string(const Device& d) {
   if (d.revision) return fmt::format("{}.{}.{}.{}", d.major, d.minor, d.build, *d.revision);
   return fmt::format("{}.{}.{}", d.major, d.minor, d.build);
@@ -217,6 +226,16 @@ Result<Inventory> parse_systeminfo(std::string_view text, std::string_view sourc
   }
   parse_os_version(version->value, d);
   d.computer_dns_name = std::string(fields.front().value);
+  // Both are needed to evaluate and to store the device (kbgap JSON requires them too).
+  if (trim(d.computer_dns_name).empty()) {
+    return invalid_input(fmt::format("{}:{}: no host name", source, fields.front().line));
+  }
+  if (d.architecture == Architecture::kUnknown) {
+    return invalid_input(
+        fmt::format("{}:1: no System Type line with the architecture (x64-based PC, X86-based PC, "
+                    "ARM64-based PC)",
+                    source));
+  }
   if (!classify_windows(d)) {
     return invalid_input(fmt::format("{}:{}: unknown Windows build {}.{}.{}", source, version->line,
                                      d.major, d.minor, d.build));

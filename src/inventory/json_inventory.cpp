@@ -8,6 +8,7 @@
 #include <cctype>
 #include <charconv>
 
+#include "common/clock.h"
 #include "common/text.h"
 #include "inventory/windows_release.h"
 
@@ -19,6 +20,8 @@ namespace json = boost::json;
 constexpr std::size_t kMaxDepth = 16;  // inventories are three levels deep; deeper is hostile
 
 Result<json::value> parse(std::string_view text, std::string_view source) {
+  // A UTF-8 byte order mark, as PowerShell 5.1's Out-File and Set-Content write it.
+  if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);
   json::parse_options opts;
   opts.max_depth = kMaxDepth;
   json::stream_parser parser(json::storage_ptr(), opts);
@@ -76,10 +79,7 @@ KbNumber kb_of(std::string_view s) {
   if (pos != std::string_view::npos) s = s.substr(pos + 2);
   std::size_t n = 0;
   while (n < s.size() && std::isdigit(static_cast<unsigned char>(s[n]))) ++n;
-  if (n < 5 || n > 8) return 0;
-  KbNumber kb = 0;
-  std::from_chars(s.data(), s.data() + n, kb);
-  return kb;
+  return kb_number(s.substr(0, n));
 }
 
 Architecture architecture_of(std::string_view s) {
@@ -140,6 +140,17 @@ Result<Inventory> read_device(const json::value& v, std::string_view path, Reade
   KBGAP_TRY(text("servicePack", d.service_pack));
   KBGAP_TRY(text("firstSeen", d.first_seen));
   KBGAP_TRY(text("lastSeen", d.last_seen));
+  for (auto [key, time] :
+       {std::pair{"firstSeen", &d.first_seen}, std::pair{"lastSeen", &d.last_seen}}) {
+    if (time->empty()) continue;
+    auto utc = utc_time_from_rfc3339(*time);
+    if (!utc) {
+      return r.fail(fmt::format("{}.{}", path, key),
+                    fmt::format("expected an RFC 3339 time like 2026-11-23T15:04:05Z, not '{}'",
+                                time->substr(0, 40)));
+    }
+    *time = std::move(*utc);
+  }
   for (auto [key, flag] :
        {std::pair{"serverCore", &d.server_core}, std::pair{"azureEdition", &d.azure_edition},
         std::pair{"hotpatch", &d.hotpatch_enrolled}}) {
@@ -271,15 +282,6 @@ json::object device_json(const Device& d) {
   return o;
 }
 
-Result<void> check_storable(const Device& d) {
-  auto back = parse_kbgap_json(json::serialize(device_json(d)), d.source);
-  if (!back) {
-    return invalid_input(fmt::format("{}: device {} cannot be stored: {}", d.source,
-                                     d.computer_dns_name, back.error().message));
-  }
-  return ok_result();
-}
-
 bool looks_like_osquery(std::string_view text) {
   return text.find("\"os_version\"") != std::string_view::npos;
 }
@@ -331,7 +333,8 @@ Result<std::vector<Inventory>> parse_osquery_json(std::string_view text, std::st
   d.source = std::string(source);
   const json::value& row = os->front();
   d.os_name = column(row, "name");
-  std::string version = column(row, "version");  // "10.0.19045"
+  if (d.os_name.empty()) d.os_name = "Microsoft Windows";  // as kbgap JSON reads a missing osName
+  std::string version = column(row, "version");            // "10.0.19045"
   std::string revision = column(row, "revision");
   if (!revision.empty() && std::all_of(revision.begin(), revision.end(), ::isdigit) &&
       std::count(version.begin(), version.end(), '.') == 2) {
@@ -352,6 +355,12 @@ Result<std::vector<Inventory>> parse_osquery_json(std::string_view text, std::st
   }
   if (d.computer_dns_name.empty()) {
     return invalid_input(fmt::format("{}: system_info.hostname: required", source));
+  }
+  // Needed to evaluate and to store the device (kbgap JSON requires it too).
+  if (d.architecture == Architecture::kUnknown) {
+    return invalid_input(fmt::format(
+        "{}: os_version.arch: expected x86_64, x86, ARM64 (or system_info.cpu_type), not '{}'",
+        source, column(row, "arch").substr(0, 40)));
   }
   if (!classify_windows(d)) {
     return invalid_input(fmt::format("{}: os_version: unknown Windows build {}", source, version));

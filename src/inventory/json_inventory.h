@@ -21,10 +21,6 @@ Result<std::vector<Inventory>> parse_osquery_json(std::string_view text, std::st
 // A device as kbgap JSON (docs/inventory.md); parse_kbgap_json reads it back to the same device.
 boost::json::object device_json(const Device& d);
 
-// Whether a device can be kept as kbgap JSON and read back (a known architecture, a computer
-// name, a Windows build); the error names the device's source.
-Result<void> check_storable(const Device& d);
-
 // Which of the two a JSON document is.
 bool looks_like_osquery(std::string_view text);
 

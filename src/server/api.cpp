@@ -52,6 +52,18 @@ std::string_view host_or_localhost(std::string_view host) {
   return plain ? host : "localhost";
 }
 
+// A 500: never internals in the body, but the cause in the server's log under the correlation id.
+Response& internal_error(Response& r, std::string cause) {
+  error(r, 500, "InternalServerError",
+        "An internal error occurred; quote the correlation id in target");
+  r.problem = std::move(cause);
+  return r;
+}
+
+Response& storage_fault(Response& r, const Error& e) {
+  return internal_error(r, fmt::format("storage: {}", e.message));
+}
+
 void not_found(Response& r, std::string_view what) {
   error(r, 404, "ResourceNotFound", what);
 }
@@ -314,11 +326,8 @@ Response Api::handle(const Request& request, bool may_block) {
   }
   try {
     return route(request, response, may_block);
-  } catch (const std::exception&) {
-    // Never internals in the body; the access log has the correlation id.
-    error(response, 500, "InternalServerError",
-          "An internal error occurred; quote the correlation id in target");
-    return response;
+  } catch (const std::exception& e) {
+    return internal_error(response, fmt::format("unexpected exception: {}", e.what()));
   }
 }
 
@@ -429,6 +438,11 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
       {Kind::kPutDevices, "/api/kbgap/devices"},
       {Kind::kDeleteDevice, "/api/kbgap/devices/{id}"},
       {Kind::kMetrics, "/metrics"}};
+  // Who asks comes first: without a valid token, no route is told apart from another (an
+  // unknown path is a 401 too, so the routes cannot be listed anonymously).
+  auto claims = authenticate(request, response);
+  if (!claims) return response;
+  response.app = claims->app;
   if (!kind) {
     error(response, 404, "ResourceNotFound",
           fmt::format("No such endpoint: {} {}", method, request.target.substr(0, 200)));
@@ -449,7 +463,7 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
   std::shared_ptr<const FleetView> snapshot;
   if (!write && *kind != Kind::kMetrics) {
     auto current = service_.current_view();
-    if (!current) throw std::runtime_error(current.error().message);
+    if (!current) return storage_fault(response, current.error());
     snapshot = *current;
     if (!snapshot && !may_block) {
       response.status = 0;
@@ -457,9 +471,6 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
     }
   }
 
-  auto claims = authenticate(request, response);
-  if (!claims) return response;
-  response.app = claims->app;
   Permission permission{"Machine.Read.All", "Machine.Read", "Machine.ReadWrite.All"};
   const RateLimit* limit = &options_.machines;
   std::string group = "machines";
@@ -539,7 +550,11 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
     std::vector<inventory::Device> devices;
     for (auto& inv : *read) devices.push_back(std::move(inv.device));
     auto written = service_.put_devices(devices);
-    if (!written) throw std::runtime_error(written.error().message);
+    if (!written && written.error().code == ErrorCode::kInvalidInput) {
+      error(response, 400, "InvalidInput", written.error().message);
+      return response;
+    }
+    if (!written) return storage_fault(response, written.error());
     response.body =
         json::serialize(json::object{{"created", static_cast<std::int64_t>(written->created)},
                                      {"replaced", static_cast<std::int64_t>(written->replaced)},
@@ -552,7 +567,7 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
       return response;
     }
     auto removed = service_.remove_device(seg[2]);
-    if (!removed) throw std::runtime_error(removed.error().message);
+    if (!removed) return storage_fault(response, removed.error());
     if (!*removed) {
       not_found(response, fmt::format("Machine {} was not found", seg[2]));
       return response;
@@ -564,7 +579,7 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
 
   if (!snapshot) {
     auto loaded = service_.view();
-    if (!loaded) throw std::runtime_error(loaded.error().message);
+    if (!loaded) return storage_fault(response, loaded.error());
     snapshot = *loaded;
   }
   const FleetView& view = *snapshot;

@@ -34,7 +34,8 @@ struct Response {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string route = "unmatched";  // the route's pattern, for logs and metrics
   std::string correlation_id;
-  std::string app;  // the calling application, when the token was valid
+  std::string app;      // the calling application, when the token was valid
+  std::string problem;  // for a 500: its cause, logged with the correlation id, never sent
 };
 
 struct RateLimit {

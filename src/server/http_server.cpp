@@ -148,6 +148,12 @@ struct HttpServer::Impl {
   void accept();
   void begin_stop();
   void log(const Response& r, const std::string& method, double seconds, int status) {
+    if (!r.problem.empty()) {
+      // A fault's cause is logged even without the access log: the body only has the id.
+      std::lock_guard lock(log_mutex);
+      std::fprintf(stderr, "kbgap: %d on %s %s (correlation id %s): %s\n", status, method.c_str(),
+                   r.route.c_str(), r.correlation_id.c_str(), r.problem.c_str());
+    }
     if (!options.access_log) return;
     const std::string line = fmt::format(
         R"({{"time":"{}","correlationId":"{}","method":{},"route":{},"status":{},"latencyMs":{:.3f},"app":{}}})",

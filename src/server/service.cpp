@@ -2,6 +2,8 @@
 
 #include <malloc.h>
 
+#include <cstdio>
+
 #include "common/clock.h"
 
 namespace kbgap::server {
@@ -14,6 +16,19 @@ std::shared_ptr<const FleetView> Service::snapshot() {
   return view_.load();
 }
 
+void Service::report_damaged(const std::vector<store::DamagedDevice>& damaged) {
+  std::vector<std::string> ids;
+  for (const store::DamagedDevice& d : damaged) ids.push_back(d.id);
+  if (ids == damaged_) return;
+  damaged_ = std::move(ids);
+  for (const store::DamagedDevice& d : damaged) {
+    std::fprintf(stderr,
+                 "kbgap: stored device %s does not read back and is left out of every answer: "
+                 "%s (write it again, or remove it with: kbgap devices remove %s)\n",
+                 d.id.c_str(), d.problem.c_str(), d.id.c_str());
+  }
+}
+
 Result<std::shared_ptr<const FleetView>> Service::reload(std::int64_t version) {
   // Called with reload_mutex_ held.
   if (auto current = snapshot(); current && current->version() == version) return current;
@@ -21,7 +36,8 @@ Result<std::shared_ptr<const FleetView>> Service::reload(std::int64_t version) {
   {
     auto all = devices_->all();
     if (!all) return all.error();
-    fresh = FleetView::build(catalog_, std::move(*all), version, threads_);
+    report_damaged(all->damaged);
+    fresh = FleetView::build(catalog_, std::move(all->devices), version, threads_);
   }
   view_.store(fresh);
   // Give the memory the reload's temporaries used back to the system. Without this, glibc keeps
@@ -68,7 +84,7 @@ Result<bool> Service::remove_device(std::string_view id) {
 }
 
 bool Service::ready() {
-  return devices_->check().ok();
+  return devices_->check().ok() && view().ok();
 }
 
 }  // namespace kbgap::server

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "common/result.h"
@@ -28,17 +29,21 @@ class Service {
   Result<std::shared_ptr<const FleetView>> current_view();
   Result<store::DeviceWrite> put_devices(const std::vector<inventory::Device>& devices);
   Result<bool> remove_device(std::string_view id);
-  // Whether the store's database answers (for /readyz; blocking).
+  // Whether the store's database answers and the fleet can be read at its current version (for
+  // /readyz; blocking).
   bool ready();
 
  private:
   Result<std::shared_ptr<const FleetView>> reload(std::int64_t version);
+  // Says on stderr which stored rows are skipped, when that changes.
+  void report_damaged(const std::vector<store::DamagedDevice>& damaged);
 
   std::shared_ptr<const engine::CatalogIndex> catalog_;
   std::unique_ptr<store::DeviceStore> devices_;
   unsigned threads_;
   std::mutex reload_mutex_;  // serializes reloads (held while a fleet is read and evaluated)
   std::atomic<std::shared_ptr<const FleetView>> view_;
+  std::vector<std::string> damaged_;  // the skipped rows last reported (under reload_mutex_)
   std::shared_ptr<const FleetView> snapshot();
 };
 

@@ -17,19 +17,32 @@ struct DeviceWrite {
   std::int64_t version = 0;  // the fleet's version after the write
 };
 
+// A stored row that does not read back as a device (damaged outside kbgap, or written by an
+// older version under looser rules): reported, never fatal.
+struct DamagedDevice {
+  std::string id;
+  std::string problem;
+};
+
+struct StoredDevices {
+  std::vector<inventory::Device> devices;  // in id order
+  std::vector<DamagedDevice> damaged;      // skipped
+};
+
 class DeviceStore {
  public:
   virtual ~DeviceStore() = default;
 
   // Writes a batch atomically: every device or none. A device is its id: writing an id again
-  // replaces the device and keeps its first-seen time (the earlier of the two); within a batch
-  // the later of two devices with one id wins. Missing first/last-seen times are `now`.
+  // replaces the device and keeps its first-seen time (the earlier of the two). The batch is
+  // first checked by prepare_batch (device_batch.h): an invalid device is an kInvalidInput
+  // error and nothing is written.
   virtual Result<DeviceWrite> put(const std::vector<inventory::Device>& devices,
                                   std::string_view now) = 0;
   // Removes a device; false when there was none.
   virtual Result<bool> remove(std::string_view id) = 0;
-  // Every device, in id order.
-  virtual Result<std::vector<inventory::Device>> all() = 0;
+  // Every device, in id order; rows that do not read back are skipped and listed.
+  virtual Result<StoredDevices> all() = 0;
   // A number that changes with every committed write of devices, by any process. Cheap: may
   // be answered without asking the database.
   virtual Result<std::int64_t> version() = 0;

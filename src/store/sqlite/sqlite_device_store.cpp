@@ -3,16 +3,23 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 #include <unordered_map>
 
+#include "common/clock.h"
 #include "common/text.h"
 #include "inventory/json_inventory.h"
+#include "store/device_batch.h"
 #include "store/sqlite/sqlite_catalog_store.h"
 
 namespace kbgap::store::sqlite {
@@ -41,7 +48,41 @@ class Transaction {
   bool open_ = false;
 };
 
+// An exclusive lock on the shared version file (flock: between processes; each store has its
+// own descriptor, so between the stores of one process too).
+class VersionLock {
+ public:
+  explicit VersionLock(int fd) : fd_(fd) {
+    while (::flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+    }
+  }
+  ~VersionLock() { ::flock(fd_, LOCK_UN); }
+  VersionLock(const VersionLock&) = delete;
+  VersionLock& operator=(const VersionLock&) = delete;
+
+ private:
+  int fd_;
+};
+
 }  // namespace
+
+Result<void> SqliteDeviceStore::check_not_lost(const std::string& path) {
+  const std::string version_path = path + "-fleet-version";
+  std::error_code ec;
+  const bool present = std::filesystem::exists(path, ec);
+  const auto size = present ? std::filesystem::file_size(path, ec) : 0;
+  if (present && (ec || size > 0)) return ok_result();
+  std::int64_t version = 0;
+  {
+    std::ifstream in(version_path, std::ios::binary);
+    if (!in || !in.read(reinterpret_cast<char*>(&version), sizeof version)) return ok_result();
+  }
+  if (version <= 0) return ok_result();
+  return storage_error(fmt::format(
+      "{} is {} but its fleet had {} writes ({}): the database was lost or truncated. Restore it "
+      "from a backup, or remove {} to start again with an empty fleet",
+      path, present ? "empty" : "missing", version, version_path, version_path));
+}
 
 Result<std::unique_ptr<SqliteDeviceStore>> SqliteDeviceStore::open(const std::string& path) {
   auto db = Database::open(path);
@@ -59,9 +100,13 @@ Result<std::unique_ptr<SqliteDeviceStore>> SqliteDeviceStore::open(const std::st
     return io_error(fmt::format("{}: cannot map: {}", version_path, std::strerror(errno)));
   }
   store->shared_version_ = static_cast<std::int64_t*>(mapped);
+  // The database is the truth: the shared number is set to its version, also when the file says
+  // more (a database restored from a backup, a damaged file). Under the file's lock, so that a
+  // write of another process that commits meanwhile publishes after this, never before.
+  VersionLock lock(store->shared_fd_);
   auto version = store->database_version();
   if (!version) return version.error();
-  store->publish(*version);
+  std::atomic_ref<std::int64_t>(*store->shared_version_).store(*version);
   return store;
 }
 
@@ -71,6 +116,7 @@ SqliteDeviceStore::~SqliteDeviceStore() {
 }
 
 void SqliteDeviceStore::publish(std::int64_t version) {
+  VersionLock lock(shared_fd_);
   std::atomic_ref<std::int64_t> shared(*shared_version_);
   std::int64_t seen = shared.load();
   while (seen < version && !shared.compare_exchange_weak(seen, version)) {
@@ -98,6 +144,8 @@ Result<std::int64_t> SqliteDeviceStore::bump_version() {
 
 Result<DeviceWrite> SqliteDeviceStore::put(const std::vector<inventory::Device>& devices,
                                            std::string_view now) {
+  auto prepared = prepare_batch(devices, now);
+  if (!prepared) return prepared.error();
   std::lock_guard lock(mutex_);
   Transaction tx(db_);
   KBGAP_TRY(tx.begin());
@@ -111,26 +159,25 @@ Result<DeviceWrite> SqliteDeviceStore::put(const std::vector<inventory::Device>&
       " first_seen = excluded.first_seen, last_seen = excluded.last_seen,"
       " updated_at = excluded.updated_at");
   if (!upsert) return upsert.error();
-  // The same id twice in one batch: the later one is the device.
-  std::unordered_map<std::string_view, std::size_t> last;
-  for (std::size_t i = 0; i < devices.size(); ++i) last[devices[i].id] = i;
   DeviceWrite write;
-  for (std::size_t i = 0; i < devices.size(); ++i) {
-    if (last[devices[i].id] != i) continue;
-    inventory::Device d = devices[i];
+  for (PreparedDevice& p : *prepared) {
+    inventory::Device& d = p.device;
     existing->bind(1, d.id);
     auto row = existing->step();
     if (!row) return row.error();
     const std::string stored_first = *row ? existing->column_text(0) : std::string();
     existing->reset();
     (*row ? write.replaced : write.created) += 1;
-    if (d.first_seen.empty()) d.first_seen = std::string(now);
-    if (!stored_first.empty() && stored_first < d.first_seen) d.first_seen = stored_first;
-    if (d.last_seen.empty()) d.last_seen = std::string(now);
+    // A stored first-seen time that is not a time (an older kbgap took free text) is replaced.
+    if (!stored_first.empty() && stored_first < d.first_seen &&
+        utc_time_from_rfc3339(stored_first) == stored_first) {
+      d.first_seen = stored_first;
+      p.json = stored_json(d);
+    }
     upsert->bind(1, d.id)
         .bind(2, d.computer_dns_name)
         .bind(3, to_lower(d.computer_dns_name))
-        .bind(4, boost::json::serialize(inventory::device_json(d)))
+        .bind(4, p.json)
         .bind(5, d.first_seen)
         .bind(6, d.last_seen)
         .bind(7, now);
@@ -164,25 +211,30 @@ Result<bool> SqliteDeviceStore::remove(std::string_view id) {
   return removed;
 }
 
-Result<std::vector<inventory::Device>> SqliteDeviceStore::all() {
+Result<StoredDevices> SqliteDeviceStore::all() {
   std::lock_guard lock(mutex_);
   auto stmt = db_.prepare("SELECT id, inventory, first_seen, last_seen FROM devices ORDER BY id");
   if (!stmt) return stmt.error();
-  std::vector<inventory::Device> out;
+  StoredDevices out;
   for (;;) {
     auto row = stmt->step();
     if (!row) return row.error();
     if (!*row) break;
     const std::string id = stmt->column_text(0);
-    auto read = inventory::parse_kbgap_json(stmt->column_text(1), fmt::format("device {}", id));
+    auto read = inventory::parse_kbgap_json(stmt->column_text(1), "stored");
+    if (read && (read->size() != 1 || read->front().device.id != id)) {
+      read = invalid_input("stored: the row's inventory is of another device");
+    }
     if (!read) {
-      return storage_error(fmt::format("{}: stored device {} cannot be read: {}", db_.path(), id,
-                                       read.error().message));
+      out.damaged.push_back({id, read.error().message});
+      continue;
     }
     inventory::Device d = std::move(read->front().device);
-    d.first_seen = stmt->column_text(2);
-    d.last_seen = stmt->column_text(3);
-    out.push_back(std::move(d));
+    // The columns are the times kbgap keeps (the earliest first-seen of every write).
+    for (auto [column, time] : {std::pair{2, &d.first_seen}, std::pair{3, &d.last_seen}}) {
+      if (auto utc = utc_time_from_rfc3339(stmt->column_text(column))) *time = std::move(*utc);
+    }
+    out.devices.push_back(std::move(d));
   }
   return out;
 }

@@ -14,6 +14,10 @@ class SqliteDeviceStore final : public DeviceStore {
  public:
   // Opens or creates the database at `path` and brings its schema up to date.
   static Result<std::unique_ptr<SqliteDeviceStore>> open(const std::string& path);
+  // Before anything opens (and so creates) the database: an error when it is missing or empty
+  // while its version file says the fleet was written to (a lost or truncated database must not
+  // start quietly as an empty fleet).
+  static Result<void> check_not_lost(const std::string& path);
   ~SqliteDeviceStore() override;
   SqliteDeviceStore(const SqliteDeviceStore&) = delete;
   SqliteDeviceStore& operator=(const SqliteDeviceStore&) = delete;
@@ -21,7 +25,7 @@ class SqliteDeviceStore final : public DeviceStore {
   Result<DeviceWrite> put(const std::vector<inventory::Device>& devices,
                           std::string_view now) override;
   Result<bool> remove(std::string_view id) override;
-  Result<std::vector<inventory::Device>> all() override;
+  Result<StoredDevices> all() override;
   Result<std::int64_t> version() override;
   Result<void> check() override;
 
@@ -36,7 +40,7 @@ class SqliteDeviceStore final : public DeviceStore {
   // to it, mapped into memory. A write commits (fleet_version in the database), then raises it,
   // then returns; so a reader that sees the number unchanged has seen every returned write, and
   // reads it without a system call or a lock. The database stays the truth: opening a store
-  // raises the number to the database's version.
+  // sets the number to the database's version.
   std::int64_t* shared_version_ = nullptr;
   int shared_fd_ = -1;
 };

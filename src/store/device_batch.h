@@ -1,0 +1,29 @@
+// The rules every write of devices passes before a backend's transaction begins, whichever path
+// it came by (the API's POST, `kbgap devices import`): docs/security.md, "What is stored".
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "inventory/device.h"
+
+namespace kbgap::store {
+
+struct PreparedDevice {
+  inventory::Device device;  // times filled in and normalized
+  std::string json;          // its stored form (kbgap JSON), which reads back
+};
+
+// The devices of one batch as they will be stored: the later of two with one id; times as UTC
+// RFC 3339, missing ones `now`, ones ahead of `now` set to `now` (a writer's clock cannot put a
+// device ahead of every other for good). An error naming the device when a time is not RFC 3339
+// or its stored form would not read back (then nothing of the batch is written).
+Result<std::vector<PreparedDevice>> prepare_batch(const std::vector<inventory::Device>& devices,
+                                                  std::string_view now);
+
+// The stored form of a prepared device whose first-seen time moved to an earlier stored one.
+std::string stored_json(const inventory::Device& device);
+
+}  // namespace kbgap::store
