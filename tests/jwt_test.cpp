@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 
 #include <boost/json.hpp>
+#include <limits>
+#include <optional>
 
 #include "test_support.h"
 
@@ -102,6 +104,13 @@ TokenFailure failure(const Verifier& v, const std::string& token) {
                                                  : TokenFailure::kMalformed;
 }
 
+// Why the token is refused, or nullopt when it is accepted.
+std::optional<TokenFailure> outcome(const Verifier& v, const std::string& token) {
+  auto r = v.verify(token, kNow);
+  if (std::holds_alternative<TokenFailure>(r)) return std::get<TokenFailure>(r);
+  return std::nullopt;
+}
+
 TEST(Verifier, RefusesEveryBadToken) {
   Keys k;
   const Verifier v = k.verifier();
@@ -148,6 +157,38 @@ TEST(Verifier, RefusesEveryBadToken) {
   // An issuer whose JWKS could not be had refuses all its tokens.
   const Verifier without({{"kbgap", {kAudience}, nullptr}}, 60);
   EXPECT_EQ(failure(without, good), TokenFailure::kUnknownKey);
+}
+
+// NumericDates (RFC 7519 §2): a number of seconds; anything else, or a number no clock reaches,
+// is refused before any arithmetic (1e300 once converted to int64 with undefined behaviour and
+// was accepted; exp near the int64 maximum overflowed exp + leeway; a string nbf was ignored).
+// The sanitizer build runs this test too.
+TEST(Verifier, TimeClaimsAreNumericDatesInRange) {
+  Keys k;
+  const Verifier v = k.verifier();
+  auto with = [&](const char* key, json::value value) {
+    json::object c = claims();
+    c[key] = std::move(value);
+    return outcome(v, k.key.sign(c));
+  };
+  for (const char* key : {"exp", "nbf", "iat"}) {
+    EXPECT_EQ(with(key, 1e300), TokenFailure::kTimeClaim) << key;
+    EXPECT_EQ(with(key, -1e300), TokenFailure::kTimeClaim) << key;
+    EXPECT_EQ(with(key, std::numeric_limits<std::int64_t>::max()), TokenFailure::kTimeClaim) << key;
+    EXPECT_EQ(with(key, std::numeric_limits<std::int64_t>::min()), TokenFailure::kTimeClaim) << key;
+    EXPECT_EQ(with(key, std::numeric_limits<std::uint64_t>::max()), TokenFailure::kTimeClaim)
+        << key;
+    EXPECT_EQ(with(key, json::string(std::to_string(kNow))), TokenFailure::kTimeClaim) << key;
+    EXPECT_EQ(with(key, true), TokenFailure::kTimeClaim) << key;
+    EXPECT_EQ(with(key, nullptr), TokenFailure::kTimeClaim) << key;
+    EXPECT_EQ(with(key, json::array{kNow}), TokenFailure::kTimeClaim) << key;
+  }
+  // Within range they are times: fractional seconds, the last second of year 9999.
+  EXPECT_EQ(with("exp", static_cast<double>(kNow) + 0.5), std::nullopt);
+  EXPECT_EQ(with("exp", 253402300799), std::nullopt);
+  EXPECT_EQ(with("nbf", static_cast<double>(kNow + 120)), TokenFailure::kNotYetValid);
+  EXPECT_EQ(with("nbf", 253402300799), TokenFailure::kNotYetValid);
+  EXPECT_EQ(with("exp", static_cast<double>(kNow - 61)), TokenFailure::kExpired);
 }
 
 TEST(KeySet, ReadsRsaKeysAndRefusesDocumentsWithout) {

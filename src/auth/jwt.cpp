@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <array>
 #include <boost/json.hpp>
+#include <cmath>
 #include <cstdio>
 #include <shared_mutex>
 #include <sstream>
@@ -103,16 +104,30 @@ std::optional<std::string> string_claim(const json::object& o, std::string_view 
   return std::string(it->value().as_string());
 }
 
-// A NumericDate claim; nullopt when absent or not a number.
-std::optional<std::int64_t> time_claim(const json::object& o, std::string_view key) {
+// RFC 7519 NumericDates kbgap takes: whole or fractional seconds up to the end of year 9999, so
+// that no arithmetic on them can overflow.
+constexpr double kMaxNumericDate = 253402300799.0;  // 9999-12-31T23:59:59Z
+
+// A NumericDate claim: nullopt when absent; an error when present but not a NumericDate in
+// range (a string, a boolean, 1e300, NaN cannot be written in JSON but huge values can).
+std::optional<Result<std::int64_t>> time_claim(const json::object& o, std::string_view key) {
   auto it = o.find(key);
   if (it == o.end()) return std::nullopt;
-  if (it->value().is_int64()) return it->value().as_int64();
-  if (it->value().is_uint64()) {
-    return static_cast<std::int64_t>(std::min<std::uint64_t>(it->value().as_uint64(), INT64_MAX));
+  const json::value& v = it->value();
+  double seconds = 0;
+  if (v.is_int64()) {
+    seconds = static_cast<double>(v.as_int64());
+  } else if (v.is_uint64()) {
+    seconds = static_cast<double>(v.as_uint64());
+  } else if (v.is_double()) {
+    seconds = v.as_double();
+  } else {
+    return Result<std::int64_t>(invalid_input("not a number"));
   }
-  if (it->value().is_double()) return static_cast<std::int64_t>(it->value().as_double());
-  return std::nullopt;
+  if (!(seconds >= -kMaxNumericDate && seconds <= kMaxNumericDate)) {
+    return Result<std::int64_t>(invalid_input("out of range"));
+  }
+  return Result<std::int64_t>(static_cast<std::int64_t>(std::floor(seconds)));
 }
 
 }  // namespace
@@ -230,6 +245,8 @@ std::string_view failure_message(TokenFailure f) {
       return "the token is not valid yet";
     case TokenFailure::kAudience:
       return "the token is not meant for this API (audience)";
+    case TokenFailure::kTimeClaim:
+      return "the token's exp, nbf or iat is not a NumericDate (seconds since 1970, up to 9999)";
   }
   return "the token is not valid";
 }
@@ -287,10 +304,14 @@ std::variant<Claims, TokenFailure> Verifier::verify(std::string_view token,
   }
 
   const auto exp = time_claim(*payload, "exp");
-  if (!exp || now > *exp + leeway_) return TokenFailure::kExpired;
-  if (const auto nbf = time_claim(*payload, "nbf"); nbf && now + leeway_ < *nbf) {
-    return TokenFailure::kNotYetValid;
+  const auto nbf = time_claim(*payload, "nbf");
+  const auto iat = time_claim(*payload, "iat");
+  for (const auto* claim : {&exp, &nbf, &iat}) {
+    if (*claim && !**claim) return TokenFailure::kTimeClaim;
   }
+  // Both sides stay far from the int64 limits: claims are within year 9999, and so is now.
+  if (!exp || now - leeway_ > **exp) return TokenFailure::kExpired;
+  if (nbf && now + leeway_ < **nbf) return TokenFailure::kNotYetValid;
   bool audience = false;
   if (auto aud = payload->find("aud"); aud != payload->end()) {
     auto accepted = [&](const json::value& a) {
@@ -310,7 +331,7 @@ std::variant<Claims, TokenFailure> Verifier::verify(std::string_view token,
   c.subject = string_claim(*payload, "sub").value_or("");
   c.tenant = string_claim(*payload, "tid").value_or("");
   c.app = string_claim(*payload, "appid").value_or(string_claim(*payload, "azp").value_or(""));
-  c.expires = *exp;
+  c.expires = **exp;
   if (auto roles = payload->find("roles"); roles != payload->end() && roles->value().is_array()) {
     for (const json::value& r : roles->value().as_array()) {
       if (r.is_string()) c.roles.emplace_back(r.as_string());

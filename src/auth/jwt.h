@@ -62,6 +62,7 @@ enum class TokenFailure {
   kExpired,      // exp (plus leeway) is past, or there is no exp
   kNotYetValid,  // nbf (minus leeway) is in the future
   kAudience,     // aud is none of the issuer's audiences
+  kTimeClaim,    // exp, nbf or iat is not a NumericDate in range (a string, 1e300, ...)
 };
 std::string_view failure_message(TokenFailure f);
 
