@@ -31,22 +31,6 @@ bool names_dotnet_version(std::string_view product, std::string_view version) {
   return false;
 }
 
-// Output order: the newest release first, then the higher KB number.
-bool newest_first(const MissingKb& a, const MissingKb& b) {
-  return a.release_date != b.release_date ? a.release_date > b.release_date : a.kb > b.kb;
-}
-
-MissingKb missing_kb(const CatalogIndex& catalog, Index kb) {
-  const KbInfo& info = catalog.kbs()[kb];
-  MissingKb m;
-  m.kb = info.kb;
-  m.name = catalog.documents()[info.release_document].title;
-  m.release_date = catalog.release_date(kb);
-  // SPEC §1: the Update Catalog search for the KB (MSRC gives a support article for some KBs).
-  m.url = fmt::format("https://catalog.update.microsoft.com/v7/site/Search.aspx?q=KB{}", info.kb);
-  return m;
-}
-
 // The two rules other tools use, as they would decide on the same catalog and device: every KB
 // they would list, with the CVEs it fixes on the device, and no reduction.
 Evaluation evaluate_other_rule(const CatalogIndex& catalog, const Device& device,
@@ -164,6 +148,21 @@ void explain_pick(const CatalogIndex& catalog, const std::vector<Index>& product
 }
 
 }  // namespace
+
+bool newest_first(const MissingKb& a, const MissingKb& b) {
+  return a.release_date != b.release_date ? a.release_date > b.release_date : a.kb > b.kb;
+}
+
+MissingKb missing_kb(const CatalogIndex& catalog, Index kb) {
+  const KbInfo& info = catalog.kbs()[kb];
+  MissingKb m;
+  m.kb = info.kb;
+  m.name = catalog.documents()[info.release_document].title;
+  m.release_date = catalog.release_date(kb);
+  // SPEC §1: the Update Catalog search for the KB (MSRC gives a support article for some KBs).
+  m.url = fmt::format("https://catalog.update.microsoft.com/v7/site/Search.aspx?q=KB{}", info.kb);
+  return m;
+}
 
 std::vector<Index> device_products(const CatalogIndex& catalog, const Device& device) {
   std::vector<Index> out;

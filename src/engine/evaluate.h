@@ -46,6 +46,11 @@ struct Evaluation {
   std::vector<std::string> notes;  // what limited the answer (unknown OS, ...)
 };
 
+// A missing KB's row without products or CVEs: its number, title, release date and URL.
+MissingKb missing_kb(const CatalogIndex& catalog, Index kb);
+// The order of missing KBs: the newest release first, then the higher KB number.
+bool newest_first(const MissingKb& a, const MissingKb& b);
+
 // The catalog products a device runs: its OS and the components that ship in it.
 std::vector<Index> device_products(const CatalogIndex& catalog, const inventory::Device& device);
 

@@ -318,17 +318,12 @@ std::optional<int> FleetResult::revision(std::uint32_t device) const {
   return states_[state_of_device_[device]].revision;
 }
 
-const std::vector<Index>& FleetResult::products(std::uint32_t device) const {
-  return profiles_[states_[state_of_device_[device]].kind]->products();
+const std::vector<Index>& FleetResult::state_products(std::uint32_t state) const {
+  return profiles_[states_[state].kind]->products();
 }
 
-Evaluation FleetResult::evaluation(std::uint32_t device) const {
-  const State& state = states_[state_of_device_[device]];
-  const Profile& profile = *profiles_[state.kind];
-  Evaluation ev;
-  for (Index p : profile.products()) ev.products.push_back(catalog_->products()[p].name);
-  ev.revision = state.revision;
-  ev.revision_inferred = state.revision_inferred;
+std::vector<const ComponentResult*> FleetResult::state_results(std::uint32_t state_number) const {
+  const State& state = states_[state_number];
   std::vector<const ComponentResult*> results;
   for (std::uint32_t c = 0; c < base_[state.kind].size(); ++c) {
     if (!std::binary_search(state.replaced.begin(), state.replaced.end(), c)) {
@@ -336,8 +331,38 @@ Evaluation FleetResult::evaluation(std::uint32_t device) const {
     }
   }
   results.insert(results.end(), state.pieces.begin(), state.pieces.end());
-  render_results(*catalog_, profile, results, false, ev);
+  return results;
+}
+
+Evaluation FleetResult::state_evaluation(std::uint32_t state_number) const {
+  const State& state = states_[state_number];
+  const Profile& profile = *profiles_[state.kind];
+  Evaluation ev;
+  for (Index p : profile.products()) ev.products.push_back(catalog_->products()[p].name);
+  ev.revision = state.revision;
+  ev.revision_inferred = state.revision_inferred;
+  render_results(*catalog_, profile, state_results(state_number), false, ev);
   return ev;
+}
+
+std::vector<FleetResult::PickFacts> FleetResult::state_picks(std::uint32_t state) const {
+  std::vector<PickFacts> out;
+  for (const ComponentResult* r : state_results(state)) {
+    for (const Pick& pick : r->picks) {
+      PickFacts p;
+      p.kb = pick.kb;
+      for (std::uint32_t pair : pick.pairs) {
+        p.slots.push_back(r->open[pair].slot);
+        p.cves.push_back(r->open[pair].cve);
+      }
+      for (auto* v : {&p.slots, &p.cves}) {
+        std::sort(v->begin(), v->end());
+        v->erase(std::unique(v->begin(), v->end()), v->end());
+      }
+      out.push_back(std::move(p));
+    }
+  }
+  return out;
 }
 
 }  // namespace kbgap::engine

@@ -66,13 +66,30 @@ class FleetResult {
   std::size_t missing_count(std::uint32_t device) const;
   std::optional<int> revision(std::uint32_t device) const;
   // The catalog products the device runs (its OS first, then the OS's components).
-  const std::vector<Index>& products(std::uint32_t device) const;
+  const std::vector<Index>& products(std::uint32_t device) const {
+    return state_products(state_of(device));
+  }
   // The device's missing KBs and open CVEs, as evaluate() reports them without --explain and
   // without the notes that need the full inventory (service pack, unknown revision).
-  Evaluation evaluation(std::uint32_t device) const;
+  Evaluation evaluation(std::uint32_t device) const { return state_evaluation(state_of(device)); }
+
+  // Devices in one state share their answer: what a fleet-wide count needs is per state.
+  std::uint32_t state_of(std::uint32_t device) const { return state_of_device_[device]; }
+  Evaluation state_evaluation(std::uint32_t state) const;
+  // The state's answer in catalog indices, without rendering a string: each missing KB with
+  // the product slots (places in products()) and the CVEs of the open pairs it closes. The CVEs
+  // of all picks together are the state's open CVEs.
+  struct PickFacts {
+    Index kb = 0;
+    std::vector<std::uint32_t> slots;  // ascending, distinct
+    std::vector<Index> cves;           // ascending, distinct
+  };
+  std::vector<PickFacts> state_picks(std::uint32_t state) const;
+  const std::vector<Index>& state_products(std::uint32_t state) const;
 
  private:
   friend class Fleet;
+  std::vector<const ComponentResult*> state_results(std::uint32_t state) const;
   struct State {
     std::uint32_t kind = 0;
     std::optional<int> revision;

@@ -6,8 +6,11 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <cassert>
 #include <cctype>
 #include <cstring>
+#include <functional>
+#include <map>
 #include <random>
 #include <set>
 
@@ -25,6 +28,14 @@ namespace {
 constexpr std::size_t kMaxMachinesTop = 10000;
 constexpr std::size_t kMaxVulnerabilitiesTop = 8000;
 constexpr std::size_t kMaxTokenCache = 10000;
+// A read's limits (docs/security.md, "Limits"): collections render only their page; a scan that
+// must look at items beyond it (a $filter, a $count of a filtered collection, the devices of one
+// CVE) runs on a worker when the collection is large, and stops after kMaxScan items, the page
+// then ending early with a nextLink that goes on where it stopped. A page's body stops growing
+// at kMaxPageBytes (a nextLink carries on).
+constexpr std::size_t kIoThreadScan = 20000;
+constexpr std::size_t kMaxScan = 2000000;
+constexpr std::size_t kMaxPageBytes = 32 * 1024 * 1024;
 
 std::int64_t now_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -125,25 +136,9 @@ std::string os_platform(const inventory::Device& d) {
   return out;
 }
 
-// "High" when an open CVE is Critical or Important, "Medium" for Moderate, "Low", else "None".
-std::string exposure_level(const engine::CatalogIndex& catalog, const engine::Evaluation& ev) {
-  int worst = 0;
-  for (const std::string& id : ev.open_cves) {
-    const auto c = catalog.find_cve(id);
-    if (!c) continue;
-    const std::string s = to_lower(catalog.cves()[*c].severity);
-    worst = std::max(worst, s == "critical" || s == "important" ? 3
-                            : s == "moderate"                   ? 2
-                            : s == "low"                        ? 1
-                                                                : 0);
-  }
-  static constexpr const char* kLevels[] = {"None", "Low", "Medium", "High"};
-  return ev.open_cves.empty() ? "None" : kLevels[std::max(worst, 1)];
-}
-
 json::object machine_json(const FleetView& view, std::uint32_t i) {
   const inventory::Device& d = view.devices()[i];
-  const auto ev = view.evaluation(i);
+  static constexpr const char* kExposure[] = {"None", "Low", "Medium", "High"};
   json::array tags;
   for (const std::string& t : d.tags) tags.emplace_back(t);
   const bool wide = d.architecture != inventory::Architecture::kX86;
@@ -165,7 +160,7 @@ json::object machine_json(const FleetView& view, std::uint32_t i) {
       {"healthStatus", "Active"},
       {"deviceValue", "Normal"},
       {"riskScore", "None"},
-      {"exposureLevel", exposure_level(view.catalog(), *ev)},
+      {"exposureLevel", kExposure[view.state_facts(i).exposure]},
       {"machineTags", std::move(tags)},
       {"rbacGroupName", nullptr},
       {"aadDeviceId", nullptr},
@@ -584,6 +579,12 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
   }
   const FleetView& view = *snapshot;
   const engine::CatalogIndex& catalog = view.catalog();
+  // Fleet-wide facts are gathered once per snapshot, in time that grows with the fleet: not on
+  // an I/O thread.
+  if (*kind != Kind::kMachineMissingKbs && !view.facts_ready() && !may_block) {
+    response.status = 0;
+    return response;
+  }
 
   auto machine = [&]() -> std::optional<std::uint32_t> {
     if (!valid_machine_id(seg[1])) {
@@ -596,42 +597,111 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
     return i;
   };
 
-  // A collection with OData options: filtered, counted, paged with @odata.nextLink.
+  // A collection with OData options: filtered, counted, paged with @odata.nextLink. Positions
+  // 0 .. domain-1; item(p) renders position p, or nullopt when no item stands there (`dense`:
+  // every position holds one, so $skip jumps and counts are known without a scan).
+  struct Source {
+    std::size_t domain = 0;
+    std::size_t members = 0;  // how many positions hold an item
+    bool dense = true;
+    std::function<std::optional<json::object>(std::size_t)> item;
+  };
   auto collection = [&](std::string_view context, const std::vector<std::string>& fields,
-                        std::size_t max_top, std::size_t total,
-                        const std::function<json::object(std::size_t)>& item) {
+                        std::size_t max_top, const Source& source) {
     auto query = odata::parse_query(target->query, max_top, fields);
     if (!query) {
       error(response, 400, "ODataError", query.error().message);
       return;
     }
-    json::array value;
-    std::size_t matched = 0;
-    bool more = false;
-    for (std::size_t i = 0; i < total; ++i) {
-      json::object o = item(i);
-      if (query->filter && !query->filter->matches(o)) continue;
-      if (matched++ < query->skip) continue;
-      if (value.size() < query->top) {
-        value.push_back(std::move(o));
+    const bool scans = query->filter || !source.dense || query->skiptoken;
+    if (scans && !may_block && source.domain > kIoThreadScan) {
+      response.status = 0;  // long: on a worker
+      return;
+    }
+    auto matches = [&](const std::optional<json::object>& o) {
+      return o && (!query->filter || query->filter->matches(*o));
+    };
+    std::optional<std::size_t> count;
+    if (query->count) {
+      if (!query->filter) {
+        count = source.members;
       } else {
-        more = true;
-        if (!query->count) break;
+        if (source.domain > kMaxScan) {
+          error(response, 400, "ODataError",
+                fmt::format("$count with this $filter would look at {} items, more than {}; "
+                            "narrow the filter or leave $count out",
+                            source.domain, kMaxScan));
+          return;
+        }
+        count = 0;
+        for (std::size_t p = 0; p < source.domain; ++p) *count += matches(source.item(p)) ? 1 : 0;
       }
     }
-    json::object body{{"@odata.context", fmt::format("{}/api/$metadata#{}", base, context)}};
-    if (query->count) body["@odata.count"] = static_cast<std::int64_t>(matched);
-    body["value"] = std::move(value);
+    std::string value = "[";
+    std::size_t page = 0, scanned = 0, position = query->skiptoken.value_or(0);
+    std::size_t to_skip = query->skip;
+    if (source.dense && !query->filter) {
+      position += std::exchange(to_skip, 0);
+    }
+    bool more = false;
+    while (position < source.domain && query->top > 0) {
+      if (page == query->top || (page > 0 && value.size() >= kMaxPageBytes) ||
+          (scans && scanned >= kMaxScan)) {
+        more = source.dense && !query->filter ? true : false;
+        if (!more) {
+          // Is there another item? Look without taking it (a bounded look).
+          for (std::size_t p = position; p < source.domain && scanned < kMaxScan; ++p, ++scanned) {
+            if (matches(source.item(p))) {
+              position = p;
+              more = true;
+              break;
+            }
+          }
+          if (scanned >= kMaxScan) more = true;
+        }
+        break;
+      }
+      auto o = source.item(position);
+      ++scanned;
+      if (!matches(o)) {
+        ++position;
+        continue;
+      }
+      ++position;
+      if (to_skip > 0) {
+        --to_skip;
+        continue;
+      }
+      if (page++ > 0) value += ',';
+      value += json::serialize(*o);
+    }
+    value += ']';
+    std::string body = fmt::format(
+        R"({{"@odata.context":{})",
+        json::serialize(json::value(fmt::format("{}/api/$metadata#{}", base, context))));
+    if (count) body += fmt::format(R"(,"@odata.count":{})", *count);
+    body += R"(,"value":)";
+    body += value;
     if (more) {
       std::string path;
-      for (const auto& s : seg) path += "/" + s;
-      std::string link = fmt::format("{}/api{}?$top={}&$skip={}", base, path, query->top,
-                                     query->skip + query->top);
+      for (const auto& s : seg) path += "/" + encode_query_value(s);
+      std::string link = fmt::format("{}/api{}?$top={}", base, path, query->top);
+      // A dense collection without a filter pages by $skip, as Defender does; others go on
+      // from the position reached.
+      if (source.dense && !query->filter && !query->skiptoken) {
+        link += fmt::format("&$skip={}", position);
+      } else {
+        link += fmt::format("&$skiptoken={}", position);
+      }
       if (query->filter) link += "&$filter=" + encode_query_value(query->filter_text);
       if (query->count) link += "&$count=true";
-      body["@odata.nextLink"] = link;
+      body += R"(,"@odata.nextLink":)" + json::serialize(json::value(link));
     }
-    response.body = json::serialize(body);
+    body += '}';
+    response.body = std::move(body);
+  };
+  auto dense = [](std::size_t n, std::function<std::optional<json::object>(std::size_t)> item) {
+    return Source{n, n, true, std::move(item)};
   };
 
   switch (*kind) {
@@ -653,43 +723,41 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
       return response;
     }
     case Kind::kMachines:
-      collection("Machines", kMachineFields, kMaxMachinesTop, view.devices().size(),
-                 [&](std::size_t i) { return machine_json(view, static_cast<std::uint32_t>(i)); });
+      collection("Machines", kMachineFields, kMaxMachinesTop,
+                 dense(view.devices().size(), [&](std::size_t i) {
+                   return machine_json(view, static_cast<std::uint32_t>(i));
+                 }));
       return response;
     case Kind::kMachineSoftware: {
       auto i = machine();
       if (!i) return response;
       const auto& facts = view.facts();
       const auto& names = view.software_of(*i);
-      collection("Software", kSoftwareFields, kMaxMachinesTop, names.size(), [&](std::size_t k) {
-        const auto& sw = facts.software.at(names[k]);
-        return software_json(names[k], sw.cves.size(), sw.exposed);
-      });
+      collection("Software", kSoftwareFields, kMaxMachinesTop,
+                 dense(names.size(), [&](std::size_t k) {
+                   const auto& sw = facts.software.at(names[k]);
+                   return software_json(names[k], sw.cves.size(), sw.exposed);
+                 }));
       return response;
     }
     case Kind::kMachineVulnerabilities: {
       auto i = machine();
       if (!i) return response;
-      const auto ev = view.evaluation(*i);
       const auto& facts = view.facts();
+      const auto& open = view.state_facts(*i).open_cves;
       collection("Vulnerabilities", kVulnerabilityFields, kMaxVulnerabilitiesTop,
-                 ev->open_cves.size(), [&](std::size_t k) {
-                   const engine::Index c = *catalog.find_cve(ev->open_cves[k]);
-                   auto it = facts.devices_of_cve.find(c);
-                   return vulnerability_json(
-                       catalog, c, it == facts.devices_of_cve.end() ? 0 : it->second.size());
-                 });
+                 dense(open.size(), [&](std::size_t k) {
+                   return vulnerability_json(catalog, open[k], facts.devices_of_cve[open[k]]);
+                 }));
       return response;
     }
     case Kind::kVulnerabilities: {
       const auto& facts = view.facts();
       collection("Vulnerabilities", kVulnerabilityFields, kMaxVulnerabilitiesTop,
-                 catalog.cves().size(), [&](std::size_t k) {
-                   auto it = facts.devices_of_cve.find(static_cast<engine::Index>(k));
-                   return vulnerability_json(
-                       catalog, static_cast<engine::Index>(k),
-                       it == facts.devices_of_cve.end() ? 0 : it->second.size());
-                 });
+                 dense(catalog.cves().size(), [&](std::size_t k) {
+                   const auto c = static_cast<engine::Index>(k);
+                   return vulnerability_json(catalog, c, facts.devices_of_cve[c]);
+                 }));
       return response;
     }
     case Kind::kVulnerability:
@@ -704,68 +772,86 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
         return response;
       }
       const auto& facts = view.facts();
-      auto it = facts.devices_of_cve.find(*c);
-      static const std::vector<std::uint32_t> kNone;
-      const auto& exposed = it == facts.devices_of_cve.end() ? kNone : it->second;
+      const std::size_t exposed = facts.devices_of_cve[*c];
       if (*kind == Kind::kVulnerability) {
         json::object body{
             {"@odata.context", fmt::format("{}/api/$metadata#Vulnerabilities/$entity", base)}};
-        for (auto& [k, v] : vulnerability_json(catalog, *c, exposed.size())) body[k] = v;
+        for (auto& [k, v] : vulnerability_json(catalog, *c, exposed)) body[k] = v;
         response.body = json::serialize(body);
         return response;
       }
-      collection("MachineReferences", kMachineReferenceFields, kMaxMachinesTop, exposed.size(),
-                 [&](std::size_t k) {
-                   const inventory::Device& d = view.devices()[exposed[k]];
-                   return json::object{{"id", d.id},
-                                       {"computerDnsName", d.computer_dns_name},
-                                       {"osPlatform", os_platform(d)},
-                                       {"rbacGroupName", nullptr}};
-                 });
+      // The devices in order, those on which the CVE is open.
+      collection("MachineReferences", kMachineReferenceFields, kMaxMachinesTop,
+                 Source{view.devices().size(), exposed, false,
+                        [&](std::size_t k) -> std::optional<json::object> {
+                          const auto d = static_cast<std::uint32_t>(k);
+                          const auto& open = view.state_facts(d).open_cves;
+                          if (!std::binary_search(open.begin(), open.end(), *c)) {
+                            return std::nullopt;
+                          }
+                          const inventory::Device& device = view.devices()[d];
+                          return json::object{{"id", device.id},
+                                              {"computerDnsName", device.computer_dns_name},
+                                              {"osPlatform", os_platform(device)},
+                                              {"rbacGroupName", nullptr}};
+                        }});
       return response;
     }
     case Kind::kMachinesVulnerabilities: {
-      // One row per device and open CVE, with the reported KB that closes it.
-      struct Row {
-        std::uint32_t device;
-        std::string cve, kb, product;
+      // One row per device and open CVE, with the reported KB that closes it: rows numbered
+      // across the fleet (FleetFacts::rows_before), rendered for the page's devices only.
+      struct Fixing {
+        std::string kb, product;
       };
-      std::vector<Row> rows;
-      for (std::uint32_t d = 0; d < view.devices().size(); ++d) {
+      std::uint32_t rows_device = UINT32_MAX;
+      std::vector<std::pair<engine::Index, Fixing>> rows;  // the device's, by CVE
+      auto device_rows =
+          [&](std::uint32_t d) -> const std::vector<std::pair<engine::Index, Fixing>>& {
+        if (d == rows_device) return rows;
+        rows_device = d;
+        std::map<engine::Index, Fixing> fixing;
         const auto ev = view.evaluation(d);
-        std::map<std::string, std::pair<std::string, std::string>> fixing;  // CVE -> (KB, product)
-        for (const engine::MissingKb& kb : ev->missing) {
+        for (const engine::MissingKb& kb : ev->missing) {  // the newest KB first
           for (const std::string& cve : kb.cves) {
-            fixing.try_emplace(cve, std::to_string(kb.kb),
-                               kb.products_names.empty() ? "" : kb.products_names.front());
+            fixing.try_emplace(
+                *catalog.find_cve(cve),
+                Fixing{std::to_string(kb.kb),
+                       kb.products_names.empty() ? std::string() : kb.products_names.front()});
           }
         }
-        for (const auto& [cve, what] : fixing) rows.push_back({d, cve, what.first, what.second});
-      }
+        rows.assign(fixing.begin(), fixing.end());
+        return rows;
+      };
+      const auto& facts = view.facts();
       collection("MachineVulnerabilities", kMachineVulnerabilityFields, kMaxVulnerabilitiesTop,
-                 rows.size(), [&](std::size_t k) {
-                   const Row& r = rows[k];
-                   const inventory::Device& d = view.devices()[r.device];
-                   auto c = catalog.find_cve(r.cve);
-                   const std::string severity = c ? catalog.cves()[*c].severity : "";
-                   return json::object{{"id", fmt::format("{}_{}_{}", d.id, r.product, r.cve)},
-                                       {"cveId", r.cve},
-                                       {"machineId", d.id},
-                                       {"fixingKbId", r.kb},
-                                       {"productName", r.product},
-                                       {"productVendor", "microsoft"},
-                                       {"productVersion", ""},
-                                       {"severity", severity}};
-                 });
+                 dense(facts.rows(), [&](std::size_t k) -> std::optional<json::object> {
+                   const auto [d, at] = view.row_at(k);
+                   const auto& mine = device_rows(d);
+                   assert(at < mine.size());
+                   const auto& [cve, fix] = mine[at];
+                   const inventory::Device& device = view.devices()[d];
+                   const engine::CveInfo& info = catalog.cves()[cve];
+                   return json::object{
+                       {"id", fmt::format("{}_{}_{}", device.id, fix.product, info.id)},
+                       {"cveId", info.id},
+                       {"machineId", device.id},
+                       {"fixingKbId", fix.kb},
+                       {"productName", fix.product},
+                       {"productVendor", "microsoft"},
+                       {"productVersion", ""},
+                       {"severity", info.severity}};
+                 }));
       return response;
     }
     case Kind::kSoftwareList: {
       const auto& facts = view.facts();
       std::vector<const std::pair<const std::string, FleetFacts::Software>*> list;
       for (const auto& entry : facts.software) list.push_back(&entry);
-      collection("Software", kSoftwareFields, kMaxMachinesTop, list.size(), [&](std::size_t k) {
-        return software_json(list[k]->first, list[k]->second.cves.size(), list[k]->second.exposed);
-      });
+      collection("Software", kSoftwareFields, kMaxMachinesTop,
+                 dense(list.size(), [&](std::size_t k) {
+                   return software_json(list[k]->first, list[k]->second.cves.size(),
+                                        list[k]->second.exposed);
+                 }));
       return response;
     }
     case Kind::kSoftware:
@@ -789,40 +875,22 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
         return response;
       }
       // Every KB some device misses for this software: how many devices, which CVEs.
-      struct Missed {
-        const engine::MissingKb* kb = nullptr;
-        std::int64_t devices = 0;
-        std::set<std::string> cves;
-      };
-      std::map<engine::KbNumber, Missed> missed;
-      std::vector<std::shared_ptr<const engine::Evaluation>> keep;
-      for (std::uint32_t d : it->second.devices) {
-        keep.push_back(view.evaluation(d));
-        for (const engine::MissingKb& kb : keep.back()->missing) {
-          if (std::find(kb.products_names.begin(), kb.products_names.end(), it->first) ==
-              kb.products_names.end()) {
-            continue;
-          }
-          Missed& m = missed[kb.kb];
-          m.kb = &kb;
-          ++m.devices;
-          m.cves.insert(kb.cves.begin(), kb.cves.end());
-        }
-      }
-      std::vector<const Missed*> order;
-      for (const auto& [number, m] : missed) order.push_back(&m);
-      std::sort(order.begin(), order.end(), [](const Missed* a, const Missed* b) {
-        return a->kb->release_date != b->kb->release_date
-                   ? a->kb->release_date > b->kb->release_date
-                   : a->kb->kb > b->kb->kb;
-      });
-      json::array value;
-      for (const Missed* m : order) {
-        engine::MissingKb one = *m->kb;
+      std::vector<engine::MissingKb> order;
+      for (const auto& [kb, m] : it->second.missed) {
+        engine::MissingKb one = engine::missing_kb(catalog, kb);
         one.products_names = {it->first};
-        one.cves.assign(m->cves.begin(), m->cves.end());
-        value.push_back(api::product_fix_dto(one, m->devices));
+        for (engine::Index c : m.cves) one.cves.push_back(catalog.cves()[c].id);
+        order.push_back(std::move(one));
       }
+      std::vector<std::size_t> rank(order.size());
+      for (std::size_t k = 0; k < rank.size(); ++k) rank[k] = k;
+      std::sort(rank.begin(), rank.end(), [&](std::size_t a, std::size_t b) {
+        return engine::newest_first(order[a], order[b]);
+      });
+      std::vector<std::int64_t> missed_on;
+      for (const auto& [kb, m] : it->second.missed) missed_on.push_back(m.devices);
+      json::array value;
+      for (std::size_t k : rank) value.push_back(api::product_fix_dto(order[k], missed_on[k]));
       response.body = json::serialize(
           json::object{{"@odata.context", api::missing_kbs_context(base)}, {"value", value}});
       return response;

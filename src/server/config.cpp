@@ -165,6 +165,7 @@ Result<Config> load_config(const std::string& path, const std::map<std::string, 
   keys.push_back(seconds_key("server.request_timeout_seconds", c.http.request_timeout));
   keys.push_back(seconds_key("server.idle_timeout_seconds", c.http.idle_timeout));
   keys.push_back(bool_key("server.access_log", c.http.access_log));
+  keys.push_back(integer_key("server.max_connections", c.http.max_connections, 0, 1 << 24));
   keys.push_back(integer_key("api.max_batch_devices", c.api.max_batch_devices, 1, 1000000));
   keys.push_back(integer_key("auth.leeway_seconds", c.api.leeway_seconds, 0, 600));
   keys.push_back(bool_key("auth.self_issuer", c.self_issuer));

@@ -2,11 +2,31 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <cassert>
 
 #include "api/defender_dto.h"
 #include "common/text.h"
 
 namespace kbgap::server {
+namespace {
+
+// Renderings kept per snapshot: enough for every state a busy page touches, bounded so that
+// reading every device's answer once cannot hold them all (a state's answer is some KiB).
+constexpr std::size_t kMaxCachedStates = 4096;
+
+int severity_level(std::string_view severity) {
+  const std::string s = to_lower(severity);
+  return s == "critical" || s == "important" ? 3 : s == "moderate" ? 2 : s == "low" ? 1 : 0;
+}
+
+// Is device a (at a) a better owner of its computer name than device b?
+bool owns_name_before(const inventory::Device& a, const inventory::Device& b) {
+  if (a.last_seen != b.last_seen) return a.last_seen > b.last_seen;
+  if (a.first_seen != b.first_seen) return a.first_seen < b.first_seen;
+  return a.id < b.id;
+}
+
+}  // namespace
 
 std::shared_ptr<const FleetView> FleetView::build(
     std::shared_ptr<const engine::CatalogIndex> catalog, std::vector<inventory::Device> devices,
@@ -21,7 +41,7 @@ std::shared_ptr<const FleetView> FleetView::build(
     fleet.add(d);
     view->by_id_[d.id] = i;
     auto [it, inserted] = view->by_name_.try_emplace(to_lower(d.computer_dns_name), i);
-    if (!inserted && view->devices_[it->second].last_seen <= d.last_seen) it->second = i;
+    if (!inserted && owns_name_before(d, view->devices_[it->second])) it->second = i;
   }
   engine::Fleet::Options options;
   options.threads = threads;
@@ -46,56 +66,116 @@ std::optional<std::uint32_t> FleetView::find(std::string_view id_or_name) const 
   return std::nullopt;
 }
 
-std::shared_ptr<const engine::Evaluation> FleetView::evaluation(std::uint32_t device) const {
+template <typename T>
+std::shared_ptr<const T> FleetView::cached(
+    std::unordered_map<std::uint32_t, std::shared_ptr<const T>>& cache, std::uint32_t state,
+    const std::function<std::shared_ptr<const T>()>& make) const {
   {
     std::shared_lock lock(mutex_);
-    if (auto it = evaluations_.find(device); it != evaluations_.end()) return it->second;
+    if (auto it = cache.find(state); it != cache.end()) return it->second;
   }
-  auto ev = std::make_shared<const engine::Evaluation>(result_->evaluation(device));
+  auto made = make();
   std::unique_lock lock(mutex_);
-  return evaluations_.try_emplace(device, std::move(ev)).first->second;
+  if (cache.size() >= kMaxCachedStates) cache.clear();
+  return cache.try_emplace(state, std::move(made)).first->second;
+}
+
+std::shared_ptr<const engine::Evaluation> FleetView::evaluation(std::uint32_t device) const {
+  const std::uint32_t state = result_->state_of(device);
+  return cached<engine::Evaluation>(evaluations_, state, [&] {
+    return std::make_shared<const engine::Evaluation>(result_->state_evaluation(state));
+  });
+}
+
+std::shared_ptr<const std::string> FleetView::missing_kbs_value(std::uint32_t device) const {
+  return cached<std::string>(values_, result_->state_of(device), [&] {
+    const auto ev = evaluation(device);
+    boost::json::array value;
+    for (const engine::MissingKb& kb : ev->missing) value.push_back(api::product_fix_dto(kb, 1));
+    return std::make_shared<const std::string>(boost::json::serialize(value));
+  });
 }
 
 const FleetFacts& FleetView::facts() const {
   std::call_once(facts_once_, [&] {
-    // Every CVE of an evaluation is the catalog's.
-    auto cve_index = [&](const std::string& id) { return *catalog_->find_cve(id); };
-    for (std::uint32_t d = 0; d < devices_.size(); ++d) {
-      const auto ev = evaluation(d);
-      for (const std::string& id : ev->open_cves) facts_.devices_of_cve[cve_index(id)].push_back(d);
-      for (const std::string& name : software_of_[d]) facts_.software[name].devices.push_back(d);
-      std::map<std::string, std::vector<engine::Index>> open_by_software;
-      for (const engine::MissingKb& kb : ev->missing) {
-        for (const std::string& name : kb.products_names) {
-          auto& list = open_by_software[name];
-          for (const std::string& id : kb.cves) list.push_back(cve_index(id));
+    const engine::CatalogIndex& catalog = *catalog_;
+    const engine::FleetResult& result = *result_;
+    std::vector<std::uint32_t> devices_in(result.distinct_states(), 0);
+    for (std::uint32_t d = 0; d < devices_.size(); ++d) ++devices_in[result.state_of(d)];
+    facts_.states.resize(result.distinct_states());
+    facts_.devices_of_cve.assign(catalog.cves().size(), 0);
+    std::map<std::string, std::vector<engine::Index>> open_by_software;
+    for (std::uint32_t s = 0; s < facts_.states.size(); ++s) {
+      FleetFacts::State& state = facts_.states[s];
+      const std::uint32_t n = devices_in[s];
+      const auto& products = result.state_products(s);
+      open_by_software.clear();
+      for (const engine::FleetResult::PickFacts& pick : result.state_picks(s)) {
+        state.open_cves.insert(state.open_cves.end(), pick.cves.begin(), pick.cves.end());
+        // As the device's getmissingkbs names it: every product whose pairs the KB closes,
+        // with all the CVEs it closes.
+        std::vector<std::string> names;
+        for (std::uint32_t slot : pick.slots) {
+          const std::string& name = catalog.products()[products[slot]].snake_name;
+          if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+        }
+        for (const std::string& name : names) {
+          auto& open = open_by_software[name];
+          open.insert(open.end(), pick.cves.begin(), pick.cves.end());
+          FleetFacts::Missed& m = facts_.software[name].missed[pick.kb];
+          m.devices += n;
+          m.cves.insert(m.cves.end(), pick.cves.begin(), pick.cves.end());
         }
       }
-      for (auto& [name, list] : open_by_software) {
-        FleetFacts::Software& sw = facts_.software[name];
-        ++sw.exposed;
-        sw.cves.insert(sw.cves.end(), list.begin(), list.end());
+      std::sort(state.open_cves.begin(), state.open_cves.end());
+      state.open_cves.erase(std::unique(state.open_cves.begin(), state.open_cves.end()),
+                            state.open_cves.end());
+      for (engine::Index c : state.open_cves) {
+        facts_.devices_of_cve[c] += n;
+        state.exposure = std::max(state.exposure, severity_level(catalog.cves()[c].severity));
       }
+      if (!state.open_cves.empty()) state.exposure = std::max(state.exposure, 1);
+      for (auto& [name, open] : open_by_software) {
+        FleetFacts::Software& sw = facts_.software[name];
+        sw.exposed += n;
+        sw.cves.insert(sw.cves.end(), open.begin(), open.end());
+      }
+      // Keep the merged lists short as they grow: dedupe now and then.
+      for (auto& [name, sw] : facts_.software) {
+        if (sw.cves.size() > 4 * catalog.cves().size() / 3 + 1024) {
+          std::sort(sw.cves.begin(), sw.cves.end());
+          sw.cves.erase(std::unique(sw.cves.begin(), sw.cves.end()), sw.cves.end());
+        }
+      }
+    }
+    for (std::uint32_t d = 0; d < devices_.size(); ++d) {
+      for (const std::string& name : software_of_[d]) ++facts_.software[name].devices;
     }
     for (auto& [name, sw] : facts_.software) {
       std::sort(sw.cves.begin(), sw.cves.end());
       sw.cves.erase(std::unique(sw.cves.begin(), sw.cves.end()), sw.cves.end());
+      for (auto& [kb, m] : sw.missed) {
+        std::sort(m.cves.begin(), m.cves.end());
+        m.cves.erase(std::unique(m.cves.begin(), m.cves.end()), m.cves.end());
+      }
     }
+    facts_.rows_before.resize(devices_.size() + 1, 0);
+    for (std::uint32_t d = 0; d < devices_.size(); ++d) {
+      facts_.rows_before[d + 1] =
+          facts_.rows_before[d] + facts_.states[result.state_of(d)].open_cves.size();
+    }
+    facts_ready_.store(true, std::memory_order_release);
   });
   return facts_;
 }
 
-std::shared_ptr<const std::string> FleetView::missing_kbs_value(std::uint32_t device) const {
-  {
-    std::shared_lock lock(mutex_);
-    if (auto it = values_.find(device); it != values_.end()) return it->second;
-  }
-  const auto ev = evaluation(device);
-  boost::json::array value;
-  for (const engine::MissingKb& kb : ev->missing) value.push_back(api::product_fix_dto(kb, 1));
-  auto text = std::make_shared<const std::string>(boost::json::serialize(value));
-  std::unique_lock lock(mutex_);
-  return values_.try_emplace(device, std::move(text)).first->second;
+std::pair<std::uint32_t, std::size_t> FleetView::row_at(std::uint64_t row) const {
+  const auto& before = facts().rows_before;
+  assert(row < facts().rows());
+  // The last device whose first row is at or before `row`.
+  const auto it = std::upper_bound(before.begin(), before.end(), row) - 1;
+  const auto device = static_cast<std::uint32_t>(it - before.begin());
+  return {device, static_cast<std::size_t>(row - *it)};
 }
 
 }  // namespace kbgap::server

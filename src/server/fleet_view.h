@@ -1,9 +1,16 @@
 // What the server answers from: an immutable snapshot of the fleet (every stored device and its
 // evaluation) at one fleet version. A write or a change seen in the store makes a new snapshot;
 // requests in flight keep the one they started with.
+//
+// No read materializes more than its page (docs/security.md, "Limits"): devices in one state
+// share their answer, so fleet-wide counts are gathered once per distinct state from catalog
+// indices (FleetFacts), and a page renders only its own devices' answers, cached per state in a
+// bounded cache.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -20,15 +27,27 @@
 
 namespace kbgap::server {
 
-// What the fleet-wide endpoints count, gathered once per snapshot when first asked.
+// What the fleet-wide endpoints count, gathered once per snapshot from the distinct states.
 struct FleetFacts {
-  std::unordered_map<engine::Index, std::vector<std::uint32_t>> devices_of_cve;  // open CVEs
+  struct State {
+    std::vector<engine::Index> open_cves;  // sorted
+    int exposure = 0;                      // 0 None, 1 Low, 2 Medium, 3 High
+  };
+  std::vector<State> states;                  // by FleetResult state
+  std::vector<std::uint32_t> devices_of_cve;  // by CVE index: devices on which it is open
+  std::vector<std::uint64_t> rows_before;     // by device: open (device, CVE) rows of those before
+  struct Missed {
+    std::int64_t devices = 0;         // missing the KB for this software
+    std::vector<engine::Index> cves;  // sorted
+  };
   struct Software {
-    std::vector<std::uint32_t> devices;  // running it
-    std::size_t exposed = 0;             // of those, missing a KB for it
-    std::vector<engine::Index> cves;     // open on some device, sorted
+    std::size_t devices = 0;                 // running it
+    std::size_t exposed = 0;                 // of those, missing a KB for it
+    std::vector<engine::Index> cves;         // open on some device, sorted
+    std::map<engine::Index, Missed> missed;  // by KB index
   };
   std::map<std::string, Software> software;  // by productsNames name: "windows_10", "edge"
+  std::uint64_t rows() const { return rows_before.empty() ? 0 : rows_before.back(); }
 };
 
 class FleetView {
@@ -40,21 +59,38 @@ class FleetView {
   std::int64_t version() const { return version_; }
   const engine::CatalogIndex& catalog() const { return *catalog_; }
   const std::vector<inventory::Device>& devices() const { return devices_; }
-  // A device by its id or its computer DNS name (any case; the last seen of several).
+  // A device by its id, or by its computer DNS name (any case): of several devices with one
+  // name, the one seen last (the latest lastSeen, then the earliest firstSeen, then the smaller
+  // id: deterministic; and
+  // since no stored time is ahead of the server's clock, a writer cannot hold a name for good).
   std::optional<std::uint32_t> find(std::string_view id_or_name) const;
   const engine::FleetResult& result() const { return *result_; }
 
-  // The device's getmissingkbs "value" array, serialized once per snapshot.
+  // The device's getmissingkbs "value" array, serialized once per state (bounded cache).
   std::shared_ptr<const std::string> missing_kbs_value(std::uint32_t device) const;
-  // The device's evaluation (rendered once per snapshot).
+  // The device's evaluation, rendered once per state (bounded cache).
   std::shared_ptr<const engine::Evaluation> evaluation(std::uint32_t device) const;
   // The snake names of the catalog products the device runs ("windows_10", "edge", ...).
   const std::vector<std::string>& software_of(std::uint32_t device) const {
     return software_of_[device];
   }
+  // Gathered on first use, in time proportional to the distinct states: callers on an I/O
+  // thread ask facts_ready() first and hand the request to a worker when it is not.
+  bool facts_ready() const { return facts_ready_.load(std::memory_order_acquire); }
   const FleetFacts& facts() const;
+  const FleetFacts::State& state_facts(std::uint32_t device) const {
+    return facts().states[result_->state_of(device)];
+  }
+  // The device whose open-CVE rows include fleet-wide row `row` (< facts().rows()), and the
+  // row's place among that device's rows.
+  std::pair<std::uint32_t, std::size_t> row_at(std::uint64_t row) const;
 
  private:
+  template <typename T>
+  std::shared_ptr<const T> cached(
+      std::unordered_map<std::uint32_t, std::shared_ptr<const T>>& cache, std::uint32_t state,
+      const std::function<std::shared_ptr<const T>()>& make) const;
+
   std::shared_ptr<const engine::CatalogIndex> catalog_;
   std::vector<inventory::Device> devices_;
   std::int64_t version_ = 0;
@@ -62,6 +98,7 @@ class FleetView {
   std::unique_ptr<engine::FleetResult> result_;
   std::vector<std::vector<std::string>> software_of_;
   mutable std::once_flag facts_once_;
+  mutable std::atomic<bool> facts_ready_{false};
   mutable FleetFacts facts_;
   mutable std::shared_mutex mutex_;
   mutable std::unordered_map<std::uint32_t, std::shared_ptr<const std::string>> values_;

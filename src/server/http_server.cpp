@@ -2,6 +2,7 @@
 #include "server/http_server.h"
 
 #include <fmt/format.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <boost/asio.hpp>
@@ -15,6 +16,7 @@
 #include <thread>
 
 #include "common/clock.h"
+#include "common/text.h"
 
 namespace kbgap::server {
 
@@ -103,6 +105,13 @@ class Metrics {
   std::vector<Shard> shards_;
 };
 
+// A field value without its optional white space (RFC 9110 §5.5).
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
 std::string json_string(std::string_view s) {
   return boost::json::serialize(boost::json::value(s));
 }
@@ -121,6 +130,9 @@ struct HttpServer::Impl {
   asio::signal_set signals;
   std::atomic<bool> stopping{false};
   std::atomic<std::int64_t> in_flight{0}, connections{0};
+  std::size_t max_connections = 0;
+  std::uint64_t next_serial = 0;  // on the acceptor's thread
+  asio::steady_timer accept_pause{*ios[0]};
   Metrics metrics{64};
   std::mutex log_mutex;
 
@@ -146,6 +158,10 @@ struct HttpServer::Impl {
   }
 
   void accept();
+  void on_accept(asio::io_context& io, std::size_t shard, beast::error_code ec, tcp::socket socket);
+  // Closes the oldest connection that has sent nothing, else the oldest idle one; false when
+  // every connection is busy.
+  bool evict_one();
   void begin_stop();
   void log(const Response& r, const std::string& method, double seconds, int status) {
     if (!r.problem.empty()) {
@@ -167,17 +183,32 @@ struct HttpServer::Impl {
 
 class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(Impl& server, asio::io_context& io, std::size_t shard, tcp::socket socket)
-      : server_(server), io_(io), shard_(shard), stream_(std::move(socket)) {}
+  // What a connection is doing, for eviction when the server is full.
+  // Never sent a byte; between requests; chosen to make room; in a request.
+  enum State { kSilent, kIdle, kEvicted, kBusy };
+  Session(Impl& server, asio::io_context& io, std::size_t shard, tcp::socket socket,
+          std::uint64_t serial)
+      : server_(server), io_(io), shard_(shard), serial_(serial), stream_(std::move(socket)) {}
+  State state() const { return state_.load(std::memory_order_relaxed); }
+  // Marks a waiting connection to be closed for room; false when it is busy or already marked.
+  bool mark_evicted() {
+    State seen = state();
+    while (seen == kSilent || seen == kIdle) {
+      if (state_.compare_exchange_weak(seen, kEvicted)) return true;
+    }
+    return false;
+  }
+  std::uint64_t serial() const { return serial_; }
 
   void start() {
     ++server_.connections;
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
   }
-  // Closes the connection when it is waiting for a request (used when the server stops).
+  // Closes the connection when it is waiting for a request (used when the server stops, and to
+  // make room for a new connection).
   void close_if_idle() {
     asio::post(stream_.get_executor(), [self = shared_from_this()] {
-      if (!self->busy_) {
+      if (self->state() != kBusy) {
         beast::error_code ec;
         self->stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
         self->stream_.close();
@@ -187,18 +218,22 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
 
  private:
   void read() {
-    busy_ = false;
+    state_ = served_ ? kIdle : kSilent;
     if (server_.stopping) return finish();
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_.options.max_header_bytes));
     parser_->body_limit(server_.options.max_body_bytes);
-    if (buffer_.size() > 0) return read_header();
+    if (buffer_.size() > 0) {
+      state_ = kBusy;
+      return read_header();
+    }
     // The first byte of a request may take the idle time; the rest only the request time.
     stream_.expires_after(server_.options.idle_timeout);
     stream_.async_read_some(buffer_.prepare(4096),
                             [self = shared_from_this()](beast::error_code ec, std::size_t n) {
                               if (ec) return self->on_error(ec);
                               self->buffer_.commit(n);
+                              self->state_ = kBusy;
                               self->read_header();
                             });
   }
@@ -222,7 +257,20 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
 
   void on_header(beast::error_code ec) {
     if (ec) return on_error(ec);
-    busy_ = true;
+    // RFC 9112 §6.1-6.3: a request's body is framed by "chunked" as its final transfer coding
+    // or by Content-Length, never both; kbgap takes no other coding. Anything else ("chunked,
+    // identity", "identity", "xchunked") would make the body and the next request ambiguous
+    // (request smuggling): 400, and the connection is closed.
+    const auto& head = parser_->get();
+    if (head.count(http::field::transfer_encoding) > 0) {
+      const std::string coding = to_lower(trim_ows(head[http::field::transfer_encoding]));
+      if (head.count(http::field::transfer_encoding) != 1 || coding != "chunked" ||
+          head.count(http::field::content_length) > 0 || head.version() < 11) {
+        timer_.cancel();
+        return refuse(400, "BadRequest",
+                      "Transfer-Encoding must be chunked alone, without Content-Length");
+      }
+    }
     http::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec2, std::size_t) { self->on_read(ec2); });
@@ -254,6 +302,11 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
       message =
           fmt::format("Request bodies are limited to {} bytes", server_.options.max_body_bytes);
     }
+    refuse(status, code, message);
+  }
+
+  // Answers a request that cannot be read with an error, and closes the connection.
+  void refuse(int status, std::string_view code, std::string_view message) {
     Response r;
     r.correlation_id = new_correlation_id();
     r.route = "invalid";
@@ -308,6 +361,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     server_.metrics.record(shard_, out.route, out.status, seconds);
     server_.log(out, method, seconds, out.status);
     --server_.in_flight;
+    served_ = true;
     write(std::move(out), version, keep, head);
   }
 
@@ -360,14 +414,16 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
 
   Impl& server_;
   asio::io_context& io_;
-  std::size_t shard_;  // its I/O thread's number: which metrics shard it counts in
+  std::size_t shard_;     // its I/O thread's number: which metrics shard it counts in
+  std::uint64_t serial_;  // the order of acceptance: lower is older
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   asio::steady_timer timer_{stream_.get_executor()};
   bool timed_out_ = false;
-  bool busy_ = false;
-  std::string out_;  // the response being written
+  std::atomic<State> state_{kSilent};
+  bool served_ = false;  // has answered a request
+  std::string out_;      // the response being written
   bool finished_ = false;
 };
 
@@ -376,18 +432,62 @@ void HttpServer::Impl::accept() {
   asio::io_context& io = *ios[shard];
   next_io = (next_io + 1) % ios.size();
   acceptor.async_accept(io, [this, &io, shard](beast::error_code ec, tcp::socket socket) {
-    if (ec) {
-      if (!stopping && ec != asio::error::operation_aborted) accept();
-      return;
+    on_accept(io, shard, ec, std::move(socket));
+  });
+}
+
+void HttpServer::Impl::on_accept(asio::io_context& io, std::size_t shard, beast::error_code ec,
+                                 tcp::socket socket) {
+  if (stopping || ec == asio::error::operation_aborted) return;
+  if (ec) {
+    // Out of files (EMFILE, ENFILE) or memory: accepting again at once would spin a core while
+    // nothing frees. Make room, and try again a little later.
+    if (ec == asio::error::no_descriptors || ec.value() == ENFILE ||
+        ec == asio::error::no_buffer_space || ec == asio::error::no_memory) {
+      evict_one();
     }
-    auto session = std::make_shared<Session>(*this, io, shard, std::move(socket));
+    accept_pause.expires_after(std::chrono::milliseconds(10));
+    accept_pause.async_wait([this](beast::error_code wait) {
+      if (!wait && !stopping) accept();
+    });
+    return;
+  }
+  if (static_cast<std::size_t>(connections.load()) >= max_connections && !evict_one()) {
+    // Full of busy connections: this one cannot be served.
+    beast::error_code ignored;
+    socket.close(ignored);
+  } else {
+    auto session = std::make_shared<Session>(*this, io, shard, std::move(socket), next_serial++);
     {
       std::lock_guard lock(sessions_mutex);
       sessions.insert(session);
     }
     session->start();
-    if (!stopping) accept();
-  });
+  }
+  accept();
+}
+
+bool HttpServer::Impl::evict_one() {
+  for (;;) {
+    std::shared_ptr<Session> pick;
+    {
+      std::lock_guard lock(sessions_mutex);
+      for (const auto& s : sessions) {
+        const Session::State state = s->state();
+        if (state != Session::kSilent && state != Session::kIdle) continue;
+        if (!pick || state < pick->state() ||
+            (state == pick->state() && s->serial() < pick->serial())) {
+          pick = s;
+        }
+      }
+    }
+    if (!pick) return false;
+    // Marked here, so that the next eviction picks another even before this one has closed.
+    if (pick->mark_evicted()) {
+      pick->close_if_idle();
+      return true;
+    }
+  }
 }
 
 void HttpServer::Impl::begin_stop() {
@@ -406,6 +506,21 @@ void HttpServer::Impl::begin_stop() {
 HttpServer::HttpServer(Api& api, HttpOptions options)
     : impl_(std::make_unique<Impl>(api, std::move(options))) {
   api.set_metrics([this] { return metrics(); });
+  // As many files as the system allows this process (systemd's soft default is 1024 of a hard
+  // 524288), and connections well below that, so that a crowd of idle clients cannot take the
+  // files the server needs to answer.
+  rlimit files{};
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &files);
+    (void)::getrlimit(RLIMIT_NOFILE, &files);
+  }
+  const std::size_t limit = files.rlim_cur == RLIM_INFINITY
+                                ? std::size_t{1} << 20
+                                : static_cast<std::size_t>(files.rlim_cur);
+  const std::size_t fit = limit > 2 * kReservedFiles ? limit - kReservedFiles : limit / 2;
+  impl_->max_connections =
+      impl_->options.max_connections == 0 ? fit : std::min(impl_->options.max_connections, fit);
 }
 
 HttpServer::~HttpServer() = default;

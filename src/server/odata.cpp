@@ -456,6 +456,10 @@ Result<Query> parse_query(std::string_view query, std::size_t max_top,
       }
     } else if (*key == "$skip") {
       KBGAP_TRY(number(q.skip));
+    } else if (*key == "$skiptoken") {
+      std::size_t position = 0;
+      KBGAP_TRY(number(position));
+      q.skiptoken = position;
     } else if (*key == "$count") {
       if (*value != "true" && *value != "false") {
         return invalid_input("Invalid $count: expected true or false");

@@ -36,6 +36,10 @@ struct Query {
   std::size_t skip = 0;
   bool count = false;
   std::string filter_text;  // as given, for @odata.nextLink
+  // Where the previous page stopped (kbgap's @odata.nextLink writes it): the position in the
+  // collection to go on from, so that a page of a filtered collection does not scan again what
+  // earlier pages did. Opaque to clients, who follow nextLink as it is.
+  std::optional<std::size_t> skiptoken;
 };
 
 // The query string of a collection request. `max_top` is the endpoint's largest page (also the

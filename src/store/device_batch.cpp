@@ -31,17 +31,16 @@ Result<std::vector<PreparedDevice>> prepare_batch(const std::vector<inventory::D
     };
     for (auto [name, time] :
          {std::pair{"firstSeen", &d.first_seen}, std::pair{"lastSeen", &d.last_seen}}) {
-      if (time->empty()) {
-        *time = std::string(now);
-        continue;
-      }
+      if (time->empty()) continue;
       auto utc = utc_time_from_rfc3339(*time);
       if (!utc) {
         return fail(fmt::format("{} is not an RFC 3339 time: '{}'", name, time->substr(0, 40)));
       }
       *time = *utc < now ? std::move(*utc) : std::string(now);
     }
-    if (d.last_seen < d.first_seen) d.last_seen = d.first_seen;
+    // Seen last now unless told; seen first when last seen unless told; never first after last.
+    if (d.last_seen.empty()) d.last_seen = std::string(now);
+    if (d.first_seen.empty() || d.last_seen < d.first_seen) d.first_seen = d.last_seen;
     p.json = stored_json(d);
     // The stored form must read back, or the row would be lost to every later read.
     auto back = inventory::parse_kbgap_json(p.json, where);
