@@ -96,8 +96,8 @@ def main():
             return r, (time.perf_counter() - t) * 1000
 
         first, first_ms = get("/api/machines?$top=1")
-        machine = first.json()["value"][0]["id"]
-        cve = get(f"/api/machines/{machine}/vulnerabilities?$top=1")[0].json()["value"][0]["id"]
+        row = get("/api/vulnerabilities/machinesVulnerabilities?$top=1")[0].json()["value"][0]
+        machine, cve = row["machineId"], row["cveId"]
         software = get(f"/api/machines/{machine}/software?$top=1")[0].json()["value"][0]["id"]
         rows = get("/api/vulnerabilities/machinesVulnerabilities?$top=0&$count=true")[0].json()[
             "@odata.count"]

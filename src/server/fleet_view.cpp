@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <cassert>
+#include <set>
 
 #include "api/defender_dto.h"
 #include "common/text.h"
@@ -17,6 +18,20 @@ constexpr std::size_t kMaxCachedStates = 4096;
 int severity_level(std::string_view severity) {
   const std::string s = to_lower(severity);
   return s == "critical" || s == "important" ? 3 : s == "moderate" ? 2 : s == "low" ? 1 : 0;
+}
+
+// Adds sorted, distinct values to a sorted, distinct list (most states add what is there).
+void merge_into(std::vector<engine::Index>& list, const std::vector<engine::Index>& more) {
+  if (std::includes(list.begin(), list.end(), more.begin(), more.end())) return;
+  std::vector<engine::Index> merged;
+  merged.reserve(list.size() + more.size());
+  std::set_union(list.begin(), list.end(), more.begin(), more.end(), std::back_inserter(merged));
+  list = std::move(merged);
+}
+
+void make_distinct(std::vector<engine::Index>& list) {
+  std::sort(list.begin(), list.end());
+  list.erase(std::unique(list.begin(), list.end()), list.end());
 }
 
 // Is device a (at a) a better owner of its computer name than device b?
@@ -104,12 +119,17 @@ const FleetFacts& FleetView::facts() const {
     for (std::uint32_t d = 0; d < devices_.size(); ++d) ++devices_in[result.state_of(d)];
     facts_.states.resize(result.distinct_states());
     facts_.devices_of_cve.assign(catalog.cves().size(), 0);
-    std::map<std::string, std::vector<engine::Index>> open_by_software;
+    std::set<std::string> exposed;                              // the state's software missing a KB
+    std::map<std::string, std::vector<char>> open_of_software;  // by CVE: open on some device
+    std::vector<int> severity(catalog.cves().size());
+    for (engine::Index c = 0; c < severity.size(); ++c) {
+      severity[c] = severity_level(catalog.cves()[c].severity);
+    }
     for (std::uint32_t s = 0; s < facts_.states.size(); ++s) {
       FleetFacts::State& state = facts_.states[s];
       const std::uint32_t n = devices_in[s];
       const auto& products = result.state_products(s);
-      open_by_software.clear();
+      exposed.clear();
       for (const engine::FleetResult::PickFacts& pick : result.state_picks(s)) {
         state.open_cves.insert(state.open_cves.end(), pick.cves.begin(), pick.cves.end());
         // As the device's getmissingkbs names it: every product whose pairs the KB closes,
@@ -120,43 +140,30 @@ const FleetFacts& FleetView::facts() const {
           if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
         }
         for (const std::string& name : names) {
-          auto& open = open_by_software[name];
-          open.insert(open.end(), pick.cves.begin(), pick.cves.end());
+          exposed.insert(name);
+          auto& marks = open_of_software[name];
+          marks.resize(catalog.cves().size(), 0);
+          for (engine::Index c : pick.cves) marks[c] = 1;
           FleetFacts::Missed& m = facts_.software[name].missed[pick.kb];
           m.devices += n;
-          m.cves.insert(m.cves.end(), pick.cves.begin(), pick.cves.end());
+          merge_into(m.cves, pick.cves);
         }
       }
-      std::sort(state.open_cves.begin(), state.open_cves.end());
-      state.open_cves.erase(std::unique(state.open_cves.begin(), state.open_cves.end()),
-                            state.open_cves.end());
+      make_distinct(state.open_cves);
       for (engine::Index c : state.open_cves) {
         facts_.devices_of_cve[c] += n;
-        state.exposure = std::max(state.exposure, severity_level(catalog.cves()[c].severity));
+        state.exposure = std::max(state.exposure, severity[c]);
       }
       if (!state.open_cves.empty()) state.exposure = std::max(state.exposure, 1);
-      for (auto& [name, open] : open_by_software) {
-        FleetFacts::Software& sw = facts_.software[name];
-        sw.exposed += n;
-        sw.cves.insert(sw.cves.end(), open.begin(), open.end());
-      }
-      // Keep the merged lists short as they grow: dedupe now and then.
-      for (auto& [name, sw] : facts_.software) {
-        if (sw.cves.size() > 4 * catalog.cves().size() / 3 + 1024) {
-          std::sort(sw.cves.begin(), sw.cves.end());
-          sw.cves.erase(std::unique(sw.cves.begin(), sw.cves.end()), sw.cves.end());
-        }
-      }
+      for (const std::string& name : exposed) facts_.software[name].exposed += n;
     }
     for (std::uint32_t d = 0; d < devices_.size(); ++d) {
       for (const std::string& name : software_of_[d]) ++facts_.software[name].devices;
     }
-    for (auto& [name, sw] : facts_.software) {
-      std::sort(sw.cves.begin(), sw.cves.end());
-      sw.cves.erase(std::unique(sw.cves.begin(), sw.cves.end()), sw.cves.end());
-      for (auto& [kb, m] : sw.missed) {
-        std::sort(m.cves.begin(), m.cves.end());
-        m.cves.erase(std::unique(m.cves.begin(), m.cves.end()), m.cves.end());
+    for (const auto& [name, marks] : open_of_software) {
+      auto& cves = facts_.software[name].cves;
+      for (engine::Index c = 0; c < marks.size(); ++c) {
+        if (marks[c]) cves.push_back(c);
       }
     }
     facts_.rows_before.resize(devices_.size() + 1, 0);
