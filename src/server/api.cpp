@@ -647,7 +647,7 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
     while (position < source.domain && query->top > 0) {
       if (page == query->top || (page > 0 && value.size() >= kMaxPageBytes) ||
           (scans && scanned >= kMaxScan)) {
-        more = source.dense && !query->filter ? true : false;
+        more = source.dense && !query->filter;  // an item stands at every position
         if (!more) {
           // Is there another item? Look without taking it (a bounded look).
           for (std::size_t p = position; p < source.domain && scanned < kMaxScan; ++p, ++scanned) {
