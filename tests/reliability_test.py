@@ -72,6 +72,12 @@ class Server:
         self.process = None
         return status, said
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
     def close(self):
         if self.process:
             self.process.kill()
@@ -118,8 +124,7 @@ class Storable(unittest.TestCase):
     """1. What the API accepts is stored and read back; a damaged row never stops the server."""
 
     def test_a_kb_number_the_store_cannot_read_back_is_refused_before_the_transaction(self):
-        s = Server("11_24H2_x64_enterprise_systeminfo.txt").start()
-        try:
+        with Server("11_24H2_x64_enterprise_systeminfo.txt").start() as s:
             before = s.machines()
             for kb in ["KB00001", "KB1", "KB123456789", "KB"]:
                 r = s.post([device("p", installedKbs=[kb])])
@@ -139,12 +144,9 @@ class Storable(unittest.TestCase):
             listed = json.loads(s.kbgap("devices", "list", "--format", "json").stdout)
             p = [d for d in listed if d["computerDnsName"] == "p"][0]
             self.assertEqual(p["installedKbs"], ["KB5034122", "KB5034441"])
-        finally:
-            s.close()
 
     def test_every_real_inventory_posted_as_json_reads_back_after_a_restart(self):
-        s = Server()
-        try:
+        with Server() as s:
             s.kbgap("devices", "import", *[os.path.join(INVENTORIES, f)
                                            for f in sorted(os.listdir(INVENTORIES))
                                            if f.endswith("_systeminfo.txt")])
@@ -164,13 +166,10 @@ class Storable(unittest.TestCase):
                            sort_keys=True) for d in json.loads(text))
             self.assertEqual(strip(again), strip(exported))
             self.assertEqual(len(s.machines()), len(json.loads(exported)))
-        finally:
-            s.close()
 
     def test_a_damaged_row_is_reported_and_skipped_and_the_server_starts(self):
-        s = Server("11_24H2_x64_enterprise_systeminfo.txt",
-                   "7_sp1_x64_enterprise_en-us_A_systeminfo.txt")
-        try:
+        with Server("11_24H2_x64_enterprise_systeminfo.txt",
+                   "7_sp1_x64_enterprise_en-us_A_systeminfo.txt") as s:
             bad = "ab" * 20
             with sqlite3.connect(os.path.join(s.data, "kbgap.db")) as db:
                 # What an older kbgap stored for "KB00001".
@@ -187,8 +186,6 @@ class Storable(unittest.TestCase):
             self.assertEqual(status, 0)
             self.assertIn(f"stored device {bad} does not read back", said)
             self.assertIn(f"kbgap devices remove {bad}", said)
-        finally:
-            s.close()
 
 
 class Connections(unittest.TestCase):
@@ -232,8 +229,7 @@ class Restore(unittest.TestCase):
     """4. The shared fleet version is the database's after a restore or a damaged file."""
 
     def test_a_restored_older_database_still_sees_other_processes_writes(self):
-        s = Server("11_24H2_x64_enterprise_systeminfo.txt")
-        try:
+        with Server("11_24H2_x64_enterprise_systeminfo.txt") as s:
             db = os.path.join(s.data, "kbgap.db")
             shutil.copy(db, db + ".backup")
             s.kbgap("devices", "import", os.path.join(INVENTORIES,
@@ -255,12 +251,9 @@ class Restore(unittest.TestCase):
             s.start()
             s.kbgap("devices", "import", os.path.join(INVENTORIES, "7_sp1_x64_enterprise_en-us_A_systeminfo.txt"))
             self.assertEqual(len(s.machines()), 3)
-        finally:
-            s.close()
 
     def test_an_emptied_database_is_refused_with_the_way_out(self):
-        s = Server("11_24H2_x64_enterprise_systeminfo.txt")
-        try:
+        with Server("11_24H2_x64_enterprise_systeminfo.txt") as s:
             db = os.path.join(s.data, "kbgap.db")
             os.truncate(db, 0)
             r = s.kbgap("serve", "--listen", "127.0.0.1:0", check=False)
@@ -268,16 +261,13 @@ class Restore(unittest.TestCase):
             self.assertIn("lost or truncated", r.stderr)
             self.assertIn("kbgap.db-fleet-version", r.stderr)
             self.assertEqual(os.path.getsize(db), 0, "nothing was written over it")
-        finally:
-            s.close()
 
 
 class CatalogIndex(unittest.TestCase):
     """5. A damaged catalog.index is found by its checksum and built again."""
 
     def test_one_changed_byte_in_a_product_name_changes_no_answer(self):
-        s = Server("10_rtm_x64_pro_en-us_systeminfo.txt")
-        try:
+        with Server("10_rtm_x64_pro_en-us_systeminfo.txt") as s:
             s.start()
             machine = s.machines()[0]["id"]
             before = s.get(f"/api/machines/{machine}/getmissingkbs").json()["value"]
@@ -296,16 +286,13 @@ class CatalogIndex(unittest.TestCase):
             self.assertEqual(after, before)
             _, said = s.stop()
             self.assertIn("catalog.index is damaged", said)
-        finally:
-            s.close()
 
 
 class Framing(unittest.TestCase):
     """6. A body framed any way but chunked alone or Content-Length is refused (smuggling)."""
 
     def test_ambiguous_transfer_encodings_are_400_and_close(self):
-        s = Server("11_24H2_x64_enterprise_systeminfo.txt").start()
-        try:
+        with Server("11_24H2_x64_enterprise_systeminfo.txt").start() as s:
             hidden = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
             body = b"0\r\n\r\n" + hidden
             for coding in [b"chunked, identity", b"identity", b"xchunked", b"chunked,chunked",
@@ -327,16 +314,13 @@ class Framing(unittest.TestCase):
                            b"Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n" +
                            f"{len(payload):x}\r\n".encode() + payload + b"\r\n0\r\n\r\n")
             self.assertTrue(answer.startswith(b"HTTP/1.1 200"), answer[:300])
-        finally:
-            s.close()
 
 
 class Times(unittest.TestCase):
     """7. Times are RFC 3339, never ahead of the server, and a name resolves deterministically."""
 
     def test_times_are_checked_and_a_future_one_cannot_hold_a_name(self):
-        s = Server().start()
-        try:
+        with Server().start() as s:
             for bad in ["0000", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "yesterday",
                         "2026-01-01", "2026-01-01T25:00:00Z", "1969-12-31T23:59:59Z"]:
                 r = s.post([device("DESKTOP", firstSeen=bad)])
@@ -366,18 +350,15 @@ class Times(unittest.TestCase):
             s.post([device("zoned", lastSeen="2026-06-01T08:00:00.250+02:00")])
             zoned = [m for m in s.machines() if m["computerDnsName"] == "zoned"][0]
             self.assertEqual(zoned["lastSeen"], "2026-06-01T06:00:00Z")
-        finally:
-            s.close()
 
 
 class Paging(unittest.TestCase):
     """8. Every nextLink moves on: following them ends, and never repeats an item."""
 
     def test_top_zero_has_no_next_link_and_every_collection_pages_to_its_end(self):
-        s = Server("10_1809_x64_pro_en-us_20190307_systeminfo.txt",
+        with Server("10_1809_x64_pro_en-us_20190307_systeminfo.txt",
                    "7_sp1_x64_enterprise_en-us_B_systeminfo.txt",
-                   "srv_2019_rtm_datacenter_en-us_systeminfo.txt").start()
-        try:
+                   "srv_2019_rtm_datacenter_en-us_systeminfo.txt").start() as s:
             machine = s.machines()[0]["id"]
             cve = s.get(f"/api/machines/{machine}/vulnerabilities?$top=1").json()["value"][0]["id"]
             for path in ["/api/machines", "/api/vulnerabilities",
@@ -408,16 +389,13 @@ class Paging(unittest.TestCase):
                         self.assertEqual(len(set(seen)), len(seen), (path, query))
                     if total > 300:
                         break  # the long lists: one way through is enough
-        finally:
-            s.close()
 
 
 class Tokens(unittest.TestCase):
     """9. Time claims over HTTP: correctly signed, still refused."""
 
     def test_time_claims_that_are_not_numeric_dates_are_401(self):
-        s = Server("11_24H2_x64_enterprise_systeminfo.txt").start()
-        try:
+        with Server("11_24H2_x64_enterprise_systeminfo.txt").start() as s:
             key = os.path.join(s.data, "keys", "signing-key.pem")
             now = int(time.time())
             good = {"iss": "kbgap", "aud": AUDIENCE, "appid": "t", "iat": now, "nbf": now - 5,
@@ -429,37 +407,28 @@ class Tokens(unittest.TestCase):
                 self.assertEqual(r.status_code, 401, (change, r.text))
             token = run(TOKEN_TOOL, key, json.dumps(good)).stdout.strip()
             self.assertEqual(s.get("/api/machines", token=token).status_code, 200)
-        finally:
-            s.close()
 
 
 class Operations(unittest.TestCase):
     """10. Faults are logged and seen by /readyz; routes are not listed anonymously; BOMs."""
 
     def test_unknown_routes_need_a_token_like_the_others(self):
-        s = Server("11_24H2_x64_enterprise_systeminfo.txt").start()
-        try:
+        with Server("11_24H2_x64_enterprise_systeminfo.txt").start() as s:
             for path in ["/api/nothing", "/admin", "/api/machines/x/y/z", "/", "/api/kbgap"]:
                 self.assertEqual(s.get(path, token="").status_code, 401, path)
                 self.assertEqual(s.get(path).status_code, 404, path)
             r = requests.put(s.base + "/api/machines", timeout=10)
             self.assertEqual(r.status_code, 401)
-        finally:
-            s.close()
 
     def test_a_body_with_a_utf8_bom_is_read_as_powershell_writes_it(self):
-        s = Server().start()
-        try:
+        with Server().start() as s:
             body = "\ufeff" + json.dumps([device("bom-pc")])
             r = s.post(None, data=body.encode("utf-8"))
             self.assertEqual(r.status_code, 200, r.text)
             self.assertEqual(s.machines()[0]["computerDnsName"], "bom-pc")
-        finally:
-            s.close()
 
     def test_a_storage_fault_is_logged_with_its_cause_and_readyz_says_so(self):
-        s = Server("11_24H2_x64_enterprise_systeminfo.txt").start()
-        try:
+        with Server("11_24H2_x64_enterprise_systeminfo.txt").start() as s:
             db = os.path.join(s.data, "kbgap.db")
             with sqlite3.connect(db) as conn:
                 conn.execute("ALTER TABLE devices RENAME TO devices_gone")
@@ -484,8 +453,6 @@ class Operations(unittest.TestCase):
             _, said = s.stop()
             self.assertIn(correlation, said)
             self.assertIn("no such table", said)
-        finally:
-            s.close()
 
 
 if __name__ == "__main__":
