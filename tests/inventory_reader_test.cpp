@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 #include <regex>
+#include <sstream>
 
 #include "inventory/text_decode.h"
 #include "inventory/windows_release.h"
@@ -192,6 +193,86 @@ TEST(InventoryReader, ComputerNamesOfHotfixLists) {
                                   read_one("10_1803_x64_pro_it_systeminfo.txt"), nameless});
   ASSERT_FALSE(crowd);
   EXPECT_NE(crowd.error().message.find("without computer names"), std::string::npos);
+}
+
+// The same WMI objects as other tools print them: one field per line, a blank line between
+// hotfixes. Made from the real wmic qfe table of a Windows 7 machine, column by column.
+std::string as_field_list(const std::string& table, std::string_view separator, bool padded) {
+  std::vector<std::string> lines;
+  std::istringstream in(table);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    lines.push_back(line);
+  }
+  // Column starts: where each header word begins.
+  std::vector<std::pair<std::size_t, std::string>> columns;
+  const std::string& header = lines.at(0);
+  for (std::size_t i = 0; i < header.size(); ++i) {
+    if (header[i] != ' ' && (i == 0 || header[i - 1] == ' ')) {
+      columns.emplace_back(i, header.substr(i, header.find(' ', i) - i));
+    }
+  }
+  std::string out = "\r\n";
+  for (std::size_t r = 1; r < lines.size(); ++r) {
+    if (lines[r].find_first_not_of(' ') == std::string::npos) continue;
+    for (std::size_t c = 0; c < columns.size(); ++c) {
+      const std::size_t from = columns[c].first;
+      const std::size_t to = c + 1 < columns.size() ? columns[c + 1].first : lines[r].size();
+      std::string value = from < lines[r].size() ? lines[r].substr(from, to - from) : "";
+      value.erase(value.find_last_not_of(' ') + 1);
+      std::string label = columns[c].second;
+      // Get-HotFix names the computer "Source".
+      if (padded && label == "CSName") label = "Source";
+      if (padded) label.resize(std::max<std::size_t>(label.size(), 20), ' ');
+      out += label + std::string(separator) + value + "\r\n";
+    }
+    out += "\r\n";
+  }
+  return out;
+}
+
+std::string utf16le_with_bom(const std::string& ascii) {
+  std::string out = "\xFF\xFE";
+  for (char c : ascii) {
+    out.push_back(c);
+    out.push_back('\0');
+  }
+  return out;
+}
+
+TEST(InventoryReader, HotfixListsOneFieldPerLineReadLikeTheTable) {
+  const fs::path path =
+      fs::path(KBGAP_SOURCE_DIR) / "data/inventories/7_sp1_x64_enterprise_en-us_B_qfe.txt";
+  const std::string table = decode_windows_text(test::read_file(path));
+  const Inventory expected = read_one("7_sp1_x64_enterprise_en-us_B_qfe.txt");
+  ASSERT_GT(expected.device.installed_kbs.size(), 100u);
+  // wmic qfe list full (UTF-16LE with a BOM, as wmic writes to a file), and Get-HotFix |
+  // Format-List (UTF-8 with a BOM, as PowerShell 5.1's Out-File -Encoding utf8 writes).
+  const std::string full = utf16le_with_bom(as_field_list(table, "=", false));
+  const std::string format_list = "\xEF\xBB\xBF" + as_field_list(table, " : ", true);
+  for (const auto& [name, bytes] :
+       {std::pair{"wmic qfe list full", full}, std::pair{"Format-List", format_list}}) {
+    auto r = read_inventory(bytes, name);
+    ASSERT_TRUE(r) << name << ": " << r.error().message;
+    const Device& d = r->front().device;
+    EXPECT_FALSE(r->front().has_os) << name;
+    EXPECT_EQ(d.installed_kbs, expected.device.installed_kbs) << name;
+    EXPECT_EQ(d.computer_dns_name, "WIN7SP1X64") << name;
+  }
+}
+
+TEST(InventoryReader, AnEmptyWmicOutputIsAListOfNoHotfixes) {
+  // What `wmic qfe > qfe.txt` writes on a device without hotfixes: a BOM and a line break.
+  auto empty = read_inventory(std::string("\xFF\xFE\r\0\n\0", 6), "qfe.txt");
+  ASSERT_TRUE(empty) << empty.error().message;
+  ASSERT_EQ(empty->size(), 1u);
+  EXPECT_FALSE(empty->front().has_os);
+  EXPECT_TRUE(empty->front().device.installed_kbs.empty());
+  const Inventory win10 = read_one("10_1809_x64_pro_en-us_20190307_systeminfo.txt");
+  auto merged = merge_inventories({win10, empty->front()});
+  ASSERT_TRUE(merged) << merged.error().message;
+  ASSERT_EQ(merged->size(), 1u);
+  EXPECT_EQ(merged->front().installed_kbs, win10.device.installed_kbs);
 }
 
 TEST(InventoryReader, HotfixListWithoutItsDeviceIsAnError) {

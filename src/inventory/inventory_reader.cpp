@@ -250,8 +250,51 @@ Result<Inventory> parse_systeminfo(std::string_view text, std::string_view sourc
   return inv;
 }
 
+// "Label : value" (PowerShell's Format-List) or "Label=value" (wmic's /format:list and
+// `wmic qfe list full`): the label and the value, at the first ':' or '='.
+std::optional<std::pair<std::string, std::string_view>> list_field(std::string_view line) {
+  const std::size_t at = line.find_first_of(":=");
+  if (at == std::string_view::npos) return std::nullopt;
+  const std::string_view label = trim(line.substr(0, at));
+  if (label.empty() || !std::all_of(label.begin(), label.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) != 0;
+      })) {
+    return std::nullopt;
+  }
+  return std::pair{to_lower(label), trim(line.substr(at + 1))};
+}
+
+// A hotfix list written one field per line, a blank line between hotfixes:
+// `Get-HotFix | Format-List` ("HotFixID    : KB5034122", the computer in "Source") or
+// `wmic qfe list full` ("HotFixID=KB5034122", the computer in "CSName").
+std::optional<Inventory> parse_hotfix_fields(const std::vector<std::string_view>& lines,
+                                             std::string_view source) {
+  Inventory inv;
+  inv.format = InventoryFormat::kHotfixList;
+  inv.has_os = false;
+  Device& d = inv.device;
+  bool any = false;
+  for (std::string_view line : lines) {
+    auto field = list_field(line);
+    if (!field) continue;
+    const auto& [label, value] = *field;
+    if (label == "hotfixid") {
+      any = true;
+      if (KbNumber kb = hotfix_id(value)) d.installed_kbs.push_back(kb);
+    } else if ((label == "csname" || label == "source") && d.computer_dns_name.empty() &&
+               !value.empty()) {
+      d.computer_dns_name = std::string(value);
+    }
+  }
+  if (!any) return std::nullopt;
+  finish_device(d, to_lower(d.computer_dns_name));
+  d.source = std::string(source);
+  return inv;
+}
+
 Result<Inventory> parse_hotfix_list(std::string_view text, std::string_view source) {
   auto lines = split_lines(text);
+  if (auto listed = parse_hotfix_fields(lines, source)) return std::move(*listed);
   std::size_t header = lines.size();
   for (std::size_t i = 0; i < lines.size(); ++i) {
     if (to_lower(lines[i]).find("hotfixid") != std::string::npos) {
@@ -304,11 +347,21 @@ Result<std::vector<Inventory>> read_inventory(std::string_view bytes, std::strin
     return invalid_input(fmt::format("{}:1: empty file, expected an inventory", source));
   const std::string text = decode_windows_text(bytes);
   std::string_view body = trim(text);
+  std::vector<Inventory> out;
+  if (std::all_of(body.begin(), body.end(), [](char c) { return c == '\r' || is_space(c); })) {
+    // A byte order mark and a line break: what `wmic qfe > qfe.txt` writes on a device without
+    // hotfixes. A hotfix list with none.
+    Inventory none;
+    none.format = InventoryFormat::kHotfixList;
+    none.has_os = false;
+    none.device.source = std::string(source);
+    out.push_back(std::move(none));
+    return out;
+  }
   if (body.starts_with('{') || body.starts_with('[')) {
     return looks_like_osquery(text) ? parse_osquery_json(text, source)
                                     : parse_kbgap_json(text, source);
   }
-  std::vector<Inventory> out;
   if (to_lower(body.substr(0, std::min<std::size_t>(body.size(), 4096))).find("hotfixid") !=
       std::string::npos) {
     auto r = parse_hotfix_list(text, source);
