@@ -1,4 +1,5 @@
 // The kbgap command line, run as a user would: exit codes, one-line errors, JSON stats.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
@@ -227,6 +228,65 @@ TEST(Cli, DevicesImportKeepsRealDevicesAndRefusesBadInputWhole) {
   EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
   EXPECT_EQ(dump(data + "/kbgap.db"), after_again);
   EXPECT_NE(before, after_again);  // the dump does see devices
+}
+
+// `reg query "HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion"` beside a systeminfo: the
+// revision (UBR) is known, not inferred, and the answer is judged by it. The real Windows Server
+// 2016 systeminfo with the revisions of its October 2024 (7428) and May 2026 (9140) cumulative
+// updates (their fixed builds in the bundled catalog), in the layout reg prints.
+TEST(Cli, RegistryValuesGiveTheRevisionSysteminfoLacks) {
+  TempDir dir;
+  const std::string data = dir.str("data");
+  const std::string systeminfo = std::string(KBGAP_SOURCE_DIR) +
+                                 "/data/inventories/srv_2016_1607_datacenter_en-us_systeminfo.txt";
+  auto registry = [&](int ubr, int build) {
+    const std::string path =
+        dir.str("reg-" + std::to_string(ubr) + "-" + std::to_string(build) + ".txt");
+    write_file(
+        path,
+        fmt::format("\r\nHKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\r\n"
+                    "    SystemRoot    REG_SZ    C:\\Windows\r\n"
+                    "    BuildLabEx    REG_SZ    {0}.{1}.amd64fre.rs1_release.180410-1801\r\n"
+                    "    CurrentBuild    REG_SZ    {0}\r\n"
+                    "    CurrentBuildNumber    REG_SZ    {0}\r\n"
+                    "    CurrentMajorVersionNumber    REG_DWORD    0xa\r\n"
+                    "    CurrentMinorVersionNumber    REG_DWORD    0x0\r\n"
+                    "    CurrentVersion    REG_SZ    6.3\r\n"
+                    "    EditionID    REG_SZ    ServerDatacenter\r\n"
+                    "    ProductName    REG_SZ    Windows Server 2016 Datacenter\r\n"
+                    "    ReleaseId    REG_SZ    1607\r\n"
+                    "    UBR    REG_DWORD    {2:#x}\r\n\r\n",
+                    build, ubr, ubr));
+    return path;
+  };
+  CommandResult without = run_kbgap("--data " + data + " scan " + systeminfo);
+  ASSERT_EQ(without.exit_code, 0) << without.err;
+  EXPECT_NE(without.out.find("revision (UBR) unknown"), std::string::npos) << without.out;
+  EXPECT_NE(without.out.find("KB5087537"), std::string::npos);
+  EXPECT_NE(without.out.find("KB5044293"), std::string::npos);
+
+  CommandResult october =
+      run_kbgap("--data " + data + " scan " + systeminfo + " " + registry(7428, 14393));
+  ASSERT_EQ(october.exit_code, 0) << october.err;
+  EXPECT_NE(october.out.find("10.0.14393.7428"), std::string::npos) << october.out;
+  EXPECT_EQ(october.out.find("revision (UBR) unknown"), std::string::npos) << october.out;
+  EXPECT_NE(october.out.find("KB5087537"), std::string::npos) << october.out;
+  EXPECT_EQ(october.out.find("KB5044293"), std::string::npos) << october.out;
+
+  CommandResult may =
+      run_kbgap("--data " + data + " scan " + systeminfo + " " + registry(9140, 14393));
+  ASSERT_EQ(may.exit_code, 0) << may.err;
+  EXPECT_EQ(may.out.find("KB5087537"), std::string::npos) << may.out;
+  EXPECT_EQ(may.out.find("KB5044293"), std::string::npos) << may.out;
+
+  // Values of another build, or alone: a clear error, not a guess.
+  CommandResult other =
+      run_kbgap("--data " + data + " scan " + systeminfo + " " + registry(9140, 17763));
+  EXPECT_EQ(other.exit_code, 1);
+  EXPECT_NE(other.err.find("registry values of build 10.0.17763"), std::string::npos) << other.err;
+  CommandResult alone = run_kbgap("--data " + data + " scan " + registry(9140, 14393));
+  EXPECT_EQ(alone.exit_code, 1);
+  EXPECT_NE(alone.err.find("name no computer"), std::string::npos) << alone.err;
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <map>
 #include <optional>
 
 #include "common/digest.h"
@@ -148,6 +149,8 @@ std::string_view format_name(InventoryFormat f) {
       return "kbgap JSON";
     case InventoryFormat::kOsqueryJson:
       return "osquery JSON";
+    case InventoryFormat::kRegistry:
+      return "registry values (reg query)";
   }
   return "?";
 }
@@ -342,6 +345,67 @@ Result<Inventory> parse_hotfix_list(std::string_view text, std::string_view sour
   return inv;
 }
 
+Result<Inventory> parse_registry(std::string_view text, std::string_view source) {
+  // "    UBR    REG_DWORD    0xcb6": a value's name, its type and its data.
+  std::map<std::string, std::string_view> values;
+  for (std::string_view line : split_lines(text)) {
+    line = trim(line);
+    const auto type = line.find("REG_");
+    if (type == std::string_view::npos || type == 0) continue;
+    const std::string_view name = trim(line.substr(0, type));
+    std::string_view rest = line.substr(type);
+    const auto gap = rest.find_first_of(" \t");
+    const std::string_view kind = rest.substr(0, gap);
+    const std::string_view data = gap == std::string_view::npos ? "" : trim(rest.substr(gap));
+    if (kind == "REG_SZ" || kind == "REG_DWORD" || kind == "REG_EXPAND_SZ") {
+      values[to_lower(name)] = data;
+    }
+  }
+  // A REG_DWORD as reg prints it ("0xcb6"), or a decimal REG_SZ.
+  auto number = [&](std::string_view key) -> std::optional<int> {
+    auto it = values.find(std::string(key));
+    if (it == values.end()) return std::nullopt;
+    std::string_view v = it->second;
+    int base = 10;
+    if (v.starts_with("0x") || v.starts_with("0X")) {
+      v.remove_prefix(2);
+      base = 16;
+    }
+    int out = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out, base);
+    if (ec != std::errc() || end != v.data() + v.size() || v.empty()) return std::nullopt;
+    return out;
+  };
+  Inventory inv;
+  inv.format = InventoryFormat::kRegistry;
+  inv.has_os = false;
+  Device& d = inv.device;
+  d.source = std::string(source);
+  const auto build =
+      number("currentbuildnumber") ? number("currentbuildnumber") : number("currentbuild");
+  if (!build) {
+    return invalid_input(
+        fmt::format("{}:1: registry values without CurrentBuildNumber (expected the output of "
+                    "reg query \"HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\")",
+                    source));
+  }
+  d.build = *build;
+  // Windows 10 and later; before them CurrentVersion ("6.1") is the version.
+  if (auto major = number("currentmajorversionnumber")) {
+    d.major = *major;
+    d.minor = number("currentminorversionnumber").value_or(0);
+  } else if (auto it = values.find("currentversion"); it != values.end()) {
+    const auto dot = it->second.find('.');
+    std::from_chars(it->second.data(), it->second.data() + std::min(dot, it->second.size()),
+                    d.major);
+    if (dot != std::string_view::npos) {
+      std::from_chars(it->second.data() + dot + 1, it->second.data() + it->second.size(), d.minor);
+    }
+  }
+  if (auto ubr = number("ubr")) d.revision = *ubr;
+  return inv;
+}
+
 Result<std::vector<Inventory>> read_inventory(std::string_view bytes, std::string_view source) {
   if (bytes.empty())
     return invalid_input(fmt::format("{}:1: empty file, expected an inventory", source));
@@ -362,8 +426,15 @@ Result<std::vector<Inventory>> read_inventory(std::string_view bytes, std::strin
     return looks_like_osquery(text) ? parse_osquery_json(text, source)
                                     : parse_kbgap_json(text, source);
   }
-  if (to_lower(body.substr(0, std::min<std::size_t>(body.size(), 4096))).find("hotfixid") !=
-      std::string::npos) {
+  const std::string head = to_lower(body.substr(0, std::min<std::size_t>(body.size(), 4096)));
+  if (head.find("\\microsoft\\windows nt\\currentversion") != std::string::npos &&
+      head.find("reg_") != std::string::npos) {
+    auto r = parse_registry(text, source);
+    if (!r) return r.error();
+    out.push_back(std::move(*r));
+    return out;
+  }
+  if (head.find("hotfixid") != std::string::npos) {
     auto r = parse_hotfix_list(text, source);
     if (!r) return r.error();
     out.push_back(std::move(*r));
@@ -387,6 +458,27 @@ Result<std::vector<Device>> merge_inventories(std::vector<Inventory> inventories
   }
   for (Inventory& inv : inventories) {
     if (inv.has_os) continue;
+    if (inv.format == InventoryFormat::kRegistry) {
+      // Registry values name no computer: they complete the one device given with them.
+      if (devices.size() != 1) {
+        return invalid_input(fmt::format(
+            "{}: registry values name no computer; give them alone with the systeminfo of "
+            "their computer",
+            inv.device.source));
+      }
+      Device& d = devices.front();
+      if (d.build != inv.device.build || (inv.device.major != 0 && d.major != inv.device.major)) {
+        return invalid_input(
+            fmt::format("{}: registry values of build {}.{}.{}, but the device {} runs {}",
+                        inv.device.source, inv.device.major, inv.device.minor, inv.device.build,
+                        d.computer_dns_name, os_build_string(d)));
+      }
+      if (inv.device.revision) {
+        d.revision = inv.device.revision;  // known, no longer inferred
+        d.revision_inferred = false;
+      }
+      continue;
+    }
     const std::string host = to_lower(inv.device.computer_dns_name);
     auto it = std::find_if(devices.begin(), devices.end(),
                            [&](const Device& d) { return to_lower(d.computer_dns_name) == host; });

@@ -10,13 +10,14 @@
 
 namespace kbgap::inventory {
 
-enum class InventoryFormat { kSysteminfo, kHotfixList, kKbgapJson, kOsqueryJson };
+enum class InventoryFormat { kSysteminfo, kHotfixList, kKbgapJson, kOsqueryJson, kRegistry };
 std::string_view format_name(InventoryFormat f);
 
 struct Inventory {
   InventoryFormat format = InventoryFormat::kSysteminfo;
-  Device device;       // a hotfix list fills only computer_dns_name and installed_kbs
-  bool has_os = true;  // false for hotfix lists: they complete a device, they do not make one
+  Device device;       // a hotfix list fills only computer_dns_name and installed_kbs;
+                       // registry values only the build and its revision (UBR)
+  bool has_os = true;  // false for hotfix lists and registry values: they complete a device
 };
 
 // One file's bytes; `source` names it in errors ("<source>:<line>: <what>").
@@ -25,6 +26,9 @@ Result<std::vector<Inventory>> read_inventory(std::string_view bytes, std::strin
 // Parsers for one format each, over text already decoded to UTF-8 with "\n" line ends.
 Result<Inventory> parse_systeminfo(std::string_view text, std::string_view source);
 Result<Inventory> parse_hotfix_list(std::string_view text, std::string_view source);
+// `reg query "HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion"`: the build and its revision
+// (UBR), which systeminfo does not print.
+Result<Inventory> parse_registry(std::string_view text, std::string_view source);
 
 // Folds hotfix lists into the device of the same computer name (systeminfo truncates long
 // hotfix lists; the matching qfe output has them all). A hotfix list with no such device is an
