@@ -1,6 +1,7 @@
 // Inventory readers on the 51 real systeminfo and wmic qfe outputs shipped in data/inventories.
 #include "inventory/inventory_reader.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -273,6 +274,62 @@ TEST(InventoryReader, AnEmptyWmicOutputIsAListOfNoHotfixes) {
   ASSERT_TRUE(merged) << merged.error().message;
   ASSERT_EQ(merged->size(), 1u);
   EXPECT_EQ(merged->front().installed_kbs, win10.device.installed_kbs);
+}
+
+// Get-ComputerInfo's default list of the same machine a real systeminfo describes: the same
+// device, as far as PowerShell prints it (it cuts OsHotFixes after four with "...").
+TEST(InventoryReader, GetComputerInfoReadsLikeTheSysteminfoOfItsMachine) {
+  for (const char* name : {"10_1809_x64_pro_en-us_20190307_systeminfo.txt",
+                           "srv_2016_1607_datacenter_en-us_systeminfo.txt",
+                           "7_sp1_x64_enterprise_en-us_A_systeminfo.txt"}) {
+    const Device expected = read_one(name).device;
+    std::string kbs;
+    for (std::size_t i = 0; i < std::min<std::size_t>(4, expected.installed_kbs.size()); ++i) {
+      kbs += fmt::format("{}KB{}", i ? ", " : "", expected.installed_kbs[i]);
+    }
+    if (expected.installed_kbs.size() > 4) kbs += "...";
+    const std::string version =
+        fmt::format("{}.{}.{}", expected.major, expected.minor, expected.build);
+    const std::string text = fmt::format(
+        "\r\nWindowsBuildLabEx                                       : {3}.1.amd64fre.release\r\n"
+        "WindowsCurrentVersion                                   : 6.3\r\n"
+        "WindowsEditionId                                        : {4}\r\n"
+        "WindowsInstallationType                                 : Client\r\n"
+        "WindowsProductName                                      : {1}\r\n"
+        "WindowsRegisteredOwner                                  : user\r\n"
+        "BiosBIOSVersion                                         : {{LENOVO - 1380, N1FET64W "
+        "(1.38 ),\r\n"
+        "                                                          Lenovo - 1380}}\r\n"
+        "CsDNSHostName                                           : {0}\r\n"
+        "CsName                                                  : {0}\r\n"
+        "CsSystemType                                            : x64-based PC\r\n"
+        "OsName                                                  : {1}\r\n"
+        "OsType                                                  : WINNT\r\n"
+        "OsVersion                                               : {2}\r\n"
+        "OsCSDVersion                                            : {5}\r\n"
+        "OsBuildNumber                                           : {3}\r\n"
+        "OsHotFixes                                              : {{{6}}}\r\n"
+        "OsArchitecture                                          : 64-bit\r\n"
+        "OsServicePackMajorVersion                               : {7}\r\n",
+        expected.computer_dns_name, expected.os_name, version, expected.build, expected.edition,
+        expected.service_pack, kbs, expected.service_pack.empty() ? "0" : "1");
+    auto r = read_inventory("\xEF\xBB\xBF" + text, "computerinfo.txt");
+    ASSERT_TRUE(r) << name << ": " << r.error().message;
+    const Device& d = r->front().device;
+    EXPECT_TRUE(r->front().has_os);
+    EXPECT_EQ(r->front().format, InventoryFormat::kComputerInfo);
+    EXPECT_EQ(d.computer_dns_name, expected.computer_dns_name) << name;
+    EXPECT_EQ(d.os_family, expected.os_family) << name;
+    EXPECT_EQ(d.version, expected.version) << name;
+    EXPECT_EQ(d.build, expected.build) << name;
+    EXPECT_EQ(d.architecture, Architecture::kX64) << name;
+    EXPECT_EQ(d.service_pack, expected.service_pack) << name;
+    const std::vector<KbNumber> first(
+        expected.installed_kbs.begin(),
+        expected.installed_kbs.begin() +
+            static_cast<std::ptrdiff_t>(std::min<std::size_t>(4, expected.installed_kbs.size())));
+    EXPECT_EQ(d.installed_kbs, first) << name;
+  }
 }
 
 TEST(InventoryReader, HotfixListWithoutItsDeviceIsAnError) {

@@ -74,7 +74,11 @@ std::optional<std::string> utc_time_from_rfc3339(std::string_view s) {
                             std::chrono::month(static_cast<unsigned>(month)),
                             std::chrono::day(static_cast<unsigned>(day))};
   // 60 is a leap second (RFC 3339 §5.6): kbgap's clock has none, so it is the minute's last.
-  if (!date.ok() || year < 1970 || hour > 23 || minute > 59 || second > 60) return std::nullopt;
+  // Second 60 only as a leap second: the last of a day (in its own offset: 23:59:60).
+  if (!date.ok() || hour > 23 || minute > 59 || second > 60 ||
+      (second == 60 && (hour != 23 || minute != 59))) {
+    return std::nullopt;
+  }
   if (second == 60) second = 59;
   // In seconds, not system_clock's nanoseconds, which end in 2262.
   const sys_seconds t =

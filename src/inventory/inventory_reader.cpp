@@ -151,6 +151,8 @@ std::string_view format_name(InventoryFormat f) {
       return "osquery JSON";
     case InventoryFormat::kRegistry:
       return "registry values (reg query)";
+    case InventoryFormat::kComputerInfo:
+      return "Get-ComputerInfo";
   }
   return "?";
 }
@@ -345,6 +347,86 @@ Result<Inventory> parse_hotfix_list(std::string_view text, std::string_view sour
   return inv;
 }
 
+Result<Inventory> parse_computer_info(std::string_view text, std::string_view source) {
+  std::map<std::string, std::string> fields;
+  std::string* last = nullptr;
+  for (std::string_view line : split_lines(text)) {
+    // A long value goes on, indented, on the next lines.
+    if (last && !line.empty() && is_space(line.front()) && !list_field(line)) {
+      const std::string_view more = trim(line);
+      last->push_back(' ');
+      last->append(more.data(), more.size());
+      continue;
+    }
+    last = nullptr;
+    if (line.find(" : ") == std::string_view::npos && !trim(line).ends_with(":")) continue;
+    if (auto field = list_field(line)) {
+      last = &fields.try_emplace(field->first, field->second).first->second;
+    }
+  }
+  auto field = [&](std::string_view key) -> std::string_view {
+    auto it = fields.find(std::string(key));
+    return it == fields.end() ? std::string_view() : std::string_view(it->second);
+  };
+  Inventory inv;
+  inv.format = InventoryFormat::kComputerInfo;
+  Device& d = inv.device;
+  d.source = std::string(source);
+  d.os_name = std::string(!field("osname").empty() ? field("osname") : field("windowsproductname"));
+  d.computer_dns_name =
+      std::string(!field("csdnshostname").empty() ? field("csdnshostname") : field("csname"));
+  if (d.os_name.empty() || !parse_os_version(field("osversion"), d)) {
+    return invalid_input(
+        fmt::format("{}:1: Get-ComputerInfo output without OsName and OsVersion", source));
+  }
+  if (d.computer_dns_name.empty()) {
+    return invalid_input(fmt::format("{}:1: Get-ComputerInfo output without CsName", source));
+  }
+  d.architecture = parse_architecture(field("cssystemtype"));
+  if (d.architecture == Architecture::kUnknown) {
+    const std::string bits = to_lower(field("osarchitecture"));
+    if (bits.find("arm") != std::string::npos) {
+      d.architecture = Architecture::kArm64;
+    } else if (bits.find("64") != std::string::npos) {
+      d.architecture = Architecture::kX64;
+    } else if (bits.find("32") != std::string::npos) {
+      d.architecture = Architecture::kX86;
+    }
+  }
+  if (d.architecture == Architecture::kUnknown) {
+    return invalid_input(fmt::format(
+        "{}:1: Get-ComputerInfo output without CsSystemType or OsArchitecture", source));
+  }
+  // Newer Windows has the revision too.
+  if (std::string_view ubr = field("windowsubr"); !ubr.empty()) {
+    int revision = 0;
+    auto [end, ec] = std::from_chars(ubr.data(), ubr.data() + ubr.size(), revision);
+    if (ec == std::errc() && end == ubr.data() + ubr.size()) d.revision = revision;
+  }
+  if (std::string_view sp = field("osservicepackmajorversion"); !sp.empty() && sp != "0") {
+    d.service_pack = fmt::format("Service Pack {}", sp);
+  }
+  if (to_lower(field("windowsinstallationtype")).find("core") != std::string::npos) {
+    d.server_core = true;
+  }
+  // "{KB5030841, KB5015684, KB5031356...}"
+  std::string_view hotfixes = field("oshotfixes");
+  for (std::size_t p = 0; p < hotfixes.size();) {
+    while (p < hotfixes.size() && !std::isalnum(static_cast<unsigned char>(hotfixes[p]))) ++p;
+    std::size_t q = p;
+    while (q < hotfixes.size() && std::isalnum(static_cast<unsigned char>(hotfixes[q]))) ++q;
+    if (KbNumber kb = hotfix_id(hotfixes.substr(p, q - p))) d.installed_kbs.push_back(kb);
+    p = q;
+  }
+  const bool core = d.server_core;
+  if (!classify_windows(d)) {
+    return invalid_input(fmt::format("{}:1: unknown Windows build {}", source, os_build_string(d)));
+  }
+  d.server_core = d.server_core || core;
+  finish_device(d, to_lower(d.computer_dns_name) + "\n" + std::string(field("windowsproductid")));
+  return inv;
+}
+
 Result<Inventory> parse_registry(std::string_view text, std::string_view source) {
   // "    UBR    REG_DWORD    0xcb6": a value's name, its type and its data.
   std::map<std::string, std::string_view> values;
@@ -430,6 +512,16 @@ Result<std::vector<Inventory>> read_inventory(std::string_view bytes, std::strin
   if (head.find("\\microsoft\\windows nt\\currentversion") != std::string::npos &&
       head.find("reg_") != std::string::npos) {
     auto r = parse_registry(text, source);
+    if (!r) return r.error();
+    out.push_back(std::move(*r));
+    return out;
+  }
+  // Get-ComputerInfo: its OS properties come after the Windows and BIOS ones.
+  if (const std::string lower = to_lower(body);
+      lower.find("\nosversion ") != std::string::npos &&
+      (lower.find("windowsproductname ") != std::string::npos ||
+       lower.find("\noshotfixes ") != std::string::npos)) {
+    auto r = parse_computer_info(text, source);
     if (!r) return r.error();
     out.push_back(std::move(*r));
     return out;

@@ -10,7 +10,14 @@
 
 namespace kbgap::inventory {
 
-enum class InventoryFormat { kSysteminfo, kHotfixList, kKbgapJson, kOsqueryJson, kRegistry };
+enum class InventoryFormat {
+  kSysteminfo,
+  kHotfixList,
+  kKbgapJson,
+  kOsqueryJson,
+  kRegistry,
+  kComputerInfo
+};
 std::string_view format_name(InventoryFormat f);
 
 struct Inventory {
@@ -26,6 +33,10 @@ Result<std::vector<Inventory>> read_inventory(std::string_view bytes, std::strin
 // Parsers for one format each, over text already decoded to UTF-8 with "\n" line ends.
 Result<Inventory> parse_systeminfo(std::string_view text, std::string_view source);
 Result<Inventory> parse_hotfix_list(std::string_view text, std::string_view source);
+// `Get-ComputerInfo` (PowerShell 5.1 and later, its default list layout; property names are not
+// translated): the computer, OS, architecture and hotfixes (OsHotFixes; PowerShell cuts a long
+// list with "...", so give the hotfix list too for the whole of it).
+Result<Inventory> parse_computer_info(std::string_view text, std::string_view source);
 // `reg query "HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion"`: the build and its revision
 // (UBR), which systeminfo does not print.
 Result<Inventory> parse_registry(std::string_view text, std::string_view source);

@@ -117,7 +117,7 @@ bool set_build(Device& d, std::string_view s) {
 }
 
 Result<Inventory> read_device(const json::value& v, std::string_view path, Reader& r,
-                              std::string_view source) {
+                              std::string_view source, TimeFields times) {
   if (!v.is_object()) return r.fail(path, "expected a device object");
   const json::object& o = v.as_object();
   Inventory inv;
@@ -138,8 +138,10 @@ Result<Inventory> read_device(const json::value& v, std::string_view path, Reade
   KBGAP_TRY(text("osArchitecture", arch));
   KBGAP_TRY(text("edition", d.edition));
   KBGAP_TRY(text("servicePack", d.service_pack));
-  KBGAP_TRY(text("firstSeen", d.first_seen));
-  KBGAP_TRY(text("lastSeen", d.last_seen));
+  if (times == TimeFields::kCheck) {
+    KBGAP_TRY(text("firstSeen", d.first_seen));
+    KBGAP_TRY(text("lastSeen", d.last_seen));
+  }
   for (auto [key, time] :
        {std::pair{"firstSeen", &d.first_seen}, std::pair{"lastSeen", &d.last_seen}}) {
     if (time->empty()) continue;
@@ -286,7 +288,8 @@ bool looks_like_osquery(std::string_view text) {
   return text.find("\"os_version\"") != std::string_view::npos;
 }
 
-Result<std::vector<Inventory>> parse_kbgap_json(std::string_view text, std::string_view source) {
+Result<std::vector<Inventory>> parse_kbgap_json(std::string_view text, std::string_view source,
+                                                TimeFields times) {
   auto doc = parse(text, source);
   if (!doc) return doc.error();
   Reader r(source);
@@ -299,7 +302,7 @@ Result<std::vector<Inventory>> parse_kbgap_json(std::string_view text, std::stri
     if (!a) return a.error();
     devices = *a;
   } else {
-    auto one = read_device(*doc, "$", r, source);
+    auto one = read_device(*doc, "$", r, source, times);
     if (!one) return one.error();
     out.push_back(std::move(*one));
     return out;
@@ -308,7 +311,7 @@ Result<std::vector<Inventory>> parse_kbgap_json(std::string_view text, std::stri
     return invalid_input(fmt::format("{}: no device in the inventory", source));
   }
   for (std::size_t i = 0; i < devices->size(); ++i) {
-    auto one = read_device((*devices)[i], fmt::format("devices[{}]", i), r, source);
+    auto one = read_device((*devices)[i], fmt::format("devices[{}]", i), r, source, times);
     if (!one) return one.error();
     out.push_back(std::move(*one));
   }

@@ -11,7 +11,11 @@
 namespace kbgap::inventory {
 
 // {"devices": [...]}, an array of devices, or one device object (docs/inventory.md).
-Result<std::vector<Inventory>> parse_kbgap_json(std::string_view text, std::string_view source);
+// What to do with firstSeen and lastSeen: check them (RFC 3339, kept in UTC), or leave them out
+// (the device store, whose columns hold the times).
+enum class TimeFields { kCheck, kIgnore };
+Result<std::vector<Inventory>> parse_kbgap_json(std::string_view text, std::string_view source,
+                                                TimeFields times = TimeFields::kCheck);
 
 // osquery results: an object keyed by table name ({"os_version": [...], "patches": [...],
 // "windows_update_history": [...], "programs": [...], "system_info": [...]}), as

@@ -309,7 +309,16 @@ bool Api::rate_limited(const std::string& app, const std::string& group, const R
   }
   ++w.in_minute;
   ++w.in_hour;
+  response.counted_as = app + "\n" + group;
   return false;
+}
+
+void Api::refund(const std::string& key) {
+  std::lock_guard lock(limits_mutex_);
+  if (auto it = windows_.find(key); it != windows_.end()) {
+    if (it->second.in_minute > 0) --it->second.in_minute;
+    if (it->second.in_hour > 0) --it->second.in_hour;
+  }
 }
 
 Response Api::handle(const Request& request, bool may_block) {
@@ -320,7 +329,10 @@ Response Api::handle(const Request& request, bool may_block) {
     return response;
   }
   try {
-    return route(request, response, may_block);
+    Response out = route(request, response, may_block);
+    // Handed to a worker, which answers it and counts it then: not counted twice.
+    if (out.status == 0 && !out.counted_as.empty()) refund(out.counted_as);
+    return out;
   } catch (const std::exception& e) {
     return internal_error(response, fmt::format("unexpected exception: {}", e.what()));
   }
@@ -628,8 +640,8 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
       } else {
         if (source.domain > kMaxScan) {
           error(response, 400, "ODataError",
-                fmt::format("$count with this $filter would look at {} items, more than {}; "
-                            "narrow the filter or leave $count out",
+                fmt::format("$count with a $filter is refused on a collection of {} items "
+                            "(more than {}): leave $count out and follow @odata.nextLink",
                             source.domain, kMaxScan));
           return;
         }
@@ -641,7 +653,9 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
     std::size_t page = 0, scanned = 0, position = query->skiptoken.value_or(0);
     std::size_t to_skip = query->skip;
     if (source.dense && !query->filter) {
-      position += std::exchange(to_skip, 0);
+      // Saturating: past the end is past the end.
+      position = std::min(source.domain, position + std::min(to_skip, source.domain));
+      to_skip = 0;
     }
     bool more = false;
     while (position < source.domain && query->top > 0) {
@@ -692,6 +706,8 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
         link += fmt::format("&$skip={}", position);
       } else {
         link += fmt::format("&$skiptoken={}", position);
+        // A page that stopped at the scan limit may not have skipped all it was asked to.
+        if (to_skip > 0) link += fmt::format("&$skip={}", to_skip);
       }
       if (query->filter) link += "&$filter=" + encode_query_value(query->filter_text);
       if (query->count) link += "&$count=true";

@@ -34,8 +34,9 @@ struct Response {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string route = "unmatched";  // the route's pattern, for logs and metrics
   std::string correlation_id;
-  std::string app;      // the calling application, when the token was valid
-  std::string problem;  // for a 500: its cause, logged with the correlation id, never sent
+  std::string app;         // the calling application, when the token was valid
+  std::string problem;     // for a 500: its cause, logged with the correlation id, never sent
+  std::string counted_as;  // the rate-limit window it was counted in
 };
 
 struct RateLimit {
@@ -69,6 +70,7 @@ class Api {
   std::optional<auth::Claims> authenticate(const Request& request, Response& response);
   bool rate_limited(const std::string& app, const std::string& group, const RateLimit& limit,
                     Response& response);
+  void refund(const std::string& window);
 
   Service& service_;
   std::function<std::string()> metrics_;

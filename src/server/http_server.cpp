@@ -10,6 +10,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
@@ -217,14 +218,23 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  // Moves to `next` unless the acceptor chose this connection to make room: then false, and the
+  // connection is to close (so that an eviction is never lost to a request arriving meanwhile).
+  bool move_to(State next) {
+    State seen = state();
+    while (seen != kEvicted) {
+      if (state_.compare_exchange_weak(seen, next)) return true;
+    }
+    return false;
+  }
+
   void read() {
-    state_ = served_ ? kIdle : kSilent;
-    if (server_.stopping) return finish();
+    if (!move_to(served_ ? kIdle : kSilent) || server_.stopping) return finish();
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_.options.max_header_bytes));
     parser_->body_limit(server_.options.max_body_bytes);
     if (buffer_.size() > 0) {
-      state_ = kBusy;
+      if (!move_to(kBusy)) return finish();
       return read_header();
     }
     // The first byte of a request may take the idle time; the rest only the request time.
@@ -232,8 +242,8 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     stream_.async_read_some(buffer_.prepare(4096),
                             [self = shared_from_this()](beast::error_code ec, std::size_t n) {
                               if (ec) return self->on_error(ec);
+                              if (!self->move_to(kBusy)) return self->finish();
                               self->buffer_.commit(n);
-                              self->state_ = kBusy;
                               self->read_header();
                             });
   }
@@ -518,7 +528,16 @@ HttpServer::HttpServer(Api& api, HttpOptions options)
   const std::size_t limit = files.rlim_cur == RLIM_INFINITY
                                 ? std::size_t{1} << 20
                                 : static_cast<std::size_t>(files.rlim_cur);
-  const std::size_t fit = limit > 2 * kReservedFiles ? limit - kReservedFiles : limit / 2;
+  // Kept for the rest: the files open now (database, I/O threads' queues) and kReservedFiles
+  // more for what opens later (catalog reloads, JWKS fetches, logs).
+  std::error_code ec;
+  std::size_t open_now = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++open_now;
+  }
+  const std::size_t reserved = open_now + kReservedFiles;
+  const std::size_t fit = limit > 2 * reserved ? limit - reserved : limit / 2;
   impl_->max_connections =
       impl_->options.max_connections == 0 ? fit : std::min(impl_->options.max_connections, fit);
 }

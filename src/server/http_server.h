@@ -23,13 +23,14 @@ struct HttpOptions {
   std::chrono::seconds request_timeout{20};       // a request not read whole by then: 408
   std::chrono::seconds idle_timeout{60};          // a kept-alive connection with nothing to do
   bool access_log = true;                         // one JSON line per request on stdout
-  // Open connections at most; 0: the process's file limit less kReservedFiles. When full, a new
+  // Open connections at most; 0: the process's file limit less the files open at start and
+  // kReservedFiles. When full, a new
   // connection closes the oldest one that has sent nothing (then the oldest idle kept-alive
   // one); when every connection is busy, the new one is closed.
   std::size_t max_connections = 0;
 };
 
-// Files kept for what is not a connection: the database, the catalog, logs, the listener.
+// Files kept, beyond those open at start, for what is not a connection.
 inline constexpr std::size_t kReservedFiles = 64;
 
 class HttpServer {

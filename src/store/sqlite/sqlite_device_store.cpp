@@ -168,10 +168,10 @@ Result<DeviceWrite> SqliteDeviceStore::put(const std::vector<inventory::Device>&
     const std::string stored_first = *row ? existing->column_text(0) : std::string();
     existing->reset();
     (*row ? write.replaced : write.created) += 1;
-    // A stored first-seen time that is not a time (an older kbgap took free text) is replaced.
-    if (!stored_first.empty() && stored_first < d.first_seen &&
-        utc_time_from_rfc3339(stored_first) == stored_first) {
-      d.first_seen = stored_first;
+    // The earlier first-seen time is kept; one that is not a time (an older kbgap stored times
+    // as given) is replaced.
+    if (auto stored = utc_time_from_rfc3339(stored_first); stored && *stored < d.first_seen) {
+      d.first_seen = std::move(*stored);
       p.json = stored_json(d);
     }
     upsert->bind(1, d.id)
@@ -221,7 +221,10 @@ Result<StoredDevices> SqliteDeviceStore::all() {
     if (!row) return row.error();
     if (!*row) break;
     const std::string id = stmt->column_text(0);
-    auto read = inventory::parse_kbgap_json(stmt->column_text(1), "stored");
+    // The times are the columns' (below): a row an older kbgap wrote with times as given is
+    // not damaged for that.
+    auto read =
+        inventory::parse_kbgap_json(stmt->column_text(1), "stored", inventory::TimeFields::kIgnore);
     if (read && (read->size() != 1 || read->front().device.id != id)) {
       read = invalid_input("stored: the row's inventory is of another device");
     }
@@ -232,7 +235,8 @@ Result<StoredDevices> SqliteDeviceStore::all() {
     inventory::Device d = std::move(read->front().device);
     // The columns are the times kbgap keeps (the earliest first-seen of every write).
     for (auto [column, time] : {std::pair{2, &d.first_seen}, std::pair{3, &d.last_seen}}) {
-      if (auto utc = utc_time_from_rfc3339(stmt->column_text(column))) *time = std::move(*utc);
+      auto utc = utc_time_from_rfc3339(stmt->column_text(column));
+      *time = utc ? std::move(*utc) : std::string();
     }
     out.devices.push_back(std::move(d));
   }
