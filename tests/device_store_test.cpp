@@ -183,6 +183,33 @@ TEST(DeviceStore, ADamagedRowIsSkippedAndReportedNeverFatal) {
   EXPECT_EQ((*store)->all()->damaged.size(), 1u);
 }
 
+// An older kbgap stored times as given; such a row is a device (its times are left unknown, and
+// an earlier stored first-seen time in another RFC 3339 form is kept by the next write).
+TEST(DeviceStore, RowsWithTimesAnOlderKbgapStoredAsGivenStillRead) {
+  test::TempDir dir;
+  const std::string db = dir.str("kbgap.db");
+  auto store = SqliteDeviceStore::open(db);
+  ASSERT_TRUE(store);
+  inventory::Device d = real_device("11_24H2_x64_enterprise_systeminfo.txt");
+  ASSERT_TRUE((*store)->put({d}, "2026-01-01T00:00:00Z"));
+  raw_sql(db,
+          "UPDATE devices SET first_seen = '2024-05-01T10:00:00.1234567+02:00', "
+          "last_seen = 'yesterday', inventory = json_set(inventory, '$.firstSeen', "
+          "'2024-05-01T10:00:00.1234567+02:00', '$.lastSeen', 'yesterday')");
+  auto all = (*store)->all();
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->devices.size(), 1u);
+  EXPECT_TRUE(all->damaged.empty());
+  EXPECT_EQ(all->devices[0].first_seen, "2024-05-01T08:00:00Z");
+  EXPECT_EQ(all->devices[0].last_seen, "");
+  d.first_seen.clear();
+  d.last_seen.clear();
+  ASSERT_TRUE((*store)->put({d}, "2026-02-01T00:00:00Z"));
+  all = (*store)->all();
+  EXPECT_EQ(all->devices[0].first_seen, "2024-05-01T08:00:00Z");
+  EXPECT_EQ(all->devices[0].last_seen, "2026-02-01T00:00:00Z");
+}
+
 TEST(DeviceStore, OpeningSetsTheSharedVersionToTheDatabasesEvenWhenTheFileSaysMore) {
   test::TempDir dir;
   const std::string db = dir.str("kbgap.db");

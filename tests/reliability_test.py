@@ -51,14 +51,15 @@ class Server:
     def kbgap(self, *args, check=True):
         return run(KBGAP, "--data", self.data, *args, check=check)
 
-    def start(self, *args, preexec_fn=None):
+    def start(self, *args, preexec_fn=None, env=None):
         port_file = os.path.join(self.work, "port")
         if os.path.exists(port_file):
             os.remove(port_file)
         # No rate limits: these tests are about other limits.
-        env = dict(os.environ, **{f"KBGAP_RATE_LIMITS_{group}_PER_{window}": "0"
-                                  for group in ("MACHINES", "SOFTWARE", "VULNERABILITIES")
-                                  for window in ("MINUTE", "HOUR")})
+        limits = {f"KBGAP_RATE_LIMITS_{group}_PER_{window}": "0"
+                  for group in ("MACHINES", "SOFTWARE", "VULNERABILITIES")
+                  for window in ("MINUTE", "HOUR")}
+        env = dict(os.environ, **dict(limits, **(env or {})))
         self.process = subprocess.Popen(
             [KBGAP, "--data", self.data, "serve", "--quiet", "--listen", "127.0.0.1:0",
              "--port-file", port_file, *args], stdout=subprocess.DEVNULL,
@@ -186,6 +187,19 @@ class Storable(unittest.TestCase):
             self.assertEqual(status, 0)
             self.assertIn(f"stored device {bad} does not read back", said)
             self.assertIn(f"kbgap devices remove {bad}", said)
+
+
+class RateLimits(unittest.TestCase):
+    """A read handed to a worker (the fleet-wide facts are gathered there) counts once."""
+
+    def test_a_read_handed_to_a_worker_is_counted_once(self):
+        with Server("11_24H2_x64_enterprise_systeminfo.txt") as s:
+            s.start(env={"KBGAP_RATE_LIMITS_MACHINES_PER_MINUTE": "3"})
+            # Within one minute window: wait for the start of one when too close to its end.
+            if time.time() % 60 > 50:
+                time.sleep(61 - time.time() % 60)
+            statuses = [s.get("/api/machines?$top=1").status_code for _ in range(4)]
+            self.assertEqual(statuses, [200, 200, 200, 429])
 
 
 class Connections(unittest.TestCase):
