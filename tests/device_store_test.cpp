@@ -72,6 +72,20 @@ void raw_sql(const std::string& db, const std::string& sql) {
   sqlite3_close(handle);
 }
 
+// A store in a new directory, holding the real Windows 11 device written on 2026-01-01.
+struct StoreWithADevice {
+  test::TempDir dir;
+  std::string db = dir.str("kbgap.db");
+  std::unique_ptr<SqliteDeviceStore> store;
+  inventory::Device device = real_device("11_24H2_x64_enterprise_systeminfo.txt");
+  StoreWithADevice() {
+    auto opened = SqliteDeviceStore::open(db);
+    EXPECT_TRUE(opened);
+    store = std::move(*opened);
+    EXPECT_TRUE(store->put({device}, "2026-01-01T00:00:00Z"));
+  }
+};
+
 std::string without_times(const inventory::Device& d) {
   inventory::Device copy = d;
   copy.first_seen.clear();
@@ -159,12 +173,10 @@ TEST(DeviceStore, TimesAreUtcAndNeverAheadOfTheWritersClock) {
 }
 
 TEST(DeviceStore, ADamagedRowIsSkippedAndReportedNeverFatal) {
-  test::TempDir dir;
-  const std::string db = dir.str("kbgap.db");
-  auto store = SqliteDeviceStore::open(db);
-  ASSERT_TRUE(store);
-  inventory::Device d = real_device("11_24H2_x64_enterprise_systeminfo.txt");
-  ASSERT_TRUE((*store)->put({d}, "2026-01-01T00:00:00Z"));
+  StoreWithADevice s;
+  const std::string& db = s.db;
+  auto& store = s.store;
+  const inventory::Device& d = s.device;
   // The row an older kbgap wrote for "KB00001" (stored as KB1), and one that is not JSON.
   const std::string older = std::string(40, 'a');
   raw_sql(db, "INSERT INTO devices VALUES ('" + older + "', 'p', 'p', '{\"id\":\"" + older +
@@ -172,31 +184,29 @@ TEST(DeviceStore, ADamagedRowIsSkippedAndReportedNeverFatal) {
                   "\"osArchitecture\":\"x64\",\"installedKbs\":[\"KB1\"]}', 'x', 'x', 'x');"
                   "INSERT INTO devices VALUES ('" +
                   std::string(40, 'b') + "', 'q', 'q', '{not json', 'x', 'x', 'x')");
-  auto all = (*store)->all();
+  auto all = store->all();
   ASSERT_TRUE(all) << all.error().message;
   ASSERT_EQ(all->devices.size(), 1u);
   EXPECT_EQ(all->devices[0].id, d.id);
   ASSERT_EQ(all->damaged.size(), 2u);
   EXPECT_EQ(all->damaged[0].id, older);
   EXPECT_NE(all->damaged[0].problem.find("installedKbs[0]"), std::string::npos);
-  EXPECT_TRUE(*(*store)->remove(older));
-  EXPECT_EQ((*store)->all()->damaged.size(), 1u);
+  EXPECT_TRUE(*store->remove(older));
+  EXPECT_EQ(store->all()->damaged.size(), 1u);
 }
 
 // An older kbgap stored times as given; such a row is a device (its times are left unknown, and
 // an earlier stored first-seen time in another RFC 3339 form is kept by the next write).
 TEST(DeviceStore, RowsWithTimesAnOlderKbgapStoredAsGivenStillRead) {
-  test::TempDir dir;
-  const std::string db = dir.str("kbgap.db");
-  auto store = SqliteDeviceStore::open(db);
-  ASSERT_TRUE(store);
-  inventory::Device d = real_device("11_24H2_x64_enterprise_systeminfo.txt");
-  ASSERT_TRUE((*store)->put({d}, "2026-01-01T00:00:00Z"));
+  StoreWithADevice s;
+  const std::string& db = s.db;
+  auto& store = s.store;
+  inventory::Device d = s.device;
   raw_sql(db,
           "UPDATE devices SET first_seen = '2024-05-01T10:00:00.1234567+02:00', "
           "last_seen = 'yesterday', inventory = json_set(inventory, '$.firstSeen', "
           "'2024-05-01T10:00:00.1234567+02:00', '$.lastSeen', 'yesterday')");
-  auto all = (*store)->all();
+  auto all = store->all();
   ASSERT_TRUE(all);
   ASSERT_EQ(all->devices.size(), 1u);
   EXPECT_TRUE(all->damaged.empty());
@@ -204,8 +214,8 @@ TEST(DeviceStore, RowsWithTimesAnOlderKbgapStoredAsGivenStillRead) {
   EXPECT_EQ(all->devices[0].last_seen, "");
   d.first_seen.clear();
   d.last_seen.clear();
-  ASSERT_TRUE((*store)->put({d}, "2026-02-01T00:00:00Z"));
-  all = (*store)->all();
+  ASSERT_TRUE(store->put({d}, "2026-02-01T00:00:00Z"));
+  all = store->all();
   EXPECT_EQ(all->devices[0].first_seen, "2024-05-01T08:00:00Z");
   EXPECT_EQ(all->devices[0].last_seen, "2026-02-01T00:00:00Z");
 }
