@@ -19,12 +19,14 @@ namespace json = boost::json;
 
 constexpr std::size_t kMaxDepth = 16;  // inventories are three levels deep; deeper is hostile
 
-Result<json::value> parse(std::string_view text, std::string_view source) {
+Result<json::value> parse(std::string_view text, std::string_view source,
+                          json::storage_ptr storage = {}) {
   // A UTF-8 byte order mark, as PowerShell 5.1's Out-File and Set-Content write it.
   if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);
   json::parse_options opts;
   opts.max_depth = kMaxDepth;
   json::stream_parser parser(json::storage_ptr(), opts);
+  parser.reset(std::move(storage));
   boost::system::error_code ec;
   std::size_t consumed = parser.write_some(text.data(), text.size(), ec);
   if (!ec) parser.finish(ec);
@@ -289,8 +291,9 @@ bool looks_like_osquery(std::string_view text) {
 }
 
 Result<std::vector<Inventory>> parse_kbgap_json(std::string_view text, std::string_view source,
-                                                TimeFields times) {
-  auto doc = parse(text, source);
+                                                TimeFields times,
+                                                boost::json::storage_ptr storage) {
+  auto doc = parse(text, source, std::move(storage));
   if (!doc) return doc.error();
   Reader r(source);
   std::vector<Inventory> out;

@@ -14,8 +14,11 @@ namespace kbgap::inventory {
 // What to do with firstSeen and lastSeen: check them (RFC 3339, kept in UTC), or leave them out
 // (the device store, whose columns hold the times).
 enum class TimeFields { kCheck, kIgnore };
+// `storage`: where the parsed document lives while it is read (a caller checking many devices
+// gives a buffer of its own, so the document's many small blocks do not scatter over the heap).
 Result<std::vector<Inventory>> parse_kbgap_json(std::string_view text, std::string_view source,
-                                                TimeFields times = TimeFields::kCheck);
+                                                TimeFields times = TimeFields::kCheck,
+                                                boost::json::storage_ptr storage = {});
 
 // osquery results: an object keyed by table name ({"os_version": [...], "patches": [...],
 // "windows_update_history": [...], "programs": [...], "system_info": [...]}), as
