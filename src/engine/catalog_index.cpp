@@ -76,10 +76,6 @@ std::string snake_name(std::string_view name, ProductRole role) {
   return snake(name);
 }
 
-std::string fmt_line_key(std::string_view dotnet_version, std::string_view host) {
-  return ".NET " + std::string(dotnet_version) + " on " + std::string(host);
-}
-
 }  // namespace
 
 std::optional<Build> parse_build(std::string_view text) {
@@ -117,13 +113,18 @@ int servicing_family(int build) {
 }
 
 FixKind fix_kind(std::string_view subtype) {
-  if (subtype == "Monthly Rollup") return FixKind::kMonthlyRollup;
-  if (subtype == "Security Only") return FixKind::kSecurityOnly;
+  // "VIA Processors Monthly Rollup" and "VIA Processors Security Only" (ADV180002) are the same
+  // KBs as the month's rollup and Security Only update.
+  if (subtype.ends_with("Monthly Rollup")) return FixKind::kMonthlyRollup;
+  if (subtype.ends_with("Security Only")) return FixKind::kSecurityOnly;
+  if (subtype == "IE Cumulative") return FixKind::kIeCumulative;
+  if (subtype == "Preview Rollup" || subtype == "Standalone") return FixKind::kPreviewRollup;
+  if (subtype == "Update") return FixKind::kNonSecurity;
   if (subtype == "Servicing Stack Update") return FixKind::kServicingStack;
+  if (subtype == "Setup DU") return FixKind::kSetupUpdate;
   if (subtype == "Security Hotpatch Update" || subtype == "Azure Hotpatch") {
     return FixKind::kHotpatch;
   }
-  if (subtype == "Standalone") return FixKind::kStandalone;
   return FixKind::kRegular;
 }
 
@@ -138,17 +139,6 @@ std::string normalize_product_name(std::string_view name) {
   }
   while (!out.empty() && out.back() == ' ') out.pop_back();
   return out;
-}
-
-void CatalogIndex::index_line_positions() {
-  line_positions_.clear();
-  for (std::size_t line = 0; line < lines_.size(); ++line) {
-    for (std::size_t i = 0; i < lines_[line].size(); ++i) {
-      line_positions_.emplace(
-          (std::uint64_t{static_cast<std::uint32_t>(line)} << 32) | lines_[line][i],
-          static_cast<int>(i));
-    }
-  }
 }
 
 std::optional<Index> CatalogIndex::find_cve(std::string_view id) const {
@@ -291,133 +281,7 @@ CatalogIndex CatalogIndex::build(const catalog::CatalogData& data) {
     }
   }
 
-  // Cumulative updates, by servicing line: an OS product, an in-box component on it, or all the
-  // .NET Framework products of one version on one OS ("4.8 on X" and "3.5 AND 4.8 on X" are one
-  // line). Of the KBs released in a month for a line, the one that fixes the most CVEs is that
-  // month's cumulative update (a Monthly Rollup before its Security Only twin, which is never
-  // cumulative); so is a KB that supersedes a cumulative update (out-of-band re-releases such as
-  // KB4551762). Each replaces the ones before it on the line's products.
-  std::map<std::string, std::vector<Index>> lines;  // servicing line -> products
-  for (Index p = 0; p < x.products_.size(); ++p) {
-    const ProductInfo& product = x.products_[p];
-    if (product.role == ProductRole::kOther) continue;
-    std::string key = product.name;
-    if (product.name.starts_with("Microsoft .NET Framework ")) {
-      const auto on = product.name.find(" on ");
-      std::string_view versions = std::string_view(product.name).substr(0, on);
-      auto last = versions.rfind(' ');
-      key = fmt_line_key(versions.substr(last + 1), product.name.substr(on + 4));
-    }
-    lines[key].push_back(p);
-  }
-  for (const auto& [key, members] : lines) {
-    std::map<Index, std::vector<ProductFix*>> by_kb;
-    for (Index p : members) {
-      for (ProductFix& fix : x.products_[p].fixes) {
-        if (fix.kind == FixKind::kRegular || fix.kind == FixKind::kMonthlyRollup) {
-          by_kb[fix.kb].push_back(&fix);
-        }
-      }
-    }
-    auto cve_count = [&](Index kb) {
-      std::size_t n = 0;
-      for (const ProductFix* f : by_kb[kb]) n = std::max(n, f->cves.size());
-      return n;
-    };
-    auto is_rollup = [&](Index kb) { return by_kb[kb].front()->kind == FixKind::kMonthlyRollup; };
-    std::map<Index, Index> monthly;  // release document -> cumulative update
-    for (const auto& [kb, list] : by_kb) {
-      const Index month = x.kbs_[kb].release_document;
-      auto [it, inserted] = monthly.try_emplace(month, kb);
-      if (inserted) continue;
-      const std::size_t a = cve_count(kb), b = cve_count(it->second);
-      if (a > b || (a == b && is_rollup(kb) && !is_rollup(it->second))) it->second = kb;
-    }
-    std::set<Index> cumulative;
-    for (const auto& [month, kb] : monthly) cumulative.insert(kb);
-    for (bool grew = true; grew;) {
-      grew = false;
-      for (const auto& [kb, list] : by_kb) {
-        if (cumulative.contains(kb)) continue;
-        for (Index older : x.supersedes_[kb]) {
-          if (cumulative.contains(older)) {
-            cumulative.insert(kb);
-            grew = true;
-            break;
-          }
-        }
-      }
-    }
-    std::vector<Index> chain(cumulative.begin(), cumulative.end());
-    std::sort(chain.begin(), chain.end(), [&](Index a, Index b) {
-      const int da = x.release_day(a);
-      const int db = x.release_day(b);
-      return da != db ? da < db : x.kbs_[a].kb < x.kbs_[b].kb;
-    });
-    if (chain.empty()) continue;
-    const int line = static_cast<int>(x.lines_.size());
-    for (std::size_t i = 0; i < chain.size(); ++i) {
-      for (ProductFix* f : by_kb[chain[i]]) {
-        f->cumulative = true;
-        f->line_position = static_cast<int>(i);
-      }
-    }
-    for (Index p : members) x.products_[p].line = line;
-    // Fixed builds along a line only grow: one above a later update's is wrong. KB5004945 (July
-    // 2021) lists 10.0.19041.1803, a revision of July 2022; trusted, it would tell a device that
-    // installed it that it has a year of updates it lacks.
-    std::map<int, std::vector<std::pair<std::size_t, int>>> by_family;  // family -> (pos, rev)
-    for (std::size_t i = 0; i < chain.size(); ++i) {
-      for (const ProductFix* f : by_kb[chain[i]]) {
-        for (const Build& b : f->fixed_builds) {
-          by_family[servicing_family(b.build) * 100 + b.major].emplace_back(i, b.revision);
-        }
-      }
-    }
-    for (auto& [family, entries] : by_family) {
-      std::sort(entries.begin(), entries.end());
-      int later_min = std::numeric_limits<int>::max();
-      std::set<std::pair<std::size_t, int>> wrong;
-      for (auto it = entries.rbegin(); it != entries.rend();) {
-        const std::size_t pos = it->first;
-        int here_min = std::numeric_limits<int>::max();
-        for (; it != entries.rend() && it->first == pos; ++it) {
-          if (it->second > later_min) wrong.insert(*it);
-          here_min = std::min(here_min, it->second);
-        }
-        later_min = std::min(later_min, here_min);
-      }
-      for (const auto& [pos, revision] : wrong) {
-        // Copies: clang before 16 cannot capture structured bindings.
-        const auto line_family = family;
-        const int wrong_revision = revision;
-        for (ProductFix* f : by_kb[chain[pos]]) {
-          std::erase_if(f->fixed_builds, [&](const Build& b) {
-            return servicing_family(b.build) * 100 + b.major == line_family &&
-                   b.revision == wrong_revision;
-          });
-        }
-        ++x.distrusted_fixed_builds_;
-      }
-    }
-    x.lines_.push_back(std::move(chain));
-  }
-
-  x.index_line_positions();
-
-  // Components by host OS: "Internet Explorer 11 on Windows 10 Version 1909 for x64-based
-  // Systems" belongs to that OS product.
-  for (Index p = 0; p < x.products_.size(); ++p) {
-    if (x.products_[p].role != ProductRole::kComponent) continue;
-    const std::string& name = x.products_[p].name;
-    auto on = name.find(" on ");
-    for (Index host : x.find_products_by_name(std::string_view(name).substr(on + 4))) {
-      x.products_[host].components.push_back(p);
-      if (name.starts_with("Internet Explorer") || name.starts_with("Microsoft Edge")) {
-        x.products_[p].delivered_by_host = static_cast<int>(host);
-      }
-    }
-  }
+  x.build_servicing_lines();
   return x;
 }
 

@@ -25,13 +25,16 @@ std::optional<Build> parse_build(std::string_view text);
 // 2004 to 22H2), 22621/22631 (Windows 11 22H2/23H2), 26100/26200 (Windows 11 24H2/25H2).
 int servicing_family(int build);
 
-enum class FixKind {
-  kRegular,         // Security Update, IE Cumulative, Cumulative Update, ...
-  kMonthlyRollup,   // Windows 7/8.1/2008/2012: cumulative monthly rollup
-  kSecurityOnly,    // its non-cumulative twin (carries no supersedence)
+enum class FixKind : std::uint8_t {
+  kRegular,         // Security Update, Cumulative Update, Alternate Cumulative, ...
+  kMonthlyRollup,   // Windows 7/8.1/2008/2012 and their .NET: the cumulative monthly rollup
+  kSecurityOnly,    // its twin: the month's security fixes only, never cumulative
+  kIeCumulative,    // Internet Explorer's cumulative update on a rollup OS
+  kPreviewRollup,   // an optional preview or out-of-band rollup ("Preview Rollup", "Standalone")
+  kNonSecurity,     // "Update": an optional preview or out-of-band cumulative update
   kServicingStack,  // a prerequisite, not a fix: never reported
-  kHotpatch,        // only for hotpatch-enrolled Azure Edition servers
-  kStandalone,      // outside any cumulative update
+  kSetupUpdate,     // "Setup DU": updates installation media, never an installed system
+  kHotpatch,        // only for hotpatch-enrolled servers and clients
 };
 FixKind fix_kind(std::string_view subtype);
 
@@ -64,8 +67,40 @@ struct ProductFix {
   FixKind kind = FixKind::kRegular;
   bool cumulative = false;  // a cumulative update of the product's servicing line
   int line_position = -1;   // its place in that line, oldest first (-1: not cumulative)
+  // Its fixed builds are all of another release than the product's line (KB5042322 lists
+  // Windows 11's 10.0.22000.2710 for Windows Server 2022): a data error, never reported; the
+  // line's update of that month closes what it fixes.
+  bool foreign = false;
   std::vector<Index> cves;  // sorted
   std::vector<Build> fixed_builds;
+};
+
+// How a servicing line's updates contain one another.
+enum class LineModel : std::uint8_t {
+  // Windows 10/11 and Server 2016 on, their components, .NET from Windows 10 1809 on: each
+  // month's cumulative update (and an out-of-band or preview one) contains all before it.
+  kCumulative,
+  // Windows 7, 8.1, Server 2008/2008 R2/2012/2012 R2 and their .NET Framework, from October
+  // 2016: Monthly Rollups contain all before them; Security Only updates contain their month.
+  kRollup,
+};
+
+struct ServicingLine {
+  std::string key;  // the OS product's name, or ".NET <version> on <OS>"
+  LineModel model = LineModel::kCumulative;
+  std::vector<Index> chain;     // its cumulative updates, oldest first
+  std::vector<Index> products;  // the products it services
+  // Products of other lines whose fixes it also delivers: Internet Explorer and Edge on its OS,
+  // and the in-box .NET Framework of Windows 10 1507-1803 and Server 2016.
+  std::vector<Index> hosted;
+  // The release of its fixed builds (major, minor, servicing family), when it lists any.
+  std::optional<Build> release;
+};
+
+// A KB's place on a line.
+struct LinePlace {
+  int position = -1;     // into ServicingLine::chain
+  bool carried = false;  // not on the chain: contained in the update at `position` and later
 };
 
 enum class ProductRole { kOther, kOperatingSystem, kComponent };
@@ -78,8 +113,9 @@ struct ProductInfo {
   std::vector<ProductFix> fixes;  // by KB index
   std::vector<Index> components;  // for an OS: "<component> on <this OS>" products
   int line = -1;                  // its servicing line (CatalogIndex::line), -1: none
-  // For Internet Explorer 11 and Edge (EdgeHTML) on an OS: the OS product, whose cumulative
-  // updates (Windows 10/11 updates, Windows 7/8.1 Monthly Rollups) carry their fixes too.
+  // For Internet Explorer 11 and Edge (EdgeHTML) on an OS, and the in-box .NET Framework of
+  // Windows 10 1507-1803 and Server 2016: the OS product, whose cumulative updates (Windows
+  // 10/11 updates, Windows 7/8.1 Monthly Rollups) carry their fixes too.
   int delivered_by_host = -1;
 };
 
@@ -113,12 +149,25 @@ class CatalogIndex {
   // A servicing line: its cumulative updates, oldest first. Each replaces all before it on the
   // line's products, a link MSRC often leaves out; it holds for those products only (the same KB
   // can be in two lines, say an OS and its .NET Framework, and replace different things in each).
-  const std::vector<Index>& line(int line) const { return lines_[static_cast<std::size_t>(line)]; }
-  // The place of `kb` on a line, -1 when it is not on it.
-  int line_position(int line, Index kb) const {
-    auto it = line_positions_.find((std::uint64_t{static_cast<std::uint32_t>(line)} << 32) | kb);
-    return it == line_positions_.end() ? -1 : it->second;
+  const std::vector<Index>& line(int line) const {
+    return lines_[static_cast<std::size_t>(line)].chain;
   }
+  const ServicingLine& line_info(int line) const { return lines_[static_cast<std::size_t>(line)]; }
+  // Where `kb` is on a line: a cumulative update at its place, or a fix the line carries from
+  // a place on (a Security Only update from its month's rollup, ...); nullopt when neither.
+  std::optional<LinePlace> line_place(int line, Index kb) const {
+    auto it = line_places_.find((std::uint64_t{static_cast<std::uint32_t>(line)} << 32) | kb);
+    if (it == line_places_.end()) return std::nullopt;
+    return it->second;
+  }
+  // The place of `kb` among a line's cumulative updates, -1 when it is not one.
+  int line_position(int line, Index kb) const {
+    auto place = line_place(line, kb);
+    return place && !place->carried ? place->position : -1;
+  }
+  // Every fixed build a KB lists, for any product: a semi-annual server's update is its client
+  // twin's, and MSRC sometimes gives the build under one of the two only.
+  const std::vector<Build>& kb_builds(Index kb) const { return kb_builds_[kb]; }
   const std::string& release_date(Index kb) const {
     return documents_[kbs_[kb].release_document].release_date;
   }
@@ -138,11 +187,14 @@ class CatalogIndex {
   std::unordered_map<KbNumber, Index> kb_index_;
   std::unordered_map<std::string, std::vector<Index>> product_by_name_;  // by normalized name
   std::vector<std::vector<Index>> supersedes_, superseded_by_;
-  std::vector<std::vector<Index>> lines_;
-  std::unordered_map<std::uint64_t, int> line_positions_;  // (line << 32 | KB) -> place
+  std::vector<ServicingLine> lines_;
+  std::unordered_map<std::uint64_t, LinePlace> line_places_;  // (line << 32 | KB) -> place
+  std::vector<std::vector<Build>> kb_builds_;                 // by KB
   std::size_t distrusted_fixed_builds_ = 0;
 
-  void index_line_positions();
+  // servicing.cpp: the servicing lines and what each carries (docs/engine.md).
+  void build_servicing_lines();
+  void index_kb_builds();
 };
 
 // Product names compare without case and with white space folded.

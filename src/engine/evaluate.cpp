@@ -194,7 +194,31 @@ ProfileKey profile_key(const CatalogIndex& catalog, const Device& device, int as
   key.family = servicing_family(device.build);
   key.hotpatch_enrolled = device.hotpatch_enrolled;
   key.as_of_day = as_of_day;
+  key.security_only_path = security_only_path(catalog, key.products, device);
   return key;
+}
+
+std::uint64_t security_only_path(const CatalogIndex& catalog, std::span<const Index> products,
+                                 const Device& device) {
+  std::uint64_t path = 0;
+  for (std::size_t s = 0; s < products.size() && s < 64; ++s) {
+    const ProductInfo& product = catalog.products()[products[s]];
+    if (product.line < 0 || catalog.line_info(product.line).model != LineModel::kRollup) continue;
+    // The newest installed rollup of the line against the newest installed Security Only update.
+    int rollup_day = 0, security_only_day = 0;
+    for (KbNumber number : device.installed_kbs) {
+      const auto kb = catalog.find_kb(number);
+      if (!kb) continue;
+      auto fix = std::lower_bound(product.fixes.begin(), product.fixes.end(), *kb,
+                                  [](const ProductFix& f, Index k) { return f.kb < k; });
+      if (fix == product.fixes.end() || fix->kb != *kb) continue;
+      const int day = catalog.release_day(*kb);
+      if (fix->kind == FixKind::kSecurityOnly) security_only_day = std::max(security_only_day, day);
+      if (fix->cumulative) rollup_day = std::max(rollup_day, day);
+    }
+    if (security_only_day > rollup_day) path |= std::uint64_t{1} << s;
+  }
+  return path;
 }
 
 std::vector<Index> installed_indices(const CatalogIndex& catalog, const Device& device) {

@@ -56,6 +56,10 @@ std::vector<Index> device_products(const CatalogIndex& catalog, const inventory:
 
 // What decides which fixes apply to the device (its products, servicing line, enrolment).
 ProfileKey profile_key(const CatalogIndex& catalog, const inventory::Device& device, int as_of_day);
+// The product slots whose rollup line the device follows on the Security Only path
+// (ProfileKey::security_only_path).
+std::uint64_t security_only_path(const CatalogIndex& catalog, std::span<const Index> products,
+                                 const inventory::Device& device);
 // The device's installed KBs that the catalog knows, as catalog indices, sorted.
 std::vector<Index> installed_indices(const CatalogIndex& catalog, const inventory::Device& device);
 

@@ -5,13 +5,15 @@
 
 #include "common/digest.h"
 #include "engine/catalog_index.h"
+#include "engine/engine_digest.h"
 
 namespace kbgap::engine {
 namespace {
 
 constexpr char kMagic[8] = {'K', 'B', 'G', 'A', 'P', 'I', 'D', 'X'};
-// 2: CVEs in the order of their ids; 3: a SHA-256 of everything before it at the end.
-constexpr std::uint32_t kVersion = 3;
+// 2: CVEs in the order of their ids; 3: a SHA-256 of everything before it at the end;
+// 4: servicing models (line models, hosted products, carried fixes, foreign fixed builds).
+constexpr std::uint32_t kVersion = 4;
 constexpr std::size_t kChecksumSize = 64;  // hex
 
 class Writer {
@@ -109,6 +111,7 @@ std::string CatalogIndex::snapshot_body(std::string_view fingerprint) const {
   Writer w;
   w.raw(kMagic, sizeof kMagic);
   w.u32(kVersion);
+  w.str(KBGAP_ENGINE_DIGEST);
   w.str(fingerprint);
   w.u32(static_cast<std::uint32_t>(documents_.size()));
   for (const DocumentInfo& d : documents_) {
@@ -145,6 +148,7 @@ std::string CatalogIndex::snapshot_body(std::string_view fingerprint) const {
       w.u8(static_cast<std::uint8_t>(f.kind));
       w.u8(f.cumulative);
       w.i32(f.line_position);
+      w.u8(f.foreign);
       w.u32s(f.cves);
       w.u32(static_cast<std::uint32_t>(f.fixed_builds.size()));
       for (const Build& b : f.fixed_builds) {
@@ -154,7 +158,29 @@ std::string CatalogIndex::snapshot_body(std::string_view fingerprint) const {
   }
   for (const auto& s : supersedes_) w.u32s(s);
   w.u32(static_cast<std::uint32_t>(lines_.size()));
-  for (const auto& l : lines_) w.u32s(l);
+  for (const ServicingLine& l : lines_) {
+    w.str(l.key);
+    w.u8(static_cast<std::uint8_t>(l.model));
+    w.u32s(l.chain);
+    w.u32s(l.products);
+    w.u32s(l.hosted);
+    w.u8(l.release.has_value());
+    const Build release = l.release.value_or(Build{});
+    for (int v : {release.major, release.minor, release.build}) w.i32(v);
+  }
+  // The carried places, in a stable order (the chain's places follow from the chains).
+  std::vector<std::pair<std::uint64_t, LinePlace>> carried;
+  for (const auto& [key, place] : line_places_) {
+    if (place.carried) carried.emplace_back(key, place);
+  }
+  std::sort(carried.begin(), carried.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  w.u32(static_cast<std::uint32_t>(carried.size()));
+  for (const auto& [key, place] : carried) {
+    w.u32(static_cast<std::uint32_t>(key >> 32));
+    w.u32(static_cast<std::uint32_t>(key));
+    w.i32(place.position);
+  }
   w.u32(static_cast<std::uint32_t>(distrusted_fixed_builds_));
   return w.take();
 }
@@ -169,8 +195,9 @@ std::optional<CatalogIndex> CatalogIndex::from_snapshot(std::string_view bytes,
   }
   {
     Reader header(bytes.substr(sizeof kMagic));
-    if (header.u32() != kVersion || header.str() != fingerprint || !header.ok()) {
-      return std::nullopt;  // another catalog or format: not damage, just not this one
+    if (header.u32() != kVersion || header.str() != KBGAP_ENGINE_DIGEST ||
+        header.str() != fingerprint || !header.ok()) {
+      return std::nullopt;  // another catalog, format or engine: not damage, just not this one
     }
   }
   // Of this catalog: every byte must be as written, or a changed product name (say) would give
@@ -189,6 +216,7 @@ std::optional<CatalogIndex> CatalogIndex::from_snapshot(std::string_view bytes,
 std::optional<CatalogIndex> CatalogIndex::read_snapshot_body(std::string_view bytes) {
   Reader r(bytes.substr(sizeof kMagic));
   r.u32();
+  r.str();
   r.str();
   CatalogIndex x;
   x.documents_.resize(r.count(12));
@@ -228,12 +256,13 @@ std::optional<CatalogIndex> CatalogIndex::read_snapshot_body(std::string_view by
     p.line = r.i32();
     p.delivered_by_host = r.i32();
     p.components = r.u32s();
-    p.fixes.resize(r.count(18));
+    p.fixes.resize(r.count(19));
     for (ProductFix& f : p.fixes) {
       f.kb = r.u32();
       f.kind = static_cast<FixKind>(r.u8());
       f.cumulative = r.u8() != 0;
       f.line_position = r.i32();
+      f.foreign = r.u8() != 0;
       f.cves = r.u32s();
       f.fixed_builds.resize(r.count(16));
       for (Build& b : f.fixed_builds) b = {r.i32(), r.i32(), r.i32(), r.i32()};
@@ -253,12 +282,43 @@ std::optional<CatalogIndex> CatalogIndex::read_snapshot_body(std::string_view by
       x.superseded_by_[older].push_back(kb);
     }
   }
-  x.lines_.resize(r.count(4));
-  for (auto& l : x.lines_) {
-    l = r.u32s();
-    for (Index kb : l) {
-      if (kb >= x.kbs_.size()) return std::nullopt;
+  auto valid_kbs = [&](const std::vector<Index>& list) {
+    return std::all_of(list.begin(), list.end(), [&](Index kb) { return kb < x.kbs_.size(); });
+  };
+  auto valid_products = [&](const std::vector<Index>& list) {
+    return std::all_of(list.begin(), list.end(), [&](Index p) { return p < x.products_.size(); });
+  };
+  x.lines_.resize(r.count(30));
+  for (std::size_t l = 0; l < x.lines_.size(); ++l) {
+    ServicingLine& line = x.lines_[l];
+    line.key = r.str();
+    line.model = static_cast<LineModel>(r.u8());
+    line.chain = r.u32s();
+    line.products = r.u32s();
+    line.hosted = r.u32s();
+    const bool has_release = r.u8() != 0;
+    Build release{r.i32(), r.i32(), r.i32(), 0};
+    if (has_release) line.release = release;
+    if (line.model != LineModel::kCumulative && line.model != LineModel::kRollup) {
+      return std::nullopt;
     }
+    if (!valid_kbs(line.chain) || !valid_products(line.products) || !valid_products(line.hosted)) {
+      return std::nullopt;
+    }
+    for (std::size_t i = 0; i < line.chain.size(); ++i) {
+      x.line_places_.emplace((std::uint64_t{static_cast<std::uint32_t>(l)} << 32) | line.chain[i],
+                             LinePlace{static_cast<int>(i), false});
+    }
+  }
+  for (std::uint32_t n = r.count(12); n > 0; --n) {
+    const std::uint32_t line = r.u32();
+    const Index kb = r.u32();
+    const int position = r.i32();
+    if (line >= x.lines_.size() || kb >= x.kbs_.size() || position < 0 ||
+        static_cast<std::size_t>(position) >= x.lines_[line].chain.size()) {
+      return std::nullopt;
+    }
+    x.line_places_.emplace((std::uint64_t{line} << 32) | kb, LinePlace{position, true});
   }
   x.distrusted_fixed_builds_ = r.u32();
   for (const ProductInfo& p : x.products_) {
@@ -271,7 +331,7 @@ std::optional<CatalogIndex> CatalogIndex::read_snapshot_body(std::string_view by
     }
   }
   if (!r.ok() || !r.done()) return std::nullopt;
-  x.index_line_positions();
+  x.index_kb_builds();
   return x;
 }
 

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <limits>
 #include <numeric>
-#include <queue>
+
+#include "engine/cover.h"
+#include "engine/union_find.h"
 
 namespace kbgap::engine {
 namespace {
@@ -14,24 +16,6 @@ namespace {
 bool on_device_line(const Build& b, const ProfileKey& key) {
   return b.major == key.major && b.minor == key.minor && servicing_family(b.build) == key.family;
 }
-
-// Disjoint sets over KBs and a node per product slot (a servicing line's owner).
-class UnionFind {
- public:
-  explicit UnionFind(std::size_t n) : parent_(n) { std::iota(parent_.begin(), parent_.end(), 0u); }
-  std::uint32_t find(std::uint32_t x) {
-    while (parent_[x] != x) x = parent_[x] = parent_[parent_[x]];
-    return x;
-  }
-  void unite(std::uint32_t a, std::uint32_t b) {
-    a = find(a);
-    b = find(b);
-    if (a != b) parent_[std::max(a, b)] = std::min(a, b);
-  }
-
- private:
-  std::vector<std::uint32_t> parent_;
-};
 
 // Next stamp of a stamp-reset array; on wrap-around the arrays are cleared once.
 std::uint32_t next_round(std::uint32_t& round, std::vector<std::uint32_t>& a,
@@ -46,8 +30,17 @@ std::uint32_t next_round(std::uint32_t& round, std::vector<std::uint32_t>& a,
 
 }  // namespace
 
+bool withdrawn(KbNumber kb) {
+  // Microsoft removed these standalone Secure Boot updates (CVE-2020-0689, February 2020) from
+  // Windows Update, WSUS and the Update Catalog: "It will not be re-offered" (KB4524244 and
+  // KB4502496, "Known issues"; support.microsoft.com/help/4524244, /help/4502496).
+  constexpr KbNumber kWithdrawn[] = {4502496, 4524244};
+  return std::find(std::begin(kWithdrawn), std::end(kWithdrawn), kb) != std::end(kWithdrawn);
+}
+
 bool applicable(const ProductFix& fix, const CatalogIndex& catalog, const ProfileKey& key) {
-  if (fix.kind == FixKind::kServicingStack) return false;
+  if (fix.kind == FixKind::kServicingStack || fix.kind == FixKind::kSetupUpdate) return false;
+  if (withdrawn(catalog.kbs()[fix.kb].kb)) return false;
   if (fix.kind == FixKind::kHotpatch && !key.hotpatch_enrolled) return false;
   if (key.as_of_day != 0 && catalog.release_day(fix.kb) > key.as_of_day) return false;
   return true;
@@ -61,6 +54,7 @@ std::size_t hash_value(const ProfileKey& key) {
   mix(static_cast<std::uint64_t>(key.family));
   mix(key.hotpatch_enrolled ? 1 : 0);
   mix(static_cast<std::uint64_t>(key.as_of_day));
+  mix(key.security_only_path);
   return h;
 }
 
@@ -73,8 +67,10 @@ void IndexMarks::clear() {
 
 Scratch::Scratch(const CatalogIndex& catalog)
     : candidate(catalog.kbs().size()),
-      security_only(catalog.kbs().size()),
       covering(catalog.kbs().size()),
+      security_only(catalog.kbs().size()),
+      later_in_month(catalog.kbs().size()),
+      fallback(catalog.kbs().size()),
       local_of_kb(catalog.kbs().size(), 0),
       cve_stamp(catalog.cves().size(), 0),
       closed_stamp(catalog.cves().size(), 0),
@@ -106,17 +102,33 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
     }
   }
 
+  // On the Security Only path, a line's rollups are what the device does not install.
+  IndexMarks rollup_declined(kb_count);
+  for (std::uint32_t s = 0; s < products.size() && s < 64; ++s) {
+    const int line = catalog.products()[products[s]].line;
+    if ((x.key_.security_only_path >> s & 1) == 0 || line < 0) continue;
+    for (Index kb : catalog.line(line)) rollup_declined.insert(kb);
+  }
+
   IndexMarks can_be_candidate(kb_count);
   for (std::uint32_t s = 0; s < products.size(); ++s) {
     for (const ProductFix& f : catalog.products()[products[s]].fixes) {
       Fix fx;
       fx.fix = &f;
       fx.slot = s;
-      fx.applicable = applicable(f, catalog, x.key_);
+      bool placed = false;
       for (std::size_t i = 0; i < lines[s].size() && i < 2; ++i) {
         fx.line_owner[i] = lines[s][i].second;
-        fx.line_position[i] = catalog.line_position(lines[s][i].first, f.kb);
+        if (auto place = catalog.line_place(lines[s][i].first, f.kb)) {
+          fx.line_position[i] = place->position;
+          fx.line_carried[i] = place->carried;
+          placed = true;
+        }
       }
+      // A fix of another release that no update of the device's line carries is not the
+      // device's at all.
+      fx.applicable = applicable(f, catalog, x.key_) && (!f.foreign || placed);
+      fx.fallback = f.foreign || rollup_declined.test(f.kb);
       if (fx.applicable) can_be_candidate.insert(f.kb);
       x.fixes_.push_back(fx);
     }
@@ -169,10 +181,14 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
       const Index k = stack.back();
       stack.pop_back();
       for (Index newer : catalog.superseded_by(k)) push(newer);
-      for (const auto& [line, owner] : lines[fx.slot]) {  // the next on the line; the rest follow
+      // The next update on each line (the one that carries it, for a carried fix); the rest
+      // follow from that one.
+      for (const auto& [line, owner] : lines[fx.slot]) {
+        const auto place = catalog.line_place(line, k);
+        if (!place) continue;
         const auto& chain = catalog.line(line);
-        const int pos = catalog.line_position(line, k);
-        if (pos >= 0 && static_cast<std::size_t>(pos) + 1 < chain.size()) push(chain[pos + 1]);
+        const auto next = static_cast<std::size_t>(place->position) + (place->carried ? 0 : 1);
+        if (next < chain.size()) push(chain[next]);
       }
     }
     fx.replacers_end = static_cast<std::uint32_t>(x.replacers_.size());
@@ -222,16 +238,23 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
     x.component_of_kb_[fx.fix->kb] = component;
   }
 
-  // Revisions: the one at which a cumulative update counts as reached (the lowest of its fixed
-  // builds on the device's line), and the one an installed OS cumulative update tells.
+  // Revisions: the one at which a cumulative update (or a hotpatch) counts as reached, the
+  // lowest of its fixed builds on the device's line, and the one an installed OS update tells.
+  // A KB that lists no build for this product may list it for a twin (a semi-annual server's
+  // update is its client release's).
   for (const Fix& fx : x.fixes_) {
-    if (!fx.fix->cumulative) continue;
+    const bool hotpatch = fx.fix->kind == FixKind::kHotpatch && fx.applicable;
+    if (!fx.fix->cumulative && !hotpatch) continue;
     std::optional<int> lowest, highest;
-    for (const Build& b : fx.fix->fixed_builds) {
-      if (!on_device_line(b, x.key_)) continue;
-      lowest = std::min(lowest.value_or(b.revision), b.revision);
-      highest = std::max(highest.value_or(b.revision), b.revision);
-    }
+    auto consider = [&](std::span<const Build> builds) {
+      for (const Build& b : builds) {
+        if (!on_device_line(b, x.key_)) continue;
+        lowest = std::min(lowest.value_or(b.revision), b.revision);
+        highest = std::max(highest.value_or(b.revision), b.revision);
+      }
+    };
+    consider(fx.fix->fixed_builds);
+    if (!lowest && fx.fix->cumulative) consider(catalog.kb_builds(fx.fix->kb));
     if (!lowest) continue;
     x.reach_.emplace_back(*lowest, fx.fix->kb);
     if (catalog.products()[products[fx.slot]].role == ProductRole::kOperatingSystem) {
@@ -432,6 +455,8 @@ ComponentResult Profile::evaluate_fixes(std::span<const std::uint32_t> members,
   std::vector<std::pair<std::uint32_t, std::uint32_t>> fixer_entries;  // (pair, fix number)
   s.candidate.clear();
   s.security_only.clear();
+  s.later_in_month.clear();
+  s.fallback.clear();
   std::uint32_t slot = std::numeric_limits<std::uint32_t>::max();
   std::size_t first = 0;
   auto close_slot = [&] {
@@ -457,6 +482,10 @@ ComponentResult Profile::evaluate_fixes(std::span<const std::uint32_t> members,
     }
     s.candidate.insert(f.kb);
     if (f.kind == FixKind::kSecurityOnly) s.security_only.insert(f.kb);
+    if (f.kind == FixKind::kPreviewRollup || f.kind == FixKind::kNonSecurity) {
+      s.later_in_month.insert(f.kb);
+    }
+    if (fx.fallback) s.fallback.insert(f.kb);
     for (Index c : f.cves) {
       if (s.cve_stamp[c] != s.round) {
         s.cve_stamp[c] = s.round;
@@ -515,73 +544,27 @@ ComponentResult Profile::evaluate_fixes(std::span<const std::uint32_t> members,
       }
     }
   }
-  std::vector<std::uint32_t> cover_begin(candidates.size() + 1, 0), covered(cover_entries.size());
-  for (const auto& [local, id] : cover_entries) ++cover_begin[local + 1];
-  std::partial_sum(cover_begin.begin(), cover_begin.end(), cover_begin.begin());
+  CoverSets sets;
+  sets.begin.assign(candidates.size() + 1, 0);
+  sets.pairs.resize(cover_entries.size());
+  for (const auto& [local, id] : cover_entries) ++sets.begin[local + 1];
+  std::partial_sum(sets.begin.begin(), sets.begin.end(), sets.begin.begin());
   {
-    std::vector<std::uint32_t> fill(cover_begin.begin(), cover_begin.end() - 1);
-    for (const auto& [local, id] : cover_entries) covered[fill[local]++] = id;
+    std::vector<std::uint32_t> fill(sets.begin.begin(), sets.begin.end() - 1);
+    for (const auto& [local, id] : cover_entries) sets.pairs[fill[local]++] = id;
   }
-  auto covers = [&](std::uint32_t local) {
-    return std::span<const std::uint32_t>(covered.data() + cover_begin[local],
-                                          cover_begin[local + 1] - cover_begin[local]);
-  };
-
-  // The smallest set a person would install: repeatedly the KB that closes the most pairs still
-  // open (ties: the newest, a Monthly Rollup before a Security Only, the higher KB number). Gains
-  // only shrink, so a KB whose stale gain still tops the queue after a recount is the best.
-  auto better = [&](std::size_t gain_a, std::uint32_t a, std::size_t gain_b, std::uint32_t b) {
-    if (gain_a != gain_b) return gain_a > gain_b;
-    const Index ka = candidates[a], kb = candidates[b];
-    const int da = catalog.release_day(ka);
-    const int db = catalog.release_day(kb);
-    if (da != db) return da > db;
-    if (s.security_only.test(ka) != s.security_only.test(kb)) return !s.security_only.test(ka);
-    return catalog.kbs()[ka].kb > catalog.kbs()[kb].kb;
-  };
-  using Entry = std::pair<std::size_t, std::uint32_t>;  // (gain, candidate)
-  auto worse = [&](const Entry& x, const Entry& y) {
-    return better(y.first, y.second, x.first, x.second);
-  };
-  std::priority_queue<Entry, std::vector<Entry>, decltype(worse)> queue_by_gain(worse);
-  for (std::uint32_t local = 0; local < candidates.size(); ++local) {
-    queue_by_gain.push({covers(local).size(), local});
+  std::vector<CandidateRank> ranks;
+  ranks.reserve(candidates.size());
+  for (Index kb : candidates) {
+    ranks.push_back({catalog.release_day(kb),
+                     s.security_only.test(kb)    ? 2
+                     : s.later_in_month.test(kb) ? 1
+                                                 : 0,
+                     catalog.kbs()[kb].kb, !s.fallback.test(kb)});
   }
-  std::vector<char> uncovered(out.open.size(), 1);
-  std::size_t left = out.open.size();
-  std::vector<std::uint32_t> chosen;
-  while (left > 0 && !queue_by_gain.empty()) {
-    auto [stale, local] = queue_by_gain.top();
-    queue_by_gain.pop();
-    std::size_t gain = 0;
-    for (std::uint32_t id : covers(local)) gain += static_cast<std::size_t>(uncovered[id]);
-    if (gain == 0) continue;
-    if (gain < stale && !queue_by_gain.empty() &&
-        better(queue_by_gain.top().first, queue_by_gain.top().second, gain, local)) {
-      queue_by_gain.push({gain, local});
-      continue;
-    }
-    chosen.push_back(local);
-    for (std::uint32_t id : covers(local)) {
-      left -= static_cast<std::size_t>(uncovered[id]);
-      uncovered[id] = 0;
-    }
-  }
-  // Nothing reported that the rest already closes: a chosen KB whose pairs the others all close
-  // is dropped, the one a person would least want first (the oldest; of one day, a Security Only
-  // before a Monthly Rollup, the lower KB number).
-  std::sort(chosen.begin(), chosen.end(),
-            [&](std::uint32_t a, std::uint32_t b) { return better(0, b, 0, a); });
-  std::vector<std::uint32_t> closers(out.open.size(), 0);
-  for (std::uint32_t local : chosen) {
-    for (std::uint32_t id : covers(local)) ++closers[id];
-  }
-  for (std::uint32_t local : chosen) {
-    const auto ids = covers(local);
-    if (std::all_of(ids.begin(), ids.end(), [&](std::uint32_t id) { return closers[id] > 1; })) {
-      for (std::uint32_t id : ids) --closers[id];
-      continue;
-    }
+  for (std::uint32_t local :
+       choose_cover(sets, static_cast<std::uint32_t>(out.open.size()), ranks)) {
+    const auto ids = sets.of(local);
     Pick pick;
     pick.kb = candidates[local];
     pick.pairs.assign(ids.begin(), ids.end());

@@ -23,12 +23,19 @@ struct ProfileKey {
   int major = 0, minor = 0, family = 0;  // family: servicing_family(build)
   bool hotpatch_enrolled = false;
   int as_of_day = 0;  // 20200331 for --as-of 2020-03-31; 0: no limit
+  // The product slots (bit s: products[s]) whose rollup line the device follows on the Security
+  // Only path: its newest installed update of the line is a Security Only one. Their rollups
+  // are then not what it installs (docs/engine.md, "Servicing models").
+  std::uint64_t security_only_path = 0;
   bool operator==(const ProfileKey&) const = default;
 };
 std::size_t hash_value(const ProfileKey& key);
 
-// Does the fix count for devices of this key? Servicing stack updates never (prerequisites, not
-// fixes), hotpatches only when enrolled, and with an as-of date only KBs released by then.
+// A KB Microsoft withdrew from Windows Update, WSUS and the Update Catalog after release.
+bool withdrawn(KbNumber kb);
+// Does the fix count for devices of this key? Servicing stack and setup dynamic updates never
+// (a prerequisite and an update of installation media, not fixes of an installed system), nor a
+// withdrawn KB; hotpatches only when enrolled; with an as-of date only KBs released by then.
 bool applicable(const ProductFix& fix, const CatalogIndex& catalog, const ProfileKey& key);
 
 // A set of catalog indices (KBs), cleared in O(1) by bumping a stamp.
@@ -74,7 +81,8 @@ class Scratch {
 
  private:
   friend class Profile;
-  IndexMarks candidate, security_only, covering;
+  IndexMarks candidate, covering;
+  IndexMarks security_only, later_in_month, fallback;  // candidates' ranks (CandidateRank)
   std::vector<std::int32_t> local_of_kb;  // KB -> its number among the covering candidates
   std::vector<std::uint32_t> cve_stamp, closed_stamp;  // by CVE, reset by bumping `round`
   std::vector<std::int32_t> pair_of_cve;
@@ -125,10 +133,15 @@ class Profile {
     const ProductFix* fix = nullptr;
     std::uint32_t slot = 0;
     bool applicable = false;
+    // Reported only for pairs nothing else closes: a fixed build of another release, or a
+    // rollup of a line the device follows on the Security Only path.
+    bool fallback = false;
     // Its place on the lines whose cumulative updates carry the product's fixes (its own and its
-    // host's): the owner's slot and the position, -1 when not on that line.
+    // host's): the owner's slot and the position (on the chain, or the first update that carries
+    // it), -1 when not on that line.
     std::int32_t line_owner[2] = {-1, -1};
     std::int32_t line_position[2] = {-1, -1};
+    bool line_carried[2] = {false, false};
     std::uint32_t replacers_begin = 0, replacers_end = 0;  // into replacers_
     // Its CVEs that another applicable fix of the product also fixes: the only ones whose pairs
     // its satisfaction can close for the others.
