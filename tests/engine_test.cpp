@@ -7,6 +7,7 @@
 #include "catalog/importer.h"
 #include "engine/evaluate.h"
 #include "engine/fleet.h"
+#include "engine_support.h"
 #include "inventory/inventory_reader.h"
 #include "inventory/windows_release.h"
 #include "store/sqlite/sqlite_catalog_store.h"
@@ -18,19 +19,9 @@ namespace {
 using inventory::Architecture;
 using inventory::Device;
 
-// The whole bundled catalog, imported once per test process.
-const CatalogIndex& full_catalog() {
-  static const CatalogIndex index = [] {
-    auto store = store::sqlite::SqliteCatalogStore::open(":memory:");
-    if (!store) throw std::runtime_error(store.error().message);
-    auto imported = catalog::ensure_catalog(**store, nullptr);
-    if (!imported) throw std::runtime_error(imported.error().message);
-    auto data = (*store)->load();
-    if (!data) throw std::runtime_error(data.error().message);
-    return CatalogIndex::build(*data);
-  }();
-  return index;
-}
+using test::find;
+using test::full_catalog;
+using test::has_kind;
 
 Device windows_10(std::string version, int build, std::vector<KbNumber> kbs) {
   Device d;
@@ -43,13 +34,6 @@ Device windows_10(std::string version, int build, std::vector<KbNumber> kbs) {
   inventory::classify_windows(d);
   EXPECT_EQ(d.version, version);
   return d;
-}
-
-const MissingKb* find(const Evaluation& ev, KbNumber kb) {
-  for (const MissingKb& m : ev.missing) {
-    if (m.kb == kb) return &m;
-  }
-  return nullptr;
 }
 
 // KBs of `ev` that are cumulative updates of the device's OS product.
@@ -167,15 +151,6 @@ Device windows_server_2022(std::optional<int> revision) {
   d.architecture = Architecture::kX64;
   inventory::classify_windows(d);
   return d;
-}
-
-bool has_kind(const CatalogIndex& c, const Device& d, KbNumber kb, FixKind kind) {
-  for (Index p : device_products(c, d)) {
-    for (const ProductFix& f : c.products()[p].fixes) {
-      if (c.kbs()[f.kb].kb == kb && f.kind == kind) return true;
-    }
-  }
-  return false;
 }
 
 TEST(Engine, HotpatchesOnlyForEnrolledServersAndServicingStacksNever) {
@@ -298,20 +273,10 @@ TEST(Engine, SnapshotRoundTripsAndRefusesDamage) {
 // The SPEC §4 rules, on every real inventory shipped with kbgap.
 TEST(Engine, RulesHoldOnEveryRealInventory) {
   const CatalogIndex& c = full_catalog();
-  namespace fs = std::filesystem;
-  std::vector<inventory::Inventory> all;
-  for (const auto& e : fs::directory_iterator(fs::path(KBGAP_SOURCE_DIR) / "data/inventories")) {
-    if (e.path().extension() != ".txt" || e.path().filename() == "LICENSE.txt") continue;
-    auto r = inventory::read_inventory(test::read_file(e.path()), e.path().filename().string());
-    ASSERT_TRUE(r) << r.error().message;
-    for (auto& inv : *r) {
-      if (inv.has_os) all.push_back(std::move(inv));
-    }
-  }
+  const std::vector<Device>& all = test::real_devices();
   ASSERT_EQ(all.size(), 41u);
   int judged = 0;
-  for (const auto& inv : all) {
-    const Device& d = inv.device;
+  for (const Device& d : all) {
     SCOPED_TRACE(d.source);
     Evaluation ev = evaluate(c, d, {});
     const auto products = device_products(c, d);
@@ -328,8 +293,17 @@ TEST(Engine, RulesHoldOnEveryRealInventory) {
         for (const ProductFix& f : c.products()[p].fixes) on_device |= f.kb == *kb;
       }
       EXPECT_TRUE(on_device) << "KB" << m.kb;
-      // Never an installed KB, and never a servicing stack update.
+      // Never an installed KB, a servicing stack or setup update, a withdrawn KB, or a fix of
+      // another release.
       EXPECT_FALSE(std::binary_search(d.installed_kbs.begin(), d.installed_kbs.end(), m.kb));
+      EXPECT_FALSE(has_kind(c, d, m.kb, FixKind::kServicingStack)) << "KB" << m.kb;
+      EXPECT_FALSE(has_kind(c, d, m.kb, FixKind::kSetupUpdate)) << "KB" << m.kb;
+      EXPECT_FALSE(withdrawn(m.kb)) << "KB" << m.kb;
+      for (Index p : products) {
+        for (const ProductFix& f : c.products()[p].fixes) {
+          EXPECT_FALSE(f.kb == *kb && f.foreign) << "KB" << m.kb;
+        }
+      }
       EXPECT_FALSE(m.cves.empty()) << "KB" << m.kb;
       closed.insert(m.cves.begin(), m.cves.end());
     }

@@ -2,7 +2,9 @@
 #include "app/catalog_commands.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <chrono>
 #include <cstdio>
@@ -12,6 +14,7 @@
 #include "app/data_dir.h"
 #include "catalog/importer.h"
 #include "common/progress.h"
+#include "engine/catalog_index.h"
 
 namespace kbgap::app {
 namespace {
@@ -88,6 +91,129 @@ int run_catalog_stats(const CatalogStatsOptions& options) {
   fmt::print("kb remediations     {}\n", stats->remediations);
   fmt::print("first release       {}\n", stats->first_release);
   fmt::print("last release        {}\n", stats->last_release);
+  return kExitOk;
+}
+
+namespace {
+
+std::string_view kind_name(engine::FixKind kind) {
+  switch (kind) {
+    case engine::FixKind::kRegular:
+      return "update";
+    case engine::FixKind::kMonthlyRollup:
+      return "Monthly Rollup";
+    case engine::FixKind::kSecurityOnly:
+      return "Security Only";
+    case engine::FixKind::kIeCumulative:
+      return "IE cumulative";
+    case engine::FixKind::kPreviewRollup:
+      return "preview rollup";
+    case engine::FixKind::kNonSecurity:
+      return "preview/out-of-band";
+    case engine::FixKind::kServicingStack:
+      return "servicing stack";
+    case engine::FixKind::kSetupUpdate:
+      return "setup dynamic update";
+    case engine::FixKind::kHotpatch:
+      return "hotpatch";
+  }
+  return "?";
+}
+
+std::string builds_text(const std::vector<engine::Build>& builds) {
+  std::string out;
+  for (const engine::Build& b : builds) {
+    if (!out.empty()) out += ",";
+    out += fmt::format("{}.{}.{}.{}", b.major, b.minor, b.build, b.revision);
+  }
+  return out;
+}
+
+}  // namespace
+
+int run_catalog_line(const CatalogLineOptions& options) {
+  const int as_of = options.as_of.empty() ? 0 : engine::day_number(options.as_of);
+  if (!options.as_of.empty() && as_of == 0) {
+    std::fprintf(stderr, "kbgap: --as-of must be a date, YYYY-MM-DD, not '%s'\n",
+                 options.as_of.c_str());
+    return kExitUsage;
+  }
+  auto catalog = load_catalog_index(options.data_dir);
+  if (!catalog) return report(catalog.error());
+  const engine::CatalogIndex& c = *catalog;
+  const auto& products = c.find_products_by_name(options.product);
+  std::vector<int> lines;
+  for (engine::Index p : products) {
+    const engine::ProductInfo& info = c.products()[p];
+    for (int line :
+         {info.line, info.delivered_by_host >= 0
+                         ? c.products()[static_cast<engine::Index>(info.delivered_by_host)].line
+                         : -1}) {
+      if (line >= 0 && std::find(lines.begin(), lines.end(), line) == lines.end()) {
+        lines.push_back(line);
+      }
+    }
+  }
+  if (products.empty()) {
+    std::fprintf(stderr, "kbgap: the catalog has no product named '%s'\n", options.product.c_str());
+    return kExitBadInput;
+  }
+  if (lines.empty()) {
+    fmt::print("{}: no servicing line (each update stands alone)\n", options.product);
+    return kExitOk;
+  }
+  auto fix_of = [&](const engine::ServicingLine& line, engine::Index kb) {
+    for (engine::Index p : line.products) {
+      for (const engine::ProductFix& f : c.products()[p].fixes) {
+        if (f.kb == kb) return &f;
+      }
+    }
+    for (engine::Index p : line.hosted) {
+      for (const engine::ProductFix& f : c.products()[p].fixes) {
+        if (f.kb == kb) return &f;
+      }
+    }
+    return static_cast<const engine::ProductFix*>(nullptr);
+  };
+  for (int l : lines) {
+    const engine::ServicingLine& line = c.line_info(l);
+    fmt::print("line: {} ({})\n", line.key,
+               line.model == engine::LineModel::kRollup
+                   ? "rollups: each Monthly Rollup contains all before it"
+                   : "cumulative: each update contains all before it");
+    for (engine::Index p : line.hosted) {
+      fmt::print("  delivers for its host: {}\n", c.products()[p].name);
+    }
+    fmt::print("  {:>4}  {:<10} {:<10}  {:<20} {}\n", "#", "KB", "released", "kind",
+               "fixed builds");
+    for (std::size_t i = 0; i < line.chain.size(); ++i) {
+      const engine::Index kb = line.chain[i];
+      if (as_of != 0 && c.release_day(kb) > as_of) break;
+      const engine::ProductFix* f = fix_of(line, kb);
+      fmt::print("  {:>4}  KB{:<8} {:<10}  {:<20} {}\n", i, c.kbs()[kb].kb, c.release_date(kb),
+                 f ? kind_name(f->kind) : "?", f ? builds_text(c.kb_builds(kb)) : "");
+      // What it carries from here on.
+      std::vector<std::string> carried;
+      std::vector<engine::Index> carriers = line.products;
+      carriers.insert(carriers.end(), line.hosted.begin(), line.hosted.end());
+      for (engine::Index p : carriers) {
+        for (const engine::ProductFix& g : c.products()[p].fixes) {
+          auto place = c.line_place(l, g.kb);
+          if (place && place->carried && place->position == static_cast<int>(i)) {
+            const std::string text =
+                fmt::format("KB{} ({}{})", c.kbs()[g.kb].kb, kind_name(g.kind),
+                            g.foreign ? ", fixed build of another release" : "");
+            if (std::find(carried.begin(), carried.end(), text) == carried.end()) {
+              carried.push_back(text);
+            }
+          }
+        }
+      }
+      if (!carried.empty()) {
+        fmt::print("        also contains {}\n", fmt::join(carried, ", "));
+      }
+    }
+  }
   return kExitOk;
 }
 

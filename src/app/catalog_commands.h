@@ -1,4 +1,4 @@
-// `kbgap catalog import` and `kbgap catalog stats`.
+// `kbgap catalog import`, `kbgap catalog stats` and `kbgap catalog line`.
 #pragma once
 
 #include <string>
@@ -16,7 +16,16 @@ struct CatalogStatsOptions {
   std::string format = "table";  // table | json
 };
 
+struct CatalogLineOptions {
+  std::string data_dir;
+  std::string product;  // a product name as MSRC writes it ("Windows Server 2012 R2")
+  std::string as_of;    // "YYYY-MM-DD": only the updates released by then; "" for all
+};
+
 int run_catalog_import(const CatalogImportOptions& options);
+// How kbgap reads Microsoft's servicing of a product: its line's model, cumulative updates in
+// order, the products it delivers for their host, and the other updates it carries.
+int run_catalog_line(const CatalogLineOptions& options);
 int run_catalog_stats(const CatalogStatsOptions& options);
 
 }  // namespace kbgap::app

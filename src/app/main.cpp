@@ -45,6 +45,15 @@ int run(int argc, char** argv) {
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();
 
+  CatalogLineOptions line_options;
+  CLI::App* line = catalog->add_subcommand(
+      "line", "how kbgap reads a product's servicing: its cumulative updates in order");
+  line->fallthrough();
+  line->add_option("product", line_options.product,
+                   "a product name as MSRC writes it, e.g. \"Windows Server 2012 R2\"")
+      ->required();
+  line->add_option("--as-of", line_options.as_of, "only the updates released by this date");
+
   ScanOptions scan_options;
   CLI::App* scan = app.add_subcommand(
       "scan", "offline: the security updates each inventoried device is missing");
@@ -153,6 +162,10 @@ int run(int argc, char** argv) {
   if (token->parsed()) {
     token_options.data_dir = data_dir;
     return run_token(token_options);
+  }
+  if (line->parsed()) {
+    line_options.data_dir = data_dir;
+    return run_catalog_line(line_options);
   }
   if (stats->parsed()) {
     stats_options.data_dir = data_dir;

@@ -35,9 +35,9 @@ ProductRole role_of(std::string_view name) {
     }
     return ProductRole::kOther;
   }
-  if (starts_with_any(
-          name, {"Windows 10 ", "Windows 11 ", "Windows Server ", "Windows 7 ", "Windows 8.1 ",
-                 "Windows RT 8.1", "Windows Vista ", "Microsoft Windows XP"})) {
+  if (starts_with_any(name, {"Windows 10 ", "Windows 11 ", "Windows Server ",
+                             "Windows Server, version ", "Windows 7 ", "Windows 8.1 ",
+                             "Windows RT 8.1", "Windows Vista ", "Microsoft Windows XP"})) {
     return ProductRole::kOperatingSystem;
   }
   return ProductRole::kOther;

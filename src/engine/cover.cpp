@@ -58,15 +58,24 @@ std::vector<std::uint32_t> choose_cover(const CoverSets& sets, std::uint32_t pai
     if (ranks[a].preferred != ranks[b].preferred) return ranks[a].preferred;
     return ranks_before(ranks[a], ranks[b]);
   });
-  std::vector<std::uint32_t> closers(pair_count, 0);
+  // A preferred pick is redundant only when other preferred picks close its pairs: a fallback
+  // pick never pushes one out.
+  std::vector<std::uint32_t> closers(pair_count, 0), preferred_closers(pair_count, 0);
   for (std::uint32_t c : chosen) {
-    for (std::uint32_t id : sets.of(c)) ++closers[id];
+    for (std::uint32_t id : sets.of(c)) {
+      ++closers[id];
+      if (ranks[c].preferred) ++preferred_closers[id];
+    }
   }
   std::vector<std::uint32_t> kept;
   for (auto it = chosen.rbegin(); it != chosen.rend(); ++it) {
     const auto ids = sets.of(*it);
-    if (std::all_of(ids.begin(), ids.end(), [&](std::uint32_t id) { return closers[id] > 1; })) {
-      for (std::uint32_t id : ids) --closers[id];
+    const auto& others = ranks[*it].preferred ? preferred_closers : closers;
+    if (std::all_of(ids.begin(), ids.end(), [&](std::uint32_t id) { return others[id] > 1; })) {
+      for (std::uint32_t id : ids) {
+        --closers[id];
+        if (ranks[*it].preferred) --preferred_closers[id];
+      }
       continue;
     }
     kept.push_back(*it);

@@ -3,7 +3,9 @@
 #include "engine/profile.h"
 
 #include <algorithm>
+#include <cassert>
 #include <limits>
+#include <map>
 #include <numeric>
 
 #include "engine/cover.h"
@@ -82,24 +84,28 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
   x.key_ = std::move(key);
   const std::vector<Index>& products = x.key_.products;
   const std::size_t kb_count = catalog.kbs().size();
-  auto slot_of = [&](Index p) -> std::int32_t {
-    auto it = std::find(products.begin(), products.end(), p);
-    return it == products.end() ? -1 : static_cast<std::int32_t>(it - products.begin());
-  };
 
-  // The servicing lines whose cumulative updates carry a product's fixes: its own, and for IE
-  // and Edge on an OS, the OS's. (line, owner slot); the owner is -1 when the device does not
-  // run it, and then the line replaces but never satisfies.
+  // A line's owner: the first slot whose product is on it. Products MSRC named twice, or .NET
+  // products of one version under two names, share their line and its reached position.
+  auto owner_of_line = [&](int line) -> std::int32_t {
+    for (std::uint32_t s = 0; s < products.size(); ++s) {
+      if (catalog.products()[products[s]].line == line) return static_cast<std::int32_t>(s);
+    }
+    return -1;
+  };
+  // The servicing lines whose cumulative updates carry a product's fixes: its own, and for IE,
+  // Edge and an in-box .NET Framework on an OS, the OS's. (line, owner slot); the owner is -1
+  // when the device runs no product of that line, and then the line replaces but never
+  // satisfies. The own line comes first.
   std::vector<std::vector<std::pair<int, std::int32_t>>> lines(products.size());
   for (std::uint32_t s = 0; s < products.size(); ++s) {
     const ProductInfo& info = catalog.products()[products[s]];
-    if (info.line >= 0) lines[s].emplace_back(info.line, static_cast<std::int32_t>(s));
+    if (info.line >= 0) lines[s].emplace_back(info.line, owner_of_line(info.line));
     if (info.delivered_by_host >= 0) {
-      const Index host = static_cast<Index>(info.delivered_by_host);
-      if (catalog.products()[host].line >= 0) {
-        lines[s].emplace_back(catalog.products()[host].line, slot_of(host));
-      }
+      const int host_line = catalog.products()[static_cast<Index>(info.delivered_by_host)].line;
+      if (host_line >= 0) lines[s].emplace_back(host_line, owner_of_line(host_line));
     }
+    assert(lines[s].size() <= 2);
   }
 
   // On the Security Only path, a line's rollups are what the device does not install.
@@ -162,6 +168,25 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
     }
   }
 
+  // Each OS rollup's Security Only twin: the same month's Security Only update of the product.
+  {
+    std::map<std::pair<std::uint32_t, Index>, Index> security_only;  // (slot, month) -> KB
+    for (const Fix& fx : x.fixes_) {
+      if (fx.fix->kind == FixKind::kSecurityOnly && fx.applicable) {
+        security_only.try_emplace({fx.slot, catalog.kbs()[fx.fix->kb].release_document},
+                                  fx.fix->kb);
+      }
+    }
+    for (Fix& fx : x.fixes_) {
+      if (fx.fix->kind != FixKind::kMonthlyRollup ||
+          catalog.products()[products[fx.slot]].role != ProductRole::kOperatingSystem) {
+        continue;
+      }
+      auto it = security_only.find({fx.slot, catalog.kbs()[fx.fix->kb].release_document});
+      if (it != security_only.end()) fx.security_only_twin = it->second;
+    }
+  }
+
   // What replaces each applicable fix on its product, transitively: published supersedence and
   // the later cumulative updates of the product's lines. Only KBs that could be candidates count.
   IndexMarks visited(kb_count);
@@ -177,6 +202,7 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
       if (can_be_candidate.test(newer)) x.replacers_.push_back(newer);
       stack.push_back(newer);
     };
+    if (fx.security_only_twin != kNoKb) push(fx.security_only_twin);
     while (!stack.empty()) {
       const Index k = stack.back();
       stack.pop_back();
@@ -204,7 +230,8 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
   for (const Fix& fx : x.fixes_) {
     const Index kb = fx.fix->kb;
     if (fx.fix->cumulative && fx.fix->line_position >= 0) {
-      sets.unite(kb, owner_node(static_cast<std::int32_t>(fx.slot)));
+      assert(fx.line_owner[0] >= 0);  // a cumulative update is on its product's own line
+      sets.unite(kb, owner_node(fx.line_owner[0]));
     }
     if (!fx.applicable) continue;
     for (Index c : fx.fix->cves) {
@@ -265,6 +292,32 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
   for (const Fix& fx : x.fixes_) {
     if (fx.fix->cumulative) x.moves_lines_[fx.fix->kb] = 1;
   }
+  // What each update of the device's lines contains: the update before it, and what the line
+  // carries from it on.
+  {
+    std::vector<int> device_lines;
+    for (const auto& of_slot : lines) {
+      for (const auto& [line, owner] : of_slot) device_lines.push_back(line);
+    }
+    std::sort(device_lines.begin(), device_lines.end());
+    device_lines.erase(std::unique(device_lines.begin(), device_lines.end()), device_lines.end());
+    for (int line : device_lines) {
+      const auto& chain = catalog.line(line);
+      for (std::size_t i = 1; i < chain.size(); ++i)
+        x.contains_.emplace_back(chain[i], chain[i - 1]);
+    }
+    for (const Fix& fx : x.fixes_) {
+      for (std::size_t i = 0; i < 2; ++i) {
+        if (fx.line_owner[i] < 0 && fx.line_position[i] < 0) continue;
+        if (!fx.line_carried[i]) continue;
+        const auto& of_slot = lines[fx.slot];
+        const auto& chain = catalog.line(of_slot[i].first);
+        x.contains_.emplace_back(chain[static_cast<std::size_t>(fx.line_position[i])], fx.fix->kb);
+      }
+    }
+    std::sort(x.contains_.begin(), x.contains_.end());
+    x.contains_.erase(std::unique(x.contains_.begin(), x.contains_.end()), x.contains_.end());
+  }
   std::sort(x.reach_.begin(), x.reach_.end());
   std::sort(x.revision_of_kb_.begin(), x.revision_of_kb_.end());
   return x;
@@ -302,6 +355,10 @@ void Profile::satisfy(std::span<const Index> installed, std::optional<int> revis
     for (Index older : catalog_->supersedes(kb)) {
       if (satisfied.insert(older)) stack.push_back(older);
     }
+    auto it = std::lower_bound(contains_.begin(), contains_.end(), std::pair<Index, Index>{kb, 0});
+    for (; it != contains_.end() && it->first == kb; ++it) {
+      if (satisfied.insert(it->second)) stack.push_back(it->second);
+    }
   }
 }
 
@@ -313,7 +370,8 @@ std::vector<int> Profile::reached(std::span<const std::uint32_t> members,
   for (std::uint32_t i : members) {
     const ProductFix& f = *fixes_[i].fix;
     if (f.cumulative && satisfied.test(f.kb)) {
-      out[fixes_[i].slot] = std::max(out[fixes_[i].slot], f.line_position);
+      auto& reached = out[static_cast<std::size_t>(fixes_[i].line_owner[0])];
+      reached = std::max(reached, f.line_position);
     }
   }
   return out;
@@ -322,6 +380,7 @@ std::vector<int> Profile::reached(std::span<const std::uint32_t> members,
 bool Profile::fix_satisfied(const Fix& fx, const IndexMarks& satisfied,
                             std::span<const int> reached) {
   if (satisfied.test(fx.fix->kb)) return true;
+  if (fx.security_only_twin != kNoKb && satisfied.test(fx.security_only_twin)) return true;
   for (int i = 0; i < 2; ++i) {
     if (fx.line_owner[i] >= 0 && fx.line_position[i] >= 0 &&
         fx.line_position[i] <= reached[static_cast<std::size_t>(fx.line_owner[i])]) {

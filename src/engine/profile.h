@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <span>
 #include <vector>
@@ -101,6 +102,7 @@ struct Residual {
 
 class Profile {
  public:
+  static constexpr Index kNoKb = std::numeric_limits<Index>::max();
   static Profile build(const CatalogIndex& catalog, ProfileKey key);
 
   const ProfileKey& key() const { return key_; }
@@ -113,7 +115,9 @@ class Profile {
   // servicing line); nullopt when none does. `installed`: catalog KB indices, sorted.
   std::optional<int> infer_revision(std::span<const Index> installed) const;
   // The satisfied KBs: the installed ones, the cumulative updates the revision has reached, and
-  // what they replace by published supersedence, transitively.
+  // what they contain, transitively: what they supersede, the updates before them on the
+  // device's servicing lines and what those lines carry up to them. The mirror of what the
+  // engine reports: installing a reported KB satisfies every fix it was reported to close.
   // With `list`, they are also appended to it.
   void satisfy(std::span<const Index> installed, std::optional<int> revision, IndexMarks& satisfied,
                std::vector<Index>* list = nullptr) const;
@@ -142,6 +146,10 @@ class Profile {
     std::int32_t line_owner[2] = {-1, -1};
     std::int32_t line_position[2] = {-1, -1};
     bool line_carried[2] = {false, false};
+    // For a Monthly Rollup's fix of an OS: the Security Only update of the same month, which
+    // holds the month's security fixes of the OS too (not Internet Explorer's), so satisfies and
+    // replaces this fix for the device.
+    Index security_only_twin = kNoKb;
     std::uint32_t replacers_begin = 0, replacers_end = 0;  // into replacers_
     // Its CVEs that another applicable fix of the product also fixes: the only ones whose pairs
     // its satisfaction can close for the others.
@@ -165,6 +173,9 @@ class Profile {
   std::vector<std::int32_t> component_of_kb_;
   std::vector<std::pair<int, Index>> reach_;           // (revision that reaches it, KB), sorted
   std::vector<std::pair<Index, int>> revision_of_kb_;  // installed OS update -> revision, sorted
+  // (update, KB it contains) along the device's lines: the one before it on the chain, and the
+  // KBs the line carries from it on. Sorted.
+  std::vector<std::pair<Index, Index>> contains_;
 };
 
 }  // namespace kbgap::engine

@@ -155,24 +155,37 @@ void CatalogIndex::build_servicing_lines() {
       host_kbs.insert(chain.begin(), chain.end());
     }
 
-    // A rollup line: one with Monthly Rollups of its own.
-    for (Index p : list) {
-      for (const ProductFix& f : products_[p].fixes) {
-        if (f.kind == FixKind::kMonthlyRollup && !host_kbs.contains(f.kb)) {
-          line.model = LineModel::kRollup;
+    // A rollup line: Monthly Rollups and Security Only twins of its own, month after month (a
+    // single KB labelled "Monthly Rollup", as February 2023's .NET update KB5022728 is for
+    // Windows 10 21H2, does not make one).
+    {
+      std::set<Index> rollups, security_only;
+      for (Index p : list) {
+        for (const ProductFix& f : products_[p].fixes) {
+          if (host_kbs.contains(f.kb)) continue;
+          if (f.kind == FixKind::kMonthlyRollup) rollups.insert(f.kb);
+          if (f.kind == FixKind::kSecurityOnly) security_only.insert(f.kb);
         }
+      }
+      constexpr std::size_t kMonths = 3;
+      if (rollups.size() >= kMonths && security_only.size() >= kMonths) {
+        line.model = LineModel::kRollup;
       }
     }
 
     // The KBs that can be the line's cumulative updates, each with its fixes on the line.
+    // Windows Vista and Server 2008 before its rollups had single updates only: each stands
+    // alone (published supersedence still links them).
     std::map<Index, std::vector<ProductFix*>> by_kb;
-    for (Index p : list) {
+    const bool singles = products_[list.front()].name.starts_with("Windows Vista");
+    for (Index p : singles ? std::vector<Index>{} : list) {
       for (ProductFix& fix : products_[p].fixes) {
         if (host_kbs.contains(fix.kb)) continue;  // the host's line has it
         const bool eligible =
             line.model == LineModel::kRollup
                 ? fix.kind == FixKind::kMonthlyRollup || fix.kind == FixKind::kPreviewRollup
-                : fix.kind == FixKind::kRegular || fix.kind == FixKind::kNonSecurity;
+                : fix.kind == FixKind::kRegular || fix.kind == FixKind::kNonSecurity ||
+                      fix.kind == FixKind::kMonthlyRollup || fix.kind == FixKind::kIeCumulative;
         if (eligible) by_kb[fix.kb].push_back(&fix);
       }
     }
@@ -186,7 +199,7 @@ void CatalogIndex::build_servicing_lines() {
     // most CVEs (of a rollup line, the Monthly Rollup that does).
     std::map<Index, Index> monthly;  // release document -> cumulative update
     for (const auto& [kb, fixes] : by_kb) {
-      if (kind_of(kb) != FixKind::kRegular && kind_of(kb) != FixKind::kMonthlyRollup) continue;
+      if (order_in_month(kind_of(kb)) != 0) continue;
       auto [it, inserted] = monthly.try_emplace(kbs_[kb].release_document, kb);
       if (!inserted && cve_count(kb) > cve_count(it->second)) it->second = kb;
     }
