@@ -382,6 +382,27 @@ class Api(unittest.TestCase):
         self.assertEqual(d.status_code, 204)
         self.assertEqual(self.get(f"/api/machines/{device['id']}", self.read).status_code, 404)
 
+    def test_a_release_newer_than_kbgaps_table_is_learnt_from_the_catalog(self):
+        # Windows 11 26H1 (10.0.28000) is in the catalog; 10.0.29999 is in nothing.
+        device = {"id": "ac" * 20, "computerDnsName": "w26h1.example.com",
+                  "osName": "Microsoft Windows 11 Enterprise", "osBuild": "10.0.28000.1575",
+                  "osArchitecture": "x64", "installedKbs": []}
+        r = requests.post(f"{self.base}/api/kbgap/devices", json=[device],
+                          headers={"Authorization": f"Bearer {self.writer}"}, timeout=60)
+        self.assertEqual(r.status_code, 200, r.text)
+        machine = self.get(f"/api/machines/{device['id']}", self.read).json()
+        self.assertEqual(machine["version"], "26H1", machine)
+        self.assertEqual(machine["osPlatform"], "Windows11", machine)
+        missing = self.get(f"/api/machines/{device['id']}/getmissingkbs", self.read).json()
+        self.assertIn("5089548", [kb["id"] for kb in missing["value"]], missing)
+        unknown = dict(device, id="ad" * 20, osBuild="10.0.29999")
+        r = requests.post(f"{self.base}/api/kbgap/devices", json=[unknown],
+                          headers={"Authorization": f"Bearer {self.writer}"}, timeout=60)
+        self.assert_error(r, 400, "InvalidInput")
+        self.assertIn("unknown Windows build 10.0.29999", r.json()["error"]["message"])
+        requests.delete(f"{self.base}/api/kbgap/devices/{device['id']}",
+                        headers={"Authorization": f"Bearer {self.writer}"}, timeout=60)
+
     def test_a_write_by_another_process_shows_at_once(self):
         before = len(self.get("/api/machines", self.read).json()["value"])
         imported = run(KBGAP, "--data", self.data, "devices", "import",

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "engine/evaluate.h"
 #include "engine_support.h"
@@ -461,6 +462,75 @@ TEST(Servicing, StandaloneUpdatesStayBesideTheNewestUpdate) {
     EXPECT_NE(find(evaluate(c, d, {}), standalone), nullptr);
     EXPECT_EQ(find(evaluate(c, with_installed(d, {standalone}), {}), standalone), nullptr);
   }
+}
+
+}  // namespace
+}  // namespace kbgap::engine
+
+namespace kbgap::engine {
+namespace {
+
+// Every operating system the catalog names by its fixed builds is recognized from a device of
+// that build: by kbgap's table of releases, or, for a release newer than the table (Windows 11
+// 26H1, 10.0.28000), by the catalog itself.
+TEST(Releases, EveryReleaseTheCatalogBuildsNameIsRecognized) {
+  const CatalogIndex& c = full_catalog();
+  std::size_t checked = 0, learnt = 0;
+  std::set<std::tuple<int, int, int>> catalog_builds;
+  for (const ProductInfo& any : c.products()) {
+    for (const ProductFix& f : any.fixes) {
+      for (const Build& b : f.fixed_builds) catalog_builds.emplace(b.major, b.minor, b.build);
+    }
+  }
+  for (Index p = 0; p < c.products().size(); ++p) {
+    const ProductInfo& product = c.products()[p];
+    if (product.role != ProductRole::kOperatingSystem || product.line < 0 ||
+        product.name.find("Hotpatch") != std::string::npos || !c.line_info(product.line).release) {
+      continue;
+    }
+    const Build release = *c.line_info(product.line).release;
+    // The builds of that release the catalog lists (siblings share updates: a Windows 10 20H2
+    // update lists 19041 to 19045); the device of one of them runs the product.
+    std::set<int> builds;
+    for (const auto& [major, minor, build] : catalog_builds) {
+      if (major == release.major && minor == release.minor &&
+          servicing_family(build) == release.build) {
+        builds.insert(build);
+      }
+    }
+    const std::string lower = normalize_product_name(product.name);
+    if (builds.empty() || lower.starts_with("windows rt")) continue;  // ARM32: not a device arch
+    SCOPED_TRACE(product.name);
+    bool found = false;
+    for (int build : builds) {
+      Device d;
+      d.computer_dns_name = "release.example.com";
+      const bool server = lower.find("server") != std::string::npos;
+      d.os_name = server ? "Microsoft Windows Server Datacenter" : "Microsoft Windows Enterprise";
+      d.major = release.major;
+      d.minor = release.minor;
+      d.build = build;
+      d.architecture = lower.find("32-bit") != std::string::npos  ? inventory::Architecture::kX86
+                       : lower.find("arm64") != std::string::npos ? inventory::Architecture::kArm64
+                                                                  : inventory::Architecture::kX64;
+      const bool core = lower.find("server core") != std::string::npos;
+      if (!inventory::classify_windows(d)) {
+        if (!inventory::accept_newer_release(d)) continue;  // an unknown build between releases
+        ASSERT_TRUE(learn_release(c, d));
+        EXPECT_FALSE(d.os_family.empty());
+        ++learnt;
+      }
+      d.server_core = d.server_core || core;
+      const auto products = device_products(c, d);
+      found |= std::any_of(products.begin(), products.end(), [&](Index q) {
+        return normalize_product_name(c.products()[q].name) == lower;
+      });
+    }
+    EXPECT_TRUE(found) << ::testing::PrintToString(builds);
+    ++checked;
+  }
+  EXPECT_GT(checked, 40u);
+  EXPECT_GE(learnt, 1u);  // Windows 11 26H1
 }
 
 }  // namespace

@@ -67,6 +67,16 @@ int run_scan(const ScanOptions& options) {
 
   auto catalog = load_catalog_index(options.data_dir);
   if (!catalog) return report(catalog.error());
+  // A release newer than kbgap's table: the catalog's fixed builds name it, or nothing does.
+  for (inventory::Device& d : *devices) {
+    if (!engine::learn_release(*catalog, d)) {
+      std::fprintf(stderr,
+                   "kbgap: %s: unknown Windows build %s: neither kbgap's table of releases nor "
+                   "the catalog's fixed builds know it (import a newer catalog)\n",
+                   d.source.c_str(), inventory::os_build_string(d).c_str());
+      return kExitBadInput;
+    }
+  }
 
   engine::EvaluateOptions eval_options{options.as_of, options.explain, engine::Rule::kKbgap};
   if (options.rule == "supersedence") eval_options.rule = engine::Rule::kSupersedenceOnly;

@@ -106,6 +106,7 @@ int day_number(std::string_view date) {
 }
 
 int servicing_family(int build) {
+  if (build == 18362 || build == 18363) return 18362;
   if (build >= 19041 && build <= 19045) return 19041;
   if (build == 22621 || build == 22631) return 22621;
   if (build == 26100 || build == 26200) return 26100;

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -21,8 +23,10 @@ struct Build {
 };
 // "10.0.19043.1415" -> {10, 0, 19043, 1415}; anything else -> nullopt.
 std::optional<Build> parse_build(std::string_view text);
-// Builds that share one servicing line, and so one revision numbering: 19041-19045 (Windows 10
-// 2004 to 22H2), 22621/22631 (Windows 11 22H2/23H2), 26100/26200 (Windows 11 24H2/25H2).
+// Builds that share one servicing line, and so one revision numbering (a release turned on by
+// an enablement package on its predecessor): 18362/18363 (Windows 10 1903/1909), 19041-19045
+// (Windows 10 2004 to 22H2), 22621/22631 (Windows 11 22H2/23H2), 26100/26200 (Windows 11
+// 24H2/25H2).
 int servicing_family(int build);
 
 enum class FixKind : std::uint8_t {
@@ -165,6 +169,9 @@ class CatalogIndex {
     auto place = line_place(line, kb);
     return place && !place->carried ? place->position : -1;
   }
+  // The operating-system products whose fixes list a fixed build of this major.minor.build:
+  // how a release newer than kbgap's own table is recognized.
+  std::vector<Index> products_of_build(int major, int minor, int build) const;
   // Every fixed build a KB lists, for any product: a semi-annual server's update is its client
   // twin's, and MSRC sometimes gives the build under one of the two only.
   const std::vector<Build>& kb_builds(Index kb) const { return kb_builds_[kb]; }
@@ -190,6 +197,7 @@ class CatalogIndex {
   std::vector<ServicingLine> lines_;
   std::unordered_map<std::uint64_t, LinePlace> line_places_;  // (line << 32 | KB) -> place
   std::vector<std::vector<Build>> kb_builds_;                 // by KB
+  std::map<std::tuple<int, int, int>, std::vector<Index>> products_of_build_;
   std::size_t distrusted_fixed_builds_ = 0;
 
   // servicing.cpp: the servicing lines and what each carries (docs/engine.md).

@@ -164,14 +164,75 @@ MissingKb missing_kb(const CatalogIndex& catalog, Index kb) {
   return m;
 }
 
+namespace {
+
+bool contains_words(std::string_view haystack, std::string_view needle) {
+  return normalize_product_name(haystack).find(normalize_product_name(needle)) != std::string::npos;
+}
+
+// "Windows 11 version 26H1 for x64-based Systems" -> {"Windows 11", "26H1"}; a name without a
+// version: the name up to " for " or " (".
+std::pair<std::string, std::string> family_and_version(std::string_view name) {
+  const std::string lower = normalize_product_name(name);
+  if (auto v = lower.find(" version "); v != std::string::npos) {
+    std::string_view rest = name.substr(v + 9);
+    return {std::string(name.substr(0, v)), std::string(rest.substr(0, rest.find(' ')))};
+  }
+  std::size_t end = name.size();
+  for (std::string_view cut : {" for ", " ("}) end = std::min(end, name.find(cut));
+  std::string_view family = name.substr(0, end);
+  if (family.ends_with(",")) family.remove_suffix(1);
+  return {std::string(family), ""};
+}
+
+}  // namespace
+
+std::vector<Index> products_of_release(const CatalogIndex& catalog, const Device& device) {
+  const bool server = device.os_name.find("Server") != std::string::npos;
+  const std::string_view arch = device.architecture == inventory::Architecture::kX64     ? "x64"
+                                : device.architecture == inventory::Architecture::kX86   ? "32-bit"
+                                : device.architecture == inventory::Architecture::kArm64 ? "ARM64"
+                                                                                         : "";
+  std::vector<Index> out, core;
+  for (Index p : catalog.products_of_build(device.major, device.minor, device.build)) {
+    const std::string& name = catalog.products()[p].name;
+    if (contains_words(name, "Hotpatch") || server != contains_words(name, "Server")) continue;
+    const bool names_arch = contains_words(name, "x64") || contains_words(name, "32-bit") ||
+                            contains_words(name, "ARM64");
+    if (names_arch && (arch.empty() || !contains_words(name, arch))) continue;
+    (contains_words(name, "Server Core") ? core : out).push_back(p);
+  }
+  // A Server Core device, or a server release that is Server Core only, runs the Core product.
+  if (device.server_core || out.empty()) return core;
+  return out;
+}
+
+bool learn_release(const CatalogIndex& catalog, Device& device) {
+  if (!device.os_family.empty()) return true;
+  const auto products = products_of_release(catalog, device);
+  if (products.empty()) return false;
+  auto [family, version] = family_and_version(catalog.products()[products.front()].name);
+  device.os_family = family;
+  device.version = version;
+  if (catalog.products()[products.front()].name.find("Server Core") != std::string::npos) {
+    device.server_core = true;
+  }
+  return true;
+}
+
 std::vector<Index> device_products(const CatalogIndex& catalog, const Device& device) {
   std::vector<Index> out;
   const std::string_view dotnet = inventory::builtin_dotnet_version(device);
   auto add = [&](Index p) {
     if (std::find(out.begin(), out.end(), p) == out.end()) out.push_back(p);
   };
+  std::vector<Index> os_products;
   for (const std::string& name : inventory::os_product_names(device)) {
-    for (Index os : catalog.find_products_by_name(name)) {
+    for (Index os : catalog.find_products_by_name(name)) os_products.push_back(os);
+  }
+  if (os_products.empty()) os_products = products_of_release(catalog, device);
+  for (Index os : os_products) {
+    {
       add(os);
       for (Index c : catalog.products()[os].components) {
         const std::string& component = catalog.products()[c].name;

@@ -51,6 +51,16 @@ MissingKb missing_kb(const CatalogIndex& catalog, Index kb);
 // The order of missing KBs: the newest release first, then the higher KB number.
 bool newest_first(const MissingKb& a, const MissingKb& b);
 
+// A release newer than kbgap's table of Windows builds, recognized by the catalog: the OS
+// products whose fixed builds are of the device's major.minor.build (its architecture, client
+// or server, Server Core or not).
+std::vector<Index> products_of_release(const CatalogIndex& catalog,
+                                       const inventory::Device& device);
+// Names the release of a device kbgap's table does not know (os_family and version, from the
+// catalog's product name: "Windows 11", "26H1"). False when the catalog does not know the build
+// either.
+bool learn_release(const CatalogIndex& catalog, inventory::Device& device);
+
 // The catalog products a device runs: its OS and the components that ship in it.
 std::vector<Index> device_products(const CatalogIndex& catalog, const inventory::Device& device);
 

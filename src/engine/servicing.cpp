@@ -353,9 +353,25 @@ void CatalogIndex::build_servicing_lines() {
   index_kb_builds();
 }
 
+std::vector<Index> CatalogIndex::products_of_build(int major, int minor, int build) const {
+  auto it = products_of_build_.find({major, minor, build});
+  return it == products_of_build_.end() ? std::vector<Index>{} : it->second;
+}
+
 void CatalogIndex::index_kb_builds() {
   kb_builds_.assign(kbs_.size(), {});
-  for (const ProductInfo& p : products_) {
+  products_of_build_.clear();
+  for (Index i = 0; i < products_.size(); ++i) {
+    const ProductInfo& p = products_[i];
+    if (p.role == ProductRole::kOperatingSystem) {
+      for (const ProductFix& f : p.fixes) {
+        for (const Build& b : f.fixed_builds) {
+          if (b.build < 1000) continue;
+          auto& list = products_of_build_[{b.major, b.minor, b.build}];
+          if (list.empty() || list.back() != i) list.push_back(i);
+        }
+      }
+    }
     for (const ProductFix& f : p.fixes) {
       for (const Build& b : f.fixed_builds) {
         auto& list = kb_builds_[f.kb];

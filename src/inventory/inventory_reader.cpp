@@ -241,7 +241,7 @@ Result<Inventory> parse_systeminfo(std::string_view text, std::string_view sourc
                     "ARM64-based PC)",
                     source));
   }
-  if (!classify_windows(d)) {
+  if (!classify_windows(d) && !accept_newer_release(d)) {
     return invalid_input(fmt::format("{}:{}: unknown Windows build {}.{}.{}", source, version->line,
                                      d.major, d.minor, d.build));
   }
@@ -419,7 +419,7 @@ Result<Inventory> parse_computer_info(std::string_view text, std::string_view so
     p = q;
   }
   const bool core = d.server_core;
-  if (!classify_windows(d)) {
+  if (!classify_windows(d) && !accept_newer_release(d)) {
     return invalid_input(fmt::format("{}:1: unknown Windows build {}", source, os_build_string(d)));
   }
   d.server_core = d.server_core || core;

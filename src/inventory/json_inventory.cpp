@@ -189,7 +189,7 @@ Result<Inventory> read_device(const json::value& v, std::string_view path, Reade
   }
   d.os_name = osname.empty() ? std::string("Microsoft Windows") : osname;
   const bool core = d.server_core;
-  if (!classify_windows(d)) {
+  if (!classify_windows(d) && !accept_newer_release(d)) {
     return r.fail(fmt::format("{}.osBuild", path), fmt::format("unknown Windows build {}", build));
   }
   d.server_core = d.server_core || core;
@@ -368,7 +368,7 @@ Result<std::vector<Inventory>> parse_osquery_json(std::string_view text, std::st
         "{}: os_version.arch: expected x86_64, x86, ARM64 (or system_info.cpu_type), not '{}'",
         source, column(row, "arch").substr(0, 40)));
   }
-  if (!classify_windows(d)) {
+  if (!classify_windows(d) && !accept_newer_release(d)) {
     return invalid_input(fmt::format("{}: os_version: unknown Windows build {}", source, version));
   }
   if (const json::array* patches = table(o, "patches")) {

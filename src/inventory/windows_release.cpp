@@ -118,6 +118,17 @@ bool classify_windows(Device& d) {
   return true;
 }
 
+bool accept_newer_release(Device& d) {
+  // Newer than every release in the table; a build between known ones is an Insider build or
+  // a typo, not a release.
+  int newest = 0;
+  for (const Release& r : kReleases) newest = std::max(newest, r.build);
+  if (d.major != 10 || d.minor != 0 || d.build <= newest || d.build > 99999) return false;
+  if (d.edition.empty()) d.edition = edition_of(d.os_name);
+  if (contains(d.os_name, "Azure Edition")) d.azure_edition = true;
+  return true;
+}
+
 std::vector<std::string> os_product_names(const Device& d) {
   std::vector<std::string> names;
   const std::string core = d.server_core ? " (Server Core installation)" : "";

@@ -14,6 +14,12 @@ namespace kbgap::inventory {
 // knows (the device is then kept, with os_family "").
 bool classify_windows(Device& d);
 
+// For a build classify_windows does not know: is it plausibly a Windows release newer than
+// kbgap's table (10.0, a build above the table's newest)? Then fills edition and azure_edition and
+// returns true; the release is then learnt from the catalog's fixed builds (engine::learn_release),
+// or refused where the catalog is at hand.
+bool accept_newer_release(Device& d);
+
 // The catalog's names for the device's operating system, as MSRC spells them
 // ("Windows 10 Version 1909 for x64-based Systems", "Windows Server 2019 (Server Core
 // installation)"). Usually one; a few releases went by two names over the years (Windows 11 21H2).

@@ -17,6 +17,7 @@
 #include "api/defender_dto.h"
 #include "common/text.h"
 #include "common/utf8.h"
+#include "engine/evaluate.h"
 #include "inventory/json_inventory.h"
 #include "server/odata.h"
 
@@ -556,6 +557,16 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
     }
     std::vector<inventory::Device> devices;
     for (auto& inv : *read) devices.push_back(std::move(inv.device));
+    for (std::size_t i = 0; i < devices.size(); ++i) {
+      inventory::Device known = devices[i];
+      if (!engine::learn_release(service_.catalog(), known)) {
+        error(response, 400, "InvalidInput",
+              fmt::format("body[{}].osBuild: unknown Windows build {}: neither kbgap's table of "
+                          "releases nor the catalog's fixed builds know it",
+                          i, inventory::os_build_string(devices[i])));
+        return response;
+      }
+    }
     auto written = service_.put_devices(devices);
     if (!written && written.error().code == ErrorCode::kInvalidInput) {
       error(response, 400, "InvalidInput", written.error().message);

@@ -52,7 +52,8 @@ std::shared_ptr<const FleetView> FleetView::build(
   view->version_ = version;
   engine::Fleet fleet(*view->catalog_);
   for (std::uint32_t i = 0; i < view->devices_.size(); ++i) {
-    const inventory::Device& d = view->devices_[i];
+    inventory::Device& d = view->devices_[i];
+    engine::learn_release(*view->catalog_, d);  // a release newer than kbgap's table
     fleet.add(d);
     view->by_id_[d.id] = i;
     auto [it, inserted] = view->by_name_.try_emplace(to_lower(d.computer_dns_name), i);
