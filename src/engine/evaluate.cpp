@@ -185,6 +185,22 @@ std::pair<std::string, std::string> family_and_version(std::string_view name) {
   return {std::string(family), ""};
 }
 
+// A component that comes with an optional feature, not with the OS: Adobe Flash Player on
+// Windows Server 2012 and 2012 R2 is part of the Desktop Experience feature, off by default
+// (Microsoft Security Advisory 2755801, FAQ). Counted only when the device installed one of its
+// updates (a 2012 R2 server current to March 2019, 156 KBs, had none, and Windows Update offered
+// it no Flash update).
+bool optional_feature(const ProductInfo& component) {
+  return component.name.starts_with("Adobe Flash Player on Windows Server 2012");
+}
+
+bool installed_any(const CatalogIndex& catalog, const ProductInfo& product, const Device& device) {
+  return std::any_of(product.fixes.begin(), product.fixes.end(), [&](const ProductFix& f) {
+    return std::binary_search(device.installed_kbs.begin(), device.installed_kbs.end(),
+                              catalog.kbs()[f.kb].kb);
+  });
+}
+
 }  // namespace
 
 std::vector<Index> products_of_release(const CatalogIndex& catalog, const Device& device) {
@@ -239,6 +255,10 @@ std::vector<Index> device_products(const CatalogIndex& catalog, const Device& de
         if (component.starts_with("Microsoft .NET Framework") &&
             (dotnet.empty() || !names_dotnet_version(component, dotnet))) {
           continue;  // only the .NET Framework that ships in this OS
+        }
+        if (optional_feature(catalog.products()[c]) &&
+            !installed_any(catalog, catalog.products()[c], device)) {
+          continue;  // an optional feature the device shows no sign of
         }
         add(c);
       }

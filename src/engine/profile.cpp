@@ -108,12 +108,28 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
     assert(lines[s].size() <= 2);
   }
 
-  // On the Security Only path, a line's rollups are what the device does not install.
-  IndexMarks rollup_declined(kb_count);
+  // What a device on each path of a rollup line does not install (docs/engine.md, "Servicing
+  // models"): on the Security Only path, the line's rollups; on the rollup path, the Security
+  // Only and Internet Explorer cumulative updates the rollups contain (Windows Update offers a
+  // rollup machine neither: they are published to WSUS and the Update Catalog).
+  IndexMarks declined(kb_count);
   for (std::uint32_t s = 0; s < products.size() && s < 64; ++s) {
     const int line = catalog.products()[products[s]].line;
-    if ((x.key_.security_only_path >> s & 1) == 0 || line < 0) continue;
-    for (Index kb : catalog.line(line)) rollup_declined.insert(kb);
+    if (line < 0 || catalog.line_info(line).model != LineModel::kRollup) continue;
+    if ((x.key_.security_only_path >> s & 1) != 0) {
+      for (Index kb : catalog.line(line)) declined.insert(kb);
+      continue;
+    }
+    const ServicingLine& info = catalog.line_info(line);
+    for (const auto* of : {&info.products, &info.hosted}) {
+      for (Index p : *of) {
+        for (const ProductFix& f : catalog.products()[p].fixes) {
+          if (f.kind != FixKind::kSecurityOnly && f.kind != FixKind::kIeCumulative) continue;
+          const auto place = catalog.line_place(line, f.kb);
+          if (place && place->carried) declined.insert(f.kb);
+        }
+      }
+    }
   }
 
   IndexMarks can_be_candidate(kb_count);
@@ -134,7 +150,7 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
       // A fix of another release that no update of the device's line carries is not the
       // device's at all.
       fx.applicable = applicable(f, catalog, x.key_) && (!f.foreign || placed);
-      fx.fallback = f.foreign || rollup_declined.test(f.kb);
+      fx.fallback = f.foreign || declined.test(f.kb);
       if (fx.applicable) can_be_candidate.insert(f.kb);
       x.fixes_.push_back(fx);
     }
@@ -211,7 +227,10 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
       // follow from that one.
       for (const auto& [line, owner] : lines[fx.slot]) {
         const auto place = catalog.line_place(line, k);
-        if (!place) continue;
+        // A line's update contains what it carries, but not what that contains in turn: a
+        // rollup holds its month's IE cumulative update, not the out-of-band IE update before
+        // it (Windows Update offers both). Only the fix's own KB is followed to its carrier.
+        if (!place || (place->carried && k != fx.fix->kb)) continue;
         const auto& chain = catalog.line(line);
         const auto next = static_cast<std::size_t>(place->position) + (place->carried ? 0 : 1);
         if (next < chain.size()) push(chain[next]);
@@ -303,8 +322,9 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
     device_lines.erase(std::unique(device_lines.begin(), device_lines.end()), device_lines.end());
     for (int line : device_lines) {
       const auto& chain = catalog.line(line);
-      for (std::size_t i = 1; i < chain.size(); ++i)
-        x.contains_.emplace_back(chain[i], chain[i - 1]);
+      for (std::size_t i = 1; i < chain.size(); ++i) {
+        x.contains_.push_back({chain[i], chain[i - 1], false});
+      }
     }
     for (const Fix& fx : x.fixes_) {
       for (std::size_t i = 0; i < 2; ++i) {
@@ -312,7 +332,8 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
         if (!fx.line_carried[i]) continue;
         const auto& of_slot = lines[fx.slot];
         const auto& chain = catalog.line(of_slot[i].first);
-        x.contains_.emplace_back(chain[static_cast<std::size_t>(fx.line_position[i])], fx.fix->kb);
+        x.contains_.push_back(
+            {chain[static_cast<std::size_t>(fx.line_position[i])], fx.fix->kb, true});
       }
     }
     std::sort(x.contains_.begin(), x.contains_.end());
@@ -355,9 +376,10 @@ void Profile::satisfy(std::span<const Index> installed, std::optional<int> revis
     for (Index older : catalog_->supersedes(kb)) {
       if (satisfied.insert(older)) stack.push_back(older);
     }
-    auto it = std::lower_bound(contains_.begin(), contains_.end(), std::pair<Index, Index>{kb, 0});
-    for (; it != contains_.end() && it->first == kb; ++it) {
-      if (satisfied.insert(it->second)) stack.push_back(it->second);
+    auto it = std::lower_bound(contains_.begin(), contains_.end(), Contained{kb, 0, false});
+    for (; it != contains_.end() && it->update == kb; ++it) {
+      // What a line carries is satisfied, not what it contains in turn (unless installed).
+      if (satisfied.insert(it->kb) && !it->carried) stack.push_back(it->kb);
     }
   }
 }

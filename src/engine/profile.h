@@ -8,6 +8,7 @@
 // satisfied, so a fleet evaluates each component once per distinct state (docs/engine.md).
 #pragma once
 
+#include <compare>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -137,8 +138,9 @@ class Profile {
     const ProductFix* fix = nullptr;
     std::uint32_t slot = 0;
     bool applicable = false;
-    // Reported only for pairs nothing else closes: a fixed build of another release, or a
-    // rollup of a line the device follows on the Security Only path.
+    // Reported only for pairs nothing else closes: a fixed build of another release, a rollup
+    // of a line the device follows on the Security Only path, or on the rollup path a Security
+    // Only or IE cumulative update the rollups contain.
     bool fallback = false;
     // Its place on the lines whose cumulative updates carry the product's fixes (its own and its
     // host's): the owner's slot and the position (on the chain, or the first update that carries
@@ -173,9 +175,14 @@ class Profile {
   std::vector<std::int32_t> component_of_kb_;
   std::vector<std::pair<int, Index>> reach_;           // (revision that reaches it, KB), sorted
   std::vector<std::pair<Index, int>> revision_of_kb_;  // installed OS update -> revision, sorted
-  // (update, KB it contains) along the device's lines: the one before it on the chain, and the
-  // KBs the line carries from it on. Sorted.
-  std::vector<std::pair<Index, Index>> contains_;
+  // What an update of the device's lines contains: the one before it on the chain, and the KBs
+  // the line carries from it on (`carried`: satisfied, but what they contain in turn is not).
+  struct Contained {
+    Index update = 0, kb = 0;
+    bool carried = false;
+    auto operator<=>(const Contained&) const = default;
+  };
+  std::vector<Contained> contains_;  // sorted
 };
 
 }  // namespace kbgap::engine

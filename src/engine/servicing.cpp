@@ -304,6 +304,15 @@ void CatalogIndex::build_servicing_lines() {
       return -1;
     };
     const int first_day = release_day(line.chain.front());
+    // Does `kb` fix one of `fix`'s CVEs for product `p`?
+    auto shares_cve = [&](Index kb, Index p, const ProductFix& fix) {
+      auto it = std::lower_bound(products_[p].fixes.begin(), products_[p].fixes.end(), kb,
+                                 [](const ProductFix& f, Index k) { return f.kb < k; });
+      if (it == products_[p].fixes.end() || it->kb != kb) return false;
+      return std::any_of(fix.cves.begin(), fix.cves.end(), [&](Index c) {
+        return std::binary_search(it->cves.begin(), it->cves.end(), c);
+      });
+    };
     std::vector<Index> carriers = line.products;
     carriers.insert(carriers.end(), line.hosted.begin(), line.hosted.end());
     for (Index p : carriers) {
@@ -327,15 +336,24 @@ void CatalogIndex::build_servicing_lines() {
         }
         const int day = release_day(f.kb);
         int entry = -1;
-        if (f.foreign || f.kind == FixKind::kSecurityOnly || f.kind == FixKind::kIeCumulative ||
-            f.kind == FixKind::kHotpatch) {
-          // A Monthly Rollup contains its month's Security Only update and Internet Explorer
-          // cumulative update; a month's cumulative update, its hotpatch.
-          entry = first_from(day, false);
-        } else if (line.model == LineModel::kRollup && day < first_day &&
-                   f.kind != FixKind::kServicingStack && f.kind != FixKind::kSetupUpdate) {
+        if (line.model == LineModel::kRollup && day < first_day &&
+            f.kind != FixKind::kServicingStack && f.kind != FixKind::kSetupUpdate) {
           // The single updates before the first Monthly Rollup, folded into the rollups.
           entry = 0;
+        } else if (f.foreign || f.kind == FixKind::kSecurityOnly || f.kind == FixKind::kHotpatch) {
+          // A Monthly Rollup contains its month's Security Only update; a month's cumulative
+          // update, its hotpatch.
+          entry = first_from(day, false);
+        } else if (f.kind == FixKind::kIeCumulative) {
+          // And its month's Internet Explorer cumulative update: the one whose CVEs it fixes too.
+          // An out-of-band IE update MSRC lists no rollup for (KB4483187, December 19, 2018,
+          // CVE-2018-8653) is one Windows Update offers beside later rollups: not carried.
+          const int candidate = first_from(day, false);
+          if (candidate >= 0 &&
+              release_day(line.chain[static_cast<std::size_t>(candidate)]) == day &&
+              shares_cve(line.chain[static_cast<std::size_t>(candidate)], p, f)) {
+            entry = candidate;
+          }
         } else if (f.kind == FixKind::kPreviewRollup || f.kind == FixKind::kNonSecurity) {
           entry = first_from(day, true);  // contained in the next month's release
         } else if (line.model == LineModel::kRollup && f.kind == FixKind::kRegular && os &&
