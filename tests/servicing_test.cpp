@@ -172,7 +172,10 @@ TEST(Servicing, AMonthsUpdateLeavesNothingOfItsLineMissing) {
             << "KB" << m.kb << " is of the line of the installed update";
         if (rollups && !security_only_path) {
           EXPECT_FALSE(has_kind(c, d, m.kb, FixKind::kSecurityOnly)) << "KB" << m.kb;
-          EXPECT_FALSE(has_kind(c, d, m.kb, FixKind::kIeCumulative)) << "KB" << m.kb;
+          // No IE cumulative update a rollup carries (an out-of-band one it does not carry is
+          // Windows Update's answer too: Servicing.RollupsCarryTheirMonthsIeUpdate...).
+          const auto place = c.line_place(line, *c.find_kb(m.kb));
+          EXPECT_FALSE(has_kind(c, d, m.kb, FixKind::kIeCumulative) && place) << "KB" << m.kb;
         }
       }
       expect_whole_answer(c, d, ev, as_of);
@@ -283,6 +286,58 @@ TEST(Servicing, SecurityOnlyPathGetsEachMonthsSecurityOnlyUpdate) {
     }
   }
   EXPECT_GE(judged, 10);
+}
+
+// A rollup contains its month's Internet Explorer cumulative update, the one whose CVEs it
+// fixes too; an out-of-band IE update MSRC lists no rollup for is what Windows Update offered
+// beside later rollups (a real Windows 7 machine on March 5, 2019: the February 2019 rollup
+// KB4486563 and December 19, 2018's IE update KB4483187). On the rollup path, a machine does
+// not install IE cumulative updates (they are published to WSUS and the Update Catalog).
+TEST(Servicing, RollupsCarryTheirMonthsIeUpdateNotAnOutOfBandOne) {
+  const CatalogIndex& c = full_catalog();
+  std::size_t carried = 0, not_carried = 0;
+  for (std::size_t l = 0; l < c.line_count(); ++l) {
+    const ServicingLine& line = c.line_info(static_cast<int>(l));
+    if (line.model != LineModel::kRollup) continue;
+    for (Index ie : line.hosted) {
+      for (const ProductFix& f : c.products()[ie].fixes) {
+        if (f.kind != FixKind::kIeCumulative) continue;
+        const auto place = c.line_place(static_cast<int>(l), f.kb);
+        if (c.release_day(f.kb) < c.release_day(line.chain.front())) continue;  // before rollups
+        // The rollup released the same day, and whether it fixes one of the update's CVEs.
+        bool twin_fixes = false;
+        for (Index kb : line.chain) {
+          if (c.release_day(kb) != c.release_day(f.kb)) continue;
+          const ProductFix* r = fix_of(c, ie, kb);
+          twin_fixes |= r && std::any_of(f.cves.begin(), f.cves.end(), [&](Index cve) {
+                          return std::binary_search(r->cves.begin(), r->cves.end(), cve);
+                        });
+        }
+        EXPECT_EQ(place.has_value() && place->carried, twin_fixes)
+            << line.key << " KB" << c.kbs()[f.kb].kb;
+        (twin_fixes ? carried : not_carried) += 1;
+      }
+    }
+  }
+  EXPECT_GT(carried, 100u);
+  EXPECT_GT(not_carried, 0u);
+  // On a real Windows 7 device as of March 5, 2019: February's rollup and the out-of-band IE
+  // update, whether or not the rollup is installed; installed, the IE update is gone.
+  const Device real = test::real_device("7_sp1_x64_enterprise_en-us_A");
+  Device d = real;
+  std::erase_if(d.installed_kbs, [](KbNumber kb) { return kb == 4483187 || kb == 4486563; });
+  const std::string as_of = "2019-03-05";
+  Evaluation ev = evaluate(c, d, {as_of, false});
+  EXPECT_NE(find(ev, 4486563), nullptr);
+  EXPECT_NE(find(ev, 4483187), nullptr);
+  for (const MissingKb& m : ev.missing) {
+    EXPECT_FALSE(has_kind(c, d, m.kb, FixKind::kIeCumulative) && m.kb != 4483187) << m.kb;
+  }
+  ev = evaluate(c, with_installed(d, {4486563}), {as_of, false});
+  EXPECT_NE(find(ev, 4483187), nullptr);
+  ev = evaluate(c, with_installed(d, {4486563, 4483187}), {as_of, false});
+  EXPECT_EQ(find(ev, 4483187), nullptr);
+  EXPECT_EQ(find(ev, 4486563), nullptr);
 }
 
 // Out-of-band and preview cumulative updates sit on the line after their month's security

@@ -311,8 +311,9 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
   for (const Fix& fx : x.fixes_) {
     if (fx.fix->cumulative) x.moves_lines_[fx.fix->kb] = 1;
   }
-  // What each update of the device's lines contains: the update before it, and what the line
-  // carries from it on.
+  // What each update of the device's lines contains: the update before it on the chain. (What a
+  // line carries is satisfied fix by fix, through the line's reached position: a rollup holds
+  // its month's IE cumulative update, not what that one contains in turn.)
   {
     std::vector<int> device_lines;
     for (const auto& of_slot : lines) {
@@ -323,17 +324,7 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
     for (int line : device_lines) {
       const auto& chain = catalog.line(line);
       for (std::size_t i = 1; i < chain.size(); ++i) {
-        x.contains_.push_back({chain[i], chain[i - 1], false});
-      }
-    }
-    for (const Fix& fx : x.fixes_) {
-      for (std::size_t i = 0; i < 2; ++i) {
-        if (fx.line_owner[i] < 0 && fx.line_position[i] < 0) continue;
-        if (!fx.line_carried[i]) continue;
-        const auto& of_slot = lines[fx.slot];
-        const auto& chain = catalog.line(of_slot[i].first);
-        x.contains_.push_back(
-            {chain[static_cast<std::size_t>(fx.line_position[i])], fx.fix->kb, true});
+        x.contains_.emplace_back(chain[i], chain[i - 1]);
       }
     }
     std::sort(x.contains_.begin(), x.contains_.end());
@@ -376,10 +367,9 @@ void Profile::satisfy(std::span<const Index> installed, std::optional<int> revis
     for (Index older : catalog_->supersedes(kb)) {
       if (satisfied.insert(older)) stack.push_back(older);
     }
-    auto it = std::lower_bound(contains_.begin(), contains_.end(), Contained{kb, 0, false});
-    for (; it != contains_.end() && it->update == kb; ++it) {
-      // What a line carries is satisfied, not what it contains in turn (unless installed).
-      if (satisfied.insert(it->kb) && !it->carried) stack.push_back(it->kb);
+    auto it = std::lower_bound(contains_.begin(), contains_.end(), std::pair<Index, Index>{kb, 0});
+    for (; it != contains_.end() && it->first == kb; ++it) {
+      if (satisfied.insert(it->second)) stack.push_back(it->second);
     }
   }
 }

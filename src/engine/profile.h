@@ -116,9 +116,10 @@ class Profile {
   // servicing line); nullopt when none does. `installed`: catalog KB indices, sorted.
   std::optional<int> infer_revision(std::span<const Index> installed) const;
   // The satisfied KBs: the installed ones, the cumulative updates the revision has reached, and
-  // what they contain, transitively: what they supersede, the updates before them on the
-  // device's servicing lines and what those lines carry up to them. The mirror of what the
-  // engine reports: installing a reported KB satisfies every fix it was reported to close.
+  // what they contain, transitively: what they supersede and the updates before them on the
+  // device's servicing lines (what a line carries is satisfied through the line's reached
+  // position, fix by fix). The mirror of what the engine reports: installing a reported KB
+  // satisfies every fix it was reported to close.
   // With `list`, they are also appended to it.
   void satisfy(std::span<const Index> installed, std::optional<int> revision, IndexMarks& satisfied,
                std::vector<Index>* list = nullptr) const;
@@ -175,14 +176,8 @@ class Profile {
   std::vector<std::int32_t> component_of_kb_;
   std::vector<std::pair<int, Index>> reach_;           // (revision that reaches it, KB), sorted
   std::vector<std::pair<Index, int>> revision_of_kb_;  // installed OS update -> revision, sorted
-  // What an update of the device's lines contains: the one before it on the chain, and the KBs
-  // the line carries from it on (`carried`: satisfied, but what they contain in turn is not).
-  struct Contained {
-    Index update = 0, kb = 0;
-    bool carried = false;
-    auto operator<=>(const Contained&) const = default;
-  };
-  std::vector<Contained> contains_;  // sorted
+  // (update, the update before it on one of the device's lines). Sorted.
+  std::vector<std::pair<Index, Index>> contains_;
 };
 
 }  // namespace kbgap::engine
