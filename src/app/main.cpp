@@ -66,6 +66,8 @@ int run(int argc, char** argv) {
   scan->add_option("--format", scan_options.format, "table, json or csv")
       ->check(CLI::IsMember({"table", "json", "csv"}))
       ->capture_default_str();
+  scan->add_flag("--timings", scan_options.timings,
+                 "print where the time went (reading, catalog index, evaluation) on stderr");
   scan->add_option("--rule", scan_options.rule,
                    "kbgap, or for comparison: supersedence (WES-NG's rule), build (Fleet's rule)")
       ->check(CLI::IsMember({"kbgap", "supersedence", "build"}))

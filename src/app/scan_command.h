@@ -14,6 +14,7 @@ struct ScanOptions {
   bool explain = false;
   std::string rule = "kbgap";                  // kbgap | supersedence | build (docs/accuracy.md)
   std::string base_url = "https://localhost";  // for @odata.context in json
+  bool timings = false;                        // where the time went, on stderr
 };
 
 int run_scan(const ScanOptions& options);

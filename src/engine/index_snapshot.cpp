@@ -225,6 +225,7 @@ std::optional<CatalogIndex> CatalogIndex::read_snapshot_body(std::string_view by
     d.day = day_number(d.release_date);
   }
   x.kbs_.resize(r.count(12));
+  x.kb_index_.reserve(x.kbs_.size());
   for (Index i = 0; i < x.kbs_.size(); ++i) {
     KbInfo& k = x.kbs_[i];
     k.kb = r.u32();
@@ -247,6 +248,7 @@ std::optional<CatalogIndex> CatalogIndex::read_snapshot_body(std::string_view by
     return std::nullopt;
   }
   x.products_.resize(r.count(29));
+  x.product_by_name_.reserve(x.products_.size());
   for (Index i = 0; i < x.products_.size(); ++i) {
     ProductInfo& p = x.products_[i];
     p.id = r.str();
@@ -305,12 +307,19 @@ std::optional<CatalogIndex> CatalogIndex::read_snapshot_body(std::string_view by
     if (!valid_kbs(line.chain) || !valid_products(line.products) || !valid_products(line.hosted)) {
       return std::nullopt;
     }
-    for (std::size_t i = 0; i < line.chain.size(); ++i) {
-      x.line_places_.emplace((std::uint64_t{static_cast<std::uint32_t>(l)} << 32) | line.chain[i],
+  }
+  const std::uint32_t carried = r.count(12);
+  std::size_t places = carried;
+  for (const ServicingLine& line : x.lines_) places += line.chain.size();
+  x.line_places_.reserve(places);
+  for (std::size_t l = 0; l < x.lines_.size(); ++l) {
+    const auto& chain = x.lines_[l].chain;
+    for (std::size_t i = 0; i < chain.size(); ++i) {
+      x.line_places_.emplace((std::uint64_t{static_cast<std::uint32_t>(l)} << 32) | chain[i],
                              LinePlace{static_cast<int>(i), false});
     }
   }
-  for (std::uint32_t n = r.count(12); n > 0; --n) {
+  for (std::uint32_t n = carried; n > 0; --n) {
     const std::uint32_t line = r.u32();
     const Index kb = r.u32();
     const int position = r.i32();
