@@ -105,6 +105,21 @@ void by_component(const Profile& profile, const std::vector<Index>& list,
   std::sort(out.begin(), out.end());
 }
 
+// A device's servicing-line state: its kind, revision and installed cumulative updates.
+struct LineStateKey {
+  std::uint32_t kind = 0;
+  std::int32_t revision = 0;
+  std::vector<Index> installed;
+  bool operator==(const LineStateKey&) const = default;
+};
+struct LineStateHash {
+  std::size_t operator()(const LineStateKey& k) const {
+    std::uint64_t h = mix(k.kind, static_cast<std::uint32_t>(k.revision));
+    for (Index kb : k.installed) h = mix(h, kb);
+    return h;
+  }
+};
+
 }  // namespace
 
 std::uint32_t Fleet::add(const inventory::Device& device) {
@@ -195,8 +210,12 @@ FleetResult Fleet::evaluate(const Options& options) const {
     Scratch scratch(*catalog_);
     IndexMarks satisfied(catalog_->kbs().size()), line_satisfied(catalog_->kbs().size());
     std::vector<Index> list, line_list, line_installed, beyond;
-    std::vector<std::pair<std::int32_t, Index>> all, line;
+    std::vector<std::pair<std::int32_t, Index>> all;
     std::vector<std::pair<std::uint32_t, Index>> by_piece;
+    std::unordered_map<LineStateKey, std::vector<std::pair<std::int32_t, Index>>, LineStateHash>
+        line_states;
+    const std::vector<std::pair<std::int32_t, Index>>* line_state = nullptr;
+    const std::vector<std::pair<std::int32_t, Index>>* line_satisfied_of = nullptr;
     for (std::size_t d = 0; d < count; ++d) {
       if (t == 0 && d % 65536 == 0 && d > 0 && options.progress) options.progress(d, count);
       if (hash[d] % threads != t) continue;
@@ -224,10 +243,30 @@ FleetResult Fleet::evaluate(const Options& options) const {
       for (Index kb : installed) {
         if (profile.moves_lines(kb)) line_installed.push_back(kb);
       }
-      line_list.clear();
-      profile.satisfy(line_installed, state.revision, line_satisfied, &line_list);
       by_component(profile, list, all);
-      by_component(profile, line_list, line);
+      // The line state's satisfied KBs by component: shared by every device in that line state
+      // (of one kind, revision and installed cumulative updates), so worked out once per thread.
+      {
+        LineStateKey key{state.kind, state.revision.value_or(kNoRevision), line_installed};
+        auto [it, inserted] = line_states.try_emplace(std::move(key));
+        if (inserted) {
+          line_list.clear();
+          profile.satisfy(line_installed, state.revision, line_satisfied, &line_list);
+          line_satisfied_of = &it->second;
+          by_component(profile, line_list, it->second);
+        }
+        line_state = &it->second;
+      }
+      const auto& line = *line_state;
+      // The line state's marks, when a residual must be worked out (they are another state's
+      // when this line state's list came from the cache).
+      auto line_marks = [&]() -> const IndexMarks& {
+        if (line_satisfied_of != line_state) {
+          profile.satisfy(line_installed, state.revision, line_satisfied, nullptr);
+          line_satisfied_of = line_state;
+        }
+        return line_satisfied;
+      };
 
       state.missing = out.base_missing_[state.kind];
       std::size_t j = 0;
@@ -259,7 +298,7 @@ FleetResult Fleet::evaluate(const Options& options) const {
           continue;
         }
         const Residual* residual = residuals.get(std::move(line_key), [&] {
-          return profile.split_component(component, line_satisfied, scratch);
+          return profile.split_component(component, line_marks(), scratch);
         });
         by_piece.clear();
         for (Index kb : beyond) {

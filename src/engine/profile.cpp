@@ -311,9 +311,11 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
   for (const Fix& fx : x.fixes_) {
     if (fx.fix->cumulative) x.moves_lines_[fx.fix->kb] = 1;
   }
-  // What each update of the device's lines contains: the update before it on the chain. (What a
-  // line carries is satisfied fix by fix, through the line's reached position: a rollup holds
-  // its month's IE cumulative update, not what that one contains in turn.)
+  // What the updates of the device's lines contain beyond the line itself: for each place on a
+  // chain, the KBs off the chain that the updates up to it supersede (transitively). A device
+  // that reached a place has those too; the chain's own updates are satisfied through the
+  // line's reached position. (What a line carries is satisfied fix by fix in the same way: a
+  // rollup holds its month's IE cumulative update, not what that one contains in turn.)
   {
     std::vector<int> device_lines;
     for (const auto& of_slot : lines) {
@@ -321,14 +323,35 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
     }
     std::sort(device_lines.begin(), device_lines.end());
     device_lines.erase(std::unique(device_lines.begin(), device_lines.end()), device_lines.end());
-    for (int line : device_lines) {
-      const auto& chain = catalog.line(line);
-      for (std::size_t i = 1; i < chain.size(); ++i) {
-        x.contains_.emplace_back(chain[i], chain[i - 1]);
+    IndexMarks seen(kb_count);
+    std::vector<Index> walk;
+    for (std::uint32_t l = 0; l < device_lines.size(); ++l) {
+      const auto& chain = catalog.line(device_lines[l]);
+      seen.clear();
+      for (Index kb : chain) seen.insert(kb);
+      ChainExtras extras;
+      extras.begin.push_back(static_cast<std::uint32_t>(x.extras_.size()));
+      for (std::size_t i = 0; i < chain.size(); ++i) {
+        x.chain_place_.push_back({chain[i], l, static_cast<std::uint32_t>(i)});
+        walk.assign(1, chain[i]);
+        while (!walk.empty()) {
+          const Index kb = walk.back();
+          walk.pop_back();
+          for (Index older : catalog.supersedes(kb)) {
+            if (!seen.insert(older)) continue;
+            x.extras_.push_back(older);
+            walk.push_back(older);
+          }
+        }
+        extras.begin.push_back(static_cast<std::uint32_t>(x.extras_.size()));
       }
+      x.chain_extras_.push_back(std::move(extras));
     }
-    std::sort(x.contains_.begin(), x.contains_.end());
-    x.contains_.erase(std::unique(x.contains_.begin(), x.contains_.end()), x.contains_.end());
+    std::sort(x.chain_place_.begin(), x.chain_place_.end());
+    x.chain_place_begin_.assign(kb_count + 1, 0);
+    for (const ChainPlace& place : x.chain_place_) ++x.chain_place_begin_[place.kb + 1];
+    std::partial_sum(x.chain_place_begin_.begin(), x.chain_place_begin_.end(),
+                     x.chain_place_begin_.begin());
   }
   std::sort(x.reach_.begin(), x.reach_.end());
   std::sort(x.revision_of_kb_.begin(), x.revision_of_kb_.end());
@@ -360,17 +383,33 @@ void Profile::satisfy(std::span<const Index> installed, std::optional<int> revis
       if (satisfied.insert(kb)) stack.push_back(kb);
     }
   }
+  // Per device line: how far the satisfied updates reach, and how many of its extras are added.
+  std::vector<std::uint32_t> reached(chain_extras_.size(), 0), added(chain_extras_.size(), 0);
+  std::vector<std::uint32_t> grew;
   while (!stack.empty()) {
-    const Index kb = stack.back();
-    stack.pop_back();
-    if (list) list->push_back(kb);
-    for (Index older : catalog_->supersedes(kb)) {
-      if (satisfied.insert(older)) stack.push_back(older);
+    while (!stack.empty()) {
+      const Index kb = stack.back();
+      stack.pop_back();
+      if (list) list->push_back(kb);
+      for (Index older : catalog_->supersedes(kb)) {
+        if (satisfied.insert(older)) stack.push_back(older);
+      }
+      for (std::uint32_t i = chain_place_begin_[kb]; i < chain_place_begin_[kb + 1]; ++i) {
+        const ChainPlace& place = chain_place_[i];
+        if (place.position + 1 > reached[place.line]) {
+          reached[place.line] = place.position + 1;
+          grew.push_back(place.line);
+        }
+      }
     }
-    auto it = std::lower_bound(contains_.begin(), contains_.end(), std::pair<Index, Index>{kb, 0});
-    for (; it != contains_.end() && it->first == kb; ++it) {
-      if (satisfied.insert(it->second)) stack.push_back(it->second);
+    for (std::uint32_t line : grew) {
+      const std::uint32_t end = chain_extras_[line].begin[reached[line]];
+      for (std::uint32_t e = std::max(added[line], chain_extras_[line].begin[0]); e < end; ++e) {
+        if (satisfied.insert(extras_[e])) stack.push_back(extras_[e]);
+      }
+      added[line] = std::max(added[line], end);
     }
+    grew.clear();
   }
 }
 

@@ -116,10 +116,10 @@ class Profile {
   // servicing line); nullopt when none does. `installed`: catalog KB indices, sorted.
   std::optional<int> infer_revision(std::span<const Index> installed) const;
   // The satisfied KBs: the installed ones, the cumulative updates the revision has reached, and
-  // what they contain, transitively: what they supersede and the updates before them on the
-  // device's servicing lines (what a line carries is satisfied through the line's reached
-  // position, fix by fix). The mirror of what the engine reports: installing a reported KB
-  // satisfies every fix it was reported to close.
+  // what they contain, transitively: what they supersede, and what the updates before them on
+  // the device's servicing lines supersede (those updates themselves, and what a line carries,
+  // are satisfied fix by fix through the line's reached position). The mirror of what the
+  // engine reports: installing a reported KB satisfies every fix it was reported to close.
   // With `list`, they are also appended to it.
   void satisfy(std::span<const Index> installed, std::optional<int> revision, IndexMarks& satisfied,
                std::vector<Index>* list = nullptr) const;
@@ -176,8 +176,20 @@ class Profile {
   std::vector<std::int32_t> component_of_kb_;
   std::vector<std::pair<int, Index>> reach_;           // (revision that reaches it, KB), sorted
   std::vector<std::pair<Index, int>> revision_of_kb_;  // installed OS update -> revision, sorted
-  // (update, the update before it on one of the device's lines). Sorted.
-  std::vector<std::pair<Index, Index>> contains_;
+  // The device's lines' chains: each update's place (by line, numbered locally), and per line
+  // and place the KBs off the chain its updates up to that place supersede (into extras_).
+  struct ChainPlace {
+    Index kb = 0;
+    std::uint32_t line = 0, position = 0;
+    auto operator<=>(const ChainPlace&) const = default;
+  };
+  struct ChainExtras {
+    std::vector<std::uint32_t> begin;  // begin[p]: extras of places before p; size chain + 1
+  };
+  std::vector<ChainPlace> chain_place_;          // sorted by KB
+  std::vector<std::uint32_t> chain_place_begin_;  // KB -> into chain_place_ (size KBs + 1)
+  std::vector<ChainExtras> chain_extras_;
+  std::vector<Index> extras_;
 };
 
 }  // namespace kbgap::engine
