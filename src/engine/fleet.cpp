@@ -136,64 +136,213 @@ std::uint32_t Fleet::add(const inventory::Device& device) {
   return static_cast<std::uint32_t>(devices_.size() - 1);
 }
 
-FleetResult Fleet::evaluate(const Options& options) const {
-  const unsigned threads = thread_count(options.threads);
-  const int as_of_day = day_number(options.as_of);
-  FleetResult out;
-  out.catalog_ = catalog_;
+// One thread's work on the device states that fall to it (by their hash): each state's
+// satisfied KBs, and for each component they touch, its answer from the shared caches.
+class Fleet::StateWork {
+ public:
+  struct Caches {
+    SharedCache<ComponentResult> components, pieces;
+    SharedCache<Residual> residuals;
+  };
+  StateWork(const Fleet& fleet, const FleetResult& out, Caches& caches)
+      : fleet_(fleet),
+        out_(out),
+        caches_(caches),
+        scratch_(*fleet.catalog_),
+        satisfied_(fleet.catalog_->kbs().size()),
+        line_satisfied_(fleet.catalog_->kbs().size()) {}
+
+  // The state of device `d` (whose state was not seen before).
+  FleetResult::State evaluate(std::size_t d) {
+    FleetResult::State state;
+    state.kind = fleet_.devices_[d].kind;
+    const Profile& profile = *out_.profiles_[state.kind];
+    const auto installed = fleet_.installed_of(d);
+    if (fleet_.devices_[d].revision != kNoRevision) {
+      state.revision = fleet_.devices_[d].revision;
+    } else {
+      state.revision = profile.infer_revision(installed);
+      state.revision_inferred = state.revision.has_value();
+    }
+    // What the device satisfies, and what its servicing-line state alone satisfies (the
+    // revision and the installed cumulative updates): devices with the same line state share a
+    // residual, and what else they installed changes only its pieces.
+    list_.clear();
+    profile.satisfy(installed, state.revision, satisfied_, &list_);
+    by_component(profile, list_, all_);
+    line_installed_.clear();
+    for (Index kb : installed) {
+      if (profile.moves_lines(kb)) line_installed_.push_back(kb);
+    }
+    const auto& line = line_state(profile, state);
+
+    state.missing = out_.base_missing_[state.kind];
+    std::size_t j = 0;
+    for (std::size_t i = 0; i < all_.size();) {
+      const auto component = static_cast<std::uint32_t>(all_[i].first);
+      SharedCache<ComponentResult>::Key key{state.kind, component, {}};
+      for (; i < all_.size() && static_cast<std::uint32_t>(all_[i].first) == component; ++i) {
+        key.kbs.push_back(all_[i].second);
+      }
+      SharedCache<Residual>::Key line_key{state.kind, component, {}};
+      for (; j < line.size() && static_cast<std::uint32_t>(line[j].first) < component; ++j) {
+      }
+      for (; j < line.size() && static_cast<std::uint32_t>(line[j].first) == component; ++j) {
+        line_key.kbs.push_back(line[j].second);
+      }
+      state.replaced.push_back(component);
+      state.missing -= out_.base_[state.kind][component].picks.size();
+      answer_component(profile, state, component, std::move(key), std::move(line_key));
+    }
+    return state;
+  }
+
+ private:
+  using ByComponent = std::vector<std::pair<std::int32_t, Index>>;
+
+  // The line state's satisfied KBs by component: shared by every device in that line state (of
+  // one kind, revision and installed cumulative updates), so worked out once per thread.
+  const ByComponent& line_state(const Profile& profile, const FleetResult::State& state) {
+    LineStateKey key{state.kind, state.revision.value_or(kNoRevision), line_installed_};
+    auto [it, inserted] = line_states_.try_emplace(std::move(key));
+    if (inserted) {
+      line_list_.clear();
+      profile.satisfy(line_installed_, state.revision, line_satisfied_, &line_list_);
+      line_satisfied_of_ = &it->second;
+      by_component(profile, line_list_, it->second);
+    }
+    line_state_ = &it->second;
+    revision_ = state.revision;
+    return it->second;
+  }
+
+  // The line state's marks, when a residual must be worked out (they are another state's when
+  // the line state's list came from the cache).
+  const IndexMarks& line_marks(const Profile& profile) {
+    if (line_satisfied_of_ != line_state_) {
+      profile.satisfy(line_installed_, revision_, line_satisfied_, nullptr);
+      line_satisfied_of_ = line_state_;
+    }
+    return line_satisfied_;
+  }
+
+  // A component the state's satisfied KBs touch: evaluated whole when a KB beyond the line
+  // state moves a line (or there is none), else the line state's residual with only the pieces
+  // those KBs belong to evaluated again.
+  void answer_component(const Profile& profile, FleetResult::State& state, std::uint32_t component,
+                        SharedCache<ComponentResult>::Key key,
+                        SharedCache<Residual>::Key line_key) {
+    beyond_.clear();
+    std::set_difference(key.kbs.begin(), key.kbs.end(), line_key.kbs.begin(), line_key.kbs.end(),
+                        std::back_inserter(beyond_));
+    const bool moves = std::any_of(beyond_.begin(), beyond_.end(),
+                                   [&](Index kb) { return profile.moves_lines(kb); });
+    if (beyond_.empty() || moves) {
+      const ComponentResult* result = caches_.components.get(std::move(key), [&] {
+        return profile.evaluate_component(component, satisfied_, scratch_, false);
+      });
+      state.pieces.push_back(result);
+      state.missing += result->picks.size();
+      return;
+    }
+    const Residual* residual = caches_.residuals.get(std::move(line_key), [&] {
+      return profile.split_component(component, line_marks(profile), scratch_);
+    });
+    by_piece_.clear();
+    for (Index kb : beyond_) {
+      auto p = std::lower_bound(residual->piece_of_kb.begin(), residual->piece_of_kb.end(),
+                                std::pair<Index, std::uint32_t>{kb, 0});
+      if (p != residual->piece_of_kb.end() && p->first == kb) by_piece_.emplace_back(p->second, kb);
+    }
+    std::sort(by_piece_.begin(), by_piece_.end());
+    const std::size_t first = state.pieces.size();
+    for (const ComponentResult& base : residual->base) state.pieces.push_back(&base);
+    for (std::size_t k = 0; k < by_piece_.size();) {
+      const std::uint32_t piece = by_piece_[k].first;
+      SharedCache<ComponentResult>::Key piece_key{
+          reinterpret_cast<std::uintptr_t>(residual), piece, {}};
+      for (; k < by_piece_.size() && by_piece_[k].first == piece; ++k) {
+        piece_key.kbs.push_back(by_piece_[k].second);
+      }
+      state.pieces[first + piece] = caches_.pieces.get(std::move(piece_key), [&] {
+        return profile.evaluate_piece(*residual, piece, satisfied_, scratch_, false);
+      });
+    }
+    for (std::size_t k = first; k < state.pieces.size(); ++k) {
+      state.missing += state.pieces[k]->picks.size();
+    }
+  }
+
+  const Fleet& fleet_;
+  const FleetResult& out_;
+  Caches& caches_;
+  Scratch scratch_;
+  IndexMarks satisfied_, line_satisfied_;
+  std::vector<Index> list_, line_list_, line_installed_, beyond_;
+  ByComponent all_;
+  std::vector<std::pair<std::uint32_t, Index>> by_piece_;
+  std::unordered_map<LineStateKey, ByComponent, LineStateHash> line_states_;
+  const ByComponent* line_state_ = nullptr;
+  const ByComponent* line_satisfied_of_ = nullptr;
+  std::optional<int> revision_;
+};
+
+void Fleet::build_profiles(FleetResult& out, int as_of_day, unsigned threads) const {
   const std::size_t kinds = kinds_.size();
   out.profiles_.resize(kinds);
   out.base_.resize(kinds);
   out.base_missing_.assign(kinds, 0);
-
-  // Profiles, and each component's answer when none of its KBs is satisfied.
-  {
-    std::atomic<std::size_t> next{0};
-    run_on(threads, [&](unsigned) {
-      Scratch scratch(*catalog_);
-      IndexMarks none(catalog_->kbs().size());
-      for (std::size_t k; (k = next.fetch_add(1)) < kinds;) {
-        ProfileKey key = kinds_[k];
-        key.as_of_day = as_of_day;
-        out.profiles_[k] = std::make_unique<Profile>(Profile::build(*catalog_, std::move(key)));
-        const Profile& profile = *out.profiles_[k];
-        for (std::uint32_t c = 0; c < profile.component_count(); ++c) {
-          out.base_[k].push_back(profile.evaluate_component(c, none, scratch, false));
-          out.base_missing_[k] += out.base_[k].back().picks.size();
-        }
+  std::atomic<std::size_t> next{0};
+  run_on(threads, [&](unsigned) {
+    Scratch scratch(*catalog_);
+    IndexMarks none(catalog_->kbs().size());
+    for (std::size_t k; (k = next.fetch_add(1)) < kinds;) {
+      ProfileKey key = kinds_[k];
+      key.as_of_day = as_of_day;
+      out.profiles_[k] = std::make_unique<Profile>(Profile::build(*catalog_, std::move(key)));
+      const Profile& profile = *out.profiles_[k];
+      for (std::uint32_t c = 0; c < profile.component_count(); ++c) {
+        out.base_[k].push_back(profile.evaluate_component(c, none, scratch, false));
+        out.base_missing_[k] += out.base_[k].back().picks.size();
       }
-    });
-  }
+    }
+  });
+}
+
+std::vector<std::uint64_t> Fleet::state_hashes(unsigned threads) const {
+  const std::size_t count = devices_.size();
+  std::vector<std::uint64_t> hash(count);
+  std::atomic<std::size_t> next{0};
+  constexpr std::size_t kChunk = 4096;
+  run_on(threads, [&](unsigned) {
+    for (std::size_t begin; (begin = next.fetch_add(kChunk)) < count;) {
+      for (std::size_t d = begin; d < std::min(count, begin + kChunk); ++d) {
+        std::uint64_t h = mix(devices_[d].kind, static_cast<std::uint32_t>(devices_[d].revision));
+        for (Index kb : installed_of(d)) h = mix(h, kb);
+        hash[d] = h;
+      }
+    }
+  });
+  return hash;
+}
+
+bool Fleet::same_state(std::size_t a, std::size_t b) const {
+  const auto ia = installed_of(a), ib = installed_of(b);
+  return devices_[a].kind == devices_[b].kind && devices_[a].revision == devices_[b].revision &&
+         std::equal(ia.begin(), ia.end(), ib.begin(), ib.end());
+}
+
+FleetResult Fleet::evaluate(const Options& options) const {
+  const unsigned threads = thread_count(options.threads);
+  FleetResult out;
+  out.catalog_ = catalog_;
+  build_profiles(out, day_number(options.as_of), threads);
 
   // Devices in the same state (kind, revision, installed KBs) share one evaluation. Each thread
   // takes the devices whose state hash falls to it, so no two threads share a state.
   const std::size_t count = devices_.size();
-  auto installed_of = [&](std::size_t d) {
-    return std::span<const Index>(installed_.data() + installed_begin_[d],
-                                  installed_begin_[d + 1] - installed_begin_[d]);
-  };
-  std::vector<std::uint64_t> hash(count);
-  {
-    std::atomic<std::size_t> next{0};
-    constexpr std::size_t kChunk = 4096;
-    run_on(threads, [&](unsigned) {
-      for (std::size_t begin; (begin = next.fetch_add(kChunk)) < count;) {
-        for (std::size_t d = begin; d < std::min(count, begin + kChunk); ++d) {
-          std::uint64_t h = mix(devices_[d].kind, static_cast<std::uint32_t>(devices_[d].revision));
-          for (Index kb : installed_of(d)) h = mix(h, kb);
-          hash[d] = h;
-        }
-      }
-    });
-  }
-  auto same_state = [&](std::size_t a, std::size_t b) {
-    const auto ia = installed_of(a), ib = installed_of(b);
-    return devices_[a].kind == devices_[b].kind && devices_[a].revision == devices_[b].revision &&
-           std::equal(ia.begin(), ia.end(), ib.begin(), ib.end());
-  };
-
-  SharedCache<ComponentResult> components, pieces;
-  SharedCache<Residual> residuals;
+  const std::vector<std::uint64_t> hash = state_hashes(threads);
+  StateWork::Caches caches;
   std::vector<std::vector<FleetResult::State>> states(threads);
   out.state_of_device_.assign(count, 0);
   run_on(threads, [&](unsigned t) {
@@ -202,131 +351,19 @@ FleetResult Fleet::evaluate(const Options& options) const {
       std::size_t operator()(std::uint32_t d) const { return (*hash)[d]; }
     };
     struct DeviceEqual {
-      const decltype(same_state)* same;
-      bool operator()(std::uint32_t a, std::uint32_t b) const { return (*same)(a, b); }
+      const Fleet* fleet;
+      bool operator()(std::uint32_t a, std::uint32_t b) const { return fleet->same_state(a, b); }
     };
     std::unordered_map<std::uint32_t, std::uint32_t, DeviceHash, DeviceEqual> state_of(
-        1024, DeviceHash{&hash}, DeviceEqual{&same_state});
-    Scratch scratch(*catalog_);
-    IndexMarks satisfied(catalog_->kbs().size()), line_satisfied(catalog_->kbs().size());
-    std::vector<Index> list, line_list, line_installed, beyond;
-    std::vector<std::pair<std::int32_t, Index>> all;
-    std::vector<std::pair<std::uint32_t, Index>> by_piece;
-    std::unordered_map<LineStateKey, std::vector<std::pair<std::int32_t, Index>>, LineStateHash>
-        line_states;
-    const std::vector<std::pair<std::int32_t, Index>>* line_state = nullptr;
-    const std::vector<std::pair<std::int32_t, Index>>* line_satisfied_of = nullptr;
+        1024, DeviceHash{&hash}, DeviceEqual{this});
+    StateWork work(*this, out, caches);
     for (std::size_t d = 0; d < count; ++d) {
       if (t == 0 && d % 65536 == 0 && d > 0 && options.progress) options.progress(d, count);
       if (hash[d] % threads != t) continue;
       auto [it, inserted] = state_of.try_emplace(static_cast<std::uint32_t>(d),
                                                  static_cast<std::uint32_t>(states[t].size()));
       out.state_of_device_[d] = it->second;
-      if (!inserted) continue;
-
-      FleetResult::State state;
-      state.kind = devices_[d].kind;
-      const Profile& profile = *out.profiles_[state.kind];
-      const auto installed = installed_of(d);
-      if (devices_[d].revision != kNoRevision) {
-        state.revision = devices_[d].revision;
-      } else {
-        state.revision = profile.infer_revision(installed);
-        state.revision_inferred = state.revision.has_value();
-      }
-      // What the device satisfies, and what its servicing-line state alone satisfies (the
-      // revision and the installed cumulative updates): devices with the same line state share
-      // a residual, and what else they installed changes only its pieces.
-      list.clear();
-      profile.satisfy(installed, state.revision, satisfied, &list);
-      line_installed.clear();
-      for (Index kb : installed) {
-        if (profile.moves_lines(kb)) line_installed.push_back(kb);
-      }
-      by_component(profile, list, all);
-      // The line state's satisfied KBs by component: shared by every device in that line state
-      // (of one kind, revision and installed cumulative updates), so worked out once per thread.
-      {
-        LineStateKey key{state.kind, state.revision.value_or(kNoRevision), line_installed};
-        auto [it, inserted] = line_states.try_emplace(std::move(key));
-        if (inserted) {
-          line_list.clear();
-          profile.satisfy(line_installed, state.revision, line_satisfied, &line_list);
-          line_satisfied_of = &it->second;
-          by_component(profile, line_list, it->second);
-        }
-        line_state = &it->second;
-      }
-      const auto& line = *line_state;
-      // The line state's marks, when a residual must be worked out (they are another state's
-      // when this line state's list came from the cache).
-      auto line_marks = [&]() -> const IndexMarks& {
-        if (line_satisfied_of != line_state) {
-          profile.satisfy(line_installed, state.revision, line_satisfied, nullptr);
-          line_satisfied_of = line_state;
-        }
-        return line_satisfied;
-      };
-
-      state.missing = out.base_missing_[state.kind];
-      std::size_t j = 0;
-      for (std::size_t i = 0; i < all.size();) {
-        const auto component = static_cast<std::uint32_t>(all[i].first);
-        SharedCache<ComponentResult>::Key key{state.kind, component, {}};
-        for (; i < all.size() && static_cast<std::uint32_t>(all[i].first) == component; ++i) {
-          key.kbs.push_back(all[i].second);
-        }
-        SharedCache<Residual>::Key line_key{state.kind, component, {}};
-        for (; j < line.size() && static_cast<std::uint32_t>(line[j].first) < component; ++j) {
-        }
-        for (; j < line.size() && static_cast<std::uint32_t>(line[j].first) == component; ++j) {
-          line_key.kbs.push_back(line[j].second);
-        }
-        beyond.clear();
-        std::set_difference(key.kbs.begin(), key.kbs.end(), line_key.kbs.begin(),
-                            line_key.kbs.end(), std::back_inserter(beyond));
-        const bool moves = std::any_of(beyond.begin(), beyond.end(),
-                                       [&](Index kb) { return profile.moves_lines(kb); });
-        state.replaced.push_back(component);
-        state.missing -= out.base_[state.kind][component].picks.size();
-        if (beyond.empty() || moves) {
-          const ComponentResult* result = components.get(std::move(key), [&] {
-            return profile.evaluate_component(component, satisfied, scratch, false);
-          });
-          state.pieces.push_back(result);
-          state.missing += result->picks.size();
-          continue;
-        }
-        const Residual* residual = residuals.get(std::move(line_key), [&] {
-          return profile.split_component(component, line_marks(), scratch);
-        });
-        by_piece.clear();
-        for (Index kb : beyond) {
-          auto p = std::lower_bound(residual->piece_of_kb.begin(), residual->piece_of_kb.end(),
-                                    std::pair<Index, std::uint32_t>{kb, 0});
-          if (p != residual->piece_of_kb.end() && p->first == kb) {
-            by_piece.emplace_back(p->second, kb);
-          }
-        }
-        std::sort(by_piece.begin(), by_piece.end());
-        const std::size_t first = state.pieces.size();
-        for (const ComponentResult& base : residual->base) state.pieces.push_back(&base);
-        for (std::size_t k = 0; k < by_piece.size();) {
-          const std::uint32_t piece = by_piece[k].first;
-          SharedCache<ComponentResult>::Key piece_key{
-              reinterpret_cast<std::uintptr_t>(residual), piece, {}};
-          for (; k < by_piece.size() && by_piece[k].first == piece; ++k) {
-            piece_key.kbs.push_back(by_piece[k].second);
-          }
-          state.pieces[first + piece] = pieces.get(std::move(piece_key), [&] {
-            return profile.evaluate_piece(*residual, piece, satisfied, scratch, false);
-          });
-        }
-        for (std::size_t k = first; k < state.pieces.size(); ++k) {
-          state.missing += state.pieces[k]->picks.size();
-        }
-      }
-      states[t].push_back(std::move(state));
+      if (inserted) states[t].push_back(work.evaluate(d));
     }
   });
 
@@ -340,11 +377,12 @@ FleetResult Fleet::evaluate(const Options& options) const {
   for (auto& per_thread : states) {
     for (auto& s : per_thread) out.states_.push_back(std::move(s));
   }
-  out.component_evaluations_ = components.made() + pieces.made() + residuals.made();
+  out.component_evaluations_ =
+      caches.components.made() + caches.pieces.made() + caches.residuals.made();
   for (const auto& base : out.base_) out.component_evaluations_ += base.size();
-  components.move_into(out.results_);
-  pieces.move_into(out.results_);
-  residuals.move_into(out.residuals_);
+  caches.components.move_into(out.results_);
+  caches.pieces.move_into(out.results_);
+  caches.residuals.move_into(out.residuals_);
   if (options.progress) options.progress(count, count);
   return out;
 }

@@ -10,6 +10,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -40,6 +41,16 @@ class Fleet {
 
  private:
   friend class FleetResult;
+  class StateWork;  // one thread's evaluation of device states (fleet.cpp)
+  // Each kind's profile and its components' answers when nothing is satisfied.
+  void build_profiles(FleetResult& out, int as_of_day, unsigned threads) const;
+  // The devices a state is made of: one hash per device (kind, revision, installed KBs).
+  std::vector<std::uint64_t> state_hashes(unsigned threads) const;
+  std::span<const Index> installed_of(std::size_t device) const {
+    return {installed_.data() + installed_begin_[device],
+            installed_begin_[device + 1] - installed_begin_[device]};
+  }
+  bool same_state(std::size_t a, std::size_t b) const;
   struct KeyHash {
     std::size_t operator()(const ProfileKey& k) const { return hash_value(k); }
   };
@@ -89,6 +100,7 @@ class FleetResult {
 
  private:
   friend class Fleet;
+  friend class Fleet::StateWork;
   std::vector<const ComponentResult*> state_results(std::uint32_t state) const;
   struct State {
     std::uint32_t kind = 0;

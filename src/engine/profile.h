@@ -186,7 +186,7 @@ class Profile {
   struct ChainExtras {
     std::vector<std::uint32_t> begin;  // begin[p]: extras of places before p; size chain + 1
   };
-  std::vector<ChainPlace> chain_place_;          // sorted by KB
+  std::vector<ChainPlace> chain_place_;           // sorted by KB
   std::vector<std::uint32_t> chain_place_begin_;  // KB -> into chain_place_ (size KBs + 1)
   std::vector<ChainExtras> chain_extras_;
   std::vector<Index> extras_;
