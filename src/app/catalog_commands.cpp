@@ -209,8 +209,19 @@ int run_catalog_line(const CatalogLineOptions& options) {
           }
         }
       }
-      if (!carried.empty()) {
-        fmt::print("        also contains {}\n", fmt::join(carried, ", "));
+      if (!carried.empty()) {  // wrapped at about 100 columns
+        std::string text = "        also contains";
+        std::size_t column = text.size();
+        for (std::size_t i = 0; i < carried.size(); ++i) {
+          const std::string item = carried[i] + (i + 1 < carried.size() ? "," : "");
+          if (column + 1 + item.size() > 100) {
+            text += "\n         ";
+            column = 9;
+          }
+          text += " " + item;
+          column += 1 + item.size();
+        }
+        fmt::print("{}\n", text);
       }
     }
   }

@@ -16,6 +16,11 @@
 namespace kbgap::engine {
 
 using Index = std::uint32_t;
+// Dense catalog numbers, named by what they number: a KB's place in CatalogIndex::kbs(), a
+// CVE's in cves() (in the order of their ids), a product's in products().
+using KbIndex = Index;
+using CveIndex = Index;
+using ProductIndex = Index;
 using catalog::KbNumber;
 
 struct Build {
@@ -67,7 +72,7 @@ struct CveInfo {
 
 // What one KB does for one product.
 struct ProductFix {
-  Index kb = 0;
+  KbIndex kb = 0;
   FixKind kind = FixKind::kRegular;
   bool cumulative = false;  // a cumulative update of the product's servicing line
   int line_position = -1;   // its place in that line, oldest first (-1: not cumulative)
@@ -75,7 +80,7 @@ struct ProductFix {
   // Windows 11's 10.0.22000.2710 for Windows Server 2022): a data error, never reported; the
   // line's update of that month closes what it fixes.
   bool foreign = false;
-  std::vector<Index> cves;  // sorted
+  std::vector<CveIndex> cves;  // sorted
   std::vector<Build> fixed_builds;
 };
 
@@ -92,11 +97,11 @@ enum class LineModel : std::uint8_t {
 struct ServicingLine {
   std::string key;  // the OS product's name, or ".NET <version> on <OS>"
   LineModel model = LineModel::kCumulative;
-  std::vector<Index> chain;     // its cumulative updates, oldest first
-  std::vector<Index> products;  // the products it services
+  std::vector<KbIndex> chain;          // its cumulative updates, oldest first
+  std::vector<ProductIndex> products;  // the products it services
   // Products of other lines whose fixes it also delivers: Internet Explorer and Edge on its OS,
   // and the in-box .NET Framework of Windows 10 1507-1803 and Server 2016.
-  std::vector<Index> hosted;
+  std::vector<ProductIndex> hosted;
   // The release of its fixed builds (major, minor, servicing family), when it lists any.
   std::optional<Build> release;
 };
@@ -114,9 +119,9 @@ struct ProductInfo {
   std::string name;
   std::string snake_name;  // productsNames: "windows_10", "internet_explorer", ".net_framework"
   ProductRole role = ProductRole::kOther;
-  std::vector<ProductFix> fixes;  // by KB index
-  std::vector<Index> components;  // for an OS: "<component> on <this OS>" products
-  int line = -1;                  // its servicing line (CatalogIndex::line), -1: none
+  std::vector<ProductFix> fixes;         // by KB index
+  std::vector<ProductIndex> components;  // for an OS: "<component> on <this OS>" products
+  int line = -1;                         // its servicing line (CatalogIndex::line), -1: none
   // For Internet Explorer 11 and Edge (EdgeHTML) on an OS, and the in-box .NET Framework of
   // Windows 10 1507-1803 and Server 2016: the OS product, whose cumulative updates (Windows
   // 10/11 updates, Windows 7/8.1 Monthly Rollups) carry their fixes too.
@@ -141,15 +146,15 @@ class CatalogIndex {
   const std::vector<CveInfo>& cves() const { return cves_; }  // in the order of their ids
   const std::vector<ProductInfo>& products() const { return products_; }
 
-  std::optional<Index> find_kb(KbNumber kb) const;
+  std::optional<KbIndex> find_kb(KbNumber kb) const;
   // A CVE by its id ("CVE-2020-0601"), nullopt when the catalog has none.
-  std::optional<Index> find_cve(std::string_view id) const;
+  std::optional<CveIndex> find_cve(std::string_view id) const;
   // Every product of that name: MSRC gave a few names two ProductIDs over the years ("Windows 11
   // version 26H1 for x64-based Systems" is 20853 and 21196).
-  const std::vector<Index>& find_products_by_name(std::string_view name) const;
+  const std::vector<ProductIndex>& find_products_by_name(std::string_view name) const;
   // Published supersedence: the KBs `kb` replaces, and the KBs that replace it.
-  const std::vector<Index>& supersedes(Index kb) const { return supersedes_[kb]; }
-  const std::vector<Index>& superseded_by(Index kb) const { return superseded_by_[kb]; }
+  const std::vector<KbIndex>& supersedes(KbIndex kb) const { return supersedes_[kb]; }
+  const std::vector<KbIndex>& superseded_by(KbIndex kb) const { return superseded_by_[kb]; }
   // A servicing line: its cumulative updates, oldest first. Each replaces all before it on the
   // line's products, a link MSRC often leaves out; it holds for those products only (the same KB
   // can be in two lines, say an OS and its .NET Framework, and replace different things in each).
@@ -159,13 +164,13 @@ class CatalogIndex {
   const ServicingLine& line_info(int line) const { return lines_[static_cast<std::size_t>(line)]; }
   // Where `kb` is on a line: a cumulative update at its place, or a fix the line carries from
   // a place on (a Security Only update from its month's rollup, ...); nullopt when neither.
-  std::optional<LinePlace> line_place(int line, Index kb) const {
+  std::optional<LinePlace> line_place(int line, KbIndex kb) const {
     auto it = line_places_.find((std::uint64_t{static_cast<std::uint32_t>(line)} << 32) | kb);
     if (it == line_places_.end()) return std::nullopt;
     return it->second;
   }
   // The place of `kb` among a line's cumulative updates, -1 when it is not one.
-  int line_position(int line, Index kb) const {
+  int line_position(int line, KbIndex kb) const {
     auto place = line_place(line, kb);
     return place && !place->carried ? place->position : -1;
   }
@@ -174,11 +179,11 @@ class CatalogIndex {
   std::vector<Index> products_of_build(int major, int minor, int build) const;
   // Every fixed build a KB lists, for any product: a semi-annual server's update is its client
   // twin's, and MSRC sometimes gives the build under one of the two only.
-  const std::vector<Build>& kb_builds(Index kb) const { return kb_builds_[kb]; }
-  const std::string& release_date(Index kb) const {
+  const std::vector<Build>& kb_builds(KbIndex kb) const { return kb_builds_[kb]; }
+  const std::string& release_date(KbIndex kb) const {
     return documents_[kbs_[kb].release_document].release_date;
   }
-  int release_day(Index kb) const { return documents_[kbs_[kb].release_document].day; }
+  int release_day(KbIndex kb) const { return documents_[kbs_[kb].release_document].day; }
 
   std::size_t line_count() const { return lines_.size(); }
   // Fixed builds set aside because a later cumulative update of the line lists a lower one.

@@ -608,6 +608,7 @@ ComponentResult Profile::evaluate_fixes(std::span<const std::uint32_t> members,
   close_slot();
 
   std::vector<std::int32_t> open_id(pairs.size(), -1);
+  // Invariant: every pair opened here has a fixer (the unsatisfied fix that opened it).
   for (std::size_t i = 0; i < pairs.size(); ++i) {
     if (pairs[i].closed) continue;
     open_id[i] = static_cast<std::int32_t>(out.open.size());
@@ -663,6 +664,9 @@ ComponentResult Profile::evaluate_fixes(std::span<const std::uint32_t> members,
     std::vector<std::uint32_t> fill(sets.begin.begin(), sets.begin.end() - 1);
     for (const auto& [local, id] : cover_entries) sets.pairs[fill[local]++] = id;
   }
+  // Invariant: each open pair is closed by at least one candidate (its own fixers are).
+  for (std::size_t id = 0; id < out.open.size(); ++id)
+    assert(fixer_begin[id] < fixer_begin[id + 1]);
   std::vector<CandidateRank> ranks;
   ranks.reserve(candidates.size());
   for (Index kb : candidates) {
@@ -672,8 +676,17 @@ ComponentResult Profile::evaluate_fixes(std::span<const std::uint32_t> members,
                                                  : 0,
                      catalog.kbs()[kb].kb, !s.fallback.test(kb)});
   }
-  for (std::uint32_t local :
-       choose_cover(sets, static_cast<std::uint32_t>(out.open.size()), ranks)) {
+  const auto picks = choose_cover(sets, static_cast<std::uint32_t>(out.open.size()), ranks);
+#ifndef NDEBUG
+  {  // Invariant: the picks close every open pair.
+    std::vector<char> closed(out.open.size(), 0);
+    for (std::uint32_t local : picks) {
+      for (std::uint32_t id : sets.of(local)) closed[id] = 1;
+    }
+    assert(std::all_of(closed.begin(), closed.end(), [](char c) { return c != 0; }));
+  }
+#endif
+  for (std::uint32_t local : picks) {
     const auto ids = sets.of(local);
     Pick pick;
     pick.kb = candidates[local];

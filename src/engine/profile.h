@@ -21,7 +21,7 @@ namespace kbgap::engine {
 
 // What decides which fixes apply to a device and how fixed builds compare.
 struct ProfileKey {
-  std::vector<Index> products;           // the OS first, then its components
+  std::vector<ProductIndex> products;    // the OS first, then its components
   int major = 0, minor = 0, family = 0;  // family: servicing_family(build)
   bool hotpatch_enrolled = false;
   int as_of_day = 0;  // 20200331 for --as-of 2020-03-31; 0: no limit
@@ -61,12 +61,12 @@ class IndexMarks {
 // CVEs that no satisfied KB fixes.
 struct OpenPair {
   std::uint32_t slot = 0;
-  Index cve = 0;
+  CveIndex cve = 0;
 };
 
 // A KB the device should install, and the open pairs it closes.
 struct Pick {
-  Index kb = 0;
+  KbIndex kb = 0;
   std::vector<std::uint32_t> pairs;  // into ComponentResult::open, ascending
   std::vector<char> direct;  // with explain: 1 where the KB fixes the pair itself, 0 by replacing
 };

@@ -234,6 +234,10 @@ void CatalogIndex::build_servicing_lines() {
       return oa != ob ? oa < ob : kbs_[a].kb < kbs_[b].kb;
     });
 
+    // Invariant: a chain is in release order, and each KB is on it once.
+    assert(std::is_sorted(line.chain.begin(), line.chain.end(),
+                          [&](Index a, Index b) { return release_day(a) < release_day(b); }));
+    assert(std::set<Index>(line.chain.begin(), line.chain.end()).size() == line.chain.size());
     const int index = static_cast<int>(lines_.size());
     for (Index p : list) products_[p].line = line.chain.empty() ? -1 : index;
     for (std::size_t i = 0; i < line.chain.size(); ++i) {
@@ -363,6 +367,11 @@ void CatalogIndex::build_servicing_lines() {
           entry = first_from(day, true);  // an out-of-band fix, in the next Monthly Rollup
         }
         if (entry < 0) continue;
+        // Invariant: what a line carries, its update at `entry` or later contains; that update
+        // is never older than the KB it carries.
+        assert(static_cast<std::size_t>(entry) < line.chain.size());
+        assert(release_day(line.chain[static_cast<std::size_t>(entry)]) >= day ||
+               (line.model == LineModel::kRollup && day < first_day) || f.foreign);
         auto [it, inserted] = line_places_.try_emplace(place_key(l, f.kb), LinePlace{entry, true});
         if (!inserted) it->second.position = std::min(it->second.position, entry);
       }
