@@ -5,6 +5,7 @@
 #include <set>
 
 #include "catalog/importer.h"
+#include "common/digest.h"
 #include "engine/evaluate.h"
 #include "engine/fleet.h"
 #include "engine_support.h"
@@ -268,6 +269,34 @@ TEST(Engine, SnapshotRoundTripsAndRefusesDamage) {
   bool damaged = true;
   EXPECT_FALSE(CatalogIndex::from_snapshot(bytes, "tag-2", &damaged).has_value());
   EXPECT_FALSE(damaged) << "another catalog's image is not damaged, only another";
+}
+
+// An image forged with a valid checksum (whoever can write the data directory can make one) is
+// refused or read as some index, never a crash or an out-of-bounds read when devices are
+// evaluated with it: every number the engine indexes with is checked when the image is read.
+TEST(Engine, ForgedSnapshotsNeverCrash) {
+  const CatalogIndex& c = full_catalog();
+  const std::string image = c.snapshot("tag");
+  const std::string body = image.substr(0, image.size() - 64);
+  const Device devices[] = {windows_10("1909", 18363, {4532693}),
+                            test::real_device("srv_2012r2_x64_standard_ru")};
+  std::size_t read = 0, refused = 0;
+  for (std::size_t at = 120; at < body.size(); at += body.size() / 37) {
+    for (unsigned char flip : {0x01, 0xff}) {
+      std::string forged = body;
+      forged[at] = static_cast<char>(forged[at] ^ flip);
+      forged += sha256_hex(forged);
+      auto index = CatalogIndex::from_snapshot(forged, "tag");
+      if (!index) {
+        ++refused;
+        continue;
+      }
+      ++read;
+      for (const Device& d : devices) evaluate(*index, d, {"", true});
+    }
+  }
+  EXPECT_GT(refused, 0u);
+  EXPECT_GT(read + refused, 60u);
 }
 
 // The SPEC §4 rules, on every real inventory shipped with kbgap.

@@ -84,7 +84,9 @@ std::optional<Build> parse_build(std::string_view text) {
   const char* end = text.data() + text.size();
   for (int i = 0; i < 4; ++i) {
     auto [next, ec] = std::from_chars(p, end, parts[i]);
-    if (ec != std::errc() || next == p) return std::nullopt;
+    // Windows builds and revisions have at most 5 digits; larger numbers are not builds (and
+    // would overflow the family keys built from them).
+    if (ec != std::errc() || next == p || parts[i] < 0 || parts[i] > 999999) return std::nullopt;
     p = next;
     if (i < 3) {
       if (p == end || *p != '.') return std::nullopt;

@@ -331,12 +331,22 @@ std::optional<CatalogIndex> CatalogIndex::read_snapshot_body(std::string_view by
   }
   x.distrusted_fixed_builds_ = r.u32();
   for (const ProductInfo& p : x.products_) {
-    if (p.line >= static_cast<int>(x.lines_.size()) ||
+    if (p.line < -1 || p.line >= static_cast<int>(x.lines_.size()) || p.delivered_by_host < -1 ||
         p.delivered_by_host >= static_cast<int>(x.products_.size())) {
       return std::nullopt;
     }
     for (Index c : p.components) {
       if (c >= x.products_.size()) return std::nullopt;
+    }
+    // What the engine relies on: a cumulative update is its product's line's update at its place.
+    for (const ProductFix& f : p.fixes) {
+      if (!f.cumulative) continue;
+      if (p.line < 0 || f.line_position < 0) return std::nullopt;
+      const auto& chain = x.lines_[static_cast<std::size_t>(p.line)].chain;
+      if (static_cast<std::size_t>(f.line_position) >= chain.size() ||
+          chain[static_cast<std::size_t>(f.line_position)] != f.kb) {
+        return std::nullopt;
+      }
     }
   }
   if (!r.ok() || !r.done()) return std::nullopt;
