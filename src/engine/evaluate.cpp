@@ -248,20 +248,18 @@ std::vector<Index> device_products(const CatalogIndex& catalog, const Device& de
   }
   if (os_products.empty()) os_products = products_of_release(catalog, device);
   for (Index os : os_products) {
-    {
-      add(os);
-      for (Index c : catalog.products()[os].components) {
-        const std::string& component = catalog.products()[c].name;
-        if (component.starts_with("Microsoft .NET Framework") &&
-            (dotnet.empty() || !names_dotnet_version(component, dotnet))) {
-          continue;  // only the .NET Framework that ships in this OS
-        }
-        if (optional_feature(catalog.products()[c]) &&
-            !installed_any(catalog, catalog.products()[c], device)) {
-          continue;  // an optional feature the device shows no sign of
-        }
-        add(c);
+    add(os);
+    for (Index c : catalog.products()[os].components) {
+      const std::string& component = catalog.products()[c].name;
+      if (component.starts_with("Microsoft .NET Framework") &&
+          (dotnet.empty() || !names_dotnet_version(component, dotnet))) {
+        continue;  // only the .NET Framework that ships in this OS
       }
+      if (optional_feature(catalog.products()[c]) &&
+          !installed_any(catalog, catalog.products()[c], device)) {
+        continue;  // an optional feature the device shows no sign of
+      }
+      add(c);
     }
   }
   return out;
