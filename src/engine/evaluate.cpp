@@ -205,10 +205,7 @@ bool installed_any(const CatalogIndex& catalog, const ProductInfo& product, cons
 
 std::vector<Index> products_of_release(const CatalogIndex& catalog, const Device& device) {
   const bool server = device.os_name.find("Server") != std::string::npos;
-  const std::string_view arch = device.architecture == inventory::Architecture::kX64     ? "x64"
-                                : device.architecture == inventory::Architecture::kX86   ? "32-bit"
-                                : device.architecture == inventory::Architecture::kArm64 ? "ARM64"
-                                                                                         : "";
+  const std::string_view arch = inventory::arch_words(device.architecture, false);
   std::vector<Index> out, core;
   for (Index p : catalog.products_of_build(device.major, device.minor, device.build)) {
     const std::string& name = catalog.products()[p].name;

@@ -80,22 +80,6 @@ std::string edition_of(std::string_view os_name) {
   return "";
 }
 
-std::string_view arch_words(Architecture a, bool lower_systems) {
-  switch (a) {
-    case Architecture::kX64:
-      return lower_systems ? "x64-based systems" : "x64-based Systems";
-    case Architecture::kX86:
-      return lower_systems ? "32-bit systems" : "32-bit Systems";
-    case Architecture::kArm64:
-      return "ARM64-based Systems";
-    case Architecture::kItanium:
-      return "Itanium-Based Systems";
-    case Architecture::kUnknown:
-      break;
-  }
-  return "";
-}
-
 }  // namespace
 
 bool classify_windows(Device& d) {
@@ -127,6 +111,22 @@ bool accept_newer_release(Device& d) {
   if (d.edition.empty()) d.edition = edition_of(d.os_name);
   if (contains(d.os_name, "Azure Edition")) d.azure_edition = true;
   return true;
+}
+
+std::string_view arch_words(Architecture a, bool lower_systems) {
+  switch (a) {
+    case Architecture::kX64:
+      return lower_systems ? "x64-based systems" : "x64-based Systems";
+    case Architecture::kX86:
+      return lower_systems ? "32-bit systems" : "32-bit Systems";
+    case Architecture::kArm64:
+      return "ARM64-based Systems";
+    case Architecture::kItanium:
+      return "Itanium-Based Systems";
+    case Architecture::kUnknown:
+      break;
+  }
+  return "";
 }
 
 std::vector<std::string> os_product_names(const Device& d) {

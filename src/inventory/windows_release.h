@@ -25,6 +25,11 @@ bool accept_newer_release(Device& d);
 // installation)"). Usually one; a few releases went by two names over the years (Windows 11 21H2).
 std::vector<std::string> os_product_names(const Device& d);
 
+// How MSRC's product names write an architecture: "x64-based Systems", "32-bit Systems" (with
+// `lower_systems`, "x64-based systems", as Windows 8.1's names do), "ARM64-based Systems"; ""
+// when unknown.
+std::string_view arch_words(Architecture a, bool lower_systems);
+
 // The .NET Framework version that ships in the device's OS ("4.8"), "" when unknown.
 std::string_view builtin_dotnet_version(const Device& d);
 
