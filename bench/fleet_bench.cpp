@@ -71,11 +71,11 @@ int main(int argc, char** argv) {
   std::vector<Shape> shapes;
   for (const auto& d : templates) {
     Shape s;
-    for (engine::Index p : engine::device_products(index, d)) {
+    for (engine::ProductIndex p : engine::device_products(index, d)) {
       const auto& product = index.products()[p];
       if (product.role == engine::ProductRole::kOperatingSystem && product.line >= 0 &&
           s.line.empty()) {
-        for (engine::Index kb : index.line(product.line)) s.line.push_back(index.kbs()[kb].kb);
+        for (engine::KbIndex kb : index.line(product.line)) s.line.push_back(index.kbs()[kb].kb);
       }
       for (const auto& f : product.fixes) {
         if (!f.cumulative) s.others.push_back(index.kbs()[f.kb].kb);

@@ -85,7 +85,7 @@ const engine::MissingKb* find(const engine::Evaluation& ev, engine::KbNumber kb)
 
 bool has_kind(const engine::CatalogIndex& c, const inventory::Device& d, engine::KbNumber kb,
               engine::FixKind kind) {
-  for (engine::Index p : engine::device_products(c, d)) {
+  for (engine::ProductIndex p : engine::device_products(c, d)) {
     for (const engine::ProductFix& f : c.products()[p].fixes) {
       if (c.kbs()[f.kb].kb == kb && f.kind == kind) return true;
     }

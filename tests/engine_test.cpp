@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <set>
+#include <type_traits>
 
 #include "catalog/importer.h"
 #include "common/digest.h"
@@ -41,13 +42,46 @@ Device windows_10(std::string version, int build, std::vector<KbNumber> kbs) {
 std::vector<KbNumber> os_cumulative_updates(const Evaluation& ev, const CatalogIndex& c,
                                             const Device& d) {
   std::vector<KbNumber> out;
-  for (Index p : device_products(c, d)) {
+  for (ProductIndex p : device_products(c, d)) {
     if (c.products()[p].role != ProductRole::kOperatingSystem) continue;
     for (const ProductFix& f : c.products()[p].fixes) {
       if (f.cumulative && find(ev, c.kbs()[f.kb].kb)) out.push_back(c.kbs()[f.kb].kb);
     }
   }
   return out;
+}
+
+// The engine's dense numbers are of distinct types: a CVE's number cannot be used where a KB's
+// or a product's is meant (engine/dense_index.h). Checked when this file compiles.
+template <typename Table, typename I>
+concept SubscriptedBy = requires(const Table& t, I i) {
+  t[i];
+};
+template <typename Marks, typename I>
+concept MarkedBy = requires(Marks m, I i) {
+  m.insert(i);
+};
+TEST(DenseIndex, KbCveAndProductNumbersDoNotMix) {
+  static_assert(!std::is_convertible_v<KbIndex, CveIndex>);
+  static_assert(!std::is_constructible_v<KbIndex, CveIndex>);
+  static_assert(!std::is_constructible_v<ProductIndex, KbIndex>);
+  static_assert(!std::is_convertible_v<std::uint32_t, KbIndex>);  // only by explicit intent
+  static_assert(!std::is_convertible_v<KbIndex, std::uint32_t>);
+  static_assert(!std::equality_comparable_with<KbIndex, CveIndex>);
+  static_assert(SubscriptedBy<IndexedVector<KbIndex, int>, KbIndex>);
+  static_assert(!SubscriptedBy<IndexedVector<KbIndex, int>, CveIndex>);
+  static_assert(!SubscriptedBy<IndexedVector<KbIndex, int>, std::uint32_t>);
+  static_assert(MarkedBy<KbMarks, KbIndex> && !MarkedBy<KbMarks, CveIndex>);
+  // What the catalog's tables take.
+  static_assert(SubscriptedBy<decltype(std::declval<CatalogIndex>().kbs()), KbIndex>);
+  static_assert(!SubscriptedBy<decltype(std::declval<CatalogIndex>().kbs()), CveIndex>);
+  static_assert(!SubscriptedBy<decltype(std::declval<CatalogIndex>().products()), KbIndex>);
+  static_assert(!SubscriptedBy<decltype(std::declval<CatalogIndex>().cves()), ProductIndex>);
+  // And they are what they number, at run time too.
+  std::vector<KbIndex> kbs;
+  for (KbIndex kb : IndexRange<KbIndex>(3)) kbs.push_back(kb);
+  EXPECT_EQ(kbs, (std::vector<KbIndex>{KbIndex{0}, KbIndex{1}, KbIndex{2}}));
+  EXPECT_LT(KbIndex{1}, KbIndex{2});
 }
 
 TEST(Engine, Windows10_1909WithFebruary2020UpdateMissesTheLast1909Update) {
@@ -65,7 +99,7 @@ TEST(Engine, Windows10_1909WithFebruary2020UpdateMissesTheLast1909Update) {
   EXPECT_EQ(os_cumulative_updates(ev, c, d), std::vector<KbNumber>{5013945});
   // The catalog's fixed build for it: 18363.2274.
   bool build_2274 = false;
-  for (Index p : device_products(c, d)) {
+  for (ProductIndex p : device_products(c, d)) {
     for (const ProductFix& f : c.products()[p].fixes) {
       if (c.kbs()[f.kb].kb != 5013945) continue;
       for (const Build& b : f.fixed_builds) build_2274 |= b.build == 18363 && b.revision == 2274;
@@ -91,7 +125,7 @@ TEST(Engine, ProductsThatMsrcNamedTwiceAreBothTheDevices) {
   ASSERT_EQ(c.find_products_by_name(name).size(), 2u);
   const auto products = device_products(c, windows_10("1809", 17763, {}));
   EXPECT_EQ(std::count_if(products.begin(), products.end(),
-                          [&](Index p) { return c.products()[p].name == name; }),
+                          [&](ProductIndex p) { return c.products()[p].name == name; }),
             2);
 }
 
@@ -169,7 +203,7 @@ TEST(Engine, HotpatchesOnlyForEnrolledServersAndServicingStacksNever) {
   }
   // Some months hold hotpatches for this server: they exist, and are kept from it.
   bool hotpatch_exists = false;
-  for (Index p : device_products(c, d)) {
+  for (ProductIndex p : device_products(c, d)) {
     for (const ProductFix& f : c.products()[p].fixes)
       hotpatch_exists |= f.kind == FixKind::kHotpatch;
   }
@@ -311,14 +345,14 @@ TEST(Engine, RulesHoldOnEveryRealInventory) {
     const auto products = device_products(c, d);
     if (!products.empty()) ++judged;
     std::set<std::string> closed;
-    std::set<Index> reported;
+    std::set<KbIndex> reported;
     for (const MissingKb& m : ev.missing) {
       auto kb = c.find_kb(m.kb);
       ASSERT_TRUE(kb);
       reported.insert(*kb);
       // Never a KB for a product the device does not run.
       bool on_device = false;
-      for (Index p : products) {
+      for (ProductIndex p : products) {
         for (const ProductFix& f : c.products()[p].fixes) on_device |= f.kb == *kb;
       }
       EXPECT_TRUE(on_device) << "KB" << m.kb;
@@ -328,7 +362,7 @@ TEST(Engine, RulesHoldOnEveryRealInventory) {
       EXPECT_FALSE(has_kind(c, d, m.kb, FixKind::kServicingStack)) << "KB" << m.kb;
       EXPECT_FALSE(has_kind(c, d, m.kb, FixKind::kSetupUpdate)) << "KB" << m.kb;
       EXPECT_FALSE(withdrawn(m.kb)) << "KB" << m.kb;
-      for (Index p : products) {
+      for (ProductIndex p : products) {
         for (const ProductFix& f : c.products()[p].fixes) {
           EXPECT_FALSE(f.kb == *kb && f.foreign) << "KB" << m.kb;
         }
@@ -348,13 +382,13 @@ TEST(Engine, RulesHoldOnEveryRealInventory) {
     // Every open CVE is closed by some reported KB, and only open ones are counted.
     EXPECT_EQ(closed, std::set<std::string>(ev.open_cves.begin(), ev.open_cves.end()));
     // No reported KB is superseded by another reported KB or by an installed one.
-    for (Index kb : reported) {
-      std::vector<Index> stack{kb};
-      std::set<Index> seen;
+    for (KbIndex kb : reported) {
+      std::vector<KbIndex> stack{kb};
+      std::set<KbIndex> seen;
       while (!stack.empty()) {
-        Index k = stack.back();
+        KbIndex k = stack.back();
         stack.pop_back();
-        for (Index newer : c.superseded_by(k)) {
+        for (KbIndex newer : c.superseded_by(k)) {
           if (!seen.insert(newer).second) continue;
           EXPECT_FALSE(reported.contains(newer))
               << "KB" << c.kbs()[kb].kb << " superseded by KB" << c.kbs()[newer].kb;
@@ -385,10 +419,10 @@ TEST(Fleet, AnswersAreEvaluatesOnRealDevicesAndVariants) {
       devices.push_back(real);
       devices.push_back(real);  // a second device in the same state
       std::vector<KbNumber> line, others;
-      for (Index p : device_products(c, real)) {
+      for (ProductIndex p : device_products(c, real)) {
         const ProductInfo& product = c.products()[p];
         if (product.role == ProductRole::kOperatingSystem && product.line >= 0 && line.empty()) {
-          for (Index kb : c.line(product.line)) line.push_back(c.kbs()[kb].kb);
+          for (KbIndex kb : c.line(product.line)) line.push_back(c.kbs()[kb].kb);
         }
         for (const ProductFix& f : product.fixes) {
           if (!f.cumulative) others.push_back(c.kbs()[f.kb].kb);

@@ -35,7 +35,7 @@ int os_line(const CatalogIndex& c, const Device& d) {
   return products.empty() ? -1 : c.products()[products.front()].line;
 }
 
-const ProductFix* fix_of(const CatalogIndex& c, Index product, Index kb) {
+const ProductFix* fix_of(const CatalogIndex& c, ProductIndex product, KbIndex kb) {
   for (const ProductFix& f : c.products()[product].fixes) {
     if (f.kb == kb) return &f;
   }
@@ -46,7 +46,7 @@ const ProductFix* fix_of(const CatalogIndex& c, Index product, Index kb) {
 // out-of-band release), spread over the line: about `count` of them.
 std::vector<std::size_t> security_releases(const CatalogIndex& c, const Device& d, int line,
                                            std::size_t count) {
-  const Index os = device_products(c, d).front();
+  const ProductIndex os = device_products(c, d).front();
   std::vector<std::size_t> all;
   for (std::size_t i = 0; i < c.line(line).size(); ++i) {
     const ProductFix* f = fix_of(c, os, c.line(line)[i]);
@@ -81,7 +81,7 @@ std::string eve_of_next(const CatalogIndex& c, int line, std::size_t position) {
 // Is `kb`, for every product of the device it fixes, contained in an update of that product's
 // lines that was out by `as_of` and that the device would install (not a rollup it declines on
 // the Security Only path)? Then it is never worth reporting.
-bool contained_for_the_device(const CatalogIndex& c, const Device& d, Index kb,
+bool contained_for_the_device(const CatalogIndex& c, const Device& d, KbIndex kb,
                               const std::string& as_of) {
   const auto products = device_products(c, d);
   const std::uint64_t security_only_path = profile_key(c, d, 0).security_only_path;
@@ -92,18 +92,15 @@ bool contained_for_the_device(const CatalogIndex& c, const Device& d, Index kb,
     return false;
   };
   bool fixes_any = false;
-  for (Index p : products) {
+  for (ProductIndex p : products) {
     if (!fix_of(c, p, kb)) continue;
     fixes_any = true;
-    const ProductInfo& info = c.products()[p];
     bool contained = false;
-    for (int line : {info.line, info.delivered_by_host >= 0
-                                    ? c.products()[static_cast<Index>(info.delivered_by_host)].line
-                                    : -1}) {
+    for (int line : c.carrier_lines(p)) {
       if (line < 0) continue;
       const auto place = c.line_place(line, kb);
       if (!place || !place->carried || declined(line)) continue;
-      const Index carrier = c.line(line)[static_cast<std::size_t>(place->position)];
+      const KbIndex carrier = c.line(line)[static_cast<std::size_t>(place->position)];
       contained |= as_of.empty() || c.release_date(carrier) <= as_of;
     }
     if (!contained) return false;
@@ -117,13 +114,13 @@ bool contained_for_the_device(const CatalogIndex& c, const Device& d, Index kb,
 void expect_whole_answer(const CatalogIndex& c, const Device& d, const Evaluation& ev,
                          const std::string& as_of) {
   std::set<int> lines;
-  for (Index p : device_products(c, d)) {
+  for (ProductIndex p : device_products(c, d)) {
     if (c.products()[p].line >= 0) lines.insert(c.products()[p].line);
   }
   std::map<int, KbNumber> reported_on_line;
   std::vector<KbNumber> all;
   for (const MissingKb& m : ev.missing) {
-    const Index kb = *c.find_kb(m.kb);
+    const KbIndex kb = *c.find_kb(m.kb);
     all.push_back(m.kb);
     for (int line : lines) {
       const auto place = c.line_place(line, kb);
@@ -160,7 +157,7 @@ TEST(Servicing, AMonthsUpdateLeavesNothingOfItsLineMissing) {
     const bool rollups = c.line_info(line).model == LineModel::kRollup;
     rollup_devices += rollups ? 1 : 0;
     for (std::size_t position : security_releases(c, real, line, 5)) {
-      const Index update = c.line(line)[position];
+      const KbIndex update = c.line(line)[position];
       const std::string as_of = eve_of_next(c, line, position);
       SCOPED_TRACE("KB" + std::to_string(c.kbs()[update].kb) + " as of " + as_of);
       const Device d = with_installed(real, {c.kbs()[update].kb});
@@ -203,10 +200,10 @@ TEST(Servicing, OneUpdateOfTheLineWhenTheDeviceHasNone) {
       std::vector<KbNumber> of_line;
       // Updates of the line: on it, or superseding one of it (MSRC lists December 2018's
       // out-of-band update of Windows 10 1803, KB4483234, for Internet Explorer only).
-      auto of_the_line = [&](Index kb) {
+      auto of_the_line = [&](KbIndex kb) {
         if (c.line_position(line, kb) >= 0) return true;
         return std::any_of(c.supersedes(kb).begin(), c.supersedes(kb).end(),
-                           [&](Index older) { return c.line_position(line, older) >= 0; });
+                           [&](KbIndex older) { return c.line_position(line, older) >= 0; });
       };
       for (const MissingKb& m : ev.missing) {
         if (of_the_line(*c.find_kb(m.kb))) of_line.push_back(m.kb);
@@ -219,7 +216,7 @@ TEST(Servicing, OneUpdateOfTheLineWhenTheDeviceHasNone) {
              (as_of.empty() || c.release_date(chain[newest + 1]) <= as_of)) {
         ++newest;
       }
-      const Index picked = *c.find_kb(of_line.front());
+      const KbIndex picked = *c.find_kb(of_line.front());
       if (c.line_position(line, picked) >= 0) {
         EXPECT_EQ(of_line.front(), c.kbs()[chain[newest]].kb) << as_of;
       } else {
@@ -240,7 +237,7 @@ TEST(Servicing, SecurityOnlyPathGetsEachMonthsSecurityOnlyUpdate) {
     const int line = os_line(c, real);
     if (line < 0 || c.line_info(line).model != LineModel::kRollup) continue;
     SCOPED_TRACE(real.source);
-    const Index os = device_products(c, real).front();
+    const ProductIndex os = device_products(c, real).front();
     for (std::size_t position : security_releases(c, real, line, 4)) {
       if (position < 3) continue;
       const auto& chain = c.line(line);
@@ -299,17 +296,17 @@ TEST(Servicing, RollupsCarryTheirMonthsIeUpdateNotAnOutOfBandOne) {
   for (std::size_t l = 0; l < c.line_count(); ++l) {
     const ServicingLine& line = c.line_info(static_cast<int>(l));
     if (line.model != LineModel::kRollup) continue;
-    for (Index ie : line.hosted) {
+    for (ProductIndex ie : line.hosted) {
       for (const ProductFix& f : c.products()[ie].fixes) {
         if (f.kind != FixKind::kIeCumulative) continue;
         const auto place = c.line_place(static_cast<int>(l), f.kb);
         if (c.release_day(f.kb) < c.release_day(line.chain.front())) continue;  // before rollups
         // The rollup released the same day, and whether it fixes one of the update's CVEs.
         bool twin_fixes = false;
-        for (Index kb : line.chain) {
+        for (KbIndex kb : line.chain) {
           if (c.release_day(kb) != c.release_day(f.kb)) continue;
           const ProductFix* r = fix_of(c, ie, kb);
-          twin_fixes |= r && std::any_of(f.cves.begin(), f.cves.end(), [&](Index cve) {
+          twin_fixes |= r && std::any_of(f.cves.begin(), f.cves.end(), [&](CveIndex cve) {
                           return std::binary_search(r->cves.begin(), r->cves.end(), cve);
                         });
         }
@@ -382,9 +379,9 @@ TEST(Servicing, InBoxDotNetOfWindows10BeforeVersion1809RidesTheOsUpdate) {
   const CatalogIndex& c = full_catalog();
   std::size_t hosted = 0;
   for (const ProductInfo& p : c.products()) {
-    if (!p.name.starts_with("Microsoft .NET Framework") || p.delivered_by_host < 0) continue;
+    if (!p.name.starts_with("Microsoft .NET Framework") || !p.delivered_by_host) continue;
     ++hosted;
-    const std::string& host = c.products()[static_cast<Index>(p.delivered_by_host)].name;
+    const std::string& host = c.products()[*p.delivered_by_host].name;
     const bool before_1809 =
         host.starts_with("Windows 10 for ") || host.starts_with("Windows 10 Version 1511") ||
         host.starts_with("Windows 10 Version 1607") ||
@@ -428,7 +425,7 @@ TEST(Servicing, HotpatchesABuildHasPassedAreInstalled) {
     inventory::classify_windows(d);
     const Evaluation ev = evaluate(c, d, {});
     std::size_t hotpatches_passed = 0;
-    for (Index p : device_products(c, d)) {
+    for (ProductIndex p : device_products(c, d)) {
       for (const ProductFix& f : c.products()[p].fixes) {
         if (f.kind != FixKind::kHotpatch) continue;
         bool passed = false;
@@ -537,7 +534,7 @@ TEST(Releases, EveryReleaseTheCatalogBuildsNameIsRecognized) {
       for (const Build& b : f.fixed_builds) catalog_builds.emplace(b.major, b.minor, b.build);
     }
   }
-  for (Index p = 0; p < c.products().size(); ++p) {
+  for (ProductIndex p : c.product_indices()) {
     const ProductInfo& product = c.products()[p];
     if (product.role != ProductRole::kOperatingSystem || product.line < 0 ||
         product.name.find("Hotpatch") != std::string::npos || !c.line_info(product.line).release) {
@@ -577,7 +574,7 @@ TEST(Releases, EveryReleaseTheCatalogBuildsNameIsRecognized) {
       }
       d.server_core = d.server_core || core;
       const auto products = device_products(c, d);
-      found |= std::any_of(products.begin(), products.end(), [&](Index q) {
+      found |= std::any_of(products.begin(), products.end(), [&](ProductIndex q) {
         return normalize_product_name(c.products()[q].name) == lower;
       });
     }

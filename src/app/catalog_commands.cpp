@@ -143,12 +143,8 @@ int run_catalog_line(const CatalogLineOptions& options) {
   const engine::CatalogIndex& c = *catalog;
   const auto& products = c.find_products_by_name(options.product);
   std::vector<int> lines;
-  for (engine::Index p : products) {
-    const engine::ProductInfo& info = c.products()[p];
-    for (int line :
-         {info.line, info.delivered_by_host >= 0
-                         ? c.products()[static_cast<engine::Index>(info.delivered_by_host)].line
-                         : -1}) {
+  for (engine::ProductIndex p : products) {
+    for (int line : c.carrier_lines(p)) {
       if (line >= 0 && std::find(lines.begin(), lines.end(), line) == lines.end()) {
         lines.push_back(line);
       }
@@ -162,13 +158,13 @@ int run_catalog_line(const CatalogLineOptions& options) {
     fmt::print("{}: no servicing line (each update stands alone)\n", options.product);
     return kExitOk;
   }
-  auto fix_of = [&](const engine::ServicingLine& line, engine::Index kb) {
-    for (engine::Index p : line.products) {
+  auto fix_of = [&](const engine::ServicingLine& line, engine::KbIndex kb) {
+    for (engine::ProductIndex p : line.products) {
       for (const engine::ProductFix& f : c.products()[p].fixes) {
         if (f.kb == kb) return &f;
       }
     }
-    for (engine::Index p : line.hosted) {
+    for (engine::ProductIndex p : line.hosted) {
       for (const engine::ProductFix& f : c.products()[p].fixes) {
         if (f.kb == kb) return &f;
       }
@@ -181,22 +177,22 @@ int run_catalog_line(const CatalogLineOptions& options) {
                line.model == engine::LineModel::kRollup
                    ? "rollups: each Monthly Rollup contains all before it"
                    : "cumulative: each update contains all before it");
-    for (engine::Index p : line.hosted) {
+    for (engine::ProductIndex p : line.hosted) {
       fmt::print("  delivers for its host: {}\n", c.products()[p].name);
     }
     fmt::print("  {:>4}  {:<10} {:<10}  {:<20} {}\n", "#", "KB", "released", "kind",
                "fixed builds");
     for (std::size_t i = 0; i < line.chain.size(); ++i) {
-      const engine::Index kb = line.chain[i];
+      const engine::KbIndex kb = line.chain[i];
       if (as_of != 0 && c.release_day(kb) > as_of) break;
       const engine::ProductFix* f = fix_of(line, kb);
       fmt::print("  {:>4}  KB{:<8} {:<10}  {:<20} {}\n", i, c.kbs()[kb].kb, c.release_date(kb),
                  f ? kind_name(f->kind) : "?", f ? builds_text(c.kb_builds(kb)) : "");
       // What it carries from here on.
       std::vector<std::string> carried;
-      std::vector<engine::Index> carriers = line.products;
+      std::vector<engine::ProductIndex> carriers = line.products;
       carriers.insert(carriers.end(), line.hosted.begin(), line.hosted.end());
-      for (engine::Index p : carriers) {
+      for (engine::ProductIndex p : carriers) {
         for (const engine::ProductFix& g : c.products()[p].fixes) {
           auto place = c.line_place(l, g.kb);
           if (place && place->carried && place->position == static_cast<int>(i)) {

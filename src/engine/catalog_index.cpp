@@ -10,6 +10,8 @@
 #include <map>
 #include <set>
 
+#include "common/distinct.h"
+
 namespace kbgap::engine {
 namespace {
 
@@ -144,35 +146,37 @@ std::string normalize_product_name(std::string_view name) {
   return out;
 }
 
-std::optional<Index> CatalogIndex::find_cve(std::string_view id) const {
+std::optional<CveIndex> CatalogIndex::find_cve(std::string_view id) const {
   auto it = std::lower_bound(cves_.begin(), cves_.end(), id,
                              [](const CveInfo& c, std::string_view v) { return c.id < v; });
   if (it == cves_.end() || it->id != id) return std::nullopt;
-  return static_cast<Index>(it - cves_.begin());
+  return CveIndex{static_cast<std::uint32_t>(it - cves_.begin())};
 }
 
-std::optional<Index> CatalogIndex::find_kb(KbNumber kb) const {
+std::optional<KbIndex> CatalogIndex::find_kb(KbNumber kb) const {
   auto it = kb_index_.find(kb);
   if (it == kb_index_.end()) return std::nullopt;
   return it->second;
 }
 
-const std::vector<Index>& CatalogIndex::find_products_by_name(std::string_view name) const {
-  static const std::vector<Index> kNone;
+const std::vector<ProductIndex>& CatalogIndex::find_products_by_name(std::string_view name) const {
+  static const std::vector<ProductIndex> kNone;
   auto it = product_by_name_.find(normalize_product_name(name));
   return it == product_by_name_.end() ? kNone : it->second;
 }
 
 CatalogIndex CatalogIndex::build(const catalog::CatalogData& data) {
   CatalogIndex x;
-  std::unordered_map<std::string, Index> document_index, product_index, cve_index;
+  std::unordered_map<std::string, std::uint32_t> document_index;
+  std::unordered_map<std::string, ProductIndex> product_index;
+  std::unordered_map<std::string, CveIndex> cve_index;
   for (const catalog::StoredDocument& d : data.documents) {
-    document_index.emplace(d.id, static_cast<Index>(x.documents_.size()));
+    document_index.emplace(d.id, static_cast<std::uint32_t>(x.documents_.size()));
     x.documents_.push_back({d.id, d.title, d.initial_release.substr(0, 10),
                             day_number(std::string_view(d.initial_release).substr(0, 10))});
   }
   for (const catalog::Product& p : data.products) {
-    const Index i = static_cast<Index>(x.products_.size());
+    const ProductIndex i{static_cast<std::uint32_t>(x.products_.size())};
     product_index.emplace(p.id, i);
     ProductInfo info;
     info.id = p.id;
@@ -188,19 +192,20 @@ CatalogIndex CatalogIndex::build(const catalog::CatalogData& data) {
   std::sort(cves_by_id.begin(), cves_by_id.end(),
             [](const auto* a, const auto* b) { return a->id < b->id; });
   for (const catalog::CatalogData::Cve* c : cves_by_id) {
-    cve_index.emplace(c->id, static_cast<Index>(x.cves_.size()));
+    cve_index.emplace(c->id, CveIndex{static_cast<std::uint32_t>(x.cves_.size())});
     x.cves_.push_back({c->id, c->title, c->severity, c->cvss_base});
   }
 
   // KBs, and the month that released each: the document in which it fixes the most CVEs.
   // Documents are revised for years, so a KB of May 2020 also turns up in March 2018's; the
   // month of its release is the one that lists it for many CVEs (ties: the earliest).
-  std::map<std::pair<KbNumber, Index>, std::set<std::string_view>> cves_per_document;
+  std::map<std::pair<KbNumber, std::uint32_t>, std::set<std::string_view>> cves_per_document;
   for (const auto& f : data.fixes) {
     auto doc = document_index.find(f.document_id);
     if (doc == document_index.end()) continue;
     cves_per_document[{f.kb, doc->second}].insert(f.cve);
-    auto [it, inserted] = x.kb_index_.try_emplace(f.kb, static_cast<Index>(x.kbs_.size()));
+    auto [it, inserted] =
+        x.kb_index_.try_emplace(f.kb, KbIndex{static_cast<std::uint32_t>(x.kbs_.size())});
     if (inserted) x.kbs_.push_back({f.kb, doc->second, ""});
     KbInfo& kb = x.kbs_[it->second];
     if (kb.url.empty() || (f.url.find("catalog.update.microsoft.com") != std::string::npos &&
@@ -223,7 +228,7 @@ CatalogIndex CatalogIndex::build(const catalog::CatalogData& data) {
       std::nth_element(own[d].begin(), own[d].begin() + own[d].size() / 2, own[d].end());
       median[d] = own[d][own[d].size() / 2];
     }
-    auto distance = [&](KbNumber kb, Index d) { return std::abs(median[d] - double(kb)); };
+    auto distance = [&](KbNumber kb, std::uint32_t d) { return std::abs(median[d] - double(kb)); };
     std::unordered_map<KbNumber, std::size_t> best;
     for (const auto& [key, cves] : cves_per_document) {  // documents in release order per KB
       KbInfo& kb = x.kbs_[x.kb_index_.at(key.first)];
@@ -244,7 +249,7 @@ CatalogIndex CatalogIndex::build(const catalog::CatalogData& data) {
   }
 
   // Each product's fixes, one per KB.
-  std::vector<std::map<Index, ProductFix>> fixes(x.products_.size());
+  IndexedVector<ProductIndex, std::map<KbIndex, ProductFix>> fixes(x.products_.size());
   for (const auto& f : data.fixes) {
     auto p = product_index.find(f.product_id);
     auto c = cve_index.find(f.cve);
@@ -276,10 +281,9 @@ CatalogIndex CatalogIndex::build(const catalog::CatalogData& data) {
     x.superseded_by_[b->second].push_back(a->second);
   }
 
-  for (Index p = 0; p < x.products_.size(); ++p) {
+  for (ProductIndex p : x.product_indices()) {
     for (auto& [kb, fix] : fixes[p]) {
-      std::sort(fix.cves.begin(), fix.cves.end());
-      fix.cves.erase(std::unique(fix.cves.begin(), fix.cves.end()), fix.cves.end());
+      make_distinct(fix.cves);
       x.products_[p].fixes.push_back(std::move(fix));
     }
   }

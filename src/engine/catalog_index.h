@@ -2,6 +2,7 @@
 // fixes, published supersedence, and the servicing lines of cumulative updates.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -12,15 +13,10 @@
 #include <vector>
 
 #include "catalog/catalog_store.h"
+#include "engine/dense_index.h"
 
 namespace kbgap::engine {
 
-using Index = std::uint32_t;
-// Dense catalog numbers, named by what they number: a KB's place in CatalogIndex::kbs(), a
-// CVE's in cves() (in the order of their ids), a product's in products().
-using KbIndex = Index;
-using CveIndex = Index;
-using ProductIndex = Index;
 using catalog::KbNumber;
 
 struct Build {
@@ -59,7 +55,8 @@ int day_number(std::string_view date);
 
 struct KbInfo {
   KbNumber kb = 0;
-  Index release_document = 0;  // the month that released it (not a later one that mentions it)
+  std::uint32_t release_document =
+      0;  // the month that released it (not a later one that mentions it)
   std::string url;
 };
 
@@ -72,7 +69,7 @@ struct CveInfo {
 
 // What one KB does for one product.
 struct ProductFix {
-  KbIndex kb = 0;
+  KbIndex kb;
   FixKind kind = FixKind::kRegular;
   bool cumulative = false;  // a cumulative update of the product's servicing line
   int line_position = -1;   // its place in that line, oldest first (-1: not cumulative)
@@ -125,7 +122,7 @@ struct ProductInfo {
   // For Internet Explorer 11 and Edge (EdgeHTML) on an OS, and the in-box .NET Framework of
   // Windows 10 1507-1803 and Server 2016: the OS product, whose cumulative updates (Windows
   // 10/11 updates, Windows 7/8.1 Monthly Rollups) carry their fixes too.
-  int delivered_by_host = -1;
+  std::optional<ProductIndex> delivered_by_host;
 };
 
 class CatalogIndex {
@@ -142,9 +139,14 @@ class CatalogIndex {
                                                    bool* damaged = nullptr);
 
   const std::vector<DocumentInfo>& documents() const { return documents_; }
-  const std::vector<KbInfo>& kbs() const { return kbs_; }
-  const std::vector<CveInfo>& cves() const { return cves_; }  // in the order of their ids
-  const std::vector<ProductInfo>& products() const { return products_; }
+  const IndexedVector<KbIndex, KbInfo>& kbs() const { return kbs_; }
+  const IndexedVector<CveIndex, CveInfo>& cves() const { return cves_; }  // in the order of ids
+  const IndexedVector<ProductIndex, ProductInfo>& products() const { return products_; }
+  IndexRange<KbIndex> kb_indices() const { return IndexRange<KbIndex>(kbs_.size()); }
+  IndexRange<CveIndex> cve_indices() const { return IndexRange<CveIndex>(cves_.size()); }
+  IndexRange<ProductIndex> product_indices() const {
+    return IndexRange<ProductIndex>(products_.size());
+  }
 
   std::optional<KbIndex> find_kb(KbNumber kb) const;
   // A CVE by its id ("CVE-2020-0601"), nullopt when the catalog has none.
@@ -158,14 +160,20 @@ class CatalogIndex {
   // A servicing line: its cumulative updates, oldest first. Each replaces all before it on the
   // line's products, a link MSRC often leaves out; it holds for those products only (the same KB
   // can be in two lines, say an OS and its .NET Framework, and replace different things in each).
-  const std::vector<Index>& line(int line) const {
+  const std::vector<KbIndex>& line(int line) const {
     return lines_[static_cast<std::size_t>(line)].chain;
   }
   const ServicingLine& line_info(int line) const { return lines_[static_cast<std::size_t>(line)]; }
+  // The lines whose cumulative updates carry a product's fixes: its own line, then its host's
+  // (ProductInfo::delivered_by_host); -1 where there is none.
+  std::array<int, 2> carrier_lines(ProductIndex product) const {
+    const ProductInfo& info = products_[product];
+    return {info.line, info.delivered_by_host ? products_[*info.delivered_by_host].line : -1};
+  }
   // Where `kb` is on a line: a cumulative update at its place, or a fix the line carries from
   // a place on (a Security Only update from its month's rollup, ...); nullopt when neither.
   std::optional<LinePlace> line_place(int line, KbIndex kb) const {
-    auto it = line_places_.find((std::uint64_t{static_cast<std::uint32_t>(line)} << 32) | kb);
+    auto it = line_places_.find(place_key(line, kb));
     if (it == line_places_.end()) return std::nullopt;
     return it->second;
   }
@@ -176,7 +184,7 @@ class CatalogIndex {
   }
   // The operating-system products whose fixes list a fixed build of this major.minor.build:
   // how a release newer than kbgap's own table is recognized.
-  std::vector<Index> products_of_build(int major, int minor, int build) const;
+  std::vector<ProductIndex> products_of_build(int major, int minor, int build) const;
   // Every fixed build a KB lists, for any product: a semi-annual server's update is its client
   // twin's, and MSRC sometimes gives the build under one of the two only.
   const std::vector<Build>& kb_builds(KbIndex kb) const { return kb_builds_[kb]; }
@@ -193,16 +201,19 @@ class CatalogIndex {
   std::string snapshot_body(std::string_view fingerprint) const;
   static std::optional<CatalogIndex> read_snapshot_body(std::string_view bytes);
   std::vector<DocumentInfo> documents_;
-  std::vector<KbInfo> kbs_;
-  std::vector<CveInfo> cves_;
-  std::vector<ProductInfo> products_;
-  std::unordered_map<KbNumber, Index> kb_index_;
-  std::unordered_map<std::string, std::vector<Index>> product_by_name_;  // by normalized name
-  std::vector<std::vector<Index>> supersedes_, superseded_by_;
+  IndexedVector<KbIndex, KbInfo> kbs_;
+  IndexedVector<CveIndex, CveInfo> cves_;
+  IndexedVector<ProductIndex, ProductInfo> products_;
+  std::unordered_map<KbNumber, KbIndex> kb_index_;
+  std::unordered_map<std::string, std::vector<ProductIndex>> product_by_name_;  // by normalized
+  IndexedVector<KbIndex, std::vector<KbIndex>> supersedes_, superseded_by_;
   std::vector<ServicingLine> lines_;
-  std::unordered_map<std::uint64_t, LinePlace> line_places_;  // (line << 32 | KB) -> place
-  std::vector<std::vector<Build>> kb_builds_;                 // by KB
-  std::map<std::tuple<int, int, int>, std::vector<Index>> products_of_build_;
+  std::unordered_map<std::uint64_t, LinePlace> line_places_;  // by place_key
+  static constexpr std::uint64_t place_key(std::size_t line, KbIndex kb) {
+    return (std::uint64_t{static_cast<std::uint32_t>(line)} << 32) | kb.value();
+  }
+  IndexedVector<KbIndex, std::vector<Build>> kb_builds_;
+  std::map<std::tuple<int, int, int>, std::vector<ProductIndex>> products_of_build_;
   std::size_t distrusted_fixed_builds_ = 0;
 
   // servicing.cpp: the servicing lines and what each carries (docs/engine.md).

@@ -8,6 +8,7 @@
 #include <set>
 #include <tuple>
 
+#include "common/distinct.h"
 #include "inventory/windows_release.h"
 
 namespace kbgap::engine {
@@ -36,19 +37,19 @@ bool names_dotnet_version(std::string_view product, std::string_view version) {
 Evaluation evaluate_other_rule(const CatalogIndex& catalog, const Device& device,
                                const EvaluateOptions& options, const ProfileKey& key,
                                Evaluation ev) {
-  const std::vector<Index>& products = key.products;
-  std::vector<char> superseded(catalog.kbs().size(), 0);
+  const std::vector<ProductIndex>& products = key.products;
+  IndexedVector<KbIndex, char> superseded(catalog.kbs().size(), 0);
   if (options.rule == Rule::kSupersedenceOnly) {
-    std::vector<Index> queue;
+    std::vector<KbIndex> queue;
     for (KbNumber kb : device.installed_kbs) {
       if (auto i = catalog.find_kb(kb)) queue.push_back(*i);
     }
     while (!queue.empty()) {
-      Index kb = queue.back();
+      KbIndex kb = queue.back();
       queue.pop_back();
       if (superseded[kb]) continue;
       superseded[kb] = 1;
-      for (Index older : catalog.supersedes(kb)) queue.push_back(older);
+      for (KbIndex older : catalog.supersedes(kb)) queue.push_back(older);
     }
   }
   // Fleet compares the whole version, 10.0.19044.1645 against the fixed build, family or not.
@@ -57,9 +58,9 @@ Evaluation evaluate_other_rule(const CatalogIndex& catalog, const Device& device
     return std::tie(device_build.major, device_build.minor, device_build.build,
                     device_build.revision) < std::tie(b.major, b.minor, b.build, b.revision);
   };
-  std::map<Index, std::pair<std::set<std::string>, std::vector<std::string>>> reported;
+  std::map<KbIndex, std::pair<std::set<std::string>, std::vector<std::string>>> reported;
   std::set<std::string> open;
-  for (Index p : products) {
+  for (ProductIndex p : products) {
     const ProductInfo& product = catalog.products()[p];
     for (const ProductFix& fix : product.fixes) {
       if (!applicable(fix, catalog, key)) continue;
@@ -71,7 +72,7 @@ Evaluation evaluate_other_rule(const CatalogIndex& catalog, const Device& device
       }
       if (!missing) continue;
       auto& [cves, names] = reported[fix.kb];
-      for (Index c : fix.cves) {
+      for (CveIndex c : fix.cves) {
         cves.insert(catalog.cves()[c].id);
         open.insert(catalog.cves()[c].id);
       }
@@ -93,9 +94,9 @@ Evaluation evaluate_other_rule(const CatalogIndex& catalog, const Device& device
 
 // The catalog covers Windows 7 and 2008 R2 with SP1, Vista and 2008 with SP2 only.
 std::vector<std::string> service_pack_notes(const CatalogIndex& catalog, const Device& device,
-                                            const std::vector<Index>& products) {
+                                            const std::vector<ProductIndex>& products) {
   std::vector<std::string> notes;
-  for (Index p : products) {
+  for (ProductIndex p : products) {
     const std::string& name = catalog.products()[p].name;
     auto sp = name.find("Service Pack ");
     if (catalog.products()[p].role != ProductRole::kOperatingSystem || sp == std::string::npos) {
@@ -115,10 +116,10 @@ std::vector<std::string> service_pack_notes(const CatalogIndex& catalog, const D
 
 // --explain: which open CVEs of which product a KB closes, directly or by replacing the KBs that
 // fix them, and what it supersedes.
-void explain_pick(const CatalogIndex& catalog, const std::vector<Index>& products,
+void explain_pick(const CatalogIndex& catalog, const std::vector<ProductIndex>& products,
                   const ComponentResult& result, const Pick& pick,
                   std::vector<std::string>& explanation) {
-  std::map<Index, std::vector<std::string>> direct, through;  // product -> CVEs
+  std::map<ProductIndex, std::vector<std::string>> direct, through;  // product -> CVEs
   for (std::size_t i = 0; i < pick.pairs.size(); ++i) {
     const OpenPair& pair = result.open[pick.pairs[i]];
     (pick.direct[i] ? direct : through)[products[pair.slot]].push_back(catalog.cves()[pair.cve].id);
@@ -141,7 +142,7 @@ void explain_pick(const CatalogIndex& catalog, const std::vector<Index>& product
                     list.size(), catalog.products()[p].name, some(list)));
   }
   std::vector<std::string> chain;
-  for (Index older : catalog.supersedes(pick.kb)) {
+  for (KbIndex older : catalog.supersedes(pick.kb)) {
     chain.push_back(fmt::format("KB{}", catalog.kbs()[older].kb));
   }
   if (!chain.empty()) explanation.push_back(fmt::format("supersedes {}", fmt::join(chain, ", ")));
@@ -153,7 +154,7 @@ bool newest_first(const MissingKb& a, const MissingKb& b) {
   return a.release_date != b.release_date ? a.release_date > b.release_date : a.kb > b.kb;
 }
 
-MissingKb missing_kb(const CatalogIndex& catalog, Index kb) {
+MissingKb missing_kb(const CatalogIndex& catalog, KbIndex kb) {
   const KbInfo& info = catalog.kbs()[kb];
   MissingKb m;
   m.kb = info.kb;
@@ -203,11 +204,11 @@ bool installed_any(const CatalogIndex& catalog, const ProductInfo& product, cons
 
 }  // namespace
 
-std::vector<Index> products_of_release(const CatalogIndex& catalog, const Device& device) {
+std::vector<ProductIndex> products_of_release(const CatalogIndex& catalog, const Device& device) {
   const bool server = device.os_name.find("Server") != std::string::npos;
   const std::string_view arch = inventory::arch_words(device.architecture, false);
-  std::vector<Index> out, core;
-  for (Index p : catalog.products_of_build(device.major, device.minor, device.build)) {
+  std::vector<ProductIndex> out, core;
+  for (ProductIndex p : catalog.products_of_build(device.major, device.minor, device.build)) {
     const std::string& name = catalog.products()[p].name;
     if (contains_words(name, "Hotpatch") || server != contains_words(name, "Server")) continue;
     const bool names_arch = contains_words(name, "x64") || contains_words(name, "32-bit") ||
@@ -233,20 +234,20 @@ bool learn_release(const CatalogIndex& catalog, Device& device) {
   return true;
 }
 
-std::vector<Index> device_products(const CatalogIndex& catalog, const Device& device) {
-  std::vector<Index> out;
+std::vector<ProductIndex> device_products(const CatalogIndex& catalog, const Device& device) {
+  std::vector<ProductIndex> out;
   const std::string_view dotnet = inventory::builtin_dotnet_version(device);
-  auto add = [&](Index p) {
+  auto add = [&](ProductIndex p) {
     if (std::find(out.begin(), out.end(), p) == out.end()) out.push_back(p);
   };
-  std::vector<Index> os_products;
+  std::vector<ProductIndex> os_products;
   for (const std::string& name : inventory::os_product_names(device)) {
-    for (Index os : catalog.find_products_by_name(name)) os_products.push_back(os);
+    for (ProductIndex os : catalog.find_products_by_name(name)) os_products.push_back(os);
   }
   if (os_products.empty()) os_products = products_of_release(catalog, device);
-  for (Index os : os_products) {
+  for (ProductIndex os : os_products) {
     add(os);
-    for (Index c : catalog.products()[os].components) {
+    for (ProductIndex c : catalog.products()[os].components) {
       const std::string& component = catalog.products()[c].name;
       if (component.starts_with("Microsoft .NET Framework") &&
           (dotnet.empty() || !names_dotnet_version(component, dotnet))) {
@@ -263,6 +264,11 @@ std::vector<Index> device_products(const CatalogIndex& catalog, const Device& de
 }
 
 ProfileKey profile_key(const CatalogIndex& catalog, const Device& device, int as_of_day) {
+  return profile_key(catalog, device, as_of_day, installed_indices(catalog, device));
+}
+
+ProfileKey profile_key(const CatalogIndex& catalog, const Device& device, int as_of_day,
+                       std::span<const KbIndex> installed) {
   ProfileKey key;
   key.products = device_products(catalog, device);
   key.major = device.major;
@@ -270,25 +276,24 @@ ProfileKey profile_key(const CatalogIndex& catalog, const Device& device, int as
   key.family = servicing_family(device.build);
   key.hotpatch_enrolled = device.hotpatch_enrolled;
   key.as_of_day = as_of_day;
-  key.security_only_path = security_only_path(catalog, key.products, device);
+  key.security_only_path = security_only_path(catalog, key.products, installed);
   return key;
 }
 
-std::uint64_t security_only_path(const CatalogIndex& catalog, std::span<const Index> products,
-                                 const Device& device) {
+std::uint64_t security_only_path(const CatalogIndex& catalog,
+                                 std::span<const ProductIndex> products,
+                                 std::span<const KbIndex> installed) {
   std::uint64_t path = 0;
   for (std::size_t s = 0; s < products.size() && s < 64; ++s) {
     const ProductInfo& product = catalog.products()[products[s]];
     if (product.line < 0 || catalog.line_info(product.line).model != LineModel::kRollup) continue;
     // The newest installed rollup of the line against the newest installed Security Only update.
     int rollup_day = 0, security_only_day = 0;
-    for (KbNumber number : device.installed_kbs) {
-      const auto kb = catalog.find_kb(number);
-      if (!kb) continue;
-      auto fix = std::lower_bound(product.fixes.begin(), product.fixes.end(), *kb,
-                                  [](const ProductFix& f, Index k) { return f.kb < k; });
-      if (fix == product.fixes.end() || fix->kb != *kb) continue;
-      const int day = catalog.release_day(*kb);
+    for (KbIndex kb : installed) {
+      auto fix = std::lower_bound(product.fixes.begin(), product.fixes.end(), kb,
+                                  [](const ProductFix& f, KbIndex k) { return f.kb < k; });
+      if (fix == product.fixes.end() || fix->kb != kb) continue;
+      const int day = catalog.release_day(kb);
       if (fix->kind == FixKind::kSecurityOnly) security_only_day = std::max(security_only_day, day);
       if (fix->cumulative) rollup_day = std::max(rollup_day, day);
     }
@@ -297,30 +302,28 @@ std::uint64_t security_only_path(const CatalogIndex& catalog, std::span<const In
   return path;
 }
 
-std::vector<Index> installed_indices(const CatalogIndex& catalog, const Device& device) {
-  std::vector<Index> out;
+std::vector<KbIndex> installed_indices(const CatalogIndex& catalog, const Device& device) {
+  std::vector<KbIndex> out;
   for (KbNumber kb : device.installed_kbs) {
     if (auto i = catalog.find_kb(kb)) out.push_back(*i);
   }
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
+  make_distinct(out);
   return out;
 }
 
 void render_results(const CatalogIndex& catalog, const Profile& profile,
                     std::span<const ComponentResult* const> results, bool explain, Evaluation& ev) {
-  const std::vector<Index>& products = profile.products();
-  std::vector<Index> all;
+  const std::vector<ProductIndex>& products = profile.products();
+  std::vector<CveIndex> all;
   for (const ComponentResult* r : results) {
     for (const OpenPair& pair : r->open) all.push_back(pair.cve);
   }
   // CVE indices are in the order of their ids.
-  auto cve_ids = [&](std::vector<Index>& cves) {
-    std::sort(cves.begin(), cves.end());
-    cves.erase(std::unique(cves.begin(), cves.end()), cves.end());
+  auto cve_ids = [&](std::vector<CveIndex>& cves) {
+    make_distinct(cves);
     std::vector<std::string> ids;
     ids.reserve(cves.size());
-    for (Index c : cves) ids.push_back(catalog.cves()[c].id);
+    for (CveIndex c : cves) ids.push_back(catalog.cves()[c].id);
     return ids;
   };
   ev.open_cves = cve_ids(all);
@@ -328,7 +331,7 @@ void render_results(const CatalogIndex& catalog, const Profile& profile,
   for (const ComponentResult* r : results) {
     for (const Pick& pick : r->picks) {
       MissingKb m = missing_kb(catalog, pick.kb);
-      std::vector<Index> cves;
+      std::vector<CveIndex> cves;
       std::vector<char> fixed_slot(products.size(), 0);
       for (std::uint32_t id : pick.pairs) {
         cves.push_back(r->open[id].cve);
@@ -352,10 +355,11 @@ void render_results(const CatalogIndex& catalog, const Profile& profile,
 Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
                     const EvaluateOptions& options) {
   Evaluation ev;
+  const std::vector<KbIndex> installed = installed_indices(catalog, device);
   Profile profile =
-      Profile::build(catalog, profile_key(catalog, device, day_number(options.as_of)));
-  const std::vector<Index>& products = profile.products();
-  for (Index p : products) ev.products.push_back(catalog.products()[p].name);
+      Profile::build(catalog, profile_key(catalog, device, day_number(options.as_of), installed));
+  const std::vector<ProductIndex>& products = profile.products();
+  for (ProductIndex p : products) ev.products.push_back(catalog.products()[p].name);
   if (products.empty()) {
     ev.notes.push_back(
         fmt::format("{} {} ({}) is not in the catalog: no security update can be judged for it",
@@ -365,7 +369,6 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
   }
   ev.notes = service_pack_notes(catalog, device, products);
 
-  const std::vector<Index> installed = installed_indices(catalog, device);
   ev.revision = device.revision;
   if (!ev.revision) {
     ev.revision = profile.infer_revision(installed);
@@ -375,7 +378,7 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
     return evaluate_other_rule(catalog, device, options, profile.key(), std::move(ev));
   }
 
-  IndexMarks satisfied(catalog.kbs().size());
+  KbMarks satisfied(catalog.kbs().size());
   profile.satisfy(installed, ev.revision, satisfied);
   Scratch scratch(catalog);
   std::vector<ComponentResult> results;

@@ -47,31 +47,38 @@ struct Evaluation {
 };
 
 // A missing KB's row without products or CVEs: its number, title, release date and URL.
-MissingKb missing_kb(const CatalogIndex& catalog, Index kb);
+MissingKb missing_kb(const CatalogIndex& catalog, KbIndex kb);
 // The order of missing KBs: the newest release first, then the higher KB number.
 bool newest_first(const MissingKb& a, const MissingKb& b);
 
 // A release newer than kbgap's table of Windows builds, recognized by the catalog: the OS
 // products whose fixed builds are of the device's major.minor.build (its architecture, client
 // or server, Server Core or not).
-std::vector<Index> products_of_release(const CatalogIndex& catalog,
-                                       const inventory::Device& device);
+std::vector<ProductIndex> products_of_release(const CatalogIndex& catalog,
+                                              const inventory::Device& device);
 // Names the release of a device kbgap's table does not know (os_family and version, from the
 // catalog's product name: "Windows 11", "26H1"). False when the catalog does not know the build
 // either.
 bool learn_release(const CatalogIndex& catalog, inventory::Device& device);
 
 // The catalog products a device runs: its OS and the components that ship in it.
-std::vector<Index> device_products(const CatalogIndex& catalog, const inventory::Device& device);
+std::vector<ProductIndex> device_products(const CatalogIndex& catalog,
+                                          const inventory::Device& device);
 
 // What decides which fixes apply to the device (its products, servicing line, enrolment).
 ProfileKey profile_key(const CatalogIndex& catalog, const inventory::Device& device, int as_of_day);
+// The same with the device's installed_indices() already worked out.
+ProfileKey profile_key(const CatalogIndex& catalog, const inventory::Device& device, int as_of_day,
+                       std::span<const KbIndex> installed);
 // The product slots whose rollup line the device follows on the Security Only path
 // (ProfileKey::security_only_path).
-std::uint64_t security_only_path(const CatalogIndex& catalog, std::span<const Index> products,
-                                 const inventory::Device& device);
+// `installed`: the device's installed KBs as catalog indices (installed_indices).
+std::uint64_t security_only_path(const CatalogIndex& catalog,
+                                 std::span<const ProductIndex> products,
+                                 std::span<const KbIndex> installed);
 // The device's installed KBs that the catalog knows, as catalog indices, sorted.
-std::vector<Index> installed_indices(const CatalogIndex& catalog, const inventory::Device& device);
+std::vector<KbIndex> installed_indices(const CatalogIndex& catalog,
+                                       const inventory::Device& device);
 
 Evaluation evaluate(const CatalogIndex& catalog, const inventory::Device& device,
                     const EvaluateOptions& options);

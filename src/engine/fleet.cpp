@@ -7,6 +7,8 @@
 #include <mutex>
 #include <thread>
 
+#include "common/distinct.h"
+
 namespace kbgap::engine {
 namespace {
 
@@ -37,11 +39,11 @@ class SharedCache {
   struct Key {
     std::uint64_t a = 0;
     std::uint32_t b = 0;
-    std::vector<Index> kbs;
+    std::vector<KbIndex> kbs;
     bool operator==(const Key&) const = default;
     std::uint64_t hash() const {
       std::uint64_t h = mix(a, b);
-      for (Index kb : kbs) h = mix(h, kb);
+      for (KbIndex kb : kbs) h = mix(h, kb.value());
       return h;
     }
   };
@@ -96,10 +98,10 @@ class SharedCache {
 };
 
 // The (component, KB) pairs of the KBs in `list` that belong to a component, sorted.
-void by_component(const Profile& profile, const std::vector<Index>& list,
-                  std::vector<std::pair<std::int32_t, Index>>& out) {
+void by_component(const Profile& profile, const std::vector<KbIndex>& list,
+                  std::vector<std::pair<std::int32_t, KbIndex>>& out) {
   out.clear();
-  for (Index kb : list) {
+  for (KbIndex kb : list) {
     if (profile.component_of(kb) >= 0) out.emplace_back(profile.component_of(kb), kb);
   }
   std::sort(out.begin(), out.end());
@@ -109,13 +111,13 @@ void by_component(const Profile& profile, const std::vector<Index>& list,
 struct LineStateKey {
   std::uint32_t kind = 0;
   std::int32_t revision = 0;
-  std::vector<Index> installed;
+  std::vector<KbIndex> installed;
   bool operator==(const LineStateKey&) const = default;
 };
 struct LineStateHash {
   std::size_t operator()(const LineStateKey& k) const {
     std::uint64_t h = mix(k.kind, static_cast<std::uint32_t>(k.revision));
-    for (Index kb : k.installed) h = mix(h, kb);
+    for (KbIndex kb : k.installed) h = mix(h, kb.value());
     return h;
   }
 };
@@ -123,13 +125,13 @@ struct LineStateHash {
 }  // namespace
 
 std::uint32_t Fleet::add(const inventory::Device& device) {
-  ProfileKey key = profile_key(*catalog_, device, 0);
+  const std::vector<KbIndex> installed = installed_indices(*catalog_, device);
+  ProfileKey key = profile_key(*catalog_, device, 0, installed);
   auto [it, inserted] = kind_of_key_.try_emplace(key, static_cast<std::uint32_t>(kinds_.size()));
   if (inserted) kinds_.push_back(std::move(key));
   Entry entry;
   entry.kind = it->second;
   if (device.revision) entry.revision = *device.revision;
-  const std::vector<Index> installed = installed_indices(*catalog_, device);
   installed_.insert(installed_.end(), installed.begin(), installed.end());
   installed_begin_.push_back(static_cast<std::uint32_t>(installed_.size()));
   devices_.push_back(entry);
@@ -171,7 +173,7 @@ class Fleet::StateWork {
     profile.satisfy(installed, state.revision, satisfied_, &list_);
     by_component(profile, list_, all_);
     line_installed_.clear();
-    for (Index kb : installed) {
+    for (KbIndex kb : installed) {
       if (profile.moves_lines(kb)) line_installed_.push_back(kb);
     }
     const auto& line = line_state(profile, state);
@@ -198,7 +200,7 @@ class Fleet::StateWork {
   }
 
  private:
-  using ByComponent = std::vector<std::pair<std::int32_t, Index>>;
+  using ByComponent = std::vector<std::pair<std::int32_t, KbIndex>>;
 
   // The line state's satisfied KBs by component: shared by every device in that line state (of
   // one kind, revision and installed cumulative updates), so worked out once per thread.
@@ -218,7 +220,7 @@ class Fleet::StateWork {
 
   // The line state's marks, when a residual must be worked out (they are another state's when
   // the line state's list came from the cache).
-  const IndexMarks& line_marks(const Profile& profile) {
+  const KbMarks& line_marks(const Profile& profile) {
     if (line_satisfied_of_ != line_state_) {
       profile.satisfy(line_installed_, revision_, line_satisfied_, nullptr);
       line_satisfied_of_ = line_state_;
@@ -236,7 +238,7 @@ class Fleet::StateWork {
     std::set_difference(key.kbs.begin(), key.kbs.end(), line_key.kbs.begin(), line_key.kbs.end(),
                         std::back_inserter(beyond_));
     const bool moves = std::any_of(beyond_.begin(), beyond_.end(),
-                                   [&](Index kb) { return profile.moves_lines(kb); });
+                                   [&](KbIndex kb) { return profile.moves_lines(kb); });
     if (beyond_.empty() || moves) {
       const ComponentResult* result = caches_.components.get(std::move(key), [&] {
         return profile.evaluate_component(component, satisfied_, scratch_, false);
@@ -249,9 +251,9 @@ class Fleet::StateWork {
       return profile.split_component(component, line_marks(profile), scratch_);
     });
     by_piece_.clear();
-    for (Index kb : beyond_) {
+    for (KbIndex kb : beyond_) {
       auto p = std::lower_bound(residual->piece_of_kb.begin(), residual->piece_of_kb.end(),
-                                std::pair<Index, std::uint32_t>{kb, 0});
+                                std::pair<KbIndex, std::uint32_t>{kb, 0});
       if (p != residual->piece_of_kb.end() && p->first == kb) by_piece_.emplace_back(p->second, kb);
     }
     std::sort(by_piece_.begin(), by_piece_.end());
@@ -277,10 +279,10 @@ class Fleet::StateWork {
   const FleetResult& out_;
   Caches& caches_;
   Scratch scratch_;
-  IndexMarks satisfied_, line_satisfied_;
-  std::vector<Index> list_, line_list_, line_installed_, beyond_;
+  KbMarks satisfied_, line_satisfied_;
+  std::vector<KbIndex> list_, line_list_, line_installed_, beyond_;
   ByComponent all_;
-  std::vector<std::pair<std::uint32_t, Index>> by_piece_;
+  std::vector<std::pair<std::uint32_t, KbIndex>> by_piece_;
   std::unordered_map<LineStateKey, ByComponent, LineStateHash> line_states_;
   const ByComponent* line_state_ = nullptr;
   const ByComponent* line_satisfied_of_ = nullptr;
@@ -295,7 +297,7 @@ void Fleet::build_profiles(FleetResult& out, int as_of_day, unsigned threads) co
   std::atomic<std::size_t> next{0};
   run_on(threads, [&](unsigned) {
     Scratch scratch(*catalog_);
-    IndexMarks none(catalog_->kbs().size());
+    KbMarks none(catalog_->kbs().size());
     for (std::size_t k; (k = next.fetch_add(1)) < kinds;) {
       ProfileKey key = kinds_[k];
       key.as_of_day = as_of_day;
@@ -318,7 +320,7 @@ std::vector<std::uint64_t> Fleet::state_hashes(unsigned threads) const {
     for (std::size_t begin; (begin = next.fetch_add(kChunk)) < count;) {
       for (std::size_t d = begin; d < std::min(count, begin + kChunk); ++d) {
         std::uint64_t h = mix(devices_[d].kind, static_cast<std::uint32_t>(devices_[d].revision));
-        for (Index kb : installed_of(d)) h = mix(h, kb);
+        for (KbIndex kb : installed_of(d)) h = mix(h, kb.value());
         hash[d] = h;
       }
     }
@@ -395,7 +397,7 @@ std::optional<int> FleetResult::revision(std::uint32_t device) const {
   return states_[state_of_device_[device]].revision;
 }
 
-const std::vector<Index>& FleetResult::state_products(std::uint32_t state) const {
+const std::vector<ProductIndex>& FleetResult::state_products(std::uint32_t state) const {
   return profiles_[states_[state].kind]->products();
 }
 
@@ -415,7 +417,7 @@ Evaluation FleetResult::state_evaluation(std::uint32_t state_number) const {
   const State& state = states_[state_number];
   const Profile& profile = *profiles_[state.kind];
   Evaluation ev;
-  for (Index p : profile.products()) ev.products.push_back(catalog_->products()[p].name);
+  for (ProductIndex p : profile.products()) ev.products.push_back(catalog_->products()[p].name);
   ev.revision = state.revision;
   ev.revision_inferred = state.revision_inferred;
   render_results(*catalog_, profile, state_results(state_number), false, ev);
@@ -432,10 +434,8 @@ std::vector<FleetResult::PickFacts> FleetResult::state_picks(std::uint32_t state
         p.slots.push_back(r->open[pair].slot);
         p.cves.push_back(r->open[pair].cve);
       }
-      for (auto* v : {&p.slots, &p.cves}) {
-        std::sort(v->begin(), v->end());
-        v->erase(std::unique(v->begin(), v->end()), v->end());
-      }
+      make_distinct(p.slots);
+      make_distinct(p.cves);
       out.push_back(std::move(p));
     }
   }

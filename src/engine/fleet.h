@@ -46,7 +46,7 @@ class Fleet {
   void build_profiles(FleetResult& out, int as_of_day, unsigned threads) const;
   // The devices a state is made of: one hash per device (kind, revision, installed KBs).
   std::vector<std::uint64_t> state_hashes(unsigned threads) const;
-  std::span<const Index> installed_of(std::size_t device) const {
+  std::span<const KbIndex> installed_of(std::size_t device) const {
     return {installed_.data() + installed_begin_[device],
             installed_begin_[device + 1] - installed_begin_[device]};
   }
@@ -65,7 +65,7 @@ class Fleet {
   std::unordered_map<ProfileKey, std::uint32_t, KeyHash> kind_of_key_;
   std::vector<Entry> devices_;
   std::vector<std::uint32_t> installed_begin_{0};  // per device, into installed_
-  std::vector<Index> installed_;                   // catalog KB indices, sorted per device
+  std::vector<KbIndex> installed_;                 // catalog KB indices, sorted per device
 };
 
 // What a fleet evaluation found, per device.
@@ -77,7 +77,7 @@ class FleetResult {
   std::size_t missing_count(std::uint32_t device) const;
   std::optional<int> revision(std::uint32_t device) const;
   // The catalog products the device runs (its OS first, then the OS's components).
-  const std::vector<Index>& products(std::uint32_t device) const {
+  const std::vector<ProductIndex>& products(std::uint32_t device) const {
     return state_products(state_of(device));
   }
   // The device's missing KBs and open CVEs, as evaluate() reports them without --explain and
@@ -91,12 +91,12 @@ class FleetResult {
   // the product slots (places in products()) and the CVEs of the open pairs it closes. The CVEs
   // of all picks together are the state's open CVEs.
   struct PickFacts {
-    Index kb = 0;
+    KbIndex kb;
     std::vector<std::uint32_t> slots;  // ascending, distinct
-    std::vector<Index> cves;           // ascending, distinct
+    std::vector<CveIndex> cves;        // ascending, distinct
   };
   std::vector<PickFacts> state_picks(std::uint32_t state) const;
-  const std::vector<Index>& state_products(std::uint32_t state) const;
+  const std::vector<ProductIndex>& state_products(std::uint32_t state) const;
 
  private:
   friend class Fleet;

@@ -2,6 +2,7 @@
 // milliseconds instead of re-reading and re-indexing the whole catalog (docs/engine.md).
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "common/digest.h"
 #include "engine/catalog_index.h"
@@ -26,9 +27,11 @@ class Writer {
     u32(static_cast<std::uint32_t>(s.size()));
     out_.append(s);
   }
-  void u32s(const std::vector<Index>& v) {
+  template <typename I>
+  void u32s(const std::vector<I>& v) {
+    static_assert(sizeof(I) == 4 && std::is_trivially_copyable_v<I>);
     u32(static_cast<std::uint32_t>(v.size()));
-    raw(v.data(), v.size() * sizeof(Index));
+    raw(v.data(), v.size() * sizeof(I));
   }
   std::string take() { return std::move(out_); }
   void raw(const void* p, std::size_t n) {
@@ -71,12 +74,26 @@ class Reader {
     pos_ += n;
     return s;
   }
-  std::vector<Index> u32s() {
+  // A list of indices of `count` things; refused (empty, and the reader failed) when one is
+  // out of range.
+  template <typename I>
+  std::vector<I> indices(std::size_t count) {
+    static_assert(sizeof(I) == 4 && std::is_trivially_copyable_v<I>);
     const std::uint32_t n = u32();
-    if (!check(std::size_t{n} * sizeof(Index))) return {};
-    std::vector<Index> v(n);
-    raw(v.data(), n * sizeof(Index));
+    if (!check(std::size_t{n} * sizeof(I))) return {};
+    std::vector<I> v(n);
+    raw(v.data(), n * sizeof(I));
+    if (!std::all_of(v.begin(), v.end(), [&](I i) { return i.value() < count; })) {
+      ok_ = false;
+      return {};
+    }
     return v;
+  }
+  template <typename I>
+  I index(std::size_t count) {
+    const I i{u32()};
+    if (i.value() >= count) ok_ = false;
+    return i;
   }
   // A count of elements of at least `min_bytes` each: refuses counts the input cannot hold.
   std::uint32_t count(std::size_t min_bytes) {
@@ -140,11 +157,11 @@ std::string CatalogIndex::snapshot_body(std::string_view fingerprint) const {
     w.str(p.snake_name);
     w.u8(static_cast<std::uint8_t>(p.role));
     w.i32(p.line);
-    w.i32(p.delivered_by_host);
+    w.i32(p.delivered_by_host ? static_cast<std::int32_t>(p.delivered_by_host->value()) : -1);
     w.u32s(p.components);
     w.u32(static_cast<std::uint32_t>(p.fixes.size()));
     for (const ProductFix& f : p.fixes) {
-      w.u32(f.kb);
+      w.u32(f.kb.value());
       w.u8(static_cast<std::uint8_t>(f.kind));
       w.u8(f.cumulative);
       w.i32(f.line_position);
@@ -226,7 +243,7 @@ std::optional<CatalogIndex> CatalogIndex::read_snapshot_body(std::string_view by
   }
   x.kbs_.resize(r.count(12));
   x.kb_index_.reserve(x.kbs_.size());
-  for (Index i = 0; i < x.kbs_.size(); ++i) {
+  for (KbIndex i : x.kb_indices()) {
     KbInfo& k = x.kbs_[i];
     k.kb = r.u32();
     k.release_document = r.u32();
@@ -249,64 +266,52 @@ std::optional<CatalogIndex> CatalogIndex::read_snapshot_body(std::string_view by
   }
   x.products_.resize(r.count(29));
   x.product_by_name_.reserve(x.products_.size());
-  for (Index i = 0; i < x.products_.size(); ++i) {
+  for (ProductIndex i : x.product_indices()) {
     ProductInfo& p = x.products_[i];
     p.id = r.str();
     p.name = r.str();
     p.snake_name = r.str();
     p.role = static_cast<ProductRole>(r.u8());
     p.line = r.i32();
-    p.delivered_by_host = r.i32();
-    p.components = r.u32s();
+    const std::int32_t host = r.i32();
+    if (host < -1 || host >= static_cast<std::int64_t>(x.products_.size())) return std::nullopt;
+    if (host >= 0) p.delivered_by_host = ProductIndex{static_cast<std::uint32_t>(host)};
+    p.components = r.indices<ProductIndex>(x.products_.size());
     p.fixes.resize(r.count(19));
     for (ProductFix& f : p.fixes) {
-      f.kb = r.u32();
+      f.kb = r.index<KbIndex>(x.kbs_.size());
       f.kind = static_cast<FixKind>(r.u8());
       f.cumulative = r.u8() != 0;
       f.line_position = r.i32();
       f.foreign = r.u8() != 0;
-      f.cves = r.u32s();
+      f.cves = r.indices<CveIndex>(x.cves_.size());
       f.fixed_builds.resize(r.count(16));
       for (Build& b : f.fixed_builds) b = {r.i32(), r.i32(), r.i32(), r.i32()};
-      if (f.kb >= x.kbs_.size()) return std::nullopt;
-      for (Index c : f.cves) {
-        if (c >= x.cves_.size()) return std::nullopt;
-      }
+      if (!r.ok()) return std::nullopt;
     }
     x.product_by_name_[normalize_product_name(p.name)].push_back(i);
   }
   x.supersedes_.resize(x.kbs_.size());
   x.superseded_by_.resize(x.kbs_.size());
-  for (Index kb = 0; kb < x.kbs_.size(); ++kb) {
-    x.supersedes_[kb] = r.u32s();
-    for (Index older : x.supersedes_[kb]) {
-      if (older >= x.kbs_.size()) return std::nullopt;
-      x.superseded_by_[older].push_back(kb);
-    }
+  for (KbIndex kb : x.kb_indices()) {
+    x.supersedes_[kb] = r.indices<KbIndex>(x.kbs_.size());
+    for (KbIndex older : x.supersedes_[kb]) x.superseded_by_[older].push_back(kb);
   }
-  auto valid_kbs = [&](const std::vector<Index>& list) {
-    return std::all_of(list.begin(), list.end(), [&](Index kb) { return kb < x.kbs_.size(); });
-  };
-  auto valid_products = [&](const std::vector<Index>& list) {
-    return std::all_of(list.begin(), list.end(), [&](Index p) { return p < x.products_.size(); });
-  };
   x.lines_.resize(r.count(30));
   for (std::size_t l = 0; l < x.lines_.size(); ++l) {
     ServicingLine& line = x.lines_[l];
     line.key = r.str();
     line.model = static_cast<LineModel>(r.u8());
-    line.chain = r.u32s();
-    line.products = r.u32s();
-    line.hosted = r.u32s();
+    line.chain = r.indices<KbIndex>(x.kbs_.size());
+    line.products = r.indices<ProductIndex>(x.products_.size());
+    line.hosted = r.indices<ProductIndex>(x.products_.size());
     const bool has_release = r.u8() != 0;
     Build release{r.i32(), r.i32(), r.i32(), 0};
     if (has_release) line.release = release;
     if (line.model != LineModel::kCumulative && line.model != LineModel::kRollup) {
       return std::nullopt;
     }
-    if (!valid_kbs(line.chain) || !valid_products(line.products) || !valid_products(line.hosted)) {
-      return std::nullopt;
-    }
+    if (!r.ok()) return std::nullopt;
   }
   const std::uint32_t carried = r.count(12);
   std::size_t places = carried;
@@ -315,28 +320,23 @@ std::optional<CatalogIndex> CatalogIndex::read_snapshot_body(std::string_view by
   for (std::size_t l = 0; l < x.lines_.size(); ++l) {
     const auto& chain = x.lines_[l].chain;
     for (std::size_t i = 0; i < chain.size(); ++i) {
-      x.line_places_.emplace((std::uint64_t{static_cast<std::uint32_t>(l)} << 32) | chain[i],
-                             LinePlace{static_cast<int>(i), false});
+      x.line_places_.emplace(place_key(l, chain[i]), LinePlace{static_cast<int>(i), false});
     }
   }
   for (std::uint32_t n = carried; n > 0; --n) {
     const std::uint32_t line = r.u32();
-    const Index kb = r.u32();
+    const KbIndex kb = r.index<KbIndex>(x.kbs_.size());
     const int position = r.i32();
-    if (line >= x.lines_.size() || kb >= x.kbs_.size() || position < 0 ||
+    if (!r.ok() || line >= x.lines_.size() || position < 0 ||
         static_cast<std::size_t>(position) >= x.lines_[line].chain.size()) {
       return std::nullopt;
     }
-    x.line_places_.emplace((std::uint64_t{line} << 32) | kb, LinePlace{position, true});
+    x.line_places_.emplace(place_key(line, kb), LinePlace{position, true});
   }
   x.distrusted_fixed_builds_ = r.u32();
   for (const ProductInfo& p : x.products_) {
-    if (p.line < -1 || p.line >= static_cast<int>(x.lines_.size()) || p.delivered_by_host < -1 ||
-        p.delivered_by_host >= static_cast<int>(x.products_.size())) {
+    if (p.line < -1 || p.line >= static_cast<int>(x.lines_.size())) {
       return std::nullopt;
-    }
-    for (Index c : p.components) {
-      if (c >= x.products_.size()) return std::nullopt;
     }
     // What the engine relies on: a cumulative update is its product's line's update at its place.
     for (const ProductFix& f : p.fixes) {

@@ -8,6 +8,7 @@
 #include <map>
 #include <numeric>
 
+#include "common/distinct.h"
 #include "engine/cover.h"
 #include "engine/union_find.h"
 
@@ -20,8 +21,8 @@ bool on_device_line(const Build& b, const ProfileKey& key) {
 }
 
 // Next stamp of a stamp-reset array; on wrap-around the arrays are cleared once.
-std::uint32_t next_round(std::uint32_t& round, std::vector<std::uint32_t>& a,
-                         std::vector<std::uint32_t>& b) {
+std::uint32_t next_round(std::uint32_t& round, IndexedVector<CveIndex, std::uint32_t>& a,
+                         IndexedVector<CveIndex, std::uint32_t>& b) {
   if (++round == 0) {
     std::fill(a.begin(), a.end(), 0);
     std::fill(b.begin(), b.end(), 0);
@@ -51,20 +52,13 @@ bool applicable(const ProductFix& fix, const CatalogIndex& catalog, const Profil
 std::size_t hash_value(const ProfileKey& key) {
   std::size_t h = 0xcbf29ce484222325ull;
   auto mix = [&](std::uint64_t v) { h = (h ^ v) * 0x100000001b3ull; };
-  for (Index p : key.products) mix(p);
+  for (ProductIndex p : key.products) mix(p.value());
   mix(static_cast<std::uint64_t>(key.major) << 32 | static_cast<std::uint32_t>(key.minor));
   mix(static_cast<std::uint64_t>(key.family));
   mix(key.hotpatch_enrolled ? 1 : 0);
   mix(static_cast<std::uint64_t>(key.as_of_day));
   mix(key.security_only_path);
   return h;
-}
-
-void IndexMarks::clear() {
-  if (++round_ == 0) {
-    std::fill(stamp_.begin(), stamp_.end(), 0);
-    round_ = 1;
-  }
 }
 
 Scratch::Scratch(const CatalogIndex& catalog)
@@ -82,7 +76,7 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
   Profile x;
   x.catalog_ = &catalog;
   x.key_ = std::move(key);
-  const std::vector<Index>& products = x.key_.products;
+  const std::vector<ProductIndex>& products = x.key_.products;
   const std::size_t kb_count = catalog.kbs().size();
 
   // A line's owner: the first slot whose product is on it. Products MSRC named twice, or .NET
@@ -99,30 +93,26 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
   // satisfies. The own line comes first.
   std::vector<std::vector<std::pair<int, std::int32_t>>> lines(products.size());
   for (std::uint32_t s = 0; s < products.size(); ++s) {
-    const ProductInfo& info = catalog.products()[products[s]];
-    if (info.line >= 0) lines[s].emplace_back(info.line, owner_of_line(info.line));
-    if (info.delivered_by_host >= 0) {
-      const int host_line = catalog.products()[static_cast<Index>(info.delivered_by_host)].line;
-      if (host_line >= 0) lines[s].emplace_back(host_line, owner_of_line(host_line));
+    for (int line : catalog.carrier_lines(products[s])) {
+      if (line >= 0) lines[s].emplace_back(line, owner_of_line(line));
     }
-    assert(lines[s].size() <= 2);
   }
 
   // What a device on each path of a rollup line does not install (docs/engine.md, "Servicing
   // models"): on the Security Only path, the line's rollups; on the rollup path, the Security
   // Only and Internet Explorer cumulative updates the rollups contain (Windows Update offers a
   // rollup machine neither: they are published to WSUS and the Update Catalog).
-  IndexMarks declined(kb_count);
+  KbMarks declined(kb_count);
   for (std::uint32_t s = 0; s < products.size() && s < 64; ++s) {
     const int line = catalog.products()[products[s]].line;
     if (line < 0 || catalog.line_info(line).model != LineModel::kRollup) continue;
     if ((x.key_.security_only_path >> s & 1) != 0) {
-      for (Index kb : catalog.line(line)) declined.insert(kb);
+      for (KbIndex kb : catalog.line(line)) declined.insert(kb);
       continue;
     }
     const ServicingLine& info = catalog.line_info(line);
     for (const auto* of : {&info.products, &info.hosted}) {
-      for (Index p : *of) {
+      for (ProductIndex p : *of) {
         for (const ProductFix& f : catalog.products()[p].fixes) {
           if (f.kind != FixKind::kSecurityOnly && f.kind != FixKind::kIeCumulative) continue;
           const auto place = catalog.line_place(line, f.kb);
@@ -132,7 +122,7 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
     }
   }
 
-  IndexMarks can_be_candidate(kb_count);
+  KbMarks can_be_candidate(kb_count);
   for (std::uint32_t s = 0; s < products.size(); ++s) {
     for (const ProductFix& f : catalog.products()[products[s]].fixes) {
       Fix fx;
@@ -158,27 +148,27 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
 
   // The CVEs each applicable fix shares with another applicable fix of its product.
   {
-    std::vector<std::uint32_t> fixes_of_cve(catalog.cves().size(), 0);
+    IndexedVector<CveIndex, std::uint32_t> fixes_of_cve(catalog.cves().size(), 0);
     std::size_t begin = 0;
     while (begin < x.fixes_.size()) {
       std::size_t end = begin;
       while (end < x.fixes_.size() && x.fixes_[end].slot == x.fixes_[begin].slot) ++end;
       for (std::size_t i = begin; i < end; ++i) {
         if (!x.fixes_[i].applicable) continue;
-        for (Index c : x.fixes_[i].fix->cves) ++fixes_of_cve[c];
+        for (CveIndex c : x.fixes_[i].fix->cves) ++fixes_of_cve[c];
       }
       for (std::size_t i = begin; i < end; ++i) {
         Fix& fx = x.fixes_[i];
         fx.shared_begin = static_cast<std::uint32_t>(x.shared_cves_.size());
         if (fx.applicable) {
-          for (Index c : fx.fix->cves) {
+          for (CveIndex c : fx.fix->cves) {
             if (fixes_of_cve[c] > 1) x.shared_cves_.push_back(c);
           }
         }
         fx.shared_end = static_cast<std::uint32_t>(x.shared_cves_.size());
       }
       for (std::size_t i = begin; i < end; ++i) {
-        for (Index c : x.fixes_[i].fix->cves) fixes_of_cve[c] = 0;
+        for (CveIndex c : x.fixes_[i].fix->cves) fixes_of_cve[c] = 0;
       }
       begin = end;
     }
@@ -186,7 +176,7 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
 
   // Each OS rollup's Security Only twin: the same month's Security Only update of the product.
   {
-    std::map<std::pair<std::uint32_t, Index>, Index> security_only;  // (slot, month) -> KB
+    std::map<std::pair<std::uint32_t, std::uint32_t>, KbIndex> security_only;  // (slot, month)
     for (const Fix& fx : x.fixes_) {
       if (fx.fix->kind == FixKind::kSecurityOnly && fx.applicable) {
         security_only.try_emplace({fx.slot, catalog.kbs()[fx.fix->kb].release_document},
@@ -205,24 +195,24 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
 
   // What replaces each applicable fix on its product, transitively: published supersedence and
   // the later cumulative updates of the product's lines. Only KBs that could be candidates count.
-  IndexMarks visited(kb_count);
-  std::vector<Index> stack;
+  KbMarks visited(kb_count);
+  std::vector<KbIndex> stack;
   for (Fix& fx : x.fixes_) {
     fx.replacers_begin = fx.replacers_end = static_cast<std::uint32_t>(x.replacers_.size());
     if (!fx.applicable) continue;
     visited.clear();
     visited.insert(fx.fix->kb);
     stack.assign(1, fx.fix->kb);
-    auto push = [&](Index newer) {
+    auto push = [&](KbIndex newer) {
       if (!visited.insert(newer)) return;
       if (can_be_candidate.test(newer)) x.replacers_.push_back(newer);
       stack.push_back(newer);
     };
     if (fx.security_only_twin != kNoKb) push(fx.security_only_twin);
     while (!stack.empty()) {
-      const Index k = stack.back();
+      const KbIndex k = stack.back();
       stack.pop_back();
-      for (Index newer : catalog.superseded_by(k)) push(newer);
+      for (KbIndex newer : catalog.superseded_by(k)) push(newer);
       // The next update on each line (the one that carries it, for a carried fix); the rest
       // follow from that one.
       for (const auto& [line, owner] : lines[fx.slot]) {
@@ -244,30 +234,31 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
   // replaces it; everything else is independent.
   UnionFind sets(kb_count + products.size());
   auto owner_node = [&](std::int32_t slot) { return static_cast<std::uint32_t>(kb_count) + slot; };
-  std::vector<std::int64_t> first_kb_of_cve(catalog.cves().size(), -1);
-  std::vector<std::uint32_t> cve_slot(catalog.cves().size(), std::numeric_limits<Index>::max());
+  IndexedVector<CveIndex, KbIndex> first_kb_of_cve(catalog.cves().size());
+  IndexedVector<CveIndex, std::uint32_t> cve_slot(catalog.cves().size(),
+                                                  std::numeric_limits<std::uint32_t>::max());
   for (const Fix& fx : x.fixes_) {
-    const Index kb = fx.fix->kb;
+    const KbIndex kb = fx.fix->kb;
     if (fx.fix->cumulative && fx.fix->line_position >= 0) {
       assert(fx.line_owner[0] >= 0);  // a cumulative update is on its product's own line
-      sets.unite(kb, owner_node(fx.line_owner[0]));
+      sets.unite(kb.value(), owner_node(fx.line_owner[0]));
     }
     if (!fx.applicable) continue;
-    for (Index c : fx.fix->cves) {
+    for (CveIndex c : fx.fix->cves) {
       if (cve_slot[c] != fx.slot) {
         cve_slot[c] = fx.slot;
         first_kb_of_cve[c] = kb;
       } else {
-        sets.unite(kb, static_cast<std::uint32_t>(first_kb_of_cve[c]));
+        sets.unite(kb.value(), first_kb_of_cve[c].value());
       }
     }
     for (int i = 0; i < 2; ++i) {
       if (fx.line_owner[i] >= 0 && fx.line_position[i] >= 0) {
-        sets.unite(kb, owner_node(fx.line_owner[i]));
+        sets.unite(kb.value(), owner_node(fx.line_owner[i]));
       }
     }
     for (std::uint32_t r = fx.replacers_begin; r < fx.replacers_end; ++r) {
-      sets.unite(kb, x.replacers_[r]);
+      sets.unite(kb.value(), x.replacers_[r].value());
     }
   }
   x.component_of_kb_.assign(kb_count, -1);
@@ -275,7 +266,7 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
   for (std::uint32_t i = 0; i < x.fixes_.size(); ++i) {
     const Fix& fx = x.fixes_[i];
     if (!fx.applicable && !fx.fix->cumulative) continue;  // it can change nothing
-    std::int32_t& component = component_of_root[sets.find(fx.fix->kb)];
+    std::int32_t& component = component_of_root[sets.find(fx.fix->kb.value())];
     if (component < 0) {
       component = static_cast<std::int32_t>(x.components_.size());
       x.components_.emplace_back();
@@ -321,23 +312,22 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
     for (const auto& of_slot : lines) {
       for (const auto& [line, owner] : of_slot) device_lines.push_back(line);
     }
-    std::sort(device_lines.begin(), device_lines.end());
-    device_lines.erase(std::unique(device_lines.begin(), device_lines.end()), device_lines.end());
-    IndexMarks seen(kb_count);
-    std::vector<Index> walk;
+    make_distinct(device_lines);
+    KbMarks seen(kb_count);
+    std::vector<KbIndex> walk;
     for (std::uint32_t l = 0; l < device_lines.size(); ++l) {
       const auto& chain = catalog.line(device_lines[l]);
       seen.clear();
-      for (Index kb : chain) seen.insert(kb);
+      for (KbIndex kb : chain) seen.insert(kb);
       ChainExtras extras;
       extras.begin.push_back(static_cast<std::uint32_t>(x.extras_.size()));
       for (std::size_t i = 0; i < chain.size(); ++i) {
         x.chain_place_.push_back({chain[i], l, static_cast<std::uint32_t>(i)});
         walk.assign(1, chain[i]);
         while (!walk.empty()) {
-          const Index kb = walk.back();
+          const KbIndex kb = walk.back();
           walk.pop_back();
-          for (Index older : catalog.supersedes(kb)) {
+          for (KbIndex older : catalog.supersedes(kb)) {
             if (!seen.insert(older)) continue;
             x.extras_.push_back(older);
             walk.push_back(older);
@@ -349,7 +339,7 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
     }
     std::sort(x.chain_place_.begin(), x.chain_place_.end());
     x.chain_place_begin_.assign(kb_count + 1, 0);
-    for (const ChainPlace& place : x.chain_place_) ++x.chain_place_begin_[place.kb + 1];
+    for (const ChainPlace& place : x.chain_place_) ++x.chain_place_begin_[place.kb.value() + 1];
     std::partial_sum(x.chain_place_begin_.begin(), x.chain_place_begin_.end(),
                      x.chain_place_begin_.begin());
   }
@@ -358,11 +348,11 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
   return x;
 }
 
-std::optional<int> Profile::infer_revision(std::span<const Index> installed) const {
+std::optional<int> Profile::infer_revision(std::span<const KbIndex> installed) const {
   std::optional<int> best;
-  for (Index kb : installed) {
+  for (KbIndex kb : installed) {
     auto it = std::lower_bound(revision_of_kb_.begin(), revision_of_kb_.end(),
-                               std::pair<Index, int>{kb, std::numeric_limits<int>::min()});
+                               std::pair<KbIndex, int>{kb, std::numeric_limits<int>::min()});
     for (; it != revision_of_kb_.end() && it->first == kb; ++it) {
       best = std::max(best.value_or(it->second), it->second);
     }
@@ -370,11 +360,11 @@ std::optional<int> Profile::infer_revision(std::span<const Index> installed) con
   return best;
 }
 
-void Profile::satisfy(std::span<const Index> installed, std::optional<int> revision,
-                      IndexMarks& satisfied, std::vector<Index>* list) const {
+void Profile::satisfy(std::span<const KbIndex> installed, std::optional<int> revision,
+                      KbMarks& satisfied, std::vector<KbIndex>* list) const {
   satisfied.clear();
-  std::vector<Index> stack;
-  for (Index kb : installed) {
+  std::vector<KbIndex> stack;
+  for (KbIndex kb : installed) {
     if (satisfied.insert(kb)) stack.push_back(kb);
   }
   if (revision) {
@@ -388,13 +378,14 @@ void Profile::satisfy(std::span<const Index> installed, std::optional<int> revis
   std::vector<std::uint32_t> grew;
   while (!stack.empty()) {
     while (!stack.empty()) {
-      const Index kb = stack.back();
+      const KbIndex kb = stack.back();
       stack.pop_back();
       if (list) list->push_back(kb);
-      for (Index older : catalog_->supersedes(kb)) {
+      for (KbIndex older : catalog_->supersedes(kb)) {
         if (satisfied.insert(older)) stack.push_back(older);
       }
-      for (std::uint32_t i = chain_place_begin_[kb]; i < chain_place_begin_[kb + 1]; ++i) {
+      for (std::uint32_t i = chain_place_begin_[kb.value()]; i < chain_place_begin_[kb.value() + 1];
+           ++i) {
         const ChainPlace& place = chain_place_[i];
         if (place.position + 1 > reached[place.line]) {
           reached[place.line] = place.position + 1;
@@ -414,7 +405,7 @@ void Profile::satisfy(std::span<const Index> installed, std::optional<int> revis
 }
 
 std::vector<int> Profile::reached(std::span<const std::uint32_t> members,
-                                  const IndexMarks& satisfied) const {
+                                  const KbMarks& satisfied) const {
   // On a servicing line, the newest satisfied cumulative update satisfies all before it, for
   // that line's products.
   std::vector<int> out(key_.products.size(), -1);  // by owner slot
@@ -428,8 +419,7 @@ std::vector<int> Profile::reached(std::span<const std::uint32_t> members,
   return out;
 }
 
-bool Profile::fix_satisfied(const Fix& fx, const IndexMarks& satisfied,
-                            std::span<const int> reached) {
+bool Profile::fix_satisfied(const Fix& fx, const KbMarks& satisfied, std::span<const int> reached) {
   if (satisfied.test(fx.fix->kb)) return true;
   if (fx.security_only_twin != kNoKb && satisfied.test(fx.security_only_twin)) return true;
   for (int i = 0; i < 2; ++i) {
@@ -441,14 +431,13 @@ bool Profile::fix_satisfied(const Fix& fx, const IndexMarks& satisfied,
   return false;
 }
 
-ComponentResult Profile::evaluate_component(std::uint32_t component, const IndexMarks& satisfied,
+ComponentResult Profile::evaluate_component(std::uint32_t component, const KbMarks& satisfied,
                                             Scratch& s, bool explain) const {
   const auto& members = components_[component];
   return evaluate_fixes(members, reached(members, satisfied), satisfied, s, explain);
 }
 
-Residual Profile::split_component(std::uint32_t component, const IndexMarks& base,
-                                  Scratch& s) const {
+Residual Profile::split_component(std::uint32_t component, const KbMarks& base, Scratch& s) const {
   const auto& members = components_[component];
   Residual out;
   out.reached = reached(members, base);
@@ -462,11 +451,10 @@ Residual Profile::split_component(std::uint32_t component, const IndexMarks& bas
       s.candidate.insert(fixes_[i].fix->kb);
     }
   }
-  std::vector<Index> kbs;
+  std::vector<KbIndex> kbs;
   for (std::uint32_t i : open) kbs.push_back(fixes_[i].fix->kb);
-  std::sort(kbs.begin(), kbs.end());
-  kbs.erase(std::unique(kbs.begin(), kbs.end()), kbs.end());
-  auto node = [&](Index kb) {
+  make_distinct(kbs);
+  auto node = [&](KbIndex kb) {
     return static_cast<std::uint32_t>(std::lower_bound(kbs.begin(), kbs.end(), kb) - kbs.begin());
   };
   UnionFind sets(kbs.size());
@@ -477,7 +465,7 @@ Residual Profile::split_component(std::uint32_t component, const IndexMarks& bas
       slot = fx.slot;
       next_round(s.round, s.cve_stamp, s.closed_stamp);
     }
-    for (Index c : fx.fix->cves) {
+    for (CveIndex c : fx.fix->cves) {
       if (s.cve_stamp[c] != s.round) {
         s.cve_stamp[c] = s.round;
         s.pair_of_cve[c] = static_cast<std::int32_t>(node(fx.fix->kb));
@@ -498,7 +486,7 @@ Residual Profile::split_component(std::uint32_t component, const IndexMarks& bas
     }
     out.pieces[static_cast<std::size_t>(piece)].push_back(i);
   }
-  for (Index kb : kbs) {
+  for (KbIndex kb : kbs) {
     out.piece_of_kb.emplace_back(kb,
                                  static_cast<std::uint32_t>(piece_of_root[sets.find(node(kb))]));
   }
@@ -513,7 +501,7 @@ Residual Profile::split_component(std::uint32_t component, const IndexMarks& bas
       next_round(s.round, s.cve_stamp, s.closed_stamp);
       for (std::size_t j = o; j < open.size() && fixes_[open[j]].slot == slot; ++j) {
         const auto piece = out.piece_of_kb[node(fixes_[open[j]].fix->kb)].second;
-        for (Index c : fixes_[open[j]].fix->cves) {
+        for (CveIndex c : fixes_[open[j]].fix->cves) {
           s.cve_stamp[c] = s.round;
           s.pair_of_cve[c] = static_cast<std::int32_t>(piece);
         }
@@ -525,7 +513,7 @@ Residual Profile::split_component(std::uint32_t component, const IndexMarks& bas
     }
     std::int32_t last = -1;
     for (std::uint32_t j = fx.shared_begin; j < fx.shared_end; ++j) {
-      const Index c = shared_cves_[j];
+      const CveIndex c = shared_cves_[j];
       if (s.cve_stamp[c] != s.round || s.pair_of_cve[c] == last) continue;
       last = s.pair_of_cve[c];
       auto& piece = out.pieces[static_cast<std::size_t>(last)];
@@ -533,21 +521,19 @@ Residual Profile::split_component(std::uint32_t component, const IndexMarks& bas
     }
   }
   for (auto& piece : out.pieces) {
-    std::sort(piece.begin(), piece.end());
-    piece.erase(std::unique(piece.begin(), piece.end()), piece.end());
+    make_distinct(piece);
     out.base.push_back(evaluate_fixes(piece, out.reached, base, s, false));
   }
   return out;
 }
 
 ComponentResult Profile::evaluate_piece(const Residual& residual, std::uint32_t piece,
-                                        const IndexMarks& satisfied, Scratch& s,
-                                        bool explain) const {
+                                        const KbMarks& satisfied, Scratch& s, bool explain) const {
   return evaluate_fixes(residual.pieces[piece], residual.reached, satisfied, s, explain);
 }
 
 ComponentResult Profile::evaluate_fixes(std::span<const std::uint32_t> members,
-                                        std::span<const int> reached, const IndexMarks& satisfied,
+                                        std::span<const int> reached, const KbMarks& satisfied,
                                         Scratch& s, bool explain) const {
   const CatalogIndex& catalog = *catalog_;
   ComponentResult out;
@@ -596,7 +582,7 @@ ComponentResult Profile::evaluate_fixes(std::span<const std::uint32_t> members,
       s.later_in_month.insert(f.kb);
     }
     if (fx.fallback) s.fallback.insert(f.kb);
-    for (Index c : f.cves) {
+    for (CveIndex c : f.cves) {
       if (s.cve_stamp[c] != s.round) {
         s.cve_stamp[c] = s.round;
         s.pair_of_cve[c] = static_cast<std::int32_t>(pairs.size());
@@ -631,11 +617,11 @@ ComponentResult Profile::evaluate_fixes(std::span<const std::uint32_t> members,
 
   // Which candidate closes which open pairs: directly, or by replacing (transitively) a KB that
   // fixes it. Candidates are numbered locally in the order they turn up.
-  std::vector<Index> candidates;
+  std::vector<KbIndex> candidates;
   std::vector<std::uint32_t> pair_stamp;  // by candidate: last pair + 1 it was added to
   std::vector<std::pair<std::uint32_t, std::uint32_t>> cover_entries;  // (candidate, pair)
   s.covering.clear();
-  auto add = [&](Index kb, std::uint32_t id) {
+  auto add = [&](KbIndex kb, std::uint32_t id) {
     if (s.covering.insert(kb)) {
       s.local_of_kb[kb] = static_cast<std::int32_t>(candidates.size());
       candidates.push_back(kb);
@@ -669,7 +655,7 @@ ComponentResult Profile::evaluate_fixes(std::span<const std::uint32_t> members,
     assert(fixer_begin[id] < fixer_begin[id + 1]);
   std::vector<CandidateRank> ranks;
   ranks.reserve(candidates.size());
-  for (Index kb : candidates) {
+  for (KbIndex kb : candidates) {
     ranks.push_back({catalog.release_day(kb),
                      s.security_only.test(kb)    ? 2
                      : s.later_in_month.test(kb) ? 1

@@ -40,33 +40,40 @@ bool withdrawn(KbNumber kb);
 // withdrawn KB; hotpatches only when enrolled; with an as-of date only KBs released by then.
 bool applicable(const ProductFix& fix, const CatalogIndex& catalog, const ProfileKey& key);
 
-// A set of catalog indices (KBs), cleared in O(1) by bumping a stamp.
-class IndexMarks {
+// A set of one kind of catalog index, cleared in O(1) by bumping a stamp.
+template <typename I>
+class Marks {
  public:
-  explicit IndexMarks(std::size_t size = 0) : stamp_(size, 0) {}
-  void clear();
-  bool test(Index i) const { return stamp_[i] == round_; }
-  bool insert(Index i) {  // true when newly inserted
+  explicit Marks(std::size_t size = 0) : stamp_(size, 0) {}
+  void clear() {
+    if (++round_ == 0) {  // the stamps wrapped: start again from a clean table
+      stamp_.assign(stamp_.size(), 0);
+      round_ = 1;
+    }
+  }
+  bool test(I i) const { return stamp_[i] == round_; }
+  bool insert(I i) {  // true when newly inserted
     if (stamp_[i] == round_) return false;
     stamp_[i] = round_;
     return true;
   }
 
  private:
-  std::vector<std::uint32_t> stamp_;
+  IndexedVector<I, std::uint32_t> stamp_;
   std::uint32_t round_ = 1;
 };
+using KbMarks = Marks<KbIndex>;
 
 // An open pair: a product the device runs (by its place in ProfileKey::products) and one of its
 // CVEs that no satisfied KB fixes.
 struct OpenPair {
   std::uint32_t slot = 0;
-  CveIndex cve = 0;
+  CveIndex cve;
 };
 
 // A KB the device should install, and the open pairs it closes.
 struct Pick {
-  KbIndex kb = 0;
+  KbIndex kb;
   std::vector<std::uint32_t> pairs;  // into ComponentResult::open, ascending
   std::vector<char> direct;  // with explain: 1 where the KB fixes the pair itself, 0 by replacing
 };
@@ -83,11 +90,13 @@ class Scratch {
 
  private:
   friend class Profile;
-  IndexMarks candidate, covering;
-  IndexMarks security_only, later_in_month, fallback;  // candidates' ranks (CandidateRank)
-  std::vector<std::int32_t> local_of_kb;  // KB -> its number among the covering candidates
-  std::vector<std::uint32_t> cve_stamp, closed_stamp;  // by CVE, reset by bumping `round`
-  std::vector<std::int32_t> pair_of_cve;
+  KbMarks candidate, covering;
+  KbMarks security_only, later_in_month, fallback;  // candidates' ranks (CandidateRank)
+  // A KB's number among the covering candidates.
+  IndexedVector<KbIndex, std::int32_t> local_of_kb;
+  // By CVE; reset by bumping `round`.
+  IndexedVector<CveIndex, std::uint32_t> cve_stamp, closed_stamp;
+  IndexedVector<CveIndex, std::int32_t> pair_of_cve;
   std::uint32_t round = 0;
 };
 
@@ -97,42 +106,42 @@ class Scratch {
 struct Residual {
   std::vector<int> reached;                        // line positions reached, by owner slot
   std::vector<std::vector<std::uint32_t>> pieces;  // fix numbers
-  std::vector<std::pair<Index, std::uint32_t>> piece_of_kb;  // (open KB, piece), by KB
-  std::vector<ComponentResult> base;                         // each piece's answer under the base
+  std::vector<std::pair<KbIndex, std::uint32_t>> piece_of_kb;  // (open KB, piece), by KB
+  std::vector<ComponentResult> base;                           // each piece's answer under the base
 };
 
 class Profile {
  public:
-  static constexpr Index kNoKb = std::numeric_limits<Index>::max();
+  static constexpr KbIndex kNoKb{std::numeric_limits<std::uint32_t>::max()};
   static Profile build(const CatalogIndex& catalog, ProfileKey key);
 
   const ProfileKey& key() const { return key_; }
-  const std::vector<Index>& products() const { return key_.products; }
+  const std::vector<ProductIndex>& products() const { return key_.products; }
   std::uint32_t component_count() const { return static_cast<std::uint32_t>(components_.size()); }
   // The component whose outcome the satisfaction of `kb` can change; -1 when none.
-  std::int32_t component_of(Index kb) const { return component_of_kb_[kb]; }
+  std::int32_t component_of(KbIndex kb) const { return component_of_kb_[kb]; }
 
   // The device's revision as its installed cumulative updates tell it (their fixed builds on its
   // servicing line); nullopt when none does. `installed`: catalog KB indices, sorted.
-  std::optional<int> infer_revision(std::span<const Index> installed) const;
+  std::optional<int> infer_revision(std::span<const KbIndex> installed) const;
   // The satisfied KBs: the installed ones, the cumulative updates the revision has reached, and
   // what they contain, transitively: what they supersede, and what the updates before them on
   // the device's servicing lines supersede (those updates themselves, and what a line carries,
   // are satisfied fix by fix through the line's reached position). The mirror of what the
   // engine reports: installing a reported KB satisfies every fix it was reported to close.
   // With `list`, they are also appended to it.
-  void satisfy(std::span<const Index> installed, std::optional<int> revision, IndexMarks& satisfied,
-               std::vector<Index>* list = nullptr) const;
+  void satisfy(std::span<const KbIndex> installed, std::optional<int> revision, KbMarks& satisfied,
+               std::vector<KbIndex>* list = nullptr) const;
   // The open pairs of one component and the smallest set of KBs that closes them.
-  ComponentResult evaluate_component(std::uint32_t component, const IndexMarks& satisfied,
+  ComponentResult evaluate_component(std::uint32_t component, const KbMarks& satisfied,
                                      Scratch& scratch, bool explain) const;
 
   // Can satisfying `kb` move a servicing line's reached position (is it a cumulative update)?
-  bool moves_lines(Index kb) const { return moves_lines_[kb] != 0; }
-  Residual split_component(std::uint32_t component, const IndexMarks& base, Scratch& scratch) const;
+  bool moves_lines(KbIndex kb) const { return moves_lines_[kb] != 0; }
+  Residual split_component(std::uint32_t component, const KbMarks& base, Scratch& scratch) const;
   // One piece under `satisfied`: the residual's base plus KBs that do not move lines.
   ComponentResult evaluate_piece(const Residual& residual, std::uint32_t piece,
-                                 const IndexMarks& satisfied, Scratch& scratch, bool explain) const;
+                                 const KbMarks& satisfied, Scratch& scratch, bool explain) const;
 
  private:
   struct Fix {
@@ -152,34 +161,32 @@ class Profile {
     // For a Monthly Rollup's fix of an OS: the Security Only update of the same month, which
     // holds the month's security fixes of the OS too (not Internet Explorer's), so satisfies and
     // replaces this fix for the device.
-    Index security_only_twin = kNoKb;
+    KbIndex security_only_twin = kNoKb;
     std::uint32_t replacers_begin = 0, replacers_end = 0;  // into replacers_
     // Its CVEs that another applicable fix of the product also fixes: the only ones whose pairs
     // its satisfaction can close for the others.
     std::uint32_t shared_begin = 0, shared_end = 0;  // into shared_cves_
   };
-  std::vector<int> reached(std::span<const std::uint32_t> members,
-                           const IndexMarks& satisfied) const;
-  static bool fix_satisfied(const Fix& fx, const IndexMarks& satisfied,
-                            std::span<const int> reached);
+  std::vector<int> reached(std::span<const std::uint32_t> members, const KbMarks& satisfied) const;
+  static bool fix_satisfied(const Fix& fx, const KbMarks& satisfied, std::span<const int> reached);
   ComponentResult evaluate_fixes(std::span<const std::uint32_t> members,
-                                 std::span<const int> reached, const IndexMarks& satisfied,
+                                 std::span<const int> reached, const KbMarks& satisfied,
                                  Scratch& scratch, bool explain) const;
 
   const CatalogIndex* catalog_ = nullptr;
   ProfileKey key_;
-  std::vector<char> moves_lines_;  // by KB
+  IndexedVector<KbIndex, char> moves_lines_;
   std::vector<Fix> fixes_;
-  std::vector<Index> replacers_;  // per fix: the KBs that replace it on its product, transitively
-  std::vector<Index> shared_cves_;
+  std::vector<KbIndex> replacers_;  // per fix: the KBs that replace it on its product, transitively
+  std::vector<CveIndex> shared_cves_;
   std::vector<std::vector<std::uint32_t>> components_;  // fix numbers, in product then KB order
-  std::vector<std::int32_t> component_of_kb_;
-  std::vector<std::pair<int, Index>> reach_;           // (revision that reaches it, KB), sorted
-  std::vector<std::pair<Index, int>> revision_of_kb_;  // installed OS update -> revision, sorted
+  IndexedVector<KbIndex, std::int32_t> component_of_kb_;
+  std::vector<std::pair<int, KbIndex>> reach_;           // (revision that reaches it, KB), sorted
+  std::vector<std::pair<KbIndex, int>> revision_of_kb_;  // installed OS update -> revision, sorted
   // The device's lines' chains: each update's place (by line, numbered locally), and per line
   // and place the KBs off the chain its updates up to that place supersede (into extras_).
   struct ChainPlace {
-    Index kb = 0;
+    KbIndex kb;
     std::uint32_t line = 0, position = 0;
     auto operator<=>(const ChainPlace&) const = default;
   };
@@ -189,7 +196,7 @@ class Profile {
   std::vector<ChainPlace> chain_place_;           // sorted by KB
   std::vector<std::uint32_t> chain_place_begin_;  // KB -> into chain_place_ (size KBs + 1)
   std::vector<ChainExtras> chain_extras_;
-  std::vector<Index> extras_;
+  std::vector<KbIndex> extras_;
 };
 
 }  // namespace kbgap::engine

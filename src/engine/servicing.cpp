@@ -12,10 +12,6 @@
 namespace kbgap::engine {
 namespace {
 
-constexpr std::uint64_t place_key(std::size_t line, Index kb) {
-  return (std::uint64_t{static_cast<std::uint32_t>(line)} << 32) | kb;
-}
-
 // The release a fixed build belongs to: major, minor and servicing family. Builds below 1000
 // ("10.0.0.0", "1.1.0.0") are placeholders MSRC writes for some IE updates, not Windows builds.
 std::optional<Build> release_of(const Build& b) {
@@ -45,7 +41,7 @@ int order_in_month(FixKind kind) {
 
 // A fixed build set aside: the KB, the release it is of (family * 100 + major) and its revision.
 struct DistrustedBuild {
-  Index kb = 0;
+  KbIndex kb;
   int release = 0;
   int revision = 0;
 };
@@ -55,7 +51,7 @@ bool is_distrusted(const DistrustedBuild& d, const Build& b) {
 }
 
 void distrust_fixed_builds(const ServicingLine& line,
-                           std::map<Index, std::vector<ProductFix*>>& by_kb,
+                           std::map<KbIndex, std::vector<ProductFix*>>& by_kb,
                            std::vector<DistrustedBuild>& distrusted) {
   // Fixed builds along a line only grow: one above a later update's is wrong. KB5004945 (July
   // 2021) lists 10.0.19041.1803, a revision of July 2022; trusted, it would tell a device that
@@ -96,12 +92,12 @@ void distrust_fixed_builds(const ServicingLine& line,
 void CatalogIndex::build_servicing_lines() {
   // Components by host OS: "Internet Explorer 11 on Windows 10 Version 1909 for x64-based
   // Systems" belongs to that OS product.
-  std::vector<Index> host_of(products_.size(), std::numeric_limits<Index>::max());
-  for (Index p = 0; p < products_.size(); ++p) {
+  IndexedVector<ProductIndex, std::optional<ProductIndex>> host_of(products_.size());
+  for (ProductIndex p : product_indices()) {
     if (products_[p].role != ProductRole::kComponent) continue;
     const std::string& name = products_[p].name;
     const auto on = name.find(" on ");
-    for (Index host : find_products_by_name(std::string_view(name).substr(on + 4))) {
+    for (ProductIndex host : find_products_by_name(std::string_view(name).substr(on + 4))) {
       products_[host].components.push_back(p);
       host_of[p] = host;
     }
@@ -109,11 +105,11 @@ void CatalogIndex::build_servicing_lines() {
 
   // The lines: one per OS product, per in-box component on it, and per .NET version on an OS.
   // Hosts first: a component's own line leaves out what its host's line delivers.
-  std::map<std::string, std::vector<Index>> members;
-  for (Index p = 0; p < products_.size(); ++p) {
+  std::map<std::string, std::vector<ProductIndex>> members;
+  for (ProductIndex p : product_indices()) {
     if (products_[p].role != ProductRole::kOther) members[line_key(products_[p])].push_back(p);
   }
-  std::vector<std::pair<std::string, std::vector<Index>>> ordered;
+  std::vector<std::pair<std::string, std::vector<ProductIndex>>> ordered;
   std::vector<DistrustedBuild> distrusted;
   for (int pass = 0; pass < 2; ++pass) {
     for (auto& [key, list] : members) {
@@ -131,13 +127,13 @@ void CatalogIndex::build_servicing_lines() {
     // (Windows 10/11 updates and Windows 7/8.1 Monthly Rollups include them), and a .NET
     // Framework when most of the KBs that fix it are its OS's cumulative updates (the in-box
     // .NET Framework of Windows 10 1507-1803 and Server 2016; elsewhere .NET has its own).
-    std::set<Index> host_kbs;
-    for (Index p : list) {
-      if (host_of[p] == std::numeric_limits<Index>::max()) continue;
-      const ProductInfo& host = products_[host_of[p]];
+    std::set<KbIndex> host_kbs;
+    for (ProductIndex p : list) {
+      if (!host_of[p]) continue;
+      const ProductInfo& host = products_[*host_of[p]];
       if (host.line < 0) continue;
-      const std::vector<Index>& chain = lines_[static_cast<std::size_t>(host.line)].chain;
-      const std::set<Index> chain_kbs(chain.begin(), chain.end());
+      const std::vector<KbIndex>& chain = lines_[static_cast<std::size_t>(host.line)].chain;
+      const std::set<KbIndex> chain_kbs(chain.begin(), chain.end());
       const std::string& name = products_[p].name;
       bool hosted = name.starts_with("Internet Explorer") || name.starts_with("Microsoft Edge");
       if (!hosted) {
@@ -150,7 +146,7 @@ void CatalogIndex::build_servicing_lines() {
         hosted = counted > 0 && on_chain * 2 > counted;
       }
       if (!hosted) continue;
-      products_[p].delivered_by_host = static_cast<int>(host_of[p]);
+      products_[p].delivered_by_host = host_of[p];
       lines_[static_cast<std::size_t>(host.line)].hosted.push_back(p);
       host_kbs.insert(chain.begin(), chain.end());
     }
@@ -159,8 +155,8 @@ void CatalogIndex::build_servicing_lines() {
     // single KB labelled "Monthly Rollup", as February 2023's .NET update KB5022728 is for
     // Windows 10 21H2, does not make one).
     {
-      std::set<Index> rollups, security_only;
-      for (Index p : list) {
+      std::set<KbIndex> rollups, security_only;
+      for (ProductIndex p : list) {
         for (const ProductFix& f : products_[p].fixes) {
           if (host_kbs.contains(f.kb)) continue;
           if (f.kind == FixKind::kMonthlyRollup) rollups.insert(f.kb);
@@ -176,9 +172,9 @@ void CatalogIndex::build_servicing_lines() {
     // The KBs that can be the line's cumulative updates, each with its fixes on the line.
     // Windows Vista and Server 2008 before its rollups had single updates only: each stands
     // alone (published supersedence still links them).
-    std::map<Index, std::vector<ProductFix*>> by_kb;
+    std::map<KbIndex, std::vector<ProductFix*>> by_kb;
     const bool singles = products_[list.front()].name.starts_with("Windows Vista");
-    for (Index p : singles ? std::vector<Index>{} : list) {
+    for (ProductIndex p : singles ? std::vector<ProductIndex>{} : list) {
       for (ProductFix& fix : products_[p].fixes) {
         if (host_kbs.contains(fix.kb)) continue;  // the host's line has it
         const bool eligible =
@@ -189,24 +185,24 @@ void CatalogIndex::build_servicing_lines() {
         if (eligible) by_kb[fix.kb].push_back(&fix);
       }
     }
-    auto cve_count = [&](Index kb) {
+    auto cve_count = [&](KbIndex kb) {
       std::size_t n = 0;
       for (const ProductFix* f : by_kb[kb]) n = std::max(n, f->cves.size());
       return n;
     };
-    auto kind_of = [&](Index kb) { return by_kb[kb].front()->kind; };
+    auto kind_of = [&](KbIndex kb) { return by_kb[kb].front()->kind; };
     // Of the KBs a month released for the line, its security release: the one that fixes the
     // most CVEs (of a rollup line, the Monthly Rollup that does).
-    std::map<Index, Index> monthly;  // release document -> cumulative update
+    std::map<std::uint32_t, KbIndex> monthly;  // release document -> cumulative update
     for (const auto& [kb, fixes] : by_kb) {
       if (order_in_month(kind_of(kb)) != 0) continue;
       auto [it, inserted] = monthly.try_emplace(kbs_[kb].release_document, kb);
       if (!inserted && cve_count(kb) > cve_count(it->second)) it->second = kb;
     }
-    std::set<Index> cumulative;
+    std::set<KbIndex> cumulative;
     for (const auto& [month, kb] : monthly) cumulative.insert(kb);
     int first_day = std::numeric_limits<int>::max();
-    for (Index kb : cumulative) first_day = std::min(first_day, release_day(kb));
+    for (KbIndex kb : cumulative) first_day = std::min(first_day, release_day(kb));
     // Optional preview and out-of-band releases are cumulative too (KB4487029, February 19,
     // 2019, after that month's KB4487017 on Windows 10 1803); so is a KB that supersedes a
     // cumulative update (the out-of-band KB4551762 of March 2020 supersedes KB4540673).
@@ -217,7 +213,7 @@ void CatalogIndex::build_servicing_lines() {
       grew = false;
       for (const auto& [kb, fixes] : by_kb) {
         if (cumulative.contains(kb)) continue;
-        for (Index older : supersedes_[kb]) {
+        for (KbIndex older : supersedes_[kb]) {
           if (cumulative.contains(older)) {
             cumulative.insert(kb);
             grew = true;
@@ -227,7 +223,7 @@ void CatalogIndex::build_servicing_lines() {
       }
     }
     line.chain.assign(cumulative.begin(), cumulative.end());
-    std::sort(line.chain.begin(), line.chain.end(), [&](Index a, Index b) {
+    std::sort(line.chain.begin(), line.chain.end(), [&](KbIndex a, KbIndex b) {
       const int da = release_day(a), db = release_day(b);
       if (da != db) return da < db;
       const int oa = order_in_month(kind_of(a)), ob = order_in_month(kind_of(b));
@@ -236,10 +232,10 @@ void CatalogIndex::build_servicing_lines() {
 
     // Invariant: a chain is in release order, and each KB is on it once.
     assert(std::is_sorted(line.chain.begin(), line.chain.end(),
-                          [&](Index a, Index b) { return release_day(a) < release_day(b); }));
-    assert(std::set<Index>(line.chain.begin(), line.chain.end()).size() == line.chain.size());
+                          [&](KbIndex a, KbIndex b) { return release_day(a) < release_day(b); }));
+    assert(std::set<KbIndex>(line.chain.begin(), line.chain.end()).size() == line.chain.size());
     const int index = static_cast<int>(lines_.size());
-    for (Index p : list) products_[p].line = line.chain.empty() ? -1 : index;
+    for (ProductIndex p : list) products_[p].line = line.chain.empty() ? -1 : index;
     for (std::size_t i = 0; i < line.chain.size(); ++i) {
       for (ProductFix* f : by_kb[line.chain[i]]) {
         f->cumulative = true;
@@ -250,7 +246,7 @@ void CatalogIndex::build_servicing_lines() {
 
     // The release of the line's fixed builds: the one most of its updates list.
     std::map<std::tuple<int, int, int>, std::size_t> releases;
-    for (Index kb : line.chain) {
+    for (KbIndex kb : line.chain) {
       for (const ProductFix* f : by_kb[kb]) {
         for (const Build& b : f->fixed_builds) {
           if (auto r = release_of(b)) ++releases[{r->major, r->minor, r->build}];
@@ -272,7 +268,7 @@ void CatalogIndex::build_servicing_lines() {
   for (const DistrustedBuild& d : distrusted) {
     for (ProductInfo& p : products_) {
       auto f = std::lower_bound(p.fixes.begin(), p.fixes.end(), d.kb,
-                                [](const ProductFix& fix, Index kb) { return fix.kb < kb; });
+                                [](const ProductFix& fix, KbIndex kb) { return fix.kb < kb; });
       if (f == p.fixes.end() || f->kb != d.kb) continue;
       std::erase_if(f->fixed_builds, [&](const Build& b) { return is_distrusted(d, b); });
     }
@@ -283,11 +279,11 @@ void CatalogIndex::build_servicing_lines() {
   // and Server 2012 R2, for what Windows 7's and Server 2012's rollups of that month fixed),
   // which its next Monthly Rollup carries. A CVE that rollup releases fix only with single
   // updates (Secure Boot DBX, SHA-2 support) marks a standalone update.
-  std::vector<char> fixed_by_rollups(cves_.size(), 0);
+  IndexedVector<CveIndex, char> fixed_by_rollups(cves_.size(), 0);
   for (const ProductInfo& p : products_) {
     for (const ProductFix& f : p.fixes) {
       if (!f.cumulative || f.kind != FixKind::kMonthlyRollup) continue;
-      for (Index c : f.cves) fixed_by_rollups[c] = 1;
+      for (CveIndex c : f.cves) fixed_by_rollups[c] = 1;
     }
   }
 
@@ -309,17 +305,17 @@ void CatalogIndex::build_servicing_lines() {
     };
     const int first_day = release_day(line.chain.front());
     // Does `kb` fix one of `fix`'s CVEs for product `p`?
-    auto shares_cve = [&](Index kb, Index p, const ProductFix& fix) {
+    auto shares_cve = [&](KbIndex kb, ProductIndex p, const ProductFix& fix) {
       auto it = std::lower_bound(products_[p].fixes.begin(), products_[p].fixes.end(), kb,
-                                 [](const ProductFix& f, Index k) { return f.kb < k; });
+                                 [](const ProductFix& f, KbIndex k) { return f.kb < k; });
       if (it == products_[p].fixes.end() || it->kb != kb) return false;
-      return std::any_of(fix.cves.begin(), fix.cves.end(), [&](Index c) {
+      return std::any_of(fix.cves.begin(), fix.cves.end(), [&](CveIndex c) {
         return std::binary_search(it->cves.begin(), it->cves.end(), c);
       });
     };
-    std::vector<Index> carriers = line.products;
+    std::vector<ProductIndex> carriers = line.products;
     carriers.insert(carriers.end(), line.hosted.begin(), line.hosted.end());
-    for (Index p : carriers) {
+    for (ProductIndex p : carriers) {
       const bool os = products_[p].role == ProductRole::kOperatingSystem;
       for (ProductFix& f : products_[p].fixes) {
         if (line_places_.contains(place_key(l, f.kb))) {
@@ -361,7 +357,7 @@ void CatalogIndex::build_servicing_lines() {
         } else if (f.kind == FixKind::kPreviewRollup || f.kind == FixKind::kNonSecurity) {
           entry = first_from(day, true);  // contained in the next month's release
         } else if (line.model == LineModel::kRollup && f.kind == FixKind::kRegular && os &&
-                   !f.cves.empty() && std::all_of(f.cves.begin(), f.cves.end(), [&](Index c) {
+                   !f.cves.empty() && std::all_of(f.cves.begin(), f.cves.end(), [&](CveIndex c) {
                      return fixed_by_rollups[c] != 0;
                    })) {
           entry = first_from(day, true);  // an out-of-band fix, in the next Monthly Rollup
@@ -380,15 +376,15 @@ void CatalogIndex::build_servicing_lines() {
   index_kb_builds();
 }
 
-std::vector<Index> CatalogIndex::products_of_build(int major, int minor, int build) const {
+std::vector<ProductIndex> CatalogIndex::products_of_build(int major, int minor, int build) const {
   auto it = products_of_build_.find({major, minor, build});
-  return it == products_of_build_.end() ? std::vector<Index>{} : it->second;
+  return it == products_of_build_.end() ? std::vector<ProductIndex>{} : it->second;
 }
 
 void CatalogIndex::index_kb_builds() {
   kb_builds_.assign(kbs_.size(), {});
   products_of_build_.clear();
-  for (Index i = 0; i < products_.size(); ++i) {
+  for (ProductIndex i : product_indices()) {
     const ProductInfo& p = products_[i];
     if (p.role == ProductRole::kOperatingSystem) {
       for (const ProductFix& f : p.fixes) {

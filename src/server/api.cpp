@@ -183,7 +183,7 @@ const std::vector<std::string> kMachineVulnerabilityFields = {
     "id", "cveId", "machineId", "fixingKbId", "productName", "productVendor", "severity"};
 const std::vector<std::string> kMachineReferenceFields = {"id", "computerDnsName", "osPlatform"};
 
-json::object vulnerability_json(const engine::CatalogIndex& catalog, engine::Index cve,
+json::object vulnerability_json(const engine::CatalogIndex& catalog, engine::CveIndex cve,
                                 std::size_t exposed) {
   const engine::CveInfo& c = catalog.cves()[cve];
   return json::object{
@@ -782,7 +782,7 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
       const auto& facts = view.facts();
       collection("Vulnerabilities", kVulnerabilityFields, kMaxVulnerabilitiesTop,
                  dense(catalog.cves().size(), [&](std::size_t k) {
-                   const auto c = static_cast<engine::Index>(k);
+                   const engine::CveIndex c{static_cast<std::uint32_t>(k)};
                    return vulnerability_json(catalog, c, facts.devices_of_cve[c]);
                  }));
       return response;
@@ -831,12 +831,12 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
         std::string kb, product;
       };
       std::uint32_t rows_device = UINT32_MAX;
-      std::vector<std::pair<engine::Index, Fixing>> rows;  // the device's, by CVE
+      std::vector<std::pair<engine::CveIndex, Fixing>> rows;  // the device's, by CVE
       auto device_rows =
-          [&](std::uint32_t d) -> const std::vector<std::pair<engine::Index, Fixing>>& {
+          [&](std::uint32_t d) -> const std::vector<std::pair<engine::CveIndex, Fixing>>& {
         if (d == rows_device) return rows;
         rows_device = d;
-        std::map<engine::Index, Fixing> fixing;
+        std::map<engine::CveIndex, Fixing> fixing;
         const auto ev = view.evaluation(d);
         for (const engine::MissingKb& kb : ev->missing) {  // the newest KB first
           for (const std::string& cve : kb.cves) {
@@ -906,7 +906,7 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
       for (const auto& [kb, m] : it->second.missed) {
         engine::MissingKb one = engine::missing_kb(catalog, kb);
         one.products_names = {it->first};
-        for (engine::Index c : m.cves) one.cves.push_back(catalog.cves()[c].id);
+        for (engine::CveIndex c : m.cves) one.cves.push_back(catalog.cves()[c].id);
         order.push_back(std::move(one));
       }
       std::vector<std::size_t> rank(order.size());

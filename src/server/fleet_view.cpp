@@ -6,6 +6,7 @@
 #include <set>
 
 #include "api/defender_dto.h"
+#include "common/distinct.h"
 #include "common/text.h"
 
 namespace kbgap::server {
@@ -21,17 +22,12 @@ int severity_level(std::string_view severity) {
 }
 
 // Adds sorted, distinct values to a sorted, distinct list (most states add what is there).
-void merge_into(std::vector<engine::Index>& list, const std::vector<engine::Index>& more) {
+void merge_into(std::vector<engine::CveIndex>& list, const std::vector<engine::CveIndex>& more) {
   if (std::includes(list.begin(), list.end(), more.begin(), more.end())) return;
-  std::vector<engine::Index> merged;
+  std::vector<engine::CveIndex> merged;
   merged.reserve(list.size() + more.size());
   std::set_union(list.begin(), list.end(), more.begin(), more.end(), std::back_inserter(merged));
   list = std::move(merged);
-}
-
-void make_distinct(std::vector<engine::Index>& list) {
-  std::sort(list.begin(), list.end());
-  list.erase(std::unique(list.begin(), list.end()), list.end());
 }
 
 // Is device a (at a) a better owner of its computer name than device b?
@@ -65,7 +61,7 @@ std::shared_ptr<const FleetView> FleetView::build(
   // The products each device runs are its profile's: named once more as productsNames names.
   for (std::uint32_t i = 0; i < view->devices_.size(); ++i) {
     std::vector<std::string> software;
-    for (engine::Index p : view->result_->products(i)) {
+    for (engine::ProductIndex p : view->result_->products(i)) {
       const std::string& name = view->catalog_->products()[p].snake_name;
       if (std::find(software.begin(), software.end(), name) == software.end()) {
         software.push_back(name);
@@ -120,10 +116,11 @@ const FleetFacts& FleetView::facts() const {
     for (std::uint32_t d = 0; d < devices_.size(); ++d) ++devices_in[result.state_of(d)];
     facts_.states.resize(result.distinct_states());
     facts_.devices_of_cve.assign(catalog.cves().size(), 0);
-    std::set<std::string> exposed;                              // the state's software missing a KB
-    std::map<std::string, std::vector<char>> open_of_software;  // by CVE: open on some device
-    std::vector<int> severity(catalog.cves().size());
-    for (engine::Index c = 0; c < severity.size(); ++c) {
+    std::set<std::string> exposed;  // the state's software missing a KB
+    // By CVE: open on some device.
+    std::map<std::string, engine::IndexedVector<engine::CveIndex, char>> open_of_software;
+    engine::IndexedVector<engine::CveIndex, int> severity(catalog.cves().size());
+    for (engine::CveIndex c : catalog.cve_indices()) {
       severity[c] = severity_level(catalog.cves()[c].severity);
     }
     for (std::uint32_t s = 0; s < facts_.states.size(); ++s) {
@@ -143,15 +140,15 @@ const FleetFacts& FleetView::facts() const {
         for (const std::string& name : names) {
           exposed.insert(name);
           auto& marks = open_of_software[name];
-          marks.resize(catalog.cves().size(), 0);
-          for (engine::Index c : pick.cves) marks[c] = 1;
+          if (marks.empty()) marks.assign(catalog.cves().size(), 0);
+          for (engine::CveIndex c : pick.cves) marks[c] = 1;
           FleetFacts::Missed& m = facts_.software[name].missed[pick.kb];
           m.devices += n;
           merge_into(m.cves, pick.cves);
         }
       }
       make_distinct(state.open_cves);
-      for (engine::Index c : state.open_cves) {
+      for (engine::CveIndex c : state.open_cves) {
         facts_.devices_of_cve[c] += n;
         state.exposure = std::max(state.exposure, severity[c]);
       }
@@ -163,7 +160,7 @@ const FleetFacts& FleetView::facts() const {
     }
     for (const auto& [name, marks] : open_of_software) {
       auto& cves = facts_.software[name].cves;
-      for (engine::Index c = 0; c < marks.size(); ++c) {
+      for (engine::CveIndex c : catalog.cve_indices()) {
         if (marks[c]) cves.push_back(c);
       }
     }

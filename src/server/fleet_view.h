@@ -30,21 +30,21 @@ namespace kbgap::server {
 // What the fleet-wide endpoints count, gathered once per snapshot from the distinct states.
 struct FleetFacts {
   struct State {
-    std::vector<engine::Index> open_cves;  // sorted
-    int exposure = 0;                      // 0 None, 1 Low, 2 Medium, 3 High
+    std::vector<engine::CveIndex> open_cves;  // sorted
+    int exposure = 0;                         // 0 None, 1 Low, 2 Medium, 3 High
   };
-  std::vector<State> states;                  // by FleetResult state
-  std::vector<std::uint32_t> devices_of_cve;  // by CVE index: devices on which it is open
-  std::vector<std::uint64_t> rows_before;     // by device: open (device, CVE) rows of those before
+  std::vector<State> states;                                              // by FleetResult state
+  engine::IndexedVector<engine::CveIndex, std::uint32_t> devices_of_cve;  // devices it is open on
+  std::vector<std::uint64_t> rows_before;  // by device: open (device, CVE) rows of those before
   struct Missed {
-    std::int64_t devices = 0;         // missing the KB for this software
-    std::vector<engine::Index> cves;  // sorted
+    std::int64_t devices = 0;            // missing the KB for this software
+    std::vector<engine::CveIndex> cves;  // sorted
   };
   struct Software {
-    std::size_t devices = 0;                 // running it
-    std::size_t exposed = 0;                 // of those, missing a KB for it
-    std::vector<engine::Index> cves;         // open on some device, sorted
-    std::map<engine::Index, Missed> missed;  // by KB index
+    std::size_t devices = 0;                   // running it
+    std::size_t exposed = 0;                   // of those, missing a KB for it
+    std::vector<engine::CveIndex> cves;        // open on some device, sorted
+    std::map<engine::KbIndex, Missed> missed;  // by KB index
   };
   std::map<std::string, Software> software;  // by productsNames name: "windows_10", "edge"
   std::uint64_t rows() const { return rows_before.empty() ? 0 : rows_before.back(); }
