@@ -186,8 +186,11 @@ int run_catalog_line(const CatalogLineOptions& options) {
       const engine::KbIndex kb = line.chain[i];
       if (as_of != 0 && c.release_day(kb) > as_of) break;
       const engine::ProductFix* f = fix_of(line, kb);
-      fmt::print("  {:>4}  KB{:<8} {:<10}  {:<20} {}\n", i, c.kbs()[kb].kb, c.release_date(kb),
-                 f ? kind_name(f->kind) : "?", f ? builds_text(c.kb_builds(kb)) : "");
+      std::string row =
+          fmt::format("  {:>4}  KB{:<8} {:<10}  {:<20} {}", i, c.kbs()[kb].kb, c.release_date(kb),
+                      f ? kind_name(f->kind) : "?", f ? builds_text(c.kb_builds(kb)) : "");
+      while (row.ends_with(' ')) row.pop_back();  // a KB without fixed builds
+      fmt::print("{}\n", row);
       // What it carries from here on.
       std::vector<std::string> carried;
       std::vector<engine::ProductIndex> carriers = line.products;

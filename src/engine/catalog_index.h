@@ -5,6 +5,8 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -183,7 +185,8 @@ class CatalogIndex {
     return place && !place->carried ? place->position : -1;
   }
   // The operating-system products whose fixes list a fixed build of this major.minor.build:
-  // how a release newer than kbgap's own table is recognized.
+  // how a release newer than kbgap's own table is recognized. Worked out at the first call
+  // (thread-safe): most runs never ask, and a scan would pay for it at every start.
   std::vector<ProductIndex> products_of_build(int major, int minor, int build) const;
   // Every fixed build a KB lists, for any product: a semi-annual server's update is its client
   // twin's, and MSRC sometimes gives the build under one of the two only.
@@ -213,7 +216,12 @@ class CatalogIndex {
     return (std::uint64_t{static_cast<std::uint32_t>(line)} << 32) | kb.value();
   }
   IndexedVector<KbIndex, std::vector<Build>> kb_builds_;
-  std::map<std::tuple<int, int, int>, std::vector<ProductIndex>> products_of_build_;
+  struct BuildProducts {
+    std::once_flag once;
+    std::map<std::tuple<int, int, int>, std::vector<ProductIndex>> map;
+  };
+  // Shared by copies of the index (what it holds follows from the products, which copies share).
+  mutable std::shared_ptr<BuildProducts> products_of_build_ = std::make_shared<BuildProducts>();
   std::size_t distrusted_fixed_builds_ = 0;
 
   // servicing.cpp: the servicing lines and what each carries (docs/engine.md).

@@ -319,8 +319,7 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
       const auto& chain = catalog.line(device_lines[l]);
       seen.clear();
       for (KbIndex kb : chain) seen.insert(kb);
-      ChainExtras extras;
-      extras.begin.push_back(static_cast<std::uint32_t>(x.extras_.size()));
+      std::vector<std::uint32_t> begin{static_cast<std::uint32_t>(x.extras_.size())};
       for (std::size_t i = 0; i < chain.size(); ++i) {
         x.chain_place_.push_back({chain[i], l, static_cast<std::uint32_t>(i)});
         walk.assign(1, chain[i]);
@@ -333,9 +332,9 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
             walk.push_back(older);
           }
         }
-        extras.begin.push_back(static_cast<std::uint32_t>(x.extras_.size()));
+        begin.push_back(static_cast<std::uint32_t>(x.extras_.size()));
       }
-      x.chain_extras_.push_back(std::move(extras));
+      x.extras_begin_.push_back(std::move(begin));
     }
     std::sort(x.chain_place_.begin(), x.chain_place_.end());
     x.chain_place_begin_.assign(kb_count + 1, 0);
@@ -374,7 +373,7 @@ void Profile::satisfy(std::span<const KbIndex> installed, std::optional<int> rev
     }
   }
   // Per device line: how far the satisfied updates reach, and how many of its extras are added.
-  std::vector<std::uint32_t> reached(chain_extras_.size(), 0), added(chain_extras_.size(), 0);
+  std::vector<std::uint32_t> reached(extras_begin_.size(), 0), added(extras_begin_.size(), 0);
   std::vector<std::uint32_t> grew;
   while (!stack.empty()) {
     while (!stack.empty()) {
@@ -394,8 +393,8 @@ void Profile::satisfy(std::span<const KbIndex> installed, std::optional<int> rev
       }
     }
     for (std::uint32_t line : grew) {
-      const std::uint32_t end = chain_extras_[line].begin[reached[line]];
-      for (std::uint32_t e = std::max(added[line], chain_extras_[line].begin[0]); e < end; ++e) {
+      const std::uint32_t end = extras_begin_[line][reached[line]];
+      for (std::uint32_t e = std::max(added[line], extras_begin_[line][0]); e < end; ++e) {
         if (satisfied.insert(extras_[e])) stack.push_back(extras_[e]);
       }
       added[line] = std::max(added[line], end);

@@ -190,12 +190,11 @@ class Profile {
     std::uint32_t line = 0, position = 0;
     auto operator<=>(const ChainPlace&) const = default;
   };
-  struct ChainExtras {
-    std::vector<std::uint32_t> begin;  // begin[p]: extras of places before p; size chain + 1
-  };
   std::vector<ChainPlace> chain_place_;           // sorted by KB
   std::vector<std::uint32_t> chain_place_begin_;  // KB -> into chain_place_ (size KBs + 1)
-  std::vector<ChainExtras> chain_extras_;
+  // By device line: [p] is where the extras of place p start (size: the chain's + 1; the
+  // extras of places before p end there).
+  std::vector<std::vector<std::uint32_t>> extras_begin_;
   std::vector<KbIndex> extras_;
 };
 

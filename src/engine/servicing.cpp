@@ -377,24 +377,28 @@ void CatalogIndex::build_servicing_lines() {
 }
 
 std::vector<ProductIndex> CatalogIndex::products_of_build(int major, int minor, int build) const {
-  auto it = products_of_build_.find({major, minor, build});
-  return it == products_of_build_.end() ? std::vector<ProductIndex>{} : it->second;
-}
-
-void CatalogIndex::index_kb_builds() {
-  kb_builds_.assign(kbs_.size(), {});
-  products_of_build_.clear();
-  for (ProductIndex i : product_indices()) {
-    const ProductInfo& p = products_[i];
-    if (p.role == ProductRole::kOperatingSystem) {
+  BuildProducts& of = *products_of_build_;
+  std::call_once(of.once, [&] {
+    for (ProductIndex i : product_indices()) {
+      const ProductInfo& p = products_[i];
+      if (p.role != ProductRole::kOperatingSystem) continue;
       for (const ProductFix& f : p.fixes) {
         for (const Build& b : f.fixed_builds) {
           if (b.build < 1000) continue;
-          auto& list = products_of_build_[{b.major, b.minor, b.build}];
+          auto& list = of.map[{b.major, b.minor, b.build}];
           if (list.empty() || list.back() != i) list.push_back(i);
         }
       }
     }
+  });
+  auto it = of.map.find({major, minor, build});
+  return it == of.map.end() ? std::vector<ProductIndex>{} : it->second;
+}
+
+void CatalogIndex::index_kb_builds() {
+  kb_builds_.assign(kbs_.size(), {});
+  products_of_build_ = std::make_shared<BuildProducts>();
+  for (const ProductInfo& p : products_) {
     for (const ProductFix& f : p.fixes) {
       for (const Build& b : f.fixed_builds) {
         auto& list = kb_builds_[f.kb];
