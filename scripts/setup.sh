@@ -12,6 +12,8 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev
   libpugixml-dev libsqlite3-dev libzstd-dev libcli11-dev libspdlog-dev libfmt-dev
   libssl-dev libpq-dev libtomlplusplus-dev
+  # fetching (catalog sync, issuers' JWKS) and archives (catalog import and fetch)
+  libcurl4-openssl-dev libarchive-dev
   # tests and benchmarks (the API tests call the server with curl and Python requests)
   libgtest-dev libgmock-dev libbenchmark-dev sqlite3 zstd time bc curl python3 python3-requests
   openssl

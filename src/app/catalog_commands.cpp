@@ -13,6 +13,7 @@
 #include "app/cli_error.h"
 #include "app/data_dir.h"
 #include "catalog/importer.h"
+#include "catalog/sync.h"
 #include "common/progress.h"
 #include "engine/catalog_index.h"
 
@@ -57,6 +58,55 @@ int run_catalog_import(const CatalogImportOptions& options) {
   std::string from = options.paths.size() == 1 ? options.paths.front()
                                                : fmt::format("{} paths", options.paths.size());
   print_summary(*summary, from, elapsed.count());
+  return kExitOk;
+}
+
+int run_catalog_sync(const CatalogSyncOptions& options) {
+  auto store = open_catalog_store(options.data_dir);
+  if (!store) return report(store.error());
+  // A new data directory starts from the bundled catalog: only what is newer is fetched.
+  if (!options.all) {
+    if (auto ensured = ensure_bundled_catalog(**store); !ensured) return report(ensured.error());
+  }
+  catalog::SyncOptions sync;
+  if (!options.source.empty()) sync.source = options.source;
+  sync.all = options.all;
+  sync.fetch.attempts = options.attempts;
+  sync.fetch.timeout = std::chrono::seconds(options.timeout_seconds);
+  sync.fetch.connect_timeout = std::chrono::seconds(options.connect_timeout_seconds);
+  sync.fetch.ca_file = options.ca_file;
+  sync.fetch.on_retry = [](const std::string& why, std::chrono::milliseconds wait) {
+    std::fprintf(stderr, "kbgap: %s; trying again in %.1f s\n", why.c_str(),
+                 static_cast<double>(wait.count()) / 1000);
+  };
+  ProgressBar bar("syncing", ProgressBar::interactive());
+  sync.on_month = [&](std::size_t done, std::size_t total, const catalog::ListedMonth& m) {
+    bar.update(done, total, m.id);
+  };
+  const auto start = std::chrono::steady_clock::now();
+  auto summary = catalog::sync_catalog(**store, sync);
+  bar.finish();
+  if (!summary) {
+    std::fprintf(stderr,
+                 "kbgap: catalog sync from %s: %s (months already imported are kept; run the "
+                 "sync again to resume)\n",
+                 sync.source.c_str(), summary.error().message.c_str());
+    return kExitBadInput;
+  }
+  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+  std::size_t changed = 0;
+  for (const catalog::DocumentResult& d : summary->fetched) {
+    if (d.outcome == DocumentOutcome::kAdded || d.outcome == DocumentOutcome::kReplaced) ++changed;
+  }
+  fmt::print(
+      "synced from {} in {:.1f} s: {} months listed, {} already current, {} fetched, {} "
+      "changed the catalog\n",
+      sync.source, elapsed.count(), summary->listed, summary->up_to_date, summary->fetched.size(),
+      changed);
+  for (const catalog::DocumentResult& d : summary->fetched) {
+    fmt::print("  {:<10} {:<28} revision {} of {}\n", d.id, catalog::outcome_name(d.outcome),
+               d.revision, d.current_release.substr(0, 10));
+  }
   return kExitOk;
 }
 

@@ -11,6 +11,16 @@ struct CatalogImportOptions {
   std::vector<std::string> paths;
 };
 
+struct CatalogSyncOptions {
+  std::string data_dir;
+  std::string source;  // the CVRF API's base URL; "" for MSRC's
+  bool all = false;    // fetch every listed month again
+  int attempts = 4;
+  int timeout_seconds = 300;
+  int connect_timeout_seconds = 15;
+  std::string ca_file;  // trust this CA bundle instead of the system's
+};
+
 struct CatalogStatsOptions {
   std::string data_dir;
   std::string format = "table";  // table | json
@@ -23,6 +33,8 @@ struct CatalogLineOptions {
 };
 
 int run_catalog_import(const CatalogImportOptions& options);
+// Fetches the months that are new or revised at the source and imports each whole.
+int run_catalog_sync(const CatalogSyncOptions& options);
 // How kbgap reads Microsoft's servicing of a product: its line's model, cumulative updates in
 // order, the products it delivers for their host, and the other updates it carries.
 int run_catalog_line(const CatalogLineOptions& options);

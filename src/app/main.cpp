@@ -38,6 +38,29 @@ int run(int argc, char** argv) {
   import->add_option("paths", import_options.paths, "CVRF XML files, directories or .tar.zst")
       ->required();
 
+  CatalogSyncOptions sync_options;
+  CLI::App* sync = catalog->add_subcommand(
+      "sync", "fetch the months that are new or revised from MSRC's CVRF API (or a mirror)");
+  sync->fallthrough();
+  sync->add_option("--source", sync_options.source,
+                   "the CVRF API's base URL (default https://api.msrc.microsoft.com/cvrf/v3.0; "
+                   "env KBGAP_CATALOG_SOURCE)")
+      ->envname("KBGAP_CATALOG_SOURCE");
+  sync->add_flag("--all", sync_options.all, "fetch every listed month, not only the new ones");
+  sync->add_option("--attempts", sync_options.attempts,
+                   "tries per request on 429, 5xx and broken transfers")
+      ->check(CLI::Range(1, 20))
+      ->capture_default_str();
+  sync->add_option("--timeout", sync_options.timeout_seconds, "seconds for one request")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
+  sync->add_option("--connect-timeout", sync_options.connect_timeout_seconds, "seconds to connect")
+      ->check(CLI::Range(1, 600))
+      ->capture_default_str();
+  sync->add_option("--ca-file", sync_options.ca_file,
+                   "PEM certificate authorities to trust instead of the system's (a mirror's)")
+      ->check(CLI::ExistingFile);
+
   CatalogStatsOptions stats_options;
   CLI::App* stats = catalog->add_subcommand("stats", "counts of the catalog's contents");
   stats->fallthrough();
@@ -168,6 +191,10 @@ int run(int argc, char** argv) {
   if (line->parsed()) {
     line_options.data_dir = data_dir;
     return run_catalog_line(line_options);
+  }
+  if (sync->parsed()) {
+    sync_options.data_dir = data_dir;
+    return run_catalog_sync(sync_options);
   }
   if (stats->parsed()) {
     stats_options.data_dir = data_dir;

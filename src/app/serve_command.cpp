@@ -17,9 +17,9 @@
 #include "app/data_dir.h"
 #include "auth/jwt.h"
 #include "common/file.h"
+#include "net/http_client.h"
 #include "server/api.h"
 #include "server/config.h"
-#include "server/http_client.h"
 #include "server/http_server.h"
 #include "server/service.h"
 
@@ -79,7 +79,10 @@ class KeyRefresher {
   bool refresh() {
     bool all = true;
     for (const auto& issuer : issuers_) {
-      auto body = server::http_get(issuer.jwks_url, std::chrono::seconds(10));
+      net::FetchOptions fetch;
+      fetch.timeout = std::chrono::seconds(10);
+      fetch.attempts = 2;
+      auto body = net::http_get(issuer.jwks_url, fetch);
       auto keys = body ? auth::KeySet::from_jwks(*body, issuer.jwks_url)
                        : Result<auth::KeySet>(body.error());
       if (!keys) {

@@ -34,7 +34,7 @@ Result<ImportSources> ImportSources::from_paths(const std::vector<std::string>& 
   ImportSources s;
   auto add_file = [&](const fs::path& p) {
     std::error_code ec;
-    Input in{p.string(), is_archive_path(p.string()), false, fs::file_size(p, ec)};
+    Input in{p.string(), is_archive_path(p.string()), false, fs::file_size(p, ec), std::nullopt};
     if (ec) in.size = 0;
     s.total_bytes_ += in.size;
     s.inputs_.push_back(std::move(in));
@@ -69,9 +69,19 @@ Result<ImportSources> ImportSources::from_paths(const std::vector<std::string>& 
 
 ImportSources ImportSources::bundled() {
   ImportSources s;
-  s.inputs_.push_back(
-      Input{std::string(kBundledCatalogName), true, true, bundled_catalog_archive().size()});
+  s.inputs_.push_back(Input{std::string(kBundledCatalogName), true, true,
+                            bundled_catalog_archive().size(), std::nullopt});
   s.total_bytes_ = bundled_catalog_archive().size();
+  return s;
+}
+
+ImportSources ImportSources::from_memory(std::vector<SourceItem> items) {
+  ImportSources s;
+  for (SourceItem& item : items) {
+    s.total_bytes_ += item.content.size();
+    s.inputs_.push_back(
+        Input{std::move(item.name), false, false, item.content.size(), std::move(item.content)});
+  }
   return s;
 }
 
@@ -81,7 +91,12 @@ std::uint64_t ImportSources::done_bytes() const {
 
 Result<std::optional<SourceItem>> ImportSources::next() {
   while (index_ < inputs_.size()) {
-    const Input& in = inputs_[index_];
+    Input& in = inputs_[index_];
+    if (in.content) {
+      finished_bytes_ += in.size;
+      ++index_;
+      return std::optional<SourceItem>(SourceItem{in.path, std::move(*in.content)});
+    }
     if (!in.archive) {
       auto content = read_file_limited(in.path, kMaxXmlBytes, "a CVRF document");
       if (!content) return content.error();

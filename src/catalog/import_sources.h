@@ -24,6 +24,8 @@ class ImportSources {
   // Resolves paths now: a missing path is an error before anything is read.
   static Result<ImportSources> from_paths(const std::vector<std::string>& paths);
   static ImportSources bundled();
+  // Documents already in memory (fetched ones), each named by where it came from.
+  static ImportSources from_memory(std::vector<SourceItem> items);
 
   Result<std::optional<SourceItem>> next();
 
@@ -37,6 +39,7 @@ class ImportSources {
     bool archive = false;
     bool bundled = false;
     std::uint64_t size = 0;
+    std::optional<std::string> content;  // a document in memory
   };
   std::vector<Input> inputs_;
   std::size_t index_ = 0;

@@ -1,0 +1,261 @@
+#!/usr/bin/python3
+"""`kbgap catalog sync` against a stand-in for MSRC's CVRF API on loopback (tests/cvrf_server.py,
+serving real shipped documents over HTTP and HTTPS): only new and revised months are fetched; a
+500 in the middle, a body cut short, a server slower than the timeout, a certificate that does not
+verify and a body that is not CVRF each end the sync with one clear line, keep the months
+imported before, store nothing of the failed one, and the next sync resumes. The catalog is then
+the same as a direct import of the same documents.
+
+Usage: sync_test.py path/to/kbgap source_dir
+"""
+import io
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import unittest
+import urllib.request
+
+KBGAP = os.path.abspath(sys.argv[1])
+SOURCE = os.path.abspath(sys.argv[2])
+ARCHIVE = os.path.join(SOURCE, "data/catalog/cvrf-2016-2026.tar.zst")
+SERVER = os.path.join(SOURCE, "tests/cvrf_server.py")
+MONTHS = ["2016-Apr", "2016-May", "2016-Jun", "2019-Mar", "2020-Mar"]
+
+
+def extract(months, into):
+    """The shipped documents of these months, as files in `into`."""
+    unpacked = subprocess.run(["zstd", "-dc", ARCHIVE], check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(unpacked)) as tar:
+        for member in tar.getmembers():
+            m = re.search(r"cvrfDocument-(.+)\.xml$", member.name)
+            if m and m[1] in months:
+                with open(os.path.join(into, os.path.basename(member.name)), "wb") as f:
+                    f.write(tar.extractfile(member).read())
+
+
+class Server:
+    def __init__(self, directory, work, tls=None):
+        port_file = os.path.join(work, f"port-{time.monotonic_ns()}")
+        args = [sys.executable, SERVER, directory, "--port-file", port_file]
+        if tls:
+            args += ["--tls", *tls]
+        self.process = subprocess.Popen(args)
+        deadline = time.time() + 30
+        while not os.path.exists(port_file):
+            if time.time() > deadline or self.process.poll() is not None:
+                raise RuntimeError("the CVRF server did not start")
+            time.sleep(0.05)
+        with open(port_file) as f:
+            self.port = int(f.read())
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+
+    def control(self, body):
+        plain = f"http://127.0.0.1:{self.port}"
+        request = urllib.request.Request(plain + "/_control", json.dumps(body).encode(),
+                                         method="POST")
+        urllib.request.urlopen(request).read()
+
+    def requests(self):
+        return json.loads(urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_requests").read())
+
+    def close(self):
+        self.process.terminate()
+        self.process.wait()
+
+
+def kbgap(data, *args):
+    return subprocess.run([KBGAP, "--data", data, *args], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "CI": "true"})
+
+
+def stored(data):
+    """{month: (current release, revision)} and the database's integrity check."""
+    db = sqlite3.connect(os.path.join(data, "kbgap.db"))
+    try:
+        months = {i: (c, r) for i, c, r in
+                  db.execute("SELECT id, current_release, revision FROM documents")}
+        check = db.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        db.close()
+    return months, check
+
+
+class Sync(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.work = tempfile.mkdtemp(prefix="kbgap-sync-")
+        cls.docs = os.path.join(cls.work, "docs")
+        os.mkdir(cls.docs)
+        extract(MONTHS, cls.docs)
+        cls.server = Server(cls.docs, cls.work)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.close()
+        shutil.rmtree(cls.work)
+
+    def setUp(self):
+        self.server.control({"reset": True})
+
+    def seeded(self, name):
+        """A data directory holding the first month only (imported from its file)."""
+        data = os.path.join(self.work, name)
+        r = kbgap(data, "catalog", "import", os.path.join(self.docs, "cvrfDocument-2016-Apr.xml"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return data
+
+    def sync(self, data, *args, source=None):
+        return kbgap(data, "catalog", "sync", "--source", source or self.server.url, *args)
+
+    def assert_one_line_error(self, r, *words):
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        final = [line for line in r.stderr.splitlines() if "catalog sync from" in line]
+        self.assertEqual(len(final), 1, r.stderr)
+        for w in words:
+            self.assertIn(w, final[0])
+
+    def test_only_new_months_are_fetched_and_the_catalog_equals_a_direct_import(self):
+        data = self.seeded("incremental")
+        before = self.server.requests()
+        r = self.sync(data)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("5 months listed, 1 already current, 4 fetched", r.stdout)
+        after = self.server.requests()
+        self.assertEqual(after.get("/cvrf/2016-Apr", 0), before.get("/cvrf/2016-Apr", 0))
+        months, check = stored(data)
+        self.assertEqual(sorted(months), sorted(MONTHS))
+        self.assertEqual(check, "ok")
+        direct = os.path.join(self.work, "direct")
+        self.assertEqual(kbgap(direct, "catalog", "import", self.docs).returncode, 0)
+        self.assertEqual(kbgap(data, "catalog", "stats", "--format", "json").stdout,
+                         kbgap(direct, "catalog", "stats", "--format", "json").stdout)
+        # Nothing new: nothing fetched.
+        r = self.sync(data)
+        self.assertIn("5 already current, 0 fetched", r.stdout)
+
+    def test_a_month_revised_between_two_syncs_is_fetched_alone(self):
+        data = self.seeded("revised")
+        self.assertEqual(self.sync(data).returncode, 0)
+        path = os.path.join(self.docs, "cvrfDocument-2019-Mar.xml")
+        original = open(path, "rb").read()
+        try:
+            revised = re.sub(rb"<cvrf:CurrentReleaseDate>[^<]*</cvrf:CurrentReleaseDate>",
+                             b"<cvrf:CurrentReleaseDate>2026-11-10T08:00:00</cvrf:"
+                             b"CurrentReleaseDate>", original, count=1)
+            revised = revised.replace(b"</cvrf:RevisionHistory>",
+                                      b"<cvrf:Revision><cvrf:Number>99.0</cvrf:Number><cvrf:Date>"
+                                      b"2026-11-10T08:00:00</cvrf:Date><cvrf:Description>test"
+                                      b"</cvrf:Description></cvrf:Revision></cvrf:RevisionHistory>",
+                                      1)
+            with open(path, "wb") as f:
+                f.write(revised)
+            before = self.server.requests()
+            r = self.sync(data)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("4 already current, 1 fetched, 1 changed the catalog", r.stdout)
+            self.assertRegex(r.stdout, r"2019-Mar\s+replaced\s+revision 99.0 of 2026-11-10")
+            after = self.server.requests()
+            fetched = {p for p in after if p.startswith("/cvrf/") and after[p] != before.get(p, 0)}
+            self.assertEqual(fetched, {"/cvrf/2019-Mar"})
+            self.assertEqual(stored(data)[0]["2019-Mar"][0], "2026-11-10T08:00:00Z")
+        finally:
+            with open(path, "wb") as f:
+                f.write(original)
+
+    def test_a_500_in_the_middle_keeps_what_came_before_and_the_next_sync_resumes(self):
+        data = self.seeded("failing")
+        self.server.control({"status": {"2019-Mar": [500, -1]}})
+        r = self.sync(data, "--attempts", "2")
+        self.assert_one_line_error(r, "month 2019-Mar", "/cvrf/2019-Mar", "HTTP 500",
+                                   "after 2 tries")
+        months, check = stored(data)
+        self.assertEqual(sorted(months), ["2016-Apr", "2016-Jun", "2016-May"])
+        self.assertEqual(check, "ok")
+        self.server.control({"reset": True})
+        r = self.sync(data)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("3 already current, 2 fetched", r.stdout)
+        self.assertEqual(sorted(stored(data)[0]), sorted(MONTHS))
+
+    def test_a_busy_server_is_waited_for_as_it_asks(self):
+        data = self.seeded("busy")
+        self.server.control({"status": {"2016-May": [503, 1, 1], "2016-Jun": [429, 1, 1]}})
+        start = time.monotonic()
+        r = self.sync(data)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertGreaterEqual(time.monotonic() - start, 2.0)  # Retry-After: 1, twice
+        self.assertIn("HTTP 503; trying again", r.stderr)
+        self.assertIn("HTTP 429; trying again", r.stderr)
+        self.assertEqual(sorted(stored(data)[0]), sorted(MONTHS))
+
+    def test_a_body_cut_short_stores_nothing_of_its_month(self):
+        data = self.seeded("cut")
+        self.server.control({"truncate": ["2016-May"]})
+        r = self.sync(data, "--attempts", "2")
+        self.assert_one_line_error(r, "month 2016-May", "bytes remaining")
+        months, check = stored(data)
+        self.assertEqual(sorted(months), ["2016-Apr"])
+        self.assertEqual(check, "ok")
+
+    def test_a_server_slower_than_the_timeout(self):
+        data = self.seeded("slow")
+        self.server.control({"delay": {"2016-Jun": 4}})
+        start = time.monotonic()
+        r = self.sync(data, "--timeout", "1")
+        self.assertLess(time.monotonic() - start, 15)
+        self.assert_one_line_error(r, "month 2016-Jun", "timed out after 1 s")
+        self.assertEqual(sorted(stored(data)[0]), ["2016-Apr", "2016-May"])
+
+    def test_a_body_that_is_not_cvrf(self):
+        data = self.seeded("notcvrf")
+        path = os.path.join(self.docs, "cvrfDocument-2016-May.xml")
+        original = open(path, "rb").read()
+        try:
+            # The header the list is built from stays; the rest is an HTML error page.
+            head = original[: original.index(b"</cvrf:DocumentTracking>")]
+            with open(path, "wb") as f:
+                f.write(head + b"\n<html><body>Service Unavailable</body></html>")
+            r = self.sync(data)
+            self.assert_one_line_error(r, "month 2016-May")
+            months, check = stored(data)
+            self.assertEqual(sorted(months), ["2016-Apr"])
+            self.assertEqual(check, "ok")
+        finally:
+            with open(path, "wb") as f:
+                f.write(original)
+
+    def test_tls_is_verified(self):
+        cert = os.path.join(self.work, "cert.pem")
+        key = os.path.join(self.work, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                        "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
+                        "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+        tls = Server(self.docs, self.work, tls=(cert, key))
+        try:
+            data = self.seeded("tls")
+            r = self.sync(data, source=tls.url)
+            self.assert_one_line_error(r, "/updates", "SSL certificate problem")
+            self.assertEqual(sorted(stored(data)[0]), ["2016-Apr"])
+            r = self.sync(data, "--ca-file", cert, source=tls.url)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(sorted(stored(data)[0]), sorted(MONTHS))
+        finally:
+            tls.close()
+
+    def test_no_server_and_a_bad_source(self):
+        data = self.seeded("nothing")
+        r = self.sync(data, source="http://127.0.0.1:9")  # the discard port: refused
+        self.assert_one_line_error(r, "127.0.0.1:9/updates")
+        r = self.sync(data, source="ftp://example.org")
+        self.assert_one_line_error(r, "not an http:// or https:// URL")
+
+
+if __name__ == "__main__":
+    unittest.main(argv=[sys.argv[0], "-v"])
