@@ -10,7 +10,7 @@ packages=(
   clang libclang-rt-14-dev
   # libraries
   libboost1.81-dev libboost-json1.81-dev
-  libpugixml-dev libsqlite3-dev libzstd-dev libcli11-dev libspdlog-dev libfmt-dev
+  libpugixml-dev libsqlite3-dev libcli11-dev libspdlog-dev libfmt-dev
   libssl-dev libpq-dev libtomlplusplus-dev
   # fetching (catalog sync, issuers' JWKS) and archives (catalog import and fetch)
   libcurl4-openssl-dev libarchive-dev

@@ -249,6 +249,30 @@ class Sync(unittest.TestCase):
         finally:
             tls.close()
 
+    def test_an_archive_for_a_site_without_the_internet(self):
+        out = os.path.join(self.work, "catalog.tar.zst")
+        r = kbgap(os.path.join(self.work, "unused"), "catalog", "fetch", "--source",
+                  self.server.url, "--out", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("fetched 5 months", r.stdout)
+        isolated = os.path.join(self.work, "isolated")
+        r = kbgap(isolated, "catalog", "import", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("imported 5 documents", r.stdout)
+        direct = os.path.join(self.work, "direct-archive")
+        self.assertEqual(kbgap(direct, "catalog", "import", self.docs).returncode, 0)
+        self.assertEqual(kbgap(isolated, "catalog", "stats", "--format", "json").stdout,
+                         kbgap(direct, "catalog", "stats", "--format", "json").stdout)
+        # A month that fails: no archive at all, not a partial one.
+        failed = os.path.join(self.work, "failed.tar.zst")
+        self.server.control({"status": {"2019-Mar": [500, -1]}})
+        r = kbgap(isolated, "catalog", "fetch", "--source", self.server.url, "--out", failed,
+                  "--attempts", "1")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("month 2019-Mar", r.stderr)
+        self.assertIn("was not written", r.stderr)
+        self.assertEqual([f for f in os.listdir(self.work) if f.startswith("failed")], [])
+
     def test_no_server_and_a_bad_source(self):
         data = self.seeded("nothing")
         r = self.sync(data, source="http://127.0.0.1:9")  # the discard port: refused

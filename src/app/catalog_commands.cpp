@@ -61,13 +61,9 @@ int run_catalog_import(const CatalogImportOptions& options) {
   return kExitOk;
 }
 
-int run_catalog_sync(const CatalogSyncOptions& options) {
-  auto store = open_catalog_store(options.data_dir);
-  if (!store) return report(store.error());
-  // A new data directory starts from the bundled catalog: only what is newer is fetched.
-  if (!options.all) {
-    if (auto ensured = ensure_bundled_catalog(**store); !ensured) return report(ensured.error());
-  }
+namespace {
+
+catalog::SyncOptions sync_options(const CatalogSyncOptions& options) {
   catalog::SyncOptions sync;
   if (!options.source.empty()) sync.source = options.source;
   sync.all = options.all;
@@ -79,6 +75,41 @@ int run_catalog_sync(const CatalogSyncOptions& options) {
     std::fprintf(stderr, "kbgap: %s; trying again in %.1f s\n", why.c_str(),
                  static_cast<double>(wait.count()) / 1000);
   };
+  return sync;
+}
+
+}  // namespace
+
+int run_catalog_fetch(const CatalogSyncOptions& options) {
+  catalog::SyncOptions sync = sync_options(options);
+  ProgressBar bar("fetching", ProgressBar::interactive());
+  sync.on_month = [&](std::size_t done, std::size_t total, const catalog::ListedMonth& m) {
+    bar.update(done, total, m.id);
+  };
+  const auto start = std::chrono::steady_clock::now();
+  auto months = catalog::fetch_catalog_archive(sync, options.out);
+  bar.finish();
+  if (!months) {
+    std::fprintf(stderr, "kbgap: catalog fetch from %s: %s (%s was not written)\n",
+                 sync.source.c_str(), months.error().message.c_str(), options.out.c_str());
+    return kExitBadInput;
+  }
+  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+  fmt::print(
+      "fetched {} months from {} into {} in {:.1f} s; on the machine without the "
+      "internet: kbgap catalog import {}\n",
+      *months, sync.source, options.out, elapsed.count(), options.out);
+  return kExitOk;
+}
+
+int run_catalog_sync(const CatalogSyncOptions& options) {
+  auto store = open_catalog_store(options.data_dir);
+  if (!store) return report(store.error());
+  // A new data directory starts from the bundled catalog: only what is newer is fetched.
+  if (!options.all) {
+    if (auto ensured = ensure_bundled_catalog(**store); !ensured) return report(ensured.error());
+  }
+  catalog::SyncOptions sync = sync_options(options);
   ProgressBar bar("syncing", ProgressBar::interactive());
   sync.on_month = [&](std::size_t done, std::size_t total, const catalog::ListedMonth& m) {
     bar.update(done, total, m.id);

@@ -13,6 +13,7 @@ struct CatalogImportOptions {
 
 struct CatalogSyncOptions {
   std::string data_dir;
+  std::string out;     // catalog fetch: the .tar.zst to write
   std::string source;  // the CVRF API's base URL; "" for MSRC's
   bool all = false;    // fetch every listed month again
   int attempts = 4;
@@ -35,6 +36,8 @@ struct CatalogLineOptions {
 int run_catalog_import(const CatalogImportOptions& options);
 // Fetches the months that are new or revised at the source and imports each whole.
 int run_catalog_sync(const CatalogSyncOptions& options);
+// Fetches every month into a .tar.zst for `catalog import` on a machine without the internet.
+int run_catalog_fetch(const CatalogSyncOptions& options);
 // How kbgap reads Microsoft's servicing of a product: its line's model, cumulative updates in
 // order, the products it delivers for their host, and the other updates it carries.
 int run_catalog_line(const CatalogLineOptions& options);

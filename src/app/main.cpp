@@ -38,28 +38,39 @@ int run(int argc, char** argv) {
   import->add_option("paths", import_options.paths, "CVRF XML files, directories or .tar.zst")
       ->required();
 
+  // What `catalog sync` and `catalog fetch` share: where from, and how to fetch.
+  auto add_fetch_options = [](CLI::App* command, CatalogSyncOptions& o) {
+    command->fallthrough();
+    command
+        ->add_option("--source", o.source,
+                     "the CVRF API's base URL (default https://api.msrc.microsoft.com/cvrf/v3.0; "
+                     "env KBGAP_CATALOG_SOURCE)")
+        ->envname("KBGAP_CATALOG_SOURCE");
+    command
+        ->add_option("--attempts", o.attempts, "tries per request on 429, 5xx and broken transfers")
+        ->check(CLI::Range(1, 20))
+        ->capture_default_str();
+    command->add_option("--timeout", o.timeout_seconds, "seconds for one request")
+        ->check(CLI::Range(1, 3600))
+        ->capture_default_str();
+    command->add_option("--connect-timeout", o.connect_timeout_seconds, "seconds to connect")
+        ->check(CLI::Range(1, 600))
+        ->capture_default_str();
+    command
+        ->add_option("--ca-file", o.ca_file,
+                     "PEM certificate authorities to trust instead of the system's (a mirror's)")
+        ->check(CLI::ExistingFile);
+  };
   CatalogSyncOptions sync_options;
   CLI::App* sync = catalog->add_subcommand(
       "sync", "fetch the months that are new or revised from MSRC's CVRF API (or a mirror)");
-  sync->fallthrough();
-  sync->add_option("--source", sync_options.source,
-                   "the CVRF API's base URL (default https://api.msrc.microsoft.com/cvrf/v3.0; "
-                   "env KBGAP_CATALOG_SOURCE)")
-      ->envname("KBGAP_CATALOG_SOURCE");
+  add_fetch_options(sync, sync_options);
   sync->add_flag("--all", sync_options.all, "fetch every listed month, not only the new ones");
-  sync->add_option("--attempts", sync_options.attempts,
-                   "tries per request on 429, 5xx and broken transfers")
-      ->check(CLI::Range(1, 20))
-      ->capture_default_str();
-  sync->add_option("--timeout", sync_options.timeout_seconds, "seconds for one request")
-      ->check(CLI::Range(1, 3600))
-      ->capture_default_str();
-  sync->add_option("--connect-timeout", sync_options.connect_timeout_seconds, "seconds to connect")
-      ->check(CLI::Range(1, 600))
-      ->capture_default_str();
-  sync->add_option("--ca-file", sync_options.ca_file,
-                   "PEM certificate authorities to trust instead of the system's (a mirror's)")
-      ->check(CLI::ExistingFile);
+  CatalogSyncOptions fetch_options;
+  CLI::App* fetch = catalog->add_subcommand(
+      "fetch", "fetch every month into a .tar.zst for `catalog import` on a machine offline");
+  add_fetch_options(fetch, fetch_options);
+  fetch->add_option("--out", fetch_options.out, "the .tar.zst archive to write")->required();
 
   CatalogStatsOptions stats_options;
   CLI::App* stats = catalog->add_subcommand("stats", "counts of the catalog's contents");
@@ -191,6 +202,9 @@ int run(int argc, char** argv) {
   if (line->parsed()) {
     line_options.data_dir = data_dir;
     return run_catalog_line(line_options);
+  }
+  if (fetch->parsed()) {
+    return run_catalog_fetch(fetch_options);
   }
   if (sync->parsed()) {
     sync_options.data_dir = data_dir;

@@ -6,7 +6,9 @@
 #include <boost/json.hpp>
 #include <map>
 
+#include "catalog/cvrf_reader.h"
 #include "catalog/import_sources.h"
+#include "catalog/tar_zst_reader.h"
 #include "common/clock.h"
 
 namespace kbgap::catalog {
@@ -78,14 +80,31 @@ Result<std::vector<ListedMonth>> parse_updates(std::string_view body, const std:
   return months;
 }
 
-Result<SyncSummary> sync_catalog(CatalogStore& store, const SyncOptions& options) {
+namespace {
+
+Result<std::vector<ListedMonth>> list_months(const SyncOptions& options) {
   const std::string base = without_trailing_slash(options.source);
-  net::FetchOptions list_fetch = options.fetch;
-  list_fetch.accept = "application/json";
-  list_fetch.max_bytes = kMaxListBytes;
-  auto list_body = net::http_get(base + "/updates", list_fetch);
-  if (!list_body) return list_body.error();
-  auto months = parse_updates(*list_body, base);
+  net::FetchOptions fetch = options.fetch;
+  fetch.accept = "application/json";
+  fetch.max_bytes = kMaxListBytes;
+  auto body = net::http_get(base + "/updates", fetch);
+  if (!body) return body.error();
+  return parse_updates(*body, base);
+}
+
+Result<std::string> fetch_month(const ListedMonth& month, const SyncOptions& options) {
+  net::FetchOptions fetch = options.fetch;
+  fetch.accept = "application/xml";
+  fetch.max_bytes = kMaxDocumentBytes;
+  auto xml = net::http_get(month.url, fetch);
+  if (!xml) return io_error(fmt::format("month {}: {}", month.id, xml.error().message));
+  return xml;
+}
+
+}  // namespace
+
+Result<SyncSummary> sync_catalog(CatalogStore& store, const SyncOptions& options) {
+  auto months = list_months(options);
   if (!months) return months.error();
 
   auto stored = store.documents();
@@ -107,16 +126,11 @@ Result<SyncSummary> sync_catalog(CatalogStore& store, const SyncOptions& options
     wanted.push_back(&m);
   }
 
-  net::FetchOptions document_fetch = options.fetch;
-  document_fetch.accept = "application/xml";
-  document_fetch.max_bytes = kMaxDocumentBytes;
   for (std::size_t i = 0; i < wanted.size(); ++i) {
     const ListedMonth& m = *wanted[i];
     if (options.on_month) options.on_month(i, wanted.size(), m);
-    auto xml = net::http_get(m.url, document_fetch);
-    if (!xml) {
-      return io_error(fmt::format("month {}: {}", m.id, xml.error().message));
-    }
+    auto xml = fetch_month(m, options);
+    if (!xml) return xml.error();
     std::vector<SourceItem> items;
     items.push_back(SourceItem{net::url_for_messages(m.url), std::move(*xml)});
     ImportSources sources = ImportSources::from_memory(std::move(items));
@@ -135,6 +149,30 @@ Result<SyncSummary> sync_catalog(CatalogStore& store, const SyncOptions& options
     if (options.on_month) options.on_month(i + 1, wanted.size(), m);
   }
   return summary;
+}
+
+Result<std::size_t> fetch_catalog_archive(const SyncOptions& options, const std::string& out) {
+  auto months = list_months(options);
+  if (!months) return months.error();
+  if (months->empty())
+    return invalid_input(fmt::format("{}/updates lists no month", options.source));
+  auto writer = TarZstWriter::create(out);
+  if (!writer) return writer.error();
+  for (std::size_t i = 0; i < months->size(); ++i) {
+    const ListedMonth& m = (*months)[i];
+    if (options.on_month) options.on_month(i, months->size(), m);
+    auto xml = fetch_month(m, options);
+    if (!xml) return xml.error();
+    // What an isolated site imports must be what `catalog import` accepts.
+    auto parsed = read_cvrf(*xml, net::url_for_messages(m.url));
+    if (!parsed) {
+      return Error{parsed.error().code, fmt::format("month {}: {}", m.id, parsed.error().message)};
+    }
+    KBGAP_TRY(writer->add(fmt::format("cvrf/cvrfDocument-{}.xml", m.id), *xml));
+  }
+  if (options.on_month) options.on_month(months->size(), months->size(), months->back());
+  KBGAP_TRY(writer->close());
+  return months->size();
 }
 
 }  // namespace kbgap::catalog

@@ -50,4 +50,9 @@ struct SyncSummary {
 // committed whole) and the error says which month failed and why.
 Result<SyncSummary> sync_catalog(CatalogStore& store, const SyncOptions& options);
 
+// For a site without the internet: every listed month, each checked to be a CVRF document,
+// written to a .tar.zst archive in the bundled catalog's layout (`cvrf/cvrfDocument-<ID>.xml`)
+// that `catalog import` reads. The file appears only when complete. The number of months.
+Result<std::size_t> fetch_catalog_archive(const SyncOptions& options, const std::string& out);
+
 }  // namespace kbgap::catalog

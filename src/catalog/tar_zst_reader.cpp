@@ -1,85 +1,54 @@
-// zstd stream decoding plus a ustar/pax/GNU tar member walker. Every malformed byte is an error.
+// .tar.zst through libarchive: its zstd filter and tar formats (ustar, pax, GNU) only.
 #include "catalog/tar_zst_reader.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <fmt/format.h>
-#include <zstd.h>
 
-#include <algorithm>
-#include <cerrno>
-#include <cstring>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <system_error>
 
 namespace kbgap::catalog {
 namespace {
 
-constexpr std::size_t kBlock = 512;
-
-bool all_zero(const char* p, std::size_t n) {
-  return std::all_of(p, p + n, [](char c) { return c == 0; });
+archive* new_reader() {
+  archive* a = archive_read_new();
+  archive_read_support_filter_zstd(a);
+  archive_read_support_format_tar(a);
+  return a;
 }
 
-// Octal field, NUL- or space-terminated, as tar writes it.
-std::optional<std::uint64_t> parse_octal(const char* p, std::size_t n) {
-  std::uint64_t v = 0;
-  std::size_t i = 0;
-  while (i < n && p[i] == ' ') ++i;
-  bool any = false;
-  for (; i < n && p[i] >= '0' && p[i] <= '7'; ++i) {
-    v = v * 8 + static_cast<std::uint64_t>(p[i] - '0');
-    any = true;
-  }
-  for (; i < n; ++i) {
-    if (p[i] != ' ' && p[i] != '\0') return std::nullopt;
-  }
-  if (!any) return std::nullopt;
-  return v;
-}
-
-std::string field(const char* p, std::size_t n) {
-  return std::string(p, strnlen(p, n));
-}
-
-// A pax extended header's "path" record: "<len> path=<value>\n".
-std::optional<std::string> pax_path(const std::string& records) {
-  std::size_t pos = 0;
-  while (pos < records.size()) {
-    std::size_t space = records.find(' ', pos);
-    if (space == std::string::npos) break;
-    std::size_t len = 0;
-    for (std::size_t i = pos; i < space; ++i) {
-      if (records[i] < '0' || records[i] > '9') return std::nullopt;
-      len = len * 10 + static_cast<std::size_t>(records[i] - '0');
-    }
-    if (len == 0 || pos + len > records.size()) return std::nullopt;
-    std::string_view record(records.data() + space + 1, pos + len - space - 2);
-    if (record.starts_with("path=")) return std::string(record.substr(5));
-    pos += len;
-  }
-  return std::nullopt;
+std::string message_of(archive* a) {
+  const char* text = archive_error_string(a);
+  return text ? text : "unreadable";
 }
 
 }  // namespace
 
-void TarZstReader::DctxFree::operator()(ZSTD_DCtx_s* d) const {
-  ZSTD_freeDCtx(d);
+void TarZstReader::Free::operator()(archive* a) const {
+  archive_read_free(a);
 }
-
-TarZstReader::TarZstReader() : dctx_(ZSTD_createDCtx()) {
-  in_buf_.resize(ZSTD_DStreamInSize());
-  out_buf_.resize(ZSTD_DStreamOutSize());
+void TarZstWriter::Free::operator()(archive* a) const {
+  archive_write_free(a);
 }
-TarZstReader::TarZstReader(TarZstReader&&) noexcept = default;
-TarZstReader& TarZstReader::operator=(TarZstReader&&) noexcept = default;
-TarZstReader::~TarZstReader() = default;
 
 Result<TarZstReader> TarZstReader::open_file(const std::string& path) {
   TarZstReader r;
   r.display_name_ = path;
-  r.file_.reset(std::fopen(path.c_str(), "rb"));
-  if (!r.file_) return io_error(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
-  if (std::fseek(r.file_.get(), 0, SEEK_END) == 0) {
-    long size = std::ftell(r.file_.get());
-    if (size > 0) r.compressed_size_ = static_cast<std::uint64_t>(size);
-    std::fseek(r.file_.get(), 0, SEEK_SET);
+  std::error_code ec;
+  r.compressed_size_ = std::filesystem::file_size(path, ec);
+  if (ec) return io_error(fmt::format("{}: cannot read: {}", path, ec.message()));
+  r.archive_.reset(new_reader());
+  if (r.compressed_size_ == 0) {
+    r.open_error_ = "empty file";
+  } else if (archive_read_open_filename(r.archive_.get(), path.c_str(), 1 << 16) != ARCHIVE_OK) {
+    const std::string why = message_of(r.archive_.get());
+    if (!std::filesystem::is_regular_file(path, ec)) {
+      return io_error(fmt::format("{}: cannot read: {}", path, why));
+    }
+    r.open_error_ = why;
   }
   return r;
 }
@@ -88,8 +57,13 @@ TarZstReader TarZstReader::from_memory(std::span<const unsigned char> bytes,
                                        std::string display_name) {
   TarZstReader r;
   r.display_name_ = std::move(display_name);
-  r.memory_ = bytes;
   r.compressed_size_ = bytes.size();
+  r.archive_.reset(new_reader());
+  if (bytes.empty()) {
+    r.open_error_ = "empty file";
+  } else if (archive_read_open_memory(r.archive_.get(), bytes.data(), bytes.size()) != ARCHIVE_OK) {
+    r.open_error_ = message_of(r.archive_.get());
+  }
   return r;
 }
 
@@ -97,135 +71,100 @@ Error TarZstReader::corrupt(const std::string& what) const {
   return invalid_input(fmt::format("{}: corrupt .tar.zst archive: {}", display_name_, what));
 }
 
-Result<std::size_t> TarZstReader::read_compressed(char* out, std::size_t n) {
-  if (file_) {
-    std::size_t got = std::fread(out, 1, n, file_.get());
-    if (got == 0 && std::ferror(file_.get())) {
-      return io_error(fmt::format("{}: read failed: {}", display_name_, std::strerror(errno)));
-    }
-    return got;
-  }
-  std::size_t got = std::min(n, memory_.size() - static_cast<std::size_t>(consumed_));
-  if (got > 0) std::memcpy(out, memory_.data() + consumed_, got);  // data() may be null
-  return got;
-}
-
-Result<bool> TarZstReader::fill_output() {
-  for (;;) {
-    if (in_pos_ == in_len_ && !pending_output_) {
-      if (input_done_) return false;
-      auto got = read_compressed(in_buf_.data(), in_buf_.size());
-      if (!got) return got.error();
-      consumed_ += *got;
-      in_pos_ = 0;
-      in_len_ = *got;
-      if (*got == 0) {
-        input_done_ = true;
-        continue;
-      }
-    }
-    ZSTD_inBuffer in{in_buf_.data(), in_len_, in_pos_};
-    ZSTD_outBuffer outb{out_buf_.data(), out_buf_.size(), 0};
-    std::size_t rc = ZSTD_decompressStream(dctx_.get(), &outb, &in);
-    if (ZSTD_isError(rc)) return corrupt(ZSTD_getErrorName(rc));
-    last_frame_hint_ = rc;
-    pending_output_ = outb.pos == outb.size;  // zstd may hold more output for this input
-    in_pos_ = in.pos;
-    out_pos_ = 0;
-    out_len_ = outb.pos;
-    if (out_len_ > 0) return true;
-  }
-}
-
-Result<void> TarZstReader::read_exact(char* out, std::size_t n) {
-  while (n > 0) {
-    if (out_pos_ == out_len_) {
-      auto more = fill_output();
-      if (!more) return more.error();
-      if (!*more) {
-        if (consumed_ == 0) return corrupt("empty file");
-        return corrupt(last_frame_hint_ != 0 ? "truncated zstd stream"
-                                             : "archive ends inside a tar member");
-      }
-    }
-    std::size_t take = std::min(n, out_len_ - out_pos_);
-    if (out) {
-      std::memcpy(out, out_buf_.data() + out_pos_, take);
-      out += take;
-    }
-    out_pos_ += take;
-    n -= take;
-  }
-  return ok_result();
-}
-
-// Decodes the rest of the stream so that zstd checks the frame's checksum and completeness.
-Result<void> TarZstReader::drain() {
-  out_pos_ = out_len_;
-  for (;;) {
-    auto more = fill_output();
-    if (!more) return more.error();
-    if (!*more) break;
-    out_pos_ = out_len_;
-  }
-  if (last_frame_hint_ != 0) return corrupt("truncated zstd stream");
-  return ok_result();
+std::uint64_t TarZstReader::consumed() const {
+  if (finished_) return compressed_size_;
+  const la_int64_t n = archive_ ? archive_filter_bytes(archive_.get(), -1) : 0;
+  return n > 0 ? static_cast<std::uint64_t>(n) : 0;
 }
 
 Result<std::optional<ArchiveMember>> TarZstReader::next() {
+  if (!open_error_.empty()) return corrupt(open_error_);
   if (finished_) return std::optional<ArchiveMember>{};
-  std::optional<std::string> long_name;
-  char header[kBlock];
   for (;;) {
-    if (auto r = read_exact(header, kBlock); !r) return r.error();
-    if (all_zero(header, kBlock)) {
-      finished_ = true;  // end-of-archive marker; what follows is padding
-      if (auto r = drain(); !r) return r.error();
+    archive_entry* entry = nullptr;
+    const int status = archive_read_next_header(archive_.get(), &entry);
+    if (status == ARCHIVE_EOF) {
+      finished_ = true;
       return std::optional<ArchiveMember>{};
     }
-    auto checksum = parse_octal(header + 148, 8);
-    unsigned long sum = 0;
-    for (std::size_t i = 0; i < kBlock; ++i) {
-      sum += (i >= 148 && i < 156) ? ' ' : static_cast<unsigned char>(header[i]);
-    }
-    if (!checksum || *checksum != sum) return corrupt("tar header checksum mismatch");
-    auto size = parse_octal(header + 124, 12);
-    if (!size) return corrupt("tar header with an invalid size field");
-    if (*size > kMaxMemberBytes) {
-      return corrupt(
-          fmt::format("member of {} bytes exceeds the limit of {}", *size, kMaxMemberBytes));
-    }
-    const char type = header[156];
-    std::string content(*size, '\0');
-    if (auto r = read_exact(content.data(), content.size()); !r) return r.error();
-    std::size_t padding = (kBlock - *size % kBlock) % kBlock;
-    if (auto r = read_exact(nullptr, padding); !r) return r.error();
-
-    if (type == 'L') {  // GNU long name for the next member
-      long_name = field(content.data(), content.size());
-      continue;
-    }
-    if (type == 'x') {  // pax extended header for the next member
-      if (auto p = pax_path(content)) long_name = std::move(*p);
-      continue;
-    }
-    if (type != '0' && type != '\0') {  // directories, links, global headers: nothing to read
-      long_name.reset();
-      continue;
-    }
-    ArchiveMember m;
-    if (long_name) {
-      m.name = std::move(*long_name);
-    } else {
-      std::string prefix = field(header + 345, 155);
-      m.name = field(header, 100);
-      if (!prefix.empty() && std::memcmp(header + 257, "ustar", 5) == 0) {
-        m.name = prefix + "/" + m.name;
+    if (status != ARCHIVE_OK && status != ARCHIVE_WARN) return corrupt(message_of(archive_.get()));
+    if (archive_entry_filetype(entry) != AE_IFREG) continue;  // directories, links: not files
+    const char* name = archive_entry_pathname(entry);
+    ArchiveMember member;
+    member.name = name ? name : "";
+    if (archive_entry_size_is_set(entry)) {
+      const la_int64_t size = archive_entry_size(entry);
+      if (size < 0 || static_cast<std::uint64_t>(size) > kMaxMemberBytes) {
+        return corrupt(fmt::format("member {} declares {} bytes (at most {})", member.name, size,
+                                   kMaxMemberBytes));
       }
+      member.content.reserve(static_cast<std::size_t>(size));
     }
-    m.content = std::move(content);
-    return std::optional<ArchiveMember>(std::move(m));
+    char buffer[1 << 16];
+    for (;;) {
+      const la_ssize_t n = archive_read_data(archive_.get(), buffer, sizeof buffer);
+      if (n == 0) break;
+      if (n < 0) return corrupt(message_of(archive_.get()));
+      if (member.content.size() + static_cast<std::size_t>(n) > kMaxMemberBytes) {
+        return corrupt(
+            fmt::format("member {} is larger than {} bytes", member.name, kMaxMemberBytes));
+      }
+      member.content.append(buffer, static_cast<std::size_t>(n));
+    }
+    return std::optional<ArchiveMember>(std::move(member));
   }
+}
+
+Result<TarZstWriter> TarZstWriter::create(const std::string& path) {
+  TarZstWriter w;
+  w.path_ = path;
+  w.temporary_ = path + ".partial";
+  w.archive_.reset(archive_write_new());
+  archive* a = w.archive_.get();
+  if (archive_write_add_filter_zstd(a) != ARCHIVE_OK ||
+      archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
+      archive_write_open_filename(a, w.temporary_.c_str()) != ARCHIVE_OK) {
+    return io_error(fmt::format("{}: cannot write: {}", path, message_of(a)));
+  }
+  return w;
+}
+
+TarZstWriter::~TarZstWriter() {
+  if (archive_) {  // not closed: leave nothing behind
+    archive_.reset();
+    std::remove(temporary_.c_str());
+  }
+}
+
+Result<void> TarZstWriter::add(const std::string& name, std::string_view content) {
+  std::unique_ptr<archive_entry, void (*)(archive_entry*)> entry(archive_entry_new(),
+                                                                 archive_entry_free);
+  archive_entry_set_pathname(entry.get(), name.c_str());
+  archive_entry_set_filetype(entry.get(), AE_IFREG);
+  archive_entry_set_perm(entry.get(), 0644);
+  archive_entry_set_size(entry.get(), static_cast<la_int64_t>(content.size()));
+  archive_entry_set_mtime(entry.get(), std::time(nullptr), 0);
+  archive* a = archive_.get();
+  if (archive_write_header(a, entry.get()) != ARCHIVE_OK ||
+      archive_write_data(a, content.data(), content.size()) !=
+          static_cast<la_ssize_t>(content.size())) {
+    return io_error(fmt::format("{}: cannot write {}: {}", path_, name, message_of(a)));
+  }
+  return ok_result();
+}
+
+Result<void> TarZstWriter::close() {
+  if (archive_write_close(archive_.get()) != ARCHIVE_OK) {
+    return io_error(fmt::format("{}: cannot write: {}", path_, message_of(archive_.get())));
+  }
+  archive_.reset();
+  std::error_code ec;
+  std::filesystem::rename(temporary_, path_, ec);
+  if (ec) {
+    std::remove(temporary_.c_str());
+    return io_error(fmt::format("{}: cannot write: {}", path_, ec.message()));
+  }
+  return ok_result();
 }
 
 }  // namespace kbgap::catalog

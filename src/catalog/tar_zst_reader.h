@@ -1,8 +1,8 @@
-// Streams the regular files out of a zstd-compressed tar archive, one member at a time.
+// .tar.zst archives (the bundled catalog's format, `catalog import` and `catalog fetch`), read and
+// written with libarchive: regular files only, one member at a time.
 #pragma once
 
 #include <cstdint>
-#include <cstdio>
 #include <memory>
 #include <optional>
 #include <span>
@@ -10,7 +10,7 @@
 
 #include "common/result.h"
 
-struct ZSTD_DCtx_s;
+struct archive;
 
 namespace kbgap::catalog {
 
@@ -24,51 +24,54 @@ class TarZstReader {
   // Members larger than this are refused (a corrupt size field must not allocate gigabytes).
   static constexpr std::uint64_t kMaxMemberBytes = 512ull << 20;
 
-  // Reads from a file; `display_name` names it in errors.
+  // Reads from a file; errors name its path.
   static Result<TarZstReader> open_file(const std::string& path);
-  // Reads from bytes that outlive the reader (the bundled catalog).
+  // Reads from bytes that outlive the reader (the bundled catalog); `display_name` names it.
   static TarZstReader from_memory(std::span<const unsigned char> bytes, std::string display_name);
 
-  TarZstReader(TarZstReader&&) noexcept;
-  TarZstReader& operator=(TarZstReader&&) noexcept;
-  ~TarZstReader();
+  TarZstReader(TarZstReader&&) noexcept = default;
+  TarZstReader& operator=(TarZstReader&&) noexcept = default;
+  ~TarZstReader() = default;
 
   // The next regular file, std::nullopt at the end of the archive, or an error naming the archive.
   Result<std::optional<ArchiveMember>> next();
 
   // Compressed bytes consumed so far, for progress.
-  std::uint64_t consumed() const { return consumed_; }
+  std::uint64_t consumed() const;
   std::uint64_t compressed_size() const { return compressed_size_; }
 
  private:
-  TarZstReader();
-  Result<bool> fill_output();                         // false at the end of the input
-  Result<void> read_exact(char* out, std::size_t n);  // decompressed bytes, or error
-  Result<void> drain();
-  Result<std::size_t> read_compressed(char* out, std::size_t n);
+  TarZstReader() = default;
   Error corrupt(const std::string& what) const;
-
-  struct FileCloser {
-    void operator()(std::FILE* f) const { std::fclose(f); }
+  struct Free {
+    void operator()(archive* a) const;
   };
-  struct DctxFree {
-    void operator()(ZSTD_DCtx_s* d) const;
-  };
-
   std::string display_name_;
-  std::unique_ptr<std::FILE, FileCloser> file_;
-  std::span<const unsigned char> memory_;
-  std::unique_ptr<ZSTD_DCtx_s, DctxFree> dctx_;
-  std::string in_buf_;
-  std::size_t in_pos_ = 0, in_len_ = 0;
-  std::string out_buf_;
-  std::size_t out_pos_ = 0, out_len_ = 0;
-  std::size_t last_frame_hint_ = 0;  // ZSTD_decompressStream's last return: 0 when a frame ended
-  bool pending_output_ = false;
-  bool input_done_ = false;
+  std::unique_ptr<archive, Free> archive_;
+  std::string open_error_;  // set when the input could not be opened at all
   bool finished_ = false;
-  std::uint64_t consumed_ = 0;
   std::uint64_t compressed_size_ = 0;
+};
+
+// Writes a .tar.zst archive of regular files to `path`, atomically: the file appears, complete,
+// when close() succeeds, and never half-written.
+class TarZstWriter {
+ public:
+  static Result<TarZstWriter> create(const std::string& path);
+  TarZstWriter(TarZstWriter&&) noexcept = default;
+  TarZstWriter& operator=(TarZstWriter&&) noexcept = default;
+  ~TarZstWriter();
+
+  Result<void> add(const std::string& name, std::string_view content);
+  Result<void> close();
+
+ private:
+  TarZstWriter() = default;
+  struct Free {
+    void operator()(archive* a) const;
+  };
+  std::string path_, temporary_;
+  std::unique_ptr<archive, Free> archive_;
 };
 
 }  // namespace kbgap::catalog
