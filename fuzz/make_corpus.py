@@ -9,6 +9,7 @@ Usage: fuzz/make_corpus.py <build dir>   (a normal build: its kbgap and tests/kb
   UTF-16LE with a byte-order mark, as `systeminfo > file` writes it from PowerShell.
 - kbgap_json: those systeminfo devices as kbgap stores them (`kbgap devices list --format json`).
 - osquery_json: the same devices written as osquery's tables.
+- archive: small .tar.zst archives of those cut months (bundled layout, GNU and pax tar, empty).
 - odata_filter, request_target, jwt, jwks: written by hand from SPEC.md's examples and the
   tests (fuzz/seeds/); tokens minted with the fuzz key (fuzz/fuzz-key.pem): valid, expired,
   not yet valid, wrong audience or issuer, no role, and the forged kinds (alg none, HS256).
@@ -93,6 +94,32 @@ def jwt_seeds(token_tool):
     write("jwks", "fuzz-key", jwks)
 
 
+def archive_seeds(cut_documents):
+    """Small .tar.zst archives as `catalog import` reads them: cut CVRF months in the bundled
+    layout, a directory entry, an empty archive."""
+    import io
+    import tarfile
+
+    def tar_zst(members, fmt=tarfile.PAX_FORMAT):
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w", format=fmt) as tar:
+            for name, content in members:
+                info = tarfile.TarInfo(name)
+                if content is None:
+                    info.type = tarfile.DIRTYPE
+                    tar.addfile(info)
+                else:
+                    info.size = len(content)
+                    tar.addfile(info, io.BytesIO(content))
+        return subprocess.run(["zstd", "-q", "-c"], input=raw.getvalue(), check=True,
+                              capture_output=True).stdout
+
+    docs = [(f"cvrf/cvrfDocument-{m}.xml", x.encode()) for m, x in cut_documents[:2]]
+    write("archive", "two-months.tar.zst", tar_zst([("cvrf", None)] + docs))
+    write("archive", "gnu.tar.zst", tar_zst(docs[:1], tarfile.GNU_FORMAT))
+    write("archive", "empty.tar.zst", tar_zst([]))
+
+
 def main():
     build = sys.argv[1]
     kbgap = os.path.join(build, "kbgap")
@@ -100,9 +127,12 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(f"zstd -dc {ROOT}/data/catalog/cvrf-2016-2026.tar.zst | tar -x -C {tmp}",
                        shell=True, check=True)
+        cut = []
         for month in MONTHS:
             with open(os.path.join(tmp, "cvrf", f"cvrfDocument-{month}.xml"), encoding="utf-8-sig") as f:
-                write("cvrf", month + ".xml", cut_cvrf(f.read()))
+                cut.append((month, cut_cvrf(f.read())))
+                write("cvrf", month + ".xml", cut[-1][1])
+        archive_seeds(cut)
 
     inv = os.path.join(ROOT, "data", "inventories")
     systeminfo = []
