@@ -9,6 +9,7 @@
 #include <set>
 
 #include "catalog/bundled_catalog.h"
+#include "catalog/freshness.h"
 #include "catalog/importer.h"
 #include "store/sqlite/sqlite_catalog_store.h"
 #include "test_support.h"
@@ -230,12 +231,76 @@ TEST(CatalogImport, NewerRevisionReplacesTheMonthWithoutDuplicates) {
     EXPECT_TRUE(seen.emplace(r.document_id, r.cve, r.subtype, r.products.size()).second) << r.cve;
   }
 
-  // The older revision again: the newer stays.
+  // The history: each month added, then March replaced by revision 12.
+  auto history = store->imports();
+  ASSERT_TRUE(history);
+  ASSERT_EQ(history->size(), 3u);
+  EXPECT_EQ((*history)[2].document_id, "2020-Mar");
+  EXPECT_EQ((*history)[2].outcome, "replaced");
+  EXPECT_EQ((*history)[2].revision, "12");
+  EXPECT_EQ((*history)[2].current_release, "2020-05-01T07:00:00Z");
+  EXPECT_EQ((*history)[0].outcome, "added");
+
+  // The older revision again: the newer stays, and nothing is recorded.
   std::string before = dump(dir.str("kbgap.db"));
   auto third = import_paths(*store, {write_doc(dir, "2020-Mar", real_document("2020-Mar"))});
   ASSERT_TRUE(third);
   EXPECT_EQ(third->count(DocumentOutcome::kKeptNewer), 1);
   EXPECT_EQ(dump(dir.str("kbgap.db")), before);
+}
+
+// What the bundled catalog covers: complete months through May 2026, and when it is stale. Eleven
+// of its months are early revisions (the shared data took them from an older commit of its
+// mirror): published days before their Patch Tuesday, listing no KB or a few.
+TEST(CatalogFreshness, TheBundledCatalogIsCompleteThroughMay2026) {
+  TempDir dir;
+  auto store = open_store(dir);
+  ASSERT_TRUE(ensure_catalog(*store, nullptr));
+  auto documents = store->documents();
+  ASSERT_TRUE(documents);
+  auto stats = store->stats();
+  ASSERT_TRUE(stats);
+  std::int64_t kb_fixes = 0;
+  for (const StoredDocument& d : *documents) kb_fixes += d.kb_fixes;
+  EXPECT_EQ(kb_fixes, stats->remediations);  // one row per KB fix, each counted in its month
+
+  const Freshness f = freshness(*documents);
+  EXPECT_EQ(f.months.size(), 125u);  // 127 documents, less Oct-OOB and 2017-May-B
+  ASSERT_TRUE(f.newest_complete);
+  EXPECT_EQ(f.newest_complete->id, "2026-May");
+  EXPECT_EQ(f.newest_complete->patch_tuesday, "2026-05-12");
+  EXPECT_EQ(f.summary(), "catalog through 2026-05; 2026-06 to 2026-08 partial");
+  std::vector<std::string> partial;
+  for (const MonthFreshness& m : f.months) {
+    if (m.complete) continue;
+    partial.push_back(m.id);
+    EXPECT_TRUE(m.kb_fixes == 0 || (m.kb_fixes < 10 && m.initial_release < m.patch_tuesday))
+        << m.id;
+  }
+  EXPECT_EQ(partial, (std::vector<std::string>{"2024-Nov", "2025-Jan", "2025-Mar", "2025-Apr",
+                                               "2025-May", "2025-Aug", "2025-Oct", "2026-Apr",
+                                               "2026-Jun", "2026-Jul", "2026-Aug"}));
+  // Complete although MSRC dated the current release before the initial one (July 8 and 11).
+  auto july_2023 = std::find_if(f.months.begin(), f.months.end(),
+                                [](const MonthFreshness& m) { return m.id == "2023-Jul"; });
+  ASSERT_NE(july_2023, f.months.end());
+  EXPECT_TRUE(july_2023->complete);
+  EXPECT_EQ(f.age_days("2026-06-26"), 45);
+  EXPECT_FALSE(f.stale_warning("2026-06-26"));
+  ASSERT_TRUE(f.stale_warning("2026-06-27"));
+  EXPECT_NE(f.stale_warning("2026-06-27")->find("2026-05 (Patch Tuesday 2026-05-12), 46 days"),
+            std::string::npos);
+  EXPECT_TRUE(freshness({}).stale_warning("2026-06-01"));  // nothing complete at all
+}
+
+TEST(CatalogFreshness, PatchTuesdayIsTheSecondTuesday) {
+  EXPECT_EQ(patch_tuesday("2026-05"), "2026-05-12");
+  EXPECT_EQ(patch_tuesday("2026-11"), "2026-11-10");
+  EXPECT_EQ(patch_tuesday("2024-01"), "2024-01-09");
+  EXPECT_EQ(patch_tuesday("2019-10"), "2019-10-08");  // the 1st is a Tuesday
+  EXPECT_EQ(patch_tuesday("2020-09"), "2020-09-08");
+  EXPECT_EQ(patch_tuesday("2020-13"), "");
+  EXPECT_EQ(patch_tuesday("May"), "");
 }
 
 TEST(CatalogImport, BadInputLeavesTheCatalogExactlyAsItWas) {

@@ -12,8 +12,10 @@
 #include "app/catalog_loader.h"
 #include "app/cli_error.h"
 #include "app/data_dir.h"
+#include "catalog/freshness.h"
 #include "catalog/importer.h"
 #include "catalog/sync.h"
+#include "common/clock.h"
 #include "common/progress.h"
 #include "engine/catalog_index.h"
 
@@ -152,6 +154,9 @@ int run_catalog_stats(const CatalogStatsOptions& options) {
   if (auto ensured = ensure_bundled_catalog(**store); !ensured) return report(ensured.error());
   auto stats = (*store)->stats();
   if (!stats) return report(stats.error());
+  auto documents = (*store)->documents();
+  if (!documents) return report(documents.error());
+  const catalog::Freshness fresh = catalog::freshness(*documents);
   if (options.format == "json") {
     boost::json::object o;
     o["documents"] = stats->documents;
@@ -161,6 +166,20 @@ int run_catalog_stats(const CatalogStatsOptions& options) {
     o["supersedenceEdges"] = stats->supersedence_edges;
     o["firstRelease"] = stats->first_release;
     o["lastRelease"] = stats->last_release;
+    o["newestCompleteMonth"] = fresh.newest_complete ? fresh.newest_complete->month : "";
+    boost::json::array partial, months;
+    for (const std::string& m : fresh.partial_after) partial.emplace_back(m);
+    o["partialMonthsAfter"] = std::move(partial);
+    for (const catalog::MonthFreshness& m : fresh.months) {
+      months.emplace_back(boost::json::object{{"id", m.id},
+                                              {"month", m.month},
+                                              {"patchTuesday", m.patch_tuesday},
+                                              {"revision", m.revision},
+                                              {"currentRelease", m.current_release},
+                                              {"kbFixes", m.kb_fixes},
+                                              {"complete", m.complete}});
+    }
+    o["months"] = std::move(months);
     fmt::print("{}\n", boost::json::serialize(o));
     return kExitOk;
   }
@@ -172,6 +191,32 @@ int run_catalog_stats(const CatalogStatsOptions& options) {
   fmt::print("kb remediations     {}\n", stats->remediations);
   fmt::print("first release       {}\n", stats->first_release);
   fmt::print("last release        {}\n", stats->last_release);
+  fmt::print("coverage            {}\n", fresh.summary());
+  if (fresh.newest_complete) {
+    const catalog::MonthFreshness& n = *fresh.newest_complete;
+    fmt::print("newest complete     {} (Patch Tuesday {}; revision {} of {})\n", n.month,
+               n.patch_tuesday, n.revision, n.current_release.substr(0, 10));
+  }
+  std::vector<std::string> partial_before;
+  for (const catalog::MonthFreshness& m : fresh.months) {
+    if (!m.complete && fresh.newest_complete && m.month < fresh.newest_complete->month) {
+      partial_before.push_back(m.month);
+    }
+  }
+  if (!partial_before.empty()) {
+    fmt::print("partial, before it  {} (early revisions: sync to complete them)\n",
+               fmt::join(partial_before, ", "));
+  }
+  if (auto warning = fresh.stale_warning(utc_now().substr(0, 10))) {
+    fmt::print("warning             {}\n", *warning);
+  }
+  fmt::print("\n{:<10} {:<10}  {:>9}  {:<10}  {:>8}\n", "month", "id", "revision", "revised",
+             "KB fixes");
+  for (const catalog::MonthFreshness& m : fresh.months) {
+    fmt::print("{:<10} {:<10}  {:>9}  {:<10}  {:>8}  {}\n", m.month, m.id, m.revision,
+               m.current_release.substr(0, 10), m.kb_fixes,
+               m.complete ? "complete" : "partial (an early revision)");
+  }
   return kExitOk;
 }
 

@@ -73,7 +73,8 @@ Result<void> ensure_bundled_catalog(catalog::CatalogStore& store) {
   return ok_result();
 }
 
-Result<engine::CatalogIndex> load_catalog_index(const std::string& data_dir) {
+Result<engine::CatalogIndex> load_catalog_index(
+    const std::string& data_dir, std::vector<catalog::StoredDocument>* documents_out) {
   auto store = open_catalog_store(data_dir);
   if (!store) return store.error();
   KBGAP_TRY(ensure_bundled_catalog(**store));
@@ -84,6 +85,7 @@ Result<engine::CatalogIndex> load_catalog_index(const std::string& data_dir) {
   std::string tag;
   for (const catalog::StoredDocument& d : *documents) tag += fmt::format("{}:{}\n", d.id, d.sha256);
   const std::string fingerprint = sha256_hex(tag);
+  if (documents_out) *documents_out = *documents;
   const std::filesystem::path cache = std::filesystem::path(data_dir) / kIndexFileName;
   {
     // Mapped, not read: the index is read once, in order (a stream copy cost more than the

@@ -23,6 +23,8 @@ Result<void> ensure_bundled_catalog(catalog::CatalogStore& store);
 // The engine's index, cached in the data directory (rebuilt whenever the catalog changes).
 inline constexpr const char* kIndexFileName = "catalog.index";
 
-Result<engine::CatalogIndex> load_catalog_index(const std::string& data_dir);
+// With `documents`, also the stored documents (what the catalog covers: catalog/freshness.h).
+Result<engine::CatalogIndex> load_catalog_index(
+    const std::string& data_dir, std::vector<catalog::StoredDocument>* documents = nullptr);
 
 }  // namespace kbgap::app

@@ -10,6 +10,8 @@
 #include "app/catalog_loader.h"
 #include "app/cli_error.h"
 #include "app/inventory_files.h"
+#include "catalog/freshness.h"
+#include "common/clock.h"
 #include "engine/evaluate.h"
 #include "inventory/inventory_reader.h"
 
@@ -79,9 +81,22 @@ int run_scan(const ScanOptions& options) {
   if (!devices) return report(devices.error());
   phase("read inventories");
 
-  auto catalog = load_catalog_index(options.data_dir);
+  std::vector<catalog::StoredDocument> documents;
+  auto catalog = load_catalog_index(options.data_dir, &documents);
   if (!catalog) return report(catalog.error());
   phase("catalog index");
+  // What the answers can know: the catalog's months, and a warning when it is stale (not with
+  // --as-of: a date in the past asks for the catalog as it was).
+  const catalog::Freshness fresh = catalog::freshness(documents);
+  if (options.as_of.empty()) {
+    if (auto warning = fresh.stale_warning(utc_now().substr(0, 10))) {
+      std::fprintf(stderr, "kbgap: warning: %s\n", warning->c_str());
+    }
+  }
+  if (options.format == "table") {
+    fmt::print("{}{}\n", fresh.summary(),
+               options.as_of.empty() ? "" : fmt::format("; judged as of {}", options.as_of));
+  }
   // A release newer than kbgap's table: the catalog's fixed builds name it, or nothing does.
   for (inventory::Device& d : *devices) {
     if (!engine::learn_release(*catalog, d)) {

@@ -23,6 +23,7 @@ struct StoredDocument {
   std::string source;
   std::string sha256;
   std::int64_t vulnerabilities = 0;
+  std::int64_t kb_fixes = 0;  // KB remediations it lists (a month's early revision lists none)
 };
 
 struct CatalogStats {
@@ -34,6 +35,17 @@ struct CatalogStats {
   std::int64_t remediations = 0;        // KB fix rows (KB x CVE x document)
   std::string first_release;            // earliest InitialReleaseDate, YYYY-MM-DD ("" if empty)
   std::string last_release;             // latest InitialReleaseDate
+};
+
+// One import that changed a month (catalog_imports): the history `catalog stats` and `diff` read.
+struct ImportRecord {
+  std::string document_id;
+  std::string revision;
+  std::string current_release;
+  std::string sha256;
+  std::string source;
+  std::string outcome;  // "added" or "replaced"
+  std::string imported_at;
 };
 
 struct NamedProduct {
@@ -89,6 +101,8 @@ class CatalogStore {
   virtual Result<std::unique_ptr<CatalogTransaction>> begin() = 0;
   virtual Result<CatalogStats> stats() = 0;
   virtual Result<std::vector<StoredDocument>> documents() = 0;
+  // Every import that added or replaced a month, oldest first.
+  virtual Result<std::vector<ImportRecord>> imports() = 0;
   virtual Result<std::vector<KbRemediation>> kb_remediations(KbNumber kb) = 0;
   virtual Result<CatalogData> load() = 0;
 };

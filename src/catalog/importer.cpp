@@ -24,12 +24,6 @@ DocumentOutcome decide(const Document& incoming, const std::optional<StoredDocum
   return DocumentOutcome::kReplaced;
 }
 
-std::int64_t count_fixes(const Document& doc) {
-  std::int64_t n = 0;
-  for (const Vulnerability& v : doc.vulnerabilities) n += static_cast<std::int64_t>(v.fixes.size());
-  return n;
-}
-
 }  // namespace
 
 std::int64_t ImportSummary::count(DocumentOutcome outcome) const {
@@ -76,7 +70,7 @@ Result<ImportSummary> import_catalog(ImportSources& sources, CatalogStore& store
                           doc.current_release,
                           decide(doc, *stored),
                           static_cast<std::int64_t>(doc.vulnerabilities.size()),
-                          count_fixes(doc)};
+                          count_kb_fixes(doc)};
     state.current = doc.id;
     if (progress) progress(state);
     if (result.outcome == DocumentOutcome::kAdded || result.outcome == DocumentOutcome::kReplaced) {

@@ -50,6 +50,10 @@ struct Vulnerability {
   std::vector<KbFix> fixes;
 };
 
+struct Document;
+// The KB fixes a document lists, over all its vulnerabilities.
+std::int64_t count_kb_fixes(const Document& doc);
+
 struct Document {
   std::string id;               // "2020-Mar"
   std::string title;            // "March 2020 Security Updates"
@@ -61,6 +65,12 @@ struct Document {
   std::vector<Product> products;
   std::vector<Vulnerability> vulnerabilities;
 };
+
+inline std::int64_t count_kb_fixes(const Document& doc) {
+  std::int64_t n = 0;
+  for (const Vulnerability& v : doc.vulnerabilities) n += static_cast<std::int64_t>(v.fixes.size());
+  return n;
+}
 
 // What an import passed over or repaired, by reason. Nothing is dropped without a count here.
 class SkipCounts {

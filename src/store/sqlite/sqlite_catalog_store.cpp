@@ -19,12 +19,12 @@ using catalog::StoredDocument;
 // The columns of documents that make a StoredDocument, and how to read them back.
 constexpr const char* kDocumentColumns =
     "SELECT id, title, initial_release, current_release, revision, source, sha256,"
-    " vulnerabilities FROM documents";
+    " vulnerabilities, kb_fixes FROM documents";
 
 StoredDocument stored_document(const Statement& row) {
   return StoredDocument{row.column_text(0), row.column_text(1), row.column_text(2),
                         row.column_text(3), row.column_text(4), row.column_text(5),
-                        row.column_text(6), row.column_int(7)};
+                        row.column_text(6), row.column_int(7),  row.column_int(8)};
 }
 
 class SqliteTransaction final : public catalog::CatalogTransaction {
@@ -52,6 +52,11 @@ class SqliteTransaction final : public catalog::CatalogTransaction {
 
   Result<void> replace_document(const Document& doc) override {
     KBGAP_TRY(prepare_all());
+    find_document_.bind(1, doc.id);
+    auto existing = find_document_.step();
+    if (!existing) return existing.error();
+    const bool replaced = *existing;
+    find_document_.reset();
     for (Statement* del : {&del_supersedes_, &del_rem_products_, &del_remediations_,
                            &del_vuln_products_, &del_vulns_, &del_products_, &del_document_}) {
       del->bind(1, doc.id);
@@ -65,8 +70,17 @@ class SqliteTransaction final : public catalog::CatalogTransaction {
         .bind(6, doc.source)
         .bind(7, doc.sha256)
         .bind(8, static_cast<std::int64_t>(doc.vulnerabilities.size()))
-        .bind(9, utc_now());
+        .bind(9, utc_now())
+        .bind(10, catalog::count_kb_fixes(doc));
     KBGAP_TRY(ins_document_.run());
+    ins_import_.bind(1, doc.id)
+        .bind(2, doc.revision)
+        .bind(3, doc.current_release)
+        .bind(4, doc.sha256)
+        .bind(5, doc.source)
+        .bind(6, std::string_view(replaced ? "replaced" : "added"))
+        .bind(7, utc_now());
+    KBGAP_TRY(ins_import_.run());
     for (const catalog::Product& p : doc.products) {
       ins_product_.bind(1, doc.id).bind(2, p.id).bind(3, p.name).bind(4, p.family);
       KBGAP_TRY(ins_product_.run());
@@ -141,7 +155,11 @@ class SqliteTransaction final : public catalog::CatalogTransaction {
         {&del_document_, "DELETE FROM documents WHERE id = ?"},
         {&ins_document_,
          "INSERT INTO documents (id, title, initial_release, current_release, revision, source,"
-         " sha256, vulnerabilities, imported_at) VALUES (?,?,?,?,?,?,?,?,?)"},
+         " sha256, vulnerabilities, imported_at, kb_fixes) VALUES (?,?,?,?,?,?,?,?,?,?)"},
+        {&find_document_, "SELECT 1 FROM documents WHERE id = ?"},
+        {&ins_import_,
+         "INSERT INTO catalog_imports (document_id, revision, current_release, sha256, source,"
+         " outcome, imported_at) VALUES (?,?,?,?,?,?,?)"},
         {&ins_product_,
          "INSERT INTO products (document_id, product_id, name, family) VALUES (?,?,?,?)"},
         {&ins_vuln_,
@@ -172,7 +190,7 @@ class SqliteTransaction final : public catalog::CatalogTransaction {
   bool prepared_ = false;
   Statement del_supersedes_, del_rem_products_, del_remediations_, del_vuln_products_, del_vulns_,
       del_products_, del_document_, ins_document_, ins_product_, ins_vuln_, ins_vuln_product_,
-      ins_remediation_, ins_rem_product_, ins_supersedes_;
+      ins_remediation_, ins_rem_product_, ins_supersedes_, find_document_, ins_import_;
 };
 
 Result<std::int64_t> query_int(Database& db, const char* sql) {
@@ -273,6 +291,23 @@ Result<std::vector<catalog::StoredDocument>> SqliteCatalogStore::documents() {
     if (!row) return row.error();
     if (!*row) break;
     out.push_back(stored_document(*stmt));
+  }
+  return out;
+}
+
+Result<std::vector<catalog::ImportRecord>> SqliteCatalogStore::imports() {
+  auto stmt = db_.prepare(
+      "SELECT document_id, revision, current_release, sha256, source, outcome, imported_at"
+      " FROM catalog_imports ORDER BY id");
+  if (!stmt) return stmt.error();
+  std::vector<catalog::ImportRecord> out;
+  for (;;) {
+    auto row = stmt->step();
+    if (!row) return row.error();
+    if (!*row) break;
+    out.push_back({stmt->column_text(0), stmt->column_text(1), stmt->column_text(2),
+                   stmt->column_text(3), stmt->column_text(4), stmt->column_text(5),
+                   stmt->column_text(6)});
   }
   return out;
 }

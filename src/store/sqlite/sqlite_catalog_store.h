@@ -17,6 +17,7 @@ class SqliteCatalogStore final : public catalog::CatalogStore {
   Result<std::unique_ptr<catalog::CatalogTransaction>> begin() override;
   Result<catalog::CatalogStats> stats() override;
   Result<std::vector<catalog::StoredDocument>> documents() override;
+  Result<std::vector<catalog::ImportRecord>> imports() override;
   Result<std::vector<catalog::KbRemediation>> kb_remediations(catalog::KbNumber kb) override;
   Result<catalog::CatalogData> load() override;
 

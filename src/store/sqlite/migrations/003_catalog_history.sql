@@ -1,0 +1,20 @@
+-- How many KB fixes each month lists (an early, partial revision of a month lists none: what
+-- tells a complete Patch Tuesday from a partial one), and every import that changed a month.
+ALTER TABLE documents ADD COLUMN kb_fixes INTEGER NOT NULL DEFAULT 0;
+UPDATE documents SET kb_fixes = (SELECT COUNT(*) FROM remediations r WHERE r.document_id = documents.id);
+
+CREATE TABLE catalog_imports (
+  id               INTEGER PRIMARY KEY,
+  document_id      TEXT NOT NULL,      -- "2026-Nov"
+  revision         TEXT NOT NULL,
+  current_release  TEXT NOT NULL,
+  sha256           TEXT NOT NULL,
+  source           TEXT NOT NULL,      -- file, archive!member or URL
+  outcome          TEXT NOT NULL,      -- "added" or "replaced"
+  imported_at      TEXT NOT NULL
+);
+CREATE INDEX catalog_imports_by_document ON catalog_imports(document_id);
+INSERT INTO catalog_imports (document_id, revision, current_release, sha256, source, outcome,
+                             imported_at)
+  SELECT id, revision, current_release, sha256, source, 'added', imported_at FROM documents
+  ORDER BY initial_release;
