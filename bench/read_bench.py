@@ -77,7 +77,7 @@ def main():
     port_file = os.path.join(work, "port")
     env = dict(os.environ, **{f"KBGAP_RATE_LIMITS_{g}_PER_{w}": "0"
                               for g in ("MACHINES", "SOFTWARE", "VULNERABILITIES")
-                              for w in ("MINUTE", "HOUR")})
+                              for w in ("MINUTE", "HOUR")}, KBGAP_CATALOG_SYNC_INTERVAL="0")
     server = subprocess.Popen([KBGAP, "--data", data, "serve", "--quiet", "--listen",
                                "127.0.0.1:0", "--port-file", port_file],
                               stderr=subprocess.DEVNULL, env=env)

@@ -27,7 +27,8 @@ def main():
                    check=True, capture_output=True)
     port_file = os.path.join(work, "port")
     server = subprocess.Popen([KBGAP, "--data", data, "serve", "--quiet", "--listen",
-                               "127.0.0.1:0", "--port-file", port_file], stderr=subprocess.DEVNULL)
+                               "127.0.0.1:0", "--port-file", port_file], stderr=subprocess.DEVNULL,
+                              env=dict(os.environ, KBGAP_CATALOG_SYNC_INTERVAL="0"))
     try:
         while not os.path.exists(port_file):
             time.sleep(0.1)

@@ -273,6 +273,87 @@ class Sync(unittest.TestCase):
         self.assertIn("was not written", r.stderr)
         self.assertEqual([f for f in os.listdir(self.work) if f.startswith("failed")], [])
 
+    def test_the_server_syncs_on_its_schedule_and_answers_from_the_new_catalog(self):
+        data = self.seeded("serving")
+        inventory = os.path.join(SOURCE, "data/inventories/10_1809_x64_pro_en-us_20190307_systeminfo.txt")
+        r = kbgap(data, "devices", "import", inventory)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        device = json.loads(kbgap(data, "devices", "list", "--format", "json").stdout)[0]["id"]
+        token = kbgap(data, "token", "--role", "Software.Read.All", "--ttl", "1h").stdout.strip()
+        self.server.control({"delay": {"2016-May": 2}})  # time to see the catalog before
+        env = {**os.environ, "CI": "true", "KBGAP_CATALOG_SYNC_INTERVAL": "3",
+               "KBGAP_CATALOG_SOURCE": self.server.url}
+        port_file = os.path.join(self.work, "serve-port")
+        server = subprocess.Popen([KBGAP, "--data", data, "serve", "--quiet", "--listen",
+                                   "127.0.0.1:0", "--port-file", port_file], env=env,
+                                  stderr=subprocess.PIPE, text=True)
+        try:
+            while not os.path.exists(port_file):
+                self.assertIsNone(server.poll())
+                time.sleep(0.05)
+            base = f"http://127.0.0.1:{int(open(port_file).read())}"
+
+            def get(path):
+                request = urllib.request.Request(base + path,
+                                                 headers={"Authorization": "Bearer " + token})
+                with urllib.request.urlopen(request) as response:
+                    return response.read().decode()
+
+            def missing():
+                body = json.loads(get(f"/api/machines/{device}/getmissingkbs"))
+                return [kb["name"] for kb in body["value"]]
+
+            ready = json.loads(get("/readyz"))
+            self.assertEqual(ready["catalog"]["coverage"], "catalog through 2016-04")
+            self.assertIn("stale", ready["catalog"]["warning"])
+            self.assertEqual(missing(), [])  # a 2016 catalog knows nothing of Windows 10 1809
+            deadline = time.time() + 60
+            while "lastSync" not in json.loads(get("/readyz"))["catalog"]:
+                self.assertLess(time.time(), deadline)
+                time.sleep(0.2)
+            ready = json.loads(get("/readyz"))
+            self.assertEqual(ready["status"], "ok")
+            self.assertEqual(ready["catalog"]["coverage"], "catalog through 2020-03")
+            self.assertNotIn("lastSyncError", ready["catalog"])
+            # Now it is judged: by the months the sync brought (1809 shipped in late 2018).
+            self.assertTrue(missing())
+            self.assertLessEqual(set(missing()), {"March 2019 Security Updates",
+                                                  "March 2020 Security Updates"})
+            metrics = get("/metrics")
+            self.assertIn('kbgap_catalog_syncs_total{result="ok"} 1', metrics)
+            self.assertIn("kbgap_catalog_months_changed_total 4", metrics)
+
+            # A failed sync: the catalog and the answers stay; /readyz and /metrics say so.
+            path = os.path.join(self.docs, "cvrfDocument-2016-Jun.xml")
+            original = open(path, "rb").read()
+            try:
+                with open(path, "wb") as f:
+                    f.write(re.sub(rb"<cvrf:CurrentReleaseDate>[^<]*<",
+                                   b"<cvrf:CurrentReleaseDate>2026-11-10T08:00:00<", original,
+                                   count=1))
+                self.server.control({"reset": True, "status": {"2016-Jun": [500, -1]}})
+                before = missing()
+                deadline = time.time() + 90
+                while "lastSyncError" not in json.loads(get("/readyz"))["catalog"]:
+                    self.assertLess(time.time(), deadline)
+                    time.sleep(0.2)
+                ready = json.loads(get("/readyz"))
+                self.assertEqual(ready["status"], "ok")
+                self.assertIn("HTTP 500", ready["catalog"]["lastSyncError"])
+                self.assertEqual(missing(), before)
+                self.assertIn("kbgap_catalog_last_sync_failed 1", get("/metrics"))
+            finally:
+                with open(path, "wb") as f:
+                    f.write(original)
+                self.server.control({"reset": True})
+        finally:
+            server.terminate()
+            _, said = server.communicate(timeout=60)
+        self.assertEqual(server.returncode, 0, said)
+        self.assertIn("catalog through 2016-04", said)
+        self.assertIn("4 changed, the fleet evaluated again", said)
+        self.assertIn("failed", said)
+
     def test_no_server_and_a_bad_source(self):
         data = self.seeded("nothing")
         r = self.sync(data, source="http://127.0.0.1:9")  # the discard port: refused

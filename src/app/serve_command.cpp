@@ -16,6 +16,9 @@
 #include "app/cli_error.h"
 #include "app/data_dir.h"
 #include "auth/jwt.h"
+#include "catalog/freshness.h"
+#include "catalog/sync.h"
+#include "common/clock.h"
 #include "common/file.h"
 #include "net/http_client.h"
 #include "server/api.h"
@@ -129,6 +132,125 @@ class KeyRefresher {
   bool stopping_ = false;
 };
 
+// What the server says of its catalog's freshness: on stderr, and in /readyz and /metrics.
+void publish_freshness(server::Service& service,
+                       const std::vector<catalog::StoredDocument>& documents, bool log) {
+  const catalog::Freshness fresh = catalog::freshness(documents);
+  const auto warning = fresh.stale_warning(utc_now().substr(0, 10));
+  service.update_catalog_status([&](server::CatalogStatus& s) {
+    s.coverage = fresh.summary();
+    s.age_days = fresh.age_days(utc_now().substr(0, 10)).value_or(-1);
+    s.stale_warning = warning.value_or("");
+  });
+  if (!log) return;
+  std::fprintf(stderr, "kbgap: %s\n", fresh.summary().c_str());
+  if (warning) std::fprintf(stderr, "kbgap: warning: %s\n", warning->c_str());
+}
+
+// Keeps the catalog current while serving ([catalog] sync_interval): a sync at start and then
+// every interval, on its own thread and its own database connection. A sync that changed months
+// rebuilds the index and evaluates the fleet again off the I/O threads; reads go on from the
+// snapshot they have until the new one replaces it. A failed sync keeps the catalog as it was
+// and says so in the log, /readyz and /metrics.
+class CatalogSyncer {
+ public:
+  CatalogSyncer(server::Service& service, std::string data_dir, server::CatalogConfig config)
+      : service_(service), data_dir_(std::move(data_dir)), config_(std::move(config)) {}
+  ~CatalogSyncer() { stop(); }
+
+  void start() {
+    if (config_.sync_interval.count() == 0) return;
+    thread_ = std::thread([this] {
+      std::unique_lock lock(mutex_);
+      while (!stopping_) {
+        lock.unlock();
+        sync_once();
+        lock.lock();
+        if (wake_.wait_for(lock, config_.sync_interval, [&] { return stopping_; })) break;
+      }
+    });
+  }
+  void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    cancel_ = true;  // a sync under way ends at its next progress report (the month rolls back)
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void sync_once() {
+    catalog::SyncOptions options;
+    options.fetch.cancel = &cancel_;
+    if (!config_.source.empty()) options.source = config_.source;
+    options.fetch.ca_file = config_.ca_file;
+    const auto start = std::chrono::steady_clock::now();
+    auto store = open_catalog_store(data_dir_);
+    auto summary = store ? catalog::sync_catalog(**store, options)
+                         : Result<catalog::SyncSummary>(store.error());
+    if (!summary) {
+      std::fprintf(stderr,
+                   "kbgap: catalog sync from %s failed: %s (serving the catalog as it was)\n",
+                   options.source.c_str(), summary.error().message.c_str());
+      service_.update_catalog_status([&](server::CatalogStatus& s) {
+        s.last_sync = utc_now();
+        s.last_sync_error = summary.error().message;
+        ++s.syncs_failed;
+      });
+      return;
+    }
+    std::int64_t changed = 0;
+    for (const catalog::DocumentResult& d : summary->fetched) {
+      if (d.outcome == catalog::DocumentOutcome::kAdded ||
+          d.outcome == catalog::DocumentOutcome::kReplaced) {
+        ++changed;
+      }
+    }
+    std::string error;
+    if (changed > 0) {
+      std::vector<catalog::StoredDocument> documents;
+      auto index = load_catalog_index(data_dir_, &documents);
+      auto replaced = index ? service_.replace_catalog(
+                                  std::make_shared<const engine::CatalogIndex>(std::move(*index)))
+                            : Result<void>(index.error());
+      if (!replaced) {
+        error = replaced.error().message;
+      } else {
+        publish_freshness(service_, documents, true);
+      }
+    }
+    const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+    if (error.empty()) {
+      std::fprintf(stderr,
+                   "kbgap: catalog sync from %s: %zu months listed, %lld changed%s in %.1f s\n",
+                   options.source.c_str(), summary->listed, static_cast<long long>(changed),
+                   changed > 0 ? ", the fleet evaluated again" : "", elapsed.count());
+    } else {
+      std::fprintf(stderr,
+                   "kbgap: catalog sync from %s: %lld months changed, but the new catalog could "
+                   "not be loaded: %s (serving the catalog as it was)\n",
+                   options.source.c_str(), static_cast<long long>(changed), error.c_str());
+    }
+    service_.update_catalog_status([&](server::CatalogStatus& s) {
+      s.last_sync = utc_now();
+      s.last_sync_error = error;
+      ++(error.empty() ? s.syncs_ok : s.syncs_failed);
+      s.months_changed += changed;
+    });
+  }
+
+  server::Service& service_;
+  std::string data_dir_;
+  server::CatalogConfig config_;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::atomic<bool> cancel_{false};
+};
+
 }  // namespace
 
 int run_serve(const ServeOptions& options) {
@@ -155,7 +277,8 @@ int run_serve(const ServeOptions& options) {
   if (options.threads >= 0) config->http.threads = static_cast<unsigned>(options.threads);
   if (options.quiet) config->http.access_log = false;
 
-  auto catalog = load_catalog_index(options.data_dir);
+  std::vector<catalog::StoredDocument> documents;
+  auto catalog = load_catalog_index(options.data_dir, &documents);
   if (!catalog) return report(catalog.error());
   auto devices = open_device_store(options.data_dir);
   if (!devices) return report(devices.error());
@@ -195,6 +318,8 @@ int run_serve(const ServeOptions& options) {
                           std::move(*devices), config->http.threads);
   auto view = service.view();
   if (!view) return report(view.error());
+  publish_freshness(service, documents, true);
+  CatalogSyncer syncer(service, options.data_dir, config->catalog);
   server::Api api(service, verifier, config->api);
   server::HttpServer server(api, config->http);
   if (auto started = server.start(); !started) return report(started.error());
@@ -204,7 +329,9 @@ int run_serve(const ServeOptions& options) {
   }
   std::fprintf(stderr, "kbgap: serving %zu devices on http://%s:%u (stop with Ctrl-C)\n",
                (*view)->devices().size(), config->http.address.c_str(), server.port());
+  syncer.start();
   server.run();
+  syncer.stop();
   refresher.stop();
   std::fprintf(stderr, "kbgap: stopped\n");
   return kExitOk;

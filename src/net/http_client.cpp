@@ -46,6 +46,7 @@ std::size_t on_data(char* data, std::size_t size, std::size_t count, void* user)
 
 int on_progress(void* user, curl_off_t total, curl_off_t received, curl_off_t, curl_off_t) {
   auto* t = static_cast<Transfer*>(user);
+  if (t->options->cancel && t->options->cancel->load()) return 1;  // ends it: aborted by callback
   if (t->options->on_progress) {
     t->options->on_progress(static_cast<std::uint64_t>(std::max<curl_off_t>(received, 0)),
                             static_cast<std::uint64_t>(std::max<curl_off_t>(total, 0)));
@@ -104,10 +105,11 @@ Outcome try_once(const std::string& url, const FetchOptions& options, Transfer& 
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &transfer);
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(c, CURLOPT_XFERINFODATA, &transfer);
-  curl_easy_setopt(c, CURLOPT_NOPROGRESS, options.on_progress ? 0L : 1L);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, options.on_progress || options.cancel ? 0L : 1L);
   if (!options.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, options.ca_file.c_str());
 
   const CURLcode code = curl_easy_perform(c);
+  if (options.cancel && options.cancel->load()) return {"cancelled", false, {}};
   long status = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
   if (transfer.too_large || code == CURLE_FILESIZE_EXCEEDED) {
@@ -196,7 +198,13 @@ Result<std::string> http_get(const std::string& url, const FetchOptions& options
     if (options.on_retry) {
       options.on_retry(fmt::format("{}: {}", url_for_messages(url), outcome.error), wait);
     }
-    std::this_thread::sleep_for(wait);
+    // The wait, in steps short enough for a cancel to end it.
+    for (auto left = wait; left.count() > 0; left -= std::chrono::milliseconds(100)) {
+      if (options.cancel && options.cancel->load()) {
+        return io_error(fmt::format("{}: cancelled", url_for_messages(url)));
+      }
+      std::this_thread::sleep_for(std::min(left, std::chrono::milliseconds(100)));
+    }
     backoff *= 2;
   }
 }

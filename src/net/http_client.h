@@ -5,6 +5,7 @@
 // transfers, honouring Retry-After (docs/operations.md, "Fetching").
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -30,6 +31,8 @@ struct FetchOptions {
   std::function<void(const std::string& why, std::chrono::milliseconds wait)> on_retry;
   // Bytes received so far and the expected total (0 when the server did not say).
   std::function<void(std::uint64_t received, std::uint64_t total)> on_progress;
+  // Set from another thread to end a fetch early (a server stopping): "cancelled".
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 // The body of a 200 answer to GET `url`. Errors are one line naming the URL and the cause

@@ -183,6 +183,28 @@ const std::vector<std::string> kMachineVulnerabilityFields = {
     "id", "cveId", "machineId", "fixingKbId", "productName", "productVendor", "severity"};
 const std::vector<std::string> kMachineReferenceFields = {"id", "computerDnsName", "osPlatform"};
 
+// The catalog's freshness and syncs, in Prometheus' text format.
+std::string catalog_metrics(const CatalogStatus& s) {
+  std::string out;
+  out += "# HELP kbgap_catalog_age_days Days since the catalog's newest complete Patch Tuesday.\n";
+  out += "# TYPE kbgap_catalog_age_days gauge\n";
+  out += fmt::format("kbgap_catalog_age_days {}\n", s.age_days);
+  out += "# HELP kbgap_catalog_stale 1 when the newest complete month is more than 45 days old.\n";
+  out += "# TYPE kbgap_catalog_stale gauge\n";
+  out += fmt::format("kbgap_catalog_stale {}\n", s.stale_warning.empty() ? 0 : 1);
+  out += "# HELP kbgap_catalog_syncs_total Catalog syncs by result.\n";
+  out += "# TYPE kbgap_catalog_syncs_total counter\n";
+  out += fmt::format("kbgap_catalog_syncs_total{{result=\"ok\"}} {}\n", s.syncs_ok);
+  out += fmt::format("kbgap_catalog_syncs_total{{result=\"failed\"}} {}\n", s.syncs_failed);
+  out += "# HELP kbgap_catalog_months_changed_total Months a sync added or replaced.\n";
+  out += "# TYPE kbgap_catalog_months_changed_total counter\n";
+  out += fmt::format("kbgap_catalog_months_changed_total {}\n", s.months_changed);
+  out += "# HELP kbgap_catalog_last_sync_failed 1 when the last sync failed.\n";
+  out += "# TYPE kbgap_catalog_last_sync_failed gauge\n";
+  out += fmt::format("kbgap_catalog_last_sync_failed {}\n", s.last_sync_error.empty() ? 0 : 1);
+  return out;
+}
+
 json::object vulnerability_json(const engine::CatalogIndex& catalog, engine::CveIndex cve,
                                 std::size_t exposed) {
   const engine::CveInfo& c = catalog.cves()[cve];
@@ -361,7 +383,19 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
     const bool ready = seg[0] == "healthz" || service_.ready();
     response.status = ready ? 200 : 503;
     response.content_type = "application/json; charset=utf-8";
-    response.body = ready ? R"({"status":"ok"})" : R"({"status":"unavailable"})";
+    json::object body{{"status", ready ? "ok" : "unavailable"}};
+    if (seg[0] == "readyz") {
+      // The details: how current the answers are, and the last catalog sync. A stale catalog
+      // or a failed sync is said here; the server still serves (the catalog it has).
+      const CatalogStatus s = service_.catalog_status();
+      json::object catalog{{"coverage", s.coverage}};
+      if (s.age_days >= 0) catalog["newestCompleteMonthAgeDays"] = s.age_days;
+      if (!s.stale_warning.empty()) catalog["warning"] = s.stale_warning;
+      if (!s.last_sync.empty()) catalog["lastSync"] = s.last_sync;
+      if (!s.last_sync_error.empty()) catalog["lastSyncError"] = s.last_sync_error;
+      body["catalog"] = std::move(catalog);
+    }
+    response.body = json::serialize(body);
     return response;
   }
 
@@ -529,7 +563,7 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
   }
   if (*kind == Kind::kMetrics) {
     response.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    response.body = metrics_ ? metrics_() : "";
+    response.body = (metrics_ ? metrics_() : "") + catalog_metrics(service_.catalog_status());
     return response;
   }
 
@@ -557,9 +591,10 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
     }
     std::vector<inventory::Device> devices;
     for (auto& inv : *read) devices.push_back(std::move(inv.device));
+    const auto catalog = service_.catalog();
     for (std::size_t i = 0; i < devices.size(); ++i) {
       inventory::Device known = devices[i];
-      if (!engine::learn_release(service_.catalog(), known)) {
+      if (!engine::learn_release(*catalog, known)) {
         error(response, 400, "InvalidInput",
               fmt::format("body[{}].osBuild: unknown Windows build {}: neither kbgap's table of "
                           "releases nor the catalog's fixed builds know it",

@@ -166,6 +166,10 @@ Result<Config> load_config(const std::string& path, const std::map<std::string, 
   keys.push_back(seconds_key("server.idle_timeout_seconds", c.http.idle_timeout));
   keys.push_back(bool_key("server.access_log", c.http.access_log));
   keys.push_back(integer_key("server.max_connections", c.http.max_connections, 0, 1 << 24));
+  keys.push_back(integer_key("catalog.sync_interval", c.catalog.sync_interval, 0, 366 * 86400,
+                             "a whole number of seconds (0: never)"));
+  keys.push_back(string_key("catalog.source", c.catalog.source));
+  keys.push_back(string_key("catalog.ca_file", c.catalog.ca_file));
   keys.push_back(integer_key("api.max_batch_devices", c.api.max_batch_devices, 1, 1000000));
   keys.push_back(integer_key("auth.leeway_seconds", c.api.leeway_seconds, 0, 600));
   keys.push_back(bool_key("auth.self_issuer", c.self_issuer));

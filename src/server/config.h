@@ -2,6 +2,7 @@
 // (KBGAP_<SECTION>_<KEY>), then command-line flags. README "Configuration" lists every key.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <string>
 #include <vector>
@@ -19,7 +20,15 @@ struct IssuerConfig {
   std::vector<std::string> audiences;  // empty: auth.audiences
 };
 
+// [catalog]: keeping the catalog current from MSRC (or a mirror) while serving.
+struct CatalogConfig {
+  std::chrono::seconds sync_interval{24 * 3600};  // 0: never sync
+  std::string source;                             // "" for MSRC's CVRF API
+  std::string ca_file;                            // a mirror's private CA
+};
+
 struct Config {
+  CatalogConfig catalog;
   HttpOptions http;
   ApiOptions api;
   bool self_issuer = true;  // accept tokens minted by `kbgap token` on this data directory

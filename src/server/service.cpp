@@ -29,15 +29,16 @@ void Service::report_damaged(const std::vector<store::DamagedDevice>& damaged) {
   }
 }
 
-Result<std::shared_ptr<const FleetView>> Service::reload(std::int64_t version) {
-  // Called with reload_mutex_ held.
-  if (auto current = snapshot(); current && current->version() == version) return current;
+Result<std::shared_ptr<const FleetView>> Service::reload(std::int64_t version, bool force) {
+  if (auto current = snapshot(); !force && current && current->version() == version) {
+    return current;
+  }
   std::shared_ptr<const FleetView> fresh;
   {
     auto all = devices_->all();
     if (!all) return all.error();
     report_damaged(all->damaged);
-    fresh = FleetView::build(catalog_, std::move(all->devices), version, threads_);
+    fresh = FleetView::build(catalog_.load(), std::move(all->devices), version, threads_);
   }
   view_.store(fresh);
   // Give the memory the reload's temporaries used back to the system. Without this, glibc keeps
@@ -81,6 +82,26 @@ Result<bool> Service::remove_device(std::string_view id) {
   auto reloaded = reload(*version);
   if (!reloaded) return reloaded.error();
   return removed;
+}
+
+Result<void> Service::replace_catalog(std::shared_ptr<const engine::CatalogIndex> catalog) {
+  catalog_.store(std::move(catalog));
+  auto version = devices_->version();
+  if (!version) return version.error();
+  std::lock_guard lock(reload_mutex_);
+  auto reloaded = reload(*version, true);
+  if (!reloaded) return reloaded.error();
+  return ok_result();
+}
+
+CatalogStatus Service::catalog_status() const {
+  std::lock_guard lock(status_mutex_);
+  return status_;
+}
+
+void Service::update_catalog_status(const std::function<void(CatalogStatus&)>& change) {
+  std::lock_guard lock(status_mutex_);
+  change(status_);
 }
 
 bool Service::ready() {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -16,12 +17,27 @@
 
 namespace kbgap::server {
 
+// What /readyz and /metrics say of the catalog: how current it is and how its syncs went.
+struct CatalogStatus {
+  std::string coverage;       // "catalog through 2026-05; 2026-06 to 2026-08 partial"
+  std::string stale_warning;  // "" when current (catalog::Freshness::stale_warning)
+  int age_days = -1;          // since the newest complete month's Patch Tuesday; -1: none
+  std::string last_sync;      // when the last sync ended (UTC), "" before the first
+  std::string last_sync_error;
+  std::int64_t syncs_ok = 0, syncs_failed = 0, months_changed = 0;
+};
+
 class Service {
  public:
   Service(std::shared_ptr<const engine::CatalogIndex> catalog,
           std::unique_ptr<store::DeviceStore> devices, unsigned threads);
 
-  const engine::CatalogIndex& catalog() const { return *catalog_; }
+  std::shared_ptr<const engine::CatalogIndex> catalog() const { return catalog_.load(); }
+  // A newer catalog: the fleet is evaluated again on the caller's thread while reads go on
+  // from the current snapshot, which the new one then replaces.
+  Result<void> replace_catalog(std::shared_ptr<const engine::CatalogIndex> catalog);
+  CatalogStatus catalog_status() const;
+  void update_catalog_status(const std::function<void(CatalogStatus&)>& change);
   // The snapshot at the store's current fleet version (blocking: may reload the fleet).
   Result<std::shared_ptr<const FleetView>> view();
   // The current snapshot when it is still the store's version, else null (a reload is due);
@@ -34,12 +50,16 @@ class Service {
   bool ready();
 
  private:
-  Result<std::shared_ptr<const FleetView>> reload(std::int64_t version);
+  // Called with reload_mutex_ held; `force`: even when the snapshot is of that version (the
+  // catalog changed).
+  Result<std::shared_ptr<const FleetView>> reload(std::int64_t version, bool force = false);
   // Says on stderr which stored rows are skipped, when that changes.
   void report_damaged(const std::vector<store::DamagedDevice>& damaged);
 
-  std::shared_ptr<const engine::CatalogIndex> catalog_;
+  std::atomic<std::shared_ptr<const engine::CatalogIndex>> catalog_;
   std::unique_ptr<store::DeviceStore> devices_;
+  mutable std::mutex status_mutex_;
+  CatalogStatus status_;
   unsigned threads_;
   std::mutex reload_mutex_;  // serializes reloads (held while a fleet is read and evaluated)
   std::atomic<std::shared_ptr<const FleetView>> view_;
