@@ -1,5 +1,5 @@
-// libFuzzer target: a .tar.zst archive as `kbgap catalog import FILE.tar.zst` reads it (libarchive's
-// zstd filter and tar formats, kbgap's member limits).
+// libFuzzer target: a .tar.zst archive as `kbgap catalog import FILE.tar.zst` reads it
+// (libarchive's zstd filter and tar formats, kbgap's member limits).
 #include <cstddef>
 #include <cstdint>
 #include <span>

@@ -85,6 +85,17 @@ int run_scan(const ScanOptions& options) {
   auto catalog = load_catalog_index(options.data_dir, &documents);
   if (!catalog) return report(catalog.error());
   phase("catalog index");
+  // A release newer than kbgap's table: the catalog's fixed builds name it, or nothing does.
+  for (inventory::Device& d : *devices) {
+    if (!engine::learn_release(*catalog, d)) {
+      std::fprintf(stderr,
+                   "kbgap: %s: unknown Windows build %s: neither kbgap's table of releases nor "
+                   "the catalog's fixed builds know it (import a newer catalog)\n",
+                   d.source.c_str(), inventory::os_build_string(d).c_str());
+      return kExitBadInput;
+    }
+  }
+
   // What the answers can know: the catalog's months, and a warning when it is stale (not with
   // --as-of: a date in the past asks for the catalog as it was).
   const catalog::Freshness fresh = catalog::freshness(documents);
@@ -97,17 +108,6 @@ int run_scan(const ScanOptions& options) {
     fmt::print("{}{}\n", fresh.summary(),
                options.as_of.empty() ? "" : fmt::format("; judged as of {}", options.as_of));
   }
-  // A release newer than kbgap's table: the catalog's fixed builds name it, or nothing does.
-  for (inventory::Device& d : *devices) {
-    if (!engine::learn_release(*catalog, d)) {
-      std::fprintf(stderr,
-                   "kbgap: %s: unknown Windows build %s: neither kbgap's table of releases nor "
-                   "the catalog's fixed builds know it (import a newer catalog)\n",
-                   d.source.c_str(), inventory::os_build_string(d).c_str());
-      return kExitBadInput;
-    }
-  }
-
   engine::EvaluateOptions eval_options{options.as_of, options.explain, engine::Rule::kKbgap};
   if (options.rule == "supersedence") eval_options.rule = engine::Rule::kSupersedenceOnly;
   if (options.rule == "build") eval_options.rule = engine::Rule::kBuildOnly;
