@@ -28,11 +28,12 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+# The tags with or without the cvrf: prefix (2023-Dec uses a default namespace).
 HEADER = re.compile(
-    rb"<cvrf:DocumentTitle>(?P<title>[^<]*)</cvrf:DocumentTitle>.*?"
-    rb"<cvrf:ID>(?P<id>[^<]*)</cvrf:ID>.*?"
-    rb"<cvrf:InitialReleaseDate>(?P<initial>[^<]*)</cvrf:InitialReleaseDate>\s*"
-    rb"<cvrf:CurrentReleaseDate>(?P<current>[^<]*)</cvrf:CurrentReleaseDate>", re.S)
+    rb"<(?:cvrf:)?DocumentTitle>(?P<title>[^<]*)</(?:cvrf:)?DocumentTitle>.*?"
+    rb"<(?:cvrf:)?ID>(?P<id>[^<]*)</(?:cvrf:)?ID>.*?"
+    rb"<(?:cvrf:)?InitialReleaseDate>(?P<initial>[^<]*)</(?:cvrf:)?InitialReleaseDate>\s*"
+    rb"<(?:cvrf:)?CurrentReleaseDate>(?P<current>[^<]*)</(?:cvrf:)?CurrentReleaseDate>", re.S)
 
 
 def utc(text):

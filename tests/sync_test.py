@@ -351,7 +351,7 @@ class Sync(unittest.TestCase):
             _, said = server.communicate(timeout=60)
         self.assertEqual(server.returncode, 0, said)
         self.assertIn("catalog through 2016-04", said)
-        self.assertIn("4 changed, the fleet evaluated again", said)
+        self.assertIn("4 changed, the fleet of 1 devices evaluated again", said)
         self.assertIn("failed", said)
 
     def test_no_server_and_a_bad_source(self):

@@ -208,25 +208,30 @@ class CatalogSyncer {
         ++changed;
       }
     }
-    std::string error;
+    std::string error, evaluated;
     if (changed > 0) {
       std::vector<catalog::StoredDocument> documents;
       auto index = load_catalog_index(data_dir_, &documents);
+      const auto evaluating = std::chrono::steady_clock::now();
       auto replaced = index ? service_.replace_catalog(
                                   std::make_shared<const engine::CatalogIndex>(std::move(*index)))
                             : Result<void>(index.error());
       if (!replaced) {
         error = replaced.error().message;
       } else {
+        const std::chrono::duration<double> took = std::chrono::steady_clock::now() - evaluating;
+        auto view = service_.view();
+        evaluated = fmt::format(", the fleet of {} devices evaluated again in {:.2f} s",
+                                view ? (*view)->devices().size() : 0, took.count());
         publish_freshness(service_, documents, true);
       }
     }
     const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
     if (error.empty()) {
-      std::fprintf(stderr,
-                   "kbgap: catalog sync from %s: %zu months listed, %lld changed%s in %.1f s\n",
-                   options.source.c_str(), summary->listed, static_cast<long long>(changed),
-                   changed > 0 ? ", the fleet evaluated again" : "", elapsed.count());
+      std::fprintf(
+          stderr, "kbgap: catalog sync from %s: %zu months listed, %lld changed%s; %.1f s in all\n",
+          options.source.c_str(), summary->listed, static_cast<long long>(changed),
+          evaluated.c_str(), elapsed.count());
     } else {
       std::fprintf(stderr,
                    "kbgap: catalog sync from %s: %lld months changed, but the new catalog could "

@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 #include <map>
 
+#include "catalog/cvrf_fields.h"
 #include "catalog/cvrf_reader.h"
 #include "catalog/import_sources.h"
 #include "catalog/tar_zst_reader.h"
@@ -57,7 +58,8 @@ Result<std::vector<ListedMonth>> parse_updates(std::string_view body, const std:
     if (!item.is_object()) continue;
     const json::object& o = item.as_object();
     ListedMonth m;
-    m.id = text_field(o, "ID");
+    // As the importer names it ("2018-FEB" is 2018-Feb), so that it compares with the stored one.
+    m.id = canonical_document_id(text_field(o, "ID"));
     m.title = text_field(o, "DocumentTitle");
     const auto initial = utc_time_from_rfc3339(text_field(o, "InitialReleaseDate"));
     const auto current = utc_time_from_rfc3339(text_field(o, "CurrentReleaseDate"));

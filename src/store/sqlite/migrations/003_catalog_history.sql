@@ -18,3 +18,8 @@ INSERT INTO catalog_imports (document_id, revision, current_release, sha256, sou
                              imported_at)
   SELECT id, revision, current_release, sha256, source, 'added', imported_at FROM documents
   ORDER BY initial_release;
+
+-- Replacing a month deletes its vulnerabilities; with foreign keys on, each deleted row is looked
+-- up in remediations by vulnerability_id. Without this index, every lookup scanned the table:
+-- replacing 2026-May (494 vulnerabilities, 107,517 KB fixes stored) took 5.2 s, 0.1 s with it.
+CREATE INDEX remediations_by_vulnerability ON remediations(vulnerability_id);
