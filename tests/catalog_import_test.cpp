@@ -11,6 +11,7 @@
 #include "catalog/bundled_catalog.h"
 #include "catalog/freshness.h"
 #include "catalog/importer.h"
+#include "catalog/sync.h"
 #include "store/sqlite/sqlite_catalog_store.h"
 #include "test_support.h"
 
@@ -365,6 +366,52 @@ TEST(CatalogImport, KilledMidImportLeavesThePreviousCatalog) {
   auto store = open_store(dir);
   auto again = import_paths(*store, {write_doc(dir, "2020-Feb", real_document("2020-Feb"))});
   ASSERT_TRUE(again) << again.error().message;
+}
+
+}  // namespace
+}  // namespace kbgap::catalog
+
+namespace kbgap::catalog {
+namespace {
+
+// The API's list of months as MSRC serves it (fields and shapes of
+// https://api.msrc.microsoft.com/cvrf/v3.0/updates), read for a sync.
+TEST(CatalogSync, TheListOfMonthsIsReadInReleaseOrderWithTheImportersNames) {
+  const std::string body = R"({"@odata.context":"https://api.msrc.microsoft.com/$metadata#Updates",
+    "value":[
+      {"ID":"2026-Nov","Alias":"2026-Nov","DocumentTitle":"November 2026 Security Updates",
+       "Severity":null,"InitialReleaseDate":"2026-11-10T08:00:00Z",
+       "CurrentReleaseDate":"2026-11-12T08:00:00Z",
+       "CvrfUrl":"https://api.msrc.microsoft.com/cvrf/v3.0/cvrf/2026-Nov"},
+      {"ID":"2018-FEB","Alias":"2018-FEB","DocumentTitle":"February 2018 Security Updates",
+       "Severity":null,"InitialReleaseDate":"2018-02-13T08:00:00Z",
+       "CurrentReleaseDate":"2019-12-10T08:00:00.5+00:00",
+       "CvrfUrl":"https://mirror.example.org/msrc/cvrf/2018-FEB"}]})";
+  // From MSRC itself: its URLs.
+  auto months = parse_updates(body, "https://api.msrc.microsoft.com/cvrf/v3.0/");
+  ASSERT_TRUE(months) << months.error().message;
+  ASSERT_EQ(months->size(), 2u);
+  EXPECT_EQ((*months)[0].id, "2018-Feb");  // oldest first, named as the importer names it
+  EXPECT_EQ((*months)[0].current_release, "2019-12-10T08:00:00Z");
+  EXPECT_EQ((*months)[0].url, "https://api.msrc.microsoft.com/cvrf/v3.0/cvrf/2018-Feb");
+  EXPECT_EQ((*months)[1].id, "2026-Nov");
+  EXPECT_EQ((*months)[1].url, "https://api.msrc.microsoft.com/cvrf/v3.0/cvrf/2026-Nov");
+  // From a mirror that copied MSRC's list: every month from the mirror.
+  months = parse_updates(body, "https://mirror.example.org/msrc");
+  ASSERT_TRUE(months);
+  EXPECT_EQ((*months)[0].url, "https://mirror.example.org/msrc/cvrf/2018-FEB");  // its own URL
+  EXPECT_EQ((*months)[1].url, "https://mirror.example.org/msrc/cvrf/2026-Nov");
+
+  for (const char* bad :
+       {"", "<html>", "[]", R"({"value":{}})",
+        R"({"value":[{"ID":"2026-Nov","CvrfUrl":"https://x/cvrf/2026-Nov"}]})",
+        R"({"value":[{"ID":"../etc","CurrentReleaseDate":"2026-11-12T08:00:00Z"}]})"}) {
+    auto refused = parse_updates(bad, "https://mirror.example.org");
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_NE(refused.error().message.find("https://mirror.example.org/updates"),
+              std::string::npos)
+        << refused.error().message;
+  }
 }
 
 }  // namespace
