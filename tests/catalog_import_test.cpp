@@ -408,10 +408,84 @@ TEST(CatalogSync, TheListOfMonthsIsReadInReleaseOrderWithTheImportersNames) {
         R"({"value":[{"ID":"../etc","CurrentReleaseDate":"2026-11-12T08:00:00Z"}]})"}) {
     auto refused = parse_updates(bad, "https://mirror.example.org");
     ASSERT_FALSE(refused) << bad;
-    EXPECT_NE(refused.error().message.find("https://mirror.example.org/updates"),
-              std::string::npos)
+    EXPECT_NE(refused.error().message.find("https://mirror.example.org/updates"), std::string::npos)
         << refused.error().message;
   }
+}
+
+}  // namespace
+}  // namespace kbgap::catalog
+
+namespace kbgap::catalog {
+namespace {
+
+std::string replaced_all(std::string text, const std::string& from, const std::string& to) {
+  std::size_t n = 0;
+  for (auto pos = text.find(from); pos != std::string::npos;
+       pos = text.find(from, pos + to.size())) {
+    text.replace(pos, from.size(), to);
+    ++n;
+  }
+  if (n == 0) throw std::runtime_error("not in document: " + from);
+  return text;
+}
+
+// What a revision changed, recorded with its import: a fixed build corrected, a supersedence
+// link changed; and a new month's KBs and the products new to the catalog.
+TEST(CatalogDiff, AnImportRecordsWhatItChangedInTheMonth) {
+  TempDir dir;
+  auto store = open_store(dir);
+  ASSERT_TRUE(import_paths(*store, {write_doc(dir, "2021-Nov", real_document("2021-Nov"))}));
+  ASSERT_TRUE(import_paths(*store, {write_doc(dir, "2021-Dec", real_document("2021-Dec"))}));
+  std::string revised = real_document("2021-Dec");
+  revised = replaced_all(revised, "<cvrf:CurrentReleaseDate>2021-12-14T08:00:00Z",
+                         "<cvrf:CurrentReleaseDate>2022-01-20T08:00:00Z");
+  revised = replaced_all(revised, "<cvrf:Number>2</cvrf:Number>", "<cvrf:Number>3</cvrf:Number>");
+  revised = replaced_all(revised, "10.0.19043.1415", "10.0.19043.1416");
+  revised = replaced_all(revised, "<vuln:Supercedence>5006670</vuln:Supercedence>",
+                         "<vuln:Supercedence>5006699</vuln:Supercedence>");
+  TempDir newer;
+  auto third = import_paths(*store, {write_doc(newer, "2021-Dec", revised)});
+  ASSERT_TRUE(third) << third.error().message;
+  ASSERT_EQ(third->count(DocumentOutcome::kReplaced), 1);
+
+  auto history = store->imports();
+  ASSERT_TRUE(history);
+  ASSERT_EQ(history->size(), 3u);
+  auto nov = changes_from_json((*history)[0].changes);
+  auto dec = changes_from_json((*history)[1].changes);
+  auto rev = changes_from_json((*history)[2].changes);
+  ASSERT_TRUE(nov && dec && rev);
+  // A new month: its KBs are new; its products only when no month before named them.
+  EXPECT_FALSE(nov->new_kbs.empty());
+  EXPECT_FALSE(nov->new_products.empty());
+  EXPECT_TRUE(std::binary_search(dec->new_kbs.begin(), dec->new_kbs.end(), 5008212u));
+  EXPECT_LT(dec->new_products.size(), nov->new_products.size());
+  for (const auto& [id, name] : dec->new_products) {
+    EXPECT_TRUE(std::none_of(nov->new_products.begin(), nov->new_products.end(),
+                             [&](const auto& p) { return p.first == id; }))
+        << id;
+  }
+  // The revision: only what was edited.
+  EXPECT_TRUE(rev->new_kbs.empty());
+  EXPECT_TRUE(rev->removed_kbs.empty());
+  EXPECT_TRUE(rev->new_products.empty());
+  ASSERT_FALSE(rev->fixed_builds.empty());
+  for (const MonthChanges::Build& b : rev->fixed_builds) {
+    EXPECT_NE(b.before.find("10.0.19043.1415"), std::string::npos) << b.kb << " " << b.product;
+    EXPECT_NE(b.after.find("10.0.19043.1416"), std::string::npos) << b.kb << " " << b.product;
+  }
+  EXPECT_TRUE(std::any_of(
+      rev->fixed_builds.begin(), rev->fixed_builds.end(), [](const MonthChanges::Build& b) {
+        return b.kb == 5008212 && b.product == "Windows 10 Version 21H1 for x64-based Systems";
+      }));
+  const std::pair<KbNumber, KbNumber> before{5008212, 5006670}, after{5008212, 5006699};
+  EXPECT_NE(std::find(rev->removed_supersedes.begin(), rev->removed_supersedes.end(), before),
+            rev->removed_supersedes.end());
+  EXPECT_NE(std::find(rev->new_supersedes.begin(), rev->new_supersedes.end(), after),
+            rev->new_supersedes.end());
+  // And the record reads back as it was written.
+  EXPECT_EQ(to_json(*changes_from_json(to_json(*rev))), to_json(*rev));
 }
 
 }  // namespace

@@ -165,6 +165,14 @@ class Sync(unittest.TestCase):
             fetched = {p for p in after if p.startswith("/cvrf/") and after[p] != before.get(p, 0)}
             self.assertEqual(fetched, {"/cvrf/2019-Mar"})
             self.assertEqual(stored(data)[0]["2019-Mar"][0], "2026-11-10T08:00:00Z")
+            # The history says what came in, and from where.
+            r = kbgap(data, "catalog", "diff", "2019-Mar")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("2019-Mar replaced (revision 99.0 of 2026-11-10)", r.stdout)
+            self.assertIn(f"from {self.server.url}/cvrf/2019-Mar", r.stdout)
+            self.assertIn("no change in KBs", r.stdout)  # only its dates were revised
+            diff = json.loads(kbgap(data, "catalog", "diff", "--format", "json").stdout)
+            self.assertEqual([i["month"] for i in diff["imports"]][-1], "2019-Mar")
         finally:
             with open(path, "wb") as f:
                 f.write(original)

@@ -143,6 +143,99 @@ int run_catalog_sync(const CatalogSyncOptions& options) {
   return kExitOk;
 }
 
+int run_catalog_diff(const CatalogDiffOptions& options) {
+  auto store = open_catalog_store(options.data_dir);
+  if (!store) return report(store.error());
+  if (auto ensured = ensure_bundled_catalog(**store); !ensured) return report(ensured.error());
+  auto imports = (*store)->imports();
+  if (!imports) return report(imports.error());
+  // Which imports: of a month, since a day, or the newest import day's.
+  std::string since = options.since;
+  if (options.month.empty() && since.empty() && !imports->empty()) {
+    since = imports->back().imported_at.substr(0, 10);
+  }
+  std::vector<const catalog::ImportRecord*> chosen;
+  for (const catalog::ImportRecord& r : *imports) {
+    if (!options.month.empty() && r.document_id != options.month) continue;
+    if (!since.empty() && r.imported_at.substr(0, 10) < since) continue;
+    chosen.push_back(&r);
+  }
+  if (!options.month.empty() && chosen.empty()) {
+    std::fprintf(stderr, "kbgap: no import of %s is recorded\n", options.month.c_str());
+    return kExitBadInput;
+  }
+  boost::json::array json_out;
+  const std::size_t limit = options.full ? SIZE_MAX : 25;
+  auto some = [&](auto list, auto text) {
+    std::vector<std::string> items;
+    for (std::size_t i = 0; i < list.size() && i < limit; ++i) items.push_back(text(list[i]));
+    std::string out = fmt::format("{}", fmt::join(items, ", "));
+    if (list.size() > limit) out += fmt::format(", ... ({} more; --full)", list.size() - limit);
+    return out;
+  };
+  for (const catalog::ImportRecord* r : chosen) {
+    auto c = catalog::changes_from_json(r->changes);
+    if (!c) return report(c.error());
+    if (options.format == "json") {
+      boost::json::object o{{"month", r->document_id},      {"outcome", r->outcome},
+                            {"revision", r->revision},      {"currentRelease", r->current_release},
+                            {"importedAt", r->imported_at}, {"source", r->source}};
+      o["changes"] = boost::json::parse(catalog::to_json(*c));
+      json_out.push_back(std::move(o));
+      continue;
+    }
+    fmt::print("{} {} (revision {} of {}), imported {} from {}\n", r->document_id, r->outcome,
+               r->revision, r->current_release.substr(0, 10), r->imported_at, r->source);
+    if (r->changes == "{}") {
+      fmt::print("  (stored before kbgap kept what an import changes)\n");
+      continue;
+    }
+    if (c->empty()) fmt::print("  no change in KBs, supersedence, fixed builds or products\n");
+    auto kb = [](catalog::KbNumber k) { return fmt::format("KB{}", k); };
+    auto edge = [](const std::pair<catalog::KbNumber, catalog::KbNumber>& e) {
+      return fmt::format("KB{} > KB{}", e.first, e.second);
+    };
+    if (!c->new_kbs.empty()) {
+      fmt::print("  new KBs ({}): {}\n", c->new_kbs.size(), some(c->new_kbs, kb));
+    }
+    if (!c->removed_kbs.empty()) {
+      fmt::print("  KBs no longer listed ({}): {}\n", c->removed_kbs.size(),
+                 some(c->removed_kbs, kb));
+    }
+    if (!c->new_supersedes.empty()) {
+      fmt::print("  supersedence added ({}): {}\n", c->new_supersedes.size(),
+                 some(c->new_supersedes, edge));
+    }
+    if (!c->removed_supersedes.empty()) {
+      fmt::print("  supersedence removed ({}): {}\n", c->removed_supersedes.size(),
+                 some(c->removed_supersedes, edge));
+    }
+    if (!c->fixed_builds.empty()) {
+      fmt::print("  fixed builds changed ({}):\n", c->fixed_builds.size());
+      for (std::size_t i = 0; i < c->fixed_builds.size() && i < limit; ++i) {
+        const auto& b = c->fixed_builds[i];
+        fmt::print("    KB{} on {}: {} -> {}\n", b.kb, b.product,
+                   b.before.empty() ? "(none)" : b.before, b.after.empty() ? "(none)" : b.after);
+      }
+      if (c->fixed_builds.size() > limit) {
+        fmt::print("    ... ({} more; --full)\n", c->fixed_builds.size() - limit);
+      }
+    }
+    if (!c->new_products.empty()) {
+      fmt::print("  new products ({}): {}\n", c->new_products.size(),
+                 some(c->new_products, [](const std::pair<std::string, std::string>& p) {
+                   return fmt::format("{} ({})", p.second, p.first);
+                 }));
+    }
+  }
+  if (options.format == "json") {
+    fmt::print("{}\n", boost::json::serialize(boost::json::object{{"imports", json_out}}));
+  } else if (chosen.empty()) {
+    fmt::print("no import since {}\n", since);
+  }
+  return kExitOk;
+}
+
 int run_catalog_stats(const CatalogStatsOptions& options) {
   if (options.format != "table" && options.format != "json") {
     std::fprintf(stderr, "kbgap: --format must be table or json, not '%s'\n",

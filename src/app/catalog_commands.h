@@ -22,6 +22,14 @@ struct CatalogSyncOptions {
   std::string ca_file;  // trust this CA bundle instead of the system's
 };
 
+struct CatalogDiffOptions {
+  std::string data_dir;
+  std::string month;             // "2026-Nov": that month's imports; "" for the newest import day's
+  std::string since;             // "YYYY-MM-DD": the imports from that day on
+  bool full = false;             // every item, not the first 25 of each kind
+  std::string format = "table";  // table | json
+};
+
 struct CatalogStatsOptions {
   std::string data_dir;
   std::string format = "table";  // table | json
@@ -42,5 +50,7 @@ int run_catalog_fetch(const CatalogSyncOptions& options);
 // order, the products it delivers for their host, and the other updates it carries.
 int run_catalog_line(const CatalogLineOptions& options);
 int run_catalog_stats(const CatalogStatsOptions& options);
+// What imports changed: new and removed KBs, supersedence, fixed builds, new products.
+int run_catalog_diff(const CatalogDiffOptions& options);
 
 }  // namespace kbgap::app

@@ -72,6 +72,18 @@ int run(int argc, char** argv) {
   add_fetch_options(fetch, fetch_options);
   fetch->add_option("--out", fetch_options.out, "the .tar.zst archive to write")->required();
 
+  CatalogDiffOptions diff_options;
+  CLI::App* diff = catalog->add_subcommand(
+      "diff", "what imports and syncs changed: new KBs, supersedence, fixed builds, products");
+  diff->fallthrough();
+  diff->add_option("month", diff_options.month,
+                   "a month (2026-Nov): its imports; default: the newest import day's");
+  diff->add_option("--since", diff_options.since, "the imports from this day (YYYY-MM-DD) on");
+  diff->add_flag("--full", diff_options.full, "every item, not the first 25 of each kind");
+  diff->add_option("--format", diff_options.format, "table or json")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str();
+
   CatalogStatsOptions stats_options;
   CLI::App* stats = catalog->add_subcommand("stats", "counts of the catalog's contents");
   stats->fallthrough();
@@ -209,6 +221,10 @@ int run(int argc, char** argv) {
   if (sync->parsed()) {
     sync_options.data_dir = data_dir;
     return run_catalog_sync(sync_options);
+  }
+  if (diff->parsed()) {
+    diff_options.data_dir = data_dir;
+    return run_catalog_diff(diff_options);
   }
   if (stats->parsed()) {
     stats_options.data_dir = data_dir;

@@ -4,10 +4,12 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "catalog/changes.h"
 #include "catalog/model.h"
 #include "common/result.h"
 
@@ -46,6 +48,7 @@ struct ImportRecord {
   std::string source;
   std::string outcome;  // "added" or "replaced"
   std::string imported_at;
+  std::string changes;  // JSON (catalog/changes.h); "{}" for months stored before it was kept
 };
 
 struct NamedProduct {
@@ -90,8 +93,13 @@ class CatalogTransaction {
  public:
   virtual ~CatalogTransaction() = default;
   virtual Result<std::optional<StoredDocument>> find_document(std::string_view id) = 0;
-  // Removes the document's previous rows, if any, and writes this one.
-  virtual Result<void> replace_document(const Document& doc) = 0;
+  // The stored month's facts (empty when it is not stored), and every product id in the catalog:
+  // what an import's changes are told against (catalog/changes.h).
+  virtual Result<MonthFacts> month_facts(std::string_view id) = 0;
+  virtual Result<std::set<std::string>> product_ids() = 0;
+  // Removes the document's previous rows, if any, and writes this one; `changes` (JSON, what it
+  // changed) goes with the record of the import.
+  virtual Result<void> replace_document(const Document& doc, std::string_view changes) = 0;
   virtual Result<void> commit() = 0;
 };
 

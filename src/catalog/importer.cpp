@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <deque>
 #include <future>
+#include <optional>
+#include <set>
 #include <thread>
 
 #include "catalog/cvrf_fields.h"
@@ -56,6 +58,7 @@ Result<ImportSummary> import_catalog(ImportSources& sources, CatalogStore& store
   // Enough parses in flight to keep every core busy while this thread writes.
   const std::size_t window = std::max(2u, std::thread::hardware_concurrency()) + 1;
   std::deque<std::future<Result<ParsedDocument>>> in_flight;
+  std::optional<std::set<std::string>> known_products;  // product ids the catalog holds
 
   auto write_oldest = [&]() -> Result<void> {
     Result<ParsedDocument> parsed = in_flight.front().get();
@@ -74,7 +77,16 @@ Result<ImportSummary> import_catalog(ImportSources& sources, CatalogStore& store
     state.current = doc.id;
     if (progress) progress(state);
     if (result.outcome == DocumentOutcome::kAdded || result.outcome == DocumentOutcome::kReplaced) {
-      KBGAP_TRY((*tx)->replace_document(doc));
+      auto before = (*tx)->month_facts(doc.id);
+      if (!before) return before.error();
+      if (!known_products) {  // read once per import, then kept up to date
+        auto ids = (*tx)->product_ids();
+        if (!ids) return ids.error();
+        known_products = std::move(*ids);
+      }
+      const MonthChanges changes = changes_between(*before, facts_of(doc), *known_products);
+      KBGAP_TRY((*tx)->replace_document(doc, to_json(changes)));
+      for (const Product& p : doc.products) known_products->insert(p.id);
       summary.skips.merge(parsed->skips);
     }
     summary.documents.push_back(std::move(result));

@@ -50,7 +50,62 @@ class SqliteTransaction final : public catalog::CatalogTransaction {
     return std::optional<StoredDocument>(stored_document(*stmt));
   }
 
-  Result<void> replace_document(const Document& doc) override {
+  Result<catalog::MonthFacts> month_facts(std::string_view id) override {
+    catalog::MonthFacts f;
+    auto products = db_.prepare("SELECT product_id, name FROM products WHERE document_id = ?");
+    if (!products) return products.error();
+    products->bind(1, id);
+    for (;;) {
+      auto row = products->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      f.products[products->column_text(0)] = products->column_text(1);
+    }
+    auto fixes = db_.prepare(
+        "SELECT r.kb, r.fixed_build, COALESCE(p.name, rp.product_id, '') FROM remediations r"
+        " LEFT JOIN remediation_products rp ON rp.remediation_id = r.id"
+        " LEFT JOIN products p ON p.document_id = r.document_id AND p.product_id = rp.product_id"
+        " WHERE r.document_id = ?");
+    if (!fixes) return fixes.error();
+    fixes->bind(1, id);
+    for (;;) {
+      auto row = fixes->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      const auto kb = static_cast<catalog::KbNumber>(fixes->column_int(0));
+      f.kbs.insert(kb);
+      std::string build = fixes->column_text(1);
+      if (!build.empty()) f.fixed_builds[{kb, fixes->column_text(2)}].insert(std::move(build));
+    }
+    auto supersedes = db_.prepare(
+        "SELECT r.kb, s.superseded_kb FROM remediation_supersedes s"
+        " JOIN remediations r ON r.id = s.remediation_id WHERE r.document_id = ?");
+    if (!supersedes) return supersedes.error();
+    supersedes->bind(1, id);
+    for (;;) {
+      auto row = supersedes->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      f.supersedes.emplace(static_cast<catalog::KbNumber>(supersedes->column_int(0)),
+                           static_cast<catalog::KbNumber>(supersedes->column_int(1)));
+    }
+    return f;
+  }
+
+  Result<std::set<std::string>> product_ids() override {
+    auto stmt = db_.prepare("SELECT DISTINCT product_id FROM products");
+    if (!stmt) return stmt.error();
+    std::set<std::string> out;
+    for (;;) {
+      auto row = stmt->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      out.insert(stmt->column_text(0));
+    }
+    return out;
+  }
+
+  Result<void> replace_document(const Document& doc, std::string_view changes) override {
     KBGAP_TRY(prepare_all());
     find_document_.bind(1, doc.id);
     auto existing = find_document_.step();
@@ -79,7 +134,8 @@ class SqliteTransaction final : public catalog::CatalogTransaction {
         .bind(4, doc.sha256)
         .bind(5, doc.source)
         .bind(6, std::string_view(replaced ? "replaced" : "added"))
-        .bind(7, utc_now());
+        .bind(7, utc_now())
+        .bind(8, changes);
     KBGAP_TRY(ins_import_.run());
     for (const catalog::Product& p : doc.products) {
       ins_product_.bind(1, doc.id).bind(2, p.id).bind(3, p.name).bind(4, p.family);
@@ -159,7 +215,7 @@ class SqliteTransaction final : public catalog::CatalogTransaction {
         {&find_document_, "SELECT 1 FROM documents WHERE id = ?"},
         {&ins_import_,
          "INSERT INTO catalog_imports (document_id, revision, current_release, sha256, source,"
-         " outcome, imported_at) VALUES (?,?,?,?,?,?,?)"},
+         " outcome, imported_at, changes) VALUES (?,?,?,?,?,?,?,?)"},
         {&ins_product_,
          "INSERT INTO products (document_id, product_id, name, family) VALUES (?,?,?,?)"},
         {&ins_vuln_,
@@ -297,8 +353,8 @@ Result<std::vector<catalog::StoredDocument>> SqliteCatalogStore::documents() {
 
 Result<std::vector<catalog::ImportRecord>> SqliteCatalogStore::imports() {
   auto stmt = db_.prepare(
-      "SELECT document_id, revision, current_release, sha256, source, outcome, imported_at"
-      " FROM catalog_imports ORDER BY id");
+      "SELECT document_id, revision, current_release, sha256, source, outcome, imported_at,"
+      " changes FROM catalog_imports ORDER BY id");
   if (!stmt) return stmt.error();
   std::vector<catalog::ImportRecord> out;
   for (;;) {
@@ -307,7 +363,7 @@ Result<std::vector<catalog::ImportRecord>> SqliteCatalogStore::imports() {
     if (!*row) break;
     out.push_back({stmt->column_text(0), stmt->column_text(1), stmt->column_text(2),
                    stmt->column_text(3), stmt->column_text(4), stmt->column_text(5),
-                   stmt->column_text(6)});
+                   stmt->column_text(6), stmt->column_text(7)});
   }
   return out;
 }

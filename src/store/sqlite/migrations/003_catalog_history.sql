@@ -11,7 +11,8 @@ CREATE TABLE catalog_imports (
   sha256           TEXT NOT NULL,
   source           TEXT NOT NULL,      -- file, archive!member or URL
   outcome          TEXT NOT NULL,      -- "added" or "replaced"
-  imported_at      TEXT NOT NULL
+  imported_at      TEXT NOT NULL,
+  changes          TEXT NOT NULL DEFAULT '{}'  -- JSON: what it changed (catalog/changes.h)
 );
 CREATE INDEX catalog_imports_by_document ON catalog_imports(document_id);
 INSERT INTO catalog_imports (document_id, revision, current_release, sha256, source, outcome,
