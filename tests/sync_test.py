@@ -315,11 +315,15 @@ class Sync(unittest.TestCase):
             self.assertEqual(ready["catalog"]["coverage"], "catalog through 2016-04")
             self.assertIn("stale", ready["catalog"]["warning"])
             self.assertEqual(missing(), [])  # a 2016 catalog knows nothing of Windows 10 1809
-            deadline = time.time() + 60
-            while "lastSync" not in json.loads(get("/readyz"))["catalog"]:
-                self.assertLess(time.time(), deadline)
-                time.sleep(0.2)
-            ready = json.loads(get("/readyz"))
+            def ready_once(key, seconds):
+                """/readyz once its catalog details have `key`."""
+                deadline = time.time() + seconds
+                while key not in json.loads(get("/readyz"))["catalog"]:
+                    self.assertLess(time.time(), deadline)
+                    time.sleep(0.2)
+                return json.loads(get("/readyz"))
+
+            ready = ready_once("lastSync", 60)
             self.assertEqual(ready["status"], "ok")
             self.assertEqual(ready["catalog"]["coverage"], "catalog through 2020-03")
             self.assertNotIn("lastSyncError", ready["catalog"])
@@ -341,11 +345,7 @@ class Sync(unittest.TestCase):
                                    count=1))
                 self.server.control({"reset": True, "status": {"2016-Jun": [500, -1]}})
                 before = missing()
-                deadline = time.time() + 90
-                while "lastSyncError" not in json.loads(get("/readyz"))["catalog"]:
-                    self.assertLess(time.time(), deadline)
-                    time.sleep(0.2)
-                ready = json.loads(get("/readyz"))
+                ready = ready_once("lastSyncError", 90)
                 self.assertEqual(ready["status"], "ok")
                 self.assertIn("HTTP 500", ready["catalog"]["lastSyncError"])
                 self.assertEqual(missing(), before)

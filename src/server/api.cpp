@@ -186,22 +186,22 @@ const std::vector<std::string> kMachineReferenceFields = {"id", "computerDnsName
 // The catalog's freshness and syncs, in Prometheus' text format.
 std::string catalog_metrics(const CatalogStatus& s) {
   std::string out;
-  out += "# HELP kbgap_catalog_age_days Days since the catalog's newest complete Patch Tuesday.\n";
-  out += "# TYPE kbgap_catalog_age_days gauge\n";
-  out += fmt::format("kbgap_catalog_age_days {}\n", s.age_days);
-  out += "# HELP kbgap_catalog_stale 1 when the newest complete month is more than 45 days old.\n";
-  out += "# TYPE kbgap_catalog_stale gauge\n";
-  out += fmt::format("kbgap_catalog_stale {}\n", s.stale_warning.empty() ? 0 : 1);
-  out += "# HELP kbgap_catalog_syncs_total Catalog syncs by result.\n";
-  out += "# TYPE kbgap_catalog_syncs_total counter\n";
-  out += fmt::format("kbgap_catalog_syncs_total{{result=\"ok\"}} {}\n", s.syncs_ok);
-  out += fmt::format("kbgap_catalog_syncs_total{{result=\"failed\"}} {}\n", s.syncs_failed);
-  out += "# HELP kbgap_catalog_months_changed_total Months a sync added or replaced.\n";
-  out += "# TYPE kbgap_catalog_months_changed_total counter\n";
-  out += fmt::format("kbgap_catalog_months_changed_total {}\n", s.months_changed);
-  out += "# HELP kbgap_catalog_last_sync_failed 1 when the last sync failed.\n";
-  out += "# TYPE kbgap_catalog_last_sync_failed gauge\n";
-  out += fmt::format("kbgap_catalog_last_sync_failed {}\n", s.last_sync_error.empty() ? 0 : 1);
+  auto metric = [&](std::string_view name, std::string_view type, std::string_view help,
+                    std::initializer_list<std::pair<std::string_view, std::int64_t>> values) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+    for (const auto& [labels, value] : values) out += fmt::format("{}{} {}\n", name, labels, value);
+  };
+  metric("kbgap_catalog_age_days", "gauge",
+         "Days since the catalog's newest complete Patch Tuesday.", {{"", s.age_days}});
+  metric("kbgap_catalog_stale", "gauge",
+         "1 when the newest complete month is more than 45 days old.",
+         {{"", s.stale_warning.empty() ? 0 : 1}});
+  metric("kbgap_catalog_syncs_total", "counter", "Catalog syncs by result.",
+         {{"{result=\"ok\"}", s.syncs_ok}, {"{result=\"failed\"}", s.syncs_failed}});
+  metric("kbgap_catalog_months_changed_total", "counter", "Months a sync added or replaced.",
+         {{"", s.months_changed}});
+  metric("kbgap_catalog_last_sync_failed", "gauge", "1 when the last sync failed.",
+         {{"", s.last_sync_error.empty() ? 0 : 1}});
   return out;
 }
 

@@ -21,6 +21,17 @@ constexpr const char* kDocumentColumns =
     "SELECT id, title, initial_release, current_release, revision, source, sha256,"
     " vulnerabilities, kb_fixes FROM documents";
 
+// Calls on_row(stmt) for each row the statement gives.
+template <typename OnRow>
+Result<void> each_row(Statement& stmt, OnRow&& on_row) {
+  for (;;) {
+    auto row = stmt.step();
+    if (!row) return row.error();
+    if (!*row) return ok_result();
+    on_row(stmt);
+  }
+}
+
 StoredDocument stored_document(const Statement& row) {
   return StoredDocument{row.column_text(0), row.column_text(1), row.column_text(2),
                         row.column_text(3), row.column_text(4), row.column_text(5),
@@ -55,12 +66,9 @@ class SqliteTransaction final : public catalog::CatalogTransaction {
     auto products = db_.prepare("SELECT product_id, name FROM products WHERE document_id = ?");
     if (!products) return products.error();
     products->bind(1, id);
-    for (;;) {
-      auto row = products->step();
-      if (!row) return row.error();
-      if (!*row) break;
-      f.products[products->column_text(0)] = products->column_text(1);
-    }
+    KBGAP_TRY(each_row(*products, [&](const Statement& row) {
+      f.products[row.column_text(0)] = row.column_text(1);
+    }));
     auto fixes = db_.prepare(
         "SELECT r.kb, r.fixed_build, COALESCE(p.name, rp.product_id, '') FROM remediations r"
         " LEFT JOIN remediation_products rp ON rp.remediation_id = r.id"
@@ -68,27 +76,21 @@ class SqliteTransaction final : public catalog::CatalogTransaction {
         " WHERE r.document_id = ?");
     if (!fixes) return fixes.error();
     fixes->bind(1, id);
-    for (;;) {
-      auto row = fixes->step();
-      if (!row) return row.error();
-      if (!*row) break;
-      const auto kb = static_cast<catalog::KbNumber>(fixes->column_int(0));
+    KBGAP_TRY(each_row(*fixes, [&](const Statement& row) {
+      const auto kb = static_cast<catalog::KbNumber>(row.column_int(0));
       f.kbs.insert(kb);
-      std::string build = fixes->column_text(1);
-      if (!build.empty()) f.fixed_builds[{kb, fixes->column_text(2)}].insert(std::move(build));
-    }
+      std::string build = row.column_text(1);
+      if (!build.empty()) f.fixed_builds[{kb, row.column_text(2)}].insert(std::move(build));
+    }));
     auto supersedes = db_.prepare(
         "SELECT r.kb, s.superseded_kb FROM remediation_supersedes s"
         " JOIN remediations r ON r.id = s.remediation_id WHERE r.document_id = ?");
     if (!supersedes) return supersedes.error();
     supersedes->bind(1, id);
-    for (;;) {
-      auto row = supersedes->step();
-      if (!row) return row.error();
-      if (!*row) break;
-      f.supersedes.emplace(static_cast<catalog::KbNumber>(supersedes->column_int(0)),
-                           static_cast<catalog::KbNumber>(supersedes->column_int(1)));
-    }
+    KBGAP_TRY(each_row(*supersedes, [&](const Statement& row) {
+      f.supersedes.emplace(static_cast<catalog::KbNumber>(row.column_int(0)),
+                           static_cast<catalog::KbNumber>(row.column_int(1)));
+    }));
     return f;
   }
 
@@ -96,12 +98,7 @@ class SqliteTransaction final : public catalog::CatalogTransaction {
     auto stmt = db_.prepare("SELECT DISTINCT product_id FROM products");
     if (!stmt) return stmt.error();
     std::set<std::string> out;
-    for (;;) {
-      auto row = stmt->step();
-      if (!row) return row.error();
-      if (!*row) break;
-      out.insert(stmt->column_text(0));
-    }
+    KBGAP_TRY(each_row(*stmt, [&](const Statement& row) { out.insert(row.column_text(0)); }));
     return out;
   }
 
@@ -342,12 +339,7 @@ Result<std::vector<catalog::StoredDocument>> SqliteCatalogStore::documents() {
   auto stmt = db_.prepare(fmt::format("{} ORDER BY initial_release", kDocumentColumns));
   if (!stmt) return stmt.error();
   std::vector<StoredDocument> out;
-  for (;;) {
-    auto row = stmt->step();
-    if (!row) return row.error();
-    if (!*row) break;
-    out.push_back(stored_document(*stmt));
-  }
+  KBGAP_TRY(each_row(*stmt, [&](const Statement& row) { out.push_back(stored_document(row)); }));
   return out;
 }
 
@@ -357,14 +349,10 @@ Result<std::vector<catalog::ImportRecord>> SqliteCatalogStore::imports() {
       " changes FROM catalog_imports ORDER BY id");
   if (!stmt) return stmt.error();
   std::vector<catalog::ImportRecord> out;
-  for (;;) {
-    auto row = stmt->step();
-    if (!row) return row.error();
-    if (!*row) break;
-    out.push_back({stmt->column_text(0), stmt->column_text(1), stmt->column_text(2),
-                   stmt->column_text(3), stmt->column_text(4), stmt->column_text(5),
-                   stmt->column_text(6), stmt->column_text(7)});
-  }
+  KBGAP_TRY(each_row(*stmt, [&](const Statement& row) {
+    out.push_back({row.column_text(0), row.column_text(1), row.column_text(2), row.column_text(3),
+                   row.column_text(4), row.column_text(5), row.column_text(6), row.column_text(7)});
+  }));
   return out;
 }
 
