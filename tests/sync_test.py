@@ -52,8 +52,7 @@ class Server:
             if time.time() > deadline or self.process.poll() is not None:
                 raise RuntimeError("the CVRF server did not start")
             time.sleep(0.05)
-        with open(port_file) as f:
-            self.port = int(f.read())
+        self.port = int(slurp(port_file))
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
 
     def control(self, body):
@@ -68,6 +67,11 @@ class Server:
     def close(self):
         self.process.terminate()
         self.process.wait()
+
+
+def slurp(path):
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def kbgap(data, *args):
@@ -144,7 +148,7 @@ class Sync(unittest.TestCase):
         data = self.seeded("revised")
         self.assertEqual(self.sync(data).returncode, 0)
         path = os.path.join(self.docs, "cvrfDocument-2019-Mar.xml")
-        original = open(path, "rb").read()
+        original = slurp(path)
         try:
             revised = re.sub(rb"<cvrf:CurrentReleaseDate>[^<]*</cvrf:CurrentReleaseDate>",
                              b"<cvrf:CurrentReleaseDate>2026-11-10T08:00:00</cvrf:"
@@ -194,13 +198,14 @@ class Sync(unittest.TestCase):
 
     def test_a_busy_server_is_waited_for_as_it_asks(self):
         data = self.seeded("busy")
-        self.server.control({"status": {"2016-May": [503, 1, 1], "2016-Jun": [429, 1, 1]}})
+        # Retry-After 2 where kbgap's own first wait would be 1 s.
+        self.server.control({"status": {"2016-May": [503, 1, 2], "2016-Jun": [429, 1, 2]}})
         start = time.monotonic()
         r = self.sync(data)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertGreaterEqual(time.monotonic() - start, 2.0)  # Retry-After: 1, twice
-        self.assertIn("HTTP 503; trying again", r.stderr)
-        self.assertIn("HTTP 429; trying again", r.stderr)
+        self.assertGreaterEqual(time.monotonic() - start, 4.0)
+        self.assertIn("/cvrf/2016-May: HTTP 503; trying again in 2.0 s", r.stderr)
+        self.assertIn("/cvrf/2016-Jun: HTTP 429; trying again in 2.0 s", r.stderr)
         self.assertEqual(sorted(stored(data)[0]), sorted(MONTHS))
 
     def test_a_body_cut_short_stores_nothing_of_its_month(self):
@@ -224,7 +229,7 @@ class Sync(unittest.TestCase):
     def test_a_body_that_is_not_cvrf(self):
         data = self.seeded("notcvrf")
         path = os.path.join(self.docs, "cvrfDocument-2016-May.xml")
-        original = open(path, "rb").read()
+        original = slurp(path)
         try:
             # The header the list is built from stays; the rest is an HTML error page.
             head = original[: original.index(b"</cvrf:DocumentTracking>")]
@@ -299,7 +304,7 @@ class Sync(unittest.TestCase):
             while not os.path.exists(port_file):
                 self.assertIsNone(server.poll())
                 time.sleep(0.05)
-            base = f"http://127.0.0.1:{int(open(port_file).read())}"
+            base = f"http://127.0.0.1:{int(slurp(port_file))}"
 
             def get(path):
                 request = urllib.request.Request(base + path,
@@ -335,32 +340,49 @@ class Sync(unittest.TestCase):
             self.assertIn('kbgap_catalog_syncs_total{result="ok"} 1', metrics)
             self.assertIn("kbgap_catalog_months_changed_total 4", metrics)
 
-            # A failed sync: the catalog and the answers stay; /readyz and /metrics say so.
-            path = os.path.join(self.docs, "cvrfDocument-2016-Jun.xml")
-            original = open(path, "rb").read()
+            # A sync that fails part-way: 2019-Mar's revision comes in and is served (its
+            # KBs now carry its new title), 2020-Mar's fails and is neither stored nor served;
+            # /readyz and /metrics say so.
+            paths = [os.path.join(self.docs, f"cvrfDocument-{m}.xml") for m in ("2019-Mar", "2020-Mar")]
+            originals = [slurp(p) for p in paths]
             try:
-                with open(path, "wb") as f:
-                    f.write(re.sub(rb"<cvrf:CurrentReleaseDate>[^<]*<",
-                                   b"<cvrf:CurrentReleaseDate>2026-11-10T08:00:00<", original,
-                                   count=1))
-                self.server.control({"reset": True, "status": {"2016-Jun": [500, -1]}})
-                before = missing()
+                for p, original, title in zip(paths, originals, (b" (revised)", b"")):
+                    revised = re.sub(rb"<cvrf:CurrentReleaseDate>[^<]*<",
+                                     b"<cvrf:CurrentReleaseDate>2026-11-10T08:00:00<", original,
+                                     count=1)
+                    revised = re.sub(rb"(<cvrf:DocumentTitle>[^<]*)<", rb"\1" + title + b"<",
+                                     revised, count=1)
+                    with open(p, "wb") as f:
+                        f.write(revised)
+                self.server.control({"reset": True, "status": {"2020-Mar": [500, -1]}})
+                served_before = missing()
                 ready = ready_once("lastSyncError", 90)
                 self.assertEqual(ready["status"], "ok")
-                self.assertIn("HTTP 500", ready["catalog"]["lastSyncError"])
-                self.assertEqual(missing(), before)
+                self.assertIn("/cvrf/2020-Mar: HTTP 500", ready["catalog"]["lastSyncError"])
+                months, _ = stored(data)
+                self.assertEqual(months["2019-Mar"][0], "2026-11-10T08:00:00Z")
+                self.assertNotEqual(months["2020-Mar"][0], "2026-11-10T08:00:00Z")
+                deadline = time.time() + 30  # the reload follows the sync
+                while "March 2019 Security Updates (revised)" not in missing():
+                    self.assertLess(time.time(), deadline, missing())
+                    time.sleep(0.2)
+                self.assertEqual(len(missing()), len(served_before))
+                self.assertIn("March 2020 Security Updates", missing())
                 self.assertIn("kbgap_catalog_last_sync_failed 1", get("/metrics"))
             finally:
-                with open(path, "wb") as f:
-                    f.write(original)
+                for p, original in zip(paths, originals):
+                    with open(p, "wb") as f:
+                        f.write(original)
                 self.server.control({"reset": True})
         finally:
             server.terminate()
             _, said = server.communicate(timeout=60)
         self.assertEqual(server.returncode, 0, said)
         self.assertIn("catalog through 2016-04", said)
-        self.assertIn("4 changed, the fleet of 1 devices evaluated again", said)
-        self.assertIn("failed", said)
+        self.assertIn("4 changed", said)
+        self.assertIn("new catalog served; the fleet of 1 devices evaluated again", said)
+        self.assertIn("failed: month 2020-Mar", said)
+        self.assertIn("(serving the months it imported before)", said)
 
     def test_no_server_and_a_bad_source(self):
         data = self.seeded("nothing")

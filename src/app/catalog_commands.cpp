@@ -18,6 +18,7 @@
 #include "common/clock.h"
 #include "common/progress.h"
 #include "engine/catalog_index.h"
+#include "net/http_client.h"
 
 namespace kbgap::app {
 namespace {
@@ -93,14 +94,15 @@ int run_catalog_fetch(const CatalogSyncOptions& options) {
   bar.finish();
   if (!months) {
     std::fprintf(stderr, "kbgap: catalog fetch from %s: %s (%s was not written)\n",
-                 sync.source.c_str(), months.error().message.c_str(), options.out.c_str());
+                 net::url_for_messages(sync.source).c_str(), months.error().message.c_str(),
+                 options.out.c_str());
     return kExitBadInput;
   }
   const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
   fmt::print(
       "fetched {} months from {} into {} in {:.1f} s; on the machine without the "
       "internet: kbgap catalog import {}\n",
-      *months, sync.source, options.out, elapsed.count(), options.out);
+      *months, net::url_for_messages(sync.source), options.out, elapsed.count(), options.out);
   return kExitOk;
 }
 
@@ -123,7 +125,7 @@ int run_catalog_sync(const CatalogSyncOptions& options) {
     std::fprintf(stderr,
                  "kbgap: catalog sync from %s: %s (months already imported are kept; run the "
                  "sync again to resume)\n",
-                 sync.source.c_str(), summary.error().message.c_str());
+                 net::url_for_messages(sync.source).c_str(), summary.error().message.c_str());
     return kExitBadInput;
   }
   const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
@@ -134,8 +136,8 @@ int run_catalog_sync(const CatalogSyncOptions& options) {
   fmt::print(
       "synced from {} in {:.1f} s: {} months listed, {} already current, {} fetched, {} "
       "changed the catalog\n",
-      sync.source, elapsed.count(), summary->listed, summary->up_to_date, summary->fetched.size(),
-      changed);
+      net::url_for_messages(sync.source), elapsed.count(), summary->listed, summary->up_to_date,
+      summary->fetched.size(), changed);
   for (const catalog::DocumentResult& d : summary->fetched) {
     fmt::print("  {:<10} {:<28} revision {} of {}\n", d.id, catalog::outcome_name(d.outcome),
                d.revision, d.current_release.substr(0, 10));

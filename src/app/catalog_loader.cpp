@@ -73,6 +73,12 @@ Result<void> ensure_bundled_catalog(catalog::CatalogStore& store) {
   return ok_result();
 }
 
+std::string catalog_fingerprint(const std::vector<catalog::StoredDocument>& documents) {
+  std::string tag;
+  for (const catalog::StoredDocument& d : documents) tag += fmt::format("{}:{}\n", d.id, d.sha256);
+  return sha256_hex(tag);
+}
+
 Result<engine::CatalogIndex> load_catalog_index(
     const std::string& data_dir, std::vector<catalog::StoredDocument>* documents_out) {
   auto store = open_catalog_store(data_dir);
@@ -82,9 +88,7 @@ Result<engine::CatalogIndex> load_catalog_index(
   // import that changes a document changes the tag, and the index is built again.
   auto documents = (*store)->documents();
   if (!documents) return documents.error();
-  std::string tag;
-  for (const catalog::StoredDocument& d : *documents) tag += fmt::format("{}:{}\n", d.id, d.sha256);
-  const std::string fingerprint = sha256_hex(tag);
+  const std::string fingerprint = catalog_fingerprint(*documents);
   if (documents_out) *documents_out = *documents;
   const std::filesystem::path cache = std::filesystem::path(data_dir) / kIndexFileName;
   {

@@ -23,6 +23,9 @@ Result<void> ensure_bundled_catalog(catalog::CatalogStore& store);
 // The engine's index, cached in the data directory (rebuilt whenever the catalog changes).
 inline constexpr const char* kIndexFileName = "catalog.index";
 
+// What identifies a catalog's contents: its months and their sha256 (the index is tagged with it).
+std::string catalog_fingerprint(const std::vector<catalog::StoredDocument>& documents);
+
 // With `documents`, also the stored documents (what the catalog covers: catalog/freshness.h).
 Result<engine::CatalogIndex> load_catalog_index(
     const std::string& data_dir, std::vector<catalog::StoredDocument>* documents = nullptr);

@@ -137,11 +137,7 @@ void publish_freshness(server::Service& service,
                        const std::vector<catalog::StoredDocument>& documents, bool log) {
   const catalog::Freshness fresh = catalog::freshness(documents);
   const auto warning = fresh.stale_warning(utc_now().substr(0, 10));
-  service.update_catalog_status([&](server::CatalogStatus& s) {
-    s.coverage = fresh.summary();
-    s.age_days = fresh.age_days(utc_now().substr(0, 10)).value_or(-1);
-    s.stale_warning = warning.value_or("");
-  });
+  service.update_catalog_status([&](server::CatalogStatus& s) { s.freshness = fresh; });
   if (!log) return;
   std::fprintf(stderr, "kbgap: %s\n", fresh.summary().c_str());
   if (warning) std::fprintf(stderr, "kbgap: warning: %s\n", warning->c_str());
@@ -154,8 +150,12 @@ void publish_freshness(server::Service& service,
 // and says so in the log, /readyz and /metrics.
 class CatalogSyncer {
  public:
-  CatalogSyncer(server::Service& service, std::string data_dir, server::CatalogConfig config)
-      : service_(service), data_dir_(std::move(data_dir)), config_(std::move(config)) {}
+  CatalogSyncer(server::Service& service, std::string data_dir, server::CatalogConfig config,
+                std::string served_fingerprint)
+      : service_(service),
+        data_dir_(std::move(data_dir)),
+        config_(std::move(config)),
+        served_fingerprint_(std::move(served_fingerprint)) {}
   ~CatalogSyncer() { stop(); }
 
   void start() {
@@ -186,69 +186,84 @@ class CatalogSyncer {
     options.fetch.cancel = &cancel_;
     if (!config_.source.empty()) options.source = config_.source;
     options.fetch.ca_file = config_.ca_file;
+    const std::string source = net::url_for_messages(options.source);  // no credentials in logs
     const auto start = std::chrono::steady_clock::now();
     auto store = open_catalog_store(data_dir_);
     auto summary = store ? catalog::sync_catalog(**store, options)
                          : Result<catalog::SyncSummary>(store.error());
-    if (!summary) {
-      std::fprintf(stderr,
-                   "kbgap: catalog sync from %s failed: %s (serving the catalog as it was)\n",
-                   options.source.c_str(), summary.error().message.c_str());
-      service_.update_catalog_status([&](server::CatalogStatus& s) {
-        s.last_sync = utc_now();
-        s.last_sync_error = summary.error().message;
-        ++s.syncs_failed;
-      });
-      return;
-    }
     std::int64_t changed = 0;
-    for (const catalog::DocumentResult& d : summary->fetched) {
-      if (d.outcome == catalog::DocumentOutcome::kAdded ||
-          d.outcome == catalog::DocumentOutcome::kReplaced) {
-        ++changed;
+    if (summary) {
+      for (const catalog::DocumentResult& d : summary->fetched) {
+        changed += d.outcome == catalog::DocumentOutcome::kAdded ||
+                   d.outcome == catalog::DocumentOutcome::kReplaced;
       }
     }
-    std::string error, evaluated;
-    if (changed > 0) {
-      std::vector<catalog::StoredDocument> documents;
-      auto index = load_catalog_index(data_dir_, &documents);
-      const auto evaluating = std::chrono::steady_clock::now();
-      auto replaced = index ? service_.replace_catalog(
-                                  std::make_shared<const engine::CatalogIndex>(std::move(*index)))
-                            : Result<void>(index.error());
-      if (!replaced) {
-        error = replaced.error().message;
-      } else {
-        const std::chrono::duration<double> took = std::chrono::steady_clock::now() - evaluating;
-        auto view = service_.view();
-        evaluated = fmt::format(", the fleet of {} devices evaluated again in {:.2f} s",
-                                view ? (*view)->devices().size() : 0, took.count());
-        publish_freshness(service_, documents, true);
+    // Serve what the store holds, whatever this sync did: the months a failed sync committed
+    // before its failure, and what another process imported, count as much as a clean sync's.
+    std::string reload_error, evaluated;
+    if (store) {
+      auto documents = (*store)->documents();
+      if (!documents) {
+        reload_error = documents.error().message;
+      } else if (catalog_fingerprint(*documents) != served_fingerprint_) {
+        auto index = load_catalog_index(data_dir_);
+        const auto evaluating = std::chrono::steady_clock::now();
+        auto replaced = index ? service_.replace_catalog(
+                                    std::make_shared<const engine::CatalogIndex>(std::move(*index)))
+                              : Result<void>(index.error());
+        if (!replaced) {
+          reload_error = replaced.error().message;
+        } else {
+          served_fingerprint_ = catalog_fingerprint(*documents);
+          const std::chrono::duration<double> took = std::chrono::steady_clock::now() - evaluating;
+          auto view = service_.view();
+          evaluated = fmt::format("; the fleet of {} devices evaluated again in {:.2f} s",
+                                  view ? (*view)->devices().size() : 0, took.count());
+          publish_freshness(service_, *documents, true);
+        }
       }
     }
     const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-    if (error.empty()) {
-      std::fprintf(
-          stderr, "kbgap: catalog sync from %s: %zu months listed, %lld changed%s; %.1f s in all\n",
-          options.source.c_str(), summary->listed, static_cast<long long>(changed),
-          evaluated.c_str(), elapsed.count());
+    if (!summary) {
+      std::fprintf(stderr, "kbgap: catalog sync from %s failed: %s%s\n", source.c_str(),
+                   summary.error().message.c_str(),
+                   evaluated.empty() ? " (serving the catalog as it was)"
+                                     : " (serving the months it imported before)");
     } else {
-      std::fprintf(stderr,
-                   "kbgap: catalog sync from %s: %lld months changed, but the new catalog could "
-                   "not be loaded: %s (serving the catalog as it was)\n",
-                   options.source.c_str(), static_cast<long long>(changed), error.c_str());
+      std::fprintf(stderr, "kbgap: catalog sync from %s: %zu months listed, %lld changed; %.1f s\n",
+                   source.c_str(), summary->listed, static_cast<long long>(changed),
+                   elapsed.count());
     }
+    if (!evaluated.empty())
+      std::fprintf(stderr, "kbgap: new catalog served%s\n", evaluated.c_str());
+    if (!reload_error.empty()) {
+      std::fprintf(stderr,
+                   "kbgap: the catalog changed but could not be loaded: %s (serving the catalog "
+                   "as it was)\n",
+                   reload_error.c_str());
+    }
+    const std::string error =
+        !summary
+            ? summary.error().message
+            : (reload_error.empty() ? "" : "the new catalog could not be loaded: " + reload_error);
     service_.update_catalog_status([&](server::CatalogStatus& s) {
       s.last_sync = utc_now();
       s.last_sync_error = error;
       ++(error.empty() ? s.syncs_ok : s.syncs_failed);
       s.months_changed += changed;
+      // The log says a stale catalog at every sync, not only at start.
+      if (evaluated.empty()) {
+        if (auto warning = s.freshness.stale_warning(utc_now().substr(0, 10))) {
+          std::fprintf(stderr, "kbgap: warning: %s\n", warning->c_str());
+        }
+      }
     });
   }
 
   server::Service& service_;
   std::string data_dir_;
   server::CatalogConfig config_;
+  std::string served_fingerprint_;  // of the catalog the service serves
   std::thread thread_;
   std::mutex mutex_;
   std::condition_variable wake_;
@@ -324,7 +339,7 @@ int run_serve(const ServeOptions& options) {
   auto view = service.view();
   if (!view) return report(view.error());
   publish_freshness(service, documents, true);
-  CatalogSyncer syncer(service, options.data_dir, config->catalog);
+  CatalogSyncer syncer(service, options.data_dir, config->catalog, catalog_fingerprint(documents));
   server::Api api(service, verifier, config->api);
   server::HttpServer server(api, config->http);
   if (auto started = server.start(); !started) return report(started.error());

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -111,6 +112,10 @@ class CatalogStore {
   virtual Result<std::vector<StoredDocument>> documents() = 0;
   // Every import that added or replaced a month, oldest first.
   virtual Result<std::vector<ImportRecord>> imports() = 0;
+  // The list time (CurrentReleaseDate) at which a sync last fetched each month, whatever the
+  // import made of it; and recording one.
+  virtual Result<std::map<std::string, std::string>> listed_releases() = 0;
+  virtual Result<void> record_listed_release(std::string_view id, std::string_view listed) = 0;
   virtual Result<std::vector<KbRemediation>> kb_remediations(KbNumber kb) = 0;
   virtual Result<CatalogData> load() = 0;
 };

@@ -58,12 +58,14 @@ Result<std::vector<ListedMonth>> parse_updates(std::string_view body, const std:
     if (!item.is_object()) continue;
     const json::object& o = item.as_object();
     ListedMonth m;
-    // As the importer names it ("2018-FEB" is 2018-Feb), so that it compares with the stored one.
-    m.id = canonical_document_id(text_field(o, "ID"));
+    // As the importer names it ("2018-FEB" is 2018-Feb), so that it compares with the stored
+    // one; the URL keeps the id as listed (a mirror's files may be named so).
+    const std::string listed_id = text_field(o, "ID");
+    m.id = canonical_document_id(listed_id);
     m.title = text_field(o, "DocumentTitle");
     const auto initial = utc_time_from_rfc3339(text_field(o, "InitialReleaseDate"));
     const auto current = utc_time_from_rfc3339(text_field(o, "CurrentReleaseDate"));
-    if (!plausible_id(m.id) || !current) {
+    if (!plausible_id(listed_id) || !current) {
       return invalid_input(
           fmt::format("{}/updates: an entry without a month id or a CurrentReleaseDate ({})", base,
                       json::serialize(item).substr(0, 200)));
@@ -71,7 +73,7 @@ Result<std::vector<ListedMonth>> parse_updates(std::string_view body, const std:
     m.initial_release = initial.value_or(*current);
     m.current_release = *current;
     m.url = text_field(o, "CvrfUrl");
-    if (m.url.empty() || net::url_origin(m.url) != origin) m.url = base + "/cvrf/" + m.id;
+    if (m.url.empty() || net::url_origin(m.url) != origin) m.url = base + "/cvrf/" + listed_id;
     months.push_back(std::move(m));
   }
   // The list is not in release order (MSRC's is not): oldest first, so that an interrupted sync
@@ -115,6 +117,14 @@ Result<SyncSummary> sync_catalog(CatalogStore& store, const SyncOptions& options
   for (const StoredDocument& d : *stored) {
     stored_release[d.id] = utc_time_from_rfc3339(d.current_release).value_or(d.current_release);
   }
+  // A month fetched before at the listed time and found unchanged (or older than what is stored:
+  // the list ran ahead of the document) is current too: not fetched again at every sync.
+  auto fetched_before = store.listed_releases();
+  if (!fetched_before) return fetched_before.error();
+  for (const auto& [id, listed] : *fetched_before) {
+    auto& known = stored_release[id];
+    known = std::max(known, listed);
+  }
 
   SyncSummary summary;
   summary.listed = months->size();
@@ -141,6 +151,7 @@ Result<SyncSummary> sync_catalog(CatalogStore& store, const SyncOptions& options
       return Error{imported.error().code,
                    fmt::format("month {}: {}", m.id, imported.error().message)};
     }
+    KBGAP_TRY(store.record_listed_release(m.id, m.current_release));
     for (DocumentResult& d : imported->documents) {
       if (d.id != m.id) {
         // Imported all the same (it is a valid document), but the list said otherwise.

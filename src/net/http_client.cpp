@@ -93,7 +93,9 @@ Outcome try_once(const std::string& url, const FetchOptions& options, Transfer& 
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  // An https fetch never follows a redirect to plain http (it could then be altered in transit).
+  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR,
+                   url.starts_with("https://") ? "https" : "http,https");
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
   curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");  // whatever libcurl can decompress
@@ -106,7 +108,10 @@ Outcome try_once(const std::string& url, const FetchOptions& options, Transfer& 
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(c, CURLOPT_XFERINFODATA, &transfer);
   curl_easy_setopt(c, CURLOPT_NOPROGRESS, options.on_progress || options.cancel ? 0L : 1L);
-  if (!options.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, options.ca_file.c_str());
+  if (!options.ca_file.empty()) {  // instead of the system's CAs, not beside them
+    curl_easy_setopt(c, CURLOPT_CAINFO, options.ca_file.c_str());
+    curl_easy_setopt(c, CURLOPT_CAPATH, nullptr);
+  }
 
   const CURLcode code = curl_easy_perform(c);
   if (options.cancel && options.cancel->load()) return {"cancelled", false, {}};

@@ -15,6 +15,7 @@
 #include <set>
 
 #include "api/defender_dto.h"
+#include "common/clock.h"
 #include "common/text.h"
 #include "common/utf8.h"
 #include "engine/evaluate.h"
@@ -186,16 +187,18 @@ const std::vector<std::string> kMachineReferenceFields = {"id", "computerDnsName
 // The catalog's freshness and syncs, in Prometheus' text format.
 std::string catalog_metrics(const CatalogStatus& s) {
   std::string out;
+  const std::string today = utc_now().substr(0, 10);
+  const std::int64_t age = s.freshness.age_days(today).value_or(-1);
+  const bool stale = s.freshness.stale_warning(today).has_value();
   auto metric = [&](std::string_view name, std::string_view type, std::string_view help,
                     std::initializer_list<std::pair<std::string_view, std::int64_t>> values) {
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
     for (const auto& [labels, value] : values) out += fmt::format("{}{} {}\n", name, labels, value);
   };
   metric("kbgap_catalog_age_days", "gauge",
-         "Days since the catalog's newest complete Patch Tuesday.", {{"", s.age_days}});
+         "Days since the catalog's newest complete Patch Tuesday.", {{"", age}});
   metric("kbgap_catalog_stale", "gauge",
-         "1 when the newest complete month is more than 45 days old.",
-         {{"", s.stale_warning.empty() ? 0 : 1}});
+         "1 when the newest complete month is more than 45 days old.", {{"", stale ? 1 : 0}});
   metric("kbgap_catalog_syncs_total", "counter", "Catalog syncs by result.",
          {{"{result=\"ok\"}", s.syncs_ok}, {"{result=\"failed\"}", s.syncs_failed}});
   metric("kbgap_catalog_months_changed_total", "counter", "Months a sync added or replaced.",
@@ -388,9 +391,10 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
       // The details: how current the answers are, and the last catalog sync. A stale catalog
       // or a failed sync is said here; the server still serves (the catalog it has).
       const CatalogStatus s = service_.catalog_status();
-      json::object catalog{{"coverage", s.coverage}};
-      if (s.age_days >= 0) catalog["newestCompleteMonthAgeDays"] = s.age_days;
-      if (!s.stale_warning.empty()) catalog["warning"] = s.stale_warning;
+      const std::string today = utc_now().substr(0, 10);
+      json::object catalog{{"coverage", s.freshness.summary()}};
+      if (auto age = s.freshness.age_days(today)) catalog["newestCompleteMonthAgeDays"] = *age;
+      if (auto warning = s.freshness.stale_warning(today)) catalog["warning"] = *warning;
       if (!s.last_sync.empty()) catalog["lastSync"] = s.last_sync;
       if (!s.last_sync_error.empty()) catalog["lastSyncError"] = s.last_sync_error;
       body["catalog"] = std::move(catalog);

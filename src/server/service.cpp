@@ -29,8 +29,9 @@ void Service::report_damaged(const std::vector<store::DamagedDevice>& damaged) {
   }
 }
 
-Result<std::shared_ptr<const FleetView>> Service::reload(std::int64_t version, bool force) {
-  if (auto current = snapshot(); !force && current && current->version() == version) {
+Result<std::shared_ptr<const FleetView>> Service::reload(
+    std::int64_t version, std::shared_ptr<const engine::CatalogIndex> catalog) {
+  if (auto current = snapshot(); !catalog && current && current->version() == version) {
     return current;
   }
   std::shared_ptr<const FleetView> fresh;
@@ -38,8 +39,10 @@ Result<std::shared_ptr<const FleetView>> Service::reload(std::int64_t version, b
     auto all = devices_->all();
     if (!all) return all.error();
     report_damaged(all->damaged);
-    fresh = FleetView::build(catalog_.load(), std::move(all->devices), version, threads_);
+    fresh = FleetView::build(catalog ? catalog : catalog_.load(), std::move(all->devices), version,
+                             threads_);
   }
+  if (catalog) catalog_.store(std::move(catalog));
   view_.store(fresh);
   // Give the memory the reload's temporaries used back to the system. Without this, glibc keeps
   // the freed pages of every thread's arena and the resident size creeps up under steady writes
@@ -85,11 +88,10 @@ Result<bool> Service::remove_device(std::string_view id) {
 }
 
 Result<void> Service::replace_catalog(std::shared_ptr<const engine::CatalogIndex> catalog) {
-  catalog_.store(std::move(catalog));
+  std::lock_guard lock(reload_mutex_);
   auto version = devices_->version();
   if (!version) return version.error();
-  std::lock_guard lock(reload_mutex_);
-  auto reloaded = reload(*version, true);
+  auto reloaded = reload(*version, std::move(catalog));
   if (!reloaded) return reloaded.error();
   return ok_result();
 }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "catalog/freshness.h"
 #include "common/result.h"
 #include "engine/catalog_index.h"
 #include "server/fleet_view.h"
@@ -19,10 +20,8 @@ namespace kbgap::server {
 
 // What /readyz and /metrics say of the catalog: how current it is and how its syncs went.
 struct CatalogStatus {
-  std::string coverage;       // "catalog through 2026-05; 2026-06 to 2026-08 partial"
-  std::string stale_warning;  // "" when current (catalog::Freshness::stale_warning)
-  int age_days = -1;          // since the newest complete month's Patch Tuesday; -1: none
-  std::string last_sync;      // when the last sync ended (UTC), "" before the first
+  catalog::Freshness freshness;  // of the catalog served: its age is worked out when asked
+  std::string last_sync;         // when the last sync ended (UTC), "" before the first
   std::string last_sync_error;
   std::int64_t syncs_ok = 0, syncs_failed = 0, months_changed = 0;
 };
@@ -50,9 +49,10 @@ class Service {
   bool ready();
 
  private:
-  // Called with reload_mutex_ held; `force`: even when the snapshot is of that version (the
-  // catalog changed).
-  Result<std::shared_ptr<const FleetView>> reload(std::int64_t version, bool force = false);
+  // Called with reload_mutex_ held. With `catalog`, the snapshot is built on it even when the
+  // current one is of that version, and the catalog is swapped in with it (only if it builds).
+  Result<std::shared_ptr<const FleetView>> reload(
+      std::int64_t version, std::shared_ptr<const engine::CatalogIndex> catalog = nullptr);
   // Says on stderr which stored rows are skipped, when that changes.
   void report_damaged(const std::vector<store::DamagedDevice>& damaged);
 

@@ -356,6 +356,25 @@ Result<std::vector<catalog::ImportRecord>> SqliteCatalogStore::imports() {
   return out;
 }
 
+Result<std::map<std::string, std::string>> SqliteCatalogStore::listed_releases() {
+  auto stmt = db_.prepare("SELECT document_id, listed_release FROM catalog_listed");
+  if (!stmt) return stmt.error();
+  std::map<std::string, std::string> out;
+  KBGAP_TRY(
+      each_row(*stmt, [&](const Statement& row) { out[row.column_text(0)] = row.column_text(1); }));
+  return out;
+}
+
+Result<void> SqliteCatalogStore::record_listed_release(std::string_view id,
+                                                       std::string_view listed) {
+  auto stmt = db_.prepare(
+      "INSERT INTO catalog_listed (document_id, listed_release) VALUES (?, ?)"
+      " ON CONFLICT (document_id) DO UPDATE SET listed_release = excluded.listed_release");
+  if (!stmt) return stmt.error();
+  stmt->bind(1, id).bind(2, listed);
+  return stmt->run();
+}
+
 Result<std::vector<catalog::KbRemediation>> SqliteCatalogStore::kb_remediations(
     catalog::KbNumber kb) {
   auto rems = db_.prepare(

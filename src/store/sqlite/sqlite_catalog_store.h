@@ -18,6 +18,8 @@ class SqliteCatalogStore final : public catalog::CatalogStore {
   Result<catalog::CatalogStats> stats() override;
   Result<std::vector<catalog::StoredDocument>> documents() override;
   Result<std::vector<catalog::ImportRecord>> imports() override;
+  Result<std::map<std::string, std::string>> listed_releases() override;
+  Result<void> record_listed_release(std::string_view id, std::string_view listed) override;
   Result<std::vector<catalog::KbRemediation>> kb_remediations(catalog::KbNumber kb) override;
   Result<catalog::CatalogData> load() override;
 

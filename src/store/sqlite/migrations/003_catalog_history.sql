@@ -24,3 +24,11 @@ INSERT INTO catalog_imports (document_id, revision, current_release, sha256, sou
 -- up in remediations by vulnerability_id. Without this index, every lookup scanned the table:
 -- replacing 2026-May (494 vulnerabilities, 107,517 KB fixes stored) took 5.2 s, 0.1 s with it.
 CREATE INDEX remediations_by_vulnerability ON remediations(vulnerability_id);
+
+-- The list time (the API's CurrentReleaseDate) at which a sync last fetched each month: a month
+-- whose document turned out unchanged, or older than the stored one, is not fetched again until
+-- the list moves on.
+CREATE TABLE catalog_listed (
+  document_id     TEXT PRIMARY KEY,
+  listed_release  TEXT NOT NULL
+);
