@@ -393,7 +393,8 @@ TEST(CatalogSync, TheListOfMonthsIsReadInReleaseOrderWithTheImportersNames) {
   ASSERT_EQ(months->size(), 2u);
   EXPECT_EQ((*months)[0].id, "2018-Feb");  // oldest first, named as the importer names it
   EXPECT_EQ((*months)[0].current_release, "2019-12-10T08:00:00Z");
-  EXPECT_EQ((*months)[0].url, "https://api.msrc.microsoft.com/cvrf/v3.0/cvrf/2018-Feb");
+  // Its CvrfUrl is on another host: fetched from the source, under the id as listed.
+  EXPECT_EQ((*months)[0].url, "https://api.msrc.microsoft.com/cvrf/v3.0/cvrf/2018-FEB");
   EXPECT_EQ((*months)[1].id, "2026-Nov");
   EXPECT_EQ((*months)[1].url, "https://api.msrc.microsoft.com/cvrf/v3.0/cvrf/2026-Nov");
   // From a mirror that copied MSRC's list: every month from the mirror.
