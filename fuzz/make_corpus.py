@@ -120,6 +120,30 @@ def archive_seeds(cut_documents):
     write("archive", "empty.tar.zst", tar_zst([]))
 
 
+def wesng_seeds():
+    """WES-NG's CSV as `catalog import definitions.zip` reads it: slices of the bundled extract's
+    real rows (the header, an Internet Explorer day, a day with swapped columns, .NET rows), and a
+    title holding a line end."""
+    import zipfile
+    with zipfile.ZipFile(os.path.join(ROOT, "data", "catalog", "wesng-before-2016.zip")) as z:
+        member = next(n for n in z.namelist() if n.startswith("CVEs_"))
+        records = z.read(member).split(b"\r\n")
+    header, rows = records[0], [r for r in records[1:] if r]
+
+    def csv(selected):
+        return b"".join(r + b"\r\n" for r in [header] + selected)
+
+    write("wesng", "first-rows.csv", csv(rows[:40]))
+    write("wesng", "internet-explorer.csv", csv([r for r in rows if b"Internet Explorer" in r][:40]))
+    write("wesng", "dotnet.csv", csv([r for r in rows if b".NET Framework" in r][:40]))
+    write("wesng", "swapped.csv",
+          csv([r for r in rows if r.split(b'","')[5].startswith(b"Windows 7")][:20]))
+    write("wesng", "no-cve.csv", csv([r for r in rows if r.split(b'","')[1] == b""][:5]))
+    lf = rows[0].split(b'","')
+    lf[3] = lf[3] + b"\nsecond line"
+    write("wesng", "line-end-in-title.csv", csv([b'","'.join(lf)] + rows[1:3]))
+
+
 def main():
     build = sys.argv[1]
     kbgap = os.path.join(build, "kbgap")
@@ -133,6 +157,7 @@ def main():
                 cut.append((month, cut_cvrf(f.read())))
                 write("cvrf", month + ".xml", cut[-1][1])
         archive_seeds(cut)
+    wesng_seeds()
 
     inv = os.path.join(ROOT, "data", "inventories")
     systeminfo = []

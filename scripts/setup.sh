@@ -14,6 +14,8 @@ packages=(
   libssl-dev libpq-dev libtomlplusplus-dev
   # fetching (catalog sync, issuers' JWKS) and archives (catalog import and fetch)
   libcurl4-openssl-dev libarchive-dev
+  # WES-NG's definitions (catalog before 2016) are CSV
+  libcsv-dev
   # tests and benchmarks (the API tests call the server with curl and Python requests)
   libgtest-dev libgmock-dev libbenchmark-dev sqlite3 zstd time bc curl python3 python3-requests
   openssl

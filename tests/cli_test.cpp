@@ -22,13 +22,18 @@ TEST(Cli, StatsImportsTheBundledCatalogThenRejectsBadInputWithoutTouchingIt) {
   ASSERT_EQ(stats.exit_code, 0) << stats.err;
   boost::json::value json = boost::json::parse(stats.out);
   const auto& o = json.as_object();
-  EXPECT_EQ(o.at("documents").as_int64(), 127);
+  // 127 MSRC documents and a document per day of bulletins before April 2016 (WES-NG's rows).
+  EXPECT_EQ(o.at("documents").as_int64() - o.at("wesngDocuments").as_int64(), 127);
+  EXPECT_GT(o.at("wesngDocuments").as_int64(), 90);
   for (const char* key : {"products", "cves", "kbs", "supersedenceEdges"}) {
     EXPECT_GT(o.at(key).as_int64(), 0) << key;
   }
-  EXPECT_EQ(o.at("firstRelease").as_string(), "2016-04-12");
+  EXPECT_EQ(o.at("firstRelease").as_string(), "2008-11-11");
   EXPECT_EQ(o.at("lastRelease").as_string(), "2026-08-06");
-  EXPECT_NE(stats.err.find("imported 127 bundled documents"), std::string::npos) << stats.err;
+  EXPECT_NE(stats.err.find(fmt::format("127 MSRC documents, {} days of bulletins before April 2016",
+                                       o.at("wesngDocuments").as_int64())),
+            std::string::npos)
+      << stats.err;
   EXPECT_EQ(stats.err.find('\r'), std::string::npos) << "no progress bar under CI";
 
   const std::string before = dump(data + "/kbgap.db");
@@ -59,9 +64,30 @@ TEST(Cli, StatsImportsTheBundledCatalogThenRejectsBadInputWithoutTouchingIt) {
   EXPECT_NE(same.out.find("1 unchanged"), std::string::npos) << same.out;
   EXPECT_EQ(dump(data + "/kbgap.db"), before);
 
+  // WES-NG's definitions (here kbgap's own extract of them): the days stored already, unchanged.
+  const std::string extract = std::string(KBGAP_SOURCE_DIR) + "/data/catalog/wesng-before-2016.zip";
+  CommandResult wesng = run_kbgap("--data " + data + " catalog import " + extract);
+  ASSERT_EQ(wesng.exit_code, 0) << wesng.err;
+  EXPECT_NE(wesng.out.find(fmt::format("0 added, 0 replaced, {} unchanged",
+                                       o.at("wesngDocuments").as_int64())),
+            std::string::npos)
+      << wesng.out;
+  EXPECT_NE(wesng.out.find("imported, but on no device"), std::string::npos) << wesng.out;
+  EXPECT_EQ(dump(data + "/kbgap.db"), before);
+  {
+    const std::string zip = read_file(extract);
+    write_file(dir.path() / "cut.zip", zip.substr(0, zip.size() / 2));
+    CommandResult cut = run_kbgap("--data " + data + " catalog import " + dir.str("cut.zip"));
+    EXPECT_EQ(cut.exit_code, 1) << cut.err;
+    EXPECT_TRUE(cut.err.starts_with("kbgap: " + dir.str("cut.zip") + ": corrupt .zip archive"))
+        << cut.err;
+    EXPECT_EQ(lines(cut.err), 1u) << cut.err;
+    EXPECT_EQ(dump(data + "/kbgap.db"), before);
+  }
+
   CommandResult table = run_kbgap("--data " + data + " catalog stats");
   ASSERT_EQ(table.exit_code, 0) << table.err;
-  EXPECT_NE(table.out.find("documents           127\n"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("before April 2016   "), std::string::npos) << table.out;
   EXPECT_EQ(table.err, "");
 }
 

@@ -45,22 +45,63 @@ void print_summary(const ImportSummary& s, std::string_view from, double seconds
   }
 }
 
+bool is_zip_path(std::string_view path) {
+  return path.size() >= 4 && (path.ends_with(".zip") || path.ends_with(".ZIP"));
+}
+
+// WES-NG's definitions.zip: its rows before April 2016 (docs/catalog.md, "Before 2016").
+int import_wesng_file(const std::string& path, catalog::CatalogStore& store) {
+  auto archive = catalog::TarZstReader::open_file(path, catalog::ArchiveFormat::kZip);
+  if (!archive) return report(archive.error());
+  auto start = std::chrono::steady_clock::now();
+  auto imported = catalog::import_wesng(*archive, path, store);
+  if (!imported) return report(imported.error());
+  std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+  const catalog::WesngDefinitions& d = imported->definitions;
+  fmt::print("{}: {} rows read, {} imported (bulletins before April 2016)\n", d.member, d.rows,
+             d.imported);
+  print_summary(imported->summary, path, elapsed.count());
+  if (!d.not_on_devices.empty()) {
+    std::vector<std::pair<std::uint64_t, std::string>> by_rows;
+    for (const auto& [name, n] : d.not_on_devices) by_rows.emplace_back(n, name);
+    std::sort(by_rows.rbegin(), by_rows.rend());
+    std::uint64_t rows = 0;
+    for (const auto& [n, name] : by_rows) rows += n;
+    fmt::print(
+        "imported, but on no device (an inventory does not show them), {} rows of {} products; "
+        "the most rows:\n",
+        rows, by_rows.size());
+    for (std::size_t i = 0; i < std::min<std::size_t>(by_rows.size(), 12); ++i) {
+      fmt::print("  {:>8}  {}\n", by_rows[i].first, by_rows[i].second);
+    }
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int run_catalog_import(const CatalogImportOptions& options) {
-  auto sources = catalog::ImportSources::from_paths(options.paths);
-  if (!sources) return report(sources.error());
+  std::vector<std::string> cvrf_paths, wesng_paths;
+  for (const std::string& p : options.paths)
+    (is_zip_path(p) ? wesng_paths : cvrf_paths).push_back(p);
   auto store = open_catalog_store(options.data_dir);
   if (!store) return report(store.error());
-  ProgressBar bar("importing", ProgressBar::interactive());
-  auto start = std::chrono::steady_clock::now();
-  auto summary = catalog::import_catalog(*sources, **store, progress_to(bar));
-  bar.finish();
-  if (!summary) return report(summary.error());
-  std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-  std::string from = options.paths.size() == 1 ? options.paths.front()
-                                               : fmt::format("{} paths", options.paths.size());
-  print_summary(*summary, from, elapsed.count());
+  if (!cvrf_paths.empty()) {
+    auto sources = catalog::ImportSources::from_paths(cvrf_paths);
+    if (!sources) return report(sources.error());
+    ProgressBar bar("importing", ProgressBar::interactive());
+    auto start = std::chrono::steady_clock::now();
+    auto summary = catalog::import_catalog(*sources, **store, progress_to(bar));
+    bar.finish();
+    if (!summary) return report(summary.error());
+    std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+    std::string from =
+        cvrf_paths.size() == 1 ? cvrf_paths.front() : fmt::format("{} paths", cvrf_paths.size());
+    print_summary(*summary, from, elapsed.count());
+  }
+  for (const std::string& p : wesng_paths) {
+    if (int rc = import_wesng_file(p, **store); rc != kExitOk) return rc;
+  }
   return kExitOk;
 }
 
@@ -252,6 +293,10 @@ int run_catalog_stats(const CatalogStatsOptions& options) {
   auto documents = (*store)->documents();
   if (!documents) return report(documents.error());
   const catalog::Freshness fresh = catalog::freshness(*documents);
+  std::vector<const catalog::StoredDocument*> before_2016;  // WES-NG's days, oldest first
+  for (const catalog::StoredDocument& d : *documents) {
+    if (catalog::is_wesng_document(d.id)) before_2016.push_back(&d);
+  }
   if (options.format == "json") {
     boost::json::object o;
     o["documents"] = stats->documents;
@@ -261,6 +306,7 @@ int run_catalog_stats(const CatalogStatsOptions& options) {
     o["supersedenceEdges"] = stats->supersedence_edges;
     o["firstRelease"] = stats->first_release;
     o["lastRelease"] = stats->last_release;
+    o["wesngDocuments"] = before_2016.size();
     o["newestCompleteMonth"] = fresh.newest_complete ? fresh.newest_complete->month : "";
     boost::json::array partial, months;
     for (const std::string& m : fresh.partial_after) partial.emplace_back(m);
@@ -285,6 +331,12 @@ int run_catalog_stats(const CatalogStatsOptions& options) {
   fmt::print("supersedence edges  {}\n", stats->supersedence_edges);
   fmt::print("kb remediations     {}\n", stats->remediations);
   fmt::print("first release       {}\n", stats->first_release);
+  if (!before_2016.empty()) {
+    fmt::print(
+        "before April 2016   {} days of bulletins, {} to {}, from WES-NG's definitions ({})\n",
+        before_2016.size(), before_2016.front()->initial_release.substr(0, 10),
+        before_2016.back()->initial_release.substr(0, 10), before_2016.back()->source);
+  }
   fmt::print("last release        {}\n", stats->last_release);
   fmt::print("coverage            {}\n", fresh.summary());
   if (fresh.newest_complete) {

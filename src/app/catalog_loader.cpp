@@ -67,8 +67,14 @@ Result<void> ensure_bundled_catalog(catalog::CatalogStore& store) {
   if (!imported) return imported.error();
   if (!imported->documents.empty()) {
     std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-    std::fprintf(stderr, "kbgap: catalog was empty: imported %zu bundled documents in %.1f s\n",
-                 imported->documents.size(), elapsed.count());
+    const auto wesng = std::count_if(
+        imported->documents.begin(), imported->documents.end(),
+        [](const catalog::DocumentResult& d) { return catalog::is_wesng_document(d.id); });
+    std::fprintf(stderr,
+                 "kbgap: imported the bundled catalog in %.1f s: %zu MSRC documents, %zu days of "
+                 "bulletins before April 2016 (from WES-NG's definitions)\n",
+                 elapsed.count(), imported->documents.size() - static_cast<std::size_t>(wesng),
+                 static_cast<std::size_t>(wesng));
   }
   return ok_result();
 }

@@ -12,4 +12,9 @@ std::span<const unsigned char> bundled_catalog_archive();
 // How the bundled catalog is named in progress and errors.
 inline constexpr std::string_view kBundledCatalogName = "<bundled>/cvrf-2016-2026.tar.zst";
 
+// The bytes of data/catalog/wesng-before-2016.zip: WES-NG's rows posted before April 2016
+// (data/catalog/PROVENANCE.md; BSD-3-Clause, data/catalog/WESNG-LICENSE.txt).
+std::span<const unsigned char> bundled_wesng_archive();
+inline constexpr std::string_view kBundledWesngName = "<bundled>/wesng-before-2016.zip";
+
 }  // namespace kbgap::catalog

@@ -98,6 +98,9 @@ class CatalogTransaction {
   // what an import's changes are told against (catalog/changes.h).
   virtual Result<MonthFacts> month_facts(std::string_view id) = 0;
   virtual Result<std::set<std::string>> product_ids() = 0;
+  // Every product id by its folded name (fold_name, common/text.h); where two ids share a name,
+  // MSRC's (the smallest id not made by kbgap).
+  virtual Result<std::map<std::string, std::string>> product_names() = 0;
   // Removes the document's previous rows, if any, and writes this one; `changes` (JSON, what it
   // changed) goes with the record of the import.
   virtual Result<void> replace_document(const Document& doc, std::string_view changes) = 0;

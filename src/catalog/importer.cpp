@@ -9,6 +9,7 @@
 #include <set>
 #include <thread>
 
+#include "catalog/bundled_catalog.h"
 #include "catalog/cvrf_fields.h"
 #include "catalog/cvrf_reader.h"
 
@@ -47,6 +48,48 @@ std::string_view outcome_name(DocumentOutcome outcome) {
   return "?";
 }
 
+namespace {
+
+// Writes one document into the transaction unless the stored one is the same or newer, with
+// what it changed; adds its outcome to `summary`. `skips`: its reader's, kept when it is written.
+class DocumentWriter {
+ public:
+  explicit DocumentWriter(CatalogTransaction& tx) : tx_(tx) {}
+
+  Result<void> write(const Document& doc, const SkipCounts& skips, ImportSummary& summary) {
+    auto stored = tx_.find_document(doc.id);
+    if (!stored) return stored.error();
+    DocumentResult result{doc.id,
+                          doc.source,
+                          doc.revision,
+                          doc.current_release,
+                          decide(doc, *stored),
+                          static_cast<std::int64_t>(doc.vulnerabilities.size()),
+                          count_kb_fixes(doc)};
+    if (result.outcome == DocumentOutcome::kAdded || result.outcome == DocumentOutcome::kReplaced) {
+      auto before = tx_.month_facts(doc.id);
+      if (!before) return before.error();
+      if (!known_products_) {  // read once per import, then kept up to date
+        auto ids = tx_.product_ids();
+        if (!ids) return ids.error();
+        known_products_ = std::move(*ids);
+      }
+      const MonthChanges changes = changes_between(*before, facts_of(doc), *known_products_);
+      KBGAP_TRY(tx_.replace_document(doc, to_json(changes)));
+      for (const Product& p : doc.products) known_products_->insert(p.id);
+      summary.skips.merge(skips);
+    }
+    summary.documents.push_back(std::move(result));
+    return ok_result();
+  }
+
+ private:
+  CatalogTransaction& tx_;
+  std::optional<std::set<std::string>> known_products_;  // product ids the catalog holds
+};
+
+}  // namespace
+
 Result<ImportSummary> import_catalog(ImportSources& sources, CatalogStore& store,
                                      const std::function<void(const ImportProgress&)>& progress) {
   auto tx = store.begin();
@@ -58,38 +101,15 @@ Result<ImportSummary> import_catalog(ImportSources& sources, CatalogStore& store
   // Enough parses in flight to keep every core busy while this thread writes.
   const std::size_t window = std::max(2u, std::thread::hardware_concurrency()) + 1;
   std::deque<std::future<Result<ParsedDocument>>> in_flight;
-  std::optional<std::set<std::string>> known_products;  // product ids the catalog holds
+  DocumentWriter writer(**tx);
 
   auto write_oldest = [&]() -> Result<void> {
     Result<ParsedDocument> parsed = in_flight.front().get();
     in_flight.pop_front();
     if (!parsed) return parsed.error();
-    const Document& doc = parsed->document;
-    auto stored = (*tx)->find_document(doc.id);
-    if (!stored) return stored.error();
-    DocumentResult result{doc.id,
-                          doc.source,
-                          doc.revision,
-                          doc.current_release,
-                          decide(doc, *stored),
-                          static_cast<std::int64_t>(doc.vulnerabilities.size()),
-                          count_kb_fixes(doc)};
-    state.current = doc.id;
+    state.current = parsed->document.id;
     if (progress) progress(state);
-    if (result.outcome == DocumentOutcome::kAdded || result.outcome == DocumentOutcome::kReplaced) {
-      auto before = (*tx)->month_facts(doc.id);
-      if (!before) return before.error();
-      if (!known_products) {  // read once per import, then kept up to date
-        auto ids = (*tx)->product_ids();
-        if (!ids) return ids.error();
-        known_products = std::move(*ids);
-      }
-      const MonthChanges changes = changes_between(*before, facts_of(doc), *known_products);
-      KBGAP_TRY((*tx)->replace_document(doc, to_json(changes)));
-      for (const Product& p : doc.products) known_products->insert(p.id);
-      summary.skips.merge(parsed->skips);
-    }
-    summary.documents.push_back(std::move(result));
+    KBGAP_TRY(writer.write(parsed->document, parsed->skips, summary));
     ++state.documents;
     return ok_result();
   };
@@ -117,13 +137,55 @@ Result<ImportSummary> import_catalog(ImportSources& sources, CatalogStore& store
   return summary;
 }
 
+Result<WesngImport> import_wesng(TarZstReader& archive, std::string_view archive_name,
+                                 CatalogStore& store) {
+  auto tx = store.begin();
+  if (!tx) return tx.error();
+  auto names = (*tx)->product_names();
+  if (!names) return names.error();
+  auto read = read_wesng(archive, archive_name, *names);
+  if (!read) return read.error();
+  WesngImport out;
+  DocumentWriter writer(**tx);
+  for (const Document& doc : read->documents) {
+    KBGAP_TRY(writer.write(doc, SkipCounts{}, out.summary));
+  }
+  out.summary.skips = read->skipped;
+  KBGAP_TRY((*tx)->commit());
+  read->documents.clear();  // written: the caller needs the counts only
+  out.definitions = std::move(*read);
+  return out;
+}
+
 Result<ImportSummary> ensure_catalog(CatalogStore& store,
                                      const std::function<void(const ImportProgress&)>& progress) {
   auto documents = store.documents();  // cheaper than stats(): no counting
   if (!documents) return documents.error();
-  if (!documents->empty()) return ImportSummary{};
-  ImportSources bundled = ImportSources::bundled();
-  return import_catalog(bundled, store, progress);
+  ImportSummary summary;
+  if (documents->empty()) {
+    ImportSources bundled = ImportSources::bundled();
+    auto imported = import_catalog(bundled, store, progress);
+    if (!imported) return imported.error();
+    summary = std::move(*imported);
+  }
+  // The bulletins before 2016 (WES-NG's rows) go with the bundled catalog, also into one imported
+  // before kbgap bundled them; a catalog built from other documents only is left as it is.
+  const bool from_bundled =
+      documents->empty() ||
+      std::any_of(documents->begin(), documents->end(), [](const StoredDocument& d) {
+        return d.source.starts_with(kBundledCatalogName);
+      });
+  if (from_bundled &&
+      std::none_of(documents->begin(), documents->end(),
+                   [](const StoredDocument& d) { return is_wesng_document(d.id); })) {
+    TarZstReader bundled = TarZstReader::from_memory(
+        bundled_wesng_archive(), std::string(kBundledWesngName), ArchiveFormat::kZip);
+    auto imported = import_wesng(bundled, kBundledWesngName, store);
+    if (!imported) return imported.error();
+    for (DocumentResult& d : imported->summary.documents) summary.documents.push_back(std::move(d));
+    summary.skips.merge(imported->summary.skips);
+  }
+  return summary;
 }
 
 }  // namespace kbgap::catalog

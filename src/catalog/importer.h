@@ -9,6 +9,7 @@
 #include "catalog/catalog_store.h"
 #include "catalog/import_sources.h"
 #include "catalog/model.h"
+#include "catalog/wesng_reader.h"
 #include "common/result.h"
 
 namespace kbgap::catalog {
@@ -48,8 +49,18 @@ struct ImportProgress {
 Result<ImportSummary> import_catalog(ImportSources& sources, CatalogStore& store,
                                      const std::function<void(const ImportProgress&)>& progress);
 
-// Imports the catalog compiled into kbgap when the store holds no document yet. Returns
-// std::nullopt-like empty summary (no documents) when there was nothing to do.
+// Imports WES-NG's rows posted before April 2016 (catalog/wesng_reader.h) from `archive`, a
+// definitions zip, in one transaction: all of them or, on any error, nothing.
+struct WesngImport {
+  ImportSummary summary;         // per document (a day of bulletins), and the rows left out
+  WesngDefinitions definitions;  // the counts (its documents are not kept)
+};
+Result<WesngImport> import_wesng(TarZstReader& archive, std::string_view archive_name,
+                                 CatalogStore& store);
+
+// Imports the catalog compiled into kbgap when the store holds no document yet, and the bundled
+// bulletins before 2016 when the store has none of them and holds the bundled catalog. Returns an
+// empty summary (no documents) when there was nothing to do.
 Result<ImportSummary> ensure_catalog(CatalogStore& store,
                                      const std::function<void(const ImportProgress&)>& progress);
 

@@ -1,4 +1,5 @@
-// .tar.zst through libarchive: its zstd filter and tar formats (ustar, pax, GNU) only.
+// .tar.zst through libarchive: its zstd filter and tar formats (ustar, pax, GNU) only; or .zip
+// (stored or deflated members).
 #include "catalog/tar_zst_reader.h"
 
 #include <archive.h>
@@ -13,10 +14,14 @@
 namespace kbgap::catalog {
 namespace {
 
-archive* new_reader() {
+archive* new_reader(ArchiveFormat format) {
   archive* a = archive_read_new();
-  archive_read_support_filter_zstd(a);
-  archive_read_support_format_tar(a);
+  if (format == ArchiveFormat::kZip) {
+    archive_read_support_format_zip(a);
+  } else {
+    archive_read_support_filter_zstd(a);
+    archive_read_support_format_tar(a);
+  }
   return a;
 }
 
@@ -34,13 +39,14 @@ void TarZstWriter::Free::operator()(archive* a) const {
   archive_write_free(a);
 }
 
-Result<TarZstReader> TarZstReader::open_file(const std::string& path) {
+Result<TarZstReader> TarZstReader::open_file(const std::string& path, ArchiveFormat format) {
   TarZstReader r;
   r.display_name_ = path;
+  r.format_ = format;
   std::error_code ec;
   r.compressed_size_ = std::filesystem::file_size(path, ec);
   if (ec) return io_error(fmt::format("{}: cannot read: {}", path, ec.message()));
-  r.archive_.reset(new_reader());
+  r.archive_.reset(new_reader(format));
   if (r.compressed_size_ == 0) {
     r.open_error_ = "empty file";
   } else if (archive_read_open_filename(r.archive_.get(), path.c_str(), 1 << 16) != ARCHIVE_OK) {
@@ -54,11 +60,12 @@ Result<TarZstReader> TarZstReader::open_file(const std::string& path) {
 }
 
 TarZstReader TarZstReader::from_memory(std::span<const unsigned char> bytes,
-                                       std::string display_name) {
+                                       std::string display_name, ArchiveFormat format) {
   TarZstReader r;
   r.display_name_ = std::move(display_name);
+  r.format_ = format;
   r.compressed_size_ = bytes.size();
-  r.archive_.reset(new_reader());
+  r.archive_.reset(new_reader(format));
   if (bytes.empty()) {
     r.open_error_ = "empty file";
   } else if (archive_read_open_memory(r.archive_.get(), bytes.data(), bytes.size()) != ARCHIVE_OK) {
@@ -68,7 +75,8 @@ TarZstReader TarZstReader::from_memory(std::span<const unsigned char> bytes,
 }
 
 Error TarZstReader::corrupt(const std::string& what) const {
-  return invalid_input(fmt::format("{}: corrupt .tar.zst archive: {}", display_name_, what));
+  return invalid_input(fmt::format("{}: corrupt {} archive: {}", display_name_,
+                                   format_ == ArchiveFormat::kZip ? ".zip" : ".tar.zst", what));
 }
 
 std::uint64_t TarZstReader::consumed() const {

@@ -1,5 +1,6 @@
 // .tar.zst archives (the bundled catalog's format, `catalog import` and `catalog fetch`), read and
-// written with libarchive: regular files only, one member at a time.
+// written with libarchive: regular files only, one member at a time. The reader also reads .zip
+// archives (WES-NG's definitions, catalog/wesng_reader.h).
 #pragma once
 
 #include <cstdint>
@@ -14,6 +15,8 @@ struct archive;
 
 namespace kbgap::catalog {
 
+enum class ArchiveFormat { kTarZst, kZip };
+
 struct ArchiveMember {
   std::string name;     // path inside the archive
   std::string content;  // the member's bytes
@@ -25,9 +28,11 @@ class TarZstReader {
   static constexpr std::uint64_t kMaxMemberBytes = 512ull << 20;
 
   // Reads from a file; errors name its path.
-  static Result<TarZstReader> open_file(const std::string& path);
+  static Result<TarZstReader> open_file(const std::string& path,
+                                        ArchiveFormat format = ArchiveFormat::kTarZst);
   // Reads from bytes that outlive the reader (the bundled catalog); `display_name` names it.
-  static TarZstReader from_memory(std::span<const unsigned char> bytes, std::string display_name);
+  static TarZstReader from_memory(std::span<const unsigned char> bytes, std::string display_name,
+                                  ArchiveFormat format = ArchiveFormat::kTarZst);
 
   TarZstReader(TarZstReader&&) noexcept = default;
   TarZstReader& operator=(TarZstReader&&) noexcept = default;
@@ -47,6 +52,7 @@ class TarZstReader {
     void operator()(archive* a) const;
   };
   std::string display_name_;
+  ArchiveFormat format_ = ArchiveFormat::kTarZst;
   std::unique_ptr<archive, Free> archive_;
   std::string open_error_;  // set when the input could not be opened at all
   bool finished_ = false;

@@ -17,4 +17,19 @@ inline std::string to_lower(std::string_view s) {
   return out;
 }
 
+// A product name as names are compared: lower case, runs of white space as one space, trimmed
+// ("Windows Server 2012 R2 (server core installation)" is MSRC's "... (Server Core installation)").
+inline std::string fold_name(std::string_view name) {
+  std::string out;
+  for (char c : name) {
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      if (!out.empty() && out.back() != ' ') out.push_back(' ');
+    } else {
+      out.push_back(ascii_lower(c));
+    }
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
 }  // namespace kbgap

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "common/distinct.h"
+#include "common/text.h"
 
 namespace kbgap::engine {
 namespace {
@@ -37,9 +38,10 @@ ProductRole role_of(std::string_view name) {
     }
     return ProductRole::kOther;
   }
-  if (starts_with_any(name, {"Windows 10 ", "Windows 11 ", "Windows Server ",
-                             "Windows Server, version ", "Windows 7 ", "Windows 8.1 ",
-                             "Windows RT 8.1", "Windows Vista ", "Microsoft Windows XP"})) {
+  if (starts_with_any(name,
+                      {"Windows 10 ", "Windows 11 ", "Windows Server ", "Windows Server, version ",
+                       "Windows 7 ", "Windows 8 ", "Windows 8.1 ", "Windows RT", "Windows Vista ",
+                       "Microsoft Windows XP", "Microsoft Windows Server 2003"})) {
     return ProductRole::kOperatingSystem;
   }
   return ProductRole::kOther;
@@ -68,7 +70,8 @@ std::string snake_name(std::string_view name, ProductRole role) {
   }
   if (role == ProductRole::kOperatingSystem) {
     std::string_view base = name;
-    for (std::string_view cut : {" Version", " version", " for ", " (", " Service Pack", ","}) {
+    for (std::string_view cut : {" Version", " version", " for ", " (", " Service Pack", ",",
+                                 " Professional x64 Edition", " x64 Edition"}) {
       auto pos = base.find(cut);
       if (pos != std::string_view::npos) base = base.substr(0, pos);
     }
@@ -134,16 +137,7 @@ FixKind fix_kind(std::string_view subtype) {
 }
 
 std::string normalize_product_name(std::string_view name) {
-  std::string out;
-  for (char c : name) {
-    if (std::isspace(static_cast<unsigned char>(c))) {
-      if (!out.empty() && out.back() != ' ') out.push_back(' ');
-    } else {
-      out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
-    }
-  }
-  while (!out.empty() && out.back() == ' ') out.pop_back();
-  return out;
+  return fold_name(name);
 }
 
 std::optional<CveIndex> CatalogIndex::find_cve(std::string_view id) const {

@@ -226,6 +226,9 @@ class CatalogIndex {
 
   // servicing.cpp: the servicing lines and what each carries (docs/engine.md).
   void build_servicing_lines();
+  bool single_updates(
+      const std::vector<ProductIndex>& line,
+      const IndexedVector<ProductIndex, std::optional<ProductIndex>>& host_of) const;
   void index_kb_builds();
 };
 

@@ -87,7 +87,37 @@ void distrust_fixed_builds(const ServicingLine& line,
   }
 }
 
+// Windows releases serviced by single updates before the rollups (docs/engine.md).
+bool legacy_windows(std::string_view os) {
+  for (std::string_view p :
+       {"Windows Vista", "Windows 7 ", "Windows 8 ", "Windows 8.1 ", "Windows RT",
+        "Windows Server 2008", "Windows Server 2012", "Microsoft Windows"}) {
+    if (os.starts_with(p)) return true;
+  }
+  return false;
+}
+
 }  // namespace
+
+// A line of single updates: a legacy Windows release, or its .NET Framework, with no Monthly
+// Rollup among its updates (Internet Explorer and Flash Player updates are cumulative).
+bool CatalogIndex::single_updates(
+    const std::vector<ProductIndex>& line,
+    const IndexedVector<ProductIndex, std::optional<ProductIndex>>& host_of) const {
+  for (ProductIndex p : line) {
+    const ProductInfo& product = products_[p];
+    const ProductInfo* os = &product;
+    if (product.role == ProductRole::kComponent) {
+      if (!host_of[p] || !product.name.starts_with("Microsoft .NET Framework")) return false;
+      os = &products_[*host_of[p]];
+    }
+    if (!legacy_windows(os->name)) return false;
+    for (const ProductFix& f : product.fixes) {
+      if (f.kind == FixKind::kMonthlyRollup) return false;
+    }
+  }
+  return true;
+}
 
 void CatalogIndex::build_servicing_lines() {
   // Components by host OS: "Internet Explorer 11 on Windows 10 Version 1909 for x64-based
@@ -170,10 +200,11 @@ void CatalogIndex::build_servicing_lines() {
     }
 
     // The KBs that can be the line's cumulative updates, each with its fixes on the line.
-    // Windows Vista and Server 2008 before its rollups had single updates only: each stands
-    // alone (published supersedence still links them).
+    // Windows before Windows 10 had single updates only, outside the rollup lines: each stands
+    // alone (published supersedence still links them): XP, Server 2003, Vista, Windows 8, the
+    // releases before their first rollup, and the .NET Framework on them.
     std::map<KbIndex, std::vector<ProductFix*>> by_kb;
-    const bool singles = products_[list.front()].name.starts_with("Windows Vista");
+    const bool singles = line.model != LineModel::kRollup && single_updates(list, host_of);
     for (ProductIndex p : singles ? std::vector<ProductIndex>{} : list) {
       for (ProductFix& fix : products_[p].fixes) {
         if (host_kbs.contains(fix.kb)) continue;  // the host's line has it

@@ -175,8 +175,25 @@ std::vector<std::string> os_product_names(const Device& d) {
     names.push_back(d.architecture == Architecture::kX64
                         ? "Windows Vista x64 Edition Service Pack 2"
                         : "Windows Vista Service Pack 2");
+  } else if (f == "Windows 8") {
+    if (!arch.empty()) names.push_back(fmt::format("Windows 8 for {}", arch));
   } else if (f == "Windows XP") {
-    names.push_back("Microsoft Windows XP Service Pack 3");
+    // The names of MSRC's bulletins (before 2016, from WES-NG's definitions).
+    names.push_back(d.architecture == Architecture::kX64
+                        ? "Microsoft Windows XP Professional x64 Edition Service Pack 2"
+                        : "Microsoft Windows XP Service Pack 3");
+  } else if (f == "Windows Server 2003" || f == "Windows Server 2003 R2") {
+    // R2 is Server 2003 SP2 with optional components: the bulletins name Server 2003.
+    switch (d.architecture) {
+      case Architecture::kX64:
+        names.push_back("Microsoft Windows Server 2003 x64 Edition Service Pack 2");
+        break;
+      case Architecture::kItanium:
+        names.push_back("Microsoft Windows Server 2003 for Itanium-based Systems Service Pack 2");
+        break;
+      default:
+        names.push_back("Microsoft Windows Server 2003 Service Pack 2");
+    }
   }
   return names;
 }

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "common/clock.h"
+#include "common/text.h"
 #include "store/sqlite/migrations.h"
 
 namespace kbgap::store::sqlite {
@@ -99,6 +100,18 @@ class SqliteTransaction final : public catalog::CatalogTransaction {
     if (!stmt) return stmt.error();
     std::set<std::string> out;
     KBGAP_TRY(each_row(*stmt, [&](const Statement& row) { out.insert(row.column_text(0)); }));
+    return out;
+  }
+
+  Result<std::map<std::string, std::string>> product_names() override {
+    auto stmt = db_.prepare(
+        "SELECT DISTINCT product_id, name FROM products "
+        "ORDER BY product_id LIKE 'wesng:%', product_id");
+    if (!stmt) return stmt.error();
+    std::map<std::string, std::string> out;
+    KBGAP_TRY(each_row(*stmt, [&](const Statement& row) {
+      out.try_emplace(fold_name(row.column_text(1)), row.column_text(0));
+    }));
     return out;
   }
 

@@ -1,0 +1,365 @@
+// WES-NG's CSV (libcsv, strict RFC 4180 quoting) to catalog documents. Each decision about the
+// data is a row in docs/catalog.md, "Before 2016", with the test that pins it.
+#include "catalog/wesng_reader.h"
+
+#include <csv.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <regex>
+#include <set>
+
+#include "common/digest.h"
+#include "common/text.h"
+
+namespace kbgap::catalog {
+namespace {
+
+// WES-NG's columns, in its order (the header is checked).
+constexpr std::array<std::string_view, 10> kColumns = {
+    "DatePosted",        "CVE",      "BulletinKB", "Title",      "AffectedProduct",
+    "AffectedComponent", "Severity", "Impact",     "Supersedes", "Exploits"};
+enum Column { kDate, kCve, kKb, kTitle, kProduct, kComponent, kSeverity, kImpact, kSupersedes };
+
+// Operating systems as WES-NG (MSRC's bulletins) names them: the host of a component row.
+bool names_windows(std::string_view name) {
+  for (std::string_view p : {"Windows ", "Microsoft Windows "}) {
+    if (!name.starts_with(p)) continue;
+    const std::string_view rest = name.substr(p.size());
+    // Windows 2000 and NT 4.0 are left out: kbgap reads no inventory of theirs.
+    for (std::string_view os : {"XP", "Server 20", "Vista", "7 ", "8 ", "8.1 ", "RT", "10 "}) {
+      if (rest.starts_with(os)) return true;
+    }
+  }
+  return false;
+}
+
+// Parts of Windows itself that every installation of the host has, with no version of their own
+// that an inventory would have to show: a fix for them is a fix of the OS.
+bool in_box_part(std::string_view component) {
+  static constexpr std::string_view kParts[] = {
+      "Windows GDI+",
+      "Windows ATL Component",
+      "Windows Shell",
+      "Windows Library Loading",
+      "Windows Multimedia Library",
+      "DirectShow",
+      "DirectWrite",
+      "Audio Compression Manager",
+      "AVI Filter",
+      "Microsoft XML Core Services 3.0",
+      "Microsoft DirectX",
+      "WordPad",
+  };
+  return std::find(std::begin(kParts), std::end(kParts), component) != std::end(kParts);
+}
+
+struct Placement {
+  std::string name;        // the catalog product: "Internet Explorer 11 on Windows 7 for ..."
+  bool on_devices = true;  // false: nothing in an inventory shows it (not_on_devices)
+  std::string shown;       // for not_on_devices: the component or product named
+};
+
+// A row's product in the catalog's naming (MSRC's: "<component> on <OS>").
+Placement place(std::string_view product, std::string_view component) {
+  // Some bulletins name the OS as the component and the software as the product.
+  if (!component.empty() && names_windows(component) && !names_windows(product)) {
+    std::swap(product, component);
+  }
+  const std::string host(product);
+  if (component.empty()) {
+    return {host, names_windows(host), host};
+  }
+  static const std::regex ie(R"(^(?:Windows |Microsoft )?Internet Explorer (\d+)(?:\.0)?$)");
+  std::cmatch m;
+  if (std::regex_match(component.begin(), component.end(), m, ie)) {
+    // Only Internet Explorer 11 is placed on devices: an inventory does not show which version
+    // a Windows 7 or Vista machine runs (docs/catalog.md).
+    const std::string name = fmt::format("Internet Explorer {} on {}", m[1].str(), host);
+    return {name, m[1].str() == "11", std::string(component)};
+  }
+  if (component.starts_with("Microsoft .NET Framework ")) {
+    return {fmt::format("{} on {}", component, host), names_windows(host), std::string(component)};
+  }
+  if (component == "Adobe Flash Player") {
+    return {"Adobe Flash Player on " + host, names_windows(host), std::string(component)};
+  }
+  if (component == "Microsoft Edge") {
+    return {"Microsoft Edge (EdgeHTML-based) on " + host, names_windows(host),
+            std::string(component)};
+  }
+  if (names_windows(host) && in_box_part(component)) return {host, true, host};
+  return {fmt::format("{} on {}", component, host), false, std::string(component)};
+}
+
+bool valid_day(std::string_view yyyymmdd) {
+  if (yyyymmdd.size() != 8 ||
+      !std::all_of(yyyymmdd.begin(), yyyymmdd.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return false;
+  }
+  const int y = std::stoi(std::string(yyyymmdd.substr(0, 4)));
+  const unsigned m = static_cast<unsigned>(std::stoi(std::string(yyyymmdd.substr(4, 2))));
+  const unsigned d = static_cast<unsigned>(std::stoi(std::string(yyyymmdd.substr(6, 2))));
+  return std::chrono::year_month_day{std::chrono::year{y}, std::chrono::month{m},
+                                     std::chrono::day{d}}
+      .ok();
+}
+
+std::optional<KbNumber> kb_number(std::string_view text) {
+  if (text.empty() || text.size() > 9 ||
+      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  const auto n = static_cast<KbNumber>(std::stoul(std::string(text)));
+  return n == 0 ? std::nullopt : std::optional<KbNumber>(n);
+}
+
+int severity_rank(std::string_view s) {
+  if (s == "Critical") return 4;
+  if (s == "Important") return 3;
+  if (s == "Moderate") return 2;
+  if (s == "Low") return 1;
+  return 0;
+}
+
+// The rows of one day, built into a document.
+struct DayBuilder {
+  std::string day;  // "20151208"
+  std::string digest_input;
+  std::map<std::string, Product> products;  // by id
+  // By CVE: the vulnerability, and per KB its fix.
+  struct Cve {
+    Vulnerability v;
+    std::map<std::string, int> impacts;
+    std::map<KbNumber, KbFix> fixes;
+  };
+  std::map<std::string, Cve> cves;
+};
+
+class CsvReader {
+ public:
+  using OnRow = std::function<Result<void>(const std::vector<std::string>&, std::size_t)>;
+  CsvReader() { csv_init(&parser_, CSV_STRICT | CSV_STRICT_FINI); }
+  ~CsvReader() { csv_free(&parser_); }
+  CsvReader(const CsvReader&) = delete;
+  CsvReader& operator=(const CsvReader&) = delete;
+
+  // Calls `on_row(fields, line)` for each record, `line` being the line the record starts on; stops
+  // at the first error, its own or on_row's.
+  Result<void> parse(std::string_view text, const std::string& where, const OnRow& on_row) {
+    State state{{}, 1, &on_row, std::nullopt};
+    auto field = [](void* data, std::size_t size, void* self) {
+      static_cast<State*>(self)->fields.emplace_back(static_cast<const char*>(data), size);
+    };
+    auto record = [](int, void* self) {
+      auto* s = static_cast<State*>(self);
+      if (!s->error) {
+        if (auto r = (*s->on_row)(s->fields, s->line); !r) s->error = r.error();
+      }
+      // The next record starts after this one's line end and the line ends inside its fields.
+      for (const std::string& f : s->fields) s->line += std::count(f.begin(), f.end(), '\n');
+      ++s->line;
+      s->fields.clear();
+    };
+    const std::size_t done = csv_parse(&parser_, text.data(), text.size(), field, record, &state);
+    if (state.error) return *state.error;
+    if (done != text.size() || csv_fini(&parser_, field, record, &state) != 0) {
+      return invalid_input(fmt::format("{}:{}: not CSV as WES-NG writes it ({})", where, state.line,
+                                       csv_strerror(csv_error(&parser_))));
+    }
+    if (state.error) return *state.error;
+    return ok_result();
+  }
+
+ private:
+  struct State {
+    std::vector<std::string> fields;
+    std::size_t line;
+    const OnRow* on_row;
+    std::optional<Error> error;
+  };
+  csv_parser parser_{};
+};
+
+}  // namespace
+
+bool is_wesng_document(std::string_view document_id) {
+  return document_id.starts_with(kWesngDocumentPrefix);
+}
+
+Result<WesngDefinitions> read_wesng(TarZstReader& archive, std::string_view archive_name,
+                                    const std::map<std::string, std::string>& product_ids) {
+  static const std::regex member_name(R"((?:.*/)?CVEs_(\d{8})\.csv)");
+  std::optional<ArchiveMember> csv;
+  std::string definitions_day;
+  for (;;) {
+    auto member = archive.next();
+    if (!member) return member.error();
+    if (!*member) break;
+    std::smatch m;
+    if (std::regex_match((*member)->name, m, member_name)) {
+      if (csv) {
+        return invalid_input(fmt::format("{}: more than one CVEs_YYYYMMDD.csv ({} and {})",
+                                         archive_name, csv->name, (*member)->name));
+      }
+      definitions_day = m[1].str();
+      csv = std::move(**member);
+    }
+  }
+  if (!csv) {
+    return invalid_input(
+        fmt::format("{}: no CVEs_YYYYMMDD.csv in it: not WES-NG's definitions.zip", archive_name));
+  }
+  if (!valid_day(definitions_day)) {
+    return invalid_input(
+        fmt::format("{}!{}: the name's date is not a date", archive_name, csv->name));
+  }
+  auto out = read_wesng_csv(csv->content, fmt::format("{}!{}", archive_name, csv->name),
+                            definitions_day, product_ids);
+  if (out) out->member = csv->name;
+  return out;
+}
+
+Result<WesngDefinitions> read_wesng_csv(std::string_view content, const std::string& where,
+                                        std::string_view definitions_day,
+                                        const std::map<std::string, std::string>& product_ids) {
+  static const std::regex cve_id(R"(CVE-\d{4}-\d{4,7})");
+  WesngDefinitions out;
+  std::map<std::string, DayBuilder> days;
+  bool header = true;
+  CsvReader reader;
+  auto on_row = [&](const std::vector<std::string>& fields, std::size_t line) -> Result<void> {
+    if (header) {
+      header = false;
+      if (fields.size() < kColumns.size() ||
+          !std::equal(kColumns.begin(), kColumns.end(), fields.begin())) {
+        return invalid_input(fmt::format("{}:{}: the header is not WES-NG's ({})", where, line,
+                                         fmt::join(kColumns, ",")));
+      }
+      return ok_result();
+    }
+    ++out.rows;
+    if (fields.size() != kColumns.size()) {
+      return invalid_input(fmt::format("{}:{}: {} fields where WES-NG writes {}", where, line,
+                                       fields.size(), kColumns.size()));
+    }
+    const std::string& date = fields[kDate];
+    if (!valid_day(date)) {
+      return invalid_input(
+          fmt::format("{}:{}: DatePosted '{}' is not a date (YYYYMMDD)", where, line, date));
+    }
+    if (date >= kWesngBefore) {
+      out.skipped.add("posted from April 2016 on: MSRC's own documents cover it");
+      return ok_result();
+    }
+    const auto kb = kb_number(fields[kKb]);
+    if (!kb) {
+      out.skipped.add("no KB number (BulletinKB)");
+      return ok_result();
+    }
+    if (!std::regex_match(fields[kCve], cve_id)) {
+      out.skipped.add("no CVE id (a security advisory's row)");
+      return ok_result();
+    }
+    const std::string& product_name = fields[kProduct];
+    if (product_name.empty()) {
+      out.skipped.add("no AffectedProduct");
+      return ok_result();
+    }
+    const Placement placed = place(product_name, fields[kComponent]);
+    if (!placed.on_devices) ++out.not_on_devices[placed.shown];
+
+    DayBuilder& day = days[date];
+    day.day = date;
+    for (const std::string& f : fields) day.digest_input.append(f).push_back('\x1f');
+    day.digest_input.push_back('\x1e');
+    const std::string folded = fold_name(placed.name);
+    auto known = product_ids.find(folded);
+    const std::string id = known != product_ids.end() ? known->second : "wesng:" + folded;
+    day.products.try_emplace(id, Product{id, placed.name, "WES-NG"});
+
+    auto& cve = day.cves[fields[kCve]];
+    Vulnerability& v = cve.v;
+    if (v.cve.empty()) {
+      v.cve = fields[kCve];
+      v.title = fields[kTitle];
+    }
+    if (std::none_of(v.products.begin(), v.products.end(),
+                     [&](const AffectedProduct& a) { return a.product_id == id; })) {
+      v.products.push_back({id, fields[kSeverity], fields[kImpact], std::nullopt});
+    }
+    if (severity_rank(fields[kSeverity]) > severity_rank(v.severity))
+      v.severity = fields[kSeverity];
+    if (!fields[kImpact].empty()) ++cve.impacts[fields[kImpact]];
+    KbFix& fix = cve.fixes[*kb];
+    if (fix.kb == 0) {
+      fix.kb = *kb;
+      fix.subtype = "Security Update";
+    }
+    if (std::find(fix.product_ids.begin(), fix.product_ids.end(), id) == fix.product_ids.end()) {
+      fix.product_ids.push_back(id);
+    }
+    std::string_view rest = fields[kSupersedes];
+    while (!rest.empty()) {
+      const auto semi = rest.find(';');
+      if (auto older = kb_number(rest.substr(0, semi)); older && *older != *kb) {
+        if (std::find(fix.supersedes.begin(), fix.supersedes.end(), *older) ==
+            fix.supersedes.end()) {
+          fix.supersedes.push_back(*older);
+        }
+      } else if (!rest.substr(0, semi).empty() && !older) {
+        out.skipped.add("a Supersedes entry that is not a KB number (the row is kept)");
+      }
+      if (semi == std::string_view::npos) break;
+      rest.remove_prefix(semi + 1);
+    }
+    ++out.imported;
+    return ok_result();
+  };
+  KBGAP_TRY(reader.parse(content, where, on_row));
+  if (header) return invalid_input(fmt::format("{}: empty: no header", where));
+
+  const std::string definitions_release =
+      fmt::format("{}-{}-{}T00:00:00Z", definitions_day.substr(0, 4), definitions_day.substr(4, 2),
+                  definitions_day.substr(6, 2));
+  for (auto& [date, day] : days) {
+    Document doc;
+    const std::string iso =
+        fmt::format("{}-{}-{}", date.substr(0, 4), date.substr(4, 2), date.substr(6, 2));
+    doc.id = fmt::format("{}{}", kWesngDocumentPrefix, iso);
+    // MSRC's words for a month's release ("March 2020 Security Updates"), marked with the source.
+    static constexpr std::array<std::string_view, 12> kMonthNames = {
+        "January", "February", "March",     "April",   "May",      "June",
+        "July",    "August",   "September", "October", "November", "December"};
+    doc.title = fmt::format("{} {} Security Updates (WES-NG)",
+                            kMonthNames[std::stoul(date.substr(4, 2)) - 1], date.substr(0, 4));
+    doc.initial_release = iso + "T00:00:00Z";
+    doc.current_release = definitions_release;
+    doc.revision = std::string(definitions_day);
+    doc.source = where;
+    doc.sha256 = sha256_hex(day.digest_input);
+    for (auto& [id, p] : day.products) doc.products.push_back(std::move(p));
+    int ordinal = 0;
+    for (auto& [cve_id_text, cve] : day.cves) {
+      Vulnerability v = std::move(cve.v);
+      v.ordinal = ++ordinal;
+      int best = 0;
+      for (const auto& [impact, n] : cve.impacts) {
+        if (n > best) {
+          best = n;
+          v.impact = impact;
+        }
+      }
+      for (auto& [kb, fix] : cve.fixes) v.fixes.push_back(std::move(fix));
+      doc.vulnerabilities.push_back(std::move(v));
+    }
+    out.documents.push_back(std::move(doc));
+  }
+  return out;
+}
+
+}  // namespace kbgap::catalog
