@@ -24,7 +24,7 @@ counts() {  # rule, files... -> "KBs CVEs" of the first device in the table outp
     qfe="${f/_systeminfo*/_qfe.txt}"
     [ -f "$qfe" ] && files+=("$qfe")
     "$KBGAP" --data "$data" scan "${files[@]}" >"$data/out" 2>/dev/null
-    header=$(head -1 "$data/out")
+    header=$(grep -m1 ' installed KBs' "$data/out")  # the device's line, after the catalog's
     os=$(echo "$header" | sed -E 's/^[^(]*\(([^,]*),.*/\1/')
     installed=$(echo "$header" | sed -E 's/.*, ([0-9]+) installed KBs.*/\1/')
     read -r k_kbs k_cves < <(counts kbgap "${files[@]}")

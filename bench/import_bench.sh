@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: time and peak memory of importing all 127 bundled MSRC documents (243 MB of XML)
-# into an empty catalog, from the .tar.zst and from the unpacked XML files, RUNS times each.
+# into an empty catalog, from the .tar.zst and from the unpacked XML files, RUNS times each; and
+# WES-NG's rows before 2016 (the bundled extract) on their own, and both as a first start does.
 # Usage: bench/import_bench.sh [path/to/kbgap] [runs]   Results: bench/results/import.txt
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,4 +32,11 @@ measure() {  # label, then the import arguments
   echo "command: bench/import_bench.sh $KBGAP $RUNS"
   measure "from .tar.zst" "$ARCHIVE"
   measure "from unpacked XML dir" "$work/xml"
+  measure "WES-NG before 2016" data/catalog/wesng-before-2016.zip
+  for i in $(seq 1 "$RUNS"); do  # a first start: the bundled catalog and the bulletins before 2016
+    rm -rf "$work/data"
+    /usr/bin/time -f '%e %M' -o "$work/time" "$KBGAP" --data "$work/data" catalog stats >/dev/null 2>&1
+    read -r wall kib <"$work/time"
+    printf '%-22s run %d: %6.2f s wall, %7.1f MiB peak RSS\n' "first start (both)" "$i" "$wall" "$(echo "$kib/1024" | bc -l)"
+  done
 } | tee "$OUT"

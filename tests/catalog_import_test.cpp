@@ -295,6 +295,12 @@ TEST(CatalogFreshness, TheBundledCatalogIsCompleteThroughMay2026) {
   EXPECT_EQ(partial, (std::vector<std::string>{"2024-Nov", "2025-Jan", "2025-Mar", "2025-Apr",
                                                "2025-May", "2025-Aug", "2025-Oct", "2026-Apr",
                                                "2026-Jun", "2026-Jul", "2026-Aug"}));
+  // The early revisions before the newest complete month, which a sync completes; the days of
+  // bulletins before 2016 (WES-NG's) are not months of MSRC's and count in neither list.
+  EXPECT_EQ(f.partial_before,
+            (std::vector<std::string>{"2024-11", "2025-01", "2025-03", "2025-04", "2025-05",
+                                      "2025-08", "2025-10", "2026-04"}));
+  EXPECT_EQ(f.partial_after, (std::vector<std::string>{"2026-06", "2026-07", "2026-08"}));
   // Complete although MSRC dated the current release before the initial one (July 8 and 11).
   auto july_2023 = std::find_if(f.months.begin(), f.months.end(),
                                 [](const MonthFreshness& m) { return m.id == "2023-Jul"; });

@@ -2,28 +2,61 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <stdexcept>
 
+#include "catalog/bundled_catalog.h"
 #include "catalog/importer.h"
+#include "common/digest.h"
 #include "inventory/inventory_reader.h"
 #include "store/sqlite/sqlite_catalog_store.h"
 #include "test_support.h"
 
 namespace kbgap::test {
 
+namespace {
+
+engine::CatalogIndex import_full_catalog() {
+  auto store = store::sqlite::SqliteCatalogStore::open(":memory:");
+  if (!store) throw std::runtime_error(store.error().message);
+  auto imported = catalog::ensure_catalog(**store, nullptr);
+  if (!imported) throw std::runtime_error(imported.error().message);
+  auto data = (*store)->load();
+  if (!data) throw std::runtime_error(data.error().message);
+  return engine::CatalogIndex::build(*data);
+}
+
+}  // namespace
+
 const engine::CatalogIndex& full_catalog() {
+  // Every test runs in a process of its own (gtest_discover_tests), and importing the bundled
+  // catalog takes seconds (more under sanitizers): the first process keeps the index's snapshot
+  // beside the test binary, tagged with the bundled data it was built from (the snapshot's own
+  // version names the engine's sources), and the others read it.
   static const engine::CatalogIndex index = [] {
-    auto store = store::sqlite::SqliteCatalogStore::open(":memory:");
-    if (!store) throw std::runtime_error(store.error().message);
-    auto imported = catalog::ensure_catalog(**store, nullptr);
-    if (!imported) throw std::runtime_error(imported.error().message);
-    auto data = (*store)->load();
-    if (!data) throw std::runtime_error(data.error().message);
-    return engine::CatalogIndex::build(*data);
+    std::string tag;
+    for (auto bytes : {catalog::bundled_catalog_archive(), catalog::bundled_wesng_archive()}) {
+      tag +=
+          sha256_hex(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+    }
+    const std::string fingerprint = sha256_hex(tag);
+    const std::filesystem::path cache =
+        std::filesystem::path(KBGAP_TEST_CACHE_DIR) / "full-catalog.index";
+    std::error_code ec;
+    if (std::filesystem::exists(cache, ec)) {
+      if (auto cached = engine::CatalogIndex::from_snapshot(read_file(cache), fingerprint)) {
+        return std::move(*cached);
+      }
+    }
+    engine::CatalogIndex built = import_full_catalog();
+    const std::filesystem::path partial = cache.string() + "." + std::to_string(::getpid());
+    write_file(partial, built.snapshot(fingerprint));
+    std::filesystem::rename(partial, cache, ec);  // atomic: readers see none or all of it
+    return built;
   }();
   return index;
 }

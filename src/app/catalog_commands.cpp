@@ -107,6 +107,13 @@ int run_catalog_import(const CatalogImportOptions& options) {
 
 namespace {
 
+// The progress bar of a sync or fetch: one step per month.
+auto month_progress(ProgressBar& bar) {
+  return [&bar](std::size_t done, std::size_t total, const catalog::ListedMonth& m) {
+    bar.update(done, total, m.id);
+  };
+}
+
 catalog::SyncOptions sync_options(const CatalogSyncOptions& options) {
   catalog::SyncOptions sync;
   if (!options.source.empty()) sync.source = options.source;
@@ -127,9 +134,7 @@ catalog::SyncOptions sync_options(const CatalogSyncOptions& options) {
 int run_catalog_fetch(const CatalogSyncOptions& options) {
   catalog::SyncOptions sync = sync_options(options);
   ProgressBar bar("fetching", ProgressBar::interactive());
-  sync.on_month = [&](std::size_t done, std::size_t total, const catalog::ListedMonth& m) {
-    bar.update(done, total, m.id);
-  };
+  sync.on_month = month_progress(bar);
   const auto start = std::chrono::steady_clock::now();
   auto months = catalog::fetch_catalog_archive(sync, options.out);
   bar.finish();
@@ -156,9 +161,7 @@ int run_catalog_sync(const CatalogSyncOptions& options) {
   }
   catalog::SyncOptions sync = sync_options(options);
   ProgressBar bar("syncing", ProgressBar::interactive());
-  sync.on_month = [&](std::size_t done, std::size_t total, const catalog::ListedMonth& m) {
-    bar.update(done, total, m.id);
-  };
+  sync.on_month = month_progress(bar);
   const auto start = std::chrono::steady_clock::now();
   auto summary = catalog::sync_catalog(**store, sync);
   bar.finish();
@@ -170,15 +173,11 @@ int run_catalog_sync(const CatalogSyncOptions& options) {
     return kExitBadInput;
   }
   const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-  std::size_t changed = 0;
-  for (const catalog::DocumentResult& d : summary->fetched) {
-    if (d.outcome == DocumentOutcome::kAdded || d.outcome == DocumentOutcome::kReplaced) ++changed;
-  }
   fmt::print(
       "synced from {} in {:.1f} s: {} months listed, {} already current, {} fetched, {} "
       "changed the catalog\n",
       net::url_for_messages(sync.source), elapsed.count(), summary->listed, summary->up_to_date,
-      summary->fetched.size(), changed);
+      summary->fetched.size(), summary->changed());
   for (const catalog::DocumentResult& d : summary->fetched) {
     fmt::print("  {:<10} {:<28} revision {} of {}\n", d.id, catalog::outcome_name(d.outcome),
                d.revision, d.current_release.substr(0, 10));
@@ -311,6 +310,9 @@ int run_catalog_stats(const CatalogStatsOptions& options) {
     boost::json::array partial, months;
     for (const std::string& m : fresh.partial_after) partial.emplace_back(m);
     o["partialMonthsAfter"] = std::move(partial);
+    boost::json::array before;
+    for (const std::string& m : fresh.partial_before) before.emplace_back(m);
+    o["partialMonthsBefore"] = std::move(before);
     for (const catalog::MonthFreshness& m : fresh.months) {
       months.emplace_back(boost::json::object{{"id", m.id},
                                               {"month", m.month},
@@ -344,12 +346,7 @@ int run_catalog_stats(const CatalogStatsOptions& options) {
     fmt::print("newest complete     {} (Patch Tuesday {}; revision {} of {})\n", n.month,
                n.patch_tuesday, n.revision, n.current_release.substr(0, 10));
   }
-  std::vector<std::string> partial_before;
-  for (const catalog::MonthFreshness& m : fresh.months) {
-    if (!m.complete && fresh.newest_complete && m.month < fresh.newest_complete->month) {
-      partial_before.push_back(m.month);
-    }
-  }
+  const std::vector<std::string>& partial_before = fresh.partial_before;
   if (!partial_before.empty()) {
     fmt::print("partial, before it  {} (early revisions: sync to complete them)\n",
                fmt::join(partial_before, ", "));

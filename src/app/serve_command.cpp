@@ -191,13 +191,7 @@ class CatalogSyncer {
     auto store = open_catalog_store(data_dir_);
     auto summary = store ? catalog::sync_catalog(**store, options)
                          : Result<catalog::SyncSummary>(store.error());
-    std::int64_t changed = 0;
-    if (summary) {
-      for (const catalog::DocumentResult& d : summary->fetched) {
-        changed += d.outcome == catalog::DocumentOutcome::kAdded ||
-                   d.outcome == catalog::DocumentOutcome::kReplaced;
-      }
-    }
+    const auto changed = static_cast<std::int64_t>(summary ? summary->changed() : 0);
     // Serve what the store holds, whatever this sync did: the months a failed sync committed
     // before its failure, and what another process imported, count as much as a clean sync's.
     std::string reload_error, evaluated;

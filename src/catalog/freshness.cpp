@@ -4,8 +4,9 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <chrono>
+
+#include "common/clock.h"
 
 namespace kbgap::catalog {
 namespace {
@@ -22,20 +23,6 @@ std::string month_of_id(std::string_view id) {
     if (id.substr(5) == kMonths[m]) return fmt::format("{}-{:02}", id.substr(0, 4), m + 1);
   }
   return "";
-}
-
-std::optional<chr::sys_days> parse_day(std::string_view text) {
-  int y = 0;
-  unsigned m = 0, d = 0;
-  if (text.size() < 10 || text[4] != '-' || text[7] != '-') return std::nullopt;
-  auto number = [&](std::size_t at, std::size_t n, auto& out) {
-    auto [p, ec] = std::from_chars(text.data() + at, text.data() + at + n, out);
-    return ec == std::errc() && p == text.data() + at + n;
-  };
-  if (!number(0, 4, y) || !number(5, 2, m) || !number(8, 2, d)) return std::nullopt;
-  const chr::year_month_day ymd{chr::year{y}, chr::month{m}, chr::day{d}};
-  if (!ymd.ok()) return std::nullopt;
-  return chr::sys_days{ymd};
 }
 
 std::string day_text(chr::sys_days day) {
@@ -79,11 +66,16 @@ Freshness freshness(const std::vector<StoredDocument>& documents) {
   for (const MonthFreshness& m : f.months) {
     if (m.complete) {
       f.newest_complete = m;
+      f.partial_before.insert(f.partial_before.end(), f.partial_after.begin(),
+                              f.partial_after.end());
       f.partial_after.clear();
     } else if (f.newest_complete) {
       f.partial_after.push_back(m.month);
+    } else {
+      f.partial_before.push_back(m.month);
     }
   }
+  if (!f.newest_complete) f.partial_before.clear();  // "before" needs a complete month
   return f;
 }
 

@@ -31,6 +31,8 @@ struct Freshness {
   std::vector<MonthFreshness> months;  // Patch Tuesday months, oldest first (out-of-band aside)
   std::optional<MonthFreshness> newest_complete;
   std::vector<std::string> partial_after;  // months after it, all partial: "2026-06", ...
+  // Partial months older than it: early revisions a sync (or an import) completes.
+  std::vector<std::string> partial_before;
 
   // "catalog through 2026-05; 2026-06 to 2026-08 partial"
   std::string summary() const;

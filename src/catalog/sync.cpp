@@ -107,6 +107,13 @@ Result<std::string> fetch_month(const ListedMonth& month, const SyncOptions& opt
 
 }  // namespace
 
+std::size_t SyncSummary::changed() const {
+  return static_cast<std::size_t>(
+      std::count_if(fetched.begin(), fetched.end(), [](const DocumentResult& d) {
+        return d.outcome == DocumentOutcome::kAdded || d.outcome == DocumentOutcome::kReplaced;
+      }));
+}
+
 Result<SyncSummary> sync_catalog(CatalogStore& store, const SyncOptions& options) {
   auto months = list_months(options);
   if (!months) return months.error();

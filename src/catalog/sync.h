@@ -44,6 +44,8 @@ struct SyncSummary {
   std::size_t listed = 0;               // months the source lists
   std::size_t up_to_date = 0;           // of those, already stored at their listed revision
   std::vector<DocumentResult> fetched;  // what each fetched month did to the catalog
+  // Of the fetched months, those that changed the catalog (added, or replaced a stored one).
+  std::size_t changed() const;
 };
 
 // Fetches and imports what is new. On an error, the months imported before it stay (each was

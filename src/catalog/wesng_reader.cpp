@@ -13,6 +13,7 @@
 #include <regex>
 #include <set>
 
+#include "common/clock.h"
 #include "common/digest.h"
 #include "common/text.h"
 
@@ -96,17 +97,13 @@ Placement place(std::string_view product, std::string_view component) {
   return {fmt::format("{} on {}", component, host), false, std::string(component)};
 }
 
+// WES-NG writes days as "20151208".
 bool valid_day(std::string_view yyyymmdd) {
-  if (yyyymmdd.size() != 8 ||
-      !std::all_of(yyyymmdd.begin(), yyyymmdd.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    return false;
-  }
-  const int y = std::stoi(std::string(yyyymmdd.substr(0, 4)));
-  const unsigned m = static_cast<unsigned>(std::stoi(std::string(yyyymmdd.substr(4, 2))));
-  const unsigned d = static_cast<unsigned>(std::stoi(std::string(yyyymmdd.substr(6, 2))));
-  return std::chrono::year_month_day{std::chrono::year{y}, std::chrono::month{m},
-                                     std::chrono::day{d}}
-      .ok();
+  return yyyymmdd.size() == 8 &&
+         std::all_of(yyyymmdd.begin(), yyyymmdd.end(),
+                     [](char c) { return c >= '0' && c <= '9'; }) &&
+         parse_day(fmt::format("{}-{}-{}", yyyymmdd.substr(0, 4), yyyymmdd.substr(4, 2),
+                               yyyymmdd.substr(6, 2)));
 }
 
 std::optional<KbNumber> kb_number(std::string_view text) {

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <cctype>
+#include <charconv>
 
 namespace kbgap {
 
@@ -93,6 +94,21 @@ std::optional<std::string> utc_time_from_rfc3339(std::string_view s) {
                      static_cast<unsigned>(utc_date.month()), static_cast<unsigned>(utc_date.day()),
                      time_of_day.hours().count(), time_of_day.minutes().count(),
                      time_of_day.seconds().count());
+}
+
+std::optional<std::chrono::sys_days> parse_day(std::string_view text) {
+  namespace chr = std::chrono;
+  int y = 0;
+  unsigned m = 0, d = 0;
+  if (text.size() < 10 || text[4] != '-' || text[7] != '-') return std::nullopt;
+  auto number = [&](std::size_t at, std::size_t n, auto& out) {
+    auto [p, ec] = std::from_chars(text.data() + at, text.data() + at + n, out);
+    return ec == std::errc() && p == text.data() + at + n;
+  };
+  if (!number(0, 4, y) || !number(5, 2, m) || !number(8, 2, d)) return std::nullopt;
+  const chr::year_month_day ymd{chr::year{y}, chr::month{m}, chr::day{d}};
+  if (!ymd.ok()) return std::nullopt;
+  return chr::sys_days{ymd};
 }
 
 }  // namespace kbgap

@@ -16,4 +16,8 @@ std::string utc_time(std::chrono::system_clock::time_point t);
 // a date alone included, and for years before 1970 or after 9999.
 std::optional<std::string> utc_time_from_rfc3339(std::string_view text);
 
+// A calendar date, "2026-05-12" (the first ten characters of `text`; a time may follow): nullopt
+// when it is not one (2026-02-30 included).
+std::optional<std::chrono::sys_days> parse_day(std::string_view text);
+
 }  // namespace kbgap
