@@ -11,6 +11,7 @@
 #include <fstream>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "app/catalog_loader.h"
 #include "app/cli_error.h"
@@ -182,6 +183,7 @@ class CatalogSyncer {
 
  private:
   void sync_once() {
+    const bool first_sync = std::exchange(first_sync_, false);
     catalog::SyncOptions options;
     options.fetch.cancel = &cancel_;
     if (!config_.source.empty()) options.source = config_.source;
@@ -199,7 +201,8 @@ class CatalogSyncer {
       auto documents = (*store)->documents();
       if (!documents) {
         reload_error = documents.error().message;
-      } else if (catalog_fingerprint(*documents) != served_fingerprint_) {
+      } else if (const std::string fingerprint = catalog_fingerprint(*documents);
+                 fingerprint != served_fingerprint_) {
         auto index = load_catalog_index(data_dir_);
         const auto evaluating = std::chrono::steady_clock::now();
         auto replaced = index ? service_.replace_catalog(
@@ -208,7 +211,7 @@ class CatalogSyncer {
         if (!replaced) {
           reload_error = replaced.error().message;
         } else {
-          served_fingerprint_ = catalog_fingerprint(*documents);
+          served_fingerprint_ = fingerprint;
           const std::chrono::duration<double> took = std::chrono::steady_clock::now() - evaluating;
           auto view = service_.view();
           evaluated = fmt::format("; the fleet of {} devices evaluated again in {:.2f} s",
@@ -245,8 +248,8 @@ class CatalogSyncer {
       s.last_sync_error = error;
       ++(error.empty() ? s.syncs_ok : s.syncs_failed);
       s.months_changed += changed;
-      // The log says a stale catalog at every sync, not only at start.
-      if (evaluated.empty()) {
+      // The log says a stale catalog at every sync after the first (`serve` said it at start).
+      if (evaluated.empty() && !first_sync) {
         if (auto warning = s.freshness.stale_warning(utc_now().substr(0, 10))) {
           std::fprintf(stderr, "kbgap: warning: %s\n", warning->c_str());
         }
@@ -258,6 +261,7 @@ class CatalogSyncer {
   std::string data_dir_;
   server::CatalogConfig config_;
   std::string served_fingerprint_;  // of the catalog the service serves
+  bool first_sync_ = true;
   std::thread thread_;
   std::mutex mutex_;
   std::condition_variable wake_;
