@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -154,11 +155,31 @@ TEST(CatalogImport, BundledCatalogHasTheRealCounts) {
   }
   auto with_wesng = store->stats();
   ASSERT_TRUE(with_wesng);
-  EXPECT_EQ(with_wesng->first_release, "2008-11-11");
-  EXPECT_EQ(with_wesng->documents, 127 + static_cast<std::int64_t>(added->documents.size()));
+  EXPECT_EQ(with_wesng->first_release, "2016-04-12");  // MSRC's; the bulletins are apart
+  EXPECT_EQ(with_wesng->first_bulletin, "2008-11-11");
+  EXPECT_EQ(with_wesng->documents, 127);
+  EXPECT_EQ(with_wesng->bulletin_days, static_cast<std::int64_t>(added->documents.size()));
   auto again = ensure_catalog(*store, nullptr);
   ASSERT_TRUE(again);
   EXPECT_TRUE(again->documents.empty());
+
+  // Days stored by older mapping rules (another revision and digest, as an older kbgap wrote
+  // them) are mapped again and replaced.
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(dir.str("kbgap.db").c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "UPDATE documents SET revision = '20260628', sha256 = 'older rules' "
+                           "WHERE id LIKE 'wesng-%'",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto remapped = ensure_catalog(*store, nullptr);
+  ASSERT_TRUE(remapped) << remapped.error().message;
+  EXPECT_EQ(remapped->documents.size(), added->documents.size());
+  EXPECT_EQ(remapped->count(DocumentOutcome::kReplaced),
+            static_cast<std::int64_t>(added->documents.size()));
 
   // KB4540673 through the store: products named, supersedence kept.
   auto rems = store->kb_remediations(4540673);

@@ -35,10 +35,15 @@ engine::CatalogIndex import_full_catalog() {
 const engine::CatalogIndex& full_catalog() {
   // Every test runs in a process of its own (gtest_discover_tests), and importing the bundled
   // catalog takes seconds (more under sanitizers): the first process keeps the index's snapshot
-  // beside the test binary, tagged with the bundled data it was built from (the snapshot's own
-  // version names the engine's sources), and the others read it.
+  // beside the test binary, tagged with what it was built from, and the others read it.
   static const engine::CatalogIndex index = [] {
-    std::string tag;
+    // The tag: the bundled data, and this test binary (its size and time), which holds the code
+    // that reads and indexes them.
+    std::error_code ec;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    std::string tag =
+        fmt::format("{}:{}:{}", self.string(), ec ? 0 : std::filesystem::file_size(self, ec),
+                    ec ? 0 : std::filesystem::last_write_time(self, ec).time_since_epoch().count());
     for (auto bytes : {catalog::bundled_catalog_archive(), catalog::bundled_wesng_archive()}) {
       tag +=
           sha256_hex(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
@@ -46,7 +51,6 @@ const engine::CatalogIndex& full_catalog() {
     const std::string fingerprint = sha256_hex(tag);
     const std::filesystem::path cache =
         std::filesystem::path(KBGAP_TEST_CACHE_DIR) / "full-catalog.index";
-    std::error_code ec;
     if (std::filesystem::exists(cache, ec)) {
       if (auto cached = engine::CatalogIndex::from_snapshot(read_file(cache), fingerprint)) {
         return std::move(*cached);

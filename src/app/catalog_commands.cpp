@@ -86,6 +86,10 @@ int run_catalog_import(const CatalogImportOptions& options) {
     (is_zip_path(p) ? wesng_paths : cvrf_paths).push_back(p);
   auto store = open_catalog_store(options.data_dir);
   if (!store) return report(store.error());
+  // WES-NG's rows land on MSRC's products: into an empty catalog, the bundled one comes first.
+  if (!wesng_paths.empty()) {
+    if (auto ensured = ensure_bundled_catalog(**store); !ensured) return report(ensured.error());
+  }
   if (!cvrf_paths.empty()) {
     auto sources = catalog::ImportSources::from_paths(cvrf_paths);
     if (!sources) return report(sources.error());
@@ -305,7 +309,8 @@ int run_catalog_stats(const CatalogStatsOptions& options) {
     o["supersedenceEdges"] = stats->supersedence_edges;
     o["firstRelease"] = stats->first_release;
     o["lastRelease"] = stats->last_release;
-    o["wesngDocuments"] = before_2016.size();
+    o["wesngDocuments"] = stats->bulletin_days;  // days of bulletins before 2016
+    o["firstBulletin"] = stats->first_bulletin;
     o["newestCompleteMonth"] = fresh.newest_complete ? fresh.newest_complete->month : "";
     boost::json::array partial, months;
     for (const std::string& m : fresh.partial_after) partial.emplace_back(m);

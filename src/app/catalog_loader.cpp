@@ -70,11 +70,18 @@ Result<void> ensure_bundled_catalog(catalog::CatalogStore& store) {
     const auto wesng = std::count_if(
         imported->documents.begin(), imported->documents.end(),
         [](const catalog::DocumentResult& d) { return catalog::is_wesng_document(d.id); });
-    std::fprintf(stderr,
-                 "kbgap: imported the bundled catalog in %.1f s: %zu MSRC documents, %zu days of "
-                 "bulletins before April 2016 (from WES-NG's definitions)\n",
-                 elapsed.count(), imported->documents.size() - static_cast<std::size_t>(wesng),
-                 static_cast<std::size_t>(wesng));
+    const std::size_t msrc = imported->documents.size() - static_cast<std::size_t>(wesng);
+    if (msrc > 0) {
+      std::fprintf(stderr,
+                   "kbgap: imported the bundled catalog in %.1f s: %zu MSRC documents, %zu days "
+                   "of bulletins before April 2016 (from WES-NG's definitions)\n",
+                   elapsed.count(), msrc, static_cast<std::size_t>(wesng));
+    } else {
+      std::fprintf(stderr,
+                   "kbgap: imported the bundled bulletins before April 2016 (%zu days, from "
+                   "WES-NG's definitions) in %.1f s\n",
+                   static_cast<std::size_t>(wesng), elapsed.count());
+    }
   }
   return ok_result();
 }

@@ -30,14 +30,16 @@ struct StoredDocument {
 };
 
 struct CatalogStats {
-  std::int64_t documents = 0;
+  std::int64_t documents = 0;           // MSRC's documents (months and out-of-band ones)
+  std::int64_t bulletin_days = 0;       // documents of WES-NG's rows before 2016, one per day
   std::int64_t products = 0;            // distinct ProductIDs
   std::int64_t cves = 0;                // distinct CVE ids
   std::int64_t kbs = 0;                 // distinct KB numbers with a Vendor Fix
   std::int64_t supersedence_edges = 0;  // distinct (KB, superseded KB) pairs
   std::int64_t remediations = 0;        // KB fix rows (KB x CVE x document)
-  std::string first_release;            // earliest InitialReleaseDate, YYYY-MM-DD ("" if empty)
-  std::string last_release;             // latest InitialReleaseDate
+  std::string first_release;   // earliest InitialReleaseDate of MSRC's, YYYY-MM-DD ("" if none)
+  std::string last_release;    // latest InitialReleaseDate of MSRC's
+  std::string first_bulletin;  // the earliest day of bulletins before 2016 ("" if none)
 };
 
 // One import that changed a month (catalog_imports): the history `catalog stats` and `diff` read.

@@ -139,18 +139,27 @@ Result<ImportSummary> import_catalog(ImportSources& sources, CatalogStore& store
 
 Result<WesngImport> import_wesng(TarZstReader& archive, std::string_view archive_name,
                                  CatalogStore& store) {
+  // The catalog's product names first, then the rows read and mapped, then one write transaction:
+  // the store is not held while a full definitions.zip (600,000 rows) is read.
+  std::map<std::string, std::string> names;
+  {
+    auto peek = store.begin();
+    if (!peek) return peek.error();
+    auto read_names = (*peek)->product_names();
+    if (!read_names) return read_names.error();
+    names = std::move(*read_names);
+  }  // rolled back: nothing written
+  auto read = read_wesng(archive, archive_name, names);
+  if (!read) return read.error();
   auto tx = store.begin();
   if (!tx) return tx.error();
-  auto names = (*tx)->product_names();
-  if (!names) return names.error();
-  auto read = read_wesng(archive, archive_name, *names);
-  if (!read) return read.error();
   WesngImport out;
   DocumentWriter writer(**tx);
   for (const Document& doc : read->documents) {
     KBGAP_TRY(writer.write(doc, SkipCounts{}, out.summary));
   }
   out.summary.skips = read->skipped;
+  out.summary.skips.merge(read->repaired);
   KBGAP_TRY((*tx)->commit());
   read->documents.clear();  // written: the caller needs the counts only
   out.definitions = std::move(*read);
@@ -162,7 +171,9 @@ Result<ImportSummary> ensure_catalog(CatalogStore& store,
   auto documents = store.documents();  // cheaper than stats(): no counting
   if (!documents) return documents.error();
   ImportSummary summary;
-  if (documents->empty()) {
+  const bool no_msrc = std::all_of(documents->begin(), documents->end(),
+                                   [](const StoredDocument& d) { return is_wesng_document(d.id); });
+  if (no_msrc) {
     ImportSources bundled = ImportSources::bundled();
     auto imported = import_catalog(bundled, store, progress);
     if (!imported) return imported.error();
@@ -170,14 +181,18 @@ Result<ImportSummary> ensure_catalog(CatalogStore& store,
   }
   // The bulletins before 2016 (WES-NG's rows) go with the bundled catalog, also into one imported
   // before kbgap bundled them; a catalog built from other documents only is left as it is.
+  // Again when the stored days were mapped by older rules (their digests differ: replaced).
   const bool from_bundled =
-      documents->empty() ||
-      std::any_of(documents->begin(), documents->end(), [](const StoredDocument& d) {
+      no_msrc || std::any_of(documents->begin(), documents->end(), [](const StoredDocument& d) {
         return d.source.starts_with(kBundledCatalogName);
       });
-  if (from_bundled &&
-      std::none_of(documents->begin(), documents->end(),
-                   [](const StoredDocument& d) { return is_wesng_document(d.id); })) {
+  const bool current =
+      std::any_of(documents->begin(), documents->end(),
+                  [](const StoredDocument& d) { return is_wesng_document(d.id); }) &&
+      std::all_of(documents->begin(), documents->end(), [](const StoredDocument& d) {
+        return !is_wesng_document(d.id) || current_wesng_mapping(d.revision);
+      });
+  if (from_bundled && !current) {
     TarZstReader bundled = TarZstReader::from_memory(
         bundled_wesng_archive(), std::string(kBundledWesngName), ArchiveFormat::kZip);
     auto imported = import_wesng(bundled, kBundledWesngName, store);

@@ -13,6 +13,7 @@
 #include <regex>
 #include <set>
 
+#include "catalog/cvrf_fields.h"
 #include "common/clock.h"
 #include "common/digest.h"
 #include "common/text.h"
@@ -106,15 +107,6 @@ bool valid_day(std::string_view yyyymmdd) {
                                yyyymmdd.substr(6, 2)));
 }
 
-std::optional<KbNumber> kb_number(std::string_view text) {
-  if (text.empty() || text.size() > 9 ||
-      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    return std::nullopt;
-  }
-  const auto n = static_cast<KbNumber>(std::stoul(std::string(text)));
-  return n == 0 ? std::nullopt : std::optional<KbNumber>(n);
-}
-
 int severity_rank(std::string_view s) {
   if (s == "Critical") return 4;
   if (s == "Important") return 3;
@@ -140,7 +132,9 @@ struct DayBuilder {
 class CsvReader {
  public:
   using OnRow = std::function<Result<void>(const std::vector<std::string>&, std::size_t)>;
-  CsvReader() { csv_init(&parser_, CSV_STRICT | CSV_STRICT_FINI); }
+  // Every unquoted line end is reported (CSV_REPALL_NL), so that blank lines and the LF of a CRLF
+  // count as lines; the empty records they make are passed over.
+  CsvReader() { csv_init(&parser_, CSV_STRICT | CSV_STRICT_FINI | CSV_REPALL_NL); }
   ~CsvReader() { csv_free(&parser_); }
   CsvReader(const CsvReader&) = delete;
   CsvReader& operator=(const CsvReader&) = delete;
@@ -152,14 +146,16 @@ class CsvReader {
     auto field = [](void* data, std::size_t size, void* self) {
       static_cast<State*>(self)->fields.emplace_back(static_cast<const char*>(data), size);
     };
-    auto record = [](int, void* self) {
+    auto record = [](int end, void* self) {
       auto* s = static_cast<State*>(self);
-      if (!s->error) {
-        if (auto r = (*s->on_row)(s->fields, s->line); !r) s->error = r.error();
+      if (!s->fields.empty()) {
+        if (!s->error) {
+          if (auto r = (*s->on_row)(s->fields, s->line); !r) s->error = r.error();
+        }
+        // Line ends inside quoted fields move the lines after the record.
+        for (const std::string& f : s->fields) s->line += std::count(f.begin(), f.end(), '\n');
       }
-      // The next record starts after this one's line end and the line ends inside its fields.
-      for (const std::string& f : s->fields) s->line += std::count(f.begin(), f.end(), '\n');
-      ++s->line;
+      if (end == '\n') ++s->line;
       s->fields.clear();
     };
     const std::size_t done = csv_parse(&parser_, text.data(), text.size(), field, record, &state);
@@ -186,6 +182,10 @@ class CsvReader {
 
 bool is_wesng_document(std::string_view document_id) {
   return document_id.starts_with(kWesngDocumentPrefix);
+}
+
+bool current_wesng_mapping(std::string_view revision) {
+  return revision.ends_with(fmt::format(".{}", kWesngMapping));
 }
 
 Result<WesngDefinitions> read_wesng(TarZstReader& archive, std::string_view archive_name,
@@ -226,13 +226,14 @@ Result<WesngDefinitions> read_wesng_csv(std::string_view content, const std::str
                                         const std::map<std::string, std::string>& product_ids) {
   static const std::regex cve_id(R"(CVE-\d{4}-\d{4,7})");
   WesngDefinitions out;
+  SkipCounts& supersedence_skips = out.repaired;
   std::map<std::string, DayBuilder> days;
   bool header = true;
   CsvReader reader;
   auto on_row = [&](const std::vector<std::string>& fields, std::size_t line) -> Result<void> {
     if (header) {
       header = false;
-      if (fields.size() < kColumns.size() ||
+      if (fields.size() != kColumns.size() ||
           !std::equal(kColumns.begin(), kColumns.end(), fields.begin())) {
         return invalid_input(fmt::format("{}:{}: the header is not WES-NG's ({})", where, line,
                                          fmt::join(kColumns, ",")));
@@ -253,8 +254,8 @@ Result<WesngDefinitions> read_wesng_csv(std::string_view content, const std::str
       out.skipped.add("posted from April 2016 on: MSRC's own documents cover it");
       return ok_result();
     }
-    const auto kb = kb_number(fields[kKb]);
-    if (!kb) {
+    const KbNumber kb = parse_kb_number(fields[kKb]);
+    if (kb == 0) {
       out.skipped.add("no KB number (BulletinKB)");
       return ok_result();
     }
@@ -270,13 +271,16 @@ Result<WesngDefinitions> read_wesng_csv(std::string_view content, const std::str
     const Placement placed = place(product_name, fields[kComponent]);
     if (!placed.on_devices) ++out.not_on_devices[placed.shown];
 
-    DayBuilder& day = days[date];
-    day.day = date;
-    for (const std::string& f : fields) day.digest_input.append(f).push_back('\x1f');
-    day.digest_input.push_back('\x1e');
     const std::string folded = fold_name(placed.name);
     auto known = product_ids.find(folded);
     const std::string id = known != product_ids.end() ? known->second : "wesng:" + folded;
+    // The digest covers the row and what it became: a new mapping, or rows that land on other
+    // products, make a different document, which replaces the stored one.
+    DayBuilder& day = days[date];
+    day.day = date;
+    if (day.digest_input.empty()) day.digest_input = fmt::format("mapping {}\x1e", kWesngMapping);
+    for (const std::string& f : fields) day.digest_input.append(f).push_back('\x1f');
+    day.digest_input.append(id).append(1, '\x1f').append(placed.name).push_back('\x1e');
     day.products.try_emplace(id, Product{id, placed.name, "WES-NG"});
 
     auto& cve = day.cves[fields[kCve]];
@@ -292,27 +296,18 @@ Result<WesngDefinitions> read_wesng_csv(std::string_view content, const std::str
     if (severity_rank(fields[kSeverity]) > severity_rank(v.severity))
       v.severity = fields[kSeverity];
     if (!fields[kImpact].empty()) ++cve.impacts[fields[kImpact]];
-    KbFix& fix = cve.fixes[*kb];
+    KbFix& fix = cve.fixes[kb];
     if (fix.kb == 0) {
-      fix.kb = *kb;
+      fix.kb = kb;
       fix.subtype = "Security Update";
     }
     if (std::find(fix.product_ids.begin(), fix.product_ids.end(), id) == fix.product_ids.end()) {
       fix.product_ids.push_back(id);
     }
-    std::string_view rest = fields[kSupersedes];
-    while (!rest.empty()) {
-      const auto semi = rest.find(';');
-      if (auto older = kb_number(rest.substr(0, semi)); older && *older != *kb) {
-        if (std::find(fix.supersedes.begin(), fix.supersedes.end(), *older) ==
-            fix.supersedes.end()) {
-          fix.supersedes.push_back(*older);
-        }
-      } else if (!rest.substr(0, semi).empty() && !older) {
-        out.skipped.add("a Supersedes entry that is not a KB number (the row is kept)");
+    for (KbNumber older : parse_supersedence(fields[kSupersedes], kb, supersedence_skips)) {
+      if (std::find(fix.supersedes.begin(), fix.supersedes.end(), older) == fix.supersedes.end()) {
+        fix.supersedes.push_back(older);
       }
-      if (semi == std::string_view::npos) break;
-      rest.remove_prefix(semi + 1);
     }
     ++out.imported;
     return ok_result();
@@ -336,7 +331,7 @@ Result<WesngDefinitions> read_wesng_csv(std::string_view content, const std::str
                             kMonthNames[std::stoul(date.substr(4, 2)) - 1], date.substr(0, 4));
     doc.initial_release = iso + "T00:00:00Z";
     doc.current_release = definitions_release;
-    doc.revision = std::string(definitions_day);
+    doc.revision = fmt::format("{}.{}", definitions_day, kWesngMapping);
     doc.source = where;
     doc.sha256 = sha256_hex(day.digest_input);
     for (auto& [id, p] : day.products) doc.products.push_back(std::move(p));

@@ -18,6 +18,11 @@ namespace kbgap::catalog {
 inline constexpr std::string_view kWesngBefore = "20160401";
 // The documents made from WES-NG's rows are named "wesng-2015-12-08": one per day of posting.
 inline constexpr std::string_view kWesngDocumentPrefix = "wesng-";
+// The version of the mapping rules (wesng_reader.cpp): in each document's revision
+// ("20260628.2") and digest, so that a kbgap with other rules replaces what an older one stored.
+inline constexpr int kWesngMapping = 2;
+// Does a stored document of WES-NG's rows come from this version of the rules?
+bool current_wesng_mapping(std::string_view revision);
 
 bool is_wesng_document(std::string_view document_id);
 
@@ -27,6 +32,7 @@ struct WesngDefinitions {
   std::uint64_t rows = 0;           // records read, the header excluded
   std::uint64_t imported = 0;       // rows mapped onto a document
   SkipCounts skipped;               // rows left out, by reason
+  SkipCounts repaired;              // fields partly read, their rows kept (Supersedes "None")
   // Rows imported for something an inventory does not show (Office, VBScript 5.8, Internet
   // Explorer 9, ...), by its name: in the catalog, but on no device until kbgap can see it.
   std::map<std::string, std::uint64_t> not_on_devices;

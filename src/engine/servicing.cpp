@@ -91,7 +91,8 @@ void distrust_fixed_builds(const ServicingLine& line,
 bool legacy_windows(std::string_view os) {
   for (std::string_view p :
        {"Windows Vista", "Windows 7 ", "Windows 8 ", "Windows 8.1 ", "Windows RT",
-        "Windows Server 2008", "Windows Server 2012", "Microsoft Windows"}) {
+        "Windows Server 2003", "Windows Server 2008", "Windows Server 2012", "Microsoft Windows XP",
+        "Microsoft Windows Server 2003"}) {
     if (os.starts_with(p)) return true;
   }
   return false;

@@ -183,16 +183,20 @@ std::vector<std::string> os_product_names(const Device& d) {
                         ? "Microsoft Windows XP Professional x64 Edition Service Pack 2"
                         : "Microsoft Windows XP Service Pack 3");
   } else if (f == "Windows Server 2003" || f == "Windows Server 2003 R2") {
-    // R2 is Server 2003 SP2 with optional components: the bulletins name Server 2003.
+    // R2 is Server 2003 SP2 with optional components: the bulletins name Server 2003, and a few
+    // (KB2868846, KB3045685) R2 itself.
+    const bool r2 = f == "Windows Server 2003 R2";
     switch (d.architecture) {
       case Architecture::kX64:
         names.push_back("Microsoft Windows Server 2003 x64 Edition Service Pack 2");
+        if (r2) names.push_back("Windows Server 2003 R2 x64 Edition Service Pack 2");
         break;
       case Architecture::kItanium:
         names.push_back("Microsoft Windows Server 2003 for Itanium-based Systems Service Pack 2");
         break;
       default:
         names.push_back("Microsoft Windows Server 2003 Service Pack 2");
+        if (r2) names.push_back("Windows Server 2003 R2 Service Pack 2");
     }
   }
   return names;

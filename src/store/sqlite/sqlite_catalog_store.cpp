@@ -7,6 +7,7 @@
 #include <chrono>
 #include <map>
 
+#include "catalog/wesng_reader.h"
 #include "common/clock.h"
 #include "common/text.h"
 #include "store/sqlite/migrations.h"
@@ -322,8 +323,13 @@ Result<std::unique_ptr<catalog::CatalogTransaction>> SqliteCatalogStore::begin()
 
 Result<catalog::CatalogStats> SqliteCatalogStore::stats() {
   catalog::CatalogStats s;
+  // MSRC's documents apart from the days of bulletins before 2016 (catalog/wesng_reader.h).
+  const std::string msrc = fmt::format("id NOT LIKE '{}%'", catalog::kWesngDocumentPrefix);
+  const std::string documents = "SELECT COUNT(*) FROM documents WHERE " + msrc;
+  const std::string days = "SELECT COUNT(*) FROM documents WHERE NOT " + msrc;
   const std::pair<std::int64_t*, const char*> counts[] = {
-      {&s.documents, "SELECT COUNT(*) FROM documents"},
+      {&s.documents, documents.c_str()},
+      {&s.bulletin_days, days.c_str()},
       {&s.products, "SELECT COUNT(DISTINCT product_id) FROM products"},
       {&s.cves, "SELECT COUNT(DISTINCT cve) FROM vulnerabilities"},
       {&s.kbs, "SELECT COUNT(DISTINCT kb) FROM remediations"},
@@ -337,14 +343,18 @@ Result<catalog::CatalogStats> SqliteCatalogStore::stats() {
     if (!n) return n.error();
     *field = *n;
   }
-  auto range = db_.prepare(
+  auto range = db_.prepare(fmt::format(
       "SELECT COALESCE(substr(MIN(initial_release), 1, 10), ''),"
-      " COALESCE(substr(MAX(initial_release), 1, 10), '') FROM documents");
+      " COALESCE(substr(MAX(initial_release), 1, 10), ''),"
+      " (SELECT COALESCE(substr(MIN(initial_release), 1, 10), '') FROM documents WHERE NOT {})"
+      " FROM documents WHERE {}",
+      msrc, msrc));
   if (!range) return range.error();
   auto row = range->step();
   if (!row) return row.error();
   s.first_release = range->column_text(0);
   s.last_release = range->column_text(1);
+  s.first_bulletin = range->column_text(2);
   return s;
 }
 
