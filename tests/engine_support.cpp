@@ -98,9 +98,9 @@ const std::vector<inventory::Device>& real_devices() {
   return all;
 }
 
-inventory::Device real_device(const std::string& stem) {
+inventory::Device real_device(const std::string& stem, const std::string& folder) {
   namespace fs = std::filesystem;
-  const fs::path dir = fs::path(KBGAP_SOURCE_DIR) / "data/inventories";
+  const fs::path dir = fs::path(KBGAP_SOURCE_DIR) / folder;
   std::vector<inventory::Inventory> inventories;
   for (const std::string suffix : {"_systeminfo.txt", "_qfe.txt"}) {
     if (!fs::exists(dir / (stem + suffix))) continue;

@@ -13,9 +13,10 @@ namespace kbgap::test {
 const engine::CatalogIndex& full_catalog();
 // Every real inventory of data/inventories that names an OS (41 devices), read once.
 const std::vector<inventory::Device>& real_devices();
-// The real device read from data/inventories/<stem>_systeminfo.txt (with <stem>_qfe.txt when
-// there is one).
-inventory::Device real_device(const std::string& stem);
+// The real device read from <folder>/<stem>_systeminfo.txt (with <stem>_qfe.txt when there is
+// one); `folder` is relative to the source tree.
+inventory::Device real_device(const std::string& stem,
+                              const std::string& folder = "data/inventories");
 
 const engine::MissingKb* find(const engine::Evaluation& ev, engine::KbNumber kb);
 // Does `kb` fix one of the device's products as a fix of this kind?

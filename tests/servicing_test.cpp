@@ -338,8 +338,9 @@ TEST(Servicing, RollupsCarryTheirMonthsIeUpdateNotAnOutOfBandOne) {
 }
 
 // Out-of-band and preview cumulative updates sit on the line after their month's security
-// release; a device missing both needs only the later. ADV190005 on Windows 10 1803 is fixed by
-// KB4487029 (February 19, 2019, 17134.619), after that month's KB4487017 (17134.590).
+// release: installed, they hold it. ADV190005 on Windows 10 1803 is fixed by KB4487029
+// (February 19, 2019, 17134.619, an optional release MSRC lists as "Update"), after that month's
+// KB4487017 (17134.590); an optional release is never demanded.
 TEST(Servicing, OutOfBandUpdatesSitOnTheLine) {
   const CatalogIndex& c = full_catalog();
   Device d = test::real_device("10_1803_x64_enterprise_es-ar_20190307");
@@ -347,11 +348,17 @@ TEST(Servicing, OutOfBandUpdatesSitOnTheLine) {
   // The inventory's day: what Windows Update said then.
   const std::string as_of = "2019-03-07";
   std::erase_if(d.installed_kbs, [](KbNumber kb) { return kb == 4487017 || kb == 4487029; });
+  // Missing both: the month's security release, which Windows Update offers; the optional
+  // release after it is not (a real 1803 machine on March 6, 2019 was offered KB4487017).
   Evaluation ev = evaluate(c, d, {as_of, false});
-  EXPECT_NE(find(ev, 4487029), nullptr);
-  EXPECT_EQ(find(ev, 4487017), nullptr);
+  EXPECT_NE(find(ev, 4487017), nullptr);
+  EXPECT_EQ(find(ev, 4487029), nullptr);
+  // With it installed, nothing of the line (a real 1803 machine with KB4487017 on March 5, 2019
+  // was offered no update at all).
   ev = evaluate(c, with_installed(d, {4487017}), {as_of, false});
-  EXPECT_NE(find(ev, 4487029), nullptr);
+  EXPECT_EQ(find(ev, 4487029), nullptr);
+  EXPECT_EQ(find(ev, 4487017), nullptr);
+  // The optional release installed: it holds February's update.
   ev = evaluate(c, with_installed(d, {4487029}), {as_of, false});
   EXPECT_EQ(find(ev, 4487029), nullptr);
   EXPECT_EQ(find(ev, 4487017), nullptr);

@@ -61,9 +61,13 @@ bool in_box_part(std::string_view component) {
 }
 
 struct Placement {
+  Placement() = default;
+  Placement(std::string n, bool on, std::string s)
+      : name(std::move(n)), on_devices(on), shown(std::move(s)) {}
   std::string name;        // the catalog product: "Internet Explorer 11 on Windows 7 for ..."
   bool on_devices = true;  // false: nothing in an inventory shows it (not_on_devices)
   std::string shown;       // for not_on_devices: the component or product named
+  std::string skip;        // not imported, and why
 };
 
 // A row's product in the catalog's naming (MSRC's: "<component> on <OS>").
@@ -83,6 +87,15 @@ Placement place(std::string_view product, std::string_view component) {
     // a Windows 7 or Vista machine runs (docs/catalog.md).
     const std::string name = fmt::format("Internet Explorer {} on {}", m[1].str(), host);
     return {name, m[1].str() == "11", std::string(component)};
+  }
+  if (component.starts_with("Microsoft .NET Framework 4")) {
+    // The .NET Framework 4.x versions are in-place upgrades of one another ("4.5 ... replaces
+    // the .NET Framework 4"): a Windows 8.1 machine's in-box 4.5.1 has most often become 4.8,
+    // and its updates of 2014-2015 do not apply (a Server 2012 R2 machine current to March 2019
+    // was offered none of them). An inventory does not show which 4.x a machine runs.
+    Placement p;
+    p.skip = "the .NET Framework 4.x (replaced by in-place upgrades; no inventory shows which)";
+    return p;
   }
   if (component.starts_with("Microsoft .NET Framework ")) {
     return {fmt::format("{} on {}", component, host), names_windows(host), std::string(component)};
@@ -269,6 +282,10 @@ Result<WesngDefinitions> read_wesng_csv(std::string_view content, const std::str
       return ok_result();
     }
     const Placement placed = place(product_name, fields[kComponent]);
+    if (!placed.skip.empty()) {
+      out.skipped.add(placed.skip);
+      return ok_result();
+    }
     if (!placed.on_devices) ++out.not_on_devices[placed.shown];
 
     const std::string folded = fold_name(placed.name);
