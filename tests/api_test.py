@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The API over real HTTP (SPEC §1-3): the real kbgap server on a loopback port, the real
+"""The API over real HTTP (docs/api.md §1-5): the real kbgap server on a loopback port, the real
 inventories in its device store, called with Python requests (as Microsoft's Defender API samples
 call Defender) and with curl.
 

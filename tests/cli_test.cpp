@@ -169,7 +169,7 @@ TEST(Cli, ScanPrintsTheGetMissingKbsBodyForOneInventory) {
   bool found = false;
   for (const auto& v : body.at("value").as_array()) {
     const auto& kb = v.as_object();
-    // Exactly the fields of PublicProductFixDto, with their types (SPEC §1).
+    // Exactly the fields of PublicProductFixDto, with their types (docs/api.md §2).
     ASSERT_EQ(kb.size(), 6u);
     EXPECT_TRUE(kb.at("id").is_string());
     EXPECT_TRUE(kb.at("name").is_string());

@@ -333,7 +333,7 @@ TEST(Engine, ForgedSnapshotsNeverCrash) {
   EXPECT_GT(read + refused, 60u);
 }
 
-// The SPEC §4 rules, on every real inventory shipped with kbgap.
+// The docs/api.md §7 rules, on every real inventory shipped with kbgap.
 TEST(Engine, RulesHoldOnEveryRealInventory) {
   const CatalogIndex& c = full_catalog();
   const std::vector<Device>& all = test::real_devices();

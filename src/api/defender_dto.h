@@ -1,5 +1,5 @@
-// The JSON shapes of Defender for Endpoint's API that kbgap serves (SPEC §1): one place renders
-// them for the server and for `kbgap scan --format json`.
+// The JSON shapes of Defender for Endpoint's API that kbgap serves (docs/api.md §2): one place
+// renders them for the server and for `kbgap scan --format json`.
 #pragma once
 
 #include <boost/json.hpp>

@@ -1,4 +1,4 @@
-// How a command reports failure: a one-line message and the exit status of SPEC §6.
+// How a command reports failure: a one-line message and the exit status of docs/api.md §9.
 #pragma once
 
 #include <string>

@@ -1,4 +1,4 @@
-// kbgap's command line: one binary, subcommands per SPEC §6.
+// kbgap's command line: one binary, subcommands per docs/api.md §9.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>

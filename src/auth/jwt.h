@@ -1,5 +1,5 @@
-// Bearer tokens (SPEC §3): RS256 JWTs checked against configured issuers, their audiences and
-// their JWKS; and kbgap as its own issuer for one machine (an RSA key in the data directory).
+// Bearer tokens (docs/api.md §5): RS256 JWTs checked against configured issuers, their audiences
+// and their JWKS; and kbgap as its own issuer for one machine (an RSA key in the data directory).
 #pragma once
 
 #include <boost/json/object.hpp>

@@ -160,7 +160,8 @@ MissingKb missing_kb(const CatalogIndex& catalog, KbIndex kb) {
   m.kb = info.kb;
   m.name = catalog.documents()[info.release_document].title;
   m.release_date = catalog.release_date(kb);
-  // SPEC §1: the Update Catalog search for the KB (MSRC gives a support article for some KBs).
+  // docs/api.md §2: the Update Catalog search for the KB (MSRC gives a support article for some
+  // KBs).
   m.url = fmt::format("https://catalog.update.microsoft.com/v7/site/Search.aspx?q=KB{}", info.kb);
   return m;
 }

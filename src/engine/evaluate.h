@@ -1,5 +1,5 @@
-// The missing-KB engine (SPEC §4): pure, no I/O. Given the catalog index and one device, which
-// security updates the device is missing, which open CVEs each closes, and why.
+// The missing-KB engine (docs/api.md §7): pure, no I/O. Given the catalog index and one device,
+// which security updates the device is missing, which open CVEs each closes, and why.
 #pragma once
 
 #include <optional>

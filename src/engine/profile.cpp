@@ -1,5 +1,5 @@
 // Device profiles: applicable fixes, servicing lines, replacement walks and components, built
-// once per kind of device; and the evaluation of one component (SPEC §4, docs/engine.md).
+// once per kind of device; and the evaluation of one component (docs/api.md §7, docs/engine.md).
 #include "engine/profile.h"
 
 #include <algorithm>

@@ -1,4 +1,4 @@
-// The endpoints of SPEC §1-2 over a fleet snapshot, behind SPEC §3's tokens.
+// The endpoints of docs/api.md §2-3 over a fleet snapshot, behind docs/api.md §5's tokens.
 #include "server/api.h"
 
 #include <fmt/format.h>

@@ -1,5 +1,5 @@
-// The Defender-compatible API (SPEC §1-3), independent of the HTTP transport: a request in, a
-// response out. Routing, token checks, permissions, rate limits and the JSON of every endpoint.
+// The Defender-compatible API (docs/api.md §1-5), independent of the HTTP transport: a request in,
+// a response out. Routing, token checks, permissions, rate limits and the JSON of every endpoint.
 #pragma once
 
 #include <atomic>
@@ -47,7 +47,7 @@ struct RateLimit {
 struct ApiOptions {
   std::size_t max_batch_devices = 10000;
   std::int64_t leeway_seconds = 60;
-  // Defender's published limits (SPEC §2).
+  // Defender's published limits (docs/api.md §3-4).
   RateLimit machines{100, 1500};
   RateLimit vulnerabilities{50, 1500};
   RateLimit software{50, 1500};

@@ -1,5 +1,5 @@
-// OData query options as Defender's API takes them (SPEC §2): $filter with eq, ne, gt, ge, lt,
-// le, and, or, not, parentheses, startswith/endswith/contains and `field/any(x: x eq '...')`;
+// OData query options as Defender's API takes them (docs/api.md §3-4): $filter with eq, ne, gt, ge,
+// lt, le, and, or, not, parentheses, startswith/endswith/contains and `field/any(x: x eq '...')`;
 // $top, $skip, $count. Anything else is a clear error, never a guess.
 #pragma once
 
