@@ -1,9 +1,95 @@
-// Defender's PublicProductFixDto and the collection that carries it.
+// Defender's entities as kbgap renders them (docs/api.md §2-3).
 #include "api/defender_dto.h"
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
+#include "inventory/device.h"
+
 namespace kbgap::api {
+namespace json = boost::json;
+
+std::string os_platform(const inventory::Device& d) {
+  std::string out;
+  for (char c : d.os_family.empty() ? std::string("Windows") : d.os_family) {
+    if (c != ' ') out.push_back(c);
+  }
+  return out;
+}
+
+json::object machine_dto(const inventory::Device& d, int exposure) {
+  static constexpr const char* kExposure[] = {"None", "Low", "Medium", "High"};
+  json::array tags;
+  for (const std::string& t : d.tags) tags.emplace_back(t);
+  const bool wide = d.architecture != inventory::Architecture::kX86;
+  std::string processor(inventory::architecture_name(d.architecture));
+  if (processor == "arm64") processor = "ARM64";
+  return json::object{
+      {"id", d.id},
+      {"computerDnsName", d.computer_dns_name},
+      {"firstSeen", d.first_seen},
+      {"lastSeen", d.last_seen},
+      {"osPlatform", os_platform(d)},
+      {"osVersion", inventory::os_build_string(d)},
+      {"osProcessor", processor},
+      {"version", d.version.empty() ? json::value(nullptr) : json::value(d.version)},
+      {"osBuild", static_cast<std::int64_t>(d.build)},
+      {"osArchitecture", wide ? "64-bit" : "32-bit"},
+      {"lastIpAddress", nullptr},
+      {"lastExternalIpAddress", nullptr},
+      {"healthStatus", "Active"},
+      {"deviceValue", "Normal"},
+      {"riskScore", "None"},
+      {"exposureLevel", kExposure[std::clamp(exposure, 0, 3)]},
+      {"machineTags", std::move(tags)},
+      {"rbacGroupName", nullptr},
+      {"aadDeviceId", nullptr},
+      {"isAadJoined", false},
+      {"onboardingStatus", "Onboarded"},
+  };
+}
+
+const std::vector<std::string> kMachineFields = {
+    "id",           "computerDnsName",  "firstSeen",     "lastSeen",    "osPlatform",
+    "osVersion",    "osProcessor",      "version",       "osBuild",     "osArchitecture",
+    "healthStatus", "riskScore",        "exposureLevel", "machineTags", "rbacGroupName",
+    "aadDeviceId",  "onboardingStatus", "lastIpAddress", "deviceValue"};
+const std::vector<std::string> kVulnerabilityFields = {
+    "id", "name", "severity", "cvssV3", "exposedMachines", "publicExploit", "exploitVerified"};
+const std::vector<std::string> kSoftwareFields = {"id", "name", "vendor", "weaknesses",
+                                                  "exposedMachines"};
+const std::vector<std::string> kMachineVulnerabilityFields = {
+    "id", "cveId", "machineId", "fixingKbId", "productName", "productVendor", "severity"};
+const std::vector<std::string> kMachineReferenceFields = {"id", "computerDnsName", "osPlatform"};
+
+json::object vulnerability_dto(const engine::CveInfo& c, std::size_t exposed) {
+  return json::object{
+      {"id", c.id},
+      {"name", c.id},
+      {"description", c.title},
+      {"severity", c.severity.empty() ? json::value(nullptr) : json::value(c.severity)},
+      {"cvssV3", c.cvss_base ? json::value(*c.cvss_base) : json::value(nullptr)},
+      {"exposedMachines", static_cast<std::int64_t>(exposed)},
+      {"publicExploit", false},
+      {"exploitVerified", false},
+  };
+}
+
+std::string software_id(std::string_view name) {
+  return fmt::format("microsoft-_-{}", name);
+}
+
+json::object software_dto(std::string_view name, std::size_t weaknesses, std::size_t exposed) {
+  return json::object{{"id", software_id(name)},
+                      {"name", name},
+                      {"vendor", "microsoft"},
+                      {"weaknesses", static_cast<std::int64_t>(weaknesses)},
+                      {"publicExploit", false},
+                      {"activeAlert", false},
+                      {"exposedMachines", static_cast<std::int64_t>(exposed)},
+                      {"impactScore", 0.0}};
+}
 
 std::string missing_kbs_context(std::string_view base_url) {
   return fmt::format(

@@ -1,11 +1,14 @@
-// The JSON shapes of Defender for Endpoint's API that kbgap serves (docs/api.md §2): one place
+// The JSON shapes of Defender for Endpoint's API that kbgap serves (docs/api.md §2-3): one place
 // renders them for the server and for `kbgap scan --format json`.
 #pragma once
 
 #include <boost/json.hpp>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/evaluate.h"
+#include "inventory/device.h"
 
 namespace kbgap::api {
 
@@ -14,6 +17,21 @@ std::string missing_kbs_context(std::string_view base_url);
 
 // One PublicProductFixDto: id, name, productsNames, url, machineMissedOn, cveAddressed.
 boost::json::object product_fix_dto(const engine::MissingKb& kb, std::int64_t machine_missed_on);
+
+// The entities of docs/api.md §3, with Defender's field names, and the fields each collection
+// takes in $filter.
+std::string os_platform(const inventory::Device& d);  // "Windows10", "WindowsServer2022"
+// `exposure`: 0 None, 1 Low, 2 Medium, 3 High (from the severity of the device's open CVEs).
+boost::json::object machine_dto(const inventory::Device& d, int exposure);
+boost::json::object vulnerability_dto(const engine::CveInfo& cve, std::size_t exposed_machines);
+std::string software_id(std::string_view name);  // "windows_10" -> "microsoft-_-windows_10"
+boost::json::object software_dto(std::string_view name, std::size_t weaknesses,
+                                 std::size_t exposed_machines);
+extern const std::vector<std::string> kMachineFields;
+extern const std::vector<std::string> kVulnerabilityFields;
+extern const std::vector<std::string> kSoftwareFields;
+extern const std::vector<std::string> kMachineVulnerabilityFields;
+extern const std::vector<std::string> kMachineReferenceFields;
 
 // The whole body of GET /api/machines/{id}/getmissingkbs.
 boost::json::object missing_kbs_body(const engine::Evaluation& evaluation,

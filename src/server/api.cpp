@@ -81,15 +81,8 @@ void not_found(Response& r, std::string_view what) {
   error(r, 404, "ResourceNotFound", what);
 }
 
-// The path split at "/" after the API prefix (/api or /api/v1.0), and the query.
-struct Target {
-  std::vector<std::string> segments;
-  std::string query;
-  bool api = false;
-};
-
-std::optional<Target> split_target(std::string_view target) {
-  Target t;
+std::optional<RequestTarget> split_target(std::string_view target) {
+  RequestTarget t;
   const auto q = target.find('?');
   if (q != std::string_view::npos) {
     t.query = std::string(target.substr(q + 1));
@@ -130,60 +123,6 @@ bool valid_cve_id(std::string_view id) {
          });
 }
 
-std::string os_platform(const inventory::Device& d) {
-  std::string out;
-  for (char c : d.os_family.empty() ? std::string("Windows") : d.os_family) {
-    if (c != ' ') out.push_back(c);
-  }
-  return out;
-}
-
-json::object machine_json(const FleetView& view, std::uint32_t i) {
-  const inventory::Device& d = view.devices()[i];
-  static constexpr const char* kExposure[] = {"None", "Low", "Medium", "High"};
-  json::array tags;
-  for (const std::string& t : d.tags) tags.emplace_back(t);
-  const bool wide = d.architecture != inventory::Architecture::kX86;
-  std::string processor(inventory::architecture_name(d.architecture));
-  if (processor == "arm64") processor = "ARM64";
-  return json::object{
-      {"id", d.id},
-      {"computerDnsName", d.computer_dns_name},
-      {"firstSeen", d.first_seen},
-      {"lastSeen", d.last_seen},
-      {"osPlatform", os_platform(d)},
-      {"osVersion", os_build_string(d)},
-      {"osProcessor", processor},
-      {"version", d.version.empty() ? json::value(nullptr) : json::value(d.version)},
-      {"osBuild", static_cast<std::int64_t>(d.build)},
-      {"osArchitecture", wide ? "64-bit" : "32-bit"},
-      {"lastIpAddress", nullptr},
-      {"lastExternalIpAddress", nullptr},
-      {"healthStatus", "Active"},
-      {"deviceValue", "Normal"},
-      {"riskScore", "None"},
-      {"exposureLevel", kExposure[view.state_facts(i).exposure]},
-      {"machineTags", std::move(tags)},
-      {"rbacGroupName", nullptr},
-      {"aadDeviceId", nullptr},
-      {"isAadJoined", false},
-      {"onboardingStatus", "Onboarded"},
-  };
-}
-
-const std::vector<std::string> kMachineFields = {
-    "id",           "computerDnsName",  "firstSeen",     "lastSeen",    "osPlatform",
-    "osVersion",    "osProcessor",      "version",       "osBuild",     "osArchitecture",
-    "healthStatus", "riskScore",        "exposureLevel", "machineTags", "rbacGroupName",
-    "aadDeviceId",  "onboardingStatus", "lastIpAddress", "deviceValue"};
-const std::vector<std::string> kVulnerabilityFields = {
-    "id", "name", "severity", "cvssV3", "exposedMachines", "publicExploit", "exploitVerified"};
-const std::vector<std::string> kSoftwareFields = {"id", "name", "vendor", "weaknesses",
-                                                  "exposedMachines"};
-const std::vector<std::string> kMachineVulnerabilityFields = {
-    "id", "cveId", "machineId", "fixingKbId", "productName", "productVendor", "severity"};
-const std::vector<std::string> kMachineReferenceFields = {"id", "computerDnsName", "osPlatform"};
-
 // The catalog's freshness and syncs, in Prometheus' text format.
 std::string catalog_metrics(const CatalogStatus& s) {
   std::string out;
@@ -206,36 +145,6 @@ std::string catalog_metrics(const CatalogStatus& s) {
   metric("kbgap_catalog_last_sync_failed", "gauge", "1 when the last sync failed.",
          {{"", s.last_sync_error.empty() ? 0 : 1}});
   return out;
-}
-
-json::object vulnerability_json(const engine::CatalogIndex& catalog, engine::CveIndex cve,
-                                std::size_t exposed) {
-  const engine::CveInfo& c = catalog.cves()[cve];
-  return json::object{
-      {"id", c.id},
-      {"name", c.id},
-      {"description", c.title},
-      {"severity", c.severity.empty() ? json::value(nullptr) : json::value(c.severity)},
-      {"cvssV3", c.cvss_base ? json::value(*c.cvss_base) : json::value(nullptr)},
-      {"exposedMachines", static_cast<std::int64_t>(exposed)},
-      {"publicExploit", false},
-      {"exploitVerified", false},
-  };
-}
-
-std::string software_id(std::string_view name) {
-  return fmt::format("microsoft-_-{}", name);
-}
-
-json::object software_json(std::string_view name, std::size_t weaknesses, std::size_t exposed) {
-  return json::object{{"id", software_id(name)},
-                      {"name", name},
-                      {"vendor", "microsoft"},
-                      {"weaknesses", static_cast<std::int64_t>(weaknesses)},
-                      {"publicExploit", false},
-                      {"activeAlert", false},
-                      {"exposedMachines", static_cast<std::int64_t>(exposed)},
-                      {"impactScore", 0.0}};
 }
 
 std::string encode_query_value(std::string_view v) {
@@ -364,6 +273,16 @@ Response Api::handle(const Request& request, bool may_block) {
   }
 }
 
+// One request on its way through a route: what the handlers need.
+struct Api::Context {
+  const Request& request;
+  Response& response;
+  const RequestTarget& target;
+  bool may_block;
+  std::string base;                           // scheme and host of @odata.context, nextLink
+  std::shared_ptr<const FleetView> snapshot;  // for the routes that read the fleet
+};
+
 Response Api::route(const Request& request, Response& response, bool may_block) {
   auto target = split_target(request.target);
   if (!target) {
@@ -403,156 +322,54 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
     return response;
   }
 
-  // Which route, which permission, which limit.
-  struct Permission {
-    const char* application;
-    const char* delegated;
-    const char* alternative;  // also enough (a write permission covers reading)
-  };
-  enum class Kind {
-    kMachineMissingKbs,
-    kMachines,
-    kMachine,
-    kMachineSoftware,
-    kMachineVulnerabilities,
-    kVulnerabilities,
-    kVulnerability,
-    kVulnerabilityMachines,
-    kMachinesVulnerabilities,
-    kSoftwareList,
-    kSoftware,
-    kSoftwareMissingKbs,
-    kPutDevices,
-    kDeleteDevice,
-    kMetrics
-  };
-  std::optional<Kind> kind;
-  const std::size_t n = seg.size();
-  auto is = [&](std::size_t i, std::string_view s) {
-    return i < n && to_lower(seg[i]) == to_lower(s);
-  };
-  if (target->api) {
-    if (is(0, "machines")) {
-      if (n == 1)
-        kind = Kind::kMachines;
-      else if (n == 2)
-        kind = Kind::kMachine;
-      else if (n == 3 && is(2, "getmissingkbs"))
-        kind = Kind::kMachineMissingKbs;
-      else if (n == 3 && is(2, "software"))
-        kind = Kind::kMachineSoftware;
-      else if (n == 3 && is(2, "vulnerabilities"))
-        kind = Kind::kMachineVulnerabilities;
-    } else if (is(0, "vulnerabilities")) {
-      if (n == 1)
-        kind = Kind::kVulnerabilities;
-      else if (n == 2 && is(1, "machinesVulnerabilities"))
-        kind = Kind::kMachinesVulnerabilities;
-      else if (n == 2)
-        kind = Kind::kVulnerability;
-      else if (n == 3 && is(2, "machineReferences"))
-        kind = Kind::kVulnerabilityMachines;
-    } else if (is(0, "software")) {
-      if (n == 1)
-        kind = Kind::kSoftwareList;
-      else if (n == 2)
-        kind = Kind::kSoftware;
-      else if (n == 3 && is(2, "getmissingkbs"))
-        kind = Kind::kSoftwareMissingKbs;
-    } else if (is(0, "kbgap") && is(1, "devices")) {
-      if (n == 2 && method == "POST")
-        kind = Kind::kPutDevices;
-      else if (n == 3 && method == "DELETE")
-        kind = Kind::kDeleteDevice;
+  const Route* route = nullptr;
+  std::vector<std::string_view> allowed;  // methods of the routes of this path
+  for (const Route& r : routes()) {
+    if (!r.matches(*target)) continue;
+    if (std::find(allowed.begin(), allowed.end(), r.method) == allowed.end()) {
+      allowed.push_back(r.method);
     }
-  } else if (n == 1 && seg[0] == "metrics") {
-    kind = Kind::kMetrics;
+    const bool same = r.method == method || (r.method == "GET" && method == "HEAD");
+    if (same && !route) route = &r;
   }
-  static constexpr std::pair<Kind, const char*> kRoutes[] = {
-      {Kind::kMachineMissingKbs, "/api/machines/{id}/getmissingkbs"},
-      {Kind::kMachines, "/api/machines"},
-      {Kind::kMachine, "/api/machines/{id}"},
-      {Kind::kMachineSoftware, "/api/machines/{id}/software"},
-      {Kind::kMachineVulnerabilities, "/api/machines/{id}/vulnerabilities"},
-      {Kind::kVulnerabilities, "/api/vulnerabilities"},
-      {Kind::kVulnerability, "/api/vulnerabilities/{id}"},
-      {Kind::kVulnerabilityMachines, "/api/vulnerabilities/{id}/machineReferences"},
-      {Kind::kMachinesVulnerabilities, "/api/vulnerabilities/machinesVulnerabilities"},
-      {Kind::kSoftwareList, "/api/Software"},
-      {Kind::kSoftware, "/api/Software/{id}"},
-      {Kind::kSoftwareMissingKbs, "/api/Software/{id}/getmissingkbs"},
-      {Kind::kPutDevices, "/api/kbgap/devices"},
-      {Kind::kDeleteDevice, "/api/kbgap/devices/{id}"},
-      {Kind::kMetrics, "/metrics"}};
   // Who asks comes first: without a valid token, no route is told apart from another (an
   // unknown path is a 401 too, so the routes cannot be listed anonymously).
   auto claims = authenticate(request, response);
   if (!claims) return response;
   response.app = claims->app;
-  if (!kind) {
+  if (allowed.empty()) {
     error(response, 404, "ResourceNotFound",
           fmt::format("No such endpoint: {} {}", method, request.target.substr(0, 200)));
     return response;
   }
-  for (const auto& [k, pattern] : kRoutes) {
-    if (k == *kind) response.route = pattern;
-  }
-  const bool write = *kind == Kind::kPutDevices || *kind == Kind::kDeleteDevice;
-  if (!write && method != "GET" && method != "HEAD") {
+  if (!route) {
     error(response, 405, "MethodNotAllowed", fmt::format("{} is not allowed here", method));
-    response.headers.emplace_back("Allow", "GET, HEAD");
+    std::string allow;
+    for (std::string_view m : allowed) {
+      allow += allow.empty() ? "" : ", ";
+      allow += m;
+      if (m == "GET") allow += ", HEAD";
+    }
+    response.headers.emplace_back("Allow", allow);
     return response;
   }
+  response.route = std::string(route->pattern);
 
   // Reads answer from the current fleet snapshot. On an I/O thread, a snapshot that must be
   // reloaded first sends the request to a worker, before anything is counted against it.
-  std::shared_ptr<const FleetView> snapshot;
-  if (!write && *kind != Kind::kMetrics) {
+  Context ctx{request, response, *target, may_block, {}, {}};
+  if (route->needs != Needs::kNothing) {
     auto current = service_.current_view();
     if (!current) return storage_fault(response, current.error());
-    snapshot = *current;
-    if (!snapshot && !may_block) {
+    ctx.snapshot = *current;
+    if (!ctx.snapshot && !may_block) {
       response.status = 0;
       return response;
     }
   }
 
-  Permission permission{"Machine.Read.All", "Machine.Read", "Machine.ReadWrite.All"};
-  const RateLimit* limit = &options_.machines;
-  std::string group = "machines";
-  switch (*kind) {
-    case Kind::kMachineMissingKbs:
-    case Kind::kMachineSoftware:
-    case Kind::kSoftwareList:
-    case Kind::kSoftware:
-    case Kind::kSoftwareMissingKbs:
-      permission = {"Software.Read.All", "Software.Read", "Software.Read.All"};
-      if (*kind != Kind::kMachineMissingKbs && *kind != Kind::kMachineSoftware) {
-        limit = &options_.software;
-        group = "software";
-      }
-      break;
-    case Kind::kMachineVulnerabilities:
-    case Kind::kVulnerabilities:
-    case Kind::kVulnerability:
-    case Kind::kVulnerabilityMachines:
-    case Kind::kMachinesVulnerabilities:
-      permission = {"Vulnerability.Read.All", "Vulnerability.Read", "Vulnerability.Read.All"};
-      limit = &options_.vulnerabilities;
-      group = "vulnerabilities";
-      break;
-    case Kind::kPutDevices:
-    case Kind::kDeleteDevice:
-      permission = {"Machine.ReadWrite.All", "Machine.ReadWrite", "Machine.ReadWrite.All"};
-      break;
-    case Kind::kMetrics:
-      permission = {"", "", ""};
-      limit = nullptr;
-      break;
-    default:
-      break;
-  }
-  if (permission.application[0] != '\0' &&
+  const Permission& permission = route->permission;
+  if (!permission.application.empty() &&
       !claims->allows(permission.application, permission.delegated) &&
       !claims->allows(permission.alternative, "")) {
     error(response, 403, "Forbidden",
@@ -561,411 +378,520 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
                       permission.application));
     return response;
   }
-  if (limit &&
-      rate_limited(claims->app.empty() ? claims->subject : claims->app, group, *limit, response)) {
-    return response;
+  if (route->group != Group::kNone) {
+    const auto& [limit, group] = rate_group(route->group);
+    if (rate_limited(claims->app.empty() ? claims->subject : claims->app, std::string(group), limit,
+                     response)) {
+      return response;
+    }
   }
-  if (*kind == Kind::kMetrics) {
-    response.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    response.body = (metrics_ ? metrics_() : "") + catalog_metrics(service_.catalog_status());
+  if (route->needs == Needs::kNothing && route->method == "GET") {  // /metrics
+    (this->*route->handler)(ctx);
     return response;
   }
 
   const std::string scheme = request.scheme.empty() ? "http" : request.scheme;
-  const std::string base = !options_.public_url.empty()
-                               ? options_.public_url
-                               : fmt::format("{}://{}", scheme, host_or_localhost(request.host));
+  ctx.base = !options_.public_url.empty()
+                 ? options_.public_url
+                 : fmt::format("{}://{}", scheme, host_or_localhost(request.host));
   response.headers.emplace_back("OData-Version", "4.0");
-
-  if (*kind == Kind::kPutDevices) {
-    if (request.body.empty()) {
-      error(response, 400, "InvalidInput", "The body must be devices in kbgap JSON");
+  if (route->needs != Needs::kNothing) {
+    if (!ctx.snapshot) {
+      auto loaded = service_.view();
+      if (!loaded) return storage_fault(response, loaded.error());
+      ctx.snapshot = *loaded;
+    }
+    // Fleet-wide facts are gathered once per snapshot, in time that grows with the fleet: not
+    // on an I/O thread.
+    if (route->needs == Needs::kFacts && !ctx.snapshot->facts_ready() && !may_block) {
+      response.status = 0;
       return response;
     }
-    auto read = inventory::parse_kbgap_json(request.body, "body");
-    if (!read) {
-      error(response, 400, "InvalidInput", read.error().message);
-      return response;
-    }
-    if (read->size() > options_.max_batch_devices) {
-      error(response, 413, "RequestEntityTooLarge",
-            fmt::format("A batch holds at most {} devices; this one has {}",
-                        options_.max_batch_devices, read->size()));
-      return response;
-    }
-    std::vector<inventory::Device> devices;
-    for (auto& inv : *read) devices.push_back(std::move(inv.device));
-    const auto catalog = service_.catalog();
-    for (std::size_t i = 0; i < devices.size(); ++i) {
-      inventory::Device known = devices[i];
-      if (!engine::learn_release(*catalog, known)) {
-        error(response, 400, "InvalidInput",
-              fmt::format("body[{}].osBuild: unknown Windows build {}: neither kbgap's table of "
-                          "releases nor the catalog's fixed builds know it",
-                          i, inventory::os_build_string(devices[i])));
-        return response;
-      }
-    }
-    auto written = service_.put_devices(devices);
-    if (!written && written.error().code == ErrorCode::kInvalidInput) {
-      error(response, 400, "InvalidInput", written.error().message);
-      return response;
-    }
-    if (!written) return storage_fault(response, written.error());
-    response.body =
-        json::serialize(json::object{{"created", static_cast<std::int64_t>(written->created)},
-                                     {"replaced", static_cast<std::int64_t>(written->replaced)},
-                                     {"fleetVersion", written->version}});
-    return response;
   }
-  if (*kind == Kind::kDeleteDevice) {
-    if (!valid_machine_id(seg[2])) {
-      error(response, 400, "InvalidInput", "Malformed device id");
-      return response;
-    }
-    auto removed = service_.remove_device(seg[2]);
-    if (!removed) return storage_fault(response, removed.error());
-    if (!*removed) {
-      not_found(response, fmt::format("Machine {} was not found", seg[2]));
-      return response;
-    }
-    response.status = 204;
-    response.body.clear();
-    return response;
-  }
-
-  if (!snapshot) {
-    auto loaded = service_.view();
-    if (!loaded) return storage_fault(response, loaded.error());
-    snapshot = *loaded;
-  }
-  const FleetView& view = *snapshot;
-  const engine::CatalogIndex& catalog = view.catalog();
-  // Fleet-wide facts are gathered once per snapshot, in time that grows with the fleet: not on
-  // an I/O thread.
-  if (*kind != Kind::kMachineMissingKbs && !view.facts_ready() && !may_block) {
-    response.status = 0;
-    return response;
-  }
-
-  auto machine = [&]() -> std::optional<std::uint32_t> {
-    if (!valid_machine_id(seg[1])) {
-      error(response, 400, "InvalidInput",
-            fmt::format("Malformed machine id '{}'", seg[1].substr(0, 80)));
-      return std::nullopt;
-    }
-    auto i = view.find(seg[1]);
-    if (!i) not_found(response, fmt::format("Machine {} was not found", seg[1]));
-    return i;
-  };
-
-  // A collection with OData options: filtered, counted, paged with @odata.nextLink. Positions
-  // 0 .. domain-1; item(p) renders position p, or nullopt when no item stands there (`dense`:
-  // every position holds one, so $skip jumps and counts are known without a scan).
-  struct Source {
-    std::size_t domain = 0;
-    std::size_t members = 0;  // how many positions hold an item
-    bool dense = true;
-    std::function<std::optional<json::object>(std::size_t)> item;
-  };
-  auto collection = [&](std::string_view context, const std::vector<std::string>& fields,
-                        std::size_t max_top, const Source& source) {
-    auto query = odata::parse_query(target->query, max_top, fields);
-    if (!query) {
-      error(response, 400, "ODataError", query.error().message);
-      return;
-    }
-    const bool scans = query->filter || !source.dense || query->skiptoken;
-    if (scans && !may_block && source.domain > kIoThreadScan) {
-      response.status = 0;  // long: on a worker
-      return;
-    }
-    auto matches = [&](const std::optional<json::object>& o) {
-      return o && (!query->filter || query->filter->matches(*o));
-    };
-    std::optional<std::size_t> count;
-    if (query->count) {
-      if (!query->filter) {
-        count = source.members;
-      } else {
-        if (source.domain > kMaxScan) {
-          error(response, 400, "ODataError",
-                fmt::format("$count with a $filter is refused on a collection of {} items "
-                            "(more than {}): leave $count out and follow @odata.nextLink",
-                            source.domain, kMaxScan));
-          return;
-        }
-        count = 0;
-        for (std::size_t p = 0; p < source.domain; ++p) *count += matches(source.item(p)) ? 1 : 0;
-      }
-    }
-    std::string value = "[";
-    std::size_t page = 0, scanned = 0, position = query->skiptoken.value_or(0);
-    std::size_t to_skip = query->skip;
-    if (source.dense && !query->filter) {
-      // Saturating: past the end is past the end.
-      position = std::min(source.domain, position + std::min(to_skip, source.domain));
-      to_skip = 0;
-    }
-    bool more = false;
-    while (position < source.domain && query->top > 0) {
-      if (page == query->top || (page > 0 && value.size() >= kMaxPageBytes) ||
-          (scans && scanned >= kMaxScan)) {
-        more = source.dense && !query->filter;  // an item stands at every position
-        if (!more) {
-          // Is there another item? Look without taking it (a bounded look).
-          for (std::size_t p = position; p < source.domain && scanned < kMaxScan; ++p, ++scanned) {
-            if (matches(source.item(p))) {
-              position = p;
-              more = true;
-              break;
-            }
-          }
-          if (scanned >= kMaxScan) more = true;
-        }
-        break;
-      }
-      auto o = source.item(position);
-      ++scanned;
-      if (!matches(o)) {
-        ++position;
-        continue;
-      }
-      ++position;
-      if (to_skip > 0) {
-        --to_skip;
-        continue;
-      }
-      if (page++ > 0) value += ',';
-      value += json::serialize(*o);
-    }
-    value += ']';
-    std::string body = fmt::format(
-        R"({{"@odata.context":{})",
-        json::serialize(json::value(fmt::format("{}/api/$metadata#{}", base, context))));
-    if (count) body += fmt::format(R"(,"@odata.count":{})", *count);
-    body += R"(,"value":)";
-    body += value;
-    if (more) {
-      std::string path;
-      for (const auto& s : seg) path += "/" + encode_query_value(s);
-      std::string link = fmt::format("{}/api{}?$top={}", base, path, query->top);
-      // A dense collection without a filter pages by $skip, as Defender does; others go on
-      // from the position reached.
-      if (source.dense && !query->filter && !query->skiptoken) {
-        link += fmt::format("&$skip={}", position);
-      } else {
-        link += fmt::format("&$skiptoken={}", position);
-        // A page that stopped at the scan limit may not have skipped all it was asked to.
-        if (to_skip > 0) link += fmt::format("&$skip={}", to_skip);
-      }
-      if (query->filter) link += "&$filter=" + encode_query_value(query->filter_text);
-      if (query->count) link += "&$count=true";
-      body += R"(,"@odata.nextLink":)" + json::serialize(json::value(link));
-    }
-    body += '}';
-    response.body = std::move(body);
-  };
-  auto dense = [](std::size_t n, std::function<std::optional<json::object>(std::size_t)> item) {
-    return Source{n, n, true, std::move(item)};
-  };
-
-  switch (*kind) {
-    case Kind::kMachineMissingKbs: {
-      auto i = machine();
-      if (!i) return response;
-      response.body = fmt::format(R"({{"@odata.context":{},"value":{}}})",
-                                  json::serialize(json::value(api::missing_kbs_context(base))),
-                                  *view.missing_kbs_value(*i));
-      return response;
-    }
-    case Kind::kMachine: {
-      auto i = machine();
-      if (!i) return response;
-      json::object o = machine_json(view, *i);
-      json::object body{{"@odata.context", fmt::format("{}/api/$metadata#Machines/$entity", base)}};
-      for (auto& [k, v] : o) body[k] = v;
-      response.body = json::serialize(body);
-      return response;
-    }
-    case Kind::kMachines:
-      collection("Machines", kMachineFields, kMaxMachinesTop,
-                 dense(view.devices().size(), [&](std::size_t i) {
-                   return machine_json(view, static_cast<std::uint32_t>(i));
-                 }));
-      return response;
-    case Kind::kMachineSoftware: {
-      auto i = machine();
-      if (!i) return response;
-      const auto& facts = view.facts();
-      const auto& names = view.software_of(*i);
-      collection("Software", kSoftwareFields, kMaxMachinesTop,
-                 dense(names.size(), [&](std::size_t k) {
-                   const auto& sw = facts.software.at(names[k]);
-                   return software_json(names[k], sw.cves.size(), sw.exposed);
-                 }));
-      return response;
-    }
-    case Kind::kMachineVulnerabilities: {
-      auto i = machine();
-      if (!i) return response;
-      const auto& facts = view.facts();
-      const auto& open = view.state_facts(*i).open_cves;
-      collection("Vulnerabilities", kVulnerabilityFields, kMaxVulnerabilitiesTop,
-                 dense(open.size(), [&](std::size_t k) {
-                   return vulnerability_json(catalog, open[k], facts.devices_of_cve[open[k]]);
-                 }));
-      return response;
-    }
-    case Kind::kVulnerabilities: {
-      const auto& facts = view.facts();
-      collection("Vulnerabilities", kVulnerabilityFields, kMaxVulnerabilitiesTop,
-                 dense(catalog.cves().size(), [&](std::size_t k) {
-                   const engine::CveIndex c{static_cast<std::uint32_t>(k)};
-                   return vulnerability_json(catalog, c, facts.devices_of_cve[c]);
-                 }));
-      return response;
-    }
-    case Kind::kVulnerability:
-    case Kind::kVulnerabilityMachines: {
-      if (!valid_cve_id(seg[1])) {
-        error(response, 400, "InvalidInput", "Malformed vulnerability id (CVE-YYYY-NNNN)");
-        return response;
-      }
-      auto c = catalog.find_cve(seg[1]);
-      if (!c) {
-        not_found(response, fmt::format("Vulnerability {} was not found", seg[1]));
-        return response;
-      }
-      const auto& facts = view.facts();
-      const std::size_t exposed = facts.devices_of_cve[*c];
-      if (*kind == Kind::kVulnerability) {
-        json::object body{
-            {"@odata.context", fmt::format("{}/api/$metadata#Vulnerabilities/$entity", base)}};
-        for (auto& [k, v] : vulnerability_json(catalog, *c, exposed)) body[k] = v;
-        response.body = json::serialize(body);
-        return response;
-      }
-      // The devices in order, those on which the CVE is open.
-      collection("MachineReferences", kMachineReferenceFields, kMaxMachinesTop,
-                 Source{view.devices().size(), exposed, false,
-                        [&](std::size_t k) -> std::optional<json::object> {
-                          const auto d = static_cast<std::uint32_t>(k);
-                          const auto& open = view.state_facts(d).open_cves;
-                          if (!std::binary_search(open.begin(), open.end(), *c)) {
-                            return std::nullopt;
-                          }
-                          const inventory::Device& device = view.devices()[d];
-                          return json::object{{"id", device.id},
-                                              {"computerDnsName", device.computer_dns_name},
-                                              {"osPlatform", os_platform(device)},
-                                              {"rbacGroupName", nullptr}};
-                        }});
-      return response;
-    }
-    case Kind::kMachinesVulnerabilities: {
-      // One row per device and open CVE, with the reported KB that closes it: rows numbered
-      // across the fleet (FleetFacts::rows_before), rendered for the page's devices only.
-      struct Fixing {
-        std::string kb, product;
-      };
-      std::uint32_t rows_device = UINT32_MAX;
-      std::vector<std::pair<engine::CveIndex, Fixing>> rows;  // the device's, by CVE
-      auto device_rows =
-          [&](std::uint32_t d) -> const std::vector<std::pair<engine::CveIndex, Fixing>>& {
-        if (d == rows_device) return rows;
-        rows_device = d;
-        std::map<engine::CveIndex, Fixing> fixing;
-        const auto ev = view.evaluation(d);
-        for (const engine::MissingKb& kb : ev->missing) {  // the newest KB first
-          for (const std::string& cve : kb.cves) {
-            fixing.try_emplace(
-                *catalog.find_cve(cve),
-                Fixing{std::to_string(kb.kb),
-                       kb.products_names.empty() ? std::string() : kb.products_names.front()});
-          }
-        }
-        rows.assign(fixing.begin(), fixing.end());
-        return rows;
-      };
-      const auto& facts = view.facts();
-      collection("MachineVulnerabilities", kMachineVulnerabilityFields, kMaxVulnerabilitiesTop,
-                 dense(facts.rows(), [&](std::size_t k) -> std::optional<json::object> {
-                   const auto [d, at] = view.row_at(k);
-                   const auto& mine = device_rows(d);
-                   assert(at < mine.size());
-                   const auto& [cve, fix] = mine[at];
-                   const inventory::Device& device = view.devices()[d];
-                   const engine::CveInfo& info = catalog.cves()[cve];
-                   return json::object{
-                       {"id", fmt::format("{}_{}_{}", device.id, fix.product, info.id)},
-                       {"cveId", info.id},
-                       {"machineId", device.id},
-                       {"fixingKbId", fix.kb},
-                       {"productName", fix.product},
-                       {"productVendor", "microsoft"},
-                       {"productVersion", ""},
-                       {"severity", info.severity}};
-                 }));
-      return response;
-    }
-    case Kind::kSoftwareList: {
-      const auto& facts = view.facts();
-      std::vector<const std::pair<const std::string, FleetFacts::Software>*> list;
-      for (const auto& entry : facts.software) list.push_back(&entry);
-      collection("Software", kSoftwareFields, kMaxMachinesTop,
-                 dense(list.size(), [&](std::size_t k) {
-                   return software_json(list[k]->first, list[k]->second.cves.size(),
-                                        list[k]->second.exposed);
-                 }));
-      return response;
-    }
-    case Kind::kSoftware:
-    case Kind::kSoftwareMissingKbs: {
-      const std::string id = to_lower(seg[1]);
-      const auto& facts = view.facts();
-      const std::string prefix = "microsoft-_-";
-      auto it = id.starts_with(prefix) ? facts.software.find(id.substr(prefix.size()))
-                                       : facts.software.end();
-      if (it == facts.software.end()) {
-        not_found(response, fmt::format("Software {} was not found", seg[1].substr(0, 120)));
-        return response;
-      }
-      if (*kind == Kind::kSoftware) {
-        json::object body{
-            {"@odata.context", fmt::format("{}/api/$metadata#Software/$entity", base)}};
-        for (auto& [k, v] : software_json(it->first, it->second.cves.size(), it->second.exposed)) {
-          body[k] = v;
-        }
-        response.body = json::serialize(body);
-        return response;
-      }
-      // Every KB some device misses for this software: how many devices, which CVEs.
-      std::vector<engine::MissingKb> order;
-      for (const auto& [kb, m] : it->second.missed) {
-        engine::MissingKb one = engine::missing_kb(catalog, kb);
-        one.products_names = {it->first};
-        for (engine::CveIndex c : m.cves) one.cves.push_back(catalog.cves()[c].id);
-        order.push_back(std::move(one));
-      }
-      std::vector<std::size_t> rank(order.size());
-      for (std::size_t k = 0; k < rank.size(); ++k) rank[k] = k;
-      std::sort(rank.begin(), rank.end(), [&](std::size_t a, std::size_t b) {
-        return engine::newest_first(order[a], order[b]);
-      });
-      std::vector<std::int64_t> missed_on;
-      for (const auto& [kb, m] : it->second.missed) missed_on.push_back(m.devices);
-      json::array value;
-      for (std::size_t k : rank) value.push_back(api::product_fix_dto(order[k], missed_on[k]));
-      response.body = json::serialize(
-          json::object{{"@odata.context", api::missing_kbs_context(base)}, {"value", value}});
-      return response;
-    }
-    default:
-      break;
-  }
-  not_found(response, "No such endpoint");
+  (this->*route->handler)(ctx);
   return response;
+}
+
+// ---- The routes (docs/api.md §2-3): one row each, matched in order. ----
+
+namespace {
+
+constexpr Permission kMachineRead{"Machine.Read.All", "Machine.Read", "Machine.ReadWrite.All"};
+constexpr Permission kMachineWrite{"Machine.ReadWrite.All", "Machine.ReadWrite",
+                                   "Machine.ReadWrite.All"};
+constexpr Permission kSoftwareRead{"Software.Read.All", "Software.Read", "Software.Read.All"};
+constexpr Permission kVulnerabilityRead{"Vulnerability.Read.All", "Vulnerability.Read",
+                                        "Vulnerability.Read.All"};
+constexpr Permission kAnyToken{"", "", ""};
+
+}  // namespace
+
+bool Api::Route::matches(const RequestTarget& target) const {
+  std::string_view rest = pattern;
+  const bool api = rest.starts_with("/api/");
+  if (api) rest.remove_prefix(4);
+  if (api != target.api) return false;
+  std::size_t i = 0;
+  while (!rest.empty()) {
+    rest.remove_prefix(1);  // the '/'
+    const std::string_view word = rest.substr(0, rest.find('/'));
+    rest.remove_prefix(word.size());
+    if (i >= target.segments.size()) return false;
+    if (!word.starts_with('{') && to_lower(word) != to_lower(target.segments[i])) return false;
+    ++i;
+  }
+  return i == target.segments.size();
+}
+
+const std::vector<Api::Route>& Api::routes() {
+  // A literal word before a {parameter} in the same place: machinesVulnerabilities is not a CVE.
+  static const std::vector<Route> kRoutes = {
+      {"GET", "/api/machines/{id}/getmissingkbs", kSoftwareRead, Group::kMachines, Needs::kSnapshot,
+       &Api::machine_missing_kbs},
+      {"GET", "/api/machines", kMachineRead, Group::kMachines, Needs::kFacts, &Api::machines},
+      {"GET", "/api/machines/{id}", kMachineRead, Group::kMachines, Needs::kFacts,
+       &Api::machine_entity},
+      {"GET", "/api/machines/{id}/software", kSoftwareRead, Group::kMachines, Needs::kFacts,
+       &Api::machine_software},
+      {"GET", "/api/machines/{id}/vulnerabilities", kVulnerabilityRead, Group::kVulnerabilities,
+       Needs::kFacts, &Api::machine_vulnerabilities},
+      {"GET", "/api/vulnerabilities", kVulnerabilityRead, Group::kVulnerabilities, Needs::kFacts,
+       &Api::vulnerabilities},
+      {"GET", "/api/vulnerabilities/machinesVulnerabilities", kVulnerabilityRead,
+       Group::kVulnerabilities, Needs::kFacts, &Api::machines_vulnerabilities},
+      {"GET", "/api/vulnerabilities/{id}", kVulnerabilityRead, Group::kVulnerabilities,
+       Needs::kFacts, &Api::vulnerability},
+      {"GET", "/api/vulnerabilities/{id}/machineReferences", kVulnerabilityRead,
+       Group::kVulnerabilities, Needs::kFacts, &Api::vulnerability_machines},
+      {"GET", "/api/Software", kSoftwareRead, Group::kSoftware, Needs::kFacts, &Api::software_list},
+      {"GET", "/api/Software/{id}", kSoftwareRead, Group::kSoftware, Needs::kFacts,
+       &Api::software_entity},
+      {"GET", "/api/Software/{id}/getmissingkbs", kSoftwareRead, Group::kSoftware, Needs::kFacts,
+       &Api::software_missing_kbs},
+      {"POST", "/api/kbgap/devices", kMachineWrite, Group::kMachines, Needs::kNothing,
+       &Api::put_devices},
+      {"DELETE", "/api/kbgap/devices/{id}", kMachineWrite, Group::kMachines, Needs::kNothing,
+       &Api::delete_device},
+      {"GET", "/metrics", kAnyToken, Group::kNone, Needs::kNothing, &Api::metrics},
+  };
+  return kRoutes;
+}
+
+std::pair<const RateLimit&, std::string_view> Api::rate_group(Group group) const {
+  switch (group) {
+    case Group::kVulnerabilities:
+      return {options_.vulnerabilities, "vulnerabilities"};
+    case Group::kSoftware:
+      return {options_.software, "software"};
+    default:
+      return {options_.machines, "machines"};
+  }
+}
+
+// ---- Handlers ----
+
+void Api::metrics(Context& ctx) {
+  ctx.response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  ctx.response.body = (metrics_ ? metrics_() : "") + catalog_metrics(service_.catalog_status());
+}
+
+void Api::put_devices(Context& ctx) {
+  Response& response = ctx.response;
+  if (ctx.request.body.empty()) {
+    error(response, 400, "InvalidInput", "The body must be devices in kbgap JSON");
+    return;
+  }
+  auto read = inventory::parse_kbgap_json(ctx.request.body, "body");
+  if (!read) {
+    error(response, 400, "InvalidInput", read.error().message);
+    return;
+  }
+  if (read->size() > options_.max_batch_devices) {
+    error(response, 413, "RequestEntityTooLarge",
+          fmt::format("A batch holds at most {} devices; this one has {}",
+                      options_.max_batch_devices, read->size()));
+    return;
+  }
+  std::vector<inventory::Device> devices;
+  for (auto& inv : *read) devices.push_back(std::move(inv.device));
+  const auto catalog = service_.catalog();
+  for (std::size_t i = 0; i < devices.size(); ++i) {
+    inventory::Device known = devices[i];
+    if (!engine::learn_release(*catalog, known)) {
+      error(response, 400, "InvalidInput",
+            fmt::format("body[{}].osBuild: unknown Windows build {}: neither kbgap's table of "
+                        "releases nor the catalog's fixed builds know it",
+                        i, inventory::os_build_string(devices[i])));
+      return;
+    }
+  }
+  auto written = service_.put_devices(devices);
+  if (!written && written.error().code == ErrorCode::kInvalidInput) {
+    error(response, 400, "InvalidInput", written.error().message);
+    return;
+  }
+  if (!written) {
+    storage_fault(response, written.error());
+    return;
+  }
+  response.body =
+      json::serialize(json::object{{"created", static_cast<std::int64_t>(written->created)},
+                                   {"replaced", static_cast<std::int64_t>(written->replaced)},
+                                   {"fleetVersion", written->version}});
+}
+
+void Api::delete_device(Context& ctx) {
+  Response& response = ctx.response;
+  const std::string& id = ctx.target.segments[2];
+  if (!valid_machine_id(id)) {
+    error(response, 400, "InvalidInput", "Malformed device id");
+    return;
+  }
+  auto removed = service_.remove_device(id);
+  if (!removed) {
+    storage_fault(response, removed.error());
+    return;
+  }
+  if (!*removed) {
+    not_found(response, fmt::format("Machine {} was not found", id));
+    return;
+  }
+  response.status = 204;
+  response.body.clear();
+}
+
+std::optional<std::uint32_t> Api::machine(Context& ctx) {
+  const std::string& id = ctx.target.segments[1];
+  if (!valid_machine_id(id)) {
+    error(ctx.response, 400, "InvalidInput",
+          fmt::format("Malformed machine id '{}'", id.substr(0, 80)));
+    return std::nullopt;
+  }
+  auto i = ctx.snapshot->find(id);
+  if (!i) not_found(ctx.response, fmt::format("Machine {} was not found", id));
+  return i;
+}
+
+// A collection with OData options: filtered, counted, paged with @odata.nextLink.
+void Api::collection(Context& ctx, std::string_view context, const std::vector<std::string>& fields,
+                     std::size_t max_top, const Source& source) {
+  Response& response = ctx.response;
+  auto query = odata::parse_query(ctx.target.query, max_top, fields);
+  if (!query) {
+    error(response, 400, "ODataError", query.error().message);
+    return;
+  }
+  const bool scans = query->filter || !source.dense || query->skiptoken;
+  if (scans && !ctx.may_block && source.domain > kIoThreadScan) {
+    response.status = 0;  // long: on a worker
+    return;
+  }
+  auto matches = [&](const std::optional<json::object>& o) {
+    return o && (!query->filter || query->filter->matches(*o));
+  };
+  std::optional<std::size_t> count;
+  if (query->count) {
+    if (!query->filter) {
+      count = source.members;
+    } else {
+      if (source.domain > kMaxScan) {
+        error(response, 400, "ODataError",
+              fmt::format("$count with a $filter is refused on a collection of {} items "
+                          "(more than {}): leave $count out and follow @odata.nextLink",
+                          source.domain, kMaxScan));
+        return;
+      }
+      count = 0;
+      for (std::size_t p = 0; p < source.domain; ++p) *count += matches(source.item(p)) ? 1 : 0;
+    }
+  }
+  std::string value = "[";
+  std::size_t page = 0, scanned = 0, position = query->skiptoken.value_or(0);
+  std::size_t to_skip = query->skip;
+  if (source.dense && !query->filter) {
+    // Saturating: past the end is past the end.
+    position = std::min(source.domain, position + std::min(to_skip, source.domain));
+    to_skip = 0;
+  }
+  bool more = false;
+  while (position < source.domain && query->top > 0) {
+    if (page == query->top || (page > 0 && value.size() >= kMaxPageBytes) ||
+        (scans && scanned >= kMaxScan)) {
+      more = source.dense && !query->filter;  // an item stands at every position
+      if (!more) {
+        // Is there another item? Look without taking it (a bounded look).
+        for (std::size_t p = position; p < source.domain && scanned < kMaxScan; ++p, ++scanned) {
+          if (matches(source.item(p))) {
+            position = p;
+            more = true;
+            break;
+          }
+        }
+        if (scanned >= kMaxScan) more = true;
+      }
+      break;
+    }
+    auto o = source.item(position);
+    ++scanned;
+    if (!matches(o)) {
+      ++position;
+      continue;
+    }
+    ++position;
+    if (to_skip > 0) {
+      --to_skip;
+      continue;
+    }
+    if (page++ > 0) value += ',';
+    value += json::serialize(*o);
+  }
+  value += ']';
+  std::string body = fmt::format(
+      R"({{"@odata.context":{})",
+      json::serialize(json::value(fmt::format("{}/api/$metadata#{}", ctx.base, context))));
+  if (count) body += fmt::format(R"(,"@odata.count":{})", *count);
+  body += R"(,"value":)";
+  body += value;
+  if (more) {
+    std::string path;
+    for (const auto& s : ctx.target.segments) path += "/" + encode_query_value(s);
+    std::string link = fmt::format("{}/api{}?$top={}", ctx.base, path, query->top);
+    // A dense collection without a filter pages by $skip, as Defender does; others go on from
+    // the position reached.
+    if (source.dense && !query->filter && !query->skiptoken) {
+      link += fmt::format("&$skip={}", position);
+    } else {
+      link += fmt::format("&$skiptoken={}", position);
+      // A page that stopped at the scan limit may not have skipped all it was asked to.
+      if (to_skip > 0) link += fmt::format("&$skip={}", to_skip);
+    }
+    if (query->filter) link += "&$filter=" + encode_query_value(query->filter_text);
+    if (query->count) link += "&$count=true";
+    body += R"(,"@odata.nextLink":)" + json::serialize(json::value(link));
+  }
+  body += '}';
+  response.body = std::move(body);
+}
+
+namespace {
+
+json::object vulnerability_of(const FleetView& view, engine::CveIndex cve, std::size_t exposed) {
+  return api::vulnerability_dto(view.catalog().cves()[cve], exposed);
+}
+
+Api::Source dense(std::size_t n, std::function<std::optional<json::object>(std::size_t)> item) {
+  return Api::Source{n, n, true, std::move(item)};
+}
+
+// An entity: its fields after its @odata.context.
+std::string entity_body(const std::string& base, std::string_view set, json::object fields) {
+  json::object body{{"@odata.context", fmt::format("{}/api/$metadata#{}/$entity", base, set)}};
+  for (auto& [k, v] : fields) body[k] = std::move(v);
+  return json::serialize(body);
+}
+
+}  // namespace
+
+void Api::machine_missing_kbs(Context& ctx) {
+  auto i = machine(ctx);
+  if (!i) return;
+  ctx.response.body = fmt::format(R"({{"@odata.context":{},"value":{}}})",
+                                  json::serialize(json::value(api::missing_kbs_context(ctx.base))),
+                                  *ctx.snapshot->missing_kbs_value(*i));
+}
+
+void Api::machine_entity(Context& ctx) {
+  auto i = machine(ctx);
+  if (!i) return;
+  ctx.response.body = entity_body(
+      ctx.base, "Machines",
+      api::machine_dto(ctx.snapshot->devices()[*i], ctx.snapshot->state_facts(*i).exposure));
+}
+
+void Api::machines(Context& ctx) {
+  const FleetView& view = *ctx.snapshot;
+  collection(ctx, "Machines", api::kMachineFields, kMaxMachinesTop,
+             dense(view.devices().size(), [&](std::size_t i) {
+               const auto d = static_cast<std::uint32_t>(i);
+               return api::machine_dto(view.devices()[d], view.state_facts(d).exposure);
+             }));
+}
+
+void Api::machine_software(Context& ctx) {
+  auto i = machine(ctx);
+  if (!i) return;
+  const FleetView& view = *ctx.snapshot;
+  const auto& facts = view.facts();
+  const auto& names = view.software_of(*i);
+  collection(ctx, "Software", api::kSoftwareFields, kMaxMachinesTop,
+             dense(names.size(), [&](std::size_t k) {
+               const auto& sw = facts.software.at(names[k]);
+               return api::software_dto(names[k], sw.cves.size(), sw.exposed);
+             }));
+}
+
+void Api::machine_vulnerabilities(Context& ctx) {
+  auto i = machine(ctx);
+  if (!i) return;
+  const FleetView& view = *ctx.snapshot;
+  const auto& facts = view.facts();
+  const auto& open = view.state_facts(*i).open_cves;
+  collection(ctx, "Vulnerabilities", api::kVulnerabilityFields, kMaxVulnerabilitiesTop,
+             dense(open.size(), [&](std::size_t k) {
+               return vulnerability_of(view, open[k], facts.devices_of_cve[open[k]]);
+             }));
+}
+
+void Api::vulnerabilities(Context& ctx) {
+  const FleetView& view = *ctx.snapshot;
+  const auto& facts = view.facts();
+  collection(ctx, "Vulnerabilities", api::kVulnerabilityFields, kMaxVulnerabilitiesTop,
+             dense(view.catalog().cves().size(), [&](std::size_t k) {
+               const engine::CveIndex c{static_cast<std::uint32_t>(k)};
+               return vulnerability_of(view, c, facts.devices_of_cve[c]);
+             }));
+}
+
+std::optional<engine::CveIndex> Api::cve(Context& ctx) {
+  const std::string& id = ctx.target.segments[1];
+  if (!valid_cve_id(id)) {
+    error(ctx.response, 400, "InvalidInput", "Malformed vulnerability id (CVE-YYYY-NNNN)");
+    return std::nullopt;
+  }
+  auto c = ctx.snapshot->catalog().find_cve(id);
+  if (!c) not_found(ctx.response, fmt::format("Vulnerability {} was not found", id));
+  return c;
+}
+
+void Api::vulnerability(Context& ctx) {
+  auto c = cve(ctx);
+  if (!c) return;
+  const FleetView& view = *ctx.snapshot;
+  ctx.response.body = entity_body(ctx.base, "Vulnerabilities",
+                                  vulnerability_of(view, *c, view.facts().devices_of_cve[*c]));
+}
+
+void Api::vulnerability_machines(Context& ctx) {
+  auto c = cve(ctx);
+  if (!c) return;
+  const FleetView& view = *ctx.snapshot;
+  // The devices in order, those on which the CVE is open.
+  collection(ctx, "MachineReferences", api::kMachineReferenceFields, kMaxMachinesTop,
+             Source{view.devices().size(), view.facts().devices_of_cve[*c], false,
+                    [&](std::size_t k) -> std::optional<json::object> {
+                      const auto d = static_cast<std::uint32_t>(k);
+                      const auto& open = view.state_facts(d).open_cves;
+                      if (!std::binary_search(open.begin(), open.end(), *c)) return std::nullopt;
+                      const inventory::Device& device = view.devices()[d];
+                      return json::object{{"id", device.id},
+                                          {"computerDnsName", device.computer_dns_name},
+                                          {"osPlatform", api::os_platform(device)},
+                                          {"rbacGroupName", nullptr}};
+                    }});
+}
+
+void Api::machines_vulnerabilities(Context& ctx) {
+  const FleetView& view = *ctx.snapshot;
+  const engine::CatalogIndex& catalog = view.catalog();
+  // One row per device and open CVE, with the reported KB that closes it: rows numbered across
+  // the fleet (FleetFacts::rows_before), rendered for the page's devices only.
+  struct Fixing {
+    std::string kb, product;
+  };
+  std::uint32_t rows_device = UINT32_MAX;
+  std::vector<std::pair<engine::CveIndex, Fixing>> rows;  // the device's, by CVE
+  auto device_rows =
+      [&](std::uint32_t d) -> const std::vector<std::pair<engine::CveIndex, Fixing>>& {
+    if (d == rows_device) return rows;
+    rows_device = d;
+    std::map<engine::CveIndex, Fixing> fixing;
+    const auto ev = view.evaluation(d);
+    for (const engine::MissingKb& kb : ev->missing) {  // the newest KB first
+      for (const std::string& cve : kb.cves) {
+        fixing.try_emplace(
+            *catalog.find_cve(cve),
+            Fixing{std::to_string(kb.kb),
+                   kb.products_names.empty() ? std::string() : kb.products_names.front()});
+      }
+    }
+    rows.assign(fixing.begin(), fixing.end());
+    return rows;
+  };
+  collection(ctx, "MachineVulnerabilities", api::kMachineVulnerabilityFields,
+             kMaxVulnerabilitiesTop,
+             dense(view.facts().rows(), [&](std::size_t k) -> std::optional<json::object> {
+               const auto [d, at] = view.row_at(k);
+               const auto& mine = device_rows(d);
+               assert(at < mine.size());
+               const auto& [cve, fix] = mine[at];
+               const inventory::Device& device = view.devices()[d];
+               const engine::CveInfo& info = catalog.cves()[cve];
+               return json::object{{"id", fmt::format("{}_{}_{}", device.id, fix.product, info.id)},
+                                   {"cveId", info.id},
+                                   {"machineId", device.id},
+                                   {"fixingKbId", fix.kb},
+                                   {"productName", fix.product},
+                                   {"productVendor", "microsoft"},
+                                   {"productVersion", ""},
+                                   {"severity", info.severity}};
+             }));
+}
+
+void Api::software_list(Context& ctx) {
+  const auto& facts = ctx.snapshot->facts();
+  std::vector<const std::pair<const std::string, FleetFacts::Software>*> list;
+  for (const auto& entry : facts.software) list.push_back(&entry);
+  collection(ctx, "Software", api::kSoftwareFields, kMaxMachinesTop,
+             dense(list.size(), [&](std::size_t k) {
+               return api::software_dto(list[k]->first, list[k]->second.cves.size(),
+                                        list[k]->second.exposed);
+             }));
+}
+
+const std::pair<const std::string, FleetFacts::Software>* Api::software(Context& ctx) {
+  const std::string& id = ctx.target.segments[1];
+  const std::string lower = to_lower(id);
+  const auto& facts = ctx.snapshot->facts();
+  const std::string prefix = "microsoft-_-";
+  auto it = lower.starts_with(prefix) ? facts.software.find(lower.substr(prefix.size()))
+                                      : facts.software.end();
+  if (it == facts.software.end()) {
+    not_found(ctx.response, fmt::format("Software {} was not found", id.substr(0, 120)));
+    return nullptr;
+  }
+  return &*it;
+}
+
+void Api::software_entity(Context& ctx) {
+  const auto* sw = software(ctx);
+  if (!sw) return;
+  ctx.response.body =
+      entity_body(ctx.base, "Software",
+                  api::software_dto(sw->first, sw->second.cves.size(), sw->second.exposed));
+}
+
+void Api::software_missing_kbs(Context& ctx) {
+  const auto* sw = software(ctx);
+  if (!sw) return;
+  const engine::CatalogIndex& catalog = ctx.snapshot->catalog();
+  // Every KB some device misses for this software: how many devices, which CVEs.
+  std::vector<engine::MissingKb> order;
+  for (const auto& [kb, m] : sw->second.missed) {
+    engine::MissingKb one = engine::missing_kb(catalog, kb);
+    one.products_names = {sw->first};
+    for (engine::CveIndex c : m.cves) one.cves.push_back(catalog.cves()[c].id);
+    order.push_back(std::move(one));
+  }
+  std::vector<std::size_t> rank(order.size());
+  for (std::size_t k = 0; k < rank.size(); ++k) rank[k] = k;
+  std::sort(rank.begin(), rank.end(),
+            [&](std::size_t a, std::size_t b) { return engine::newest_first(order[a], order[b]); });
+  std::vector<std::int64_t> missed_on;
+  for (const auto& [kb, m] : sw->second.missed) missed_on.push_back(m.devices);
+  json::array value;
+  for (std::size_t k : rank) value.push_back(api::product_fix_dto(order[k], missed_on[k]));
+  ctx.response.body = json::serialize(
+      json::object{{"@odata.context", api::missing_kbs_context(ctx.base)}, {"value", value}});
 }
 
 }  // namespace kbgap::server

@@ -3,17 +3,21 @@
 #pragma once
 
 #include <atomic>
+#include <boost/json/object.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "auth/jwt.h"
+#include "server/fleet_view.h"
 #include "server/service.h"
 
 namespace kbgap::server {
@@ -37,6 +41,20 @@ struct Response {
   std::string app;         // the calling application, when the token was valid
   std::string problem;     // for a 500: its cause, logged with the correlation id, never sent
   std::string counted_as;  // the rate-limit window it was counted in
+};
+
+// The path split at "/" after the API prefix (/api or /api/v1.0), and the query.
+struct RequestTarget {
+  std::vector<std::string> segments;
+  std::string query;
+  bool api = false;
+};
+
+// What a route requires of a token: an application permission (roles), a delegated one (scp),
+// or an alternative that is also enough (a write permission covers reading). All empty: any
+// valid token.
+struct Permission {
+  std::string_view application, delegated, alternative;
 };
 
 struct RateLimit {
@@ -64,13 +82,60 @@ class Api {
   // What GET /metrics answers (Prometheus text), supplied by the transport that counts.
   void set_metrics(std::function<std::string()> metrics) { metrics_ = std::move(metrics); }
 
+  // A collection's items (docs/api.md §4): positions 0 .. domain-1; item(p) renders position p,
+  // or nullopt when no item stands there (`dense`: every position holds one, so $skip jumps and
+  // counts are known without a scan).
+  struct Source {
+    std::size_t domain = 0;
+    std::size_t members = 0;  // how many positions hold an item
+    bool dense = true;
+    std::function<std::optional<boost::json::object>(std::size_t)> item;
+  };
+
  private:
-  struct Caller;
+  struct Context;
+  enum class Group { kNone, kMachines, kVulnerabilities, kSoftware };  // rate-limit groups
+  enum class Needs { kNothing, kSnapshot, kFacts };  // the fleet snapshot; and its facts
+  // One endpoint: the table in api.cpp (routes()) is the whole of the routing.
+  struct Route {
+    std::string_view method;   // "GET" (HEAD too), "POST", "DELETE"
+    std::string_view pattern;  // "/api/machines/{id}/getmissingkbs"; words compare without case
+    Permission permission;
+    Group group;
+    Needs needs;
+    void (Api::*handler)(Context&);
+    bool matches(const RequestTarget& target) const;
+  };
+  static const std::vector<Route>& routes();
+  std::pair<const RateLimit&, std::string_view> rate_group(Group group) const;
+
   Response route(const Request& request, Response& response, bool may_block);
   std::optional<auth::Claims> authenticate(const Request& request, Response& response);
   bool rate_limited(const std::string& app, const std::string& group, const RateLimit& limit,
                     Response& response);
   void refund(const std::string& window);
+
+  // The handlers (docs/api.md §2-3), and what several share.
+  void machine_missing_kbs(Context& ctx);
+  void machines(Context& ctx);
+  void machine_entity(Context& ctx);
+  void machine_software(Context& ctx);
+  void machine_vulnerabilities(Context& ctx);
+  void vulnerabilities(Context& ctx);
+  void vulnerability(Context& ctx);
+  void vulnerability_machines(Context& ctx);
+  void machines_vulnerabilities(Context& ctx);
+  void software_list(Context& ctx);
+  void software_entity(Context& ctx);
+  void software_missing_kbs(Context& ctx);
+  void put_devices(Context& ctx);
+  void delete_device(Context& ctx);
+  void metrics(Context& ctx);
+  std::optional<std::uint32_t> machine(Context& ctx);  // the {id} of /machines/{id}/...
+  std::optional<engine::CveIndex> cve(Context& ctx);   // the {id} of /vulnerabilities/{id}/...
+  const std::pair<const std::string, FleetFacts::Software>* software(Context& ctx);
+  void collection(Context& ctx, std::string_view context, const std::vector<std::string>& fields,
+                  std::size_t max_top, const Source& source);
 
   Service& service_;
   std::function<std::string()> metrics_;

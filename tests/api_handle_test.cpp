@@ -1,0 +1,151 @@
+// Api::handle without HTTP (docs/api.md): routing from the route table, errors, permissions and
+// an answer, on the real catalog and a real inventory. The HTTP suites (api_test.py and others)
+// run the same server over a socket.
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <memory>
+
+#include "auth/jwt.h"
+#include "engine/evaluate.h"
+#include "engine_support.h"
+#include "server/api.h"
+#include "server/service.h"
+#include "store/sqlite/sqlite_device_store.h"
+#include "test_support.h"
+
+namespace kbgap::server {
+namespace {
+
+constexpr const char* kAudience = "api://kbgap-test";
+
+class ApiHandle : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto key = auth::SigningKey::load_or_create(dir_.path() / "key.pem");
+    ASSERT_TRUE(key) << key.error().message;
+    key_ = std::make_unique<auth::SigningKey>(std::move(*key));
+    auto keys = auth::KeySet::from_jwks(key_->jwks(), "test");
+    ASSERT_TRUE(keys) << keys.error().message;
+    auth::Verifier verifier({{"kbgap", {kAudience}, std::make_shared<auth::KeySet>(*keys)}}, 60);
+    auto devices = store::sqlite::SqliteDeviceStore::open(dir_.str("devices.db"));
+    ASSERT_TRUE(devices) << devices.error().message;
+    // The process-wide catalog outlives the service: shared without ownership.
+    std::shared_ptr<const engine::CatalogIndex> catalog(&test::full_catalog(),
+                                                        [](const engine::CatalogIndex*) {});
+    service_ = std::make_unique<Service>(catalog, std::move(*devices), 1);
+    device_ = test::real_device("10_21H2_x64_pro");
+    ASSERT_TRUE(service_->put_devices({device_}));
+    api_ = std::make_unique<Api>(*service_, verifier, ApiOptions{});
+  }
+
+  std::string token(std::initializer_list<const char*> roles) const {
+    boost::json::array r;
+    for (const char* role : roles) r.emplace_back(role);
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    return key_->sign(boost::json::object{{"iss", "kbgap"},
+                                          {"aud", kAudience},
+                                          {"sub", "test"},
+                                          {"appid", "api-handle-test"},
+                                          {"roles", std::move(r)},
+                                          {"exp", now + 3600}});
+  }
+
+  Response get(const std::string& target, const std::string& bearer,
+               const std::string& method = "GET") {
+    Request request;
+    request.method = method;
+    request.target = target;
+    request.host = "localhost";
+    if (!bearer.empty()) request.authorization = "Bearer " + bearer;
+    return api_->handle(request, true);
+  }
+
+  static std::string header(const Response& r, std::string_view name) {
+    for (const auto& [k, v] : r.headers) {
+      if (k == name) return v;
+    }
+    return "";
+  }
+
+  test::TempDir dir_;
+  std::unique_ptr<auth::SigningKey> key_;
+  std::unique_ptr<Service> service_;
+  std::unique_ptr<Api> api_;
+  inventory::Device device_;
+};
+
+TEST_F(ApiHandle, EveryRouteOfTheTableAnswersAndUnknownPathsAreNoSuchEndpoint) {
+  const std::string all = token(
+      {"Machine.Read.All", "Software.Read.All", "Vulnerability.Read.All", "Machine.ReadWrite.All"});
+  const std::string name = device_.computer_dns_name;
+  const std::vector<std::string> targets = {"/api/machines",
+                                            "/api/machines/" + name,
+                                            "/api/machines/" + name + "/getmissingkbs",
+                                            "/api/machines/" + name + "/software",
+                                            "/api/machines/" + name + "/vulnerabilities",
+                                            "/api/vulnerabilities?$top=2",
+                                            "/api/vulnerabilities/CVE-2022-21907",
+                                            "/api/vulnerabilities/CVE-2022-21907/machineReferences",
+                                            "/api/vulnerabilities/machinesVulnerabilities?$top=2",
+                                            "/api/Software",
+                                            "/api/software/microsoft-_-windows_10",
+                                            "/api/Software/microsoft-_-windows_10/getmissingkbs",
+                                            "/api/v1.0/machines",
+                                            "/metrics"};
+  for (const std::string& target : targets) {
+    const Response r = get(target, all);
+    EXPECT_EQ(r.status, 200) << target << ": " << r.body;
+    EXPECT_NE(r.route, "unmatched") << target;
+  }
+  // Unknown: 401 without a token (routes cannot be listed), "no such endpoint" with one.
+  EXPECT_EQ(get("/api/nosuch", "").status, 401);
+  const Response unknown = get("/api/machines/SoftwareVulnerabilitiesByMachine/x/y", all);
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_NE(unknown.body.find("No such endpoint"), std::string::npos) << unknown.body;
+}
+
+TEST_F(ApiHandle, AMethodARouteDoesNotTakeIs405WithAllow) {
+  const std::string all = token({"Machine.Read.All", "Machine.ReadWrite.All"});
+  const Response post = get("/api/machines", all, "POST");
+  EXPECT_EQ(post.status, 405);
+  EXPECT_EQ(header(post, "Allow"), "GET, HEAD");
+  const Response get_devices = get("/api/kbgap/devices", all);
+  EXPECT_EQ(get_devices.status, 405);
+  EXPECT_EQ(header(get_devices, "Allow"), "POST");
+  EXPECT_EQ(get("/api/machines", all, "HEAD").status, 200);
+}
+
+TEST_F(ApiHandle, PermissionsAreThoseOfTheRoute) {
+  const Response r = get("/api/machines/" + device_.computer_dns_name + "/getmissingkbs",
+                         token({"Machine.Read.All"}));
+  EXPECT_EQ(r.status, 403);
+  EXPECT_NE(r.body.find("(Software.Read.All)"), std::string::npos) << r.body;
+  EXPECT_EQ(get("/api/machines", token({"Machine.ReadWrite.All"})).status,
+            200);  // write covers read
+  EXPECT_EQ(get("/api/vulnerabilities", token({"Software.Read.All"})).status, 403);
+}
+
+TEST_F(ApiHandle, MissingKbsAreTheEnginesAnswer) {
+  const Response r = get("/api/machines/" + device_.computer_dns_name + "/getmissingkbs",
+                         token({"Software.Read.All"}));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto body = boost::json::parse(r.body).as_object();
+  std::vector<std::string> served;
+  for (const auto& v : body.at("value").as_array()) {
+    served.emplace_back(v.as_object().at("id").as_string());
+  }
+  inventory::Device d = device_;
+  engine::learn_release(test::full_catalog(), d);
+  const engine::Evaluation ev = engine::evaluate(test::full_catalog(), d, {});
+  std::vector<std::string> expected;
+  for (const engine::MissingKb& m : ev.missing) expected.push_back(std::to_string(m.kb));
+  EXPECT_FALSE(expected.empty());
+  EXPECT_EQ(served, expected);
+}
+
+}  // namespace
+}  // namespace kbgap::server
