@@ -129,6 +129,50 @@ TEST_F(ApiHandle, PermissionsAreThoseOfTheRoute) {
   EXPECT_EQ(get("/api/vulnerabilities", token({"Software.Read.All"})).status, 403);
 }
 
+// check_msdefender's requests: $select on a collection and with a $filter, and on an entity.
+TEST_F(ApiHandle, SelectKeepsTheNamedPropertiesInTheirOrder) {
+  const std::string t = token({"Machine.Read.All"});
+  const Response all =
+      get("/api/machines?$select=id,computerDnsName,onboardingStatus,osPlatform", t);
+  ASSERT_EQ(all.status, 200) << all.body;
+  const auto body = boost::json::parse(all.body).as_object();
+  EXPECT_TRUE(body.at("@odata.context")
+                  .as_string()
+                  .ends_with("#Machines(id,computerDnsName,onboardingStatus,osPlatform)"));
+  ASSERT_EQ(body.at("value").as_array().size(), 1u);
+  const auto& machine = body.at("value").as_array()[0].as_object();
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : machine) keys.emplace_back(k);
+  EXPECT_EQ(keys,
+            (std::vector<std::string>{"id", "computerDnsName", "onboardingStatus", "osPlatform"}));
+  EXPECT_EQ(machine.at("osPlatform").as_string(), "Windows10");
+
+  const Response one = get(
+      "/api/machines?$filter=computerDnsName%20eq%20'" + device_.computer_dns_name + "'&$select=id",
+      t);
+  ASSERT_EQ(one.status, 200) << one.body;
+  const boost::json::value parsed = boost::json::parse(one.body);
+  const auto& only = parsed.as_object().at("value").as_array();
+  ASSERT_EQ(only.size(), 1u);
+  EXPECT_EQ(only[0].as_object().size(), 1u);
+  EXPECT_EQ(only[0].as_object().at("id").as_string(), device_.id);
+
+  const Response entity =
+      get("/api/machines/" + device_.computer_dns_name + "?$select=id,version", t);
+  ASSERT_EQ(entity.status, 200) << entity.body;
+  const auto e = boost::json::parse(entity.body).as_object();
+  EXPECT_EQ(e.size(), 3u);  // @odata.context, id, version
+  EXPECT_EQ(e.at("version").as_string(), device_.version);
+
+  for (const std::string& bad :
+       {std::string("/api/machines?$select=nosuch"), std::string("/api/machines?$select=id,,x"),
+        "/api/machines/" + device_.computer_dns_name + "?$select=id;drop"}) {
+    const Response r = get(bad, t);
+    EXPECT_EQ(r.status, 400) << bad;
+    EXPECT_NE(r.body.find("ODataError"), std::string::npos) << r.body;
+  }
+}
+
 TEST_F(ApiHandle, MissingKbsAreTheEnginesAnswer) {
   const Response r = get("/api/machines/" + device_.computer_dns_name + "/getmissingkbs",
                          token({"Software.Read.All"}));

@@ -2,6 +2,7 @@
 #include "server/api.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
@@ -643,12 +644,24 @@ void Api::collection(Context& ctx, std::string_view context, const std::vector<s
       continue;
     }
     if (page++ > 0) value += ',';
-    value += json::serialize(*o);
+    if (query->select.empty()) {
+      value += json::serialize(*o);
+    } else {
+      auto projected = odata::project(*o, query->select);
+      if (!projected) {
+        error(response, 400, "ODataError", projected.error().message);
+        return;
+      }
+      value += json::serialize(*projected);
+    }
   }
   value += ']';
-  std::string body = fmt::format(
-      R"({{"@odata.context":{})",
-      json::serialize(json::value(fmt::format("{}/api/$metadata#{}", ctx.base, context))));
+  // With $select, the context names the properties, as Defender writes it: Machines(id,osPlatform).
+  const std::string selected =
+      query->select.empty() ? "" : fmt::format("({})", fmt::join(query->select, ","));
+  std::string body = fmt::format(R"({{"@odata.context":{})",
+                                 json::serialize(json::value(fmt::format(
+                                     "{}/api/$metadata#{}{}", ctx.base, context, selected))));
   if (count) body += fmt::format(R"(,"@odata.count":{})", *count);
   body += R"(,"value":)";
   body += value;
@@ -667,6 +680,7 @@ void Api::collection(Context& ctx, std::string_view context, const std::vector<s
     }
     if (query->filter) link += "&$filter=" + encode_query_value(query->filter_text);
     if (query->count) link += "&$count=true";
+    if (!query->select.empty()) link += "&$select=" + encode_query_value(query->select_text);
     body += R"(,"@odata.nextLink":)" + json::serialize(json::value(link));
   }
   body += '}';
@@ -683,14 +697,40 @@ Api::Source dense(std::size_t n, std::function<std::optional<json::object>(std::
   return Api::Source{n, n, true, std::move(item)};
 }
 
-// An entity: its fields after its @odata.context.
-std::string entity_body(const std::string& base, std::string_view set, json::object fields) {
-  json::object body{{"@odata.context", fmt::format("{}/api/$metadata#{}/$entity", base, set)}};
-  for (auto& [k, v] : fields) body[k] = std::move(v);
-  return json::serialize(body);
+}  // namespace
+
+// An entity: its fields after its @odata.context; with $select (the one option an entity takes),
+// only those.
+void Api::entity(Context& ctx, std::string_view set, const json::object& fields) {
+  std::vector<std::string> select;
+  std::string_view query = ctx.target.query;
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (!pair.starts_with("$select=") && !pair.starts_with("%24select=")) continue;
+    auto value = odata::url_decode(pair.substr(pair.find('=') + 1));
+    auto parsed = value ? odata::parse_select(*value)
+                        : Result<std::vector<std::string>>(invalid_input("Invalid $select"));
+    if (!parsed) {
+      error(ctx.response, 400, "ODataError", parsed.error().message);
+      return;
+    }
+    select = std::move(*parsed);
+  }
+  auto projected = odata::project(fields, select);
+  if (!projected) {
+    error(ctx.response, 400, "ODataError", projected.error().message);
+    return;
+  }
+  const std::string selected = select.empty() ? "" : fmt::format("({})", fmt::join(select, ","));
+  json::object body{
+      {"@odata.context", fmt::format("{}/api/$metadata#{}{}/$entity", ctx.base, set, selected)}};
+  for (auto& [k, v] : *projected) body[k] = std::move(v);
+  ctx.response.body = json::serialize(body);
 }
 
-}  // namespace
+namespace {}  // namespace
 
 void Api::machine_missing_kbs(Context& ctx) {
   auto i = machine(ctx);
@@ -703,9 +743,8 @@ void Api::machine_missing_kbs(Context& ctx) {
 void Api::machine_entity(Context& ctx) {
   auto i = machine(ctx);
   if (!i) return;
-  ctx.response.body = entity_body(
-      ctx.base, "Machines",
-      api::machine_dto(ctx.snapshot->devices()[*i], ctx.snapshot->state_facts(*i).exposure));
+  entity(ctx, "Machines",
+         api::machine_dto(ctx.snapshot->devices()[*i], ctx.snapshot->state_facts(*i).exposure));
 }
 
 void Api::machines(Context& ctx) {
@@ -767,8 +806,7 @@ void Api::vulnerability(Context& ctx) {
   auto c = cve(ctx);
   if (!c) return;
   const FleetView& view = *ctx.snapshot;
-  ctx.response.body = entity_body(ctx.base, "Vulnerabilities",
-                                  vulnerability_of(view, *c, view.facts().devices_of_cve[*c]));
+  entity(ctx, "Vulnerabilities", vulnerability_of(view, *c, view.facts().devices_of_cve[*c]));
 }
 
 void Api::vulnerability_machines(Context& ctx) {
@@ -865,9 +903,7 @@ const std::pair<const std::string, FleetFacts::Software>* Api::software(Context&
 void Api::software_entity(Context& ctx) {
   const auto* sw = software(ctx);
   if (!sw) return;
-  ctx.response.body =
-      entity_body(ctx.base, "Software",
-                  api::software_dto(sw->first, sw->second.cves.size(), sw->second.exposed));
+  entity(ctx, "Software", api::software_dto(sw->first, sw->second.cves.size(), sw->second.exposed));
 }
 
 void Api::software_missing_kbs(Context& ctx) {

@@ -134,6 +134,7 @@ class Api {
   std::optional<std::uint32_t> machine(Context& ctx);  // the {id} of /machines/{id}/...
   std::optional<engine::CveIndex> cve(Context& ctx);   // the {id} of /vulnerabilities/{id}/...
   const std::pair<const std::string, FleetFacts::Software>* software(Context& ctx);
+  void entity(Context& ctx, std::string_view set, const boost::json::object& fields);
   void collection(Context& ctx, std::string_view context, const std::vector<std::string>& fields,
                   std::size_t max_top, const Source& source);
 

@@ -32,8 +32,11 @@ struct Config {
   HttpOptions http;
   ApiOptions api;
   bool self_issuer = true;  // accept tokens minted by `kbgap token` on this data directory
+  // Defender's audiences: its documentation's, the unified one, and the one older app
+  // registrations (the Azure Sentinel playbooks) ask tokens for.
   std::vector<std::string> audiences = {"https://api.securitycenter.microsoft.com",
-                                        "https://api.security.microsoft.com"};
+                                        "https://api.security.microsoft.com",
+                                        "https://api.securitycenter.windows.com"};
   std::vector<IssuerConfig> issuers;
 };
 

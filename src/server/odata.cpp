@@ -421,6 +421,42 @@ bool Filter::matches(const json::object& entity) const {
   return evaluate(*root_, entity);
 }
 
+Result<std::vector<std::string>> parse_select(std::string_view text) {
+  std::vector<std::string> out;
+  while (true) {
+    const auto comma = text.find(',');
+    std::string_view name = text.substr(0, comma);
+    while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
+    while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
+    const bool identifier =
+        !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+        });
+    if (!identifier) {
+      return invalid_input(fmt::format("Invalid $select: '{}' is not a property name",
+                                       std::string(name.substr(0, 64))));
+    }
+    if (std::find(out.begin(), out.end(), name) == out.end()) out.emplace_back(name);
+    if (comma == std::string_view::npos) break;
+    text.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+Result<boost::json::object> project(const boost::json::object& entity,
+                                    const std::vector<std::string>& select) {
+  if (select.empty()) return entity;
+  boost::json::object out;
+  for (const std::string& name : select) {
+    const auto* value = entity.if_contains(name);
+    if (!value) {
+      return invalid_input(fmt::format("Invalid $select: this entity has no property '{}'", name));
+    }
+    out[name] = *value;
+  }
+  return out;
+}
+
 Result<Query> parse_query(std::string_view query, std::size_t max_top,
                           const std::vector<std::string>& fields) {
   Query q;
@@ -465,6 +501,11 @@ Result<Query> parse_query(std::string_view query, std::size_t max_top,
         return invalid_input("Invalid $count: expected true or false");
       }
       q.count = *value == "true";
+    } else if (*key == "$select") {
+      auto select = parse_select(*value);
+      if (!select) return select.error();
+      q.select = std::move(*select);
+      q.select_text = *value;
     } else if (key->starts_with("$")) {
       return invalid_input(fmt::format("The query option {} is not supported", *key));
     }

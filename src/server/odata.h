@@ -1,6 +1,6 @@
 // OData query options as Defender's API takes them (docs/api.md §3-4): $filter with eq, ne, gt, ge,
 // lt, le, and, or, not, parentheses, startswith/endswith/contains and `field/any(x: x eq '...')`;
-// $top, $skip, $count. Anything else is a clear error, never a guess.
+// $top, $skip, $count, $select. Anything else is a clear error, never a guess.
 #pragma once
 
 #include <boost/json/object.hpp>
@@ -40,7 +40,17 @@ struct Query {
   // collection to go on from, so that a page of a filtered collection does not scan again what
   // earlier pages did. Opaque to clients, who follow nextLink as it is.
   std::optional<std::size_t> skiptoken;
+  // $select: the properties to keep, in the order given ("id,computerDnsName"); empty: all.
+  std::vector<std::string> select;
+  std::string select_text;  // as given, for @odata.nextLink and @odata.context
 };
+
+// "id, computerDnsName" -> {"id", "computerDnsName"}; an error for an empty or malformed list.
+Result<std::vector<std::string>> parse_select(std::string_view text);
+// The entity with only the selected properties (all of them when `select` is empty). Selecting a
+// property the entity does not have is an error naming it.
+Result<boost::json::object> project(const boost::json::object& entity,
+                                    const std::vector<std::string>& select);
 
 // The query string of a collection request. `max_top` is the endpoint's largest page (also the
 // page when $top is absent); $top above it is an error, as is an unknown $option.
