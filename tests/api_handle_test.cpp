@@ -5,6 +5,7 @@
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <map>
 #include <memory>
 
 #include "auth/jwt.h"
@@ -170,6 +171,48 @@ TEST_F(ApiHandle, SelectKeepsTheNamedPropertiesInTheirOrder) {
     const Response r = get(bad, t);
     EXPECT_EQ(r.status, 400) << bad;
     EXPECT_NE(r.body.find("ODataError"), std::string::npos) << r.body;
+  }
+}
+
+// PSMDE filters severity eq 'High'; check_msdefender counts by severity and fails on null:
+// Defender's words, never null, MSRC's rating kept apart.
+TEST_F(ApiHandle, SeverityIsDefendersWordAndNeverNull) {
+  const std::string t = token({"Vulnerability.Read.All"});
+  std::map<std::string, int> seen;
+  for (std::size_t skip = 0;; skip += 8000) {
+    const Response page = get("/api/vulnerabilities?$skip=" + std::to_string(skip), t);
+    ASSERT_EQ(page.status, 200) << page.body;
+    const boost::json::value parsed = boost::json::parse(page.body);
+    const auto& value = parsed.as_object().at("value").as_array();
+    for (const auto& v : value) {
+      const auto& o = v.as_object();
+      ASSERT_TRUE(o.at("severity").is_string()) << o.at("id");
+      ++seen[std::string(o.at("severity").as_string())];
+      // Where MSRC gives a CVSS score, Defender's severity is its CVSS v3 band.
+      if (o.at("cvssV3").is_double()) {
+        const double s = o.at("cvssV3").as_double();
+        const std::string expected = s < 4.0   ? "Low"
+                                     : s < 7.0 ? "Medium"
+                                     : s < 9.0 ? "High"
+                                               : "Critical";
+        if (s > 0) {
+          EXPECT_EQ(o.at("severity").as_string(), expected) << o.at("id");
+        }
+      }
+    }
+    if (value.size() < 8000) break;
+  }
+  for (const auto& [word, n] : seen) {
+    EXPECT_TRUE(word == "Low" || word == "Medium" || word == "High" || word == "Critical") << word;
+  }
+  EXPECT_GT(seen["High"], 0);
+  EXPECT_GT(seen["Critical"], 0);
+  const Response high = get("/api/vulnerabilities?$filter=severity%20eq%20'High'&$top=5", t);
+  ASSERT_EQ(high.status, 200) << high.body;
+  const boost::json::value parsed = boost::json::parse(high.body);
+  ASSERT_EQ(parsed.as_object().at("value").as_array().size(), 5u);
+  for (const auto& v : parsed.as_object().at("value").as_array()) {
+    EXPECT_EQ(v.as_object().at("severity").as_string(), "High");
   }
 }
 

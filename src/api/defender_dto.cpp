@@ -63,12 +63,30 @@ const std::vector<std::string> kMachineVulnerabilityFields = {
     "id", "cveId", "machineId", "fixingKbId", "productName", "productVendor", "severity"};
 const std::vector<std::string> kMachineReferenceFields = {"id", "computerDnsName", "osPlatform"};
 
+std::string_view defender_severity(const engine::CveInfo& cve) {
+  if (cve.cvss_base && *cve.cvss_base > 0) {
+    const double s = *cve.cvss_base;
+    return s < 4.0 ? "Low" : s < 7.0 ? "Medium" : s < 9.0 ? "High" : "Critical";
+  }
+  const std::string& msrc = cve.severity;
+  if (msrc == "Critical") return "Critical";
+  if (msrc == "Important") return "High";
+  if (msrc == "Moderate") return "Medium";
+  if (msrc == "Low") return "Low";
+  return "Medium";
+}
+
+int severity_rank(std::string_view severity) {
+  return severity == "Critical" ? 3 : severity == "High" ? 2 : severity == "Medium" ? 1 : 0;
+}
+
 json::object vulnerability_dto(const engine::CveInfo& c, std::size_t exposed) {
   return json::object{
       {"id", c.id},
       {"name", c.id},
       {"description", c.title},
-      {"severity", c.severity.empty() ? json::value(nullptr) : json::value(c.severity)},
+      {"severity", defender_severity(c)},
+      {"msrcSeverity", c.severity.empty() ? json::value(nullptr) : json::value(c.severity)},
       {"cvssV3", c.cvss_base ? json::value(*c.cvss_base) : json::value(nullptr)},
       {"exposedMachines", static_cast<std::int64_t>(exposed)},
       {"publicExploit", false},

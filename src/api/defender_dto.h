@@ -21,6 +21,12 @@ boost::json::object product_fix_dto(const engine::MissingKb& kb, std::int64_t ma
 // The entities of docs/api.md §3, with Defender's field names, and the fields each collection
 // takes in $filter.
 std::string os_platform(const inventory::Device& d);  // "Windows10", "WindowsServer2022"
+// Defender's severity of a CVE, never empty: from its CVSS v3 base score by the CVSS v3 scale
+// (Low below 4.0, Medium below 7.0, High below 9.0, else Critical); without a score, from MSRC's
+// rating (Critical, Important -> High, Moderate -> Medium, Low); without either, Medium.
+std::string_view defender_severity(const engine::CveInfo& cve);
+// 0 Low, 1 Medium, 2 High, 3 Critical.
+int severity_rank(std::string_view defender_severity);
 // `exposure`: 0 None, 1 Low, 2 Medium, 3 High (from the severity of the device's open CVEs).
 boost::json::object machine_dto(const inventory::Device& d, int exposure);
 boost::json::object vulnerability_dto(const engine::CveInfo& cve, std::size_t exposed_machines);

@@ -871,7 +871,7 @@ void Api::machines_vulnerabilities(Context& ctx) {
                                    {"productName", fix.product},
                                    {"productVendor", "microsoft"},
                                    {"productVersion", ""},
-                                   {"severity", info.severity}};
+                                   {"severity", api::defender_severity(info)}};
              }));
 }
 

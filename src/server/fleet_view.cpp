@@ -16,11 +16,6 @@ namespace {
 // reading every device's answer once cannot hold them all (a state's answer is some KiB).
 constexpr std::size_t kMaxCachedStates = 4096;
 
-int severity_level(std::string_view severity) {
-  const std::string s = to_lower(severity);
-  return s == "critical" || s == "important" ? 3 : s == "moderate" ? 2 : s == "low" ? 1 : 0;
-}
-
 // Adds sorted, distinct values to a sorted, distinct list (most states add what is there).
 void merge_into(std::vector<engine::CveIndex>& list, const std::vector<engine::CveIndex>& more) {
   if (std::includes(list.begin(), list.end(), more.begin(), more.end())) return;
@@ -121,7 +116,8 @@ const FleetFacts& FleetView::facts() const {
     std::map<std::string, engine::IndexedVector<engine::CveIndex, char>> open_of_software;
     engine::IndexedVector<engine::CveIndex, int> severity(catalog.cves().size());
     for (engine::CveIndex c : catalog.cve_indices()) {
-      severity[c] = severity_level(catalog.cves()[c].severity);
+      // exposureLevel: High for a High or Critical CVE open, Medium, Low (1..3; 0: none open).
+      severity[c] = std::min(3, 1 + api::severity_rank(api::defender_severity(catalog.cves()[c])));
     }
     for (std::uint32_t s = 0; s < facts_.states.size(); ++s) {
       FleetFacts::State& state = facts_.states[s];
