@@ -216,6 +216,30 @@ TEST_F(ApiHandle, SeverityIsDefendersWordAndNeverNull) {
   }
 }
 
+// Dates compare as dates (Defender's example: lastSeen gt 2018-08-01Z), the day's start included.
+TEST_F(ApiHandle, DatesInAFilterCompareAsDates) {
+  const std::string t = token({"Machine.Read.All"});
+  const Response all = get("/api/machines?$select=lastSeen", t);
+  ASSERT_EQ(all.status, 200) << all.body;
+  const boost::json::value parsed = boost::json::parse(all.body);
+  const std::string last_seen(
+      parsed.as_object().at("value").as_array()[0].as_object().at("lastSeen").as_string());
+  ASSERT_EQ(last_seen.size(), 20u) << last_seen;  // 2026-11-30T05:56:10Z
+  const std::string day = last_seen.substr(0, 10);
+  auto count = [&](const std::string& filter) {
+    const Response r = get("/api/machines?$count=true&$top=0&$filter=" + filter, t);
+    EXPECT_EQ(r.status, 200) << filter << ": " << r.body;
+    return boost::json::parse(r.body).as_object().at("@odata.count").as_int64();
+  };
+  EXPECT_EQ(count("lastSeen%20gt%202018-08-01Z"), 1);
+  EXPECT_EQ(count("lastSeen%20lt%202018-08-01Z"), 0);
+  EXPECT_EQ(count("lastSeen%20ge%20" + day + "Z"), 1);  // later that day
+  EXPECT_EQ(count("lastSeen%20ge%20" + day), 1);
+  EXPECT_EQ(count("lastSeen%20le%20" + last_seen), 1);
+  EXPECT_EQ(count("lastSeen%20gt%20" + last_seen), 0);
+  EXPECT_EQ(get("/api/machines?$filter=lastSeen%20gt%202018-13-01Z", t).status, 400);
+}
+
 TEST_F(ApiHandle, MissingKbsAreTheEnginesAnswer) {
   const Response r = get("/api/machines/" + device_.computer_dns_name + "/getmissingkbs",
                          token({"Software.Read.All"}));

@@ -9,6 +9,7 @@
 #include <charconv>
 #include <cmath>
 
+#include "common/clock.h"
 #include "common/text.h"
 
 namespace kbgap::server::odata {
@@ -237,8 +238,18 @@ class Parser {
     const Token t = next();
     switch (t.type) {
       case Token::Type::kString:
-      case Token::Type::kDate:
         return json::value(t.text);
+      case Token::Type::kDate: {
+        // As kbgap stores times (UTC to the second, "2018-08-01T00:00:00Z"), so that dates
+        // compare as dates: 2018-08-01Z is that day's start; an offset is moved to UTC.
+        std::string text = t.text;
+        if (text.size() == 10 || (text.size() == 11 && (text[10] == 'Z' || text[10] == 'z'))) {
+          text = text.substr(0, 10) + "T00:00:00Z";
+        }
+        auto utc = utc_time_from_rfc3339(text);
+        if (!utc) return fail(t, "not a date (2018-08-01Z or 2018-08-01T10:00:00Z)");
+        return json::value(*utc);
+      }
       case Token::Type::kNumber: {
         double v = 0;
         auto [end, ec] = std::from_chars(t.text.data(), t.text.data() + t.text.size(), v);
