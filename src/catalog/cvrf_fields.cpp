@@ -180,6 +180,14 @@ std::string canonical_document_id(std::string_view id) {
   return out;
 }
 
+int msrc_severity_rank(std::string_view s) {
+  if (s == "Critical") return 4;
+  if (s == "Important") return 3;
+  if (s == "Moderate") return 2;
+  if (s == "Low") return 1;
+  return 0;
+}
+
 bool revision_less(std::string_view a, std::string_view b) {
   auto parts = [](std::string_view s) {
     std::vector<long> v;

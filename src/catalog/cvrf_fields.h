@@ -48,6 +48,9 @@ std::string normalize_fixed_build(std::string_view text, SkipCounts& skips);
 // A KB number from a remediation Description ("4540673", "KB4540673"); 0 when it is not one.
 KbNumber parse_kb_number(std::string_view text);
 
+// MSRC's severity ratings in order: Critical 4, Important 3, Moderate 2, Low 1, anything else 0.
+int msrc_severity_rank(std::string_view severity);
+
 // Revision numbers ("11", "1.0.3") compared part by part, numerically.
 bool revision_less(std::string_view a, std::string_view b);
 

@@ -60,14 +60,6 @@ bool normalize_timestamp(std::string_view in, std::string& out) {
   return true;
 }
 
-int severity_rank(std::string_view s) {
-  if (s == "Critical") return 4;
-  if (s == "Important") return 3;
-  if (s == "Moderate") return 2;
-  if (s == "Low") return 1;
-  return 0;
-}
-
 std::optional<double> parse_score(std::string_view s) {
   double v = 0;
   auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -258,7 +250,8 @@ class Reader {
     std::map<std::string, int> impact_votes;
     for (const std::string& id : order) {
       AffectedProduct& ap = affected[id];
-      if (severity_rank(ap.severity) > severity_rank(v.severity)) v.severity = ap.severity;
+      if (msrc_severity_rank(ap.severity) > msrc_severity_rank(v.severity))
+        v.severity = ap.severity;
       if (!ap.impact.empty()) ++impact_votes[ap.impact];
       if (ap.cvss_base && (!v.cvss_base || *v.cvss_base < *ap.cvss_base))
         v.cvss_base = ap.cvss_base;

@@ -120,14 +120,6 @@ bool valid_day(std::string_view yyyymmdd) {
                                yyyymmdd.substr(6, 2)));
 }
 
-int severity_rank(std::string_view s) {
-  if (s == "Critical") return 4;
-  if (s == "Important") return 3;
-  if (s == "Moderate") return 2;
-  if (s == "Low") return 1;
-  return 0;
-}
-
 // The rows of one day, built into a document.
 struct DayBuilder {
   std::string day;  // "20151208"
@@ -310,7 +302,7 @@ Result<WesngDefinitions> read_wesng_csv(std::string_view content, const std::str
                      [&](const AffectedProduct& a) { return a.product_id == id; })) {
       v.products.push_back({id, fields[kSeverity], fields[kImpact], std::nullopt});
     }
-    if (severity_rank(fields[kSeverity]) > severity_rank(v.severity))
+    if (msrc_severity_rank(fields[kSeverity]) > msrc_severity_rank(v.severity))
       v.severity = fields[kSeverity];
     if (!fields[kImpact].empty()) ++cve.impacts[fields[kImpact]];
     KbFix& fix = cve.fixes[kb];
