@@ -56,13 +56,13 @@ class ApiHandle : public ::testing::Test {
   }
 
   Response get(const std::string& target, const std::string& bearer,
-               const std::string& method = "GET") {
+               const std::string& method = "GET", bool may_block = true) {
     Request request;
     request.method = method;
     request.target = target;
     request.host = "localhost";
     if (!bearer.empty()) request.authorization = "Bearer " + bearer;
-    return api_->handle(request, true);
+    return api_->handle(request, may_block);
   }
 
   static std::string header(const Response& r, std::string_view name) {
@@ -97,10 +97,24 @@ TEST_F(ApiHandle, EveryRouteOfTheTableAnswersAndUnknownPathsAreNoSuchEndpoint) {
                                             "/api/Software/microsoft-_-windows_10/getmissingkbs",
                                             "/api/v1.0/machines",
                                             "/metrics"};
-  for (const std::string& target : targets) {
-    const Response r = get(target, all);
-    EXPECT_EQ(r.status, 200) << target << ": " << r.body;
-    EXPECT_NE(r.route, "unmatched") << target;
+  const std::vector<std::string> patterns = {"/api/machines",
+                                             "/api/machines/{id}",
+                                             "/api/machines/{id}/getmissingkbs",
+                                             "/api/machines/{id}/software",
+                                             "/api/machines/{id}/vulnerabilities",
+                                             "/api/vulnerabilities",
+                                             "/api/vulnerabilities/{id}",
+                                             "/api/vulnerabilities/{id}/machineReferences",
+                                             "/api/vulnerabilities/machinesVulnerabilities",
+                                             "/api/Software",
+                                             "/api/Software/{id}",
+                                             "/api/Software/{id}/getmissingkbs",
+                                             "/api/machines",
+                                             "/metrics"};
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    const Response r = get(targets[i], all);
+    EXPECT_EQ(r.status, 200) << targets[i] << ": " << r.body;
+    EXPECT_EQ(r.route, patterns[i]) << targets[i];
   }
   // Unknown: 401 without a token (routes cannot be listed), "no such endpoint" with one.
   EXPECT_EQ(get("/api/nosuch", "").status, 401);
@@ -114,6 +128,7 @@ TEST_F(ApiHandle, AMethodARouteDoesNotTakeIs405WithAllow) {
   const Response post = get("/api/machines", all, "POST");
   EXPECT_EQ(post.status, 405);
   EXPECT_EQ(header(post, "Allow"), "GET, HEAD");
+  EXPECT_EQ(post.route, "/api/machines");  // logged and counted under its route
   const Response get_devices = get("/api/kbgap/devices", all);
   EXPECT_EQ(get_devices.status, 405);
   EXPECT_EQ(header(get_devices, "Allow"), "POST");
@@ -132,7 +147,7 @@ TEST_F(ApiHandle, PermissionsAreThoseOfTheRoute) {
 
 // check_msdefender's requests: $select on a collection and with a $filter, and on an entity.
 TEST_F(ApiHandle, SelectKeepsTheNamedPropertiesInTheirOrder) {
-  const std::string t = token({"Machine.Read.All"});
+  const std::string t = token({"Machine.Read.All", "Vulnerability.Read.All"});
   const Response all =
       get("/api/machines?$select=id,computerDnsName,onboardingStatus,osPlatform", t);
   ASSERT_EQ(all.status, 200) << all.body;
@@ -167,6 +182,9 @@ TEST_F(ApiHandle, SelectKeepsTheNamedPropertiesInTheirOrder) {
 
   for (const std::string& bad :
        {std::string("/api/machines?$select=nosuch"), std::string("/api/machines?$select=id,,x"),
+        // Checked against the entity's properties, also when the page holds none.
+        std::string("/api/machines?$top=0&$select=nosuch"),
+        std::string("/api/vulnerabilities/machinesVulnerabilities?$top=0&$select=nosuch"),
         "/api/machines/" + device_.computer_dns_name + "?$select=id;drop"}) {
     const Response r = get(bad, t);
     EXPECT_EQ(r.status, 400) << bad;
@@ -237,7 +255,26 @@ TEST_F(ApiHandle, DatesInAFilterCompareAsDates) {
   EXPECT_EQ(count("lastSeen%20ge%20" + day), 1);
   EXPECT_EQ(count("lastSeen%20le%20" + last_seen), 1);
   EXPECT_EQ(count("lastSeen%20gt%20" + last_seen), 0);
+  EXPECT_EQ(count("lastSeen%20ge%20" + last_seen.substr(0, 16) + "Z"), 1);  // no seconds
   EXPECT_EQ(get("/api/machines?$filter=lastSeen%20gt%202018-13-01Z", t).status, 400);
+}
+
+// On an I/O thread (may_block false), what would wait is handed to a worker (status 0): the
+// fleet-wide facts before they are gathered; not a device's missing KBs, which need the snapshot
+// only, nor /metrics.
+TEST_F(ApiHandle, WhatWouldWaitGoesToAWorker) {
+  const std::string t = token({"Machine.Read.All", "Software.Read.All"});
+  const std::string kbs = "/api/machines/" + device_.computer_dns_name + "/getmissingkbs";
+  get(kbs, t);  // the snapshot is built (the write above made it already)
+  EXPECT_EQ(get("/api/machines", t, "GET", false).status, 0);
+  EXPECT_EQ(get(kbs, t, "GET", false).status, 200);
+  EXPECT_EQ(get("/metrics", t, "GET", false).status, 200);
+  EXPECT_EQ(get("/api/machines", t).status, 200);  // on a worker: gathers the facts
+  EXPECT_EQ(get("/api/machines", t, "GET", false).status, 200);
+  EXPECT_EQ(
+      get("/api/kbgap/devices/" + device_.id, token({"Machine.ReadWrite.All"}), "DELETE", false)
+          .status,
+      0);  // a write waits for storage
 }
 
 TEST_F(ApiHandle, MissingKbsAreTheEnginesAnswer) {

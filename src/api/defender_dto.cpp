@@ -55,8 +55,14 @@ const std::vector<std::string> kMachineFields = {
     "osVersion",    "osProcessor",      "version",       "osBuild",     "osArchitecture",
     "healthStatus", "riskScore",        "exposureLevel", "machineTags", "rbacGroupName",
     "aadDeviceId",  "onboardingStatus", "lastIpAddress", "deviceValue"};
-const std::vector<std::string> kVulnerabilityFields = {
-    "id", "name", "severity", "cvssV3", "exposedMachines", "publicExploit", "exploitVerified"};
+const std::vector<std::string> kVulnerabilityFields = {"id",
+                                                       "name",
+                                                       "severity",
+                                                       "msrcSeverity",
+                                                       "cvssV3",
+                                                       "exposedMachines",
+                                                       "publicExploit",
+                                                       "exploitVerified"};
 const std::vector<std::string> kSoftwareFields = {"id", "name", "vendor", "weaknesses",
                                                   "exposedMachines"};
 const std::vector<std::string> kMachineVulnerabilityFields = {

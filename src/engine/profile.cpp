@@ -575,16 +575,15 @@ ComponentResult Profile::evaluate_fixes(std::span<const std::uint32_t> members,
       }
       continue;
     }
-    // An optional release MSRC lists as "Update" (the preview of February 19, 2019 for Windows 10
-    // 1803, KB4487029, the only fix of ADV190005) is not offered by Windows Update to a device
-    // that does not seek it: never reported, and what only it fixes is not open. Installed, it
-    // counts (above, and its place on the line). docs/engine.md.
+    // A release MSRC lists as "Update" (the optional releases of February 19, 2019 for Windows 10
+    // and Server 2016, KB4487029 and its siblings, the fixes of ADV190005; non-security Flash and
+    // Exchange updates) is not offered by Windows Update as a security update: never reported,
+    // and what only it fixes is not open. Installed, it counts (above, and its place on the
+    // line). docs/engine.md.
     if (f.kind == FixKind::kNonSecurity) continue;
     s.candidate.insert(f.kb);
     if (f.kind == FixKind::kSecurityOnly) s.security_only.insert(f.kb);
-    if (f.kind == FixKind::kPreviewRollup || f.kind == FixKind::kNonSecurity) {
-      s.later_in_month.insert(f.kb);
-    }
+    if (f.kind == FixKind::kPreviewRollup) s.later_in_month.insert(f.kb);
     if (fx.fallback) s.fallback.insert(f.kb);
     for (CveIndex c : f.cves) {
       if (s.cve_stamp[c] != s.round) {

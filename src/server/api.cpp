@@ -324,9 +324,11 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
   }
 
   const Route* route = nullptr;
+  const Route* path = nullptr;            // the first route of this path, whatever its method
   std::vector<std::string_view> allowed;  // methods of the routes of this path
   for (const Route& r : routes()) {
     if (!r.matches(*target)) continue;
+    if (!path) path = &r;
     if (std::find(allowed.begin(), allowed.end(), r.method) == allowed.end()) {
       allowed.push_back(r.method);
     }
@@ -344,6 +346,7 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
     return response;
   }
   if (!route) {
+    response.route = std::string(path->pattern);
     error(response, 405, "MethodNotAllowed", fmt::format("{} is not allowed here", method));
     std::string allow;
     for (std::string_view m : allowed) {
@@ -386,7 +389,7 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
       return response;
     }
   }
-  if (route->needs == Needs::kNothing && route->method == "GET") {  // /metrics
+  if (route->handler == &Api::metrics) {  // Prometheus text, not OData
     (this->*route->handler)(ctx);
     return response;
   }
@@ -582,6 +585,11 @@ void Api::collection(Context& ctx, std::string_view context, const std::vector<s
     error(response, 400, "ODataError", query.error().message);
     return;
   }
+  // $select names properties of the entity, whether or not the page holds one.
+  if (auto checked = odata::project(source.shape, query->select); !checked) {
+    error(response, 400, "ODataError", checked.error().message);
+    return;
+  }
   const bool scans = query->filter || !source.dense || query->skiptoken;
   if (scans && !ctx.may_block && source.domain > kIoThreadScan) {
     response.status = 0;  // long: on a worker
@@ -693,8 +701,28 @@ json::object vulnerability_of(const FleetView& view, engine::CveIndex cve, std::
   return api::vulnerability_dto(view.catalog().cves()[cve], exposed);
 }
 
-Api::Source dense(std::size_t n, std::function<std::optional<json::object>(std::size_t)> item) {
-  return Api::Source{n, n, true, std::move(item)};
+Api::Source dense(std::size_t n, std::function<std::optional<json::object>(std::size_t)> item,
+                  json::object shape) {
+  return Api::Source{n, n, true, std::move(item), std::move(shape)};
+}
+
+json::object machine_reference(const inventory::Device& device) {
+  return json::object{{"id", device.id},
+                      {"computerDnsName", device.computer_dns_name},
+                      {"osPlatform", api::os_platform(device)},
+                      {"rbacGroupName", nullptr}};
+}
+
+json::object machine_vulnerability(const inventory::Device& device, std::string_view product,
+                                   const engine::CveInfo& info, std::string_view kb) {
+  return json::object{{"id", fmt::format("{}_{}_{}", device.id, product, info.id)},
+                      {"cveId", info.id},
+                      {"machineId", device.id},
+                      {"fixingKbId", kb},
+                      {"productName", product},
+                      {"productVendor", "microsoft"},
+                      {"productVersion", ""},
+                      {"severity", api::defender_severity(info)}};
 }
 
 }  // namespace
@@ -730,8 +758,6 @@ void Api::entity(Context& ctx, std::string_view set, const json::object& fields)
   ctx.response.body = json::serialize(body);
 }
 
-namespace {}  // namespace
-
 void Api::machine_missing_kbs(Context& ctx) {
   auto i = machine(ctx);
   if (!i) return;
@@ -750,10 +776,13 @@ void Api::machine_entity(Context& ctx) {
 void Api::machines(Context& ctx) {
   const FleetView& view = *ctx.snapshot;
   collection(ctx, "Machines", api::kMachineFields, kMaxMachinesTop,
-             dense(view.devices().size(), [&](std::size_t i) {
-               const auto d = static_cast<std::uint32_t>(i);
-               return api::machine_dto(view.devices()[d], view.state_facts(d).exposure);
-             }));
+             dense(
+                 view.devices().size(),
+                 [&](std::size_t i) {
+                   const auto d = static_cast<std::uint32_t>(i);
+                   return api::machine_dto(view.devices()[d], view.state_facts(d).exposure);
+                 },
+                 api::machine_dto(inventory::Device{}, 0)));
 }
 
 void Api::machine_software(Context& ctx) {
@@ -763,10 +792,13 @@ void Api::machine_software(Context& ctx) {
   const auto& facts = view.facts();
   const auto& names = view.software_of(*i);
   collection(ctx, "Software", api::kSoftwareFields, kMaxMachinesTop,
-             dense(names.size(), [&](std::size_t k) {
-               const auto& sw = facts.software.at(names[k]);
-               return api::software_dto(names[k], sw.cves.size(), sw.exposed);
-             }));
+             dense(
+                 names.size(),
+                 [&](std::size_t k) {
+                   const auto& sw = facts.software.at(names[k]);
+                   return api::software_dto(names[k], sw.cves.size(), sw.exposed);
+                 },
+                 api::software_dto("", 0, 0)));
 }
 
 void Api::machine_vulnerabilities(Context& ctx) {
@@ -776,19 +808,25 @@ void Api::machine_vulnerabilities(Context& ctx) {
   const auto& facts = view.facts();
   const auto& open = view.state_facts(*i).open_cves;
   collection(ctx, "Vulnerabilities", api::kVulnerabilityFields, kMaxVulnerabilitiesTop,
-             dense(open.size(), [&](std::size_t k) {
-               return vulnerability_of(view, open[k], facts.devices_of_cve[open[k]]);
-             }));
+             dense(
+                 open.size(),
+                 [&](std::size_t k) {
+                   return vulnerability_of(view, open[k], facts.devices_of_cve[open[k]]);
+                 },
+                 api::vulnerability_dto(engine::CveInfo{}, 0)));
 }
 
 void Api::vulnerabilities(Context& ctx) {
   const FleetView& view = *ctx.snapshot;
   const auto& facts = view.facts();
   collection(ctx, "Vulnerabilities", api::kVulnerabilityFields, kMaxVulnerabilitiesTop,
-             dense(view.catalog().cves().size(), [&](std::size_t k) {
-               const engine::CveIndex c{static_cast<std::uint32_t>(k)};
-               return vulnerability_of(view, c, facts.devices_of_cve[c]);
-             }));
+             dense(
+                 view.catalog().cves().size(),
+                 [&](std::size_t k) {
+                   const engine::CveIndex c{static_cast<std::uint32_t>(k)};
+                   return vulnerability_of(view, c, facts.devices_of_cve[c]);
+                 },
+                 api::vulnerability_dto(engine::CveInfo{}, 0)));
 }
 
 std::optional<engine::CveIndex> Api::cve(Context& ctx) {
@@ -820,12 +858,9 @@ void Api::vulnerability_machines(Context& ctx) {
                       const auto d = static_cast<std::uint32_t>(k);
                       const auto& open = view.state_facts(d).open_cves;
                       if (!std::binary_search(open.begin(), open.end(), *c)) return std::nullopt;
-                      const inventory::Device& device = view.devices()[d];
-                      return json::object{{"id", device.id},
-                                          {"computerDnsName", device.computer_dns_name},
-                                          {"osPlatform", api::os_platform(device)},
-                                          {"rbacGroupName", nullptr}};
-                    }});
+                      return machine_reference(view.devices()[d]);
+                    },
+                    machine_reference(inventory::Device{})});
 }
 
 void Api::machines_vulnerabilities(Context& ctx) {
@@ -857,22 +892,17 @@ void Api::machines_vulnerabilities(Context& ctx) {
   };
   collection(ctx, "MachineVulnerabilities", api::kMachineVulnerabilityFields,
              kMaxVulnerabilitiesTop,
-             dense(view.facts().rows(), [&](std::size_t k) -> std::optional<json::object> {
-               const auto [d, at] = view.row_at(k);
-               const auto& mine = device_rows(d);
-               assert(at < mine.size());
-               const auto& [cve, fix] = mine[at];
-               const inventory::Device& device = view.devices()[d];
-               const engine::CveInfo& info = catalog.cves()[cve];
-               return json::object{{"id", fmt::format("{}_{}_{}", device.id, fix.product, info.id)},
-                                   {"cveId", info.id},
-                                   {"machineId", device.id},
-                                   {"fixingKbId", fix.kb},
-                                   {"productName", fix.product},
-                                   {"productVendor", "microsoft"},
-                                   {"productVersion", ""},
-                                   {"severity", api::defender_severity(info)}};
-             }));
+             dense(
+                 view.facts().rows(),
+                 [&](std::size_t k) -> std::optional<json::object> {
+                   const auto [d, at] = view.row_at(k);
+                   const auto& mine = device_rows(d);
+                   assert(at < mine.size());
+                   const auto& [cve, fix] = mine[at];
+                   return machine_vulnerability(view.devices()[d], fix.product, catalog.cves()[cve],
+                                                fix.kb);
+                 },
+                 machine_vulnerability(inventory::Device{}, "", engine::CveInfo{}, "")));
 }
 
 void Api::software_list(Context& ctx) {
@@ -880,10 +910,13 @@ void Api::software_list(Context& ctx) {
   std::vector<const std::pair<const std::string, FleetFacts::Software>*> list;
   for (const auto& entry : facts.software) list.push_back(&entry);
   collection(ctx, "Software", api::kSoftwareFields, kMaxMachinesTop,
-             dense(list.size(), [&](std::size_t k) {
-               return api::software_dto(list[k]->first, list[k]->second.cves.size(),
-                                        list[k]->second.exposed);
-             }));
+             dense(
+                 list.size(),
+                 [&](std::size_t k) {
+                   return api::software_dto(list[k]->first, list[k]->second.cves.size(),
+                                            list[k]->second.exposed);
+                 },
+                 api::software_dto("", 0, 0)));
 }
 
 const std::pair<const std::string, FleetFacts::Software>* Api::software(Context& ctx) {

@@ -90,6 +90,7 @@ class Api {
     std::size_t members = 0;  // how many positions hold an item
     bool dense = true;
     std::function<std::optional<boost::json::object>(std::size_t)> item;
+    boost::json::object shape;  // an item with every property: what $select may name
   };
 
  private:

@@ -245,6 +245,8 @@ class Parser {
         std::string text = t.text;
         if (text.size() == 10 || (text.size() == 11 && (text[10] == 'Z' || text[10] == 'z'))) {
           text = text.substr(0, 10) + "T00:00:00Z";
+        } else if (text.size() >= 16 && text[13] == ':' && (text.size() == 16 || text[16] != ':')) {
+          text.insert(16, ":00");  // 2018-08-01T10:00Z: OData's seconds are optional
         }
         auto utc = utc_time_from_rfc3339(text);
         if (!utc) return fail(t, "not a date (2018-08-01Z or 2018-08-01T10:00:00Z)");
