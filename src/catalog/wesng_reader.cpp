@@ -111,18 +111,21 @@ Placement place(std::string_view product, std::string_view component) {
   return {fmt::format("{} on {}", component, host), false, std::string(component)};
 }
 
-// WES-NG writes days as "20151208".
+// WES-NG writes days as "20151208": "2015-12-08".
+std::string iso_day(std::string_view yyyymmdd) {
+  return fmt::format("{}-{}-{}", yyyymmdd.substr(0, 4), yyyymmdd.substr(4, 2),
+                     yyyymmdd.substr(6, 2));
+}
+
 bool valid_day(std::string_view yyyymmdd) {
   return yyyymmdd.size() == 8 &&
          std::all_of(yyyymmdd.begin(), yyyymmdd.end(),
                      [](char c) { return c >= '0' && c <= '9'; }) &&
-         parse_day(fmt::format("{}-{}-{}", yyyymmdd.substr(0, 4), yyyymmdd.substr(4, 2),
-                               yyyymmdd.substr(6, 2)));
+         parse_day(iso_day(yyyymmdd));
 }
 
 // The rows of one day, built into a document.
 struct DayBuilder {
-  std::string day;  // "20151208"
   std::string digest_input;
   std::map<std::string, Product> products;  // by id
   // By CVE: the vulnerability, and per KB its fix.
@@ -231,7 +234,6 @@ Result<WesngDefinitions> read_wesng_csv(std::string_view content, const std::str
                                         const std::map<std::string, std::string>& product_ids) {
   static const std::regex cve_id(R"(CVE-\d{4}-\d{4,7})");
   WesngDefinitions out;
-  SkipCounts& supersedence_skips = out.repaired;
   std::map<std::string, DayBuilder> days;
   bool header = true;
   CsvReader reader;
@@ -286,7 +288,6 @@ Result<WesngDefinitions> read_wesng_csv(std::string_view content, const std::str
     // The digest covers the row and what it became: a new mapping, or rows that land on other
     // products, make a different document, which replaces the stored one.
     DayBuilder& day = days[date];
-    day.day = date;
     if (day.digest_input.empty()) day.digest_input = fmt::format("mapping {}\x1e", kWesngMapping);
     for (const std::string& f : fields) day.digest_input.append(f).push_back('\x1f');
     day.digest_input.append(id).append(1, '\x1f').append(placed.name).push_back('\x1e');
@@ -313,7 +314,7 @@ Result<WesngDefinitions> read_wesng_csv(std::string_view content, const std::str
     if (std::find(fix.product_ids.begin(), fix.product_ids.end(), id) == fix.product_ids.end()) {
       fix.product_ids.push_back(id);
     }
-    for (KbNumber older : parse_supersedence(fields[kSupersedes], kb, supersedence_skips)) {
+    for (KbNumber older : parse_supersedence(fields[kSupersedes], kb, out.repaired)) {
       if (std::find(fix.supersedes.begin(), fix.supersedes.end(), older) == fix.supersedes.end()) {
         fix.supersedes.push_back(older);
       }
@@ -324,13 +325,10 @@ Result<WesngDefinitions> read_wesng_csv(std::string_view content, const std::str
   KBGAP_TRY(reader.parse(content, where, on_row));
   if (header) return invalid_input(fmt::format("{}: empty: no header", where));
 
-  const std::string definitions_release =
-      fmt::format("{}-{}-{}T00:00:00Z", definitions_day.substr(0, 4), definitions_day.substr(4, 2),
-                  definitions_day.substr(6, 2));
+  const std::string definitions_release = iso_day(definitions_day) + "T00:00:00Z";
   for (auto& [date, day] : days) {
     Document doc;
-    const std::string iso =
-        fmt::format("{}-{}-{}", date.substr(0, 4), date.substr(4, 2), date.substr(6, 2));
+    const std::string iso = iso_day(date);
     doc.id = fmt::format("{}{}", kWesngDocumentPrefix, iso);
     // MSRC's words for a month's release ("March 2020 Security Updates"), marked with the source.
     static constexpr std::array<std::string_view, 12> kMonthNames = {

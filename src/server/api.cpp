@@ -2,7 +2,6 @@
 #include "server/api.h"
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
@@ -665,11 +664,10 @@ void Api::collection(Context& ctx, std::string_view context, const std::vector<s
   }
   value += ']';
   // With $select, the context names the properties, as Defender writes it: Machines(id,osPlatform).
-  const std::string selected =
-      query->select.empty() ? "" : fmt::format("({})", fmt::join(query->select, ","));
-  std::string body = fmt::format(R"({{"@odata.context":{})",
-                                 json::serialize(json::value(fmt::format(
-                                     "{}/api/$metadata#{}{}", ctx.base, context, selected))));
+  std::string body = fmt::format(
+      R"({{"@odata.context":{})",
+      json::serialize(json::value(fmt::format("{}/api/$metadata#{}{}", ctx.base, context,
+                                              odata::selected_properties(query->select)))));
   if (count) body += fmt::format(R"(,"@odata.count":{})", *count);
   body += R"(,"value":)";
   body += value;
@@ -730,30 +728,18 @@ json::object machine_vulnerability(const inventory::Device& device, std::string_
 // An entity: its fields after its @odata.context; with $select (the one option an entity takes),
 // only those.
 void Api::entity(Context& ctx, std::string_view set, const json::object& fields) {
-  std::vector<std::string> select;
-  std::string_view query = ctx.target.query;
-  while (!query.empty()) {
-    const auto amp = query.find('&');
-    const std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    if (!pair.starts_with("$select=") && !pair.starts_with("%24select=")) continue;
-    auto value = odata::url_decode(pair.substr(pair.find('=') + 1));
-    auto parsed = value ? odata::parse_select(*value)
-                        : Result<std::vector<std::string>>(invalid_input("Invalid $select"));
-    if (!parsed) {
-      error(ctx.response, 400, "ODataError", parsed.error().message);
-      return;
-    }
-    select = std::move(*parsed);
+  auto select = odata::entity_select(ctx.target.query);
+  if (!select) {
+    error(ctx.response, 400, "ODataError", select.error().message);
+    return;
   }
-  auto projected = odata::project(fields, select);
+  auto projected = odata::project(fields, *select);
   if (!projected) {
     error(ctx.response, 400, "ODataError", projected.error().message);
     return;
   }
-  const std::string selected = select.empty() ? "" : fmt::format("({})", fmt::join(select, ","));
-  json::object body{
-      {"@odata.context", fmt::format("{}/api/$metadata#{}{}/$entity", ctx.base, set, selected)}};
+  json::object body{{"@odata.context", fmt::format("{}/api/$metadata#{}{}/$entity", ctx.base, set,
+                                                   odata::selected_properties(*select))}};
   for (auto& [k, v] : *projected) body[k] = std::move(v);
   ctx.response.body = json::serialize(body);
 }

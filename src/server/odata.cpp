@@ -2,6 +2,7 @@
 #include "server/odata.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <boost/json.hpp>
@@ -470,59 +471,94 @@ Result<boost::json::object> project(const boost::json::object& entity,
   return out;
 }
 
-Result<Query> parse_query(std::string_view query, std::size_t max_top,
-                          const std::vector<std::string>& fields) {
-  Query q;
-  q.top = max_top;
+namespace {
+
+// Calls on_pair(key, value) for each key=value pair of a query string, in order, undecoded;
+// stops at the first error on_pair returns.
+template <typename OnPair>
+Result<void> for_each_pair(std::string_view query, OnPair&& on_pair) {
   while (!query.empty()) {
     const auto amp = query.find('&');
     const std::string_view pair = query.substr(0, amp);
     query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
     if (pair.empty()) continue;
     const auto eq = pair.find('=');
-    auto key = url_decode(pair.substr(0, eq));
-    auto value = url_decode(eq == std::string_view::npos ? "" : pair.substr(eq + 1));
-    if (!key || !value) return invalid_input("Invalid query string: a bad %-escape");
-    auto number = [&](std::size_t& out) -> Result<void> {
-      std::size_t v = 0;
-      auto [end, ec] = std::from_chars(value->data(), value->data() + value->size(), v);
-      if (value->empty() || ec != std::errc() || end != value->data() + value->size()) {
-        return invalid_input(fmt::format("Invalid {}: '{}' is not a whole number", *key, *value));
-      }
-      out = v;
-      return ok_result();
-    };
-    if (*key == "$filter") {
-      auto filter = Filter::parse(*value, fields);
-      if (!filter) return filter.error();
-      q.filter = std::move(*filter);
-      q.filter_text = *value;
-    } else if (*key == "$top") {
-      KBGAP_TRY(number(q.top));
-      if (q.top > max_top) {
-        return invalid_input(fmt::format(
-            "Invalid $top: {} is above this collection's maximum of {}", q.top, max_top));
-      }
-    } else if (*key == "$skip") {
-      KBGAP_TRY(number(q.skip));
-    } else if (*key == "$skiptoken") {
-      std::size_t position = 0;
-      KBGAP_TRY(number(position));
-      q.skiptoken = position;
-    } else if (*key == "$count") {
-      if (*value != "true" && *value != "false") {
-        return invalid_input("Invalid $count: expected true or false");
-      }
-      q.count = *value == "true";
-    } else if (*key == "$select") {
-      auto select = parse_select(*value);
-      if (!select) return select.error();
-      q.select = std::move(*select);
-      q.select_text = *value;
-    } else if (key->starts_with("$")) {
-      return invalid_input(fmt::format("The query option {} is not supported", *key));
-    }
+    KBGAP_TRY(on_pair(pair.substr(0, eq), eq == std::string_view::npos ? "" : pair.substr(eq + 1)));
   }
+  return ok_result();
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> entity_select(std::string_view query) {
+  std::vector<std::string> select;
+  KBGAP_TRY(for_each_pair(query, [&](std::string_view key, std::string_view value) -> Result<void> {
+    if (url_decode(key) != "$select") return ok_result();
+    auto decoded = url_decode(value);
+    if (!decoded) return invalid_input("Invalid $select: a bad %-escape");
+    auto parsed = parse_select(*decoded);
+    if (!parsed) return parsed.error();
+    select = std::move(*parsed);
+    return ok_result();
+  }));
+  return select;
+}
+
+std::string selected_properties(const std::vector<std::string>& select) {
+  return select.empty() ? "" : fmt::format("({})", fmt::join(select, ","));
+}
+
+Result<Query> parse_query(std::string_view query, std::size_t max_top,
+                          const std::vector<std::string>& fields) {
+  Query q;
+  q.top = max_top;
+  KBGAP_TRY(for_each_pair(
+      query, [&](std::string_view raw_key, std::string_view raw_value) -> Result<void> {
+        auto key = url_decode(raw_key);
+        auto value = url_decode(raw_value);
+        if (!key || !value) return invalid_input("Invalid query string: a bad %-escape");
+        auto number = [&](std::size_t& out) -> Result<void> {
+          std::size_t v = 0;
+          auto [end, ec] = std::from_chars(value->data(), value->data() + value->size(), v);
+          if (value->empty() || ec != std::errc() || end != value->data() + value->size()) {
+            return invalid_input(
+                fmt::format("Invalid {}: '{}' is not a whole number", *key, *value));
+          }
+          out = v;
+          return ok_result();
+        };
+        if (*key == "$filter") {
+          auto filter = Filter::parse(*value, fields);
+          if (!filter) return filter.error();
+          q.filter = std::move(*filter);
+          q.filter_text = *value;
+        } else if (*key == "$top") {
+          KBGAP_TRY(number(q.top));
+          if (q.top > max_top) {
+            return invalid_input(fmt::format(
+                "Invalid $top: {} is above this collection's maximum of {}", q.top, max_top));
+          }
+        } else if (*key == "$skip") {
+          KBGAP_TRY(number(q.skip));
+        } else if (*key == "$skiptoken") {
+          std::size_t position = 0;
+          KBGAP_TRY(number(position));
+          q.skiptoken = position;
+        } else if (*key == "$count") {
+          if (*value != "true" && *value != "false") {
+            return invalid_input("Invalid $count: expected true or false");
+          }
+          q.count = *value == "true";
+        } else if (*key == "$select") {
+          auto select = parse_select(*value);
+          if (!select) return select.error();
+          q.select = std::move(*select);
+          q.select_text = *value;
+        } else if (key->starts_with("$")) {
+          return invalid_input(fmt::format("The query option {} is not supported", *key));
+        }
+        return ok_result();
+      }));
   return q;
 }
 

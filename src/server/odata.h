@@ -45,6 +45,10 @@ struct Query {
   std::string select_text;  // as given, for @odata.nextLink and @odata.context
 };
 
+// The $select of an entity's query string (the one option an entity takes; others are ignored).
+Result<std::vector<std::string>> entity_select(std::string_view query);
+// The properties an @odata.context names after a $select: "(id,osPlatform)"; "" without one.
+std::string selected_properties(const std::vector<std::string>& select);
 // "id, computerDnsName" -> {"id", "computerDnsName"}; an error for an empty or malformed list.
 Result<std::vector<std::string>> parse_select(std::string_view text);
 // The entity with only the selected properties (all of them when `select` is empty). Selecting a
