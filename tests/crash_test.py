@@ -100,6 +100,9 @@ class CrashDuringWrites(unittest.TestCase):
                 server, port_file = start_server(data, work)
                 base = f"http://127.0.0.1:{wait_port(server, port_file)}"
                 stop = threading.Event()
+                # The kill lands while writes go on: at a random moment after this round's
+                # first acknowledged batch (a slow sanitizer build may take seconds for one).
+                first_ack = threading.Event()
 
                 def device(id_, tag):
                     return {"id": id_, "computerDnsName": f"d{id_[-8:]}",
@@ -118,6 +121,7 @@ class CrashDuringWrites(unittest.TestCase):
                                               json=[device(i, tag) for i in ids], timeout=60)
                             if r.status_code == 200:
                                 acked_batches[tag] = ids
+                                first_ack.set()
                         except requests.RequestException:
                             return
                         batch += 1
@@ -138,7 +142,8 @@ class CrashDuringWrites(unittest.TestCase):
                 threads = [threading.Thread(target=new_devices), threading.Thread(target=rewrites)]
                 for t in threads:
                     t.start()
-                time.sleep(rng.uniform(0.3, 2.0))
+                self.assertTrue(first_ack.wait(300), f"round {round_}: no write acknowledged")
+                time.sleep(rng.uniform(0.0, 1.5))
                 kill9(server)
                 stop.set()
                 for t in threads:
