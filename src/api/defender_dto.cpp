@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "common/text.h"
 #include "inventory/device.h"
 
 namespace kbgap::api {
@@ -18,10 +19,28 @@ std::string os_platform(const inventory::Device& d) {
   return out;
 }
 
-json::object machine_dto(const inventory::Device& d, int exposure) {
+const MachineGroup* machine_group(const std::vector<MachineGroup>& groups,
+                                  const inventory::Device& d) {
+  for (const MachineGroup& g : groups) {
+    for (const std::string& tag : d.tags) {
+      if (to_lower(tag) == to_lower(g.tag)) return &g;
+    }
+  }
+  return nullptr;
+}
+
+json::object machine_dto(const inventory::Device& d, int exposure, const MachineGroup* group) {
   static constexpr const char* kExposure[] = {"None", "Low", "Medium", "High"};
   json::array tags;
   for (const std::string& t : d.tags) tags.emplace_back(t);
+  // Defender's IpAddress objects; an inventory gives the address alone.
+  json::array addresses;
+  for (const std::string& ip : d.ip_addresses) {
+    addresses.emplace_back(json::object{{"ipAddress", ip},
+                                        {"macAddress", nullptr},
+                                        {"type", nullptr},
+                                        {"operationalStatus", "Unknown"}});
+  }
   const bool wide = d.architecture != inventory::Architecture::kX86;
   std::string processor(inventory::architecture_name(d.architecture));
   if (processor == "arm64") processor = "ARM64";
@@ -36,17 +55,24 @@ json::object machine_dto(const inventory::Device& d, int exposure) {
       {"version", d.version.empty() ? json::value(nullptr) : json::value(d.version)},
       {"osBuild", static_cast<std::int64_t>(d.build)},
       {"osArchitecture", wide ? "64-bit" : "32-bit"},
-      {"lastIpAddress", nullptr},
-      {"lastExternalIpAddress", nullptr},
+      // Strings, "" where the inventory has none: Defender's clients type them as strings.
+      {"lastIpAddress", inventory::primary_ip(d.ip_addresses)},
+      {"lastExternalIpAddress", ""},
+      {"agentVersion", d.agent_version},
       {"healthStatus", "Active"},
       {"deviceValue", "Normal"},
       {"riskScore", "None"},
       {"exposureLevel", kExposure[std::clamp(exposure, 0, 3)]},
       {"machineTags", std::move(tags)},
-      {"rbacGroupName", nullptr},
+      {"rbacGroupId", group ? group->id : 0},
+      {"rbacGroupName", group ? json::value(group->name) : json::value(nullptr)},
       {"aadDeviceId", nullptr},
       {"isAadJoined", false},
+      {"isPotentialDuplication", false},
       {"onboardingStatus", "Onboarded"},
+      {"defenderAvStatus", "Unknown"},
+      {"managedBy", "Unknown"},
+      {"ipAddresses", std::move(addresses)},
   };
 }
 
@@ -54,20 +80,37 @@ const std::vector<std::string> kMachineFields = {
     "id",           "computerDnsName",  "firstSeen",     "lastSeen",    "osPlatform",
     "osVersion",    "osProcessor",      "version",       "osBuild",     "osArchitecture",
     "healthStatus", "riskScore",        "exposureLevel", "machineTags", "rbacGroupName",
-    "aadDeviceId",  "onboardingStatus", "lastIpAddress", "deviceValue"};
+    "aadDeviceId",  "onboardingStatus", "lastIpAddress", "deviceValue", "rbacGroupId",
+    "agentVersion"};
 const std::vector<std::string> kVulnerabilityFields = {"id",
                                                        "name",
                                                        "severity",
                                                        "msrcSeverity",
                                                        "cvssV3",
+                                                       "cvssVector",
+                                                       "publishedOn",
+                                                       "updatedOn",
                                                        "exposedMachines",
                                                        "publicExploit",
-                                                       "exploitVerified"};
+                                                       "exploitVerified",
+                                                       "exploitInKit"};
 const std::vector<std::string> kSoftwareFields = {"id", "name", "vendor", "weaknesses",
                                                   "exposedMachines"};
 const std::vector<std::string> kMachineVulnerabilityFields = {
     "id", "cveId", "machineId", "fixingKbId", "productName", "productVendor", "severity"};
 const std::vector<std::string> kMachineReferenceFields = {"id", "computerDnsName", "osPlatform"};
+const std::vector<std::string> kSoftwareVulnerabilityExportFields = {"deviceId",
+                                                                     "deviceName",
+                                                                     "osPlatform",
+                                                                     "rbacGroupName",
+                                                                     "softwareName",
+                                                                     "cveId",
+                                                                     "vulnerabilitySeverityLevel",
+                                                                     "exploitabilityLevel",
+                                                                     "recommendedSecurityUpdateId",
+                                                                     "cvssScore"};
+const std::vector<std::string> kSoftwareInventoryExportFields = {
+    "deviceId", "deviceName", "osPlatform", "rbacGroupName", "softwareName", "numberOfWeaknesses"};
 
 std::string_view defender_severity(const engine::CveInfo& cve) {
   if (cve.cvss_base && *cve.cvss_base > 0) {
@@ -87,16 +130,30 @@ int severity_rank(std::string_view severity) {
 }
 
 json::object vulnerability_dto(const engine::CveInfo& c, std::size_t exposed) {
+  auto text_or_null = [](const std::string& s) {
+    return s.empty() ? json::value(nullptr) : json::value(s);
+  };
+  // MSRC's threat data: "Exploited: Yes" is an exploit seen working (in the wild); "Publicly
+  // Disclosed: Yes" or exploited is an exploit (or its details) in public (docs/api.md).
+  const bool exploited = c.exploited.value_or(false);
   return json::object{
       {"id", c.id},
       {"name", c.id},
       {"description", c.title},
       {"severity", defender_severity(c)},
-      {"msrcSeverity", c.severity.empty() ? json::value(nullptr) : json::value(c.severity)},
-      {"cvssV3", c.cvss_base ? json::value(*c.cvss_base) : json::value(nullptr)},
+      {"msrcSeverity", text_or_null(c.severity)},
+      // A number always (clients type it so): 0 where MSRC published no score; the severity
+      // is then MSRC's rating's, and cvssVector null.
+      {"cvssV3", c.cvss_base.value_or(0.0)},
+      {"cvssVector", text_or_null(c.cvss_vector)},
       {"exposedMachines", static_cast<std::int64_t>(exposed)},
-      {"publicExploit", false},
-      {"exploitVerified", false},
+      {"publishedOn", text_or_null(c.published)},
+      {"updatedOn", text_or_null(c.updated)},
+      {"publicExploit", exploited || c.publicly_disclosed.value_or(false)},
+      {"exploitVerified", exploited},
+      {"exploitInKit", false},
+      {"exploitTypes", json::array()},
+      {"exploitUris", json::array()},
   };
 }
 

@@ -27,8 +27,19 @@ std::string os_platform(const inventory::Device& d);  // "Windows10", "WindowsSe
 std::string_view defender_severity(const engine::CveInfo& cve);
 // 0 Low, 1 Medium, 2 High, 3 Critical.
 int severity_rank(std::string_view defender_severity);
+// A machine group (Defender's rbacGroupId and rbacGroupName), from kbgap.toml's
+// [[machine_groups]]: the devices carrying its tag. A device in several is in the first.
+struct MachineGroup {
+  std::int64_t id = 0;  // 1, 2, ... in the order of the file unless given
+  std::string name;
+  std::string tag;  // compared without case, as tags are in $filter
+};
+const MachineGroup* machine_group(const std::vector<MachineGroup>& groups,
+                                  const inventory::Device& d);
 // `exposure`: 0 None, 1 Low, 2 Medium, 3 High (from the severity of the device's open CVEs).
-boost::json::object machine_dto(const inventory::Device& d, int exposure);
+// `group`: its machine group, nullptr when in none (rbacGroupId 0, rbacGroupName null).
+boost::json::object machine_dto(const inventory::Device& d, int exposure,
+                                const MachineGroup* group = nullptr);
 boost::json::object vulnerability_dto(const engine::CveInfo& cve, std::size_t exposed_machines);
 std::string software_id(std::string_view name);  // "windows_10" -> "microsoft-_-windows_10"
 boost::json::object software_dto(std::string_view name, std::size_t weaknesses,
@@ -38,6 +49,8 @@ extern const std::vector<std::string> kVulnerabilityFields;
 extern const std::vector<std::string> kSoftwareFields;
 extern const std::vector<std::string> kMachineVulnerabilityFields;
 extern const std::vector<std::string> kMachineReferenceFields;
+extern const std::vector<std::string> kSoftwareVulnerabilityExportFields;
+extern const std::vector<std::string> kSoftwareInventoryExportFields;
 
 // The whole body of GET /api/machines/{id}/getmissingkbs.
 boost::json::object missing_kbs_body(const engine::Evaluation& evaluation,

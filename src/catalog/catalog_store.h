@@ -79,6 +79,10 @@ struct CatalogData {
     std::string id, title, severity, impact;
     std::optional<double> cvss_base;
     std::optional<bool> exploited, publicly_disclosed;
+    std::string cvss_vector;  // "" when unknown
+    // The CVE's first publication and latest revision over every month that lists it (its own
+    // revision history; the month's release dates where a month was stored without one).
+    std::string published, updated;
   };
   struct Fix {  // one KB fixing one CVE on one product, as one document lists it
     std::string document_id, cve, product_id, subtype, fixed_build, url;

@@ -90,6 +90,8 @@ void read_exploit_status(std::string_view text, Vulnerability& v) {
 // Real product trees are two levels deep (Vendor > Product Family); the walk is recursive, so a
 // hostile document must not be able to nest branches until the stack runs out.
 constexpr int kMaxBranchDepth = 16;
+// A CVSS v3 vector is about 44 characters; a longer text is not one and is passed over.
+constexpr std::size_t kMaxVectorLength = 200;
 
 class Reader {
  public:
@@ -239,12 +241,26 @@ class Reader {
         if (type == "Impact") ap.impact = description;
       });
     });
+    std::optional<double> vector_score;  // the score v.cvss_vector belongs to
     for_each_child(child(node, "CVSSScoreSets"), "ScoreSet", [&](const pugi::xml_node& set) {
       std::optional<double> base = parse_score(text_of(child(set, "BaseScore")));
       for_each_child(set, "ProductID", [&](const pugi::xml_node& p) {
         AffectedProduct& ap = product(text_of(p));
         if (base && (!ap.cvss_base || *ap.cvss_base < *base)) ap.cvss_base = base;
       });
+      std::string vector = text_of(child(set, "Vector"));
+      if (base && vector.starts_with("CVSS:") && vector.size() <= kMaxVectorLength &&
+          (!vector_score || *vector_score < *base)) {
+        vector_score = base;
+        v.cvss_vector = std::move(vector);
+      }
+    });
+    // The CVE's own revision history: when it was published and last revised.
+    for_each_child(child(node, "RevisionHistory"), "Revision", [&](const pugi::xml_node& rev) {
+      std::string when;
+      if (!normalize_timestamp(text_of(child(rev, "Date")), when)) return;
+      if (v.published.empty() || when < v.published) v.published = when;
+      if (v.updated.empty() || v.updated < when) v.updated = when;
     });
 
     std::map<std::string, int> impact_votes;

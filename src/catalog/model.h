@@ -44,6 +44,10 @@ struct Vulnerability {
   std::string severity;             // the highest over the affected products
   std::string impact;               // the most frequent over the affected products
   std::optional<double> cvss_base;  // the highest over the affected products
+  std::string cvss_vector;          // of that score: "CVSS:3.1/AV:N/AC:L/...", "" when none
+  // Its own revision history (not the month's): the first and the latest entry's time, ISO 8601
+  // UTC ("2024-01-09T08:00:00Z"); "" when the document gives none.
+  std::string published, updated;
   std::optional<bool> exploited;
   std::optional<bool> publicly_disclosed;
   std::vector<AffectedProduct> products;

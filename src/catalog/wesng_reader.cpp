@@ -346,6 +346,8 @@ Result<WesngDefinitions> read_wesng_csv(std::string_view content, const std::str
     for (auto& [cve_id_text, cve] : day.cves) {
       Vulnerability v = std::move(cve.v);
       v.ordinal = ++ordinal;
+      // WES-NG gives a bulletin's day only: the CVE's publication, and its latest revision.
+      v.published = v.updated = doc.initial_release;
       int best = 0;
       for (const auto& [impact, n] : cve.impacts) {
         if (n > best) {

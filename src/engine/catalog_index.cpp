@@ -187,7 +187,8 @@ CatalogIndex CatalogIndex::build(const catalog::CatalogData& data) {
             [](const auto* a, const auto* b) { return a->id < b->id; });
   for (const catalog::CatalogData::Cve* c : cves_by_id) {
     cve_index.emplace(c->id, CveIndex{static_cast<std::uint32_t>(x.cves_.size())});
-    x.cves_.push_back({c->id, c->title, c->severity, c->cvss_base});
+    x.cves_.push_back({c->id, c->title, c->severity, c->cvss_base, c->cvss_vector, c->published,
+                       c->updated, c->exploited, c->publicly_disclosed});
   }
 
   // KBs, and the month that released each: the document in which it fixes the most CVEs.

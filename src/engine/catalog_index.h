@@ -67,6 +67,10 @@ struct CveInfo {
   std::string title;
   std::string severity;
   std::optional<double> cvss_base;
+  std::string cvss_vector;         // "" when unknown
+  std::string published, updated;  // ISO 8601 UTC, "" when unknown
+  // MSRC's threat data: "Exploited: Yes" and "Publicly Disclosed: Yes" (unset: not stated).
+  std::optional<bool> exploited, publicly_disclosed;
 };
 
 // What one KB does for one product.

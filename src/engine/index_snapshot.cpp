@@ -14,7 +14,7 @@ namespace {
 constexpr char kMagic[8] = {'K', 'B', 'G', 'A', 'P', 'I', 'D', 'X'};
 // 2: CVEs in the order of their ids; 3: a SHA-256 of everything before it at the end;
 // 4: servicing models (line models, hosted products, carried fixes, foreign fixed builds).
-constexpr std::uint32_t kVersion = 4;
+constexpr std::uint32_t kVersion = 5;
 constexpr std::size_t kChecksumSize = 64;  // hex
 
 class Writer {
@@ -149,6 +149,12 @@ std::string CatalogIndex::snapshot_body(std::string_view fingerprint) const {
     w.str(c.severity);
     w.u8(c.cvss_base.has_value());
     w.f64(c.cvss_base.value_or(0));
+    w.str(c.cvss_vector);
+    w.str(c.published);
+    w.str(c.updated);
+    for (const std::optional<bool>& flag : {c.exploited, c.publicly_disclosed}) {
+      w.u8(flag ? (*flag ? 2 : 1) : 0);
+    }
   }
   w.u32(static_cast<std::uint32_t>(products_.size()));
   for (const ProductInfo& p : products_) {
@@ -259,6 +265,14 @@ std::optional<CatalogIndex> CatalogIndex::read_snapshot_body(std::string_view by
     const bool has = r.u8() != 0;
     const double v = r.f64();
     if (has) c.cvss_base = v;
+    c.cvss_vector = r.str();
+    c.published = r.str();
+    c.updated = r.str();
+    for (std::optional<bool>* flag : {&c.exploited, &c.publicly_disclosed}) {
+      const std::uint8_t f = r.u8();
+      if (f > 2) return std::nullopt;
+      if (f != 0) *flag = f == 2;
+    }
   }
   if (!std::is_sorted(x.cves_.begin(), x.cves_.end(),
                       [](const CveInfo& a, const CveInfo& b) { return a.id < b.id; })) {

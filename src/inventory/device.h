@@ -38,8 +38,20 @@ struct Device {
   std::vector<InstalledSoftware> software;
   std::string first_seen, last_seen;  // ISO 8601 UTC, "" when unknown
   std::vector<std::string> tags;
-  std::string source;  // the inventory file it was read from
+  // The addresses of its network cards, as the inventory lists them (systeminfo's "Network
+  // Card(s)", osquery's interface_addresses, kbgap JSON's ipAddresses): canonical text, in order.
+  std::vector<std::string> ip_addresses;
+  std::string agent_version;  // the collecting agent's version, where the inventory says it
+  std::string source;         // the inventory file it was read from
 };
+
+// An IPv4 or IPv6 address in its canonical text ("192.168.0.1", "fe80::1"); nullopt when the
+// text is not one.
+std::optional<std::string> canonical_ip(std::string_view text);
+// The address Defender calls lastIpAddress: the first IPv4 address that is neither loopback,
+// link-local (169.254/16) nor unspecified, else the first such IPv6 address (not fe80::/10), else
+// the first address; "" when there is none.
+std::string primary_ip(const std::vector<std::string>& addresses);
 
 // The KB numbers kbgap stores: from 10000 (KB10000) to 99999999 (KB99999999).
 constexpr KbNumber kMinKbNumber = 10000;

@@ -1,7 +1,9 @@
 // Inventory readers for the text formats Windows produces, and the merge of hotfix lists.
 #include "inventory/inventory_reader.h"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
+#include <netinet/in.h>
 
 #include <algorithm>
 #include <cctype>
@@ -186,6 +188,38 @@ KbNumber kb_number(std::string_view digits) {
   return kb >= kMinKbNumber && kb <= kMaxKbNumber ? kb : 0;
 }
 
+std::optional<std::string> canonical_ip(std::string_view text) {
+  if (text.empty() || text.size() > INET6_ADDRSTRLEN) return std::nullopt;
+  const std::string z(text);
+  unsigned char bytes[sizeof(in6_addr)];
+  char out[INET6_ADDRSTRLEN];
+  for (int family : {AF_INET, AF_INET6}) {
+    if (inet_pton(family, z.c_str(), bytes) == 1 &&
+        inet_ntop(family, bytes, out, sizeof out) != nullptr) {
+      return std::string(out);
+    }
+  }
+  return std::nullopt;
+}
+
+std::string primary_ip(const std::vector<std::string>& addresses) {
+  auto v4_usable = [](const std::string& a) {
+    return a.find(':') == std::string::npos && !a.starts_with("127.") &&
+           !a.starts_with("169.254.") && a != "0.0.0.0";
+  };
+  auto v6_usable = [](const std::string& a) {
+    const std::string lower = to_lower(a);
+    return a.find(':') != std::string::npos && lower != "::1" && lower != "::" &&
+           !(lower.starts_with("fe8") || lower.starts_with("fe9") || lower.starts_with("fea") ||
+             lower.starts_with("feb"));
+  };
+  for (auto usable : {+v4_usable, +v6_usable}) {
+    auto it = std::find_if(addresses.begin(), addresses.end(), usable);
+    if (it != addresses.end()) return *it;
+  }
+  return addresses.empty() ? std::string() : addresses.front();
+}
+
 std::string os_build_string(const Device& d) {
   if (d.revision) return fmt::format("{}.{}.{}.{}", d.major, d.minor, d.build, *d.revision);
   return fmt::format("{}.{}.{}", d.major, d.minor, d.build);
@@ -222,7 +256,14 @@ Result<Inventory> parse_systeminfo(std::string_view text, std::string_view sourc
       d.architecture = parse_architecture(f.value);
     }
     for (std::string_view item : f.items) {
-      if (KbNumber kb = hotfix_id(item)) d.installed_kbs.push_back(kb);
+      if (KbNumber kb = hotfix_id(item)) {
+        d.installed_kbs.push_back(kb);
+      } else if (auto ip = canonical_ip(item)) {
+        // The network cards' addresses ("[01]: 192.168.0.10" under "IP address(es)"): the only
+        // numbered items that read as addresses, whatever the language of the labels.
+        if (std::find(d.ip_addresses.begin(), d.ip_addresses.end(), *ip) == d.ip_addresses.end())
+          d.ip_addresses.push_back(std::move(*ip));
+      }
     }
   }
   if (fields.size() < 3 || version == nullptr || d.os_name.empty()) {

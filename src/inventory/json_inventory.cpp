@@ -232,6 +232,27 @@ Result<Inventory> read_device(const json::value& v, std::string_view path, Reade
       d.tags.emplace_back((**tags)[i].as_string());
     }
   }
+  // Addresses as strings, or as Defender's IpAddress objects ({"ipAddress": "10.0.0.4", ...}).
+  auto ips = r.array(o, "ipAddresses", path);
+  if (!ips) return ips.error();
+  if (*ips) {
+    for (std::size_t i = 0; i < (*ips)->size(); ++i) {
+      const json::value& a = (**ips)[i];
+      const json::value* text = &a;
+      if (a.is_object()) {
+        auto it = a.as_object().find("ipAddress");
+        text = it == a.as_object().end() ? nullptr : &it->value();
+      }
+      auto ip = text && text->is_string() ? canonical_ip(text->as_string()) : std::nullopt;
+      if (!ip) {
+        return r.fail(fmt::format("{}.ipAddresses[{}]", path, i),
+                      "expected an IPv4 or IPv6 address like \"10.0.0.4\"");
+      }
+      if (std::find(d.ip_addresses.begin(), d.ip_addresses.end(), *ip) == d.ip_addresses.end())
+        d.ip_addresses.push_back(std::move(*ip));
+    }
+  }
+  KBGAP_TRY(text("agentVersion", d.agent_version));
   std::string identity = to_lower(d.computer_dns_name);
   finish_device(d, identity);
   return inv;
@@ -283,6 +304,12 @@ json::object device_json(const Device& d) {
   json::array tags;
   for (const std::string& t : d.tags) tags.emplace_back(t);
   o["tags"] = std::move(tags);
+  if (!d.ip_addresses.empty()) {
+    json::array ips;
+    for (const std::string& ip : d.ip_addresses) ips.emplace_back(ip);
+    o["ipAddresses"] = std::move(ips);
+  }
+  if (!d.agent_version.empty()) o["agentVersion"] = d.agent_version;
   return o;
 }
 
@@ -388,6 +415,18 @@ Result<std::vector<Inventory>> parse_osquery_json(std::string_view text, std::st
     for (const json::value& p : *programs) {
       d.software.push_back({column(p, "name"), column(p, "publisher"), column(p, "version")});
     }
+  }
+  if (const json::array* addresses = table(o, "interface_addresses")) {
+    for (const json::value& a : *addresses) {
+      auto ip = canonical_ip(column(a, "address"));
+      if (ip &&
+          std::find(d.ip_addresses.begin(), d.ip_addresses.end(), *ip) == d.ip_addresses.end()) {
+        d.ip_addresses.push_back(std::move(*ip));
+      }
+    }
+  }
+  if (const json::array* info = table(o, "osquery_info"); info && !info->empty()) {
+    d.agent_version = column(info->front(), "version");
   }
   std::string identity = to_lower(d.computer_dns_name);
   if (const json::array* info = table(o, "system_info"); info && !info->empty()) {

@@ -38,6 +38,7 @@ constexpr std::size_t kMaxTokenCache = 10000;
 constexpr std::size_t kIoThreadScan = 20000;
 constexpr std::size_t kMaxScan = 2000000;
 constexpr std::size_t kMaxPageBytes = 32 * 1024 * 1024;
+constexpr std::size_t kMaxTagLength = 200;  // characters of a machine tag set by the API
 
 std::int64_t now_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -425,6 +426,7 @@ constexpr Permission kMachineWrite{"Machine.ReadWrite.All", "Machine.ReadWrite",
 constexpr Permission kSoftwareRead{"Software.Read.All", "Software.Read", "Software.Read.All"};
 constexpr Permission kVulnerabilityRead{"Vulnerability.Read.All", "Vulnerability.Read",
                                         "Vulnerability.Read.All"};
+constexpr Permission kAlertRead{"Alert.Read.All", "Alert.Read", "Alert.ReadWrite.All"};
 constexpr Permission kAnyToken{"", "", ""};
 
 }  // namespace
@@ -452,8 +454,17 @@ const std::vector<Api::Route>& Api::routes() {
       {"GET", "/api/machines/{id}/getmissingkbs", kSoftwareRead, Group::kMachines, Needs::kSnapshot,
        &Api::machine_missing_kbs},
       {"GET", "/api/machines", kMachineRead, Group::kMachines, Needs::kFacts, &Api::machines},
+      {"GET", "/api/machines/SoftwareVulnerabilitiesByMachine", kVulnerabilityRead, Group::kExports,
+       Needs::kFacts, &Api::software_vulnerabilities_by_machine},
+      {"GET", "/api/machines/SoftwareInventoryByMachine", kSoftwareRead, Group::kExports,
+       Needs::kFacts, &Api::software_inventory_by_machine},
+      {"GET", "/api/machines/findbytag", kMachineRead, Group::kMachines, Needs::kFacts,
+       &Api::machines_by_tag},
       {"GET", "/api/machines/{id}", kMachineRead, Group::kMachines, Needs::kFacts,
        &Api::machine_entity},
+      {"GET", "/api/machines/{id}/alerts", kAlertRead, Group::kMachines, Needs::kFacts,
+       &Api::alerts},
+      {"GET", "/api/alerts", kAlertRead, Group::kMachines, Needs::kNothing, &Api::alerts},
       {"GET", "/api/machines/{id}/software", kSoftwareRead, Group::kMachines, Needs::kFacts,
        &Api::machine_software},
       {"GET", "/api/machines/{id}/vulnerabilities", kVulnerabilityRead, Group::kVulnerabilities,
@@ -475,6 +486,8 @@ const std::vector<Api::Route>& Api::routes() {
        &Api::put_devices},
       {"DELETE", "/api/kbgap/devices/{id}", kMachineWrite, Group::kMachines, Needs::kNothing,
        &Api::delete_device},
+      {"POST", "/api/machines/{id}/tags", kMachineWrite, Group::kMachines, Needs::kSnapshot,
+       &Api::machine_tags},
       {"GET", "/metrics", kAnyToken, Group::kNone, Needs::kNothing, &Api::metrics},
   };
   return kRoutes;
@@ -486,6 +499,8 @@ std::pair<const RateLimit&, std::string_view> Api::rate_group(Group group) const
       return {options_.vulnerabilities, "vulnerabilities"};
     case Group::kSoftware:
       return {options_.software, "software"};
+    case Group::kExports:
+      return {options_.exports, "exports"};
     default:
       return {options_.machines, "machines"};
   }
@@ -543,6 +558,57 @@ void Api::put_devices(Context& ctx) {
                                    {"fleetVersion", written->version}});
 }
 
+// POST /api/machines/{id}/tags {"Value": "prod", "Action": "Add"} (or "Remove"): the machine
+// with its tags changed, stored as a write of the device (its times kept).
+void Api::machine_tags(Context& ctx) {
+  Response& response = ctx.response;
+  auto i = machine(ctx);
+  if (!i) return;
+  boost::system::error_code ec;
+  const json::value body = json::parse(ctx.request.body, ec);
+  const json::object* o = !ec ? body.if_object() : nullptr;
+  auto text = [&](std::string_view key) -> std::string {
+    if (!o) return "";
+    for (const auto& kv : *o) {  // Defender's names, in any case
+      if (to_lower(kv.key()) == key && kv.value().is_string())
+        return std::string(kv.value().as_string());
+    }
+    return "";
+  };
+  const std::string value = text("value"), action = to_lower(text("action"));
+  if (value.empty() || value.size() > kMaxTagLength || (action != "add" && action != "remove")) {
+    error(response, 400, "InvalidInput",
+          fmt::format("The body must be {{\"Value\": \"<tag, 1 to {} characters>\", \"Action\": "
+                      "\"Add\" or \"Remove\"}}",
+                      kMaxTagLength));
+    return;
+  }
+  inventory::Device d = ctx.snapshot->devices()[*i];
+  auto same = [&](const std::string& t) { return to_lower(t) == to_lower(value); };
+  if (action == "add") {
+    if (std::none_of(d.tags.begin(), d.tags.end(), same)) d.tags.push_back(value);
+  } else {
+    std::erase_if(d.tags, same);
+  }
+  auto written = service_.put_devices({d});
+  if (!written) {
+    storage_fault(response, written.error());
+    return;
+  }
+  auto view = service_.view();
+  if (!view) {
+    storage_fault(response, view.error());
+    return;
+  }
+  auto now = (*view)->find(d.id);
+  if (!now) {  // removed meanwhile
+    not_found(response, fmt::format("Machine {} was not found", d.id));
+    return;
+  }
+  ctx.snapshot = *view;
+  entity(ctx, "Machines", machine_json(**view, *now));
+}
+
 void Api::delete_device(Context& ctx) {
   Response& response = ctx.response;
   const std::string& id = ctx.target.segments[2];
@@ -577,12 +643,24 @@ std::optional<std::uint32_t> Api::machine(Context& ctx) {
 
 // A collection with OData options: filtered, counted, paged with @odata.nextLink.
 void Api::collection(Context& ctx, std::string_view context, const std::vector<std::string>& fields,
-                     std::size_t max_top, const Source& source) {
+                     std::size_t max_top, const Source& source, const ExportPaging* paging) {
   Response& response = ctx.response;
-  auto query = odata::parse_query(ctx.target.query, max_top, fields);
+  auto query = odata::parse_query(ctx.target.query, paging ? paging->max_size : max_top, fields);
   if (!query) {
     error(response, 400, "ODataError", query.error().message);
     return;
+  }
+  if (paging && !query->top_given) {
+    const std::size_t size = query->page_size.value_or(paging->default_size);
+    if (size > paging->max_size) {
+      error(response, 400, "ODataError",
+            fmt::format("Invalid pageSize: {} is above this export's maximum of {}", size,
+                        paging->max_size));
+      return;
+    }
+    query->top = size;
+    // pageIndex (1, 2, ...) counts pages of that size; a skip token goes on from where it says.
+    if (query->page_index && !query->skiptoken) query->skip += (*query->page_index - 1) * size;
   }
   // $select names properties of the entity, whether or not the page holds one.
   if (auto checked = odata::project(source.shape, query->select); !checked) {
@@ -671,13 +749,15 @@ void Api::collection(Context& ctx, std::string_view context, const std::vector<s
   if (count) body += fmt::format(R"(,"@odata.count":{})", *count);
   body += R"(,"value":)";
   body += value;
+  if (more && paging && query->top_given) more = false;  // $top: that many, no link
   if (more) {
     std::string path;
     for (const auto& s : ctx.target.segments) path += "/" + encode_query_value(s);
-    std::string link = fmt::format("{}/api{}?$top={}", ctx.base, path, query->top);
+    std::string link = paging ? fmt::format("{}/api{}?pageSize={}", ctx.base, path, query->top)
+                              : fmt::format("{}/api{}?$top={}", ctx.base, path, query->top);
     // A dense collection without a filter pages by $skip, as Defender does; others go on from
     // the position reached.
-    if (source.dense && !query->filter && !query->skiptoken) {
+    if (source.dense && !query->filter && !query->skiptoken && !paging) {
       link += fmt::format("&$skip={}", position);
     } else {
       link += fmt::format("&$skiptoken={}", position);
@@ -755,8 +835,13 @@ void Api::machine_missing_kbs(Context& ctx) {
 void Api::machine_entity(Context& ctx) {
   auto i = machine(ctx);
   if (!i) return;
-  entity(ctx, "Machines",
-         api::machine_dto(ctx.snapshot->devices()[*i], ctx.snapshot->state_facts(*i).exposure));
+  entity(ctx, "Machines", machine_json(*ctx.snapshot, *i));
+}
+
+json::object Api::machine_json(const FleetView& view, std::uint32_t device) const {
+  const inventory::Device& d = view.devices()[device];
+  return api::machine_dto(d, view.state_facts(device).exposure,
+                          api::machine_group(options_.machine_groups, d));
 }
 
 void Api::machines(Context& ctx) {
@@ -764,10 +849,7 @@ void Api::machines(Context& ctx) {
   collection(ctx, "Machines", api::kMachineFields, kMaxMachinesTop,
              dense(
                  view.devices().size(),
-                 [&](std::size_t i) {
-                   const auto d = static_cast<std::uint32_t>(i);
-                   return api::machine_dto(view.devices()[d], view.state_facts(d).exposure);
-                 },
+                 [&](std::size_t i) { return machine_json(view, static_cast<std::uint32_t>(i)); },
                  api::machine_dto(inventory::Device{}, 0)));
 }
 
@@ -849,46 +931,246 @@ void Api::vulnerability_machines(Context& ctx) {
                     machine_reference(inventory::Device{})});
 }
 
+namespace {
+
+// The rows of devices and their open CVEs, each with the reported KB that closes it (the newest
+// that does), in the order FleetFacts numbers them (FleetFacts::rows_before): what
+// machinesVulnerabilities and SoftwareVulnerabilitiesByMachine list. A page renders the rows of
+// its devices only, one device at a time.
+class DeviceCveRows {
+ public:
+  explicit DeviceCveRows(const FleetView& view) : view_(view) {}
+  struct Row {
+    std::uint32_t device = 0;
+    engine::CveIndex cve;
+    const engine::MissingKb* kb = nullptr;  // valid until the next call
+    std::string_view product;               // the KB's first product on the device
+  };
+  Row at(std::size_t k) {
+    const auto [d, at] = view_.row_at(k);
+    if (d != device_) {
+      device_ = d;
+      evaluation_ = view_.evaluation(d);
+      std::map<engine::CveIndex, const engine::MissingKb*> fixing;
+      for (const engine::MissingKb& kb : evaluation_->missing) {  // the newest KB first
+        for (const std::string& cve : kb.cves) {
+          fixing.try_emplace(*view_.catalog().find_cve(cve), &kb);
+        }
+      }
+      rows_.assign(fixing.begin(), fixing.end());
+    }
+    assert(at < rows_.size());
+    const auto& [cve, kb] = rows_[at];
+    return Row{d, cve, kb,
+               kb->products_names.empty() ? std::string_view() : kb->products_names.front()};
+  }
+
+ private:
+  const FleetView& view_;
+  std::uint32_t device_ = UINT32_MAX;
+  std::shared_ptr<const engine::Evaluation> evaluation_;
+  std::vector<std::pair<engine::CveIndex, const engine::MissingKb*>> rows_;
+};
+
+// "2026-11-23T15:04:05Z" -> "2026-11-23 15:04:05", the export APIs' time format; null when unknown.
+json::value export_time(const std::string& iso) {
+  if (iso.size() < 19) return nullptr;
+  std::string out = iso.substr(0, 19);
+  out[10] = ' ';
+  return json::value(out);
+}
+
+// Defender's exploitability level from MSRC's threat data.
+std::string_view exploitability(const engine::CveInfo& cve) {
+  if (cve.exploited.value_or(false)) return "ExploitIsVerified";
+  if (cve.publicly_disclosed.value_or(false)) return "ExploitIsPublic";
+  return "NoExploit";
+}
+
+// The device's version of one of its products: its OS build for the OS, unknown for the rest.
+json::value software_version(const inventory::Device& d, std::string_view product) {
+  return product.starts_with("windows") ? json::value(inventory::os_build_string(d))
+                                        : json::value(nullptr);
+}
+
+}  // namespace
+
 void Api::machines_vulnerabilities(Context& ctx) {
   const FleetView& view = *ctx.snapshot;
   const engine::CatalogIndex& catalog = view.catalog();
-  // One row per device and open CVE, with the reported KB that closes it: rows numbered across
-  // the fleet (FleetFacts::rows_before), rendered for the page's devices only.
-  struct Fixing {
-    std::string kb, product;
+  DeviceCveRows rows(view);
+  collection(
+      ctx, "MachineVulnerabilities", api::kMachineVulnerabilityFields, kMaxVulnerabilitiesTop,
+      dense(
+          view.facts().rows(),
+          [&](std::size_t k) -> std::optional<json::object> {
+            const DeviceCveRows::Row row = rows.at(k);
+            return machine_vulnerability(view.devices()[row.device], row.product,
+                                         catalog.cves()[row.cve], std::to_string(row.kb->kb));
+          },
+          machine_vulnerability(inventory::Device{}, "", engine::CveInfo{}, "")));
+}
+
+// The machine group's name as the export APIs write it: "None" when no group is configured,
+// "Unassigned" for a device in none.
+json::value Api::export_group_name(const inventory::Device& d) const {
+  if (options_.machine_groups.empty()) return "None";
+  const api::MachineGroup* group = api::machine_group(options_.machine_groups, d);
+  return group ? json::value(group->name) : json::value("Unassigned");
+}
+
+json::object Api::export_device_fields(const inventory::Device& d) const {
+  const api::MachineGroup* group = api::machine_group(options_.machine_groups, d);
+  return json::object{{"deviceId", d.id},
+                      {"deviceName", d.computer_dns_name},
+                      {"osPlatform", api::os_platform(d)},
+                      {"osVersion", inventory::os_build_string(d)},
+                      {"osArchitecture", inventory::architecture_name(d.architecture)},
+                      {"rbacGroupName", export_group_name(d)},
+                      {"rbacGroupId", group ? group->id : 0}};
+}
+
+void Api::software_vulnerabilities_by_machine(Context& ctx) {
+  const FleetView& view = *ctx.snapshot;
+  const engine::CatalogIndex& catalog = view.catalog();
+  DeviceCveRows rows(view);
+  auto row_json = [&](const inventory::Device& d, const engine::CveInfo& cve,
+                      const engine::MissingKb* kb, std::string_view product) {
+    json::object o = export_device_fields(d);
+    const json::value version = software_version(d, product);
+    o.emplace("id", fmt::format("{}_{}_{}_{}_", d.id, product,
+                                version.is_string() ? version.as_string() : "", cve.id));
+    o.emplace("softwareVendor", "microsoft");
+    o.emplace("softwareName", product);
+    o.emplace("softwareVersion", version);
+    o.emplace("cveId", cve.id);
+    o.emplace("cvssScore", cve.cvss_base.value_or(0.0));
+    o.emplace("vulnerabilitySeverityLevel", api::defender_severity(cve));
+    o.emplace("recommendedSecurityUpdate", kb ? json::value(kb->name) : json::value(nullptr));
+    o.emplace("recommendedSecurityUpdateId",
+              kb ? json::value(std::to_string(kb->kb)) : json::value(nullptr));
+    o.emplace("recommendedSecurityUpdateUrl", kb ? json::value(kb->url) : json::value(nullptr));
+    o.emplace("diskPaths", json::array());
+    o.emplace("registryPaths", json::array());
+    o.emplace("firstSeenTimestamp", export_time(d.first_seen));
+    o.emplace("lastSeenTimestamp", export_time(d.last_seen));
+    o.emplace("exploitabilityLevel", exploitability(cve));
+    o.emplace("recommendationReference", fmt::format("va-_-microsoft-_-{}", product));
+    o.emplace("securityUpdateAvailable", kb != nullptr);
+    return o;
   };
-  std::uint32_t rows_device = UINT32_MAX;
-  std::vector<std::pair<engine::CveIndex, Fixing>> rows;  // the device's, by CVE
-  auto device_rows =
-      [&](std::uint32_t d) -> const std::vector<std::pair<engine::CveIndex, Fixing>>& {
-    if (d == rows_device) return rows;
-    rows_device = d;
-    std::map<engine::CveIndex, Fixing> fixing;
-    const auto ev = view.evaluation(d);
-    for (const engine::MissingKb& kb : ev->missing) {  // the newest KB first
-      for (const std::string& cve : kb.cves) {
-        fixing.try_emplace(
-            *catalog.find_cve(cve),
-            Fixing{std::to_string(kb.kb),
-                   kb.products_names.empty() ? std::string() : kb.products_names.front()});
-      }
-    }
-    rows.assign(fixing.begin(), fixing.end());
-    return rows;
-  };
-  collection(ctx, "MachineVulnerabilities", api::kMachineVulnerabilityFields,
-             kMaxVulnerabilitiesTop,
+  const ExportPaging paging;
+  collection(ctx, "Collection(microsoft.windowsDefenderATP.api.AssetVulnerability)",
+             api::kSoftwareVulnerabilityExportFields, paging.max_size,
              dense(
                  view.facts().rows(),
                  [&](std::size_t k) -> std::optional<json::object> {
-                   const auto [d, at] = view.row_at(k);
-                   const auto& mine = device_rows(d);
-                   assert(at < mine.size());
-                   const auto& [cve, fix] = mine[at];
-                   return machine_vulnerability(view.devices()[d], fix.product, catalog.cves()[cve],
-                                                fix.kb);
+                   const DeviceCveRows::Row row = rows.at(k);
+                   return row_json(view.devices()[row.device], catalog.cves()[row.cve], row.kb,
+                                   row.product);
                  },
-                 machine_vulnerability(inventory::Device{}, "", engine::CveInfo{}, "")));
+                 row_json(inventory::Device{}, engine::CveInfo{}, nullptr, "")),
+             &paging);
+}
+
+void Api::software_inventory_by_machine(Context& ctx) {
+  const FleetView& view = *ctx.snapshot;
+  // One row per device and product it runs: rows numbered across the fleet.
+  std::vector<std::uint64_t> before{0};
+  before.reserve(view.devices().size() + 1);
+  for (std::uint32_t d = 0; d < view.devices().size(); ++d) {
+    before.push_back(before.back() + view.software_of(d).size());
+  }
+  std::uint32_t weak_device = UINT32_MAX;
+  std::map<std::string_view, std::set<std::string_view>> weak;  // the device's, by product
+  auto row_json = [&](const inventory::Device& d, std::string_view product,
+                      std::size_t weaknesses) {
+    json::object o = export_device_fields(d);
+    const json::value version = software_version(d, product);
+    o.emplace("id", fmt::format("{}_{}_{}", d.id, product,
+                                version.is_string() ? version.as_string() : ""));
+    o.emplace("softwareVendor", "microsoft");
+    o.emplace("softwareName", product);
+    o.emplace("softwareVersion", version);
+    o.emplace("numberOfWeaknesses", static_cast<std::int64_t>(weaknesses));
+    o.emplace("diskPaths", json::array());
+    o.emplace("registryPaths", json::array());
+    o.emplace("softwareFirstSeenTimestamp", export_time(d.first_seen));
+    o.emplace("endOfSupportStatus", nullptr);
+    o.emplace("endOfSupportDate", nullptr);
+    return o;
+  };
+  std::shared_ptr<const engine::Evaluation> evaluation;
+  const ExportPaging paging;
+  collection(ctx, "Collection(microsoft.windowsDefenderATP.api.AssetSoftware)",
+             api::kSoftwareInventoryExportFields, paging.max_size,
+             dense(
+                 before.back(),
+                 [&](std::size_t k) -> std::optional<json::object> {
+                   const auto d = static_cast<std::uint32_t>(
+                       std::upper_bound(before.begin(), before.end(), k) - before.begin() - 1);
+                   if (d != weak_device) {
+                     weak_device = d;
+                     weak.clear();
+                     evaluation = view.evaluation(d);
+                     for (const engine::MissingKb& kb : evaluation->missing) {
+                       for (const std::string& p : kb.products_names) {
+                         weak[p].insert(kb.cves.begin(), kb.cves.end());
+                       }
+                     }
+                   }
+                   const std::string& product = view.software_of(d)[k - before[d]];
+                   auto it = weak.find(product);
+                   return row_json(view.devices()[d], product,
+                                   it == weak.end() ? 0 : it->second.size());
+                 },
+                 row_json(inventory::Device{}, "", 0)),
+             &paging);
+}
+
+// kbgap raises no alerts: Defender's alert routes answer an empty collection, so that a client
+// that reads them (check_msdefender's alert check) works and finds none.
+void Api::alerts(Context& ctx) {
+  if (ctx.target.segments.size() == 3 && !machine(ctx)) return;  // /machines/{id}/alerts
+  collection(ctx, "Alerts", {}, kMaxMachinesTop,
+             dense(
+                 0, [](std::size_t) { return json::object(); }, json::object()));
+}
+
+// GET /api/machines/findbytag?tag=prod&useStartsWithFilter=false: the machines carrying a tag
+// (compared without case), or a tag that starts with it.
+void Api::machines_by_tag(Context& ctx) {
+  auto params = odata::parameters(ctx.target.query);
+  if (!params) {
+    error(ctx.response, 400, "InvalidInput", params.error().message);
+    return;
+  }
+  const std::string tag = to_lower((*params)["tag"]);
+  const std::string starts = to_lower((*params)["usestartswithfilter"]);
+  if (tag.empty()) {
+    error(ctx.response, 400, "InvalidInput", "findbytag needs a tag: ?tag=NAME");
+    return;
+  }
+  if (!starts.empty() && starts != "true" && starts != "false") {
+    error(ctx.response, 400, "InvalidInput", "Invalid useStartsWithFilter: expected true or false");
+    return;
+  }
+  const bool starts_with = starts == "true";
+  const FleetView& view = *ctx.snapshot;
+  std::vector<std::uint32_t> found;
+  for (std::uint32_t d = 0; d < view.devices().size(); ++d) {
+    for (const std::string& t : view.devices()[d].tags) {
+      const std::string lower = to_lower(t);
+      if (starts_with ? lower.starts_with(tag) : lower == tag) {
+        found.push_back(d);
+        break;
+      }
+    }
+  }
+  collection(ctx, "Machines", api::kMachineFields, kMaxMachinesTop,
+             dense(
+                 found.size(), [&](std::size_t k) { return machine_json(view, found[k]); },
+                 api::machine_dto(inventory::Device{}, 0)));
 }
 
 void Api::software_list(Context& ctx) {

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "api/defender_dto.h"
 #include "auth/jwt.h"
 #include "server/fleet_view.h"
 #include "server/service.h"
@@ -69,7 +70,9 @@ struct ApiOptions {
   RateLimit machines{100, 1500};
   RateLimit vulnerabilities{50, 1500};
   RateLimit software{50, 1500};
-  std::string public_url;  // when set, the base of @odata.context and nextLink
+  RateLimit exports{30, 1000};  // SoftwareVulnerabilitiesByMachine, SoftwareInventoryByMachine
+  std::string public_url;       // when set, the base of @odata.context and nextLink
+  std::vector<api::MachineGroup> machine_groups;  // [[machine_groups]] of kbgap.toml
 };
 
 class Api {
@@ -95,7 +98,7 @@ class Api {
 
  private:
   struct Context;
-  enum class Group { kNone, kMachines, kVulnerabilities, kSoftware };  // rate-limit groups
+  enum class Group { kNone, kMachines, kVulnerabilities, kSoftware, kExports };  // rate limits
   enum class Needs { kNothing, kSnapshot, kFacts };  // the fleet snapshot; and its facts
   // One endpoint: the table in api.cpp (routes()) is the whole of the routing.
   struct Route {
@@ -120,6 +123,8 @@ class Api {
   void machine_missing_kbs(Context& ctx);
   void machines(Context& ctx);
   void machine_entity(Context& ctx);
+  // A machine as Defender renders it, with its machine group.
+  boost::json::object machine_json(const FleetView& view, std::uint32_t device) const;
   void machine_software(Context& ctx);
   void machine_vulnerabilities(Context& ctx);
   void vulnerabilities(Context& ctx);
@@ -136,8 +141,22 @@ class Api {
   std::optional<engine::CveIndex> cve(Context& ctx);   // the {id} of /vulnerabilities/{id}/...
   const std::pair<const std::string, FleetFacts::Software>* software(Context& ctx);
   void entity(Context& ctx, std::string_view set, const boost::json::object& fields);
+  // The export APIs' paging: pageSize items a page (default and maximum), @odata.nextLink with
+  // pageSize and a skip token; an explicit $top answers one page without a link.
+  struct ExportPaging {
+    std::size_t default_size = 50000;
+    std::size_t max_size = 200000;
+  };
   void collection(Context& ctx, std::string_view context, const std::vector<std::string>& fields,
-                  std::size_t max_top, const Source& source);
+                  std::size_t max_top, const Source& source, const ExportPaging* paging = nullptr);
+  // A device's fields in the export APIs' rows (deviceId, deviceName, osPlatform, ...).
+  boost::json::object export_device_fields(const inventory::Device& d) const;
+  boost::json::value export_group_name(const inventory::Device& d) const;
+  void software_vulnerabilities_by_machine(Context& ctx);
+  void software_inventory_by_machine(Context& ctx);
+  void alerts(Context& ctx);
+  void machines_by_tag(Context& ctx);
+  void machine_tags(Context& ctx);
 
   Service& service_;
   std::function<std::string()> metrics_;

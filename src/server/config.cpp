@@ -153,6 +153,37 @@ std::map<std::string, std::string> kbgap_environment() {
   return out;
 }
 
+// The tables of an array of tables ([[auth.issuers]], [[machine_groups]]), each read by the keys
+// `make(item)` names; `done(item, table)` checks and keeps one. `name` is the array's full name.
+template <typename Item>
+Result<void> read_tables(const toml::node& node, std::string_view name,
+                         const std::function<std::string(const toml::node&)>& where,
+                         const std::function<std::vector<Key>(Item&)>& make,
+                         const std::function<Result<void>(Item&, const toml::node&)>& done) {
+  const toml::array* list = node.as_array();
+  if (!list)
+    return invalid_input(fmt::format("{}: {}: expected [[{}]] tables", where(node), name, name));
+  for (const toml::node& entry : *list) {
+    const toml::table* t = entry.as_table();
+    if (!t) return invalid_input(fmt::format("{}: {}: expected a table", where(entry), name));
+    Item item;
+    std::vector<Key> fields = make(item);
+    for (auto&& [key, v] : *t) {
+      const std::string_view key_name = key.str();  // clang < 16: no binding captures
+      auto f = std::find_if(fields.begin(), fields.end(),
+                            [&](const Key& k) { return k.name == key_name; });
+      if (f == fields.end()) {
+        return invalid_input(fmt::format("{}: unknown key {}.{}", where(v), name, key.str()));
+      }
+      if (auto set = f->from_toml(v); !set) {
+        return invalid_input(fmt::format("{}: {}.{}", where(v), name, set.error().message));
+      }
+    }
+    KBGAP_TRY(done(item, entry));
+  }
+  return ok_result();
+}
+
 Result<Config> load_config(const std::string& path, const std::map<std::string, std::string>& env) {
   Config c;
   std::string listen = listen_of(c.http);
@@ -176,7 +207,8 @@ Result<Config> load_config(const std::string& path, const std::map<std::string, 
   keys.push_back(strings_key("auth.audiences", c.audiences));
   for (auto [group, limit] :
        {std::pair{"machines", &c.api.machines}, std::pair{"software", &c.api.software},
-        std::pair{"vulnerabilities", &c.api.vulnerabilities}}) {
+        std::pair{"vulnerabilities", &c.api.vulnerabilities},
+        std::pair{"exports", &c.api.exports}}) {
     keys.push_back(integer_key(fmt::format("rate_limits.{}_per_minute", group), limit->per_minute,
                                0, 1000000000));
     keys.push_back(
@@ -190,46 +222,56 @@ Result<Config> load_config(const std::string& path, const std::map<std::string, 
     } catch (const toml::parse_error& e) {
       return invalid_input(fmt::format("{}:{}: {}", path, e.source().begin.line, e.description()));
     }
-    auto where = [&](const toml::node& n) {
+    std::function<std::string(const toml::node&)> where = [&](const toml::node& n) {
       return fmt::format("{}:{}", path, n.source().begin.line);
     };
     for (auto&& [section, value] : table) {
       if (section == "auth" && value.is_table()) {
         if (const toml::node* issuers = value.as_table()->get("issuers")) {
-          const toml::array* list = issuers->as_array();
-          if (!list)
-            return invalid_input(
-                fmt::format("{}: auth.issuers: expected [[auth.issuers]] tables", where(*issuers)));
-          for (const toml::node& item : *list) {
-            const toml::table* t = item.as_table();
-            if (!t)
-              return invalid_input(fmt::format("{}: auth.issuers: expected a table", where(item)));
-            IssuerConfig issuer;
-            std::vector<Key> fields{string_key("issuer", issuer.issuer),
-                                    string_key("jwks_file", issuer.jwks_file),
-                                    string_key("jwks_url", issuer.jwks_url),
-                                    strings_key("audiences", issuer.audiences)};
-            for (auto&& [name, v] : *t) {
-              const std::string_view key_name = name.str();  // clang < 16: no binding captures
-              auto f = std::find_if(fields.begin(), fields.end(),
-                                    [&](const Key& k) { return k.name == key_name; });
-              if (f == fields.end()) {
-                return invalid_input(
-                    fmt::format("{}: unknown key auth.issuers.{}", where(v), name.str()));
-              }
-              if (auto set = f->from_toml(v); !set) {
-                return invalid_input(
-                    fmt::format("{}: auth.issuers.{}", where(v), set.error().message));
-              }
-            }
-            if (issuer.issuer.empty() || issuer.jwks_file.empty() == issuer.jwks_url.empty()) {
-              return invalid_input(fmt::format(
-                  "{}: an [[auth.issuers]] needs issuer and one of jwks_file or jwks_url",
-                  where(item)));
-            }
-            c.issuers.push_back(std::move(issuer));
-          }
+          KBGAP_TRY(read_tables<IssuerConfig>(
+              *issuers, "auth.issuers", where,
+              [](IssuerConfig& issuer) {
+                return std::vector<Key>{string_key("issuer", issuer.issuer),
+                                        string_key("jwks_file", issuer.jwks_file),
+                                        string_key("jwks_url", issuer.jwks_url),
+                                        strings_key("audiences", issuer.audiences)};
+              },
+              [&](IssuerConfig& issuer, const toml::node& item) -> Result<void> {
+                if (issuer.issuer.empty() || issuer.jwks_file.empty() == issuer.jwks_url.empty()) {
+                  return invalid_input(fmt::format(
+                      "{}: an [[auth.issuers]] needs issuer and one of jwks_file or jwks_url",
+                      where(item)));
+                }
+                c.issuers.push_back(std::move(issuer));
+                return ok_result();
+              }));
         }
+      }
+      if (section == "machine_groups") {
+        KBGAP_TRY(read_tables<api::MachineGroup>(
+            value, "machine_groups", where,
+            [](api::MachineGroup& group) {
+              return std::vector<Key>{integer_key("id", group.id, 1, 1ll << 40),
+                                      string_key("name", group.name), string_key("tag", group.tag)};
+            },
+            [&](api::MachineGroup& group, const toml::node& item) -> Result<void> {
+              if (group.name.empty() || group.tag.empty()) {
+                return invalid_input(
+                    fmt::format("{}: a [[machine_groups]] needs a name and the tag of its devices",
+                                where(item)));
+              }
+              if (group.id == 0)
+                group.id = static_cast<std::int64_t>(c.api.machine_groups.size()) + 1;
+              for (const api::MachineGroup& other : c.api.machine_groups) {
+                if (other.id == group.id || other.name == group.name) {
+                  return invalid_input(fmt::format("{}: machine group '{}' (id {}) is named twice",
+                                                   where(item), group.name, group.id));
+                }
+              }
+              c.api.machine_groups.push_back(std::move(group));
+              return ok_result();
+            }));
+        continue;
       }
       const toml::table* t = value.as_table();
       if (!t) return invalid_input(fmt::format("{}: unknown key {}", where(value), section.str()));

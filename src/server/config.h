@@ -32,11 +32,13 @@ struct Config {
   HttpOptions http;
   ApiOptions api;
   bool self_issuer = true;  // accept tokens minted by `kbgap token` on this data directory
-  // Defender's audiences: its documentation's, the unified one, and the one older app
-  // registrations (the Azure Sentinel playbooks) ask tokens for.
+  // Defender's audiences: its documentation's, the unified one, the one older app
+  // registrations (the Azure Sentinel playbooks) ask tokens for, and the one of the Logic Apps
+  // connector's managed identity.
   std::vector<std::string> audiences = {"https://api.securitycenter.microsoft.com",
                                         "https://api.security.microsoft.com",
-                                        "https://api.securitycenter.windows.com"};
+                                        "https://api.securitycenter.windows.com",
+                                        "https://securitycenter.onmicrosoft.com/windowsatpservice"};
   std::vector<IssuerConfig> issuers;
 };
 

@@ -214,8 +214,12 @@ class Parser {
     return std::shared_ptr<const Node>(n);
   }
 
+  // Names compare without case, as Defender's do (computerDnsName, ComputerDNSName): the
+  // entity's own spelling is what is compared.
   Result<std::string> known_field(const Token& at, std::string_view name) const {
-    auto it = std::find(fields_.begin(), fields_.end(), name);
+    const std::string lower = to_lower(name);
+    auto it = std::find_if(fields_.begin(), fields_.end(),
+                           [&](const std::string& f) { return to_lower(f) == lower; });
     if (it == fields_.end()) {
       return fail(at, fmt::format("'{}' is not a field this collection can be filtered on", name));
     }
@@ -462,11 +466,20 @@ Result<boost::json::object> project(const boost::json::object& entity,
   if (select.empty()) return entity;
   boost::json::object out;
   for (const std::string& name : select) {
-    const auto* value = entity.if_contains(name);
-    if (!value) {
+    // The entity's own spelling of the name, whatever its case in $select.
+    const boost::json::key_value_pair* found = nullptr;
+    if (auto it = entity.find(name); it != entity.end()) {
+      found = &*it;
+    } else {
+      const std::string lower = to_lower(name);
+      for (const auto& kv : entity) {
+        if (to_lower(kv.key()) == lower) found = &kv;
+      }
+    }
+    if (!found) {
       return invalid_input(fmt::format("Invalid $select: this entity has no property '{}'", name));
     }
-    out[name] = *value;
+    out[found->key()] = found->value();
   }
   return out;
 }
@@ -490,10 +503,23 @@ Result<void> for_each_pair(std::string_view query, OnPair&& on_pair) {
 
 }  // namespace
 
+Result<std::map<std::string, std::string>> parameters(std::string_view query) {
+  std::map<std::string, std::string> out;
+  KBGAP_TRY(for_each_pair(query, [&](std::string_view key, std::string_view value) -> Result<void> {
+    auto k = url_decode(key);
+    auto v = url_decode(value);
+    if (!k || !v) return invalid_input("Invalid query string: a bad %-escape");
+    if (!k->starts_with('$')) out[to_lower(*k)] = std::move(*v);
+    return ok_result();
+  }));
+  return out;
+}
+
 Result<std::vector<std::string>> entity_select(std::string_view query) {
   std::vector<std::string> select;
   KBGAP_TRY(for_each_pair(query, [&](std::string_view key, std::string_view value) -> Result<void> {
-    if (url_decode(key) != "$select") return ok_result();
+    auto name = url_decode(key);
+    if (!name || to_lower(*name) != "$select") return ok_result();
     auto decoded = url_decode(value);
     if (!decoded) return invalid_input("Invalid $select: a bad %-escape");
     auto parsed = parse_select(*decoded);
@@ -517,6 +543,8 @@ Result<Query> parse_query(std::string_view query, std::size_t max_top,
         auto key = url_decode(raw_key);
         auto value = url_decode(raw_value);
         if (!key || !value) return invalid_input("Invalid query string: a bad %-escape");
+        // Option names without case, as Defender takes them ($Filter, $TOP).
+        if (key->starts_with('$')) *key = to_lower(*key);
         auto number = [&](std::size_t& out) -> Result<void> {
           std::size_t v = 0;
           auto [end, ec] = std::from_chars(value->data(), value->data() + value->size(), v);
@@ -534,6 +562,7 @@ Result<Query> parse_query(std::string_view query, std::size_t max_top,
           q.filter_text = *value;
         } else if (*key == "$top") {
           KBGAP_TRY(number(q.top));
+          q.top_given = true;
           if (q.top > max_top) {
             return invalid_input(fmt::format(
                 "Invalid $top: {} is above this collection's maximum of {}", q.top, max_top));
@@ -556,6 +585,11 @@ Result<Query> parse_query(std::string_view query, std::size_t max_top,
           q.select_text = *value;
         } else if (key->starts_with("$")) {
           return invalid_input(fmt::format("The query option {} is not supported", *key));
+        } else if (to_lower(*key) == "pagesize" || to_lower(*key) == "pageindex") {
+          std::size_t n = 0;
+          KBGAP_TRY(number(n));
+          if (n == 0) return invalid_input(fmt::format("Invalid {}: expected 1 or more", *key));
+          (to_lower(*key) == "pagesize" ? q.page_size : q.page_index) = n;
         }
         return ok_result();
       }));

@@ -5,6 +5,7 @@
 
 #include <boost/json/object.hpp>
 #include <cstddef>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,8 +33,12 @@ class Filter {
 
 struct Query {
   std::optional<Filter> filter;
-  std::size_t top = 0;  // the page size
+  std::size_t top = 0;     // the page size
+  bool top_given = false;  // $top was in the query (not the collection's maximum)
   std::size_t skip = 0;
+  // The export APIs' paging (docs/api.md): pageSize, and the older pageIndex (1, 2, ...);
+  // other collections ignore them.
+  std::optional<std::size_t> page_size, page_index;
   bool count = false;
   std::string filter_text;  // as given, for @odata.nextLink
   // Where the previous page stopped (kbgap's @odata.nextLink writes it): the position in the
@@ -45,6 +50,9 @@ struct Query {
   std::string select_text;  // as given, for @odata.nextLink and @odata.context
 };
 
+// The query string's parameters that are not OData options ("tag", "pageSize"): by lower-case
+// name, decoded; the last of a name wins.
+Result<std::map<std::string, std::string>> parameters(std::string_view query);
 // The $select of an entity's query string (the one option an entity takes; others are ignored).
 Result<std::vector<std::string>> entity_select(std::string_view query);
 // The properties an @odata.context names after a $select: "(id,osPlatform)"; "" without one.

@@ -162,6 +162,14 @@ class SqliteTransaction final : public catalog::CatalogTransaction {
           .bind(7, v.cvss_base)
           .bind(8, v.exploited)
           .bind(9, v.publicly_disclosed);
+      for (auto [index, text] : {std::pair{10, &v.cvss_vector}, std::pair{11, &v.published},
+                                 std::pair{12, &v.updated}}) {
+        if (text->empty()) {
+          ins_vuln_.bind_null(index);
+        } else {
+          ins_vuln_.bind(index, *text);
+        }
+      }
       KBGAP_TRY(ins_vuln_.run());
       const std::int64_t vuln_id = db_.last_insert_rowid();
       for (const catalog::AffectedProduct& ap : v.products) {
@@ -231,7 +239,8 @@ class SqliteTransaction final : public catalog::CatalogTransaction {
          "INSERT INTO products (document_id, product_id, name, family) VALUES (?,?,?,?)"},
         {&ins_vuln_,
          "INSERT INTO vulnerabilities (document_id, ordinal, cve, title, severity, impact,"
-         " cvss_base, exploited, publicly_disclosed) VALUES (?,?,?,?,?,?,?,?,?)"},
+         " cvss_base, exploited, publicly_disclosed, cvss_vector, published, updated)"
+         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"},
         {&ins_vuln_product_,
          "INSERT INTO vulnerability_products (vulnerability_id, product_id, severity, impact,"
          " cvss_base) VALUES (?,?,?,?,?)"},
@@ -486,18 +495,31 @@ Result<catalog::CatalogData> SqliteCatalogStore::load() {
                }));
   KBGAP_TRY(each_row(
       "SELECT v.cve, v.title, v.severity, v.impact, v.cvss_base, v.exploited,"
-      " v.publicly_disclosed FROM vulnerabilities v JOIN documents d ON d.id = v.document_id"
+      " v.publicly_disclosed, v.cvss_vector, COALESCE(v.published, d.initial_release),"
+      " COALESCE(v.updated, d.current_release)"
+      " FROM vulnerabilities v JOIN documents d ON d.id = v.document_id"
       " ORDER BY v.cve, d.initial_release DESC",
       [&](const Statement& row) {
         std::string id = row.column_text(0);
-        if (!data.cves.empty() && data.cves.back().id == id) return;
+        std::string published = row.column_text(8), updated = row.column_text(9);
+        if (!data.cves.empty() && data.cves.back().id == id) {
+          // An older month that lists the CVE too: its first publication may be there.
+          catalog::CatalogData::Cve& newest = data.cves.back();
+          if (!published.empty() && (newest.published.empty() || published < newest.published))
+            newest.published = std::move(published);
+          if (newest.updated < updated) newest.updated = std::move(updated);
+          return;
+        }
         catalog::CatalogData::Cve c{std::move(id),
                                     row.column_text(1),
                                     row.column_text(2),
                                     row.column_text(3),
                                     row.column_optional_double(4),
                                     row.column_optional_bool(5),
-                                    row.column_optional_bool(6)};
+                                    row.column_optional_bool(6),
+                                    row.column_text(7),
+                                    std::move(published),
+                                    std::move(updated)};
         data.cves.push_back(std::move(c));
       }));
   KBGAP_TRY(
