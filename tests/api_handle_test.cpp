@@ -7,8 +7,10 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <set>
 
 #include "auth/jwt.h"
+#include "common/text.h"
 #include "engine/evaluate.h"
 #include "engine_support.h"
 #include "server/api.h"
@@ -80,8 +82,8 @@ class ApiHandle : public ::testing::Test {
 };
 
 TEST_F(ApiHandle, EveryRouteOfTheTableAnswersAndUnknownPathsAreNoSuchEndpoint) {
-  const std::string all = token(
-      {"Machine.Read.All", "Software.Read.All", "Vulnerability.Read.All", "Machine.ReadWrite.All"});
+  const std::string all = token({"Machine.Read.All", "Software.Read.All", "Vulnerability.Read.All",
+                                 "Machine.ReadWrite.All", "Alert.Read.All"});
   const std::string name = device_.computer_dns_name;
   const std::vector<std::string> targets = {"/api/machines",
                                             "/api/machines/" + name,
@@ -96,6 +98,11 @@ TEST_F(ApiHandle, EveryRouteOfTheTableAnswersAndUnknownPathsAreNoSuchEndpoint) {
                                             "/api/software/microsoft-_-windows_10",
                                             "/api/Software/microsoft-_-windows_10/getmissingkbs",
                                             "/api/v1.0/machines",
+                                            "/api/machines/SoftwareVulnerabilitiesByMachine",
+                                            "/api/machines/softwareinventorybymachine",
+                                            "/api/machines/findbytag?tag=x",
+                                            "/api/machines/" + name + "/alerts",
+                                            "/api/alerts",
                                             "/metrics"};
   const std::vector<std::string> patterns = {"/api/machines",
                                              "/api/machines/{id}",
@@ -110,6 +117,11 @@ TEST_F(ApiHandle, EveryRouteOfTheTableAnswersAndUnknownPathsAreNoSuchEndpoint) {
                                              "/api/Software/{id}",
                                              "/api/Software/{id}/getmissingkbs",
                                              "/api/machines",
+                                             "/api/machines/SoftwareVulnerabilitiesByMachine",
+                                             "/api/machines/SoftwareInventoryByMachine",
+                                             "/api/machines/findbytag",
+                                             "/api/machines/{id}/alerts",
+                                             "/api/alerts",
                                              "/metrics"};
   for (std::size_t i = 0; i < targets.size(); ++i) {
     const Response r = get(targets[i], all);
@@ -293,6 +305,240 @@ TEST_F(ApiHandle, MissingKbsAreTheEnginesAnswer) {
   for (const engine::MissingKb& m : ev.missing) expected.push_back(std::to_string(m.kb));
   EXPECT_FALSE(expected.empty());
   EXPECT_EQ(served, expected);
+}
+
+// What the Azure Sentinel playbook Get-MDATPVulnerabilities validates with its JSON schemas
+// (Azure/Azure-Sentinel, Playbooks/Get-MDATPVulnerabilities/azuredeploy.json): every required
+// property present, with its type; only the ones its schema leaves open may be null.
+TEST_F(ApiHandle, MachinesAndVulnerabilitiesCarryWhatClientsValidate) {
+  const std::string t = token({"Machine.Read.All", "Vulnerability.Read.All"});
+  using Kind = boost::json::kind;
+  const std::map<std::string, std::vector<Kind>> machine = {
+      {"id", {Kind::string}},
+      {"computerDnsName", {Kind::string}},
+      {"firstSeen", {Kind::string}},
+      {"lastSeen", {Kind::string}},
+      {"osPlatform", {Kind::string}},
+      {"osVersion", {Kind::string, Kind::null}},
+      {"osProcessor", {Kind::string}},
+      {"version", {Kind::string, Kind::null}},
+      {"lastIpAddress", {Kind::string}},
+      {"lastExternalIpAddress", {Kind::string}},
+      {"agentVersion", {Kind::string}},
+      {"osBuild", {Kind::int64}},
+      {"healthStatus", {Kind::string}},
+      {"rbacGroupId", {Kind::int64}},
+      {"rbacGroupName", {Kind::string, Kind::null}},
+      {"riskScore", {Kind::string}},
+      {"exposureLevel", {Kind::string}},
+      {"aadDeviceId", {Kind::string, Kind::null}},
+      {"machineTags", {Kind::array}},
+      {"ipAddresses", {Kind::array}}};
+  const std::map<std::string, std::vector<Kind>> vulnerability = {
+      {"id", {Kind::string}},           {"name", {Kind::string}},
+      {"description", {Kind::string}},  {"severity", {Kind::string}},
+      {"cvssV3", {Kind::double_}},      {"exposedMachines", {Kind::int64}},
+      {"publishedOn", {Kind::string}},  {"updatedOn", {Kind::string}},
+      {"publicExploit", {Kind::bool_}}, {"exploitVerified", {Kind::bool_}},
+      {"exploitInKit", {Kind::bool_}},  {"exploitTypes", {Kind::array}},
+      {"exploitUris", {Kind::array}}};
+  auto check = [](const boost::json::object& o,
+                  const std::map<std::string, std::vector<Kind>>& schema) {
+    for (const auto& [name, kinds] : schema) {
+      const auto* v = o.if_contains(name);
+      ASSERT_NE(v, nullptr) << name << " in " << boost::json::serialize(o);
+      EXPECT_NE(std::find(kinds.begin(), kinds.end(), v->kind()), kinds.end())
+          << name << " in " << boost::json::serialize(o);
+    }
+  };
+  const Response machines = get("/api/machines", t);
+  ASSERT_EQ(machines.status, 200) << machines.body;
+  const auto listed = boost::json::parse(machines.body);
+  ASSERT_FALSE(listed.at("value").as_array().empty());
+  for (const auto& m : listed.at("value").as_array()) check(m.as_object(), machine);
+  // The device's own addresses, from the network cards its systeminfo lists.
+  const auto& m = listed.at("value").as_array().front().as_object();
+  ASSERT_FALSE(device_.ip_addresses.empty());
+  EXPECT_EQ(m.at("lastIpAddress").as_string(), inventory::primary_ip(device_.ip_addresses));
+  EXPECT_EQ(m.at("ipAddresses").as_array().size(), device_.ip_addresses.size());
+  const Response open = get("/api/machines/" + device_.id + "/vulnerabilities", t);
+  ASSERT_EQ(open.status, 200) << open.body;
+  const auto cves = boost::json::parse(open.body).at("value").as_array();
+  ASSERT_GT(cves.size(), 100u);
+  std::size_t exploited = 0, with_vector = 0;
+  for (const auto& v : cves) {
+    check(v.as_object(), vulnerability);
+    const auto& o = v.as_object();
+    EXPECT_LE(o.at("publishedOn").as_string(), o.at("updatedOn").as_string()) << o.at("id");
+    exploited += o.at("exploitVerified").as_bool() ? 1 : 0;
+    if (o.at("cvssVector").is_string()) {
+      ++with_vector;
+      EXPECT_GT(o.at("cvssV3").as_double(), 0) << o.at("id");
+    }
+    // Verified implies public.
+    if (o.at("exploitVerified").as_bool()) {
+      EXPECT_TRUE(o.at("publicExploit").as_bool());
+    }
+  }
+  // A Windows 10 21H2 machine last patched in 2022 misses fixes for CVEs exploited in the wild.
+  EXPECT_GT(exploited, 0u);
+  EXPECT_GT(with_vector, cves.size() / 2);
+}
+
+// The export API's JSON pages (SoftwareVulnerabilitiesByMachine): pageSize rows a page, followed by
+// @odata.nextLink to the end, each row once: the same rows as machinesVulnerabilities.
+TEST_F(ApiHandle, ExportPagesCoverEveryRowOnce) {
+  const std::string t = token({"Vulnerability.Read.All", "Software.Read.All"});
+  const Response counted =
+      get("/api/vulnerabilities/machinesVulnerabilities?$top=0&$count=true", t);
+  ASSERT_EQ(counted.status, 200) << counted.body;
+  const std::int64_t rows = boost::json::parse(counted.body).at("@odata.count").as_int64();
+  ASSERT_GT(rows, 120);
+  // About six pages: the export's rate limit is 30 calls a minute.
+  const std::size_t size = static_cast<std::size_t>(rows / 6 + 1);
+  const std::string size_text = std::to_string(size);
+  std::set<std::string> ids;
+  std::vector<std::string> first_ids;
+  std::string next = "/api/machines/SoftwareVulnerabilitiesByMachine?pageSize=" + size_text;
+  int pages = 0;
+  while (!next.empty()) {
+    const Response page = get(next, t);
+    ASSERT_EQ(page.status, 200) << next << ": " << page.body;
+    const auto body = boost::json::parse(page.body).as_object();
+    const auto& value = body.at("value").as_array();
+    EXPECT_LE(value.size(), size);
+    for (const auto& v : value) {
+      const auto& o = v.as_object();
+      EXPECT_TRUE(ids.insert(std::string(o.at("id").as_string())).second) << o.at("id");
+      EXPECT_EQ(o.at("deviceId").as_string(), device_.id);
+      EXPECT_TRUE(o.at("cvssScore").is_double());
+      EXPECT_EQ(o.at("recommendedSecurityUpdateId").as_string().size(), 7u) << o;
+      if (pages == 1) first_ids.emplace_back(o.at("id").as_string());
+    }
+    ++pages;
+    next.clear();
+    if (const auto* link = body.if_contains("@odata.nextLink")) {
+      next = std::string(link->as_string());
+      next = next.substr(next.find("/api/"));
+    }
+  }
+  EXPECT_EQ(static_cast<std::int64_t>(ids.size()), rows);
+  EXPECT_EQ(pages, static_cast<int>((static_cast<std::size_t>(rows) + size - 1) / size));
+  // pageIndex (check_msdefender sends pageIndex=1): page 2 is the second page.
+  const Response second =
+      get("/api/machines/SoftwareVulnerabilitiesByMachine?pageIndex=2&pageSize=" + size_text, t);
+  ASSERT_EQ(second.status, 200) << second.body;
+  std::vector<std::string> second_ids;
+  const boost::json::value second_page = boost::json::parse(second.body);
+  for (const auto& v : second_page.at("value").as_array()) {
+    second_ids.emplace_back(v.at("id").as_string());
+  }
+  EXPECT_EQ(second_ids, first_ids);
+  // $top: that many, without a link; pageSize above 200,000 is refused.
+  const auto top =
+      boost::json::parse(get("/api/machines/SoftwareVulnerabilitiesByMachine?$top=3", t).body);
+  EXPECT_EQ(top.at("value").as_array().size(), 3u);
+  EXPECT_EQ(top.as_object().if_contains("@odata.nextLink"), nullptr);
+  EXPECT_EQ(get("/api/machines/SoftwareVulnerabilitiesByMachine?pageSize=200001", t).status, 400);
+  // The inventory export: one row per product the device runs, as /machines/{id}/software lists.
+  const auto software =
+      boost::json::parse(get("/api/machines/" + device_.id + "/software", t).body);
+  const auto inventory =
+      boost::json::parse(get("/api/machines/SoftwareInventoryByMachine", t).body);
+  std::set<std::string> listed, exported;
+  for (const auto& s : software.at("value").as_array()) listed.emplace(s.at("name").as_string());
+  for (const auto& s : inventory.at("value").as_array()) {
+    exported.emplace(s.at("softwareName").as_string());
+    EXPECT_TRUE(s.at("numberOfWeaknesses").is_int64());
+  }
+  EXPECT_EQ(exported, listed);
+}
+
+// Defender's own clients spell names in other cases: $Filter and ComputerDNSName (PSMDE), $Select.
+// Parameters that are not options (Top=1, a typo of one client) are passed over.
+TEST_F(ApiHandle, OptionAndPropertyNamesAreWithoutCase) {
+  const std::string t = token({"Machine.Read.All"});
+  const Response r = get("/api/machines?$Filter=ComputerDNSName%20eq%20'" +
+                             to_lower(device_.computer_dns_name) + "'&$SELECT=ID,osplatform&Top=1",
+                         t);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto value = boost::json::parse(r.body).at("value").as_array();
+  ASSERT_EQ(value.size(), 1u);
+  // The entity's own spelling of the names.
+  EXPECT_EQ(
+      boost::json::serialize(value[0]),
+      boost::json::serialize(boost::json::object{{"id", device_.id}, {"osPlatform", "Windows10"}}));
+}
+
+// Tags (PSMDE's Add-MachineTag, findbytag) and machine groups by tag.
+TEST_F(ApiHandle, TagsFindByTagAndMachineGroups) {
+  ApiOptions options;
+  options.machine_groups = {{7, "Lab", "lab"}};
+  auto keys = auth::KeySet::from_jwks(key_->jwks(), "test");
+  ASSERT_TRUE(keys);
+  api_ = std::make_unique<Api>(
+      *service_,
+      auth::Verifier({{"kbgap", {kAudience}, std::make_shared<auth::KeySet>(*keys)}}, 60), options);
+  const std::string reader = token({"Machine.Read.All"});
+  const std::string writer = token({"Machine.ReadWrite.All"});
+  auto post = [&](const std::string& body, const std::string& bearer) {
+    Request request;
+    request.method = "POST";
+    request.target = "/api/machines/" + device_.id + "/tags";
+    request.host = "localhost";
+    request.authorization = "Bearer " + bearer;
+    request.body = body;
+    return api_->handle(request, true);
+  };
+  auto found = [&](const std::string& query) {
+    const Response r = get("/api/machines/findbytag?" + query, reader);
+    EXPECT_EQ(r.status, 200) << r.body;
+    return boost::json::parse(r.body).at("value").as_array().size();
+  };
+  EXPECT_EQ(found("tag=Lab"), 0u);
+  EXPECT_EQ(post(R"({"Value": "Lab", "Action": "Add"})", reader).status, 403);
+  const Response added = post(R"({"Value": "Lab", "Action": "Add"})", writer);
+  ASSERT_EQ(added.status, 200) << added.body;
+  const auto machine = boost::json::parse(added.body);
+  EXPECT_EQ(machine.at("machineTags").as_array(), boost::json::array{"Lab"});
+  EXPECT_EQ(machine.at("rbacGroupId").as_int64(), 7);
+  EXPECT_EQ(machine.at("rbacGroupName").as_string(), "Lab");
+  // Its times are kept: a tag is not a report from the device.
+  EXPECT_EQ(machine.at("lastSeen").as_string(),
+            boost::json::parse(get("/api/machines/" + device_.id, reader).body)
+                .at("lastSeen")
+                .as_string());
+  EXPECT_EQ(found("tag=lab"), 1u);
+  EXPECT_EQ(found("tag=La"), 0u);
+  EXPECT_EQ(found("tag=La&useStartsWithFilter=true"), 1u);
+  EXPECT_EQ(post(R"({"Value": "lab", "Action": "Add"})", writer).status, 200);  // once
+  EXPECT_EQ(boost::json::parse(get("/api/machines/" + device_.id, reader).body)
+                .at("machineTags")
+                .as_array()
+                .size(),
+            1u);
+  for (const char* bad : {R"({"Value": "", "Action": "Add"})",
+                          R"({"Value": "x", "Action": "Toggle"})", "not json", R"(["x"])"}) {
+    EXPECT_EQ(post(bad, writer).status, 400) << bad;
+  }
+  ASSERT_EQ(post(R"({"value": "LAB", "action": "remove"})", writer).status, 200);
+  EXPECT_EQ(found("tag=lab"), 0u);
+  EXPECT_EQ(get("/api/machines/findbytag", reader).status, 400);
+  EXPECT_EQ(boost::json::parse(get("/api/machines/" + device_.id, reader).body).at("rbacGroupId"),
+            0);
+}
+
+// kbgap raises no alerts: the alert routes answer, with none.
+TEST_F(ApiHandle, AlertsAreAnEmptyCollection) {
+  const std::string t = token({"Alert.Read.All"});
+  for (const std::string& target :
+       std::vector<std::string>{"/api/alerts", "/api/machines/" + device_.id + "/alerts"}) {
+    const Response r = get(target, t);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(boost::json::parse(r.body).at("value").as_array().size(), 0u);
+  }
+  EXPECT_EQ(get("/api/machines/" + std::string(40, 'a') + "/alerts", t).status, 404);
+  EXPECT_EQ(get("/api/alerts", token({"Machine.Read.All"})).status, 403);
 }
 
 }  // namespace

@@ -91,6 +91,45 @@ TEST(Config, ErrorsNameTheFileLineAndKey) {
   EXPECT_NE(error_of("[server]\nlisten = \"nowhere\"\n").find("ADDRESS:PORT"), std::string::npos);
   EXPECT_NE(error_of("[rate_limits]\nmachines_per_minute = -1\n").find("outside"),
             std::string::npos);
+  EXPECT_NE(error_of("[[machine_groups]]\nname = \"Servers\"\n").find("k.toml:1:"),
+            std::string::npos);
+  EXPECT_NE(error_of("[[machine_groups]]\nname = \"A\"\ntag = \"a\"\ncolour = 1\n")
+                .find("k.toml:4: unknown key machine_groups.colour"),
+            std::string::npos);
+  EXPECT_NE(error_of("[[machine_groups]]\nname = \"A\"\ntag = \"a\"\n"
+                     "[[machine_groups]]\nname = \"A\"\ntag = \"b\"\n")
+                .find("k.toml:4: machine group 'A' (id 2) is named twice"),
+            std::string::npos);
+  EXPECT_NE(error_of("machine_groups = 3\n").find("expected [[machine_groups]] tables"),
+            std::string::npos);
+}
+
+// Defender's rbacGroupId and rbacGroupName: [[machine_groups]] by tag, numbered in order unless
+// given an id; a device carrying several groups' tags is in the first.
+TEST(Config, MachineGroups) {
+  test::TempDir dir;
+  test::write_file(dir.path() / "kbgap.toml", R"(
+[[machine_groups]]
+name = "Domain controllers"
+tag = "dc"
+
+[[machine_groups]]
+name = "Servers"
+tag = "Server"
+id = 140
+)");
+  auto c = load_config(dir.str("kbgap.toml"), {});
+  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_EQ(c->api.machine_groups.size(), 2u);
+  EXPECT_EQ(c->api.machine_groups[0].id, 1);
+  EXPECT_EQ(c->api.machine_groups[1].id, 140);
+  inventory::Device d;
+  d.tags = {"server", "dc"};
+  EXPECT_EQ(api::machine_group(c->api.machine_groups, d)->name, "Domain controllers");
+  d.tags = {"SERVER"};
+  EXPECT_EQ(api::machine_group(c->api.machine_groups, d)->id, 140);
+  d.tags = {"workstation"};
+  EXPECT_EQ(api::machine_group(c->api.machine_groups, d), nullptr);
 }
 
 }  // namespace

@@ -92,6 +92,33 @@ TEST(CvrfReader, ReadsCveDetails) {
   EXPECT_EQ(ap->severity, "Critical");
 }
 
+// Defender's publishedOn, updatedOn, cvssVector and exploit flags come from the CVE's own entries:
+// its revision history (1.0 on Patch Tuesday, 1.1 a week later), its score set, its threat data.
+TEST(CvrfReader, ReadsACvesOwnDatesVectorAndExploitStatus) {
+  ParsedDocument p = parse("2024-Jan");
+  auto it = std::find_if(p.document.vulnerabilities.begin(), p.document.vulnerabilities.end(),
+                         [](const Vulnerability& v) { return v.cve == "CVE-2024-20674"; });
+  ASSERT_NE(it, p.document.vulnerabilities.end());
+  EXPECT_EQ(it->published, "2024-01-09T08:00:00Z");
+  EXPECT_EQ(it->updated, "2024-01-18T08:00:00Z");
+  EXPECT_EQ(it->cvss_vector, "CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:U/C:H/I:H/A:H/E:U/RL:O/RC:C");
+  EXPECT_EQ(it->exploited, std::optional<bool>(false));
+  // The month's header says something else: the document's own dates are not the CVE's.
+  EXPECT_NE(p.document.current_release, it->updated);
+  // Every CVE of every month: published no later than updated, a vector only with a score.
+  for (const auto& [id, xml] : real_documents()) {
+    auto parsed = read_cvrf(xml, id);
+    ASSERT_TRUE(parsed) << parsed.error().message;
+    for (const Vulnerability& v : parsed->document.vulnerabilities) {
+      EXPECT_LE(v.published, v.updated) << id << ": " << v.cve;
+      if (!v.cvss_vector.empty()) {
+        EXPECT_TRUE(v.cvss_base.has_value()) << id << ": " << v.cve;
+        EXPECT_TRUE(v.cvss_vector.starts_with("CVSS:3")) << id << ": " << v.cvss_vector;
+      }
+    }
+  }
+}
+
 TEST(CvrfReader, Kb5008212CarriesFixedBuild19043_1415) {
   ParsedDocument p = parse("2021-Dec");
   EXPECT_EQ(p.document.title, "December 2021 Security Updates");

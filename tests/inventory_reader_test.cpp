@@ -135,6 +135,56 @@ TEST(InventoryReader, ReadsLocalizedSysteminfo) {
   EXPECT_EQ(it.device.edition, "Pro");
 }
 
+// systeminfo's "Network Card(s)" lists each card's addresses as numbered items, in every language:
+// each is kept (Defender's ipAddresses), and no item that reads as an address becomes a KB.
+TEST(InventoryReader, ReadsTheNetworkCardsAddressesInEveryLanguage) {
+  const std::regex ipv4(R"(^\s+\[\d+\]\s?: ((\d{1,3}\.){3}\d{1,3})\s*$)");
+  int with_addresses = 0;
+  for (const fs::path& path : inventory_files()) {
+    const std::string name = path.filename().string();
+    if (name.find("_qfe") != std::string::npos) continue;
+    SCOPED_TRACE(name);
+    const Inventory inv = read_one(name);
+    // The IPv4 items of the file, as its own lines give them.
+    std::vector<std::string> listed;
+    std::istringstream lines(decode_windows_text(test::read_file(path)));
+    for (std::string line; std::getline(lines, line);) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      std::smatch m;
+      if (std::regex_match(line, m, ipv4) &&
+          std::find(listed.begin(), listed.end(), m[1].str()) == listed.end()) {
+        listed.push_back(m[1]);
+      }
+    }
+    std::vector<std::string> v4;
+    for (const std::string& a : inv.device.ip_addresses) {
+      EXPECT_EQ(canonical_ip(a), a);
+      if (a.find(':') == std::string::npos) v4.push_back(a);
+    }
+    EXPECT_EQ(v4, listed);
+    with_addresses += inv.device.ip_addresses.empty() ? 0 : 1;
+    for (KbNumber kb : inv.device.installed_kbs) EXPECT_GE(kb, kMinKbNumber);
+  }
+  EXPECT_GE(with_addresses, 30);
+  // A machine with VMware's host-only adapters first: its addresses in the order of its cards.
+  const Inventory vm = read_one("10_1809_x64_pro_en-us_20190307_systeminfo.txt");
+  ASSERT_GE(vm.device.ip_addresses.size(), 4u);
+  EXPECT_EQ(vm.device.ip_addresses[0], "192.168.228.1");
+  EXPECT_EQ(vm.device.ip_addresses[1], "fe80::612a:8729:a361:50b2");
+}
+
+// lastIpAddress: a routable IPv4 address first, then IPv6, passing over loopback, link-local and
+// unspecified addresses; the first address when all are of those.
+TEST(InventoryReader, PrimaryAddress) {
+  EXPECT_EQ(primary_ip({"fe80::1", "169.254.3.4", "127.0.0.1", "10.1.2.3"}), "10.1.2.3");
+  EXPECT_EQ(primary_ip({"fe80::1", "2001:db8::7", "0.0.0.0"}), "2001:db8::7");
+  EXPECT_EQ(primary_ip({"169.254.3.4", "fe80::1"}), "169.254.3.4");
+  EXPECT_EQ(primary_ip({}), "");
+  EXPECT_EQ(canonical_ip("2001:DB8:0:0:0:0:0:7"), "2001:db8::7");
+  EXPECT_EQ(canonical_ip("10.0.0.1/24"), std::nullopt);
+  EXPECT_EQ(canonical_ip("KB4540673"), std::nullopt);
+}
+
 TEST(InventoryReader, MapsToCatalogProductNames) {
   auto names = [](const std::string& file) { return os_product_names(read_one(file).device); };
   EXPECT_EQ(names("10_1803_x64_education_en-us_systeminfo.txt"),

@@ -1,6 +1,7 @@
 // kbgap JSON and osquery JSON inventories: what they read, and the errors they give.
 #include "inventory/json_inventory.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <boost/json/serialize.hpp>
@@ -160,7 +161,53 @@ TEST(KbgapJson, EveryRealDeviceRoundTrips) {
     EXPECT_EQ(b.software[0].version, "130.0.2849.68");
     EXPECT_EQ(b.tags, d.tags);
     EXPECT_EQ(b.first_seen, d.first_seen);
+    EXPECT_EQ(b.ip_addresses, d.ip_addresses);
+    EXPECT_EQ(b.agent_version, d.agent_version);
   }
+}
+
+// Defender's machine fields lastIpAddress, ipAddresses and agentVersion, from kbgap JSON: addresses
+// as strings or as Defender's IpAddress objects, canonical, each once; anything else an error.
+TEST(KbgapJson, ReadsAddressesAndAgentVersion) {
+  auto r = parse_kbgap_json(R"([{"computerDnsName": "pc1", "osBuild": "10.0.19045.3803",
+      "osArchitecture": "x64", "agentVersion": "10.8760.19045.3803",
+      "ipAddresses": ["10.0.0.4", {"ipAddress": "FE80:0:0:0:0:0:0:1", "macAddress": "00155D3C3A14"},
+                      "10.0.0.4"]}])",
+                            "batch.json");
+  ASSERT_TRUE(r) << r.error().message;
+  const Device& d = r->front().device;
+  EXPECT_EQ(d.ip_addresses, (std::vector<std::string>{"10.0.0.4", "fe80::1"}));
+  EXPECT_EQ(d.agent_version, "10.8760.19045.3803");
+  for (const char* bad :
+       {R"(["10.0.0.256"])", R"([7])", R"([{"macAddress": "00155D3C3A14"}])", R"(["10.0.0.4 "])"}) {
+    auto e = parse_kbgap_json(fmt::format(R"([{{"computerDnsName": "pc1", "osBuild": "10.0.19045",
+        "osArchitecture": "x64", "ipAddresses": {}}}])",
+                                          bad),
+                              "batch.json");
+    ASSERT_FALSE(e) << bad;
+    EXPECT_EQ(
+        e.error().message,
+        "batch.json: devices[0].ipAddresses[0]: expected an IPv4 or IPv6 address like \"10.0.0.4\"")
+        << bad;
+  }
+}
+
+TEST(OsqueryJson, ReadsInterfaceAddressesAndTheAgentVersion) {
+  auto r = read_inventory(R"js({
+    "os_version": [{"name": "Microsoft Windows 11 Pro", "version": "10.0.22631", "arch": "64-bit"}],
+    "system_info": [{"hostname": "DESKTOP-2"}],
+    "osquery_info": [{"version": "5.11.0"}],
+    "interface_addresses": [{"interface": "1", "address": "127.0.0.1"},
+                            {"interface": "12", "address": "fe80::5d2c:9a1e:6b1f:2a3c%12"},
+                            {"interface": "12", "address": "192.168.1.23"}]
+  })js",
+                          "host.json");
+  ASSERT_TRUE(r) << r.error().message;
+  const Device& d = r->front().device;
+  // A zone-scoped link-local address ("%12") is not an address kbgap keeps.
+  EXPECT_EQ(d.ip_addresses, (std::vector<std::string>{"127.0.0.1", "192.168.1.23"}));
+  EXPECT_EQ(primary_ip(d.ip_addresses), "192.168.1.23");
+  EXPECT_EQ(d.agent_version, "5.11.0");
 }
 
 }  // namespace
