@@ -29,6 +29,7 @@ namespace {
 
 constexpr std::size_t kMaxMachinesTop = 10000;
 constexpr std::size_t kMaxVulnerabilitiesTop = 8000;
+constexpr std::size_t kMaxMachinesVulnerabilitiesTop = 10000;  // Defender's documented maximum
 constexpr std::size_t kMaxTokenCache = 10000;
 // A read's limits (docs/security.md, "Limits"): collections render only their page; a scan that
 // must look at items beyond it (a $filter, a $count of a filtered collection, the devices of one
@@ -791,16 +792,26 @@ json::object machine_reference(const inventory::Device& device) {
                       {"rbacGroupName", nullptr}};
 }
 
+// The device's version of one of its products: its OS build for the OS; "" for a component,
+// whose version an inventory does not give.
+std::string product_version(const inventory::Device& d, std::string_view product) {
+  return product.starts_with("windows") ? inventory::os_build_string(d) : std::string();
+}
+
+// One row of machinesVulnerabilities, its id as Defender writes it:
+// "{machineId}-_-{cveId}-_-{vendor}-_-{product}-_-{version}-_-".
 json::object machine_vulnerability(const inventory::Device& device, std::string_view product,
                                    const engine::CveInfo& info, std::string_view kb) {
-  return json::object{{"id", fmt::format("{}_{}_{}", device.id, product, info.id)},
-                      {"cveId", info.id},
-                      {"machineId", device.id},
-                      {"fixingKbId", kb},
-                      {"productName", product},
-                      {"productVendor", "microsoft"},
-                      {"productVersion", ""},
-                      {"severity", api::defender_severity(info)}};
+  const std::string version = product_version(device, product);
+  return json::object{
+      {"id", fmt::format("{}-_-{}-_-microsoft-_-{}-_-{}-_-", device.id, info.id, product, version)},
+      {"cveId", info.id},
+      {"machineId", device.id},
+      {"fixingKbId", kb},
+      {"productName", product},
+      {"productVendor", "microsoft"},
+      {"productVersion", version},
+      {"severity", api::defender_severity(info)}};
 }
 
 }  // namespace
@@ -987,10 +998,10 @@ std::string_view exploitability(const engine::CveInfo& cve) {
   return "NoExploit";
 }
 
-// The device's version of one of its products: its OS build for the OS, unknown for the rest.
+// The export APIs' softwareVersion: null where unknown.
 json::value software_version(const inventory::Device& d, std::string_view product) {
-  return product.starts_with("windows") ? json::value(inventory::os_build_string(d))
-                                        : json::value(nullptr);
+  std::string version = product_version(d, product);
+  return version.empty() ? json::value(nullptr) : json::value(version);
 }
 
 }  // namespace
@@ -1000,7 +1011,8 @@ void Api::machines_vulnerabilities(Context& ctx) {
   const engine::CatalogIndex& catalog = view.catalog();
   DeviceCveRows rows(view);
   collection(
-      ctx, "MachineVulnerabilities", api::kMachineVulnerabilityFields, kMaxVulnerabilitiesTop,
+      ctx, "Collection(microsoft.windowsDefenderATP.api.PublicAssetVulnerabilityDto)",
+      api::kMachineVulnerabilityFields, kMaxMachinesVulnerabilitiesTop,
       dense(
           view.facts().rows(),
           [&](std::size_t k) -> std::optional<json::object> {
