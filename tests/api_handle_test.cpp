@@ -82,28 +82,39 @@ class ApiHandle : public ::testing::Test {
 };
 
 TEST_F(ApiHandle, EveryRouteOfTheTableAnswersAndUnknownPathsAreNoSuchEndpoint) {
-  const std::string all = token({"Machine.Read.All", "Software.Read.All", "Vulnerability.Read.All",
-                                 "Machine.ReadWrite.All", "Alert.Read.All"});
+  const std::string all =
+      token({"Machine.Read.All", "Software.Read.All", "Vulnerability.Read.All",
+             "Machine.ReadWrite.All", "Alert.Read.All", "SecurityRecommendation.Read.All"});
   const std::string name = device_.computer_dns_name;
-  const std::vector<std::string> targets = {"/api/machines",
-                                            "/api/machines/" + name,
-                                            "/api/machines/" + name + "/getmissingkbs",
-                                            "/api/machines/" + name + "/software",
-                                            "/api/machines/" + name + "/vulnerabilities",
-                                            "/api/vulnerabilities?$top=2",
-                                            "/api/vulnerabilities/CVE-2022-21907",
-                                            "/api/vulnerabilities/CVE-2022-21907/machineReferences",
-                                            "/api/vulnerabilities/machinesVulnerabilities?$top=2",
-                                            "/api/Software",
-                                            "/api/software/microsoft-_-windows_10",
-                                            "/api/Software/microsoft-_-windows_10/getmissingkbs",
-                                            "/api/v1.0/machines",
-                                            "/api/machines/SoftwareVulnerabilitiesByMachine",
-                                            "/api/machines/softwareinventorybymachine",
-                                            "/api/machines/findbytag?tag=x",
-                                            "/api/machines/" + name + "/alerts",
-                                            "/api/alerts",
-                                            "/metrics"};
+  const std::vector<std::string> targets = {
+      "/api/machines",
+      "/api/machines/" + name,
+      "/api/machines/" + name + "/getmissingkbs",
+      "/api/machines/" + name + "/software",
+      "/api/machines/" + name + "/vulnerabilities",
+      "/api/vulnerabilities?$top=2",
+      "/api/vulnerabilities/CVE-2022-21907",
+      "/api/vulnerabilities/CVE-2022-21907/machineReferences",
+      "/api/vulnerabilities/machinesVulnerabilities?$top=2",
+      "/api/Software",
+      "/api/software/microsoft-_-windows_10",
+      "/api/Software/microsoft-_-windows_10/getmissingkbs",
+      "/api/v1.0/machines",
+      "/api/machines/SoftwareVulnerabilitiesByMachine",
+      "/api/machines/softwareinventorybymachine",
+      "/api/machines/findbytag?tag=x",
+      "/api/machines/" + name + "/alerts",
+      "/api/alerts",
+      "/api/recommendations",
+      "/api/recommendations/va-_-microsoft-_-windows_10",
+      "/api/recommendations/va-_-microsoft-_-windows_10/machineReferences",
+      "/api/recommendations/va-_-microsoft-_-windows_10/vulnerabilities",
+      "/api/recommendations/va-_-microsoft-_-windows_10/software",
+      "/api/machines/" + name + "/recommendations",
+      "/api/Software/microsoft-_-windows_10/vulnerabilities",
+      "/api/Software/microsoft-_-windows_10/machineReferences",
+      "/api/Software/microsoft-_-windows_10/distributions",
+      "/metrics"};
   const std::vector<std::string> patterns = {"/api/machines",
                                              "/api/machines/{id}",
                                              "/api/machines/{id}/getmissingkbs",
@@ -122,6 +133,15 @@ TEST_F(ApiHandle, EveryRouteOfTheTableAnswersAndUnknownPathsAreNoSuchEndpoint) {
                                              "/api/machines/findbytag",
                                              "/api/machines/{id}/alerts",
                                              "/api/alerts",
+                                             "/api/recommendations",
+                                             "/api/recommendations/{id}",
+                                             "/api/recommendations/{id}/machineReferences",
+                                             "/api/recommendations/{id}/vulnerabilities",
+                                             "/api/recommendations/{id}/software",
+                                             "/api/machines/{id}/recommendations",
+                                             "/api/Software/{id}/vulnerabilities",
+                                             "/api/Software/{id}/machineReferences",
+                                             "/api/Software/{id}/distributions",
                                              "/metrics"};
   for (std::size_t i = 0; i < targets.size(); ++i) {
     const Response r = get(targets[i], all);
@@ -539,6 +559,62 @@ TEST_F(ApiHandle, AlertsAreAnEmptyCollection) {
   }
   EXPECT_EQ(get("/api/machines/" + std::string(40, 'a') + "/alerts", t).status, 404);
   EXPECT_EQ(get("/api/alerts", token({"Machine.Read.All"})).status, 403);
+}
+
+// One "Update <product>" recommendation per product with open CVEs; its devices, CVEs and software
+// are the product's; a machine's recommendations are the products its missing KBs are for.
+TEST_F(ApiHandle, RecommendationsAreTheProductsWithOpenCves) {
+  const std::string t =
+      token({"SecurityRecommendation.Read.All", "Software.Read.All", "Vulnerability.Read.All"});
+  auto body = [&](const std::string& target) {
+    const Response r = get(target, t);
+    EXPECT_EQ(r.status, 200) << target << ": " << r.body;
+    return boost::json::parse(r.body);
+  };
+  const auto listed = body("/api/recommendations");
+  std::set<std::string> products;
+  for (const auto& r : listed.at("value").as_array()) {
+    const auto& o = r.as_object();
+    const std::string id(o.at("id").as_string());
+    const std::string product(o.at("productName").as_string());
+    EXPECT_EQ(id, "va-_-microsoft-_-" + product);
+    products.insert(product);
+    EXPECT_EQ(o.at("remediationType"), "Update");
+    const auto cves = body("/api/recommendations/" + id + "/vulnerabilities?$count=true");
+    EXPECT_EQ(cves.at("@odata.count").as_int64(), o.at("weaknesses").as_int64()) << id;
+    EXPECT_GT(o.at("weaknesses").as_int64(), 0) << id;
+    const auto machines = body("/api/recommendations/" + id + "/machineReferences?$count=true");
+    EXPECT_EQ(machines.at("@odata.count").as_int64(), o.at("exposedMachinesCount").as_int64());
+    const auto software = body("/api/recommendations/" + id + "/software");
+    EXPECT_EQ(software.at("value").at(0).at("id").as_string(), "microsoft-_-" + product);
+    const std::string program(o.at("recommendedProgram").as_string());
+    EXPECT_TRUE(program.starts_with("KB")) << id;
+    EXPECT_EQ(body("/api/recommendations/" + id).at("recommendedProgram").as_string(), program);
+  }
+  // The device's missing KBs name exactly the recommended products.
+  const auto ev = engine::evaluate(test::full_catalog(), device_, {});
+  std::set<std::string> expected;
+  for (const engine::MissingKb& kb : ev.missing) {
+    expected.insert(kb.products_names.begin(), kb.products_names.end());
+  }
+  EXPECT_EQ(products, expected);
+  std::set<std::string> mine;
+  const auto own = body("/api/machines/" + device_.id + "/recommendations");
+  for (const auto& r : own.at("value").as_array()) mine.emplace(r.at("productName").as_string());
+  EXPECT_EQ(mine, expected);
+  EXPECT_EQ(get("/api/recommendations/va-_-microsoft-_-office_2016", t).status, 404);
+  // Software: its devices and the versions they run.
+  const auto machines = body("/api/Software/microsoft-_-windows_10/machineReferences");
+  ASSERT_EQ(machines.at("value").as_array().size(), 1u);
+  const auto versions = body("/api/Software/microsoft-_-windows_10/distributions");
+  ASSERT_EQ(versions.at("value").as_array().size(), 1u);
+  const auto& v = versions.at("value").at(0);
+  EXPECT_EQ(v.at("version").as_string(), inventory::os_build_string(device_));
+  EXPECT_EQ(v.at("installations").as_int64(), 1);
+  EXPECT_EQ(v.at("vulnerabilities").as_int64(),
+            body("/api/Software/microsoft-_-windows_10/vulnerabilities?$count=true")
+                .at("@odata.count")
+                .as_int64());
 }
 
 }  // namespace

@@ -60,7 +60,7 @@ class Clients(unittest.TestCase):
         cls.base = f"http://127.0.0.1:{cls.port}"
         cls.key = os.path.join(cls.data, "keys", "signing-key.pem")
         cls.app_roles = ["Machine.Read.All", "Machine.ReadWrite.All", "Vulnerability.Read.All",
-                         "Software.Read.All", "Alert.Read.All"]
+                         "Software.Read.All", "Alert.Read.All", "SecurityRecommendation.Read.All"]
 
     @classmethod
     def tearDownClass(cls):
@@ -186,11 +186,36 @@ class Clients(unittest.TestCase):
             break
         # Get-MdeSoftware -Id -Name -Vendor, and its missing KBs.
         software = self.follow(s, "/api/Software")
-        windows = next(x for x in software if x["name"].startswith("windows_server"))
+        own = {x["name"] for x in self.follow(s, f"/api/machines/{server['id']}/software")}
+        windows = next(x for x in software
+                       if x["name"].startswith("windows_server") and x["name"] in own)
         same = self.follow(s, f"/api/Software?$filter=id eq '{windows['id']}' and name eq "
                               f"'{windows['name']}' and vendor eq '{windows['vendor']}'")
         self.assertEqual(same, [windows])
         self.assertTrue(self.follow(s, f"/api/Software/{windows['id']}/getmissingkbs"))
+        # Get-MdeSoftwareDistribution, -MachineReference, -Vulnerability.
+        versions = self.follow(s, f"/api/Software/{windows['id']}/distributions")
+        running = self.follow(s, f"/api/Software/{windows['id']}/machineReferences")
+        self.assertEqual(sum(v["installations"] for v in versions), len(running))
+        self.assertIn(server["id"], [m["id"] for m in running])
+        self.assertEqual(len(self.follow(s, f"/api/Software/{windows['id']}/vulnerabilities")),
+                         windows["weaknesses"])
+        # Get-MdeSecurityRecommendation, for the fleet and for a machine, and what hangs off one.
+        recommendations = self.follow(s, "/api/recommendations")
+        self.assertTrue(recommendations)
+        mine = self.follow(s, f"/api/machines/{server['id']}/recommendations")
+        self.assertTrue(mine)
+        self.assertLessEqual({r["id"] for r in mine}, {r["id"] for r in recommendations})
+        first = mine[0]
+        same = self.follow(s, f"/api/recommendations?$filter=id eq '{first['id']}'")
+        self.assertEqual([r["id"] for r in same], [first["id"]])
+        exposed = self.follow(s, f"/api/recommendations/{first['id']}/machineReferences")
+        self.assertIn(server["id"], [m["id"] for m in exposed])
+        self.assertEqual(len(exposed), first["exposedMachinesCount"])
+        self.assertEqual(len(self.follow(s, f"/api/recommendations/{first['id']}/vulnerabilities")),
+                         first["weaknesses"])
+        self.assertEqual(self.get(s, f"/api/recommendations/{first['id']}/software")["value"][0]
+                         ["name"], first["productName"])
         # Add-MdeMachineTag, then Get-MdeMachine -Tag (findbytag), then the machine group.
         r = s.post(f"{self.base}/api/machines/{server['id']}/tags",
                    json={"Value": "servers", "Action": "Add"}, timeout=60)

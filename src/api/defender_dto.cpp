@@ -109,6 +109,18 @@ const std::vector<std::string> kSoftwareVulnerabilityExportFields = {"deviceId",
                                                                      "exploitabilityLevel",
                                                                      "recommendedSecurityUpdateId",
                                                                      "cvssScore"};
+const std::vector<std::string> kRecommendationFields = {"id",
+                                                        "productName",
+                                                        "recommendationName",
+                                                        "weaknesses",
+                                                        "vendor",
+                                                        "recommendationCategory",
+                                                        "severityScore",
+                                                        "publicExploit",
+                                                        "remediationType",
+                                                        "status",
+                                                        "exposedMachinesCount",
+                                                        "totalMachineCount"};
 const std::vector<std::string> kSoftwareInventoryExportFields = {
     "deviceId", "deviceName", "osPlatform", "rbacGroupName", "softwareName", "numberOfWeaknesses"};
 

@@ -50,6 +50,7 @@ extern const std::vector<std::string> kSoftwareFields;
 extern const std::vector<std::string> kMachineVulnerabilityFields;
 extern const std::vector<std::string> kMachineReferenceFields;
 extern const std::vector<std::string> kSoftwareVulnerabilityExportFields;
+extern const std::vector<std::string> kRecommendationFields;
 extern const std::vector<std::string> kSoftwareInventoryExportFields;
 
 // The whole body of GET /api/machines/{id}/getmissingkbs.

@@ -428,6 +428,9 @@ constexpr Permission kSoftwareRead{"Software.Read.All", "Software.Read", "Softwa
 constexpr Permission kVulnerabilityRead{"Vulnerability.Read.All", "Vulnerability.Read",
                                         "Vulnerability.Read.All"};
 constexpr Permission kAlertRead{"Alert.Read.All", "Alert.Read", "Alert.ReadWrite.All"};
+constexpr Permission kRecommendationRead{"SecurityRecommendation.Read.All",
+                                         "SecurityRecommendation.Read",
+                                         "SecurityRecommendation.Read.All"};
 constexpr Permission kAnyToken{"", "", ""};
 
 }  // namespace
@@ -465,6 +468,18 @@ const std::vector<Api::Route>& Api::routes() {
        &Api::machine_entity},
       {"GET", "/api/machines/{id}/alerts", kAlertRead, Group::kMachines, Needs::kFacts,
        &Api::alerts},
+      {"GET", "/api/machines/{id}/recommendations", kRecommendationRead, Group::kMachines,
+       Needs::kFacts, &Api::recommendations},
+      {"GET", "/api/recommendations", kRecommendationRead, Group::kMachines, Needs::kFacts,
+       &Api::recommendations},
+      {"GET", "/api/recommendations/{id}", kRecommendationRead, Group::kMachines, Needs::kFacts,
+       &Api::recommendation_entity},
+      {"GET", "/api/recommendations/{id}/machineReferences", kRecommendationRead, Group::kMachines,
+       Needs::kFacts, &Api::recommendation_machines},
+      {"GET", "/api/recommendations/{id}/vulnerabilities", kRecommendationRead, Group::kMachines,
+       Needs::kFacts, &Api::recommendation_vulnerabilities},
+      {"GET", "/api/recommendations/{id}/software", kRecommendationRead, Group::kMachines,
+       Needs::kFacts, &Api::recommendation_software},
       {"GET", "/api/alerts", kAlertRead, Group::kMachines, Needs::kNothing, &Api::alerts},
       {"GET", "/api/machines/{id}/software", kSoftwareRead, Group::kMachines, Needs::kFacts,
        &Api::machine_software},
@@ -483,6 +498,12 @@ const std::vector<Api::Route>& Api::routes() {
        &Api::software_entity},
       {"GET", "/api/Software/{id}/getmissingkbs", kSoftwareRead, Group::kSoftware, Needs::kFacts,
        &Api::software_missing_kbs},
+      {"GET", "/api/Software/{id}/vulnerabilities", kVulnerabilityRead, Group::kSoftware,
+       Needs::kFacts, &Api::software_vulnerabilities},
+      {"GET", "/api/Software/{id}/machineReferences", kSoftwareRead, Group::kSoftware,
+       Needs::kFacts, &Api::software_machines},
+      {"GET", "/api/Software/{id}/distributions", kSoftwareRead, Group::kSoftware, Needs::kFacts,
+       &Api::software_distributions},
       {"POST", "/api/kbgap/devices", kMachineWrite, Group::kMachines, Needs::kNothing,
        &Api::put_devices},
       {"DELETE", "/api/kbgap/devices/{id}", kMachineWrite, Group::kMachines, Needs::kNothing,
@@ -785,13 +806,6 @@ Api::Source dense(std::size_t n, std::function<std::optional<json::object>(std::
   return Api::Source{n, n, true, std::move(item), std::move(shape)};
 }
 
-json::object machine_reference(const inventory::Device& device) {
-  return json::object{{"id", device.id},
-                      {"computerDnsName", device.computer_dns_name},
-                      {"osPlatform", api::os_platform(device)},
-                      {"rbacGroupName", nullptr}};
-}
-
 // The device's version of one of its products: its OS build for the OS; "" for a component,
 // whose version an inventory does not give.
 std::string product_version(const inventory::Device& d, std::string_view product) {
@@ -931,12 +945,30 @@ void Api::vulnerability_machines(Context& ctx) {
   if (!c) return;
   const FleetView& view = *ctx.snapshot;
   // The devices in order, those on which the CVE is open.
+  machine_references(ctx, view.facts().devices_of_cve[*c], [&](std::uint32_t d) {
+    const auto& open = view.state_facts(d).open_cves;
+    return std::binary_search(open.begin(), open.end(), *c);
+  });
+}
+
+json::object Api::machine_reference(const inventory::Device& device) const {
+  const api::MachineGroup* group = api::machine_group(options_.machine_groups, device);
+  return json::object{{"id", device.id},
+                      {"computerDnsName", device.computer_dns_name},
+                      {"osPlatform", api::os_platform(device)},
+                      {"rbacGroupName", group ? json::value(group->name) : json::value(nullptr)},
+                      {"rbacGroupId", group ? group->id : 0}};
+}
+
+// A collection of the devices (in fleet order) for which `keep(device)` holds.
+void Api::machine_references(Context& ctx, std::size_t members,
+                             const std::function<bool(std::uint32_t)>& keep) {
+  const FleetView& view = *ctx.snapshot;
   collection(ctx, "MachineReferences", api::kMachineReferenceFields, kMaxMachinesTop,
-             Source{view.devices().size(), view.facts().devices_of_cve[*c], false,
+             Source{view.devices().size(), members, false,
                     [&](std::size_t k) -> std::optional<json::object> {
                       const auto d = static_cast<std::uint32_t>(k);
-                      const auto& open = view.state_facts(d).open_cves;
-                      if (!std::binary_search(open.begin(), open.end(), *c)) return std::nullopt;
+                      if (!keep(d)) return std::nullopt;
                       return machine_reference(view.devices()[d]);
                     },
                     machine_reference(inventory::Device{})});
@@ -1010,17 +1042,17 @@ void Api::machines_vulnerabilities(Context& ctx) {
   const FleetView& view = *ctx.snapshot;
   const engine::CatalogIndex& catalog = view.catalog();
   DeviceCveRows rows(view);
-  collection(
-      ctx, "Collection(microsoft.windowsDefenderATP.api.PublicAssetVulnerabilityDto)",
-      api::kMachineVulnerabilityFields, kMaxMachinesVulnerabilitiesTop,
-      dense(
-          view.facts().rows(),
-          [&](std::size_t k) -> std::optional<json::object> {
-            const DeviceCveRows::Row row = rows.at(k);
-            return machine_vulnerability(view.devices()[row.device], row.product,
-                                         catalog.cves()[row.cve], std::to_string(row.kb->kb));
-          },
-          machine_vulnerability(inventory::Device{}, "", engine::CveInfo{}, "")));
+  collection(ctx, "Collection(microsoft.windowsDefenderATP.api.PublicAssetVulnerabilityDto)",
+             api::kMachineVulnerabilityFields, kMaxMachinesVulnerabilitiesTop,
+             dense(
+                 view.facts().rows(),
+                 [&](std::size_t k) -> std::optional<json::object> {
+                   const DeviceCveRows::Row row = rows.at(k);
+                   return machine_vulnerability(view.devices()[row.device], row.product,
+                                                catalog.cves()[row.cve],
+                                                std::to_string(row.kb->kb));
+                 },
+                 machine_vulnerability(inventory::Device{}, "", engine::CveInfo{}, "")));
 }
 
 // The machine group's name as the export APIs write it: "None" when no group is configured,
@@ -1241,6 +1273,232 @@ void Api::software_missing_kbs(Context& ctx) {
   for (std::size_t k : rank) value.push_back(api::product_fix_dto(order[k], missed_on[k]));
   ctx.response.body = json::serialize(
       json::object{{"@odata.context", api::missing_kbs_context(ctx.base)}, {"value", value}});
+}
+
+// ---- Software sub-routes and recommendations (docs/api.md §3) ----
+
+void Api::software_vulnerabilities(Context& ctx) {
+  if (const auto* sw = software(ctx)) product_vulnerabilities(ctx, *sw);
+}
+
+// The CVEs open on a software product somewhere in the fleet.
+void Api::product_vulnerabilities(Context& ctx,
+                                  const std::pair<const std::string, FleetFacts::Software>& sw) {
+  const FleetView& view = *ctx.snapshot;
+  const auto& cves = sw.second.cves;
+  const auto& facts = view.facts();
+  collection(ctx, "Vulnerabilities", api::kVulnerabilityFields, kMaxVulnerabilitiesTop,
+             dense(
+                 cves.size(),
+                 [&](std::size_t k) {
+                   return vulnerability_of(view, cves[k], facts.devices_of_cve[cves[k]]);
+                 },
+                 api::vulnerability_dto(engine::CveInfo{}, 0)));
+}
+
+void Api::software_machines(Context& ctx) {
+  const auto* sw = software(ctx);
+  if (!sw) return;
+  const FleetView& view = *ctx.snapshot;
+  const std::string& name = sw->first;
+  machine_references(ctx, sw->second.devices, [&](std::uint32_t d) {
+    const auto& names = view.software_of(d);
+    return std::find(names.begin(), names.end(), name) != names.end();
+  });
+}
+
+// The versions of a software product the fleet runs: how many devices run each, and how many of
+// the product's CVEs are open on them. The OS's version is the device's build; a component's is
+// unknown (""), and its devices are one row.
+void Api::software_distributions(Context& ctx) {
+  const auto* sw = software(ctx);
+  if (!sw) return;
+  const FleetView& view = *ctx.snapshot;
+  if (!ctx.may_block && view.devices().size() > kIoThreadScan) {
+    ctx.response.status = 0;  // a pass over the fleet: on a worker
+    return;
+  }
+  const std::string& name = sw->first;
+  struct Version {
+    std::int64_t installations = 0;
+    std::set<engine::CveIndex> cves;
+    std::set<std::uint32_t> states;
+  };
+  std::map<std::string, Version> versions;
+  for (std::uint32_t d = 0; d < view.devices().size(); ++d) {
+    const auto& names = view.software_of(d);
+    if (std::find(names.begin(), names.end(), name) == names.end()) continue;
+    Version& v = versions[product_version(view.devices()[d], name)];
+    ++v.installations;
+    const std::uint32_t state = view.result().state_of(d);
+    if (v.states.insert(state).second) {
+      for (engine::CveIndex c : view.open_cves_of(state, name)) v.cves.insert(c);
+    }
+  }
+  std::vector<json::object> rows;
+  for (const auto& [version, v] : versions) {
+    rows.push_back(json::object{{"version", version},
+                                {"installations", v.installations},
+                                {"vulnerabilities", static_cast<std::int64_t>(v.cves.size())}});
+  }
+  collection(ctx,
+             "Collection(microsoft.windowsDefenderATP.api.PublicSoftwareVersionDistributionDto)",
+             {"version", "installations", "vulnerabilities"}, kMaxMachinesTop,
+             dense(
+                 rows.size(), [&](std::size_t k) { return rows[k]; },
+                 json::object{{"version", ""}, {"installations", 0}, {"vulnerabilities", 0}}));
+}
+
+namespace {
+
+// "windows_server_2022" -> "Windows Server 2022", ".net_framework" -> ".NET Framework".
+std::string display_name(std::string_view snake) {
+  std::string out;
+  bool word_start = true;
+  for (char c : snake) {
+    if (c == '_') {
+      out += ' ';
+      word_start = true;
+      continue;
+    }
+    out += word_start ? static_cast<char>(std::toupper(static_cast<unsigned char>(c))) : c;
+    word_start = false;
+  }
+  if (out.starts_with(".net")) out.replace(0, 4, ".NET");
+  return out;
+}
+
+constexpr std::string_view kRecommendationPrefix = "va-_-microsoft-_-";
+
+}  // namespace
+
+// One "Update <product>" recommendation per software product with a CVE open somewhere: its
+// exposed devices, its weaknesses, and the KB most of them miss (recommendedProgram, with the
+// newest fixed build the catalog lists for it as recommendedVersion).
+json::object Api::recommendation_json(const FleetView& view, const std::string& name,
+                                      const FleetFacts::Software& sw) const {
+  const engine::CatalogIndex& catalog = view.catalog();
+  double score = 0;
+  bool exploit = false;
+  for (engine::CveIndex c : sw.cves) {
+    const engine::CveInfo& cve = catalog.cves()[c];
+    score = std::max(score, cve.cvss_base.value_or(0));
+    exploit = exploit || cve.exploited.value_or(false) || cve.publicly_disclosed.value_or(false);
+  }
+  std::optional<engine::KbIndex> best;
+  std::int64_t best_devices = -1;
+  for (const auto& [kb, missed] : sw.missed) {
+    if (missed.devices > best_devices ||
+        (missed.devices == best_devices && catalog.release_day(kb) > catalog.release_day(*best))) {
+      best = kb;
+      best_devices = missed.devices;
+    }
+  }
+  const bool os = name.starts_with("windows");
+  std::string program, version;
+  if (best) {
+    program = fmt::format("KB{}", catalog.kbs()[*best].kb);
+    const engine::Build* newest = nullptr;
+    for (const engine::Build& b : catalog.kb_builds(*best)) {
+      if (!newest || std::tie(b.major, b.minor, b.build, b.revision) >
+                         std::tie(newest->major, newest->minor, newest->build, newest->revision)) {
+        newest = &b;
+      }
+    }
+    if (newest && os) {  // a component's KB lists its OS's builds, not its own version
+      version =
+          fmt::format("{}.{}.{}.{}", newest->major, newest->minor, newest->build, newest->revision);
+    }
+  }
+  return json::object{{"id", fmt::format("{}{}", kRecommendationPrefix, name)},
+                      {"productName", name},
+                      {"recommendationName", fmt::format("Update {}", display_name(name))},
+                      {"weaknesses", static_cast<std::int64_t>(sw.cves.size())},
+                      {"vendor", "microsoft"},
+                      {"recommendedVersion", version},
+                      {"recommendedProgram", program},
+                      {"recommendedVendor", "microsoft"},
+                      {"recommendationCategory", os ? "OS" : "Application"},
+                      {"subCategory", display_name(name)},
+                      {"severityScore", score},
+                      {"publicExploit", exploit},
+                      {"activeAlert", false},
+                      {"associatedThreats", json::array()},
+                      {"remediationType", "Update"},
+                      {"status", "Active"},
+                      {"configScoreImpact", 0.0},
+                      {"exposureImpact", 0.0},
+                      {"totalMachineCount", static_cast<std::int64_t>(sw.devices)},
+                      {"exposedMachinesCount", static_cast<std::int64_t>(sw.exposed)},
+                      {"nonProductivityImpactedAssets", 0},
+                      {"relatedComponent", display_name(name)},
+                      {"exposedCriticalDevices", 0}};
+}
+
+void Api::recommendations(Context& ctx) {
+  const FleetView& view = *ctx.snapshot;
+  // For one machine: its own exposures' recommendations, as the fleet's.
+  std::optional<std::uint32_t> device;
+  if (to_lower(ctx.target.segments[0]) == "machines") {
+    device = machine(ctx);
+    if (!device) return;
+  }
+  std::vector<const std::pair<const std::string, FleetFacts::Software>*> list;
+  for (const auto& entry : view.facts().software) {
+    if (entry.second.cves.empty()) continue;
+    if (device && !view.state_facts(*device).exposed_by(entry.first)) continue;
+    list.push_back(&entry);
+  }
+  collection(
+      ctx, "Recommendations", api::kRecommendationFields, kMaxMachinesTop,
+      dense(
+          list.size(),
+          [&](std::size_t k) { return recommendation_json(view, list[k]->first, list[k]->second); },
+          recommendation_json(view, "", FleetFacts::Software{})));
+}
+
+const std::pair<const std::string, FleetFacts::Software>* Api::recommendation(Context& ctx) {
+  const std::string& id = ctx.target.segments[1];
+  const std::string lower = to_lower(id);
+  const auto& facts = ctx.snapshot->facts();
+  auto it = lower.starts_with(kRecommendationPrefix)
+                ? facts.software.find(lower.substr(kRecommendationPrefix.size()))
+                : facts.software.end();
+  if (it == facts.software.end() || it->second.cves.empty()) {
+    not_found(ctx.response, fmt::format("Recommendation {} was not found", id.substr(0, 120)));
+    return nullptr;
+  }
+  return &*it;
+}
+
+void Api::recommendation_entity(Context& ctx) {
+  const auto* r = recommendation(ctx);
+  if (!r) return;
+  entity(ctx, "Recommendations", recommendation_json(*ctx.snapshot, r->first, r->second));
+}
+
+void Api::recommendation_machines(Context& ctx) {
+  const auto* r = recommendation(ctx);
+  if (!r) return;
+  const FleetView& view = *ctx.snapshot;
+  const std::string& name = r->first;
+  machine_references(ctx, r->second.exposed,
+                     [&](std::uint32_t d) { return view.state_facts(d).exposed_by(name); });
+}
+
+void Api::recommendation_vulnerabilities(Context& ctx) {
+  if (const auto* r = recommendation(ctx)) product_vulnerabilities(ctx, *r);
+}
+
+void Api::recommendation_software(Context& ctx) {
+  const auto* r = recommendation(ctx);
+  if (!r) return;
+  const auto& [name, sw] = *r;
+  collection(
+      ctx, "Software", api::kSoftwareFields, kMaxMachinesTop,
+      dense(
+          1, [&](std::size_t) { return api::software_dto(name, sw.cves.size(), sw.exposed); },
+          api::software_dto("", 0, 0)));
 }
 
 }  // namespace kbgap::server

@@ -157,6 +157,22 @@ class Api {
   void alerts(Context& ctx);
   void machines_by_tag(Context& ctx);
   void machine_tags(Context& ctx);
+  boost::json::object machine_reference(const inventory::Device& device) const;
+  void machine_references(Context& ctx, std::size_t members,
+                          const std::function<bool(std::uint32_t)>& keep);
+  void software_vulnerabilities(Context& ctx);
+  void product_vulnerabilities(Context& ctx,
+                               const std::pair<const std::string, FleetFacts::Software>& sw);
+  void software_machines(Context& ctx);
+  void software_distributions(Context& ctx);
+  boost::json::object recommendation_json(const FleetView& view, const std::string& name,
+                                          const FleetFacts::Software& sw) const;
+  const std::pair<const std::string, FleetFacts::Software>* recommendation(Context& ctx);
+  void recommendations(Context& ctx);
+  void recommendation_entity(Context& ctx);
+  void recommendation_machines(Context& ctx);
+  void recommendation_vulnerabilities(Context& ctx);
+  void recommendation_software(Context& ctx);
 
   Service& service_;
   std::function<std::string()> metrics_;

@@ -149,7 +149,11 @@ const FleetFacts& FleetView::facts() const {
         state.exposure = std::max(state.exposure, severity[c]);
       }
       if (!state.open_cves.empty()) state.exposure = std::max(state.exposure, 1);
-      for (const std::string& name : exposed) facts_.software[name].exposed += n;
+      for (const std::string& name : exposed) {
+        auto entry = facts_.software.find(name);
+        entry->second.exposed += n;
+        state.exposed_software.push_back(&entry->first);
+      }
     }
     for (std::uint32_t d = 0; d < devices_.size(); ++d) {
       for (const std::string& name : software_of_[d]) ++facts_.software[name].devices;
@@ -168,6 +172,20 @@ const FleetFacts& FleetView::facts() const {
     facts_ready_.store(true, std::memory_order_release);
   });
   return facts_;
+}
+
+std::vector<engine::CveIndex> FleetView::open_cves_of(std::uint32_t state,
+                                                      std::string_view software) const {
+  const auto& products = result_->state_products(state);
+  std::vector<engine::CveIndex> out;
+  for (const engine::FleetResult::PickFacts& pick : result_->state_picks(state)) {
+    const bool for_it = std::any_of(pick.slots.begin(), pick.slots.end(), [&](std::uint32_t slot) {
+      return catalog_->products()[products[slot]].snake_name == software;
+    });
+    if (for_it) out.insert(out.end(), pick.cves.begin(), pick.cves.end());
+  }
+  make_distinct(out);
+  return out;
 }
 
 std::pair<std::uint32_t, std::size_t> FleetView::row_at(std::uint64_t row) const {

@@ -8,6 +8,7 @@
 // bounded cache.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -32,6 +33,13 @@ struct FleetFacts {
   struct State {
     std::vector<engine::CveIndex> open_cves;  // sorted
     int exposure = 0;                         // 0 None, 1 Low, 2 Medium, 3 High
+    // The software a KB is missing for (keys of `software`, stable): what its devices are exposed
+    // by, one recommendation each.
+    std::vector<const std::string*> exposed_software;
+    bool exposed_by(std::string_view name) const {
+      return std::any_of(exposed_software.begin(), exposed_software.end(),
+                         [&](const std::string* s) { return *s == name; });
+    }
   };
   std::vector<State> states;                                              // by FleetResult state
   engine::IndexedVector<engine::CveIndex, std::uint32_t> devices_of_cve;  // devices it is open on
@@ -81,6 +89,8 @@ class FleetView {
   const FleetFacts::State& state_facts(std::uint32_t device) const {
     return facts().states[result_->state_of(device)];
   }
+  // The CVEs of the state's missing KBs for one of its software products (sorted, distinct).
+  std::vector<engine::CveIndex> open_cves_of(std::uint32_t state, std::string_view software) const;
   // The device whose open-CVE rows include fleet-wide row `row` (< facts().rows()), and the
   // row's place among that device's rows.
   std::pair<std::uint32_t, std::size_t> row_at(std::uint64_t row) const;
