@@ -7,6 +7,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <pugixml.hpp>
 #include <set>
 
 #include "auth/jwt.h"
@@ -615,6 +616,105 @@ TEST_F(ApiHandle, RecommendationsAreTheProductsWithOpenCves) {
             body("/api/Software/microsoft-_-windows_10/vulnerabilities?$count=true")
                 .at("@odata.count")
                 .as_int64());
+}
+
+// $orderby (Defender's `$orderby=lastSeen desc`): the collection sorted, ties in its own order,
+// paged to its end by @odata.nextLink; .../$count the number alone; $expand what can be.
+TEST_F(ApiHandle, OrderbyCountAndExpand) {
+  const std::string t = token({"Vulnerability.Read.All", "Alert.Read.All"});
+  const std::string open = "/api/machines/" + device_.id + "/vulnerabilities";
+  std::vector<boost::json::object> all;
+  std::string next = open + "?$orderby=cvssV3%20desc,id&$top=300";  // within 50 calls a minute
+  while (!next.empty()) {
+    const Response r = get(next, t);
+    ASSERT_EQ(r.status, 200) << next << ": " << r.body;
+    const boost::json::value page = boost::json::parse(r.body);
+    for (const auto& v : page.at("value").as_array()) all.push_back(v.as_object());
+    next.clear();
+    if (const auto* link = page.as_object().if_contains("@odata.nextLink")) {
+      next = std::string(link->as_string());
+      next = next.substr(next.find("/api/"));
+    }
+  }
+  const Response counted = get(open + "/$count", t);
+  ASSERT_EQ(counted.status, 200) << counted.body;
+  EXPECT_EQ(counted.content_type, "text/plain; charset=utf-8");
+  ASSERT_EQ(std::to_string(all.size()), counted.body);
+  for (std::size_t i = 1; i < all.size(); ++i) {
+    const double a = all[i - 1].at("cvssV3").as_double(), b = all[i].at("cvssV3").as_double();
+    EXPECT_GE(a, b) << i;
+    if (a == b) {
+      EXPECT_LT(all[i - 1].at("id").as_string(), all[i].at("id").as_string()) << i;
+    }
+  }
+  // $count with a $filter counts what the filter keeps.
+  const Response high = get(open + "?$filter=severity%20eq%20'High'&$count=true&$top=0", t);
+  const auto high_count = boost::json::parse(high.body).at("@odata.count").as_int64();
+  EXPECT_EQ(get(open + "/$count?$filter=severity%20eq%20'High'", t).body,
+            std::to_string(high_count));
+  EXPECT_EQ(get("/api/machines/" + device_.id + "/$count", token({"Machine.Read.All"})).status,
+            404);  // an entity
+  EXPECT_EQ(get("/api/kbgap/devices/$count", token({"Machine.ReadWrite.All"}), "POST").status, 404);
+  EXPECT_EQ(get(open + "?$orderby=nosuch", t).status, 400);
+  EXPECT_EQ(get(open + "?$orderby=id%20sideways", t).status, 400);
+  EXPECT_EQ(get("/api/alerts?$expand=evidence", t).status, 200);
+  EXPECT_EQ(get(open + "?$expand=evidence", t).status, 400);
+}
+
+// GET /api/$metadata declares every entity set the contexts name and every property the
+// endpoints answer, with a type that fits its values (Power BI's OData.Feed reads it).
+TEST_F(ApiHandle, MetadataDeclaresWhatTheEndpointsAnswer) {
+  const std::string t = token({"Machine.Read.All", "Vulnerability.Read.All", "Software.Read.All",
+                               "SecurityRecommendation.Read.All"});
+  const Response r = get("/api/$metadata", t);
+  ASSERT_EQ(r.status, 200) << r.body;
+  pugi::xml_document doc;
+  ASSERT_TRUE(doc.load_string(r.body.c_str()));
+  const pugi::xml_node schema = doc.child("edmx:Edmx").child("edmx:DataServices").child("Schema");
+  ASSERT_TRUE(schema);
+  std::map<std::string, std::string> set_type;
+  for (const auto& set : schema.child("EntityContainer").children("EntitySet")) {
+    set_type[set.attribute("Name").value()] = set.attribute("EntityType").value();
+  }
+  auto declared = [&](const std::string& type) {
+    std::map<std::string, std::string> props;
+    const std::string local = type.substr(type.rfind('.') + 1);
+    for (const auto& e : schema.children("EntityType")) {
+      if (local != e.attribute("Name").value()) continue;
+      for (const auto& p : e.children("Property")) {
+        props[p.attribute("Name").value()] = p.attribute("Type").value();
+      }
+    }
+    return props;
+  };
+  for (const std::string target :
+       {"/api/machines", "/api/vulnerabilities?$top=50", "/api/Software", "/api/recommendations"}) {
+    const Response page = get(target, t);
+    ASSERT_EQ(page.status, 200) << page.body;
+    const boost::json::value body = boost::json::parse(page.body);
+    const std::string context(body.at("@odata.context").as_string());
+    const std::string set = context.substr(context.find('#') + 1);
+    ASSERT_TRUE(set_type.contains(set)) << set;
+    const auto props = declared(set_type[set]);
+    for (const auto& item : body.at("value").as_array()) {
+      for (const auto& kv : item.as_object()) {
+        const std::string name(kv.key());
+        ASSERT_TRUE(props.contains(name)) << set << "." << name;
+        const std::string& type = props.at(name);
+        const auto kind = kv.value().kind();
+        if (kind == boost::json::kind::null) continue;
+        const bool fits = (type == "Edm.String" && kind == boost::json::kind::string) ||
+                          (type == "Edm.DateTimeOffset" && kind == boost::json::kind::string) ||
+                          (type == "Edm.Int64" && kind == boost::json::kind::int64) ||
+                          (type == "Edm.Double" && (kind == boost::json::kind::double_)) ||
+                          (type == "Edm.Boolean" && kind == boost::json::kind::bool_) ||
+                          (type.starts_with("Collection(") && kind == boost::json::kind::array);
+        EXPECT_TRUE(fits) << set << "." << name << ": " << type << " for "
+                          << boost::json::serialize(kv.value());
+      }
+    }
+  }
+  EXPECT_EQ(get("/api/$metadata", "").status, 401);
 }
 
 }  // namespace

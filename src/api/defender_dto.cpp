@@ -121,6 +121,60 @@ const std::vector<std::string> kRecommendationFields = {"id",
                                                         "status",
                                                         "exposedMachinesCount",
                                                         "totalMachineCount"};
+const std::vector<std::string> kAlertFields = {"id",
+                                               "incidentId",
+                                               "investigationId",
+                                               "severity",
+                                               "status",
+                                               "category",
+                                               "title",
+                                               "alertCreationTime",
+                                               "lastUpdateTime",
+                                               "firstEventTime",
+                                               "lastEventTime",
+                                               "machineId",
+                                               "computerDnsName",
+                                               "detectionSource",
+                                               "classification"};
+
+json::object alert_shape() {
+  json::object o;
+  for (const char* name : {"id",
+                           "incidentId",
+                           "investigationId",
+                           "assignedTo",
+                           "severity",
+                           "status",
+                           "classification",
+                           "determination",
+                           "investigationState",
+                           "detectionSource",
+                           "detectorId",
+                           "category",
+                           "threatFamilyName",
+                           "threatName",
+                           "title",
+                           "description",
+                           "alertCreationTime",
+                           "firstEventTime",
+                           "lastEventTime",
+                           "lastUpdateTime",
+                           "resolvedTime",
+                           "machineId",
+                           "computerDnsName",
+                           "rbacGroupName",
+                           "aadTenantId"}) {
+    o[name] = nullptr;
+  }
+  o["incidentId"] = 0;
+  o["investigationId"] = 0;
+  o["relatedUser"] = nullptr;
+  o["comments"] = json::array();
+  o["evidence"] = json::array();
+  o["mitreTechniques"] = json::array();
+  return o;
+}
+
 const std::vector<std::string> kSoftwareInventoryExportFields = {
     "deviceId", "deviceName", "osPlatform", "rbacGroupName", "softwareName", "numberOfWeaknesses"};
 

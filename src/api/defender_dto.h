@@ -51,6 +51,10 @@ extern const std::vector<std::string> kMachineVulnerabilityFields;
 extern const std::vector<std::string> kMachineReferenceFields;
 extern const std::vector<std::string> kSoftwareVulnerabilityExportFields;
 extern const std::vector<std::string> kRecommendationFields;
+extern const std::vector<std::string> kAlertFields;
+// An Alert with every property Defender documents, empty: kbgap raises none, but its clients
+// select, filter and order alerts by these names.
+boost::json::object alert_shape();
 extern const std::vector<std::string> kSoftwareInventoryExportFields;
 
 // The whole body of GET /api/machines/{id}/getmissingkbs.

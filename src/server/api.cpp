@@ -15,6 +15,7 @@
 #include <set>
 
 #include "api/defender_dto.h"
+#include "api/metadata.h"
 #include "common/clock.h"
 #include "common/text.h"
 #include "common/utf8.h"
@@ -283,6 +284,8 @@ struct Api::Context {
   bool may_block;
   std::string base;                           // scheme and host of @odata.context, nextLink
   std::shared_ptr<const FleetView> snapshot;  // for the routes that read the fleet
+  bool count_only = false;                    // .../$count: the collection's number alone
+  bool counted = false;                       // a collection answered it
 };
 
 Response Api::route(const Request& request, Response& response, bool may_block) {
@@ -291,6 +294,10 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
     error(response, 400, "BadRequest", "The request path has a bad %-escape");
     return response;
   }
+  // ".../$count" of a collection: its number alone (OData), routed as the collection.
+  const bool count_only =
+      target->api && target->segments.size() >= 2 && target->segments.back() == "$count";
+  if (count_only) target->segments.pop_back();
   const auto& seg = target->segments;
   const std::string& method = request.method;
   if (!target->api && seg.size() == 1 && (seg[0] == "healthz" || seg[0] == "readyz")) {
@@ -358,11 +365,16 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
     response.headers.emplace_back("Allow", allow);
     return response;
   }
-  response.route = std::string(route->pattern);
+  response.route = std::string(route->pattern) + (count_only ? "/$count" : "");
+  if (count_only && route->method != "GET") {
+    error(response, 404, "ResourceNotFound",
+          fmt::format("No such endpoint: {} {}", method, request.target.substr(0, 200)));
+    return response;
+  }
 
   // Reads answer from the current fleet snapshot. On an I/O thread, a snapshot that must be
   // reloaded first sends the request to a worker, before anything is counted against it.
-  Context ctx{request, response, *target, may_block, {}, {}};
+  Context ctx{request, response, *target, may_block, {}, {}, count_only};
   if (route->needs != Needs::kNothing) {
     auto current = service_.current_view();
     if (!current) return storage_fault(response, current.error());
@@ -414,6 +426,12 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
     }
   }
   (this->*route->handler)(ctx);
+  // $count of what is not a collection (an entity, a missing-KB list): no such endpoint.
+  if (count_only && !ctx.counted && response.status != 0 && response.status < 400) {
+    response.headers.clear();
+    error(response, 404, "ResourceNotFound",
+          fmt::format("No such endpoint: {} {}", method, request.target.substr(0, 200)));
+  }
   return response;
 }
 
@@ -511,6 +529,7 @@ const std::vector<Api::Route>& Api::routes() {
       {"POST", "/api/machines/{id}/tags", kMachineWrite, Group::kMachines, Needs::kSnapshot,
        &Api::machine_tags},
       {"GET", "/metrics", kAnyToken, Group::kNone, Needs::kNothing, &Api::metrics},
+      {"GET", "/api/$metadata", kAnyToken, Group::kNone, Needs::kSnapshot, &Api::metadata},
   };
   return kRoutes;
 }
@@ -684,12 +703,22 @@ void Api::collection(Context& ctx, std::string_view context, const std::vector<s
     // pageIndex (1, 2, ...) counts pages of that size; a skip token goes on from where it says.
     if (query->page_index && !query->skiptoken) query->skip += (*query->page_index - 1) * size;
   }
+  if (ctx.count_only) query->top = 0;  // the number alone: no page to render
+  // $expand: only what the collection can expand (Defender: an alert's evidence).
+  for (const std::string& name : query->expand) {
+    if (std::none_of(source.expandable.begin(), source.expandable.end(),
+                     [&](const std::string& e) { return to_lower(e) == to_lower(name); })) {
+      error(response, 400, "ODataError",
+            fmt::format("Invalid $expand: '{}' cannot be expanded on this collection", name));
+      return;
+    }
+  }
   // $select names properties of the entity, whether or not the page holds one.
   if (auto checked = odata::project(source.shape, query->select); !checked) {
     error(response, 400, "ODataError", checked.error().message);
     return;
   }
-  const bool scans = query->filter || !source.dense || query->skiptoken;
+  const bool scans = query->filter || !source.dense || query->skiptoken || !query->orderby.empty();
   if (scans && !ctx.may_block && source.domain > kIoThreadScan) {
     response.status = 0;  // long: on a worker
     return;
@@ -697,8 +726,15 @@ void Api::collection(Context& ctx, std::string_view context, const std::vector<s
   auto matches = [&](const std::optional<json::object>& o) {
     return o && (!query->filter || query->filter->matches(*o));
   };
+  if (!query->orderby.empty() && source.domain > kMaxScan) {
+    error(response, 400, "ODataError",
+          fmt::format("$orderby is refused on a collection of {} items (more than {}): "
+                      "narrow it with $filter",
+                      source.domain, kMaxScan));
+    return;
+  }
   std::optional<std::size_t> count;
-  if (query->count) {
+  if (query->count || ctx.count_only) {
     if (!query->filter) {
       count = source.members;
     } else {
@@ -714,55 +750,102 @@ void Api::collection(Context& ctx, std::string_view context, const std::vector<s
     }
   }
   std::string value = "[";
-  std::size_t page = 0, scanned = 0, position = query->skiptoken.value_or(0);
-  std::size_t to_skip = query->skip;
-  if (source.dense && !query->filter) {
-    // Saturating: past the end is past the end.
-    position = std::min(source.domain, position + std::min(to_skip, source.domain));
-    to_skip = 0;
-  }
-  bool more = false;
-  while (position < source.domain && query->top > 0) {
-    if (page == query->top || (page > 0 && value.size() >= kMaxPageBytes) ||
-        (scans && scanned >= kMaxScan)) {
-      more = source.dense && !query->filter;  // an item stands at every position
-      if (!more) {
-        // Is there another item? Look without taking it (a bounded look).
-        for (std::size_t p = position; p < source.domain && scanned < kMaxScan; ++p, ++scanned) {
-          if (matches(source.item(p))) {
-            position = p;
-            more = true;
-            break;
-          }
-        }
-        if (scanned >= kMaxScan) more = true;
-      }
-      break;
-    }
-    auto o = source.item(position);
-    ++scanned;
-    if (!matches(o)) {
-      ++position;
-      continue;
-    }
-    ++position;
-    if (to_skip > 0) {
-      --to_skip;
-      continue;
-    }
+  std::size_t page = 0;
+  // Appends an item to the page, projected by $select; false when it fails.
+  auto append = [&](const json::object& o) {
     if (page++ > 0) value += ',';
     if (query->select.empty()) {
-      value += json::serialize(*o);
-    } else {
-      auto projected = odata::project(*o, query->select);
-      if (!projected) {
-        error(response, 400, "ODataError", projected.error().message);
-        return;
+      value += json::serialize(o);
+      return true;
+    }
+    auto projected = odata::project(o, query->select);
+    if (!projected) {
+      error(response, 400, "ODataError", projected.error().message);
+      return false;
+    }
+    value += json::serialize(*projected);
+    return true;
+  };
+  bool more = false;
+  std::string resume;  // where the next page starts, in the link: "&$skip=N" or "&$skiptoken=P"
+  if (!query->orderby.empty()) {
+    // Every matching item's sort keys, sorted (stable: ties keep the collection's order); the
+    // page is rendered from its positions, and the next one starts $skip items further.
+    struct Keyed {
+      std::vector<json::value> keys;
+      std::size_t position;
+    };
+    std::vector<Keyed> sorted;
+    for (std::size_t p = 0; p < source.domain; ++p) {
+      auto o = source.item(p);
+      if (matches(o)) sorted.push_back({odata::order_keys(*o, query->orderby), p});
+    }
+    std::stable_sort(sorted.begin(), sorted.end(), [&](const Keyed& a, const Keyed& b) {
+      return odata::order_before(a.keys, b.keys, query->orderby);
+    });
+    std::size_t next = std::min(query->skip, sorted.size());
+    while (next < sorted.size() && page < query->top) {
+      if (page > 0 && value.size() >= kMaxPageBytes) break;
+      if (!append(*source.item(sorted[next].position))) return;
+      ++next;
+    }
+    more = next < sorted.size() && query->top > 0;
+    resume = fmt::format("&$skip={}", next);
+  } else {
+    std::size_t scanned = 0, position = query->skiptoken.value_or(0);
+    std::size_t to_skip = query->skip;
+    if (source.dense && !query->filter) {
+      // Saturating: past the end is past the end.
+      position = std::min(source.domain, position + std::min(to_skip, source.domain));
+      to_skip = 0;
+    }
+    while (position < source.domain && query->top > 0) {
+      if (page == query->top || (page > 0 && value.size() >= kMaxPageBytes) ||
+          (scans && scanned >= kMaxScan)) {
+        more = source.dense && !query->filter;  // an item stands at every position
+        if (!more) {
+          // Is there another item? Look without taking it (a bounded look).
+          for (std::size_t p = position; p < source.domain && scanned < kMaxScan; ++p, ++scanned) {
+            if (matches(source.item(p))) {
+              position = p;
+              more = true;
+              break;
+            }
+          }
+          if (scanned >= kMaxScan) more = true;
+        }
+        break;
       }
-      value += json::serialize(*projected);
+      auto o = source.item(position);
+      ++scanned;
+      if (!matches(o)) {
+        ++position;
+        continue;
+      }
+      ++position;
+      if (to_skip > 0) {
+        --to_skip;
+        continue;
+      }
+      if (!append(*o)) return;
+    }
+    // A dense collection without a filter pages by $skip, as Defender does; others go on from
+    // the position reached.
+    if (source.dense && !query->filter && !query->skiptoken && !paging) {
+      resume = fmt::format("&$skip={}", position);
+    } else {
+      resume = fmt::format("&$skiptoken={}", position);
+      // A page that stopped at the scan limit may not have skipped all it was asked to.
+      if (to_skip > 0) resume += fmt::format("&$skip={}", to_skip);
     }
   }
   value += ']';
+  if (ctx.count_only) {  // .../$count: the number alone, as text
+    response.content_type = "text/plain; charset=utf-8";
+    response.body = std::to_string(count.value_or(0));
+    ctx.counted = true;
+    return;
+  }
   // With $select, the context names the properties, as Defender writes it: Machines(id,osPlatform).
   std::string body = fmt::format(
       R"({{"@odata.context":{})",
@@ -777,16 +860,9 @@ void Api::collection(Context& ctx, std::string_view context, const std::vector<s
     for (const auto& s : ctx.target.segments) path += "/" + encode_query_value(s);
     std::string link = paging ? fmt::format("{}/api{}?pageSize={}", ctx.base, path, query->top)
                               : fmt::format("{}/api{}?$top={}", ctx.base, path, query->top);
-    // A dense collection without a filter pages by $skip, as Defender does; others go on from
-    // the position reached.
-    if (source.dense && !query->filter && !query->skiptoken && !paging) {
-      link += fmt::format("&$skip={}", position);
-    } else {
-      link += fmt::format("&$skiptoken={}", position);
-      // A page that stopped at the scan limit may not have skipped all it was asked to.
-      if (to_skip > 0) link += fmt::format("&$skip={}", to_skip);
-    }
+    link += resume;
     if (query->filter) link += "&$filter=" + encode_query_value(query->filter_text);
+    if (!query->orderby.empty()) link += "&$orderby=" + encode_query_value(query->orderby_text);
     if (query->count) link += "&$count=true";
     if (!query->select.empty()) link += "&$select=" + encode_query_value(query->select_text);
     body += R"(,"@odata.nextLink":)" + json::serialize(json::value(link));
@@ -1176,9 +1252,34 @@ void Api::software_inventory_by_machine(Context& ctx) {
 // that reads them (check_msdefender's alert check) works and finds none.
 void Api::alerts(Context& ctx) {
   if (ctx.target.segments.size() == 3 && !machine(ctx)) return;  // /machines/{id}/alerts
-  collection(ctx, "Alerts", {}, kMaxMachinesTop,
-             dense(
-                 0, [](std::size_t) { return json::object(); }, json::object()));
+  Source none = dense(
+      0, [](std::size_t) { return json::object(); }, api::alert_shape());
+  none.expandable = {"evidence"};
+  collection(ctx, "Alerts", api::kAlertFields, kMaxMachinesTop, none);
+}
+
+// GET /api/$metadata: every entity as the endpoints render it (api/metadata.h).
+void Api::metadata(Context& ctx) {
+  inventory::Device addressed;
+  addressed.ip_addresses = {"0.0.0.0"};  // an address, so that IpAddress is declared
+  const FleetView& view = *ctx.snapshot;
+  const std::vector<api::EntityDescription> entities = {
+      {"Machine", "Machines", machine_json_shape(addressed)},
+      {"Vulnerability", "Vulnerabilities", api::vulnerability_dto(engine::CveInfo{}, 0)},
+      {"Software", "Software", api::software_dto("", 0, 0)},
+      {"Recommendation", "Recommendations", recommendation_json(view, "", FleetFacts::Software{})},
+      {"Alert", "Alerts", api::alert_shape()},
+      {"MachineReference", "", machine_reference(inventory::Device{})},
+      {"PublicAssetVulnerabilityDto", "",
+       machine_vulnerability(inventory::Device{}, "", engine::CveInfo{}, "")},
+      {"PublicProductFixDto", "", api::product_fix_dto(engine::MissingKb{}, 0)},
+  };
+  ctx.response.content_type = "application/xml; charset=utf-8";
+  ctx.response.body = api::csdl(entities);
+}
+
+json::object Api::machine_json_shape(const inventory::Device& d) const {
+  return api::machine_dto(d, 0, api::machine_group(options_.machine_groups, d));
 }
 
 // GET /api/machines/findbytag?tag=prod&useStartsWithFilter=false: the machines carrying a tag

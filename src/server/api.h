@@ -93,7 +93,8 @@ class Api {
     std::size_t members = 0;  // how many positions hold an item
     bool dense = true;
     std::function<std::optional<boost::json::object>(std::size_t)> item;
-    boost::json::object shape;  // an item with every property: what $select may name
+    boost::json::object shape;                 // an item with every property: what $select may name
+    std::vector<std::string> expandable = {};  // what $expand may name
   };
 
  private:
@@ -157,6 +158,8 @@ class Api {
   void alerts(Context& ctx);
   void machines_by_tag(Context& ctx);
   void machine_tags(Context& ctx);
+  void metadata(Context& ctx);
+  boost::json::object machine_json_shape(const inventory::Device& d) const;
   boost::json::object machine_reference(const inventory::Device& device) const;
   void machine_references(Context& ctx, std::size_t members,
                           const std::function<bool(std::uint32_t)>& keep);

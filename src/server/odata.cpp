@@ -461,6 +461,96 @@ Result<std::vector<std::string>> parse_select(std::string_view text) {
   return out;
 }
 
+Result<std::vector<OrderKey>> parse_orderby(std::string_view text,
+                                            const std::vector<std::string>& fields) {
+  std::vector<OrderKey> out;
+  while (true) {
+    const auto comma = text.find(',');
+    std::string_view item = text.substr(0, comma);
+    auto trim = [](std::string_view& v) {
+      while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+      while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
+    };
+    trim(item);
+    const auto space = item.find(' ');
+    std::string_view name = item.substr(0, space);
+    std::string_view direction =
+        space == std::string_view::npos ? std::string_view() : item.substr(space + 1);
+    trim(direction);
+    const std::string lower = to_lower(name);
+    auto field = std::find_if(fields.begin(), fields.end(),
+                              [&](const std::string& f) { return to_lower(f) == lower; });
+    if (name.empty() || field == fields.end()) {
+      return invalid_input(
+          fmt::format("Invalid $orderby: '{}' is not a field this collection can be ordered by",
+                      std::string(name.substr(0, 64))));
+    }
+    const std::string dir = to_lower(direction);
+    if (!dir.empty() && dir != "asc" && dir != "desc") {
+      return invalid_input(fmt::format("Invalid $orderby: '{}' is not asc or desc",
+                                       std::string(direction.substr(0, 16))));
+    }
+    out.push_back({*field, dir == "desc"});
+    if (comma == std::string_view::npos) break;
+    text.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+std::vector<boost::json::value> order_keys(const boost::json::object& item,
+                                           const std::vector<OrderKey>& keys) {
+  std::vector<boost::json::value> out;
+  out.reserve(keys.size());
+  for (const OrderKey& k : keys) {
+    const auto* v = item.if_contains(k.field);
+    out.push_back(v ? *v : boost::json::value(nullptr));
+  }
+  return out;
+}
+
+namespace {
+
+// -1, 0, 1: null < booleans < numbers < strings (without case, then with); arrays and objects
+// last, as equal.
+int compare_values(const boost::json::value& a, const boost::json::value& b) {
+  auto rank = [](const boost::json::value& v) {
+    if (v.is_null()) return 0;
+    if (v.is_bool()) return 1;
+    if (v.is_number()) return 2;
+    if (v.is_string()) return 3;
+    return 4;
+  };
+  const int ra = rank(a), rb = rank(b);
+  if (ra != rb) return ra < rb ? -1 : 1;
+  switch (ra) {
+    case 1:
+      return a.as_bool() == b.as_bool() ? 0 : a.as_bool() ? 1 : -1;
+    case 2: {
+      const double x = a.to_number<double>(), y = b.to_number<double>();
+      return x < y ? -1 : y < x ? 1 : 0;
+    }
+    case 3: {
+      const std::string x = to_lower(a.as_string()), y = to_lower(b.as_string());
+      if (x != y) return x < y ? -1 : 1;
+      const auto c = a.as_string().compare(b.as_string());
+      return c < 0 ? -1 : c > 0 ? 1 : 0;
+    }
+    default:
+      return 0;
+  }
+}
+
+}  // namespace
+
+bool order_before(const std::vector<boost::json::value>& a,
+                  const std::vector<boost::json::value>& b, const std::vector<OrderKey>& keys) {
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    const int c = compare_values(a[i], b[i]);
+    if (c != 0) return keys[i].descending ? c > 0 : c < 0;
+  }
+  return false;
+}
+
 Result<boost::json::object> project(const boost::json::object& entity,
                                     const std::vector<std::string>& select) {
   if (select.empty()) return entity;
@@ -578,6 +668,16 @@ Result<Query> parse_query(std::string_view query, std::size_t max_top,
             return invalid_input("Invalid $count: expected true or false");
           }
           q.count = *value == "true";
+        } else if (*key == "$orderby") {
+          auto keys = parse_orderby(*value, fields);
+          if (!keys) return keys.error();
+          q.orderby = std::move(*keys);
+          q.orderby_text = *value;
+        } else if (*key == "$expand") {
+          auto names = parse_select(*value);
+          if (!names)
+            return invalid_input(fmt::format("Invalid $expand: '{}'", value->substr(0, 64)));
+          q.expand = std::move(*names);
         } else if (*key == "$select") {
           auto select = parse_select(*value);
           if (!select) return select.error();

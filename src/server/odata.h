@@ -31,10 +31,28 @@ class Filter {
   std::shared_ptr<const Node> root_;
 };
 
+// One key of $orderby: a field (the entity's spelling) and its direction.
+struct OrderKey {
+  std::string field;
+  bool descending = false;
+};
+// "lastSeen desc, computerDnsName" -> its keys; fields as $filter takes them (without case).
+Result<std::vector<OrderKey>> parse_orderby(std::string_view text,
+                                            const std::vector<std::string>& fields);
+// An item's values of the keys (null where it has none), and their order: null, then false and
+// true, numbers, and strings (without case, then with), each key ascending or descending.
+std::vector<boost::json::value> order_keys(const boost::json::object& item,
+                                           const std::vector<OrderKey>& keys);
+bool order_before(const std::vector<boost::json::value>& a,
+                  const std::vector<boost::json::value>& b, const std::vector<OrderKey>& keys);
+
 struct Query {
   std::optional<Filter> filter;
-  std::size_t top = 0;     // the page size
-  bool top_given = false;  // $top was in the query (not the collection's maximum)
+  std::vector<OrderKey> orderby;    // $orderby, in order of precedence
+  std::string orderby_text;         // as given, for @odata.nextLink
+  std::vector<std::string> expand;  // $expand: the names as given
+  std::size_t top = 0;              // the page size
+  bool top_given = false;           // $top was in the query (not the collection's maximum)
   std::size_t skip = 0;
   // The export APIs' paging (docs/api.md): pageSize, and the older pageIndex (1, 2, ...);
   // other collections ignore them.
