@@ -6,6 +6,7 @@
 #include <boost/json/object.hpp>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -70,8 +71,9 @@ struct ApiOptions {
   RateLimit machines{100, 1500};
   RateLimit vulnerabilities{50, 1500};
   RateLimit software{50, 1500};
-  RateLimit exports{30, 1000};  // SoftwareVulnerabilitiesByMachine, SoftwareInventoryByMachine
-  std::string public_url;       // when set, the base of @odata.context and nextLink
+  RateLimit exports{30, 1000};    // SoftwareVulnerabilitiesByMachine, SoftwareInventoryByMachine
+  RateLimit export_files{5, 20};  // SoftwareVulnerabilitiesExport, SoftwareInventoryExport
+  std::string public_url;         // when set, the base of @odata.context and nextLink
   std::vector<api::MachineGroup> machine_groups;  // [[machine_groups]] of kbgap.toml
 };
 
@@ -99,7 +101,8 @@ class Api {
 
  private:
   struct Context;
-  enum class Group { kNone, kMachines, kVulnerabilities, kSoftware, kExports };  // rate limits
+  // Rate-limit groups.
+  enum class Group { kNone, kMachines, kVulnerabilities, kSoftware, kExports, kExportFiles };
   enum class Needs { kNothing, kSnapshot, kFacts };  // the fleet snapshot; and its facts
   // One endpoint: the table in api.cpp (routes()) is the whole of the routing.
   struct Route {
@@ -153,6 +156,28 @@ class Api {
   // A device's fields in the export APIs' rows (deviceId, deviceName, osPlatform, ...).
   boost::json::object export_device_fields(const inventory::Device& d) const;
   boost::json::value export_group_name(const inventory::Device& d) const;
+  enum class ExportKind { kVulnerabilities, kInventory };
+  boost::json::object vulnerability_export_row(const inventory::Device& d,
+                                               const engine::CveInfo& cve,
+                                               const engine::MissingKb* kb,
+                                               std::string_view product) const;
+  boost::json::object inventory_export_row(const inventory::Device& d, std::string_view product,
+                                           std::size_t weaknesses) const;
+  Source export_source(std::shared_ptr<const FleetView> view, ExportKind kind) const;
+  void export_files(Context& ctx);
+  Response export_file(const Request& request, const RequestTarget& target, Response& response,
+                       bool may_block);
+  // The exports whose files links point at: the newest kMaxHeldExports, with their snapshots.
+  struct HeldExport {
+    std::string id;  // 32 hex characters
+    ExportKind kind = ExportKind::kVulnerabilities;
+    std::shared_ptr<const FleetView> view;
+    std::size_t parts = 1;
+    std::string generated;
+    std::int64_t expires = 0;
+  };
+  static constexpr std::size_t kMaxHeldExports = 2;
+  static constexpr std::size_t kExportPartRows = 50000;  // rows of one file
   void software_vulnerabilities_by_machine(Context& ctx);
   void software_inventory_by_machine(Context& ctx);
   void alerts(Context& ctx);
@@ -181,6 +206,9 @@ class Api {
   std::function<std::string()> metrics_;
   auth::Verifier verifier_;
   ApiOptions options_;
+  std::string export_key_;  // signs the files' links; random per process
+  std::mutex exports_mutex_;
+  std::deque<HeldExport> exports_;
   // Tokens already verified, until they expire (a signature is checked once, not per request).
   std::shared_mutex tokens_mutex_;
   std::unordered_map<std::string, auth::Claims> tokens_;

@@ -207,8 +207,8 @@ Result<Config> load_config(const std::string& path, const std::map<std::string, 
   keys.push_back(strings_key("auth.audiences", c.audiences));
   for (auto [group, limit] :
        {std::pair{"machines", &c.api.machines}, std::pair{"software", &c.api.software},
-        std::pair{"vulnerabilities", &c.api.vulnerabilities},
-        std::pair{"exports", &c.api.exports}}) {
+        std::pair{"vulnerabilities", &c.api.vulnerabilities}, std::pair{"exports", &c.api.exports},
+        std::pair{"export_files", &c.api.export_files}}) {
     keys.push_back(integer_key(fmt::format("rate_limits.{}_per_minute", group), limit->per_minute,
                                0, 1000000000));
     keys.push_back(
