@@ -306,41 +306,46 @@ class Clients(unittest.TestCase):
 
     # ---- The Azure Sentinel playbook ----
 
-    MACHINE_SCHEMA = {  # required property -> the JSON types its schema allows
-        "id": (str,), "computerDnsName": (str,), "firstSeen": (str,), "lastSeen": (str,),
-        "osPlatform": (str,), "osVersion": (str, type(None)), "osProcessor": (str,),
-        "version": (str, type(None)), "lastIpAddress": (str,), "lastExternalIpAddress": (str,),
-        "agentVersion": (str,), "osBuild": (int,), "healthStatus": (str,), "rbacGroupId": (int,),
-        "rbacGroupName": (str, type(None)), "riskScore": (str,), "exposureLevel": (str,),
-        "aadDeviceId": (str, type(None)), "machineTags": (list,)}
-    VULNERABILITY_SCHEMA = {
-        "id": (str,), "name": (str,), "description": (str,), "severity": (str,),
-        "cvssV3": (int, float), "exposedMachines": (int,), "publishedOn": (str,),
-        "updatedOn": (str,), "publicExploit": (bool,), "exploitVerified": (bool,),
-        "exploitInKit": (bool,), "exploitTypes": (list,), "exploitUris": (list,)}
+    # Its ParseJson schemas as published (tests/data/clients/, with their source and license).
+    with open(os.path.join(SOURCE, "tests", "data", "clients",
+                           "sentinel-get-mdatp-vulnerabilities.json")) as f:
+        SENTINEL = json.load(f)
 
-    def validate(self, item, schema):
-        for name, types in schema.items():
-            self.assertIn(name, item)
-            value = item[name]
-            # JSON's integer is not a boolean; a number may be integral.
-            self.assertFalse(isinstance(value, bool) and bool not in types, name)
-            self.assertIsInstance(value, types, f"{name}: {value!r}")
+    def validate(self, value, schema, where="$"):
+        """What Logic Apps' ParseJson checks: type (one or a list), required, properties, items."""
+        kinds = {"string": str, "integer": int, "number": (int, float), "boolean": bool,
+                 "array": list, "object": dict, "null": type(None)}
+        if "type" in schema:
+            names = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+            fits = any(isinstance(value, kinds[n]) and
+                       not (isinstance(value, bool) and n in ("integer", "number"))
+                       for n in names)
+            self.assertTrue(fits, f"{where}: {value!r} is not {names}")
+        if isinstance(value, dict):
+            for name in schema.get("required", []):
+                self.assertIn(name, value, f"{where}: {name} is required")
+            for name, sub in schema.get("properties", {}).items():
+                key = name.replace("@@", "@")
+                if key in value:
+                    self.validate(value[key], sub, f"{where}.{key}")
+        if isinstance(value, list) and "items" in schema:
+            for i, item in enumerate(value):
+                self.validate(item, schema["items"], f"{where}[{i}]")
 
     def test_sentinel_playbook(self):
         # The older playbook: its own token for https://api.securitycenter.windows.com, every
         # machine (no paging), then the vulnerabilities of those a host name matches.
         s = self.session("https://api.securitycenter.windows.com")
-        machines = self.get(s, "/api/machines")["value"]
-        for m in machines:
-            self.validate(m, self.MACHINE_SCHEMA)
+        listed = self.get(s, "/api/machines")
+        self.validate(listed, self.SENTINEL["machines"])
+        machines = listed["value"]
         host = machines[0]["computerDnsName"]
         checked = 0
         matching = [m for m in machines if host.lower() in m["computerDnsName"].lower()]
         for m in matching[:5]:  # within the vulnerabilities' 50 calls a minute
-            for v in self.get(s, f"/api/machines/{m['id']}/vulnerabilities")["value"]:
-                self.validate(v, self.VULNERABILITY_SCHEMA)
-                checked += 1
+            body = self.get(s, f"/api/machines/{m['id']}/vulnerabilities")
+            self.validate(body, self.SENTINEL["vulnerabilities"])
+            checked += len(body["value"])
         self.assertGreater(checked, 0)
         # The current one: the Logic Apps connector's audience and a filter on the full name.
         s = self.session("https://securitycenter.onmicrosoft.com/windowsatpservice")
