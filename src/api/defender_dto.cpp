@@ -220,6 +220,8 @@ json::object vulnerability_dto(const engine::CveInfo& c, std::size_t exposed) {
       {"exploitInKit", false},
       {"exploitTypes", json::array()},
       {"exploitUris", json::array()},
+      {"cveSupportability", "Supported"},  // kbgap judges every CVE its catalog lists
+      {"epss", nullptr},                   // not in MSRC's data
   };
 }
 
@@ -227,12 +229,13 @@ std::string software_id(std::string_view name) {
   return fmt::format("microsoft-_-{}", name);
 }
 
-json::object software_dto(std::string_view name, std::size_t weaknesses, std::size_t exposed) {
+json::object software_dto(std::string_view name, std::size_t weaknesses, std::size_t exposed,
+                          bool public_exploit) {
   return json::object{{"id", software_id(name)},
                       {"name", name},
                       {"vendor", "microsoft"},
                       {"weaknesses", static_cast<std::int64_t>(weaknesses)},
-                      {"publicExploit", false},
+                      {"publicExploit", public_exploit},
                       {"activeAlert", false},
                       {"exposedMachines", static_cast<std::int64_t>(exposed)},
                       {"impactScore", 0.0}};

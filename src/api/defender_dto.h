@@ -42,8 +42,9 @@ boost::json::object machine_dto(const inventory::Device& d, int exposure,
                                 const MachineGroup* group = nullptr);
 boost::json::object vulnerability_dto(const engine::CveInfo& cve, std::size_t exposed_machines);
 std::string software_id(std::string_view name);  // "windows_10" -> "microsoft-_-windows_10"
+// `public_exploit`: some of its open CVEs are exploited or publicly disclosed (MSRC's threat data).
 boost::json::object software_dto(std::string_view name, std::size_t weaknesses,
-                                 std::size_t exposed_machines);
+                                 std::size_t exposed_machines, bool public_exploit = false);
 extern const std::vector<std::string> kMachineFields;
 extern const std::vector<std::string> kVulnerabilityFields;
 extern const std::vector<std::string> kSoftwareFields;

@@ -916,6 +916,10 @@ void Api::collection(Context& ctx, std::string_view context, const std::vector<s
 
 namespace {
 
+json::object software_json(const std::string& name, const FleetFacts::Software& sw) {
+  return api::software_dto(name, sw.cves.size(), sw.exposed, sw.public_exploit);
+}
+
 json::object vulnerability_of(const FleetView& view, engine::CveIndex cve, std::size_t exposed) {
   return api::vulnerability_dto(view.catalog().cves()[cve], exposed);
 }
@@ -1008,7 +1012,7 @@ void Api::machine_software(Context& ctx) {
                  names.size(),
                  [&](std::size_t k) {
                    const auto& sw = facts.software.at(names[k]);
-                   return api::software_dto(names[k], sw.cves.size(), sw.exposed);
+                   return software_json(names[k], sw);
                  },
                  api::software_dto("", 0, 0)));
 }
@@ -1500,10 +1504,7 @@ void Api::software_list(Context& ctx) {
   collection(ctx, "Software", api::kSoftwareFields, kMaxMachinesTop,
              dense(
                  list.size(),
-                 [&](std::size_t k) {
-                   return api::software_dto(list[k]->first, list[k]->second.cves.size(),
-                                            list[k]->second.exposed);
-                 },
+                 [&](std::size_t k) { return software_json(list[k]->first, list[k]->second); },
                  api::software_dto("", 0, 0)));
 }
 
@@ -1524,7 +1525,7 @@ const std::pair<const std::string, FleetFacts::Software>* Api::software(Context&
 void Api::software_entity(Context& ctx) {
   const auto* sw = software(ctx);
   if (!sw) return;
-  entity(ctx, "Software", api::software_dto(sw->first, sw->second.cves.size(), sw->second.exposed));
+  entity(ctx, "Software", software_json(sw->first, sw->second));
 }
 
 void Api::software_missing_kbs(Context& ctx) {
@@ -1655,12 +1656,8 @@ json::object Api::recommendation_json(const FleetView& view, const std::string& 
                                       const FleetFacts::Software& sw) const {
   const engine::CatalogIndex& catalog = view.catalog();
   double score = 0;
-  bool exploit = false;
-  for (engine::CveIndex c : sw.cves) {
-    const engine::CveInfo& cve = catalog.cves()[c];
-    score = std::max(score, cve.cvss_base.value_or(0));
-    exploit = exploit || cve.exploited.value_or(false) || cve.publicly_disclosed.value_or(false);
-  }
+  for (engine::CveIndex c : sw.cves)
+    score = std::max(score, catalog.cves()[c].cvss_base.value_or(0));
   std::optional<engine::KbIndex> best;
   std::int64_t best_devices = -1;
   for (const auto& [kb, missed] : sw.missed) {
@@ -1697,7 +1694,7 @@ json::object Api::recommendation_json(const FleetView& view, const std::string& 
                       {"recommendationCategory", os ? "OS" : "Application"},
                       {"subCategory", display_name(name)},
                       {"severityScore", score},
-                      {"publicExploit", exploit},
+                      {"publicExploit", sw.public_exploit},
                       {"activeAlert", false},
                       {"associatedThreats", json::array()},
                       {"remediationType", "Update"},
@@ -1773,8 +1770,7 @@ void Api::recommendation_software(Context& ctx) {
   collection(
       ctx, "Software", api::kSoftwareFields, kMaxMachinesTop,
       dense(
-          1, [&](std::size_t) { return api::software_dto(name, sw.cves.size(), sw.exposed); },
-          api::software_dto("", 0, 0)));
+          1, [&](std::size_t) { return software_json(name, sw); }, api::software_dto("", 0, 0)));
 }
 
 }  // namespace kbgap::server

@@ -159,9 +159,13 @@ const FleetFacts& FleetView::facts() const {
       for (const std::string& name : software_of_[d]) ++facts_.software[name].devices;
     }
     for (const auto& [name, marks] : open_of_software) {
-      auto& cves = facts_.software[name].cves;
+      FleetFacts::Software& sw = facts_.software[name];
       for (engine::CveIndex c : catalog.cve_indices()) {
-        if (marks[c]) cves.push_back(c);
+        if (!marks[c]) continue;
+        sw.cves.push_back(c);
+        const engine::CveInfo& cve = catalog.cves()[c];
+        sw.public_exploit = sw.public_exploit || cve.exploited.value_or(false) ||
+                            cve.publicly_disclosed.value_or(false);
       }
     }
     facts_.rows_before.resize(devices_.size() + 1, 0);

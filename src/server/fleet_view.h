@@ -52,6 +52,7 @@ struct FleetFacts {
     std::size_t devices = 0;                   // running it
     std::size_t exposed = 0;                   // of those, missing a KB for it
     std::vector<engine::CveIndex> cves;        // open on some device, sorted
+    bool public_exploit = false;               // one of them is exploited or disclosed
     std::map<engine::KbIndex, Missed> missed;  // by KB index
   };
   std::map<std::string, Software> software;  // by productsNames name: "windows_10", "edge"
