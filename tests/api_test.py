@@ -349,7 +349,12 @@ class Api(unittest.TestCase):
                 self.assert_error(self.get("/api/machines", self.read, params={"$filter": bad}),
                                   400, "ODataError")
         self.assert_error(self.get("/api/machines?$top=10001", self.read), 400, "ODataError")
-        self.assert_error(self.get("/api/machines?$orderby=id", self.read), 400, "ODataError")
+        ordered = self.get("/api/machines?$orderby=computerDnsName desc", self.read).json()
+        names = [m["computerDnsName"].lower() for m in ordered["value"]]
+        self.assertEqual(names, sorted(names, reverse=True))
+        self.assert_error(self.get("/api/machines?$orderby=secret", self.read), 400, "ODataError")
+        self.assert_error(self.get("/api/machines?$apply=groupby((osPlatform))", self.read), 400,
+                          "ODataError")
         one = self.get(f"/api/machines/{everyone[0]['id']}", self.read).json()
         self.assertTrue(one["@odata.context"].endswith("/api/$metadata#Machines/$entity"))
         self.assertEqual(one["id"], everyone[0]["id"])

@@ -270,4 +270,153 @@ boost::json::object missing_kbs_body(const engine::Evaluation& evaluation,
   return body;
 }
 
+std::string product_version(const inventory::Device& d, std::string_view product) {
+  return product.starts_with("windows") ? inventory::os_build_string(d) : std::string();
+}
+
+json::object machine_reference_dto(const inventory::Device& d, const MachineGroup* group) {
+  return json::object{{"id", d.id},
+                      {"computerDnsName", d.computer_dns_name},
+                      {"osPlatform", os_platform(d)},
+                      {"rbacGroupName", group ? json::value(group->name) : json::value(nullptr)},
+                      {"rbacGroupId", group ? group->id : 0}};
+}
+
+json::object machine_vulnerability_dto(const inventory::Device& d, std::string_view product,
+                                       const engine::CveInfo& cve, std::string_view kb) {
+  const std::string version = product_version(d, product);
+  return json::object{
+      {"id", fmt::format("{}-_-{}-_-microsoft-_-{}-_-{}-_-", d.id, cve.id, product, version)},
+      {"cveId", cve.id},
+      {"machineId", d.id},
+      {"fixingKbId", kb},
+      {"productName", product},
+      {"productVendor", "microsoft"},
+      {"productVersion", version},
+      {"severity", defender_severity(cve)}};
+}
+
+namespace {
+
+// "2026-11-23T15:04:05Z" -> "2026-11-23 15:04:05", the export APIs' time format; null when unknown.
+json::value export_time(const std::string& iso) {
+  if (iso.size() < 19) return nullptr;
+  std::string out = iso.substr(0, 19);
+  out[10] = ' ';
+  return json::value(out);
+}
+
+// Defender's exploitability level from MSRC's threat data.
+std::string_view exploitability(const engine::CveInfo& cve) {
+  if (cve.exploited.value_or(false)) return "ExploitIsVerified";
+  if (cve.publicly_disclosed.value_or(false)) return "ExploitIsPublic";
+  return "NoExploit";
+}
+
+// The device fields of an export row. The group's name as the exports write it: "None" when no
+// group is configured, "Unassigned" for a device in none.
+json::object export_device_fields(const std::vector<MachineGroup>& groups,
+                                  const inventory::Device& d) {
+  const MachineGroup* group = machine_group(groups, d);
+  const json::value name = groups.empty() ? json::value("None")
+                           : group        ? json::value(group->name)
+                                          : json::value("Unassigned");
+  return json::object{{"deviceId", d.id},
+                      {"deviceName", d.computer_dns_name},
+                      {"osPlatform", os_platform(d)},
+                      {"osVersion", inventory::os_build_string(d)},
+                      {"osArchitecture", inventory::architecture_name(d.architecture)},
+                      {"rbacGroupName", name},
+                      {"rbacGroupId", group ? group->id : 0}};
+}
+
+}  // namespace
+
+json::object vulnerability_export_dto(const std::vector<MachineGroup>& groups,
+                                      const inventory::Device& d, const engine::CveInfo& cve,
+                                      const engine::MissingKb* kb, std::string_view product) {
+  json::object o = export_device_fields(groups, d);
+  const std::string version = product_version(d, product);
+  o.emplace("id", fmt::format("{}_{}_{}_{}_", d.id, product, version, cve.id));
+  o.emplace("softwareVendor", "microsoft");
+  o.emplace("softwareName", product);
+  o.emplace("softwareVersion", version.empty() ? json::value(nullptr) : json::value(version));
+  o.emplace("cveId", cve.id);
+  o.emplace("cvssScore", cve.cvss_base.value_or(0.0));
+  o.emplace("vulnerabilitySeverityLevel", defender_severity(cve));
+  o.emplace("recommendedSecurityUpdate", kb ? json::value(kb->name) : json::value(nullptr));
+  o.emplace("recommendedSecurityUpdateId",
+            kb ? json::value(std::to_string(kb->kb)) : json::value(nullptr));
+  o.emplace("recommendedSecurityUpdateUrl", kb ? json::value(kb->url) : json::value(nullptr));
+  o.emplace("diskPaths", json::array());
+  o.emplace("registryPaths", json::array());
+  o.emplace("firstSeenTimestamp", export_time(d.first_seen));
+  o.emplace("lastSeenTimestamp", export_time(d.last_seen));
+  o.emplace("exploitabilityLevel", exploitability(cve));
+  o.emplace("recommendationReference", fmt::format("{}{}", kRecommendationPrefix, product));
+  o.emplace("securityUpdateAvailable", kb != nullptr);
+  return o;
+}
+
+json::object inventory_export_dto(const std::vector<MachineGroup>& groups,
+                                  const inventory::Device& d, std::string_view product,
+                                  std::size_t weaknesses) {
+  json::object o = export_device_fields(groups, d);
+  const std::string version = product_version(d, product);
+  o.emplace("id", fmt::format("{}_{}_{}", d.id, product, version));
+  o.emplace("softwareVendor", "microsoft");
+  o.emplace("softwareName", product);
+  o.emplace("softwareVersion", version.empty() ? json::value(nullptr) : json::value(version));
+  o.emplace("numberOfWeaknesses", static_cast<std::int64_t>(weaknesses));
+  o.emplace("diskPaths", json::array());
+  o.emplace("registryPaths", json::array());
+  o.emplace("softwareFirstSeenTimestamp", export_time(d.first_seen));
+  o.emplace("endOfSupportStatus", nullptr);
+  o.emplace("endOfSupportDate", nullptr);
+  return o;
+}
+
+std::string display_name(std::string_view snake) {
+  std::string out;
+  bool word_start = true;
+  for (char c : snake) {
+    if (c == '_') {
+      out += ' ';
+      word_start = true;
+      continue;
+    }
+    out += word_start ? static_cast<char>(std::toupper(static_cast<unsigned char>(c))) : c;
+    word_start = false;
+  }
+  if (out.starts_with(".net")) out.replace(0, 4, ".NET");
+  return out;
+}
+
+json::object recommendation_dto(std::string_view name, const RecommendationFacts& f) {
+  return json::object{
+      {"id", fmt::format("{}{}", kRecommendationPrefix, name)},
+      {"productName", name},
+      {"recommendationName", fmt::format("Update {}", display_name(name))},
+      {"weaknesses", static_cast<std::int64_t>(f.weaknesses)},
+      {"vendor", "microsoft"},
+      {"recommendedVersion", f.version},
+      {"recommendedProgram", f.program},
+      {"recommendedVendor", "microsoft"},
+      {"recommendationCategory", name.starts_with("windows") ? "OS" : "Application"},
+      {"subCategory", display_name(name)},
+      {"severityScore", f.severity_score},
+      {"publicExploit", f.public_exploit},
+      {"activeAlert", false},
+      {"associatedThreats", json::array()},
+      {"remediationType", "Update"},
+      {"status", "Active"},
+      {"configScoreImpact", 0.0},
+      {"exposureImpact", 0.0},
+      {"totalMachineCount", static_cast<std::int64_t>(f.devices)},
+      {"exposedMachinesCount", static_cast<std::int64_t>(f.exposed)},
+      {"nonProductivityImpactedAssets", 0},
+      {"relatedComponent", display_name(name)},
+      {"exposedCriticalDevices", 0}};
+}
+
 }  // namespace kbgap::api

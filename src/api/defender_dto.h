@@ -58,6 +58,38 @@ extern const std::vector<std::string> kAlertFields;
 boost::json::object alert_shape();
 extern const std::vector<std::string> kSoftwareInventoryExportFields;
 
+// The device's version of one of its products: its OS build for the OS; "" for a component,
+// whose version an inventory does not give.
+std::string product_version(const inventory::Device& d, std::string_view product);
+// A MachineRef: id, computerDnsName, osPlatform, its machine group.
+boost::json::object machine_reference_dto(const inventory::Device& d, const MachineGroup* group);
+// One row of machinesVulnerabilities (PublicAssetVulnerabilityDto), its id as Defender writes it:
+// "{machineId}-_-{cveId}-_-{vendor}-_-{product}-_-{version}-_-"; `kb` the closing KB's number.
+boost::json::object machine_vulnerability_dto(const inventory::Device& d, std::string_view product,
+                                              const engine::CveInfo& cve, std::string_view kb);
+// The export APIs' rows (docs/api.md, "The export APIs"): a device's open CVE, with the reported
+// KB that closes it (nullptr: none), and a product it runs, with the open CVEs of its missing KBs.
+boost::json::object vulnerability_export_dto(const std::vector<MachineGroup>& groups,
+                                             const inventory::Device& d, const engine::CveInfo& cve,
+                                             const engine::MissingKb* kb, std::string_view product);
+boost::json::object inventory_export_dto(const std::vector<MachineGroup>& groups,
+                                         const inventory::Device& d, std::string_view product,
+                                         std::size_t weaknesses);
+// "windows_server_2022" -> "Windows Server 2022", ".net_framework" -> ".NET Framework".
+std::string display_name(std::string_view snake);
+// The "Update <product>" security recommendation of a software product.
+struct RecommendationFacts {
+  std::size_t weaknesses = 0;  // its CVEs open somewhere
+  std::size_t devices = 0;     // running it
+  std::size_t exposed = 0;     // of those, missing a KB for it
+  double severity_score = 0;   // its CVEs' highest CVSS score
+  bool public_exploit = false;
+  std::string program;  // "KB5087544": the KB most of its exposed devices miss
+  std::string version;  // the newest build that KB brings (an OS), or ""
+};
+inline constexpr std::string_view kRecommendationPrefix = "va-_-microsoft-_-";
+boost::json::object recommendation_dto(std::string_view name, const RecommendationFacts& facts);
+
 // The whole body of GET /api/machines/{id}/getmissingkbs.
 boost::json::object missing_kbs_body(const engine::Evaluation& evaluation,
                                      std::string_view base_url);

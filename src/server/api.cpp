@@ -929,28 +929,6 @@ Api::Source dense(std::size_t n, std::function<std::optional<json::object>(std::
   return Api::Source{n, n, true, std::move(item), std::move(shape)};
 }
 
-// The device's version of one of its products: its OS build for the OS; "" for a component,
-// whose version an inventory does not give.
-std::string product_version(const inventory::Device& d, std::string_view product) {
-  return product.starts_with("windows") ? inventory::os_build_string(d) : std::string();
-}
-
-// One row of machinesVulnerabilities, its id as Defender writes it:
-// "{machineId}-_-{cveId}-_-{vendor}-_-{product}-_-{version}-_-".
-json::object machine_vulnerability(const inventory::Device& device, std::string_view product,
-                                   const engine::CveInfo& info, std::string_view kb) {
-  const std::string version = product_version(device, product);
-  return json::object{
-      {"id", fmt::format("{}-_-{}-_-microsoft-_-{}-_-{}-_-", device.id, info.id, product, version)},
-      {"cveId", info.id},
-      {"machineId", device.id},
-      {"fixingKbId", kb},
-      {"productName", product},
-      {"productVendor", "microsoft"},
-      {"productVersion", version},
-      {"severity", api::defender_severity(info)}};
-}
-
 }  // namespace
 
 // An entity: its fields after its @odata.context; with $select (the one option an entity takes),
@@ -1074,15 +1052,6 @@ void Api::vulnerability_machines(Context& ctx) {
   });
 }
 
-json::object Api::machine_reference(const inventory::Device& device) const {
-  const api::MachineGroup* group = api::machine_group(options_.machine_groups, device);
-  return json::object{{"id", device.id},
-                      {"computerDnsName", device.computer_dns_name},
-                      {"osPlatform", api::os_platform(device)},
-                      {"rbacGroupName", group ? json::value(group->name) : json::value(nullptr)},
-                      {"rbacGroupId", group ? group->id : 0}};
-}
-
 // A collection of the devices (in fleet order) for which `keep(device)` holds.
 void Api::machine_references(Context& ctx, std::size_t members,
                              const std::function<bool(std::uint32_t)>& keep) {
@@ -1092,9 +1061,11 @@ void Api::machine_references(Context& ctx, std::size_t members,
                     [&](std::size_t k) -> std::optional<json::object> {
                       const auto d = static_cast<std::uint32_t>(k);
                       if (!keep(d)) return std::nullopt;
-                      return machine_reference(view.devices()[d]);
+                      return api::machine_reference_dto(
+                          view.devices()[d],
+                          api::machine_group(options_.machine_groups, view.devices()[d]));
                     },
-                    machine_reference(inventory::Device{})});
+                    api::machine_reference_dto(inventory::Device{}, nullptr)});
 }
 
 namespace {
@@ -1138,27 +1109,6 @@ class DeviceCveRows {
   std::vector<std::pair<engine::CveIndex, const engine::MissingKb*>> rows_;
 };
 
-// "2026-11-23T15:04:05Z" -> "2026-11-23 15:04:05", the export APIs' time format; null when unknown.
-json::value export_time(const std::string& iso) {
-  if (iso.size() < 19) return nullptr;
-  std::string out = iso.substr(0, 19);
-  out[10] = ' ';
-  return json::value(out);
-}
-
-// Defender's exploitability level from MSRC's threat data.
-std::string_view exploitability(const engine::CveInfo& cve) {
-  if (cve.exploited.value_or(false)) return "ExploitIsVerified";
-  if (cve.publicly_disclosed.value_or(false)) return "ExploitIsPublic";
-  return "NoExploit";
-}
-
-// The export APIs' softwareVersion: null where unknown.
-json::value software_version(const inventory::Device& d, std::string_view product) {
-  std::string version = product_version(d, product);
-  return version.empty() ? json::value(nullptr) : json::value(version);
-}
-
 }  // namespace
 
 void Api::machines_vulnerabilities(Context& ctx) {
@@ -1171,75 +1121,11 @@ void Api::machines_vulnerabilities(Context& ctx) {
                  view.facts().rows(),
                  [&](std::size_t k) -> std::optional<json::object> {
                    const DeviceCveRows::Row row = rows.at(k);
-                   return machine_vulnerability(view.devices()[row.device], row.product,
-                                                catalog.cves()[row.cve],
-                                                std::to_string(row.kb->kb));
+                   return api::machine_vulnerability_dto(view.devices()[row.device], row.product,
+                                                         catalog.cves()[row.cve],
+                                                         std::to_string(row.kb->kb));
                  },
-                 machine_vulnerability(inventory::Device{}, "", engine::CveInfo{}, "")));
-}
-
-// The machine group's name as the export APIs write it: "None" when no group is configured,
-// "Unassigned" for a device in none.
-json::value Api::export_group_name(const inventory::Device& d) const {
-  if (options_.machine_groups.empty()) return "None";
-  const api::MachineGroup* group = api::machine_group(options_.machine_groups, d);
-  return group ? json::value(group->name) : json::value("Unassigned");
-}
-
-json::object Api::export_device_fields(const inventory::Device& d) const {
-  const api::MachineGroup* group = api::machine_group(options_.machine_groups, d);
-  return json::object{{"deviceId", d.id},
-                      {"deviceName", d.computer_dns_name},
-                      {"osPlatform", api::os_platform(d)},
-                      {"osVersion", inventory::os_build_string(d)},
-                      {"osArchitecture", inventory::architecture_name(d.architecture)},
-                      {"rbacGroupName", export_group_name(d)},
-                      {"rbacGroupId", group ? group->id : 0}};
-}
-
-json::object Api::vulnerability_export_row(const inventory::Device& d, const engine::CveInfo& cve,
-                                           const engine::MissingKb* kb,
-                                           std::string_view product) const {
-  json::object o = export_device_fields(d);
-  const json::value version = software_version(d, product);
-  o.emplace("id", fmt::format("{}_{}_{}_{}_", d.id, product,
-                              version.is_string() ? version.as_string() : "", cve.id));
-  o.emplace("softwareVendor", "microsoft");
-  o.emplace("softwareName", product);
-  o.emplace("softwareVersion", version);
-  o.emplace("cveId", cve.id);
-  o.emplace("cvssScore", cve.cvss_base.value_or(0.0));
-  o.emplace("vulnerabilitySeverityLevel", api::defender_severity(cve));
-  o.emplace("recommendedSecurityUpdate", kb ? json::value(kb->name) : json::value(nullptr));
-  o.emplace("recommendedSecurityUpdateId",
-            kb ? json::value(std::to_string(kb->kb)) : json::value(nullptr));
-  o.emplace("recommendedSecurityUpdateUrl", kb ? json::value(kb->url) : json::value(nullptr));
-  o.emplace("diskPaths", json::array());
-  o.emplace("registryPaths", json::array());
-  o.emplace("firstSeenTimestamp", export_time(d.first_seen));
-  o.emplace("lastSeenTimestamp", export_time(d.last_seen));
-  o.emplace("exploitabilityLevel", exploitability(cve));
-  o.emplace("recommendationReference", fmt::format("va-_-microsoft-_-{}", product));
-  o.emplace("securityUpdateAvailable", kb != nullptr);
-  return o;
-}
-
-json::object Api::inventory_export_row(const inventory::Device& d, std::string_view product,
-                                       std::size_t weaknesses) const {
-  json::object o = export_device_fields(d);
-  const json::value version = software_version(d, product);
-  o.emplace("id",
-            fmt::format("{}_{}_{}", d.id, product, version.is_string() ? version.as_string() : ""));
-  o.emplace("softwareVendor", "microsoft");
-  o.emplace("softwareName", product);
-  o.emplace("softwareVersion", version);
-  o.emplace("numberOfWeaknesses", static_cast<std::int64_t>(weaknesses));
-  o.emplace("diskPaths", json::array());
-  o.emplace("registryPaths", json::array());
-  o.emplace("softwareFirstSeenTimestamp", export_time(d.first_seen));
-  o.emplace("endOfSupportStatus", nullptr);
-  o.emplace("endOfSupportDate", nullptr);
-  return o;
+                 api::machine_vulnerability_dto(inventory::Device{}, "", engine::CveInfo{}, "")));
 }
 
 // The rows of an export, numbered across the fleet: the JSON pages and the files render the same.
@@ -1251,10 +1137,12 @@ Api::Source Api::export_source(std::shared_ptr<const FleetView> view, ExportKind
         view->facts().rows(),
         [this, view, rows](std::size_t k) -> std::optional<json::object> {
           const DeviceCveRows::Row row = rows->at(k);
-          return vulnerability_export_row(view->devices()[row.device],
-                                          view->catalog().cves()[row.cve], row.kb, row.product);
+          return api::vulnerability_export_dto(options_.machine_groups, view->devices()[row.device],
+                                               view->catalog().cves()[row.cve], row.kb,
+                                               row.product);
         },
-        vulnerability_export_row(inventory::Device{}, engine::CveInfo{}, nullptr, ""));
+        api::vulnerability_export_dto(options_.machine_groups, inventory::Device{},
+                                      engine::CveInfo{}, nullptr, ""));
   }
   // One row per device and product it runs.
   struct Inventory {
@@ -1286,10 +1174,10 @@ Api::Source Api::export_source(std::shared_ptr<const FleetView> view, ExportKind
         }
         const std::string& product = view->software_of(d)[k - s.before[d]];
         auto it = s.weak.find(product);
-        return inventory_export_row(view->devices()[d], product,
-                                    it == s.weak.end() ? 0 : it->second.size());
+        return api::inventory_export_dto(options_.machine_groups, view->devices()[d], product,
+                                         it == s.weak.end() ? 0 : it->second.size());
       },
-      inventory_export_row(inventory::Device{}, "", 0));
+      api::inventory_export_dto(options_.machine_groups, inventory::Device{}, "", 0));
 }
 
 void Api::software_vulnerabilities_by_machine(Context& ctx) {
@@ -1448,9 +1336,9 @@ void Api::metadata(Context& ctx) {
       {"Software", "Software", api::software_dto("", 0, 0)},
       {"Recommendation", "Recommendations", recommendation_json(view, "", FleetFacts::Software{})},
       {"Alert", "Alerts", api::alert_shape()},
-      {"MachineReference", "", machine_reference(inventory::Device{})},
+      {"MachineReference", "", api::machine_reference_dto(inventory::Device{}, nullptr)},
       {"PublicAssetVulnerabilityDto", "",
-       machine_vulnerability(inventory::Device{}, "", engine::CveInfo{}, "")},
+       api::machine_vulnerability_dto(inventory::Device{}, "", engine::CveInfo{}, "")},
       {"PublicProductFixDto", "", api::product_fix_dto(engine::MissingKb{}, 0)},
   };
   ctx.response.content_type = "application/xml; charset=utf-8";
@@ -1605,7 +1493,7 @@ void Api::software_distributions(Context& ctx) {
   for (std::uint32_t d = 0; d < view.devices().size(); ++d) {
     const auto& names = view.software_of(d);
     if (std::find(names.begin(), names.end(), name) == names.end()) continue;
-    Version& v = versions[product_version(view.devices()[d], name)];
+    Version& v = versions[api::product_version(view.devices()[d], name)];
     ++v.installations;
     const std::uint32_t state = view.result().state_of(d);
     if (v.states.insert(state).second) {
@@ -1626,38 +1514,20 @@ void Api::software_distributions(Context& ctx) {
                  json::object{{"version", ""}, {"installations", 0}, {"vulnerabilities", 0}}));
 }
 
-namespace {
-
-// "windows_server_2022" -> "Windows Server 2022", ".net_framework" -> ".NET Framework".
-std::string display_name(std::string_view snake) {
-  std::string out;
-  bool word_start = true;
-  for (char c : snake) {
-    if (c == '_') {
-      out += ' ';
-      word_start = true;
-      continue;
-    }
-    out += word_start ? static_cast<char>(std::toupper(static_cast<unsigned char>(c))) : c;
-    word_start = false;
-  }
-  if (out.starts_with(".net")) out.replace(0, 4, ".NET");
-  return out;
-}
-
-constexpr std::string_view kRecommendationPrefix = "va-_-microsoft-_-";
-
-}  // namespace
-
 // One "Update <product>" recommendation per software product with a CVE open somewhere: its
 // exposed devices, its weaknesses, and the KB most of them miss (recommendedProgram, with the
-// newest fixed build the catalog lists for it as recommendedVersion).
+// newest fixed build the catalog lists for it as recommendedVersion, for an OS).
 json::object Api::recommendation_json(const FleetView& view, const std::string& name,
                                       const FleetFacts::Software& sw) const {
   const engine::CatalogIndex& catalog = view.catalog();
-  double score = 0;
-  for (engine::CveIndex c : sw.cves)
-    score = std::max(score, catalog.cves()[c].cvss_base.value_or(0));
+  api::RecommendationFacts f;
+  f.weaknesses = sw.cves.size();
+  f.devices = sw.devices;
+  f.exposed = sw.exposed;
+  f.public_exploit = sw.public_exploit;
+  for (engine::CveIndex c : sw.cves) {
+    f.severity_score = std::max(f.severity_score, catalog.cves()[c].cvss_base.value_or(0));
+  }
   std::optional<engine::KbIndex> best;
   std::int64_t best_devices = -1;
   for (const auto& [kb, missed] : sw.missed) {
@@ -1667,10 +1537,8 @@ json::object Api::recommendation_json(const FleetView& view, const std::string& 
       best_devices = missed.devices;
     }
   }
-  const bool os = name.starts_with("windows");
-  std::string program, version;
   if (best) {
-    program = fmt::format("KB{}", catalog.kbs()[*best].kb);
+    f.program = fmt::format("KB{}", catalog.kbs()[*best].kb);
     const engine::Build* newest = nullptr;
     for (const engine::Build& b : catalog.kb_builds(*best)) {
       if (!newest || std::tie(b.major, b.minor, b.build, b.revision) >
@@ -1678,34 +1546,13 @@ json::object Api::recommendation_json(const FleetView& view, const std::string& 
         newest = &b;
       }
     }
-    if (newest && os) {  // a component's KB lists its OS's builds, not its own version
-      version =
+    // A component's KB lists its OS's builds, not the component's own version.
+    if (newest && name.starts_with("windows")) {
+      f.version =
           fmt::format("{}.{}.{}.{}", newest->major, newest->minor, newest->build, newest->revision);
     }
   }
-  return json::object{{"id", fmt::format("{}{}", kRecommendationPrefix, name)},
-                      {"productName", name},
-                      {"recommendationName", fmt::format("Update {}", display_name(name))},
-                      {"weaknesses", static_cast<std::int64_t>(sw.cves.size())},
-                      {"vendor", "microsoft"},
-                      {"recommendedVersion", version},
-                      {"recommendedProgram", program},
-                      {"recommendedVendor", "microsoft"},
-                      {"recommendationCategory", os ? "OS" : "Application"},
-                      {"subCategory", display_name(name)},
-                      {"severityScore", score},
-                      {"publicExploit", sw.public_exploit},
-                      {"activeAlert", false},
-                      {"associatedThreats", json::array()},
-                      {"remediationType", "Update"},
-                      {"status", "Active"},
-                      {"configScoreImpact", 0.0},
-                      {"exposureImpact", 0.0},
-                      {"totalMachineCount", static_cast<std::int64_t>(sw.devices)},
-                      {"exposedMachinesCount", static_cast<std::int64_t>(sw.exposed)},
-                      {"nonProductivityImpactedAssets", 0},
-                      {"relatedComponent", display_name(name)},
-                      {"exposedCriticalDevices", 0}};
+  return api::recommendation_dto(name, f);
 }
 
 void Api::recommendations(Context& ctx) {
@@ -1734,8 +1581,8 @@ const std::pair<const std::string, FleetFacts::Software>* Api::recommendation(Co
   const std::string& id = ctx.target.segments[1];
   const std::string lower = to_lower(id);
   const auto& facts = ctx.snapshot->facts();
-  auto it = lower.starts_with(kRecommendationPrefix)
-                ? facts.software.find(lower.substr(kRecommendationPrefix.size()))
+  auto it = lower.starts_with(api::kRecommendationPrefix)
+                ? facts.software.find(lower.substr(api::kRecommendationPrefix.size()))
                 : facts.software.end();
   if (it == facts.software.end() || it->second.cves.empty()) {
     not_found(ctx.response, fmt::format("Recommendation {} was not found", id.substr(0, 120)));

@@ -153,16 +153,7 @@ class Api {
   };
   void collection(Context& ctx, std::string_view context, const std::vector<std::string>& fields,
                   std::size_t max_top, const Source& source, const ExportPaging* paging = nullptr);
-  // A device's fields in the export APIs' rows (deviceId, deviceName, osPlatform, ...).
-  boost::json::object export_device_fields(const inventory::Device& d) const;
-  boost::json::value export_group_name(const inventory::Device& d) const;
   enum class ExportKind { kVulnerabilities, kInventory };
-  boost::json::object vulnerability_export_row(const inventory::Device& d,
-                                               const engine::CveInfo& cve,
-                                               const engine::MissingKb* kb,
-                                               std::string_view product) const;
-  boost::json::object inventory_export_row(const inventory::Device& d, std::string_view product,
-                                           std::size_t weaknesses) const;
   Source export_source(std::shared_ptr<const FleetView> view, ExportKind kind) const;
   void export_files(Context& ctx);
   Response export_file(const Request& request, const RequestTarget& target, Response& response,
@@ -185,7 +176,6 @@ class Api {
   void machine_tags(Context& ctx);
   void metadata(Context& ctx);
   boost::json::object machine_json_shape(const inventory::Device& d) const;
-  boost::json::object machine_reference(const inventory::Device& device) const;
   void machine_references(Context& ctx, std::size_t members,
                           const std::function<bool(std::uint32_t)>& keep);
   void software_vulnerabilities(Context& ctx);
