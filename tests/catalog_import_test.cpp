@@ -181,6 +181,41 @@ TEST(CatalogImport, BundledCatalogHasTheRealCounts) {
   EXPECT_EQ(remapped->count(DocumentOutcome::kReplaced),
             static_cast<std::int64_t>(added->documents.size()));
 
+  // Months an older kbgap stored without a CVE's own dates and vector: what migration 004 leaves
+  // (the columns empty, the digests cleared). The next start reads the bundled months again.
+  auto count = [&](const char* sql) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open(dir.str("kbgap.db").c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr), SQLITE_OK) << sql;
+    EXPECT_EQ(sqlite3_step(stmt), SQLITE_ROW) << sql;
+    const std::int64_t n = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return n;
+  };
+  ASSERT_EQ(count("SELECT count(*) FROM vulnerabilities WHERE published IS NULL"), 0);
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(dir.str("kbgap.db").c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "UPDATE vulnerabilities SET published = NULL, updated = NULL, "
+                           "cvss_vector = NULL; UPDATE documents SET sha256 = '' "
+                           "WHERE id NOT LIKE 'wesng-%'",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto refreshed = ensure_catalog(*store, nullptr);
+  ASSERT_TRUE(refreshed) << refreshed.error().message;
+  EXPECT_EQ(refreshed->count(DocumentOutcome::kReplaced), 127);
+  EXPECT_EQ(count("SELECT count(*) FROM documents WHERE sha256 = ''"), 0);
+  EXPECT_GT(count("SELECT count(*) FROM vulnerabilities WHERE cvss_vector IS NOT NULL"), 5000);
+  EXPECT_EQ(count("SELECT count(*) FROM vulnerabilities v JOIN documents d ON d.id = "
+                  "v.document_id WHERE v.published IS NULL AND d.id NOT LIKE 'wesng-%'"),
+            0);
+  EXPECT_TRUE(ensure_catalog(*store, nullptr)->documents.empty());
+
   // KB4540673 through the store: products named, supersedence kept.
   auto rems = store->kb_remediations(4540673);
   ASSERT_TRUE(rems);

@@ -98,7 +98,11 @@ TEST(Config, ErrorsNameTheFileLineAndKey) {
             std::string::npos);
   EXPECT_NE(error_of("[[machine_groups]]\nname = \"A\"\ntag = \"a\"\n"
                      "[[machine_groups]]\nname = \"A\"\ntag = \"b\"\n")
-                .find("k.toml:4: machine group 'A' (id 2) is named twice"),
+                .find("k.toml:4: machine group 'A' is named twice"),
+            std::string::npos);
+  EXPECT_NE(error_of("[[machine_groups]]\nname = \"A\"\ntag = \"a\"\nid = 5\n"
+                     "[[machine_groups]]\nname = \"B\"\ntag = \"b\"\nid = 5\n")
+                .find("k.toml:5: machine groups 'A' and 'B' have one id, 5"),
             std::string::npos);
   EXPECT_NE(error_of("machine_groups = 3\n").find("expected [[machine_groups]] tables"),
             std::string::npos);
@@ -117,12 +121,17 @@ tag = "dc"
 name = "Servers"
 tag = "Server"
 id = 140
+
+[[machine_groups]]
+name = "Workstations"
+tag = "ws"
 )");
   auto c = load_config(dir.str("kbgap.toml"), {});
   ASSERT_TRUE(c) << c.error().message;
-  ASSERT_EQ(c->api.machine_groups.size(), 2u);
+  ASSERT_EQ(c->api.machine_groups.size(), 3u);
   EXPECT_EQ(c->api.machine_groups[0].id, 1);
   EXPECT_EQ(c->api.machine_groups[1].id, 140);
+  EXPECT_EQ(c->api.machine_groups[2].id, 141);  // after the ids taken
   inventory::Device d;
   d.tags = {"server", "dc"};
   EXPECT_EQ(api::machine_group(c->api.machine_groups, d)->name, "Domain controllers");

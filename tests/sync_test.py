@@ -143,6 +143,21 @@ class Sync(unittest.TestCase):
         # Nothing new: nothing fetched.
         r = self.sync(data)
         self.assertIn("5 already current, 0 fetched", r.stdout)
+        # A month an older kbgap stored without a CVE's own dates (migration 004 clears its
+        # digest) is fetched and read again, though MSRC did not revise it.
+        db = sqlite3.connect(os.path.join(data, "kbgap.db"))
+        db.execute("UPDATE vulnerabilities SET published = NULL WHERE document_id = '2019-Mar'")
+        db.execute("UPDATE documents SET sha256 = '' WHERE id = '2019-Mar'")
+        db.commit()
+        db.close()
+        r = self.sync(data)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("4 already current, 1 fetched, 1 changed the catalog", r.stdout)
+        db = sqlite3.connect(os.path.join(data, "kbgap.db"))
+        missing = db.execute("SELECT count(*) FROM vulnerabilities WHERE published IS NULL "
+                             "AND document_id = '2019-Mar'").fetchone()[0]
+        db.close()
+        self.assertEqual(missing, 0)
 
     def test_a_month_revised_between_two_syncs_is_fetched_alone(self):
         data = self.seeded("revised")

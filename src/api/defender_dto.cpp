@@ -376,6 +376,13 @@ json::object inventory_export_dto(const std::vector<MachineGroup>& groups,
   return o;
 }
 
+json::object distribution_dto(std::string_view version, std::int64_t installations,
+                              std::size_t vulnerabilities) {
+  return json::object{{"version", version},
+                      {"installations", installations},
+                      {"vulnerabilities", static_cast<std::int64_t>(vulnerabilities)}};
+}
+
 std::string display_name(std::string_view snake) {
   std::string out;
   bool word_start = true;

@@ -75,6 +75,9 @@ boost::json::object vulnerability_export_dto(const std::vector<MachineGroup>& gr
 boost::json::object inventory_export_dto(const std::vector<MachineGroup>& groups,
                                          const inventory::Device& d, std::string_view product,
                                          std::size_t weaknesses);
+// One version of a software product in the fleet (/api/Software/{id}/distributions).
+boost::json::object distribution_dto(std::string_view version, std::int64_t installations,
+                                     std::size_t vulnerabilities);
 // "windows_server_2022" -> "Windows Server 2022", ".net_framework" -> ".NET Framework".
 std::string display_name(std::string_view snake);
 // The "Update <product>" security recommendation of a software product.

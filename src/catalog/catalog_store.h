@@ -29,6 +29,13 @@ struct StoredDocument {
   std::int64_t kb_fixes = 0;  // KB remediations it lists (a month's early revision lists none)
 };
 
+// A month an older kbgap stored without all that kbgap reads now: its digest was cleared by the
+// migration that added what it lacks (004: a CVE's own dates and CVSS vector). It is read again
+// (ensure_catalog, sync_catalog) and replaced whatever its digest.
+inline bool must_read_again(const StoredDocument& d) {
+  return d.sha256.empty();
+}
+
 struct CatalogStats {
   std::int64_t documents = 0;           // MSRC's documents (months and out-of-band ones)
   std::int64_t bulletin_days = 0;       // documents of WES-NG's rows before 2016, one per day

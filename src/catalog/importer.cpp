@@ -173,7 +173,12 @@ Result<ImportSummary> ensure_catalog(CatalogStore& store,
   ImportSummary summary;
   const bool no_msrc = std::all_of(documents->begin(), documents->end(),
                                    [](const StoredDocument& d) { return is_wesng_document(d.id); });
-  if (no_msrc) {
+  // Months an older kbgap stored without all it reads now are read again from the bundle (the
+  // ones the bundle has; sync reads the others again).
+  const bool stale = std::any_of(documents->begin(), documents->end(), [](const StoredDocument& d) {
+    return must_read_again(d) && d.source.starts_with(kBundledCatalogName);
+  });
+  if (no_msrc || stale) {
     ImportSources bundled = ImportSources::bundled();
     auto imported = import_catalog(bundled, store, progress);
     if (!imported) return imported.error();

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <map>
+#include <set>
 
 #include "catalog/cvrf_fields.h"
 #include "catalog/cvrf_reader.h"
@@ -121,7 +122,12 @@ Result<SyncSummary> sync_catalog(CatalogStore& store, const SyncOptions& options
   auto stored = store.documents();
   if (!stored) return stored.error();
   std::map<std::string, std::string> stored_release;  // id -> current release, normalized
+  std::set<std::string> read_again;  // stored by an older kbgap, without all it reads now
   for (const StoredDocument& d : *stored) {
+    if (must_read_again(d)) {
+      read_again.insert(d.id);
+      continue;
+    }
     stored_release[d.id] = utc_time_from_rfc3339(d.current_release).value_or(d.current_release);
   }
   // A month fetched before at the listed time and found unchanged (or older than what is stored:
@@ -129,6 +135,7 @@ Result<SyncSummary> sync_catalog(CatalogStore& store, const SyncOptions& options
   auto fetched_before = store.listed_releases();
   if (!fetched_before) return fetched_before.error();
   for (const auto& [id, listed] : *fetched_before) {
+    if (read_again.contains(id)) continue;
     auto& known = stored_release[id];
     known = std::max(known, listed);
   }

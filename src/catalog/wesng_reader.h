@@ -20,7 +20,7 @@ inline constexpr std::string_view kWesngBefore = "20160401";
 inline constexpr std::string_view kWesngDocumentPrefix = "wesng-";
 // The version of the mapping rules (wesng_reader.cpp): in each document's revision
 // ("20260628.2") and digest, so that a kbgap with other rules replaces what an older one stored.
-inline constexpr int kWesngMapping = 2;
+inline constexpr int kWesngMapping = 3;  // 3: a CVE's dates
 // Does a stored document of WES-NG's rows come from this version of the rules?
 bool current_wesng_mapping(std::string_view revision);
 

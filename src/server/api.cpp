@@ -12,6 +12,7 @@
 #include <charconv>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
@@ -44,7 +45,8 @@ constexpr std::size_t kMaxTokenCache = 10000;
 constexpr std::size_t kIoThreadScan = 20000;
 constexpr std::size_t kMaxScan = 2000000;
 constexpr std::size_t kMaxPageBytes = 32 * 1024 * 1024;
-constexpr std::size_t kMaxTagLength = 200;  // characters of a machine tag set by the API
+constexpr std::size_t kMaxOrderBy = 200000;  // items $orderby sorts (every page sorts them again)
+constexpr std::size_t kMaxTagLength = 200;   // characters of a machine tag set by the API
 
 std::int64_t now_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -403,7 +405,7 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
     return response;
   }
   response.route = std::string(route->pattern) + (count_only ? "/$count" : "");
-  if (count_only && route->method != "GET") {
+  if (count_only && (route->method != "GET" || route->handler == &Api::export_files)) {
     error(response, 404, "ResourceNotFound",
           fmt::format("No such endpoint: {} {}", method, request.target.substr(0, 200)));
     return response;
@@ -667,16 +669,17 @@ void Api::machine_tags(Context& ctx) {
                       kMaxTagLength));
     return;
   }
-  inventory::Device d = ctx.snapshot->devices()[*i];
   auto same = [&](const std::string& t) { return to_lower(t) == to_lower(value); };
-  if (action == "add") {
-    if (std::none_of(d.tags.begin(), d.tags.end(), same)) d.tags.push_back(value);
-  } else {
-    std::erase_if(d.tags, same);
-  }
-  auto written = service_.put_devices({d});
-  if (!written) {
-    storage_fault(response, written.error());
+  const std::string id = ctx.snapshot->devices()[*i].id;
+  auto changed = service_.change_device(id, [&](inventory::Device& d) {
+    if (action == "add") {
+      if (std::none_of(d.tags.begin(), d.tags.end(), same)) d.tags.push_back(value);
+    } else {
+      std::erase_if(d.tags, same);
+    }
+  });
+  if (!changed) {
+    storage_fault(response, changed.error());
     return;
   }
   auto view = service_.view();
@@ -684,9 +687,9 @@ void Api::machine_tags(Context& ctx) {
     storage_fault(response, view.error());
     return;
   }
-  auto now = (*view)->find(d.id);
+  auto now = *changed ? (*view)->find(id) : std::nullopt;
   if (!now) {  // removed meanwhile
-    not_found(response, fmt::format("Machine {} was not found", d.id));
+    not_found(response, fmt::format("Machine {} was not found", id));
     return;
   }
   ctx.snapshot = *view;
@@ -744,7 +747,11 @@ void Api::collection(Context& ctx, std::string_view context, const std::vector<s
     }
     query->top = size;
     // pageIndex (1, 2, ...) counts pages of that size; a skip token goes on from where it says.
-    if (query->page_index && !query->skiptoken) query->skip += (*query->page_index - 1) * size;
+    if (query->page_index && !query->skiptoken) {
+      const std::size_t pages = *query->page_index - 1;
+      const std::size_t most = std::numeric_limits<std::size_t>::max();
+      query->skip = pages > (most - query->skip) / size ? most : query->skip + pages * size;
+    }
   }
   if (ctx.count_only) query->top = 0;  // the number alone: no page to render
   // $expand: only what the collection can expand (Defender: an alert's evidence).
@@ -821,14 +828,22 @@ void Api::collection(Context& ctx, std::string_view context, const std::vector<s
     std::vector<Keyed> sorted;
     for (std::size_t p = 0; p < source.domain; ++p) {
       auto o = source.item(p);
-      if (matches(o)) sorted.push_back({odata::order_keys(*o, query->orderby), p});
+      if (!matches(o)) continue;
+      if (sorted.size() == kMaxOrderBy) {
+        error(response, 400, "ODataError",
+              fmt::format("$orderby sorts at most {} items; this query matches more: narrow it "
+                          "with $filter",
+                          kMaxOrderBy));
+        return;
+      }
+      sorted.push_back({odata::order_keys(*o, query->orderby), p});
     }
     std::stable_sort(sorted.begin(), sorted.end(), [&](const Keyed& a, const Keyed& b) {
       return odata::order_before(a.keys, b.keys, query->orderby);
     });
     std::size_t next = std::min(query->skip, sorted.size());
     while (next < sorted.size() && page < query->top) {
-      if (page > 0 && value.size() >= kMaxPageBytes) break;
+      if (!paging && page > 0 && value.size() >= kMaxPageBytes) break;
       if (!append(*source.item(sorted[next].position))) return;
       ++next;
     }
@@ -839,11 +854,14 @@ void Api::collection(Context& ctx, std::string_view context, const std::vector<s
     std::size_t to_skip = query->skip;
     if (source.dense && !query->filter) {
       // Saturating: past the end is past the end.
-      position = std::min(source.domain, position + std::min(to_skip, source.domain));
+      position = position >= source.domain
+                     ? source.domain
+                     : std::min(source.domain, position + std::min(to_skip, source.domain));
       to_skip = 0;
     }
     while (position < source.domain && query->top > 0) {
-      if (page == query->top || (page > 0 && value.size() >= kMaxPageBytes) ||
+      // An export page holds its pageSize rows whatever their bytes (pageIndex counts on it).
+      if (page == query->top || (!paging && page > 0 && value.size() >= kMaxPageBytes) ||
           (scans && scanned >= kMaxScan)) {
         more = source.dense && !query->filter;  // an item stands at every position
         if (!more) {
@@ -1223,6 +1241,7 @@ void Api::export_files(Context& ctx) {
   const std::size_t rows = export_source(ctx.snapshot, kind).domain;
   HeldExport held;
   held.id = random_hex(16);
+  held.app = ctx.response.app;
   held.kind = kind;
   held.view = ctx.snapshot;
   held.parts = std::max<std::size_t>(1, (rows + kExportPartRows - 1) / kExportPartRows);
@@ -1239,6 +1258,11 @@ void Api::export_files(Context& ctx) {
   {
     std::lock_guard lock(exports_mutex_);
     held.expires = expires;
+    // An application's new export of a kind replaces its older one; others' are kept (the
+    // oldest go past kMaxHeldExports).
+    std::erase_if(exports_, [&](const HeldExport& e) {
+      return (e.app == held.app && e.kind == held.kind) || e.expires < unix_now();
+    });
     exports_.push_back(std::move(held));
     while (exports_.size() > kMaxHeldExports) exports_.pop_front();
   }
@@ -1264,7 +1288,10 @@ Response Api::export_file(const Request& request, const RequestTarget& target, R
   if (params) {
     sig = (*params)["sig"];
     const std::string& se = (*params)["se"];
-    std::from_chars(se.data(), se.data() + se.size(), expires);
+    auto [end, ec] = std::from_chars(se.data(), se.data() + se.size(), expires);
+    if (ec != std::errc() || end != se.data() + se.size() || se.empty() || se[0] == '0') {
+      expires = -1;  // signed as written: only the server's own digits match
+    }
   }
   const std::string expected = hmac_sha256_hex(export_key_, fmt::format("{}\n{}", file, expires));
   if (file.empty() || sig.size() != expected.size() ||
@@ -1280,9 +1307,14 @@ Response Api::export_file(const Request& request, const RequestTarget& target, R
     response.status = 0;
     return response;
   }
+  // "part-NNNNN.json.gz", as the server named it (the signature holds the name).
   std::size_t part = 0;
   const std::string& name = target.segments[2];
-  std::from_chars(name.data() + 5, name.data() + name.size(), part);  // "part-NNNNN.json.gz"
+  if (name.size() != 18 || !name.starts_with("part-") || !name.ends_with(".json.gz") ||
+      std::from_chars(name.data() + 5, name.data() + 10, part).ptr != name.data() + 10) {
+    not_found(response, "No such export file");
+    return response;
+  }
   std::optional<HeldExport> held;
   {
     std::lock_guard lock(exports_mutex_);
@@ -1336,7 +1368,14 @@ void Api::metadata(Context& ctx) {
       {"Software", "Software", api::software_dto("", 0, 0)},
       {"Recommendation", "Recommendations", recommendation_json(view, "", FleetFacts::Software{})},
       {"Alert", "Alerts", api::alert_shape()},
-      {"MachineReference", "", api::machine_reference_dto(inventory::Device{}, nullptr)},
+      {"MachineReference", "MachineReferences",
+       api::machine_reference_dto(inventory::Device{}, nullptr)},
+      {"AssetVulnerability", "",
+       api::vulnerability_export_dto({}, inventory::Device{}, engine::CveInfo{}, nullptr, "")},
+      {"AssetSoftware", "", api::inventory_export_dto({}, inventory::Device{}, "", 0)},
+      {"PublicSoftwareVersionDistributionDto", "", api::distribution_dto("", 0, 0)},
+      {"ExportFilesResponse", "",
+       json::object{{"exportFiles", json::array{""}}, {"generatedTime", ""}}},
       {"PublicAssetVulnerabilityDto", "",
        api::machine_vulnerability_dto(inventory::Device{}, "", engine::CveInfo{}, "")},
       {"PublicProductFixDto", "", api::product_fix_dto(engine::MissingKb{}, 0)},
@@ -1369,6 +1408,10 @@ void Api::machines_by_tag(Context& ctx) {
   }
   const bool starts_with = starts == "true";
   const FleetView& view = *ctx.snapshot;
+  if (!ctx.may_block && view.devices().size() > kIoThreadScan) {
+    ctx.response.status = 0;  // a pass over the fleet: on a worker
+    return;
+  }
   std::vector<std::uint32_t> found;
   for (std::uint32_t d = 0; d < view.devices().size(); ++d) {
     for (const std::string& t : view.devices()[d].tags) {
@@ -1502,16 +1545,13 @@ void Api::software_distributions(Context& ctx) {
   }
   std::vector<json::object> rows;
   for (const auto& [version, v] : versions) {
-    rows.push_back(json::object{{"version", version},
-                                {"installations", v.installations},
-                                {"vulnerabilities", static_cast<std::int64_t>(v.cves.size())}});
+    rows.push_back(api::distribution_dto(version, v.installations, v.cves.size()));
   }
-  collection(ctx,
-             "Collection(microsoft.windowsDefenderATP.api.PublicSoftwareVersionDistributionDto)",
-             {"version", "installations", "vulnerabilities"}, kMaxMachinesTop,
-             dense(
-                 rows.size(), [&](std::size_t k) { return rows[k]; },
-                 json::object{{"version", ""}, {"installations", 0}, {"vulnerabilities", 0}}));
+  collection(
+      ctx, "Collection(microsoft.windowsDefenderATP.api.PublicSoftwareVersionDistributionDto)",
+      {"version", "installations", "vulnerabilities"}, kMaxMachinesTop,
+      dense(
+          rows.size(), [&](std::size_t k) { return rows[k]; }, api::distribution_dto("", 0, 0)));
 }
 
 // One "Update <product>" recommendation per software product with a CVE open somewhere: its

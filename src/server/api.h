@@ -158,16 +158,18 @@ class Api {
   void export_files(Context& ctx);
   Response export_file(const Request& request, const RequestTarget& target, Response& response,
                        bool may_block);
-  // The exports whose files links point at: the newest kMaxHeldExports, with their snapshots.
+  // The exports whose files links point at, with their snapshots: each application's newest of
+  // each kind, the newest kMaxHeldExports in all, until they expire.
   struct HeldExport {
-    std::string id;  // 32 hex characters
+    std::string id;   // 32 hex characters
+    std::string app;  // the application that asked for it
     ExportKind kind = ExportKind::kVulnerabilities;
     std::shared_ptr<const FleetView> view;
     std::size_t parts = 1;
     std::string generated;
     std::int64_t expires = 0;
   };
-  static constexpr std::size_t kMaxHeldExports = 2;
+  static constexpr std::size_t kMaxHeldExports = 4;
   static constexpr std::size_t kExportPartRows = 50000;  // rows of one file
   void software_vulnerabilities_by_machine(Context& ctx);
   void software_inventory_by_machine(Context& ctx);

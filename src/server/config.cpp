@@ -260,12 +260,21 @@ Result<Config> load_config(const std::string& path, const std::map<std::string, 
                     fmt::format("{}: a [[machine_groups]] needs a name and the tag of its devices",
                                 where(item)));
               }
-              if (group.id == 0)
-                group.id = static_cast<std::int64_t>(c.api.machine_groups.size()) + 1;
+              if (group.id == 0) {  // the next number after those taken
+                group.id = 1;
+                for (const api::MachineGroup& other : c.api.machine_groups) {
+                  group.id = std::max(group.id, other.id + 1);
+                }
+              }
               for (const api::MachineGroup& other : c.api.machine_groups) {
-                if (other.id == group.id || other.name == group.name) {
-                  return invalid_input(fmt::format("{}: machine group '{}' (id {}) is named twice",
-                                                   where(item), group.name, group.id));
+                if (other.name == group.name) {
+                  return invalid_input(fmt::format("{}: machine group '{}' is named twice",
+                                                   where(item), group.name));
+                }
+                if (other.id == group.id) {
+                  return invalid_input(
+                      fmt::format("{}: machine groups '{}' and '{}' have one id, {}", where(item),
+                                  other.name, group.name, group.id));
                 }
               }
               c.api.machine_groups.push_back(std::move(group));

@@ -68,6 +68,7 @@ Result<std::shared_ptr<const FleetView>> Service::current_view() {
 }
 
 Result<store::DeviceWrite> Service::put_devices(const std::vector<inventory::Device>& devices) {
+  std::lock_guard write(write_mutex_);
   auto written = devices_->put(devices, utc_now());
   if (!written) return written.error();
   std::lock_guard lock(reload_mutex_);
@@ -76,7 +77,25 @@ Result<store::DeviceWrite> Service::put_devices(const std::vector<inventory::Dev
   return written;
 }
 
+Result<std::optional<inventory::Device>> Service::change_device(
+    std::string_view id, const std::function<void(inventory::Device&)>& change) {
+  std::lock_guard write(write_mutex_);
+  auto current = view();
+  if (!current) return current.error();
+  auto found = (*current)->find(id);
+  if (!found) return std::optional<inventory::Device>();
+  inventory::Device d = (*current)->devices()[*found];
+  change(d);
+  auto written = devices_->put({d}, utc_now());
+  if (!written) return written.error();
+  std::lock_guard lock(reload_mutex_);
+  auto reloaded = reload(written->version);
+  if (!reloaded) return reloaded.error();
+  return std::optional<inventory::Device>(std::move(d));
+}
+
 Result<bool> Service::remove_device(std::string_view id) {
+  std::lock_guard write(write_mutex_);
   auto removed = devices_->remove(id);
   if (!removed) return removed.error();
   auto version = devices_->version();

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,12 @@ class Service {
   Result<std::shared_ptr<const FleetView>> current_view();
   Result<store::DeviceWrite> put_devices(const std::vector<inventory::Device>& devices);
   Result<bool> remove_device(std::string_view id);
+  // Changes one stored device as `change` says, read from the newest snapshot and written back
+  // with no other write of this process in between (a tag added while a batch is written keeps
+  // both). nullopt when there is no such device. Between servers sharing a store, the last write
+  // wins.
+  Result<std::optional<inventory::Device>> change_device(
+      std::string_view id, const std::function<void(inventory::Device&)>& change);
   // Whether the store's database answers and the fleet can be read at its current version (for
   // /readyz; blocking).
   bool ready();
@@ -61,6 +68,7 @@ class Service {
   mutable std::mutex status_mutex_;
   CatalogStatus status_;
   unsigned threads_;
+  std::mutex write_mutex_;   // serializes this process's writes (held across a read-modify-write)
   std::mutex reload_mutex_;  // serializes reloads (held while a fleet is read and evaluated)
   std::atomic<std::shared_ptr<const FleetView>> view_;
   std::vector<std::string> damaged_;  // the skipped rows last reported (under reload_mutex_)
