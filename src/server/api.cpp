@@ -1017,13 +1017,18 @@ void Api::machine_vulnerabilities(Context& ctx) {
   auto i = machine(ctx);
   if (!i) return;
   const FleetView& view = *ctx.snapshot;
+  cve_collection(ctx, view.state_facts(*i).open_cves);
+}
+
+// Vulnerabilities: these CVEs, each with the devices it is open on.
+void Api::cve_collection(Context& ctx, const std::vector<engine::CveIndex>& cves) {
+  const FleetView& view = *ctx.snapshot;
   const auto& facts = view.facts();
-  const auto& open = view.state_facts(*i).open_cves;
   collection(ctx, "Vulnerabilities", api::kVulnerabilityFields, kMaxVulnerabilitiesTop,
              dense(
-                 open.size(),
+                 cves.size(),
                  [&](std::size_t k) {
-                   return vulnerability_of(view, open[k], facts.devices_of_cve[open[k]]);
+                   return vulnerability_of(view, cves[k], facts.devices_of_cve[cves[k]]);
                  },
                  api::vulnerability_dto(engine::CveInfo{}, 0)));
 }
@@ -1492,16 +1497,7 @@ void Api::software_vulnerabilities(Context& ctx) {
 // The CVEs open on a software product somewhere in the fleet.
 void Api::product_vulnerabilities(Context& ctx,
                                   const std::pair<const std::string, FleetFacts::Software>& sw) {
-  const FleetView& view = *ctx.snapshot;
-  const auto& cves = sw.second.cves;
-  const auto& facts = view.facts();
-  collection(ctx, "Vulnerabilities", api::kVulnerabilityFields, kMaxVulnerabilitiesTop,
-             dense(
-                 cves.size(),
-                 [&](std::size_t k) {
-                   return vulnerability_of(view, cves[k], facts.devices_of_cve[cves[k]]);
-                 },
-                 api::vulnerability_dto(engine::CveInfo{}, 0)));
+  cve_collection(ctx, sw.second.cves);
 }
 
 void Api::software_machines(Context& ctx) {

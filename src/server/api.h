@@ -181,6 +181,7 @@ class Api {
   void machine_references(Context& ctx, std::size_t members,
                           const std::function<bool(std::uint32_t)>& keep);
   void software_vulnerabilities(Context& ctx);
+  void cve_collection(Context& ctx, const std::vector<engine::CveIndex>& cves);
   void product_vulnerabilities(Context& ctx,
                                const std::pair<const std::string, FleetFacts::Software>& sw);
   void software_machines(Context& ctx);
