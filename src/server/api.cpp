@@ -1491,13 +1491,7 @@ void Api::software_missing_kbs(Context& ctx) {
 // ---- Software sub-routes and recommendations (docs/api.md §3) ----
 
 void Api::software_vulnerabilities(Context& ctx) {
-  if (const auto* sw = software(ctx)) product_vulnerabilities(ctx, *sw);
-}
-
-// The CVEs open on a software product somewhere in the fleet.
-void Api::product_vulnerabilities(Context& ctx,
-                                  const std::pair<const std::string, FleetFacts::Software>& sw) {
-  cve_collection(ctx, sw.second.cves);
+  if (const auto* sw = software(ctx)) cve_collection(ctx, sw->second.cves);
 }
 
 void Api::software_machines(Context& ctx) {
@@ -1643,7 +1637,7 @@ void Api::recommendation_machines(Context& ctx) {
 }
 
 void Api::recommendation_vulnerabilities(Context& ctx) {
-  if (const auto* r = recommendation(ctx)) product_vulnerabilities(ctx, *r);
+  if (const auto* r = recommendation(ctx)) cve_collection(ctx, r->second.cves);
 }
 
 void Api::recommendation_software(Context& ctx) {

@@ -182,8 +182,6 @@ class Api {
                           const std::function<bool(std::uint32_t)>& keep);
   void software_vulnerabilities(Context& ctx);
   void cve_collection(Context& ctx, const std::vector<engine::CveIndex>& cves);
-  void product_vulnerabilities(Context& ctx,
-                               const std::pair<const std::string, FleetFacts::Software>& sw);
   void software_machines(Context& ctx);
   void software_distributions(Context& ctx);
   boost::json::object recommendation_json(const FleetView& view, const std::string& name,
