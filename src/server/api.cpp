@@ -1643,7 +1643,8 @@ void Api::recommendation_vulnerabilities(Context& ctx) {
 void Api::recommendation_software(Context& ctx) {
   const auto* r = recommendation(ctx);
   if (!r) return;
-  const auto& [name, sw] = *r;
+  const std::string& name = r->first;  // not a structured binding: clang < 16 cannot capture one
+  const FleetFacts::Software& sw = r->second;
   collection(
       ctx, "Software", api::kSoftwareFields, kMaxMachinesTop,
       dense(
