@@ -226,7 +226,7 @@ json::object vulnerability_dto(const engine::CveInfo& c, std::size_t exposed) {
 }
 
 std::string software_id(std::string_view name) {
-  return fmt::format("microsoft-_-{}", name);
+  return fmt::format("{}{}", kSoftwarePrefix, name);
 }
 
 json::object software_dto(std::string_view name, std::size_t weaknesses, std::size_t exposed,
@@ -271,7 +271,7 @@ boost::json::object missing_kbs_body(const engine::Evaluation& evaluation,
 }
 
 std::string product_version(const inventory::Device& d, std::string_view product) {
-  return product.starts_with("windows") ? inventory::os_build_string(d) : std::string();
+  return is_os_software(product) ? inventory::os_build_string(d) : std::string();
 }
 
 json::object machine_reference_dto(const inventory::Device& d, const MachineGroup* group) {
@@ -400,30 +400,29 @@ std::string display_name(std::string_view snake) {
 }
 
 json::object recommendation_dto(std::string_view name, const RecommendationFacts& f) {
-  return json::object{
-      {"id", fmt::format("{}{}", kRecommendationPrefix, name)},
-      {"productName", name},
-      {"recommendationName", fmt::format("Update {}", display_name(name))},
-      {"weaknesses", static_cast<std::int64_t>(f.weaknesses)},
-      {"vendor", "microsoft"},
-      {"recommendedVersion", f.version},
-      {"recommendedProgram", f.program},
-      {"recommendedVendor", "microsoft"},
-      {"recommendationCategory", name.starts_with("windows") ? "OS" : "Application"},
-      {"subCategory", display_name(name)},
-      {"severityScore", f.severity_score},
-      {"publicExploit", f.public_exploit},
-      {"activeAlert", false},
-      {"associatedThreats", json::array()},
-      {"remediationType", "Update"},
-      {"status", "Active"},
-      {"configScoreImpact", 0.0},
-      {"exposureImpact", 0.0},
-      {"totalMachineCount", static_cast<std::int64_t>(f.devices)},
-      {"exposedMachinesCount", static_cast<std::int64_t>(f.exposed)},
-      {"nonProductivityImpactedAssets", 0},
-      {"relatedComponent", display_name(name)},
-      {"exposedCriticalDevices", 0}};
+  return json::object{{"id", fmt::format("{}{}", kRecommendationPrefix, name)},
+                      {"productName", name},
+                      {"recommendationName", fmt::format("Update {}", display_name(name))},
+                      {"weaknesses", static_cast<std::int64_t>(f.weaknesses)},
+                      {"vendor", "microsoft"},
+                      {"recommendedVersion", f.version},
+                      {"recommendedProgram", f.program},
+                      {"recommendedVendor", "microsoft"},
+                      {"recommendationCategory", is_os_software(name) ? "OS" : "Application"},
+                      {"subCategory", display_name(name)},
+                      {"severityScore", f.severity_score},
+                      {"publicExploit", f.public_exploit},
+                      {"activeAlert", false},
+                      {"associatedThreats", json::array()},
+                      {"remediationType", "Update"},
+                      {"status", "Active"},
+                      {"configScoreImpact", 0.0},
+                      {"exposureImpact", 0.0},
+                      {"totalMachineCount", static_cast<std::int64_t>(f.devices)},
+                      {"exposedMachinesCount", static_cast<std::int64_t>(f.exposed)},
+                      {"nonProductivityImpactedAssets", 0},
+                      {"relatedComponent", display_name(name)},
+                      {"exposedCriticalDevices", 0}};
 }
 
 }  // namespace kbgap::api

@@ -41,7 +41,13 @@ const MachineGroup* machine_group(const std::vector<MachineGroup>& groups,
 boost::json::object machine_dto(const inventory::Device& d, int exposure,
                                 const MachineGroup* group = nullptr);
 boost::json::object vulnerability_dto(const engine::CveInfo& cve, std::size_t exposed_machines);
+inline constexpr std::string_view kSoftwarePrefix = "microsoft-_-";
 std::string software_id(std::string_view name);  // "windows_10" -> "microsoft-_-windows_10"
+// The operating system among a device's software ("windows_10", "windows_server_2022"), not one
+// of its components.
+inline bool is_os_software(std::string_view name) {
+  return name.starts_with("windows");
+}
 // `public_exploit`: some of its open CVEs are exploited or publicly disclosed (MSRC's threat data).
 boost::json::object software_dto(std::string_view name, std::size_t weaknesses,
                                  std::size_t exposed_machines, bool public_exploit = false);

@@ -1444,18 +1444,24 @@ void Api::software_list(Context& ctx) {
                  api::software_dto("", 0, 0)));
 }
 
-const std::pair<const std::string, FleetFacts::Software>* Api::software(Context& ctx) {
+// The software product an id names: "{prefix}{productsNames name}", without case; 404 naming
+// `what` when none (or, for a recommendation, none with an open CVE).
+const std::pair<const std::string, FleetFacts::Software>* Api::product_of_id(
+    Context& ctx, std::string_view prefix, std::string_view what, bool with_open_cves) {
   const std::string& id = ctx.target.segments[1];
   const std::string lower = to_lower(id);
   const auto& facts = ctx.snapshot->facts();
-  const std::string prefix = "microsoft-_-";
   auto it = lower.starts_with(prefix) ? facts.software.find(lower.substr(prefix.size()))
                                       : facts.software.end();
-  if (it == facts.software.end()) {
-    not_found(ctx.response, fmt::format("Software {} was not found", id.substr(0, 120)));
+  if (it == facts.software.end() || (with_open_cves && it->second.cves.empty())) {
+    not_found(ctx.response, fmt::format("{} {} was not found", what, id.substr(0, 120)));
     return nullptr;
   }
   return &*it;
+}
+
+const std::pair<const std::string, FleetFacts::Software>* Api::software(Context& ctx) {
+  return product_of_id(ctx, api::kSoftwarePrefix, "Software", false);
 }
 
 void Api::software_entity(Context& ctx) {
@@ -1577,7 +1583,7 @@ json::object Api::recommendation_json(const FleetView& view, const std::string& 
       }
     }
     // A component's KB lists its OS's builds, not the component's own version.
-    if (newest && name.starts_with("windows")) {
+    if (newest && api::is_os_software(name)) {
       f.version =
           fmt::format("{}.{}.{}.{}", newest->major, newest->minor, newest->build, newest->revision);
     }
@@ -1608,17 +1614,7 @@ void Api::recommendations(Context& ctx) {
 }
 
 const std::pair<const std::string, FleetFacts::Software>* Api::recommendation(Context& ctx) {
-  const std::string& id = ctx.target.segments[1];
-  const std::string lower = to_lower(id);
-  const auto& facts = ctx.snapshot->facts();
-  auto it = lower.starts_with(api::kRecommendationPrefix)
-                ? facts.software.find(lower.substr(api::kRecommendationPrefix.size()))
-                : facts.software.end();
-  if (it == facts.software.end() || it->second.cves.empty()) {
-    not_found(ctx.response, fmt::format("Recommendation {} was not found", id.substr(0, 120)));
-    return nullptr;
-  }
-  return &*it;
+  return product_of_id(ctx, api::kRecommendationPrefix, "Recommendation", true);
 }
 
 void Api::recommendation_entity(Context& ctx) {

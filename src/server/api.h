@@ -187,6 +187,10 @@ class Api {
   boost::json::object recommendation_json(const FleetView& view, const std::string& name,
                                           const FleetFacts::Software& sw) const;
   const std::pair<const std::string, FleetFacts::Software>* recommendation(Context& ctx);
+  const std::pair<const std::string, FleetFacts::Software>* product_of_id(Context& ctx,
+                                                                          std::string_view prefix,
+                                                                          std::string_view what,
+                                                                          bool with_open_cves);
   void recommendations(Context& ctx);
   void recommendation_entity(Context& ctx);
   void recommendation_machines(Context& ctx);
