@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "auth/jwt.h"
+#include "common/clock.h"
 #include "common/text.h"
 #include "engine/evaluate.h"
 #include "engine_support.h"
@@ -116,6 +117,7 @@ TEST_F(ApiHandle, EveryRouteOfTheTableAnswersAndUnknownPathsAreNoSuchEndpoint) {
       "/api/Software/microsoft-_-windows_10/vulnerabilities",
       "/api/Software/microsoft-_-windows_10/machineReferences",
       "/api/Software/microsoft-_-windows_10/distributions",
+      "/api/machines/SoftwareVulnerabilityChangesByMachine?sinceTime=" + utc_now(),
       "/metrics"};
   const std::vector<std::string> patterns = {"/api/machines",
                                              "/api/machines/{id}",
@@ -144,6 +146,7 @@ TEST_F(ApiHandle, EveryRouteOfTheTableAnswersAndUnknownPathsAreNoSuchEndpoint) {
                                              "/api/Software/{id}/vulnerabilities",
                                              "/api/Software/{id}/machineReferences",
                                              "/api/Software/{id}/distributions",
+                                             "/api/machines/SoftwareVulnerabilityChangesByMachine",
                                              "/metrics"};
   for (std::size_t i = 0; i < targets.size(); ++i) {
     const Response r = get(targets[i], all);
@@ -666,6 +669,121 @@ TEST_F(ApiHandle, OrderbyCountAndExpand) {
 
 // GET /api/$metadata declares every entity set the contexts name and every property the
 // endpoints answer, with a type that fits its values (Power BI's OData.Feed reads it).
+// The delta export: the full export taken before some writes, with the changes since then
+// applied as Defender's pull pattern says (New adds, Fixed removes, Updated replaces), is the
+// full export taken after them.
+TEST_F(ApiHandle, DeltaExportReplaysTheFullExportToTheNext) {
+  const std::string t = token({"Vulnerability.Read.All"});
+  auto rows_of = [&](const std::string& first) {
+    std::vector<boost::json::object> rows;
+    std::string next = first;
+    while (!next.empty()) {
+      const Response page = get(next, t);
+      EXPECT_EQ(page.status, 200) << next << ": " << page.body;
+      if (page.status != 200) break;
+      const auto body = boost::json::parse(page.body).as_object();
+      for (const auto& v : body.at("value").as_array()) rows.push_back(v.as_object());
+      next.clear();
+      if (const auto* link = body.if_contains("@odata.nextLink")) {
+        next = std::string(link->as_string());
+        next = next.substr(next.find("/api/"));
+      }
+    }
+    return rows;
+  };
+  // A row's own fields: what a change carries (the device's come from the fleet as it is now).
+  auto own = [](boost::json::object o) {
+    for (const char* device_field :
+         {"deviceName", "osPlatform", "osVersion", "osArchitecture", "rbacGroupName", "rbacGroupId",
+          "firstSeenTimestamp", "lastSeenTimestamp", "status", "eventTimestamp", "isOnboarded"}) {
+      o.erase(device_field);
+    }
+    return o;
+  };
+  auto full = [&] {
+    std::map<std::string, boost::json::object> out;
+    for (auto& o : rows_of("/api/machines/SoftwareVulnerabilitiesByMachine?pageSize=200000")) {
+      out.emplace(std::string(o.at("id").as_string()), own(o));
+    }
+    return out;
+  };
+  const std::string since = utc_now();
+  auto rows = full();
+  ASSERT_FALSE(rows.empty());
+  // Another device comes; this one installs its newest missing update.
+  const inventory::Device other = test::real_device("10_1809_x64_pro_en-us_20190307");
+  ASSERT_TRUE(service_->put_devices({other}));
+  inventory::Device patched = device_;
+  const auto ev = engine::evaluate(test::full_catalog(), device_, {});
+  ASSERT_FALSE(ev.missing.empty());
+  patched.installed_kbs.push_back(ev.missing.front().kb);
+  std::sort(patched.installed_kbs.begin(), patched.installed_kbs.end());
+  ASSERT_TRUE(service_->put_devices({patched}));
+  // In about five pages (the exports' rate limit is 30 calls a minute), the link carrying
+  // sinceTime on.
+  const Response counted = get(
+      "/api/machines/SoftwareVulnerabilityChangesByMachine?$top=0&$count=true&sinceTime=" + since,
+      t);
+  ASSERT_EQ(counted.status, 200) << counted.body;
+  const std::int64_t count = boost::json::parse(counted.body).at("@odata.count").as_int64();
+  ASSERT_GT(count, 10);
+  const auto changes = rows_of("/api/machines/SoftwareVulnerabilityChangesByMachine?pageSize=" +
+                               std::to_string(count / 5 + 1) + "&sinceTime=" + since);
+  EXPECT_EQ(static_cast<std::int64_t>(changes.size()), count);
+  std::map<std::string, int> statuses;
+  for (const auto& c : changes) {
+    const std::string id(c.at("id").as_string());
+    const std::string status(c.at("status").as_string());
+    ++statuses[status];
+    EXPECT_TRUE(c.at("isOnboarded").as_bool());
+    EXPECT_GE(std::string(c.at("eventTimestamp").as_string()), since.substr(0, 10)) << c;
+    if (status == "New") {
+      EXPECT_TRUE(rows.emplace(id, own(c)).second) << id;
+    } else if (status == "Fixed") {
+      EXPECT_EQ(rows.erase(id), 1u) << id;
+    } else {
+      EXPECT_EQ(status, "Updated");
+      EXPECT_TRUE(rows.contains(id)) << id;
+      rows[id] = own(c);
+    }
+  }
+  EXPECT_GT(statuses["New"], 0);
+  EXPECT_GT(statuses["Fixed"], 0);
+  const auto after = full();
+  EXPECT_EQ(rows.size(), after.size());
+  EXPECT_TRUE(rows == after);
+  // A device removed: its rows are Fixed, and it is no longer onboarded.
+  ASSERT_TRUE(service_->remove_device(other.id));
+  const std::string later = utc_now();
+  std::size_t fixed = 0;
+  for (const auto& c : rows_of("/api/machines/SoftwareVulnerabilityChangesByMachine?sinceTime=" +
+                               since + "&$filter=deviceId eq '" + other.id + "'")) {
+    if (c.at("status").as_string() != "Fixed" ||
+        c.at("eventTimestamp").as_string() < later.substr(0, 10)) {
+      continue;
+    }
+    ++fixed;
+    EXPECT_FALSE(c.at("isOnboarded").as_bool());
+    EXPECT_EQ(c.at("deviceName").as_string(), other.computer_dns_name);
+  }
+  EXPECT_GT(fixed, 0u);
+  // sinceTime: required, a time or a date, at most 14 days ago; a later time has no changes.
+  const std::string delta = "/api/machines/SoftwareVulnerabilityChangesByMachine";
+  EXPECT_EQ(get(delta, t).status, 400);
+  EXPECT_EQ(get(delta + "?sinceTime=yesterday", t).status, 400);
+  const std::string old = utc_time(std::chrono::system_clock::now() - std::chrono::days(15));
+  const Response too_old = get(delta + "?sinceTime=" + old, t);
+  EXPECT_EQ(too_old.status, 400);
+  EXPECT_NE(too_old.body.find("14 days"), std::string::npos) << too_old.body;
+  const Response by_day = get(delta + "?sincetime=" + since.substr(0, 10) + "&$top=1", t);
+  EXPECT_EQ(by_day.status, 200) << by_day.body;
+  EXPECT_EQ(boost::json::parse(by_day.body).at("value").as_array().size(), 1u);
+  const std::string future = utc_time(std::chrono::system_clock::now() + std::chrono::hours(1));
+  const Response none = get(delta + "?sinceTime=" + future, t);
+  ASSERT_EQ(none.status, 200) << none.body;
+  EXPECT_TRUE(boost::json::parse(none.body).at("value").as_array().empty());
+}
+
 TEST_F(ApiHandle, MetadataDeclaresWhatTheEndpointsAnswer) {
   const std::string t = token({"Machine.Read.All", "Vulnerability.Read.All", "Software.Read.All",
                                "SecurityRecommendation.Read.All"});

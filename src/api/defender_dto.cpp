@@ -109,6 +109,13 @@ const std::vector<std::string> kSoftwareVulnerabilityExportFields = {"deviceId",
                                                                      "exploitabilityLevel",
                                                                      "recommendedSecurityUpdateId",
                                                                      "cvssScore"};
+const std::vector<std::string> kSoftwareVulnerabilityChangeFields = [] {
+  std::vector<std::string> fields = kSoftwareVulnerabilityExportFields;
+  for (const char* f : {"deviceId", "status", "eventTimestamp", "isOnboarded", "softwareVersion"}) {
+    if (std::find(fields.begin(), fields.end(), f) == fields.end()) fields.push_back(f);
+  }
+  return fields;
+}();
 const std::vector<std::string> kRecommendationFields = {"id",
                                                         "productName",
                                                         "recommendationName",
@@ -332,29 +339,57 @@ json::object export_device_fields(const std::vector<MachineGroup>& groups,
 
 }  // namespace
 
+store::VulnerabilityRow vulnerability_row(const inventory::Device& d, const engine::CveInfo& cve,
+                                          const engine::MissingKb* kb, std::string_view product) {
+  store::VulnerabilityRow row;
+  row.software = product;
+  row.version = product_version(d, product);
+  row.cve = cve.id;
+  row.cvss = cve.cvss_base.value_or(0.0);
+  row.severity = defender_severity(cve);
+  row.exploitability = exploitability(cve);
+  if (kb) {
+    row.kb = kb->kb;
+    row.kb_name = kb->name;
+    row.kb_url = kb->url;
+  }
+  return row;
+}
+
 json::object vulnerability_export_dto(const std::vector<MachineGroup>& groups,
-                                      const inventory::Device& d, const engine::CveInfo& cve,
-                                      const engine::MissingKb* kb, std::string_view product) {
+                                      const inventory::Device& d,
+                                      const store::VulnerabilityRow& row) {
   json::object o = export_device_fields(groups, d);
-  const std::string version = product_version(d, product);
-  o.emplace("id", fmt::format("{}_{}_{}_{}_", d.id, product, version, cve.id));
+  const bool kb = row.kb != 0;
+  o.emplace("id", fmt::format("{}_{}_{}_{}_", d.id, row.software, row.version, row.cve));
   o.emplace("softwareVendor", "microsoft");
-  o.emplace("softwareName", product);
-  o.emplace("softwareVersion", version.empty() ? json::value(nullptr) : json::value(version));
-  o.emplace("cveId", cve.id);
-  o.emplace("cvssScore", cve.cvss_base.value_or(0.0));
-  o.emplace("vulnerabilitySeverityLevel", defender_severity(cve));
-  o.emplace("recommendedSecurityUpdate", kb ? json::value(kb->name) : json::value(nullptr));
+  o.emplace("softwareName", row.software);
+  o.emplace("softwareVersion",
+            row.version.empty() ? json::value(nullptr) : json::value(row.version));
+  o.emplace("cveId", row.cve);
+  o.emplace("cvssScore", row.cvss);
+  o.emplace("vulnerabilitySeverityLevel", row.severity);
+  o.emplace("recommendedSecurityUpdate", kb ? json::value(row.kb_name) : json::value(nullptr));
   o.emplace("recommendedSecurityUpdateId",
-            kb ? json::value(std::to_string(kb->kb)) : json::value(nullptr));
-  o.emplace("recommendedSecurityUpdateUrl", kb ? json::value(kb->url) : json::value(nullptr));
+            kb ? json::value(std::to_string(row.kb)) : json::value(nullptr));
+  o.emplace("recommendedSecurityUpdateUrl", kb ? json::value(row.kb_url) : json::value(nullptr));
   o.emplace("diskPaths", json::array());
   o.emplace("registryPaths", json::array());
   o.emplace("firstSeenTimestamp", export_time(d.first_seen));
   o.emplace("lastSeenTimestamp", export_time(d.last_seen));
-  o.emplace("exploitabilityLevel", exploitability(cve));
-  o.emplace("recommendationReference", fmt::format("{}{}", kRecommendationPrefix, product));
-  o.emplace("securityUpdateAvailable", kb != nullptr);
+  o.emplace("exploitabilityLevel", row.exploitability);
+  o.emplace("recommendationReference", fmt::format("{}{}", kRecommendationPrefix, row.software));
+  o.emplace("securityUpdateAvailable", kb);
+  return o;
+}
+
+json::object vulnerability_change_dto(const std::vector<MachineGroup>& groups,
+                                      const inventory::Device& d,
+                                      const store::VulnerabilityChange& change, bool onboarded) {
+  json::object o = vulnerability_export_dto(groups, d, change.row);
+  o.emplace("status", change.status);
+  o.emplace("eventTimestamp", export_time(change.at));
+  o.emplace("isOnboarded", onboarded);
   return o;
 }
 

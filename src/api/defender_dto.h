@@ -9,6 +9,7 @@
 
 #include "engine/evaluate.h"
 #include "inventory/device.h"
+#include "store/device_store.h"
 
 namespace kbgap::api {
 
@@ -63,6 +64,7 @@ extern const std::vector<std::string> kAlertFields;
 // select, filter and order alerts by these names.
 boost::json::object alert_shape();
 extern const std::vector<std::string> kSoftwareInventoryExportFields;
+extern const std::vector<std::string> kSoftwareVulnerabilityChangeFields;
 
 // The device's version of one of its products: its OS build for the OS; "" for a component,
 // whose version an inventory does not give.
@@ -73,11 +75,22 @@ boost::json::object machine_reference_dto(const inventory::Device& d, const Mach
 // "{machineId}-_-{cveId}-_-{vendor}-_-{product}-_-{version}-_-"; `kb` the closing KB's number.
 boost::json::object machine_vulnerability_dto(const inventory::Device& d, std::string_view product,
                                               const engine::CveInfo& cve, std::string_view kb);
-// The export APIs' rows (docs/api.md, "The export APIs"): a device's open CVE, with the reported
-// KB that closes it (nullptr: none), and a product it runs, with the open CVEs of its missing KBs.
+// The export APIs' rows (docs/api.md, "The export APIs"). A device's open CVE on `product`,
+// with the reported KB that closes it (nullptr: none), as the exports and the change log keep it;
+// and rendered with the device's fields.
+store::VulnerabilityRow vulnerability_row(const inventory::Device& d, const engine::CveInfo& cve,
+                                          const engine::MissingKb* kb, std::string_view product);
 boost::json::object vulnerability_export_dto(const std::vector<MachineGroup>& groups,
-                                             const inventory::Device& d, const engine::CveInfo& cve,
-                                             const engine::MissingKb* kb, std::string_view product);
+                                             const inventory::Device& d,
+                                             const store::VulnerabilityRow& row);
+// A row of the delta export: the export row as the change left it (as it was, for Fixed), with
+// status, eventTimestamp, and isOnboarded: whether the device is still in the fleet (`d` is then
+// the device as it is now; else only its id and name are known).
+boost::json::object vulnerability_change_dto(const std::vector<MachineGroup>& groups,
+                                             const inventory::Device& d,
+                                             const store::VulnerabilityChange& change,
+                                             bool onboarded);
+// A product it runs, with the open CVEs of its missing KBs.
 boost::json::object inventory_export_dto(const std::vector<MachineGroup>& groups,
                                          const inventory::Device& d, std::string_view product,
                                          std::size_t weaknesses);

@@ -519,6 +519,8 @@ const std::vector<Api::Route>& Api::routes() {
        Needs::kFacts, &Api::software_vulnerabilities_by_machine},
       {"GET", "/api/machines/SoftwareInventoryByMachine", kSoftwareRead, Group::kExports,
        Needs::kFacts, &Api::software_inventory_by_machine},
+      {"GET", "/api/machines/SoftwareVulnerabilityChangesByMachine", kVulnerabilityRead,
+       Group::kExports, Needs::kSnapshot, &Api::software_vulnerability_changes_by_machine},
       {"GET", "/api/machines/SoftwareVulnerabilitiesExport", kVulnerabilityRead,
        Group::kExportFiles, Needs::kFacts, &Api::export_files},
       {"GET", "/api/machines/SoftwareInventoryExport", kSoftwareRead, Group::kExportFiles,
@@ -922,6 +924,7 @@ void Api::collection(Context& ctx, std::string_view context, const std::vector<s
     std::string link = paging ? fmt::format("{}/api{}?pageSize={}", ctx.base, path, query->top)
                               : fmt::format("{}/api{}?$top={}", ctx.base, path, query->top);
     link += resume;
+    if (paging) link += paging->carry;
     if (query->filter) link += "&$filter=" + encode_query_value(query->filter_text);
     if (!query->orderby.empty()) link += "&$orderby=" + encode_query_value(query->orderby_text);
     if (query->count) link += "&$count=true";
@@ -1102,34 +1105,22 @@ class DeviceCveRows {
   explicit DeviceCveRows(const FleetView& view) : view_(view) {}
   struct Row {
     std::uint32_t device = 0;
-    engine::CveIndex cve;
-    const engine::MissingKb* kb = nullptr;  // valid until the next call
-    std::string_view product;               // the KB's first product on the device
+    FleetView::OpenRow row;  // valid until the next call
   };
   Row at(std::size_t k) {
     const auto [d, at] = view_.row_at(k);
     if (d != device_) {
       device_ = d;
-      evaluation_ = view_.evaluation(d);
-      std::map<engine::CveIndex, const engine::MissingKb*> fixing;
-      for (const engine::MissingKb& kb : evaluation_->missing) {  // the newest KB first
-        for (const std::string& cve : kb.cves) {
-          fixing.try_emplace(*view_.catalog().find_cve(cve), &kb);
-        }
-      }
-      rows_.assign(fixing.begin(), fixing.end());
+      rows_ = view_.open_rows(d);
     }
-    assert(at < rows_.size());
-    const auto& [cve, kb] = rows_[at];
-    return Row{d, cve, kb,
-               kb->products_names.empty() ? std::string_view() : kb->products_names.front()};
+    assert(at < rows_.rows.size());
+    return Row{d, rows_.rows[at]};
   }
 
  private:
   const FleetView& view_;
   std::uint32_t device_ = UINT32_MAX;
-  std::shared_ptr<const engine::Evaluation> evaluation_;
-  std::vector<std::pair<engine::CveIndex, const engine::MissingKb*>> rows_;
+  FleetView::OpenRows rows_;
 };
 
 }  // namespace
@@ -1143,10 +1134,10 @@ void Api::machines_vulnerabilities(Context& ctx) {
              dense(
                  view.facts().rows(),
                  [&](std::size_t k) -> std::optional<json::object> {
-                   const DeviceCveRows::Row row = rows.at(k);
-                   return api::machine_vulnerability_dto(view.devices()[row.device], row.product,
-                                                         catalog.cves()[row.cve],
-                                                         std::to_string(row.kb->kb));
+                   const DeviceCveRows::Row r = rows.at(k);
+                   return api::machine_vulnerability_dto(view.devices()[r.device], r.row.product,
+                                                         catalog.cves()[r.row.cve],
+                                                         std::to_string(r.row.kb->kb));
                  },
                  api::machine_vulnerability_dto(inventory::Device{}, "", engine::CveInfo{}, "")));
 }
@@ -1159,13 +1150,15 @@ Api::Source Api::export_source(std::shared_ptr<const FleetView> view, ExportKind
     return dense(
         view->facts().rows(),
         [this, view, rows](std::size_t k) -> std::optional<json::object> {
-          const DeviceCveRows::Row row = rows->at(k);
-          return api::vulnerability_export_dto(options_.machine_groups, view->devices()[row.device],
-                                               view->catalog().cves()[row.cve], row.kb,
-                                               row.product);
+          const DeviceCveRows::Row r = rows->at(k);
+          const inventory::Device& d = view->devices()[r.device];
+          return api::vulnerability_export_dto(
+              options_.machine_groups, d,
+              api::vulnerability_row(d, view->catalog().cves()[r.row.cve], r.row.kb,
+                                     r.row.product));
         },
         api::vulnerability_export_dto(options_.machine_groups, inventory::Device{},
-                                      engine::CveInfo{}, nullptr, ""));
+                                      store::VulnerabilityRow{}));
   }
   // One row per device and product it runs.
   struct Inventory {
@@ -1215,6 +1208,99 @@ void Api::software_inventory_by_machine(Context& ctx) {
   collection(ctx, "Collection(microsoft.windowsDefenderATP.api.AssetSoftware)",
              api::kSoftwareInventoryExportFields, paging.max_size,
              export_source(ctx.snapshot, ExportKind::kInventory), &paging);
+}
+
+// GET /api/machines/SoftwareVulnerabilityChangesByMachine?sinceTime=T: the changes of the
+// devices' open vulnerability rows found at or after T, at most 14 days ago, from the change log
+// (change_log.h), in the order they were found, with the export's paging.
+void Api::software_vulnerability_changes_by_machine(Context& ctx) {
+  if (!ctx.may_block) {
+    ctx.response.status = 0;  // it reads the change log: on a worker
+    return;
+  }
+  auto params = odata::parameters(ctx.target.query);
+  if (!params) {
+    error(ctx.response, 400, "InvalidInput", params.error().message);
+    return;
+  }
+  auto given = params->find("sincetime");
+  if (given == params->end()) {
+    error(ctx.response, 400, "InvalidInput",
+          "sinceTime is required: the time to list changes from, such as "
+          "sinceTime=2026-11-20T06:00:00Z, at most 14 days ago");
+    return;
+  }
+  std::optional<std::string> since = utc_time_from_rfc3339(given->second);
+  if (!since && given->second.size() == 10) {  // a date alone: from its start
+    if (auto day = parse_day(given->second)) since = utc_time(*day);
+  }
+  if (!since) {
+    error(ctx.response, 400, "InvalidInput",
+          fmt::format("Invalid sinceTime: '{}' is not a date-time such as 2026-11-20T06:00:00Z",
+                      given->second.substr(0, 64)));
+    return;
+  }
+  const std::string earliest = utc_time(std::chrono::system_clock::now() - std::chrono::days(14));
+  if (*since < earliest) {
+    error(ctx.response, 400, "InvalidInput",
+          fmt::format("Invalid sinceTime: {} is more than 14 days ago (the earliest is {}): take "
+                      "a full export (SoftwareVulnerabilitiesByMachine), then changes from then on",
+                      *since, earliest));
+    return;
+  }
+  auto range = service_.changes_since(*since);
+  if (!range) {
+    error(ctx.response, 503, "ServiceUnavailable", range.error().message);
+    return;
+  }
+  // The changes are read from the log a block at a time, as the page reaches them.
+  struct Block {
+    std::int64_t from = 0;
+    std::vector<store::VulnerabilityChange> changes;
+    std::optional<Error> failed;
+  };
+  auto block = std::make_shared<Block>();
+  const std::int64_t first = range->first;
+  const std::size_t domain =
+      range->last >= range->first ? static_cast<std::size_t>(range->last - range->first + 1) : 0;
+  const std::shared_ptr<const FleetView> view = ctx.snapshot;
+  Source source = dense(
+      domain,
+      [&, block, first, view](std::size_t p) -> std::optional<json::object> {
+        const std::int64_t seq = first + static_cast<std::int64_t>(p);
+        auto& b = *block;
+        const bool held = !b.changes.empty() && seq >= b.from && seq <= b.changes.back().seq;
+        if (!held && !b.failed) {
+          auto read = service_.changes(seq, 4096);
+          if (!read) {
+            b.failed = read.error();
+          } else {
+            b.from = seq;
+            b.changes = std::move(*read);
+          }
+        }
+        auto it = std::lower_bound(
+            b.changes.begin(), b.changes.end(), seq,
+            [](const store::VulnerabilityChange& c, std::int64_t s) { return c.seq < s; });
+        if (it == b.changes.end() || it->seq != seq) return std::nullopt;  // forgotten meanwhile
+        inventory::Device device;
+        const auto found = view->find(it->device_id);
+        const bool onboarded = found && view->devices()[*found].id == it->device_id;
+        if (onboarded) {
+          device = view->devices()[*found];
+        } else {
+          device.id = it->device_id;
+          device.computer_dns_name = it->device_name;
+        }
+        return api::vulnerability_change_dto(options_.machine_groups, device, *it, onboarded);
+      },
+      api::vulnerability_change_dto(options_.machine_groups, inventory::Device{},
+                                    store::VulnerabilityChange{}, false));
+  ExportPaging paging;
+  paging.carry = "&sinceTime=" + encode_query_value(*since);
+  collection(ctx, "Collection(microsoft.windowsDefenderATP.api.DeltaAssetVulnerability)",
+             api::kSoftwareVulnerabilityChangeFields, paging.max_size, source, &paging);
+  if (block->failed) error(ctx.response, 503, "ServiceUnavailable", block->failed->message);
 }
 
 // ---- The export files (docs/api.md, "The export APIs") ----
@@ -1376,7 +1462,9 @@ void Api::metadata(Context& ctx) {
       {"MachineReference", "MachineReferences",
        api::machine_reference_dto(inventory::Device{}, nullptr)},
       {"AssetVulnerability", "",
-       api::vulnerability_export_dto({}, inventory::Device{}, engine::CveInfo{}, nullptr, "")},
+       api::vulnerability_export_dto({}, inventory::Device{}, store::VulnerabilityRow{})},
+      {"DeltaAssetVulnerability", "",
+       api::vulnerability_change_dto({}, inventory::Device{}, store::VulnerabilityChange{}, false)},
       {"AssetSoftware", "", api::inventory_export_dto({}, inventory::Device{}, "", 0)},
       {"PublicSoftwareVersionDistributionDto", "", api::distribution_dto("", 0, 0)},
       {"ExportFilesResponse", "",

@@ -150,6 +150,7 @@ class Api {
   struct ExportPaging {
     std::size_t default_size = 50000;
     std::size_t max_size = 200000;
+    std::string carry = {};  // the endpoint's own parameters for the link: "&sinceTime=..."
   };
   void collection(Context& ctx, std::string_view context, const std::vector<std::string>& fields,
                   std::size_t max_top, const Source& source, const ExportPaging* paging = nullptr);
@@ -173,6 +174,7 @@ class Api {
   static constexpr std::size_t kExportPartRows = 50000;  // rows of one file
   void software_vulnerabilities_by_machine(Context& ctx);
   void software_inventory_by_machine(Context& ctx);
+  void software_vulnerability_changes_by_machine(Context& ctx);
   void alerts(Context& ctx);
   void machines_by_tag(Context& ctx);
   void machine_tags(Context& ctx);

@@ -94,6 +94,21 @@ std::shared_ptr<const engine::Evaluation> FleetView::evaluation(std::uint32_t de
   });
 }
 
+FleetView::OpenRows FleetView::open_rows(std::uint32_t device) const {
+  OpenRows out;
+  out.evaluation = evaluation(device);
+  std::map<engine::CveIndex, const engine::MissingKb*> fixing;
+  for (const engine::MissingKb& kb : out.evaluation->missing) {  // the newest KB first
+    for (const std::string& cve : kb.cves) fixing.try_emplace(*catalog_->find_cve(cve), &kb);
+  }
+  out.rows.reserve(fixing.size());
+  for (const auto& [cve, kb] : fixing) {
+    out.rows.push_back(
+        {cve, kb, kb->products_names.empty() ? std::string_view() : kb->products_names.front()});
+  }
+  return out;
+}
+
 std::shared_ptr<const std::string> FleetView::missing_kbs_value(std::uint32_t device) const {
   return cached<std::string>(values_, result_->state_of(device), [&] {
     const auto ev = evaluation(device);

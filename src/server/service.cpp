@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "common/clock.h"
+#include "server/change_log.h"
 
 namespace kbgap::server {
 
@@ -42,6 +43,7 @@ Result<std::shared_ptr<const FleetView>> Service::reload(
     fresh = FleetView::build(catalog ? catalog : catalog_.load(), std::move(all->devices), version,
                              threads_);
   }
+  if (auto previous = snapshot()) record_changes(*previous, *fresh);
   if (catalog) catalog_.store(std::move(catalog));
   view_.store(fresh);
   // Give the memory the reload's temporaries used back to the system. Without this, glibc keeps
@@ -50,6 +52,31 @@ Result<std::shared_ptr<const FleetView>> Service::reload(
   // `kbgap serve` also fixes glibc's mmap and trim thresholds (serve_command.cpp).
   malloc_trim(0);
   return fresh;
+}
+
+void Service::record_changes(const FleetView& before, const FleetView& after) {
+  const auto now = std::chrono::system_clock::now();
+  const std::string at = utc_time(now);
+  const std::string forget_before = utc_time(now - kKeepChanges);
+  auto found = diff_snapshots(before, after, at, [&](std::vector<store::VulnerabilityChange>& c) {
+    return devices_->record_changes(c, forget_before);
+  });
+  std::lock_guard lock(status_mutex_);
+  if (found) {
+    change_log_.recorded += static_cast<std::int64_t>(*found);
+    return;
+  }
+  ++change_log_.failed;
+  change_log_.last_error = found.error().message;
+  std::fprintf(stderr,
+               "kbgap: the change log (the delta export) misses some changes of fleet version "
+               "%lld: %s\n",
+               static_cast<long long>(after.version()), found.error().message.c_str());
+}
+
+Service::ChangeLogStatus Service::change_log_status() const {
+  std::lock_guard lock(status_mutex_);
+  return change_log_;
 }
 
 Result<std::shared_ptr<const FleetView>> Service::view() {

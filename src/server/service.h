@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -55,6 +56,22 @@ class Service {
   // /readyz; blocking).
   bool ready();
 
+  // The delta export's change log (change_log.h): each new snapshot's changes from the one it
+  // replaces are recorded before it is served, so that an answer from a snapshot includes its
+  // changes. Kept for kKeepChanges; the first snapshot of a process is the baseline of the next.
+  static constexpr std::chrono::hours kKeepChanges{15 * 24};
+  Result<store::DeviceStore::ChangeRange> changes_since(std::string_view since) {
+    return devices_->changes_since(since);
+  }
+  Result<std::vector<store::VulnerabilityChange>> changes(std::int64_t from, std::size_t limit) {
+    return devices_->changes(from, limit);
+  }
+  struct ChangeLogStatus {
+    std::int64_t recorded = 0, failed = 0;  // changes recorded; snapshots whose changes failed
+    std::string last_error;
+  };
+  ChangeLogStatus change_log_status() const;
+
  private:
   // Called with reload_mutex_ held. With `catalog`, the snapshot is built on it even when the
   // current one is of that version, and the catalog is swapped in with it (only if it builds).
@@ -62,6 +79,10 @@ class Service {
       std::int64_t version, std::shared_ptr<const engine::CatalogIndex> catalog = nullptr);
   // Says on stderr which stored rows are skipped, when that changes.
   void report_damaged(const std::vector<store::DamagedDevice>& damaged);
+  // Records the changes from `before` to `after` in the change log (under reload_mutex_); a
+  // failure is logged and counted, and the snapshot is served all the same.
+  void record_changes(const FleetView& before, const FleetView& after);
+  ChangeLogStatus change_log_;  // under status_mutex_
 
   std::atomic<std::shared_ptr<const engine::CatalogIndex>> catalog_;
   std::unique_ptr<store::DeviceStore> devices_;

@@ -24,6 +24,28 @@ struct DamagedDevice {
   std::string problem;
 };
 
+// One row of a vulnerability export apart from its device's fields (docs/api.md, "The export
+// APIs"): a device's open CVE on one of its software products, with the KB that closes it.
+struct VulnerabilityRow {
+  std::string software;  // "windows_10", ".net_framework"
+  std::string version;   // "10.0.19045.4291"; "" when the inventory does not give it
+  std::string cve;
+  double cvss = 0;
+  std::string severity;        // Defender's: Low, Medium, High, Critical
+  std::string exploitability;  // NoExploit, ExploitIsPublic, ExploitIsVerified
+  std::int64_t kb = 0;         // the KB that closes it; 0 when none
+  std::string kb_name, kb_url;
+};
+
+// A change of a device's open rows between two fleet snapshots: the delta export's row.
+struct VulnerabilityChange {
+  std::int64_t seq = 0;  // the order it was found in (set by the store)
+  std::string at;        // ISO 8601 UTC
+  std::string status;    // "New", "Fixed", "Updated"
+  std::string device_id, device_name;
+  VulnerabilityRow row;  // as it is after the change; for Fixed, as it was
+};
+
 struct StoredDevices {
   std::vector<inventory::Device> devices;  // in id order
   std::vector<DamagedDevice> damaged;      // skipped
@@ -48,6 +70,20 @@ class DeviceStore {
   virtual Result<std::int64_t> version() = 0;
   // Asks the database itself (for readiness checks).
   virtual Result<void> check() = 0;
+
+  // The change log of the delta export. Appends changes in one transaction, numbering them on
+  // from the last, and removes those found before `forget_before` (an ISO 8601 UTC time).
+  virtual Result<void> record_changes(const std::vector<VulnerabilityChange>& changes,
+                                      std::string_view forget_before) = 0;
+  // The number of the first change found at or after `since` (ISO 8601 UTC), and of the last
+  // change; first > last when there is none.
+  struct ChangeRange {
+    std::int64_t first = 1, last = 0;
+  };
+  virtual Result<ChangeRange> changes_since(std::string_view since) = 0;
+  // Up to `limit` changes numbered from `from` on, in order.
+  virtual Result<std::vector<VulnerabilityChange>> changes(std::int64_t from,
+                                                           std::size_t limit) = 0;
 };
 
 }  // namespace kbgap::store

@@ -254,3 +254,92 @@ Result<std::int64_t> SqliteDeviceStore::version() {
 }
 
 }  // namespace kbgap::store::sqlite
+
+namespace kbgap::store::sqlite {
+
+Result<void> SqliteDeviceStore::record_changes(const std::vector<VulnerabilityChange>& changes,
+                                               std::string_view forget_before) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(db_);
+  KBGAP_TRY(tx.begin());
+  auto insert = db_.prepare(
+      "INSERT INTO vulnerability_changes (at, status, device_id, device_name, software, version,"
+      " cve, cvss, severity, exploitability, kb, kb_name, kb_url)"
+      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  if (!insert) return insert.error();
+  for (const VulnerabilityChange& c : changes) {
+    const VulnerabilityRow& r = c.row;
+    insert->bind(1, c.at)
+        .bind(2, c.status)
+        .bind(3, c.device_id)
+        .bind(4, c.device_name)
+        .bind(5, r.software)
+        .bind(6, r.version)
+        .bind(7, r.cve)
+        .bind(8, std::optional<double>(r.cvss))
+        .bind(9, r.severity)
+        .bind(10, r.exploitability)
+        .bind(11, r.kb)
+        .bind(12, r.kb_name)
+        .bind(13, r.kb_url);
+    KBGAP_TRY(insert->run());
+  }
+  auto forget = db_.prepare("DELETE FROM vulnerability_changes WHERE at < ?");
+  if (!forget) return forget.error();
+  forget->bind(1, forget_before);
+  KBGAP_TRY(forget->run());
+  return tx.commit();
+}
+
+Result<DeviceStore::ChangeRange> SqliteDeviceStore::changes_since(std::string_view since) {
+  std::lock_guard lock(mutex_);
+  auto stmt = db_.prepare(
+      "SELECT coalesce((SELECT min(seq) FROM vulnerability_changes WHERE at >= ?), 0),"
+      " coalesce((SELECT max(seq) FROM vulnerability_changes), 0)");
+  if (!stmt) return stmt.error();
+  stmt->bind(1, since);
+  auto row = stmt->step();
+  if (!row) return row.error();
+  ChangeRange range;
+  if (*row && stmt->column_int(0) > 0) {
+    range.first = stmt->column_int(0);
+    range.last = stmt->column_int(1);
+  }
+  return range;
+}
+
+Result<std::vector<VulnerabilityChange>> SqliteDeviceStore::changes(std::int64_t from,
+                                                                    std::size_t limit) {
+  std::lock_guard lock(mutex_);
+  auto stmt = db_.prepare(
+      "SELECT seq, at, status, device_id, device_name, software, version, cve, cvss, severity,"
+      " exploitability, kb, kb_name, kb_url FROM vulnerability_changes WHERE seq >= ?"
+      " ORDER BY seq LIMIT ?");
+  if (!stmt) return stmt.error();
+  stmt->bind(1, from).bind(2, static_cast<std::int64_t>(limit));
+  std::vector<VulnerabilityChange> out;
+  for (;;) {
+    auto row = stmt->step();
+    if (!row) return row.error();
+    if (!*row) break;
+    VulnerabilityChange c;
+    c.seq = stmt->column_int(0);
+    c.at = stmt->column_text(1);
+    c.status = stmt->column_text(2);
+    c.device_id = stmt->column_text(3);
+    c.device_name = stmt->column_text(4);
+    c.row.software = stmt->column_text(5);
+    c.row.version = stmt->column_text(6);
+    c.row.cve = stmt->column_text(7);
+    c.row.cvss = stmt->column_optional_double(8).value_or(0.0);
+    c.row.severity = stmt->column_text(9);
+    c.row.exploitability = stmt->column_text(10);
+    c.row.kb = stmt->column_int(11);
+    c.row.kb_name = stmt->column_text(12);
+    c.row.kb_url = stmt->column_text(13);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+}  // namespace kbgap::store::sqlite

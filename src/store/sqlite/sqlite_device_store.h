@@ -28,6 +28,10 @@ class SqliteDeviceStore final : public DeviceStore {
   Result<StoredDevices> all() override;
   Result<std::int64_t> version() override;
   Result<void> check() override;
+  Result<void> record_changes(const std::vector<VulnerabilityChange>& changes,
+                              std::string_view forget_before) override;
+  Result<ChangeRange> changes_since(std::string_view since) override;
+  Result<std::vector<VulnerabilityChange>> changes(std::int64_t from, std::size_t limit) override;
 
  private:
   explicit SqliteDeviceStore(Database db) : db_(std::move(db)) {}

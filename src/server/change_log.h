@@ -1,0 +1,34 @@
+// The delta export's change log (docs/api.md, "The delta export"): what changed in the devices'
+// open vulnerability rows from one fleet snapshot to the next. Rows are the exports' own
+// (device, software, version, CVE); a row that appears is New, one that goes is Fixed (also when
+// its device is removed, or its software's version moves: Fixed on the old version, New on the
+// new one), one whose score, severity, exploitability or closing KB changes is Updated.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "inventory/device.h"
+#include "server/fleet_view.h"
+#include "store/device_store.h"
+
+namespace kbgap::server {
+
+// Whether two inventories of a device are evaluated alike on one catalog: every field the engine
+// reads is equal (its name, tags, addresses and times aside).
+bool same_evaluation_inputs(const inventory::Device& a, const inventory::Device& b);
+
+// The changes from `before` to `after`, found at `at` (ISO 8601 UTC), handed to `sink` in chunks
+// of about `chunk` changes as they are found (a new catalog month touches every device: they are
+// not all held at once). Devices are matched by id; on one catalog, a device whose inventory is
+// evaluated alike is skipped unread, and devices in the same pair of states share one diff.
+// Returns how many changes were found; stops at the sink's first error.
+Result<std::size_t> diff_snapshots(
+    const FleetView& before, const FleetView& after, std::string_view at,
+    const std::function<Result<void>(std::vector<store::VulnerabilityChange>&)>& sink,
+    std::size_t chunk = 50000);
+
+}  // namespace kbgap::server
