@@ -69,10 +69,17 @@ std::map<std::string, std::size_t> check_changes(const FleetView& before, const 
   std::vector<store::VulnerabilityChange> changes;
   std::size_t chunks = 0;
   auto found = diff_snapshots(
-      before, after, "2026-11-30T12:00:00Z",
-      [&](std::vector<store::VulnerabilityChange>& c) -> Result<void> {
+      before, after,
+      [&](std::vector<store::ChangeSet>& sets) -> Result<void> {
         ++chunks;
-        changes.insert(changes.end(), c.begin(), c.end());
+        for (const store::ChangeSet& set : sets) {
+          EXPECT_FALSE(set.rows.empty());
+          for (const auto& [id, name] : set.devices) {
+            for (const auto& [status, row] : set.rows) {
+              changes.push_back({"2026-11-30T12:00:00Z", status, id, name, row});
+            }
+          }
+        }
         return ok_result();
       },
       chunk);

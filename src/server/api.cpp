@@ -1248,51 +1248,58 @@ void Api::software_vulnerability_changes_by_machine(Context& ctx) {
                       *since, earliest));
     return;
   }
-  auto range = service_.changes_since(*since);
-  if (!range) {
-    error(ctx.response, 503, "ServiceUnavailable", range.error().message);
+  // The devices' changes since then, numbered row by row (a row is a device's change of one
+  // (software, version, CVE)): rows found later come after, so a page's position holds.
+  auto index = service_.changes_since(*since);
+  if (!index) {
+    error(ctx.response, 503, "ServiceUnavailable", index.error().message);
     return;
   }
-  // The changes are read from the log a block at a time, as the page reaches them.
-  struct Block {
-    std::int64_t from = 0;
-    std::vector<store::VulnerabilityChange> changes;
+  struct Log {
+    std::vector<store::DeviceChange> devices;
+    std::vector<std::uint64_t> before{0};  // rows of the device changes before each
+    std::map<std::int64_t, std::vector<std::pair<std::string, store::VulnerabilityRow>>> sets;
     std::optional<Error> failed;
   };
-  auto block = std::make_shared<Block>();
-  const std::int64_t first = range->first;
-  const std::size_t domain =
-      range->last >= range->first ? static_cast<std::size_t>(range->last - range->first + 1) : 0;
+  auto log = std::make_shared<Log>();
+  log->devices = std::move(*index);
+  log->before.reserve(log->devices.size() + 1);
+  for (const store::DeviceChange& c : log->devices) {
+    log->before.push_back(log->before.back() + static_cast<std::uint64_t>(c.count));
+  }
   const std::shared_ptr<const FleetView> view = ctx.snapshot;
   Source source = dense(
-      domain,
-      [&, block, first, view](std::size_t p) -> std::optional<json::object> {
-        const std::int64_t seq = first + static_cast<std::int64_t>(p);
-        auto& b = *block;
-        const bool held = !b.changes.empty() && seq >= b.from && seq <= b.changes.back().seq;
-        if (!held && !b.failed) {
-          auto read = service_.changes(seq, 4096);
-          if (!read) {
-            b.failed = read.error();
-          } else {
-            b.from = seq;
-            b.changes = std::move(*read);
+      log->before.back(),
+      [this, log, view](std::size_t p) -> std::optional<json::object> {
+        auto& l = *log;
+        const auto i = static_cast<std::size_t>(
+            std::upper_bound(l.before.begin(), l.before.end(), p) - l.before.begin() - 1);
+        const store::DeviceChange& c = l.devices[i];
+        auto set = l.sets.find(c.change_set);
+        if (set == l.sets.end()) {
+          if (l.failed) return std::nullopt;
+          if (l.sets.size() >= 64) l.sets.clear();  // a page reads its sets in order: a few held
+          auto rows = service_.change_set(c.change_set);
+          if (!rows) {
+            l.failed = rows.error();
+            return std::nullopt;
           }
+          set = l.sets.emplace(c.change_set, std::move(*rows)).first;
         }
-        auto it = std::lower_bound(
-            b.changes.begin(), b.changes.end(), seq,
-            [](const store::VulnerabilityChange& c, std::int64_t s) { return c.seq < s; });
-        if (it == b.changes.end() || it->seq != seq) return std::nullopt;  // forgotten meanwhile
+        const std::size_t k = p - l.before[i];
+        if (k >= set->second.size()) return std::nullopt;  // forgotten meanwhile
+        const store::VulnerabilityChange change{c.at, set->second[k].first, c.device_id,
+                                                c.device_name, set->second[k].second};
         inventory::Device device;
-        const auto found = view->find(it->device_id);
-        const bool onboarded = found && view->devices()[*found].id == it->device_id;
+        const auto found = view->find(c.device_id);
+        const bool onboarded = found && view->devices()[*found].id == c.device_id;
         if (onboarded) {
           device = view->devices()[*found];
         } else {
-          device.id = it->device_id;
-          device.computer_dns_name = it->device_name;
+          device.id = c.device_id;
+          device.computer_dns_name = c.device_name;
         }
-        return api::vulnerability_change_dto(options_.machine_groups, device, *it, onboarded);
+        return api::vulnerability_change_dto(options_.machine_groups, device, change, onboarded);
       },
       api::vulnerability_change_dto(options_.machine_groups, inventory::Device{},
                                     store::VulnerabilityChange{}, false));
@@ -1300,7 +1307,7 @@ void Api::software_vulnerability_changes_by_machine(Context& ctx) {
   paging.carry = "&sinceTime=" + encode_query_value(*since);
   collection(ctx, "Collection(microsoft.windowsDefenderATP.api.DeltaAssetVulnerability)",
              api::kSoftwareVulnerabilityChangeFields, paging.max_size, source, &paging);
-  if (block->failed) error(ctx.response, 503, "ServiceUnavailable", block->failed->message);
+  if (log->failed) error(ctx.response, 503, "ServiceUnavailable", log->failed->message);
 }
 
 // ---- The export files (docs/api.md, "The export APIs") ----

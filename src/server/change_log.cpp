@@ -51,7 +51,7 @@ bool same_details(const store::VulnerabilityRow& a, const store::VulnerabilityRo
          std::tie(b.cvss, b.severity, b.exploitability, b.kb, b.kb_name, b.kb_url);
 }
 
-using Diff = std::vector<std::pair<std::string_view, store::VulnerabilityRow>>;
+using Diff = std::vector<std::pair<std::string, store::VulnerabilityRow>>;
 
 Diff diff_rows(const Rows& before, const Rows& after) {
   Diff out;
@@ -85,9 +85,8 @@ struct Work {
 }  // namespace
 
 Result<std::size_t> diff_snapshots(
-    const FleetView& before, const FleetView& after, std::string_view at,
-    const std::function<Result<void>(std::vector<store::VulnerabilityChange>&)>& sink,
-    std::size_t chunk) {
+    const FleetView& before, const FleetView& after,
+    const std::function<Result<void>(std::vector<store::ChangeSet>&)>& sink, std::size_t chunk) {
   const bool same_catalog = &before.catalog() == &after.catalog();
   const auto& old_devices = before.devices();
   const auto& new_devices = after.devices();
@@ -122,33 +121,34 @@ Result<std::size_t> diff_snapshots(
   }
   std::stable_sort(work.begin(), work.end(),
                    [](const Work& x, const Work& y) { return x.key() < y.key(); });
-  std::size_t found = 0;
-  std::vector<store::VulnerabilityChange> pending;
+  std::size_t found = 0, held = 0;
+  std::vector<store::ChangeSet> pending;
   for (std::size_t i = 0; i < work.size();) {
     std::size_t end = i + 1;
     while (end < work.size() && work[end].key() == work[i].key()) ++end;
     const Work& first = work[i];
-    const Diff diff = diff_rows(first.before == kNone ? Rows() : rows_of(before, first.before),
-                                first.after == kNone ? Rows() : rows_of(after, first.after));
-    for (; i < end && !diff.empty(); ++i) {
-      const inventory::Device& d =
-          work[i].after != kNone ? new_devices[work[i].after] : old_devices[work[i].before];
-      for (const auto& [status, row] : diff) {
-        pending.push_back(
-            {0, std::string(at), std::string(status), d.id, d.computer_dns_name, row});
+    Diff diff = diff_rows(first.before == kNone ? Rows() : rows_of(before, first.before),
+                          first.after == kNone ? Rows() : rows_of(after, first.after));
+    if (!diff.empty()) {
+      store::ChangeSet set;
+      set.rows = std::move(diff);
+      for (std::size_t k = i; k < end; ++k) {
+        const inventory::Device& d =
+            work[k].after != kNone ? new_devices[work[k].after] : old_devices[work[k].before];
+        set.devices.emplace_back(d.id, d.computer_dns_name);
       }
-      if (pending.size() >= chunk) {
-        found += pending.size();
+      found += set.rows.size() * set.devices.size();
+      held += set.rows.size() + set.devices.size();
+      pending.push_back(std::move(set));
+      if (held >= chunk) {
         KBGAP_TRY(sink(pending));
         pending.clear();
+        held = 0;
       }
     }
     i = end;
   }
-  if (!pending.empty()) {
-    found += pending.size();
-    KBGAP_TRY(sink(pending));
-  }
+  if (!pending.empty()) KBGAP_TRY(sink(pending));
   return found;
 }
 

@@ -21,14 +21,15 @@ namespace kbgap::server {
 // reads is equal (its name, tags, addresses and times aside).
 bool same_evaluation_inputs(const inventory::Device& a, const inventory::Device& b);
 
-// The changes from `before` to `after`, found at `at` (ISO 8601 UTC), handed to `sink` in chunks
-// of about `chunk` changes as they are found (a new catalog month touches every device: they are
-// not all held at once). Devices are matched by id; on one catalog, a device whose inventory is
-// evaluated alike is skipped unread, and devices in the same pair of states share one diff.
-// Returns how many changes were found; stops at the sink's first error.
+// The changes from `before` to `after`, as change sets (devices whose rows changed alike share
+// one), handed to `sink` in chunks of about `chunk` devices and rows as they are found (a new
+// catalog month touches every device: they are not all held at once). Devices are matched by id;
+// on one catalog, a device whose inventory is evaluated alike is skipped unread, and devices in
+// the same pair of states and builds share one diff. Returns how many changes (rows of devices)
+// were found; stops at the sink's first error.
 Result<std::size_t> diff_snapshots(
-    const FleetView& before, const FleetView& after, std::string_view at,
-    const std::function<Result<void>(std::vector<store::VulnerabilityChange>&)>& sink,
+    const FleetView& before, const FleetView& after,
+    const std::function<Result<void>(std::vector<store::ChangeSet>&)>& sink,
     std::size_t chunk = 50000);
 
 }  // namespace kbgap::server

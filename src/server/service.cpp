@@ -58,8 +58,8 @@ void Service::record_changes(const FleetView& before, const FleetView& after) {
   const auto now = std::chrono::system_clock::now();
   const std::string at = utc_time(now);
   const std::string forget_before = utc_time(now - kKeepChanges);
-  auto found = diff_snapshots(before, after, at, [&](std::vector<store::VulnerabilityChange>& c) {
-    return devices_->record_changes(c, forget_before);
+  auto found = diff_snapshots(before, after, [&](std::vector<store::ChangeSet>& sets) {
+    return devices_->record_changes(at, sets, forget_before);
   });
   std::lock_guard lock(status_mutex_);
   if (found) {

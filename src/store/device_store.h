@@ -39,11 +39,24 @@ struct VulnerabilityRow {
 
 // A change of a device's open rows between two fleet snapshots: the delta export's row.
 struct VulnerabilityChange {
-  std::int64_t seq = 0;  // the order it was found in (set by the store)
-  std::string at;        // ISO 8601 UTC
-  std::string status;    // "New", "Fixed", "Updated"
+  std::string at;      // ISO 8601 UTC
+  std::string status;  // "New", "Fixed", "Updated"
   std::string device_id, device_name;
   VulnerabilityRow row;  // as it is after the change; for Fixed, as it was
+};
+
+// Changes found together, as they are kept: the rows' changes of a set of devices whose rows
+// changed alike (by status: "New", "Fixed", "Updated").
+struct ChangeSet {
+  std::vector<std::pair<std::string, VulnerabilityRow>> rows;
+  std::vector<std::pair<std::string, std::string>> devices;  // id, name
+};
+// A device's changes in the log: its set's rows.
+struct DeviceChange {
+  std::int64_t seq = 0;  // the order it was found in
+  std::string at, device_id, device_name;
+  std::int64_t change_set = 0;
+  std::int64_t count = 0;  // the set's rows
 };
 
 struct StoredDevices {
@@ -71,19 +84,16 @@ class DeviceStore {
   // Asks the database itself (for readiness checks).
   virtual Result<void> check() = 0;
 
-  // The change log of the delta export. Appends changes in one transaction, numbering them on
-  // from the last, and removes those found before `forget_before` (an ISO 8601 UTC time).
-  virtual Result<void> record_changes(const std::vector<VulnerabilityChange>& changes,
+  // The change log of the delta export. Appends change sets found at `at` (ISO 8601 UTC) in one
+  // transaction, numbering their devices' changes on from the last, and removes what was found
+  // before `forget_before`.
+  virtual Result<void> record_changes(std::string_view at, const std::vector<ChangeSet>& sets,
                                       std::string_view forget_before) = 0;
-  // The number of the first change found at or after `since` (ISO 8601 UTC), and of the last
-  // change; first > last when there is none.
-  struct ChangeRange {
-    std::int64_t first = 1, last = 0;
-  };
-  virtual Result<ChangeRange> changes_since(std::string_view since) = 0;
-  // Up to `limit` changes numbered from `from` on, in order.
-  virtual Result<std::vector<VulnerabilityChange>> changes(std::int64_t from,
-                                                           std::size_t limit) = 0;
+  // The devices' changes found at or after `since`, in the order they were found.
+  virtual Result<std::vector<DeviceChange>> changes_since(std::string_view since) = 0;
+  // A change set's rows (empty when it was forgotten meanwhile).
+  virtual Result<std::vector<std::pair<std::string, VulnerabilityRow>>> change_set(
+      std::int64_t id) = 0;
 };
 
 }  // namespace kbgap::store

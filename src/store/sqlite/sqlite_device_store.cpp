@@ -257,87 +257,101 @@ Result<std::int64_t> SqliteDeviceStore::version() {
 
 namespace kbgap::store::sqlite {
 
-Result<void> SqliteDeviceStore::record_changes(const std::vector<VulnerabilityChange>& changes,
+Result<void> SqliteDeviceStore::record_changes(std::string_view at,
+                                               const std::vector<ChangeSet>& sets,
                                                std::string_view forget_before) {
   std::lock_guard lock(mutex_);
   Transaction tx(db_);
   KBGAP_TRY(tx.begin());
-  auto insert = db_.prepare(
-      "INSERT INTO vulnerability_changes (at, status, device_id, device_name, software, version,"
-      " cve, cvss, severity, exploitability, kb, kb_name, kb_url)"
-      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-  if (!insert) return insert.error();
-  for (const VulnerabilityChange& c : changes) {
-    const VulnerabilityRow& r = c.row;
-    insert->bind(1, c.at)
-        .bind(2, c.status)
-        .bind(3, c.device_id)
-        .bind(4, c.device_name)
-        .bind(5, r.software)
-        .bind(6, r.version)
-        .bind(7, r.cve)
-        .bind(8, std::optional<double>(r.cvss))
-        .bind(9, r.severity)
-        .bind(10, r.exploitability)
-        .bind(11, r.kb)
-        .bind(12, r.kb_name)
-        .bind(13, r.kb_url);
-    KBGAP_TRY(insert->run());
+  auto insert_set = db_.prepare("INSERT INTO change_sets (at, rows, count) VALUES (?, ?, ?)");
+  if (!insert_set) return insert_set.error();
+  auto insert_device = db_.prepare(
+      "INSERT INTO device_changes (at, device_id, device_name, change_set, count)"
+      " VALUES (?, ?, ?, ?, ?)");
+  if (!insert_device) return insert_device.error();
+  for (const ChangeSet& set : sets) {
+    boost::json::array rows;
+    rows.reserve(set.rows.size());
+    for (const auto& [status, r] : set.rows) {
+      rows.push_back(boost::json::array{status, r.software, r.version, r.cve, r.cvss, r.severity,
+                                        r.exploitability, r.kb, r.kb_name, r.kb_url});
+    }
+    const auto count = static_cast<std::int64_t>(set.rows.size());
+    insert_set->bind(1, at).bind(2, boost::json::serialize(rows)).bind(3, count);
+    KBGAP_TRY(insert_set->run());
+    const std::int64_t id = db_.last_insert_rowid();
+    for (const auto& [device_id, device_name] : set.devices) {
+      insert_device->bind(1, at).bind(2, device_id).bind(3, device_name).bind(4, id).bind(5, count);
+      KBGAP_TRY(insert_device->run());
+    }
   }
-  auto forget = db_.prepare("DELETE FROM vulnerability_changes WHERE at < ?");
-  if (!forget) return forget.error();
-  forget->bind(1, forget_before);
-  KBGAP_TRY(forget->run());
+  for (const char* sql :
+       {"DELETE FROM device_changes WHERE at < ?", "DELETE FROM change_sets WHERE at < ?"}) {
+    auto forget = db_.prepare(sql);
+    if (!forget) return forget.error();
+    forget->bind(1, forget_before);
+    KBGAP_TRY(forget->run());
+  }
   return tx.commit();
 }
 
-Result<DeviceStore::ChangeRange> SqliteDeviceStore::changes_since(std::string_view since) {
+Result<std::vector<DeviceChange>> SqliteDeviceStore::changes_since(std::string_view since) {
   std::lock_guard lock(mutex_);
   auto stmt = db_.prepare(
-      "SELECT coalesce((SELECT min(seq) FROM vulnerability_changes WHERE at >= ?), 0),"
-      " coalesce((SELECT max(seq) FROM vulnerability_changes), 0)");
+      "SELECT seq, at, device_id, device_name, change_set, count FROM device_changes"
+      " WHERE seq >= coalesce((SELECT min(seq) FROM device_changes WHERE at >= ?), 1 << 62)"
+      " ORDER BY seq");
   if (!stmt) return stmt.error();
   stmt->bind(1, since);
-  auto row = stmt->step();
-  if (!row) return row.error();
-  ChangeRange range;
-  if (*row && stmt->column_int(0) > 0) {
-    range.first = stmt->column_int(0);
-    range.last = stmt->column_int(1);
-  }
-  return range;
-}
-
-Result<std::vector<VulnerabilityChange>> SqliteDeviceStore::changes(std::int64_t from,
-                                                                    std::size_t limit) {
-  std::lock_guard lock(mutex_);
-  auto stmt = db_.prepare(
-      "SELECT seq, at, status, device_id, device_name, software, version, cve, cvss, severity,"
-      " exploitability, kb, kb_name, kb_url FROM vulnerability_changes WHERE seq >= ?"
-      " ORDER BY seq LIMIT ?");
-  if (!stmt) return stmt.error();
-  stmt->bind(1, from).bind(2, static_cast<std::int64_t>(limit));
-  std::vector<VulnerabilityChange> out;
+  std::vector<DeviceChange> out;
   for (;;) {
     auto row = stmt->step();
     if (!row) return row.error();
     if (!*row) break;
-    VulnerabilityChange c;
-    c.seq = stmt->column_int(0);
-    c.at = stmt->column_text(1);
-    c.status = stmt->column_text(2);
-    c.device_id = stmt->column_text(3);
-    c.device_name = stmt->column_text(4);
-    c.row.software = stmt->column_text(5);
-    c.row.version = stmt->column_text(6);
-    c.row.cve = stmt->column_text(7);
-    c.row.cvss = stmt->column_optional_double(8).value_or(0.0);
-    c.row.severity = stmt->column_text(9);
-    c.row.exploitability = stmt->column_text(10);
-    c.row.kb = stmt->column_int(11);
-    c.row.kb_name = stmt->column_text(12);
-    c.row.kb_url = stmt->column_text(13);
-    out.push_back(std::move(c));
+    out.push_back({stmt->column_int(0), stmt->column_text(1), stmt->column_text(2),
+                   stmt->column_text(3), stmt->column_int(4), stmt->column_int(5)});
+  }
+  return out;
+}
+
+Result<std::vector<std::pair<std::string, VulnerabilityRow>>> SqliteDeviceStore::change_set(
+    std::int64_t id) {
+  std::string text;
+  {
+    std::lock_guard lock(mutex_);
+    auto stmt = db_.prepare("SELECT rows FROM change_sets WHERE id = ?");
+    if (!stmt) return stmt.error();
+    stmt->bind(1, id);
+    auto row = stmt->step();
+    if (!row) return row.error();
+    if (!*row) return std::vector<std::pair<std::string, VulnerabilityRow>>();
+    text = stmt->column_text(0);
+  }
+  // Written by record_changes above; a row that does not read back is a damaged database.
+  std::vector<std::pair<std::string, VulnerabilityRow>> out;
+  boost::system::error_code ec;
+  const boost::json::value parsed = boost::json::parse(text, ec);
+  const auto* rows = ec ? nullptr : parsed.if_array();
+  if (!rows) return storage_error(fmt::format("{}: change set {} is not JSON", db_.path(), id));
+  for (const auto& v : *rows) {
+    const auto* a = v.if_array();
+    if (!a || a->size() != 10 || !(*a)[0].is_string() || !(*a)[1].is_string() ||
+        !(*a)[2].is_string() || !(*a)[3].is_string() || !(*a)[4].is_number() ||
+        !(*a)[5].is_string() || !(*a)[6].is_string() || !(*a)[7].is_int64() ||
+        !(*a)[8].is_string() || !(*a)[9].is_string()) {
+      return storage_error(fmt::format("{}: change set {} has a malformed row", db_.path(), id));
+    }
+    VulnerabilityRow r;
+    r.software = (*a)[1].as_string();
+    r.version = (*a)[2].as_string();
+    r.cve = (*a)[3].as_string();
+    r.cvss = (*a)[4].to_number<double>();
+    r.severity = (*a)[5].as_string();
+    r.exploitability = (*a)[6].as_string();
+    r.kb = (*a)[7].as_int64();
+    r.kb_name = (*a)[8].as_string();
+    r.kb_url = (*a)[9].as_string();
+    out.emplace_back(std::string((*a)[0].as_string()), std::move(r));
   }
   return out;
 }

@@ -28,10 +28,11 @@ class SqliteDeviceStore final : public DeviceStore {
   Result<StoredDevices> all() override;
   Result<std::int64_t> version() override;
   Result<void> check() override;
-  Result<void> record_changes(const std::vector<VulnerabilityChange>& changes,
+  Result<void> record_changes(std::string_view at, const std::vector<ChangeSet>& sets,
                               std::string_view forget_before) override;
-  Result<ChangeRange> changes_since(std::string_view since) override;
-  Result<std::vector<VulnerabilityChange>> changes(std::int64_t from, std::size_t limit) override;
+  Result<std::vector<DeviceChange>> changes_since(std::string_view since) override;
+  Result<std::vector<std::pair<std::string, VulnerabilityRow>>> change_set(
+      std::int64_t id) override;
 
  private:
   explicit SqliteDeviceStore(Database db) : db_(std::move(db)) {}
