@@ -1,7 +1,10 @@
 // Fleet benchmark: a synthetic fleet made from the real inventories, products, cumulative-update
 // lines and KBs of the bundled catalog, evaluated end to end by engine::Fleet, which shares work
 // between devices of one kind and of one state, as a real fleet's are (docs/engine.md).
-// Usage: fleet_bench [devices] [threads]   (defaults: 1000000, all cores)
+// With "changes" as third argument, it then times the delta export's change log
+// (server/change_log.h) on that fleet as the server holds it: a write of 10,000 of its devices,
+// and a new catalog that changes nothing (every device diffed again, the most a catalog costs).
+// Usage: fleet_bench [devices] [threads] [changes]   (defaults: 1000000, all cores)
 #include <fmt/format.h>
 #include <sys/resource.h>
 
@@ -18,6 +21,8 @@
 #include "engine/evaluate.h"
 #include "engine/fleet.h"
 #include "inventory/inventory_reader.h"
+#include "server/change_log.h"
+#include "server/fleet_view.h"
 #include "store/sqlite/sqlite_catalog_store.h"
 
 using namespace kbgap;
@@ -89,6 +94,8 @@ int main(int argc, char** argv) {
   // every 997th is kept to check the fleet's answers against evaluate().
   auto t1 = std::chrono::steady_clock::now();
   engine::Fleet fleet(index);
+  const bool changes = argc > 3 && std::string_view(argv[3]) == "changes";
+  std::vector<inventory::Device> kept;  // for the change log's phase
   std::vector<std::pair<std::uint32_t, inventory::Device>> samples;
   std::mt19937_64 rng(42);
   for (std::size_t i = 0; i < count; ++i) {
@@ -105,6 +112,11 @@ int main(int argc, char** argv) {
     }
     inventory::finish_device(d, "");
     const std::uint32_t number = fleet.add(d);
+    if (changes) {
+      d.id = fmt::format("{:040x}", i);  // in id order, as the store lists them
+      d.computer_dns_name = fmt::format("bench-{}", i);
+      kept.push_back(d);
+    }
     if (i % 997 == 0) samples.emplace_back(number, std::move(d));
   }
   std::printf("%zu devices made from %zu real templates and added in %.2f s (%zu kinds)\n", count,
@@ -138,5 +150,43 @@ int main(int argc, char** argv) {
   }
   std::printf("checked %zu sampled devices against evaluate(): %zu differ\n", samples.size(),
               differ);
+  if (changes) {
+    std::shared_ptr<const engine::CatalogIndex> shared(&index, [](const engine::CatalogIndex*) {});
+    auto before = server::FleetView::build(shared, kept, 1, threads);
+    auto diff = [&](const char* what, const server::FleetView& after) {
+      std::size_t sets = 0, devices = 0;
+      const auto t = std::chrono::steady_clock::now();
+      auto found = server::diff_snapshots(
+          *before, after,
+          [&](std::vector<store::ChangeSet>& c) {
+            for (const auto& s : c) {
+              ++sets;
+              devices += s.devices.size();
+            }
+            return ok_result();
+          },
+          threads);
+      std::printf(
+          "change log, %s: %.2f s to diff %zu devices: %zu changes, %zu devices in %zu "
+          "change sets; peak RSS %ld MiB\n",
+          what, seconds_since(t), count, found ? *found : 0, devices, sets, peak_rss_mib());
+    };
+    {  // 10,000 devices install their line's newest update
+      std::vector<inventory::Device> written = kept;
+      for (std::size_t k = 0; k < 10000 && k < written.size(); ++k) {
+        inventory::Device& d = written[rng() % written.size()];
+        for (std::size_t t = 0; t < templates.size(); ++t) {
+          if (templates[t].os_name == d.os_name && !shapes[t].line.empty()) {
+            d.installed_kbs.push_back(shapes[t].line.back());
+            std::sort(d.installed_kbs.begin(), d.installed_kbs.end());
+            break;
+          }
+        }
+      }
+      diff("a write of 10,000 devices", *server::FleetView::build(shared, written, 2, threads));
+    }
+    auto copy = std::make_shared<const engine::CatalogIndex>(index);
+    diff("a new catalog", *server::FleetView::build(copy, kept, 3, threads));
+  }
   return differ == 0 ? 0 : 1;
 }

@@ -46,8 +46,8 @@ std::map<Key, store::VulnerabilityRow> full_export(const FleetView& view) {
   std::map<Key, store::VulnerabilityRow> out;
   for (std::uint32_t d = 0; d < view.devices().size(); ++d) {
     const inventory::Device& device = view.devices()[d];
-    for (const FleetView::OpenRow& r : view.open_rows(d).rows) {
-      auto row = api::vulnerability_row(device, view.catalog().cves()[r.cve], r.kb, r.product);
+    for (const FleetView::OpenRow& r : view.open_rows(d)) {
+      auto row = api::vulnerability_row(device, view.catalog(), r.cve, r.kb, r.product);
       const Key key = key_of(device.id, row);
       EXPECT_TRUE(out.emplace(key, std::move(row)).second) << "a row twice: " << device.id;
     }
@@ -82,7 +82,7 @@ std::map<std::string, std::size_t> check_changes(const FleetView& before, const 
         }
         return ok_result();
       },
-      chunk);
+      2, chunk);
   EXPECT_TRUE(found) << found.error().message;
   EXPECT_EQ(*found, changes.size());
   // Chunks end between devices: more than one when several devices pass the chunk's size.

@@ -313,13 +313,6 @@ json::value export_time(const std::string& iso) {
   return json::value(out);
 }
 
-// Defender's exploitability level from MSRC's threat data.
-std::string_view exploitability(const engine::CveInfo& cve) {
-  if (cve.exploited.value_or(false)) return "ExploitIsVerified";
-  if (cve.publicly_disclosed.value_or(false)) return "ExploitIsPublic";
-  return "NoExploit";
-}
-
 // The device fields of an export row. The group's name as the exports write it: "None" when no
 // group is configured, "Unassigned" for a device in none.
 json::object export_device_fields(const std::vector<MachineGroup>& groups,
@@ -339,20 +332,27 @@ json::object export_device_fields(const std::vector<MachineGroup>& groups,
 
 }  // namespace
 
-store::VulnerabilityRow vulnerability_row(const inventory::Device& d, const engine::CveInfo& cve,
-                                          const engine::MissingKb* kb, std::string_view product) {
+std::string_view exploitability_level(const engine::CveInfo& cve) {
+  if (cve.exploited.value_or(false)) return "ExploitIsVerified";
+  if (cve.publicly_disclosed.value_or(false)) return "ExploitIsPublic";
+  return "NoExploit";
+}
+
+store::VulnerabilityRow vulnerability_row(const inventory::Device& d,
+                                          const engine::CatalogIndex& catalog, engine::CveIndex cve,
+                                          engine::KbIndex kb, std::string_view product) {
+  const engine::CveInfo& info = catalog.cves()[cve];
+  const engine::MissingKb fix = engine::missing_kb(catalog, kb);
   store::VulnerabilityRow row;
   row.software = product;
   row.version = product_version(d, product);
-  row.cve = cve.id;
-  row.cvss = cve.cvss_base.value_or(0.0);
-  row.severity = defender_severity(cve);
-  row.exploitability = exploitability(cve);
-  if (kb) {
-    row.kb = kb->kb;
-    row.kb_name = kb->name;
-    row.kb_url = kb->url;
-  }
+  row.cve = info.id;
+  row.cvss = info.cvss_base.value_or(0.0);
+  row.severity = defender_severity(info);
+  row.exploitability = exploitability_level(info);
+  row.kb = fix.kb;
+  row.kb_name = fix.name;
+  row.kb_url = fix.url;
   return row;
 }
 

@@ -78,8 +78,12 @@ boost::json::object machine_vulnerability_dto(const inventory::Device& d, std::s
 // The export APIs' rows (docs/api.md, "The export APIs"). A device's open CVE on `product`,
 // with the reported KB that closes it (nullptr: none), as the exports and the change log keep it;
 // and rendered with the device's fields.
-store::VulnerabilityRow vulnerability_row(const inventory::Device& d, const engine::CveInfo& cve,
-                                          const engine::MissingKb* kb, std::string_view product);
+// Defender's exploitability level from MSRC's threat data: ExploitIsVerified (exploited),
+// ExploitIsPublic (publicly disclosed), NoExploit.
+std::string_view exploitability_level(const engine::CveInfo& cve);
+store::VulnerabilityRow vulnerability_row(const inventory::Device& d,
+                                          const engine::CatalogIndex& catalog, engine::CveIndex cve,
+                                          engine::KbIndex kb, std::string_view product);
 boost::json::object vulnerability_export_dto(const std::vector<MachineGroup>& groups,
                                              const inventory::Device& d,
                                              const store::VulnerabilityRow& row);

@@ -1105,7 +1105,7 @@ class DeviceCveRows {
   explicit DeviceCveRows(const FleetView& view) : view_(view) {}
   struct Row {
     std::uint32_t device = 0;
-    FleetView::OpenRow row;  // valid until the next call
+    FleetView::OpenRow row;
   };
   Row at(std::size_t k) {
     const auto [d, at] = view_.row_at(k);
@@ -1113,14 +1113,14 @@ class DeviceCveRows {
       device_ = d;
       rows_ = view_.open_rows(d);
     }
-    assert(at < rows_.rows.size());
-    return Row{d, rows_.rows[at]};
+    assert(at < rows_.size());
+    return Row{d, rows_[at]};
   }
 
  private:
   const FleetView& view_;
   std::uint32_t device_ = UINT32_MAX;
-  FleetView::OpenRows rows_;
+  std::vector<FleetView::OpenRow> rows_;
 };
 
 }  // namespace
@@ -1135,9 +1135,9 @@ void Api::machines_vulnerabilities(Context& ctx) {
                  view.facts().rows(),
                  [&](std::size_t k) -> std::optional<json::object> {
                    const DeviceCveRows::Row r = rows.at(k);
-                   return api::machine_vulnerability_dto(view.devices()[r.device], r.row.product,
-                                                         catalog.cves()[r.row.cve],
-                                                         std::to_string(r.row.kb->kb));
+                   return api::machine_vulnerability_dto(
+                       view.devices()[r.device], r.row.product, catalog.cves()[r.row.cve],
+                       std::to_string(catalog.kbs()[r.row.kb].kb));
                  },
                  api::machine_vulnerability_dto(inventory::Device{}, "", engine::CveInfo{}, "")));
 }
@@ -1154,8 +1154,7 @@ Api::Source Api::export_source(std::shared_ptr<const FleetView> view, ExportKind
           const inventory::Device& d = view->devices()[r.device];
           return api::vulnerability_export_dto(
               options_.machine_groups, d,
-              api::vulnerability_row(d, view->catalog().cves()[r.row.cve], r.row.kb,
-                                     r.row.product));
+              api::vulnerability_row(d, view->catalog(), r.row.cve, r.row.kb, r.row.product));
         },
         api::vulnerability_export_dto(options_.machine_groups, inventory::Device{},
                                       store::VulnerabilityRow{}));

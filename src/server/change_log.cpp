@@ -1,8 +1,12 @@
 #include "server/change_log.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <tuple>
 
 #include "api/defender_dto.h"
@@ -25,45 +29,81 @@ bool same_evaluation_inputs(const inventory::Device& a, const inventory::Device&
 
 namespace {
 
-using Rows = std::vector<store::VulnerabilityRow>;
+// A device's open rows, as the exports render them but without a string made: in catalog
+// indices (FleetView::open_rows), one row per CVE, in the order of the CVEs' ids (the order of
+// their indices, in any catalog).
+struct Side {
+  const FleetView* view = nullptr;
+  const inventory::Device* device = nullptr;
+  std::string build;  // the version of its OS rows
+  std::vector<FleetView::OpenRow> rows;
 
-auto row_key(const store::VulnerabilityRow& r) {
-  return std::tie(r.software, r.version, r.cve);
-}
-
-// The device's open rows as the exports render them, by (software, version, CVE).
-Rows rows_of(const FleetView& view, std::uint32_t device) {
-  const FleetView::OpenRows open = view.open_rows(device);
-  const inventory::Device& d = view.devices()[device];
-  Rows rows;
-  rows.reserve(open.rows.size());
-  for (const FleetView::OpenRow& r : open.rows) {
-    rows.push_back(api::vulnerability_row(d, view.catalog().cves()[r.cve], r.kb, r.product));
+  const engine::CatalogIndex& catalog() const { return view->catalog(); }
+  const engine::CveInfo& cve(const FleetView::OpenRow& r) const { return catalog().cves()[r.cve]; }
+  std::string_view version(std::string_view software) const {
+    return api::is_os_software(software) ? std::string_view(build) : std::string_view();
   }
-  std::sort(rows.begin(), rows.end(),
-            [](const auto& x, const auto& y) { return row_key(x) < row_key(y); });
-  return rows;
+  store::VulnerabilityRow row(const FleetView::OpenRow& r) const {
+    return api::vulnerability_row(*device, catalog(), r.cve, r.kb, r.product);
+  }
+  engine::KbNumber kb_number(const FleetView::OpenRow& r) const { return catalog().kbs()[r.kb].kb; }
+  const std::string& kb_name(const FleetView::OpenRow& r) const {
+    return catalog().documents()[catalog().kbs()[r.kb].release_document].title;
+  }
+};
+
+Side side_of(const FleetView& view, std::uint32_t device) {
+  Side side;
+  side.view = &view;
+  side.device = &view.devices()[device];
+  side.build = inventory::os_build_string(*side.device);
+  side.rows = view.open_rows(device);
+  return side;
 }
 
-// What Defender reports as Updated: the score, severity, exploitability or recommended update.
-bool same_details(const store::VulnerabilityRow& a, const store::VulnerabilityRow& b) {
-  return std::tie(a.cvss, a.severity, a.exploitability, a.kb, a.kb_name, a.kb_url) ==
-         std::tie(b.cvss, b.severity, b.exploitability, b.kb, b.kb_name, b.kb_url);
+// What Defender reports as Updated: the score, severity, exploitability or recommended update
+// (the fields vulnerability_row gives them; a KB's link is made of its number).
+bool same_details(const Side& bs, const FleetView::OpenRow& b, const Side& as,
+                  const FleetView::OpenRow& a) {
+  const engine::CveInfo& x = bs.cve(b);
+  const engine::CveInfo& y = as.cve(a);
+  return x.cvss_base.value_or(0.0) == y.cvss_base.value_or(0.0) &&
+         api::defender_severity(x) == api::defender_severity(y) &&
+         api::exploitability_level(x) == api::exploitability_level(y) &&
+         bs.kb_number(b) == as.kb_number(a) && bs.kb_name(b) == as.kb_name(a);
 }
 
 using Diff = std::vector<std::pair<std::string, store::VulnerabilityRow>>;
 
-Diff diff_rows(const Rows& before, const Rows& after) {
+// One merge by CVE: a CVE on both sides is the same row when its software and version are (else
+// Fixed on the old one, New on the new one), Updated when its details moved.
+Diff diff_rows(const Side& before, const Side& after) {
   Diff out;
-  auto b = before.begin();
-  auto a = after.begin();
-  while (b != before.end() || a != after.end()) {
-    if (a == after.end() || (b != before.end() && row_key(*b) < row_key(*a))) {
-      out.emplace_back("Fixed", *b++);
-    } else if (b == before.end() || row_key(*a) < row_key(*b)) {
-      out.emplace_back("New", *a++);
+  const bool same_catalog = before.view && after.view && &before.catalog() == &after.catalog();
+  auto b = before.rows.begin();
+  auto a = after.rows.begin();
+  while (b != before.rows.end() || a != after.rows.end()) {
+    int order = 0;
+    if (a == after.rows.end()) {
+      order = -1;
+    } else if (b == before.rows.end()) {
+      order = 1;
+    } else if (same_catalog) {
+      order = b->cve < a->cve ? -1 : a->cve < b->cve ? 1 : 0;
     } else {
-      if (!same_details(*b, *a)) out.emplace_back("Updated", *a);
+      order = before.cve(*b).id.compare(after.cve(*a).id);
+    }
+    if (order < 0) {
+      out.emplace_back("Fixed", before.row(*b++));
+    } else if (order > 0) {
+      out.emplace_back("New", after.row(*a++));
+    } else {
+      if (b->product != a->product || before.version(b->product) != after.version(a->product)) {
+        out.emplace_back("Fixed", before.row(*b));
+        out.emplace_back("New", after.row(*a));
+      } else if (!same_details(before, *b, after, *a)) {
+        out.emplace_back("Updated", after.row(*a));
+      }
       ++a;
       ++b;
     }
@@ -86,7 +126,8 @@ struct Work {
 
 Result<std::size_t> diff_snapshots(
     const FleetView& before, const FleetView& after,
-    const std::function<Result<void>(std::vector<store::ChangeSet>&)>& sink, std::size_t chunk) {
+    const std::function<Result<void>(std::vector<store::ChangeSet>&)>& sink, unsigned threads,
+    std::size_t chunk) {
   const bool same_catalog = &before.catalog() == &after.catalog();
   const auto& old_devices = before.devices();
   const auto& new_devices = after.devices();
@@ -121,18 +162,35 @@ Result<std::size_t> diff_snapshots(
   }
   std::stable_sort(work.begin(), work.end(),
                    [](const Work& x, const Work& y) { return x.key() < y.key(); });
-  std::size_t found = 0, held = 0;
-  std::vector<store::ChangeSet> pending;
-  for (std::size_t i = 0; i < work.size();) {
-    std::size_t end = i + 1;
-    while (end < work.size() && work[end].key() == work[i].key()) ++end;
-    const Work& first = work[i];
-    Diff diff = diff_rows(first.before == kNone ? Rows() : rows_of(before, first.before),
-                          first.after == kNone ? Rows() : rows_of(after, first.after));
-    if (!diff.empty()) {
+  std::vector<std::size_t> runs;  // where each run of devices alike starts, and the end
+  for (std::size_t i = 0; i < work.size(); ++i) {
+    if (i == 0 || work[i].key() != work[i - 1].key()) runs.push_back(i);
+  }
+  runs.push_back(work.size());
+  // The runs are diffed on `threads` threads; the sink is called by one at a time.
+  std::atomic<std::size_t> next{0}, found{0};
+  std::atomic<bool> failed{false};
+  std::mutex sink_mutex;
+  std::optional<Error> error;
+  auto flush = [&](std::vector<store::ChangeSet>& pending) {
+    std::lock_guard lock(sink_mutex);
+    if (error) return;
+    if (auto r = sink(pending); !r) {
+      error = r.error();
+      failed = true;
+    }
+  };
+  auto diff_runs = [&] {
+    std::vector<store::ChangeSet> pending;
+    std::size_t held = 0;
+    for (std::size_t r = next++; r + 1 < runs.size() && !failed; r = next++) {
+      const Work& first = work[runs[r]];
+      Diff diff = diff_rows(first.before == kNone ? Side() : side_of(before, first.before),
+                            first.after == kNone ? Side() : side_of(after, first.after));
+      if (diff.empty()) continue;
       store::ChangeSet set;
       set.rows = std::move(diff);
-      for (std::size_t k = i; k < end; ++k) {
+      for (std::size_t k = runs[r]; k < runs[r + 1]; ++k) {
         const inventory::Device& d =
             work[k].after != kNone ? new_devices[work[k].after] : old_devices[work[k].before];
         set.devices.emplace_back(d.id, d.computer_dns_name);
@@ -141,15 +199,19 @@ Result<std::size_t> diff_snapshots(
       held += set.rows.size() + set.devices.size();
       pending.push_back(std::move(set));
       if (held >= chunk) {
-        KBGAP_TRY(sink(pending));
+        flush(pending);
         pending.clear();
         held = 0;
       }
     }
-    i = end;
-  }
-  if (!pending.empty()) KBGAP_TRY(sink(pending));
-  return found;
+    if (!pending.empty()) flush(pending);
+  };
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < std::max(1u, threads); ++t) pool.emplace_back(diff_runs);
+  diff_runs();
+  for (std::thread& t : pool) t.join();
+  if (error) return *error;
+  return found.load();
 }
 
 }  // namespace kbgap::server

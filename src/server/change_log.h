@@ -23,13 +23,14 @@ bool same_evaluation_inputs(const inventory::Device& a, const inventory::Device&
 
 // The changes from `before` to `after`, as change sets (devices whose rows changed alike share
 // one), handed to `sink` in chunks of about `chunk` devices and rows as they are found (a new
-// catalog month touches every device: they are not all held at once). Devices are matched by id;
-// on one catalog, a device whose inventory is evaluated alike is skipped unread, and devices in
-// the same pair of states and builds share one diff. Returns how many changes (rows of devices)
-// were found; stops at the sink's first error.
+// catalog month touches every device: they are not all held at once), by one thread at a time,
+// in no set order. Devices are matched by id; on one catalog, a device whose inventory is
+// evaluated alike is skipped unread, and devices in the same pair of states and builds share one
+// diff, worked out on `threads` threads. Returns how many changes (rows of devices) were found;
+// stops at the sink's first error.
 Result<std::size_t> diff_snapshots(
     const FleetView& before, const FleetView& after,
-    const std::function<Result<void>(std::vector<store::ChangeSet>&)>& sink,
+    const std::function<Result<void>(std::vector<store::ChangeSet>&)>& sink, unsigned threads = 1,
     std::size_t chunk = 50000);
 
 }  // namespace kbgap::server

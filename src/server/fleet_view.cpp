@@ -94,19 +94,35 @@ std::shared_ptr<const engine::Evaluation> FleetView::evaluation(std::uint32_t de
   });
 }
 
-FleetView::OpenRows FleetView::open_rows(std::uint32_t device) const {
-  OpenRows out;
-  out.evaluation = evaluation(device);
-  std::map<engine::CveIndex, const engine::MissingKb*> fixing;
-  for (const engine::MissingKb& kb : out.evaluation->missing) {  // the newest KB first
-    for (const std::string& cve : kb.cves) fixing.try_emplace(*catalog_->find_cve(cve), &kb);
+std::vector<FleetView::OpenRow> FleetView::open_rows(std::uint32_t device) const {
+  const std::uint32_t state = result_->state_of(device);
+  std::vector<engine::FleetResult::PickFacts> picks = result_->state_picks(state);
+  const std::vector<engine::ProductIndex>& products = result_->state_products(state);
+  // Newest first, as engine::evaluate() lists missing KBs: by release day, then KB number.
+  std::stable_sort(picks.begin(), picks.end(), [&](const auto& a, const auto& b) {
+    const int da = catalog_->release_day(a.kb), db = catalog_->release_day(b.kb);
+    if (da != db) return da > db;
+    return catalog_->kbs()[a.kb].kb > catalog_->kbs()[b.kb].kb;
+  });
+  std::vector<std::pair<std::size_t, OpenRow>> all;  // (place of the pick, row)
+  for (std::size_t i = 0; i < picks.size(); ++i) {
+    const auto& pick = picks[i];
+    const std::string_view product =
+        pick.slots.empty()
+            ? std::string_view()
+            : std::string_view(catalog_->products()[products[pick.slots.front()]].snake_name);
+    for (engine::CveIndex cve : pick.cves) all.push_back({i, OpenRow{cve, pick.kb, product}});
   }
-  out.rows.reserve(fixing.size());
-  for (const auto& [cve, kb] : fixing) {
-    out.rows.push_back(
-        {cve, kb, kb->products_names.empty() ? std::string_view() : kb->products_names.front()});
+  // Each CVE once, with the newest pick that closes it.
+  std::stable_sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
+    return a.second.cve != b.second.cve ? a.second.cve < b.second.cve : a.first < b.first;
+  });
+  std::vector<OpenRow> rows;
+  rows.reserve(all.size());
+  for (const auto& [place, row] : all) {
+    if (rows.empty() || rows.back().cve != row.cve) rows.push_back(row);
   }
-  return out;
+  return rows;
 }
 
 std::shared_ptr<const std::string> FleetView::missing_kbs_value(std::uint32_t device) const {

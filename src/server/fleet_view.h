@@ -80,18 +80,15 @@ class FleetView {
   // The device's evaluation, rendered once per state (bounded cache).
   std::shared_ptr<const engine::Evaluation> evaluation(std::uint32_t device) const;
   // The device's open CVEs, in CVE index order, each with the reported KB that closes it (the
-  // newest that does) and that KB's first product on the device: the rows of
-  // machinesVulnerabilities and of the vulnerability exports (facts().rows_before counts them).
+  // newest that does, as getmissingkbs orders them) and that KB's first product on the device:
+  // the rows of machinesVulnerabilities and of the vulnerability exports (facts().rows_before
+  // counts them). Read from the state's picks in catalog indices, without rendering a string.
   struct OpenRow {
     engine::CveIndex cve;
-    const engine::MissingKb* kb = nullptr;  // in `evaluation` below
-    std::string_view product;
+    engine::KbIndex kb;
+    std::string_view product;  // its snake name, in the catalog
   };
-  struct OpenRows {
-    std::shared_ptr<const engine::Evaluation> evaluation;  // keeps the rows' KBs alive
-    std::vector<OpenRow> rows;
-  };
-  OpenRows open_rows(std::uint32_t device) const;
+  std::vector<OpenRow> open_rows(std::uint32_t device) const;
   // The snake names of the catalog products the device runs ("windows_10", "edge", ...).
   const std::vector<std::string>& software_of(std::uint32_t device) const {
     return software_of_[device];

@@ -58,9 +58,12 @@ void Service::record_changes(const FleetView& before, const FleetView& after) {
   const auto now = std::chrono::system_clock::now();
   const std::string at = utc_time(now);
   const std::string forget_before = utc_time(now - kKeepChanges);
-  auto found = diff_snapshots(before, after, [&](std::vector<store::ChangeSet>& sets) {
-    return devices_->record_changes(at, sets, forget_before);
-  });
+  auto found = diff_snapshots(
+      before, after,
+      [&](std::vector<store::ChangeSet>& sets) {
+        return devices_->record_changes(at, sets, forget_before);
+      },
+      threads_);
   std::lock_guard lock(status_mutex_);
   if (found) {
     change_log_.recorded += static_cast<std::int64_t>(*found);
