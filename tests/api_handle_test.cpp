@@ -749,6 +749,12 @@ TEST_F(ApiHandle, DeltaExportReplaysTheFullExportToTheNext) {
   }
   EXPECT_GT(statuses["New"], 0);
   EXPECT_GT(statuses["Fixed"], 0);
+  // /metrics counts them.
+  const std::string metrics = get("/metrics", t).body;
+  EXPECT_NE(metrics.find("kbgap_change_log_rows_total " + std::to_string(count) + "\n"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("kbgap_change_log_failures_total 0\n"), std::string::npos);
   const auto after = full();
   EXPECT_EQ(rows.size(), after.size());
   EXPECT_TRUE(rows == after);

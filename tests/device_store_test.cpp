@@ -268,3 +268,76 @@ TEST(DeviceStore, AnEmptiedOrMissingDatabaseWithWritesBehindItIsRefused) {
 
 }  // namespace
 }  // namespace kbgap::store::sqlite
+
+namespace kbgap::store::sqlite {
+namespace {
+
+// The delta export's change log: sets shared by devices, rows numbered on for good (also when
+// older ones are forgotten), read back from any row, and a damaged set is an error, not a guess.
+TEST(DeviceStore, TheChangeLogNumbersRowsForGoodAndForgetsTheOldest) {
+  test::TempDir dir;
+  auto store = SqliteDeviceStore::open(dir.str("kbgap.db"));
+  ASSERT_TRUE(store);
+  auto row = [](std::string cve, double cvss) {
+    VulnerabilityRow r;
+    r.software = "windows_10";
+    r.version = "10.0.19045.4291";
+    r.cve = std::move(cve);
+    r.cvss = cvss;
+    r.severity = "High";
+    r.exploitability = "NoExploit";
+    r.kb = 5036892;
+    r.kb_name = "2024-04 Security Updates";
+    r.kb_url = "https://catalog.update.microsoft.com/v7/site/Search.aspx?q=KB5036892";
+    return r;
+  };
+  const std::string a(40, 'a'), b(40, 'b'), c(40, 'c');
+  ChangeSet alike{{{"New", row("CVE-2024-26234", 7.8)}, {"Fixed", row("CVE-2024-26158", 0)}},
+                  {{a, "pc-a"}, {b, "pc-b"}}};
+  ChangeSet one{{{"Updated", row("CVE-2024-29988", 8.8)}}, {{c, "pc-c"}}};
+  ASSERT_TRUE(
+      (*store)->record_changes("2026-11-01T00:00:00Z", {alike, one}, "2026-10-01T00:00:00Z"));
+  ASSERT_TRUE((*store)->record_changes("2026-11-20T00:00:00Z", {one}, "2026-10-01T00:00:00Z"));
+  // Rows: a's 0-1, b's 2-3, c's 4, then c's 5.
+  auto all = (*store)->changes_since("2026-10-31T00:00:00Z");
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->first, 0);
+  EXPECT_EQ(all->end, 6);
+  auto later = (*store)->changes_since("2026-11-10T00:00:00Z");
+  EXPECT_EQ(later->first, 5);
+  EXPECT_EQ(later->end, 6);
+  auto none = (*store)->changes_since("2026-11-21T00:00:00Z");
+  EXPECT_EQ(none->first, none->end);
+  // From any row: the device change that holds it, and on.
+  auto from_3 = (*store)->device_changes(3, 10);
+  ASSERT_TRUE(from_3);
+  ASSERT_EQ(from_3->size(), 3u);
+  EXPECT_EQ(from_3->front().device_id, b);
+  EXPECT_EQ(from_3->front().position, 2);
+  EXPECT_EQ(from_3->back().position, 5);
+  auto set = (*store)->change_set(from_3->front().change_set);
+  ASSERT_TRUE(set);
+  ASSERT_EQ(set->size(), 2u);
+  EXPECT_EQ((*set)[0].first, "New");
+  EXPECT_EQ((*set)[0].second.cve, "CVE-2024-26234");
+  EXPECT_EQ((*set)[0].second.cvss, 7.8);
+  EXPECT_EQ((*set)[1].second.kb_url, row("", 0).kb_url);
+  // Forgetting what was found before 2026-11-10 keeps the later rows' numbers.
+  ASSERT_TRUE((*store)->record_changes("2026-11-25T00:00:00Z", {one}, "2026-11-10T00:00:00Z"));
+  auto kept = (*store)->changes_since("2026-01-01T00:00:00Z");
+  EXPECT_EQ(kept->first, 5);
+  EXPECT_EQ(kept->end, 7);
+  EXPECT_TRUE((*store)->change_set(from_3->front().change_set)->empty());
+  // A set damaged outside kbgap: an error naming it.
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.str("kbgap.db").c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw, "UPDATE change_sets SET rows = '[[1,2]]'", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(raw);
+  auto damaged = (*store)->change_set(from_3->back().change_set);
+  ASSERT_FALSE(damaged);
+  EXPECT_NE(damaged.error().message.find("malformed"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace kbgap::store::sqlite

@@ -132,8 +132,8 @@ bool valid_cve_id(std::string_view id) {
          });
 }
 
-// The catalog's freshness and syncs, in Prometheus' text format.
-std::string catalog_metrics(const CatalogStatus& s) {
+// The catalog's freshness and syncs, and the change log's counts, in Prometheus' text format.
+std::string catalog_metrics(const CatalogStatus& s, const Service::ChangeLogStatus& log) {
   std::string out;
   const std::string today = utc_now().substr(0, 10);
   const std::int64_t age = s.freshness.age_days(today).value_or(-1);
@@ -153,6 +153,11 @@ std::string catalog_metrics(const CatalogStatus& s) {
          {{"", s.months_changed}});
   metric("kbgap_catalog_last_sync_failed", "gauge", "1 when the last sync failed.",
          {{"", s.last_sync_error.empty() ? 0 : 1}});
+  metric("kbgap_change_log_rows_total", "counter",
+         "Changes of devices' vulnerability rows recorded for the delta export.",
+         {{"", log.recorded}});
+  metric("kbgap_change_log_failures_total", "counter",
+         "Snapshots whose changes could not all be recorded.", {{"", log.failed}});
   return out;
 }
 
@@ -598,7 +603,8 @@ std::pair<const RateLimit&, std::string_view> Api::rate_group(Group group) const
 
 void Api::metrics(Context& ctx) {
   ctx.response.content_type = "text/plain; version=0.0.4; charset=utf-8";
-  ctx.response.body = (metrics_ ? metrics_() : "") + catalog_metrics(service_.catalog_status());
+  ctx.response.body = (metrics_ ? metrics_() : "") +
+                      catalog_metrics(service_.catalog_status(), service_.change_log_status());
 }
 
 void Api::put_devices(Context& ctx) {
@@ -1247,36 +1253,46 @@ void Api::software_vulnerability_changes_by_machine(Context& ctx) {
                       *since, earliest));
     return;
   }
-  // The devices' changes since then, numbered row by row (a row is a device's change of one
-  // (software, version, CVE)): rows found later come after, so a page's position holds.
-  auto index = service_.changes_since(*since);
-  if (!index) {
-    error(ctx.response, 503, "ServiceUnavailable", index.error().message);
+  // The rows found since then, by their numbers in the log (which rows found later do not
+  // move): a page reads the device changes it reaches, a block at a time, and their sets.
+  auto range = service_.changes_since(*since);
+  if (!range) {
+    error(ctx.response, 503, "ServiceUnavailable", range.error().message);
     return;
   }
   struct Log {
-    std::vector<store::DeviceChange> devices;
-    std::vector<std::uint64_t> before{0};  // rows of the device changes before each
+    std::vector<store::DeviceChange> block;  // in order of position
     std::map<std::int64_t, std::vector<std::pair<std::string, store::VulnerabilityRow>>> sets;
     std::optional<Error> failed;
   };
   auto log = std::make_shared<Log>();
-  log->devices = std::move(*index);
-  log->before.reserve(log->devices.size() + 1);
-  for (const store::DeviceChange& c : log->devices) {
-    log->before.push_back(log->before.back() + static_cast<std::uint64_t>(c.count));
-  }
+  const std::int64_t first = range->first;
   const std::shared_ptr<const FleetView> view = ctx.snapshot;
   Source source = dense(
-      log->before.back(),
-      [this, log, view](std::size_t p) -> std::optional<json::object> {
+      static_cast<std::size_t>(range->end - range->first),
+      [this, log, view, first](std::size_t p) -> std::optional<json::object> {
         auto& l = *log;
-        const auto i = static_cast<std::size_t>(
-            std::upper_bound(l.before.begin(), l.before.end(), p) - l.before.begin() - 1);
-        const store::DeviceChange& c = l.devices[i];
+        if (l.failed) return std::nullopt;
+        const std::int64_t row = first + static_cast<std::int64_t>(p);
+        auto holds = [&] {
+          return !l.block.empty() && l.block.front().position <= row &&
+                 row < l.block.back().position + l.block.back().count;
+        };
+        if (!holds()) {
+          auto read = service_.device_changes(row, 512);
+          if (!read) {
+            l.failed = read.error();
+            return std::nullopt;
+          }
+          l.block = std::move(*read);
+          if (!holds()) return std::nullopt;  // forgotten meanwhile
+        }
+        const auto it = std::upper_bound(
+            l.block.begin(), l.block.end(), row,
+            [](std::int64_t r, const store::DeviceChange& c) { return r < c.position; });
+        const store::DeviceChange& c = *std::prev(it);
         auto set = l.sets.find(c.change_set);
         if (set == l.sets.end()) {
-          if (l.failed) return std::nullopt;
           if (l.sets.size() >= 64) l.sets.clear();  // a page reads its sets in order: a few held
           auto rows = service_.change_set(c.change_set);
           if (!rows) {
@@ -1285,7 +1301,7 @@ void Api::software_vulnerability_changes_by_machine(Context& ctx) {
           }
           set = l.sets.emplace(c.change_set, std::move(*rows)).first;
         }
-        const std::size_t k = p - l.before[i];
+        const auto k = static_cast<std::size_t>(row - c.position);
         if (k >= set->second.size()) return std::nullopt;  // forgotten meanwhile
         const store::VulnerabilityChange change{c.at, set->second[k].first, c.device_id,
                                                 c.device_name, set->second[k].second};

@@ -60,8 +60,12 @@ class Service {
   // replaces are recorded before it is served, so that an answer from a snapshot includes its
   // changes. Kept for kKeepChanges; the first snapshot of a process is the baseline of the next.
   static constexpr std::chrono::hours kKeepChanges{15 * 24};
-  Result<std::vector<store::DeviceChange>> changes_since(std::string_view since) {
+  Result<store::DeviceStore::ChangeRange> changes_since(std::string_view since) {
     return devices_->changes_since(since);
+  }
+  Result<std::vector<store::DeviceChange>> device_changes(std::int64_t position,
+                                                          std::size_t limit) {
+    return devices_->device_changes(position, limit);
   }
   Result<std::vector<std::pair<std::string, store::VulnerabilityRow>>> change_set(std::int64_t id) {
     return devices_->change_set(id);

@@ -51,12 +51,13 @@ struct ChangeSet {
   std::vector<std::pair<std::string, VulnerabilityRow>> rows;
   std::vector<std::pair<std::string, std::string>> devices;  // id, name
 };
-// A device's changes in the log: its set's rows.
+// A device's changes in the log: its set's rows, numbered on from `position` (the rows of every
+// device change recorded before it: a row's number in the log never changes).
 struct DeviceChange {
-  std::int64_t seq = 0;  // the order it was found in
   std::string at, device_id, device_name;
   std::int64_t change_set = 0;
   std::int64_t count = 0;  // the set's rows
+  std::int64_t position = 0;
 };
 
 struct StoredDevices {
@@ -89,8 +90,15 @@ class DeviceStore {
   // before `forget_before`.
   virtual Result<void> record_changes(std::string_view at, const std::vector<ChangeSet>& sets,
                                       std::string_view forget_before) = 0;
-  // The devices' changes found at or after `since`, in the order they were found.
-  virtual Result<std::vector<DeviceChange>> changes_since(std::string_view since) = 0;
+  // The rows found at or after `since`: from the number of the first to the end of the log
+  // (first == end when there is none).
+  struct ChangeRange {
+    std::int64_t first = 0, end = 0;
+  };
+  virtual Result<ChangeRange> changes_since(std::string_view since) = 0;
+  // Up to `limit` device changes, in order, from the one that holds row `position` on.
+  virtual Result<std::vector<DeviceChange>> device_changes(std::int64_t position,
+                                                           std::size_t limit) = 0;
   // A change set's rows (empty when it was forgotten meanwhile).
   virtual Result<std::vector<std::pair<std::string, VulnerabilityRow>>> change_set(
       std::int64_t id) = 0;

@@ -266,9 +266,18 @@ Result<void> SqliteDeviceStore::record_changes(std::string_view at,
   auto insert_set = db_.prepare("INSERT INTO change_sets (at, rows, count) VALUES (?, ?, ?)");
   if (!insert_set) return insert_set.error();
   auto insert_device = db_.prepare(
-      "INSERT INTO device_changes (at, device_id, device_name, change_set, count)"
-      " VALUES (?, ?, ?, ?, ?)");
+      "INSERT INTO device_changes (at, device_id, device_name, change_set, count, position)"
+      " VALUES (?, ?, ?, ?, ?, ?)");
   if (!insert_device) return insert_device.error();
+  // Rows are numbered on from the end of the log (kept when older rows are forgotten).
+  std::int64_t position = 0;
+  {
+    auto end = db_.prepare("SELECT position + count FROM device_changes ORDER BY seq DESC LIMIT 1");
+    if (!end) return end.error();
+    auto row = end->step();
+    if (!row) return row.error();
+    if (*row) position = end->column_int(0);
+  }
   for (const ChangeSet& set : sets) {
     boost::json::array rows;
     rows.reserve(set.rows.size());
@@ -281,8 +290,14 @@ Result<void> SqliteDeviceStore::record_changes(std::string_view at,
     KBGAP_TRY(insert_set->run());
     const std::int64_t id = db_.last_insert_rowid();
     for (const auto& [device_id, device_name] : set.devices) {
-      insert_device->bind(1, at).bind(2, device_id).bind(3, device_name).bind(4, id).bind(5, count);
+      insert_device->bind(1, at)
+          .bind(2, device_id)
+          .bind(3, device_name)
+          .bind(4, id)
+          .bind(5, count)
+          .bind(6, position);
       KBGAP_TRY(insert_device->run());
+      position += count;
     }
   }
   for (const char* sql :
@@ -295,21 +310,40 @@ Result<void> SqliteDeviceStore::record_changes(std::string_view at,
   return tx.commit();
 }
 
-Result<std::vector<DeviceChange>> SqliteDeviceStore::changes_since(std::string_view since) {
+Result<DeviceStore::ChangeRange> SqliteDeviceStore::changes_since(std::string_view since) {
   std::lock_guard lock(mutex_);
   auto stmt = db_.prepare(
-      "SELECT seq, at, device_id, device_name, change_set, count FROM device_changes"
-      " WHERE seq >= coalesce((SELECT min(seq) FROM device_changes WHERE at >= ?), 1 << 62)"
-      " ORDER BY seq");
+      "SELECT coalesce((SELECT position + count FROM device_changes ORDER BY seq DESC LIMIT 1), 0),"
+      " (SELECT position FROM device_changes WHERE at >= ? ORDER BY seq LIMIT 1) IS NULL,"
+      " coalesce((SELECT position FROM device_changes WHERE at >= ? ORDER BY seq LIMIT 1), 0)");
   if (!stmt) return stmt.error();
-  stmt->bind(1, since);
+  stmt->bind(1, since).bind(2, since);
+  auto row = stmt->step();
+  if (!row) return row.error();
+  ChangeRange range;
+  if (*row) {
+    range.end = stmt->column_int(0);
+    range.first = stmt->column_int(1) != 0 ? range.end : stmt->column_int(2);
+  }
+  return range;
+}
+
+Result<std::vector<DeviceChange>> SqliteDeviceStore::device_changes(std::int64_t position,
+                                                                    std::size_t limit) {
+  std::lock_guard lock(mutex_);
+  auto stmt = db_.prepare(
+      "SELECT at, device_id, device_name, change_set, count, position FROM device_changes"
+      " WHERE position >= coalesce((SELECT max(position) FROM device_changes"
+      " WHERE position <= ?), 0) ORDER BY position LIMIT ?");
+  if (!stmt) return stmt.error();
+  stmt->bind(1, position).bind(2, static_cast<std::int64_t>(limit));
   std::vector<DeviceChange> out;
   for (;;) {
     auto row = stmt->step();
     if (!row) return row.error();
     if (!*row) break;
-    out.push_back({stmt->column_int(0), stmt->column_text(1), stmt->column_text(2),
-                   stmt->column_text(3), stmt->column_int(4), stmt->column_int(5)});
+    out.push_back({stmt->column_text(0), stmt->column_text(1), stmt->column_text(2),
+                   stmt->column_int(3), stmt->column_int(4), stmt->column_int(5)});
   }
   return out;
 }

@@ -30,7 +30,9 @@ class SqliteDeviceStore final : public DeviceStore {
   Result<void> check() override;
   Result<void> record_changes(std::string_view at, const std::vector<ChangeSet>& sets,
                               std::string_view forget_before) override;
-  Result<std::vector<DeviceChange>> changes_since(std::string_view since) override;
+  Result<ChangeRange> changes_since(std::string_view since) override;
+  Result<std::vector<DeviceChange>> device_changes(std::int64_t position,
+                                                   std::size_t limit) override;
   Result<std::vector<std::pair<std::string, VulnerabilityRow>>> change_set(
       std::int64_t id) override;
 
