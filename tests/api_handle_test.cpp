@@ -667,8 +667,6 @@ TEST_F(ApiHandle, OrderbyCountAndExpand) {
   EXPECT_EQ(get(open + "?$expand=evidence", t).status, 400);
 }
 
-// GET /api/$metadata declares every entity set the contexts name and every property the
-// endpoints answer, with a type that fits its values (Power BI's OData.Feed reads it).
 // The delta export: the full export taken before some writes, with the changes since then
 // applied as Defender's pull pattern says (New adds, Fixed removes, Updated replaces), is the
 // full export taken after them.
@@ -790,6 +788,8 @@ TEST_F(ApiHandle, DeltaExportReplaysTheFullExportToTheNext) {
   EXPECT_TRUE(boost::json::parse(none.body).at("value").as_array().empty());
 }
 
+// GET /api/$metadata declares every entity set the contexts name and every property the
+// endpoints answer, with a type that fits its values (Power BI's OData.Feed reads it).
 TEST_F(ApiHandle, MetadataDeclaresWhatTheEndpointsAnswer) {
   const std::string t = token({"Machine.Read.All", "Vulnerability.Read.All", "Software.Read.All",
                                "SecurityRecommendation.Read.All"});

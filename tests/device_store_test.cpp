@@ -295,9 +295,23 @@ TEST(DeviceStore, TheChangeLogNumbersRowsForGoodAndForgetsTheOldest) {
   ChangeSet alike{{{"New", row("CVE-2024-26234", 7.8)}, {"Fixed", row("CVE-2024-26158", 0)}},
                   {{a, "pc-a"}, {b, "pc-b"}}};
   ChangeSet one{{{"Updated", row("CVE-2024-29988", 8.8)}}, {{c, "pc-c"}}};
-  ASSERT_TRUE(
-      (*store)->record_changes("2026-11-01T00:00:00Z", {alike, one}, "2026-10-01T00:00:00Z"));
-  ASSERT_TRUE((*store)->record_changes("2026-11-20T00:00:00Z", {one}, "2026-10-01T00:00:00Z"));
+  auto record = [&](const std::string& at, std::vector<ChangeSet> sets, const std::string& forget) {
+    ASSERT_TRUE((*store)->record_changes(sets));
+    ASSERT_TRUE((*store)->publish_changes(at, forget));
+  };
+  record("2026-11-01T00:00:00Z", {alike, one}, "2026-10-01T00:00:00Z");
+  // Recorded, not published: no range reaches it, and it reads without a time; discarded: gone
+  // (no reader saw its numbers: the next changes take them).
+  ASSERT_TRUE((*store)->record_changes({one}));
+  EXPECT_EQ((*store)->changes_since("2026-10-31T00:00:00Z")->end, 5);
+  auto pending = (*store)->device_changes(5, 10);
+  ASSERT_EQ(pending->size(), 1u);
+  EXPECT_EQ(pending->front().at, "");
+  ASSERT_TRUE((*store)->discard_changes());
+  auto after_discard = (*store)->device_changes(5, 10);
+  ASSERT_EQ(after_discard->size(), 1u);  // the change before: none holds row 5
+  EXPECT_EQ(after_discard->front().position, 4);
+  record("2026-11-20T00:00:00Z", {one}, "2026-10-01T00:00:00Z");
   // Rows: a's 0-1, b's 2-3, c's 4, then c's 5.
   auto all = (*store)->changes_since("2026-10-31T00:00:00Z");
   ASSERT_TRUE(all);
@@ -323,7 +337,7 @@ TEST(DeviceStore, TheChangeLogNumbersRowsForGoodAndForgetsTheOldest) {
   EXPECT_EQ((*set)[0].second.cvss, 7.8);
   EXPECT_EQ((*set)[1].second.kb_url, row("", 0).kb_url);
   // Forgetting what was found before 2026-11-10 keeps the later rows' numbers.
-  ASSERT_TRUE((*store)->record_changes("2026-11-25T00:00:00Z", {one}, "2026-11-10T00:00:00Z"));
+  record("2026-11-25T00:00:00Z", {one}, "2026-11-10T00:00:00Z");
   auto kept = (*store)->changes_since("2026-01-01T00:00:00Z");
   EXPECT_EQ(kept->first, 5);
   EXPECT_EQ(kept->end, 7);

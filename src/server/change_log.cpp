@@ -207,7 +207,8 @@ Result<std::size_t> diff_snapshots(
     if (!pending.empty()) flush(pending);
   };
   std::vector<std::thread> pool;
-  for (unsigned t = 1; t < std::max(1u, threads); ++t) pool.emplace_back(diff_runs);
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(diff_runs);
   diff_runs();
   for (std::thread& t : pool) t.join();
   if (error) return *error;

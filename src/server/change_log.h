@@ -26,8 +26,8 @@ bool same_evaluation_inputs(const inventory::Device& a, const inventory::Device&
 // catalog month touches every device: they are not all held at once), by one thread at a time,
 // in no set order. Devices are matched by id; on one catalog, a device whose inventory is
 // evaluated alike is skipped unread, and devices in the same pair of states and builds share one
-// diff, worked out on `threads` threads. Returns how many changes (rows of devices) were found;
-// stops at the sink's first error.
+// diff, worked out on `threads` threads (0: one per core). Returns how many changes (rows of
+// devices) were found; stops at the sink's first error.
 Result<std::size_t> diff_snapshots(
     const FleetView& before, const FleetView& after,
     const std::function<Result<void>(std::vector<store::ChangeSet>&)>& sink, unsigned threads = 1,

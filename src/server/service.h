@@ -73,6 +73,7 @@ class Service {
   struct ChangeLogStatus {
     std::int64_t recorded = 0, failed = 0;  // changes recorded; snapshots whose changes failed
     std::string last_error;
+    std::string missed_at;  // when changes last went unrecorded (ISO 8601 UTC), "" if never
   };
   ChangeLogStatus change_log_status() const;
 
@@ -83,9 +84,13 @@ class Service {
       std::int64_t version, std::shared_ptr<const engine::CatalogIndex> catalog = nullptr);
   // Says on stderr which stored rows are skipped, when that changes.
   void report_damaged(const std::vector<store::DamagedDevice>& damaged);
-  // Records the changes from `before` to `after` in the change log (under reload_mutex_); a
-  // failure is logged and counted, and the snapshot is served all the same.
-  void record_changes(const FleetView& before, const FleetView& after);
+  // Records the changes from `before` to `after` in the change log, unpublished (under
+  // reload_mutex_, before `after` is served), and publishes them once it is; a failure is
+  // logged, counted and remembered (a delta from before it is refused: it would miss them), and
+  // the snapshot is served all the same.
+  bool record_changes(const FleetView& before, const FleetView& after);
+  void publish_changes(std::int64_t version);
+  void change_log_missed(std::int64_t version, const std::string& why);
   ChangeLogStatus change_log_;  // under status_mutex_
 
   std::atomic<std::shared_ptr<const engine::CatalogIndex>> catalog_;

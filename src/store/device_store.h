@@ -85,18 +85,23 @@ class DeviceStore {
   // Asks the database itself (for readiness checks).
   virtual Result<void> check() = 0;
 
-  // The change log of the delta export. Appends change sets found at `at` (ISO 8601 UTC) in one
-  // transaction, numbering their devices' changes on from the last, and removes what was found
-  // before `forget_before`.
-  virtual Result<void> record_changes(std::string_view at, const std::vector<ChangeSet>& sets,
-                                      std::string_view forget_before) = 0;
+  // The change log of the delta export. Appends change sets in one transaction, numbering their
+  // devices' changes on from the last, unpublished: readers pass over them until
+  // publish_changes stamps them with the time their snapshot is served (so that a client that
+  // read the older snapshot at T finds them since T), or discard_changes removes them. Both act
+  // on this store's own unpublished changes only.
+  virtual Result<void> record_changes(const std::vector<ChangeSet>& sets) = 0;
+  // Publishes them at `at` (ISO 8601 UTC), and removes what was published before `forget_before`.
+  virtual Result<void> publish_changes(std::string_view at, std::string_view forget_before) = 0;
+  virtual Result<void> discard_changes() = 0;
   // The rows found at or after `since`: from the number of the first to the end of the log
   // (first == end when there is none).
   struct ChangeRange {
     std::int64_t first = 0, end = 0;
   };
   virtual Result<ChangeRange> changes_since(std::string_view since) = 0;
-  // Up to `limit` device changes, in order, from the one that holds row `position` on.
+  // Up to `limit` device changes, in order, from the one that holds row `position` on; those not
+  // yet published (another server's, being written) have an empty `at`.
   virtual Result<std::vector<DeviceChange>> device_changes(std::int64_t position,
                                                            std::size_t limit) = 0;
   // A change set's rows (empty when it was forgotten meanwhile).

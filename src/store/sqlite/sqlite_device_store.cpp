@@ -100,6 +100,8 @@ Result<std::unique_ptr<SqliteDeviceStore>> SqliteDeviceStore::open(const std::st
     return io_error(fmt::format("{}: cannot map: {}", version_path, std::strerror(errno)));
   }
   store->shared_version_ = static_cast<std::int64_t*>(mapped);
+  static std::atomic<std::uint64_t> stores{0};
+  store->pending_ = fmt::format(" pending {}-{}", ::getpid(), stores++);
   // The database is the truth: the shared number is set to its version, also when the file says
   // more (a database restored from a backup, a damaged file). Under the file's lock, so that a
   // write of another process that commits meanwhile publishes after this, never before.
@@ -257,9 +259,8 @@ Result<std::int64_t> SqliteDeviceStore::version() {
 
 namespace kbgap::store::sqlite {
 
-Result<void> SqliteDeviceStore::record_changes(std::string_view at,
-                                               const std::vector<ChangeSet>& sets,
-                                               std::string_view forget_before) {
+Result<void> SqliteDeviceStore::record_changes(const std::vector<ChangeSet>& sets) {
+  const std::string& at = pending_;
   std::lock_guard lock(mutex_);
   Transaction tx(db_);
   KBGAP_TRY(tx.begin());
@@ -300,8 +301,24 @@ Result<void> SqliteDeviceStore::record_changes(std::string_view at,
       position += count;
     }
   }
-  for (const char* sql :
-       {"DELETE FROM device_changes WHERE at < ?", "DELETE FROM change_sets WHERE at < ?"}) {
+  return tx.commit();
+}
+
+Result<void> SqliteDeviceStore::publish_changes(std::string_view at,
+                                                std::string_view forget_before) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(db_);
+  KBGAP_TRY(tx.begin());
+  for (const char* sql : {"UPDATE device_changes SET at = ? WHERE at = ?",
+                          "UPDATE change_sets SET at = ? WHERE at = ?"}) {
+    auto stamp = db_.prepare(sql);
+    if (!stamp) return stamp.error();
+    stamp->bind(1, at).bind(2, pending_);
+    KBGAP_TRY(stamp->run());
+  }
+  // Times start with a digit; unpublished changes (a space first) are not forgotten here.
+  for (const char* sql : {"DELETE FROM device_changes WHERE at >= '0' AND at < ?",
+                          "DELETE FROM change_sets WHERE at >= '0' AND at < ?"}) {
     auto forget = db_.prepare(sql);
     if (!forget) return forget.error();
     forget->bind(1, forget_before);
@@ -310,10 +327,25 @@ Result<void> SqliteDeviceStore::record_changes(std::string_view at,
   return tx.commit();
 }
 
+Result<void> SqliteDeviceStore::discard_changes() {
+  std::lock_guard lock(mutex_);
+  Transaction tx(db_);
+  KBGAP_TRY(tx.begin());
+  for (const char* sql :
+       {"DELETE FROM device_changes WHERE at = ?", "DELETE FROM change_sets WHERE at = ?"}) {
+    auto discard = db_.prepare(sql);
+    if (!discard) return discard.error();
+    discard->bind(1, pending_);
+    KBGAP_TRY(discard->run());
+  }
+  return tx.commit();
+}
+
 Result<DeviceStore::ChangeRange> SqliteDeviceStore::changes_since(std::string_view since) {
   std::lock_guard lock(mutex_);
   auto stmt = db_.prepare(
-      "SELECT coalesce((SELECT position + count FROM device_changes ORDER BY seq DESC LIMIT 1), 0),"
+      "SELECT coalesce((SELECT position + count FROM device_changes WHERE at >= '0'"
+      " ORDER BY seq DESC LIMIT 1), 0),"
       " (SELECT position FROM device_changes WHERE at >= ? ORDER BY seq LIMIT 1) IS NULL,"
       " coalesce((SELECT position FROM device_changes WHERE at >= ? ORDER BY seq LIMIT 1), 0)");
   if (!stmt) return stmt.error();
@@ -332,7 +364,8 @@ Result<std::vector<DeviceChange>> SqliteDeviceStore::device_changes(std::int64_t
                                                                     std::size_t limit) {
   std::lock_guard lock(mutex_);
   auto stmt = db_.prepare(
-      "SELECT at, device_id, device_name, change_set, count, position FROM device_changes"
+      "SELECT CASE WHEN at >= '0' THEN at ELSE '' END, device_id, device_name, change_set,"
+      " count, position FROM device_changes"
       " WHERE position >= coalesce((SELECT max(position) FROM device_changes"
       " WHERE position <= ?), 0) ORDER BY position LIMIT ?");
   if (!stmt) return stmt.error();

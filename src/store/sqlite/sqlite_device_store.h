@@ -28,8 +28,9 @@ class SqliteDeviceStore final : public DeviceStore {
   Result<StoredDevices> all() override;
   Result<std::int64_t> version() override;
   Result<void> check() override;
-  Result<void> record_changes(std::string_view at, const std::vector<ChangeSet>& sets,
-                              std::string_view forget_before) override;
+  Result<void> record_changes(const std::vector<ChangeSet>& sets) override;
+  Result<void> publish_changes(std::string_view at, std::string_view forget_before) override;
+  Result<void> discard_changes() override;
   Result<ChangeRange> changes_since(std::string_view since) override;
   Result<std::vector<DeviceChange>> device_changes(std::int64_t position,
                                                    std::size_t limit) override;
@@ -50,6 +51,9 @@ class SqliteDeviceStore final : public DeviceStore {
   // sets the number to the database's version.
   std::int64_t* shared_version_ = nullptr;
   int shared_fd_ = -1;
+  // What this store writes as the time of changes it has not published yet: it sorts before
+  // every time, so that readers (who ask for times from a date on) pass over them.
+  std::string pending_;
 };
 
 }  // namespace kbgap::store::sqlite
