@@ -12,6 +12,9 @@ and types they rely on are):
   Get-DefenderCves.ps1): a multi-tenant admin tool.
 - The Azure Sentinel playbook Get-MDATPVulnerabilities (Azure/Azure-Sentinel @ 31fb1f7e and
   e2cfc2eb, Playbooks/Get-MDATPVulnerabilities/azuredeploy.json): its ParseJson schemas.
+- kcatta-form's MDVM materialization (form/mdvm.py, as the code search tool stores it): a
+  baseline from SoftwareVulnerabilitiesByMachine, then deltas from
+  SoftwareVulnerabilityChangesByMachine with a 6-hour overlap, applied in eventTimestamp order.
 
 Usage: clients_test.py <kbgap binary> <kbgap_token_tool binary> <source dir>
 """
@@ -56,6 +59,9 @@ class Clients(unittest.TestCase):
         config = os.path.join(cls.dir, "kbgap.toml")
         with open(config, "w") as out:
             out.write('[[machine_groups]]\nname = "Servers"\ntag = "servers"\n')
+            # kcatta-form pages by 1,000 rows: the demo fleet's export is more pages than
+            # Defender's 30 calls a minute allow (it would wait out each 429's Retry-After).
+            out.write('[rate_limits]\nexports_per_minute = 600\nexports_per_hour = 6000\n')
         cls.server, cls.port = server_support.serve(KBGAP, cls.data, cls.dir, "--quiet",
                                                     "--config", config)
         cls.base = f"http://127.0.0.1:{cls.port}"
@@ -303,6 +309,108 @@ class Clients(unittest.TestCase):
                 self.assertEqual(requests.get(bad, timeout=60).status_code, 403, bad)
         self.assertEqual(self.session().get(self.base + "/api/machines/SoftwareInventoryExport"
                                             "?sasValidHours=7", timeout=60).status_code, 400)
+
+    # ---- kcatta-form's MDVM materialization ----
+
+    def kcatta_fetch(self, s, path, params):
+        """Its _fetch: the path with pageSize=1000 (and sinceTime), then each nextLink verbatim,
+        which must keep the path."""
+        records, url = [], self.base + path
+        for _ in range(200):
+            r = s.get(url, params=params, headers={"Accept": "application/json"}, timeout=60)
+            self.assertEqual(r.status_code, 200, r.text[:300])
+            payload = r.json()
+            self.assertIsInstance(payload["value"], list)
+            records += payload["value"]
+            link = payload.get("@odata.nextLink")
+            if link is None:
+                return records
+            self.assertEqual(requests.utils.urlparse(link).path, path)
+            url, params = link, None
+        self.fail("more than 200 pages")
+
+    def kcatta_change(self, raw, mode, fallback):
+        """Its normalize_mdvm_record: the record's key (id and group), action and time."""
+        if not raw.get("cveId"):
+            return None
+        status = str(raw.get("status") or "").strip().lower()
+        if mode == "delta":
+            self.assertIn(status, ("new", "updated", "fixed"))
+        stamp = raw.get("eventTimestamp") or raw.get("lastSeenTimestamp") or \
+            raw.get("firstSeenTimestamp")
+        observed = datetime.datetime.fromisoformat(stamp) if stamp else fallback
+        scope = str(raw.get("rbacGroupId") or raw.get("rbacGroupName") or "")
+        score = raw.get("cvssScore")
+        self.assertTrue(score is None or 0 <= float(score) <= 10)
+        return (f"{raw['id']}\0{scope}", "fixed" if mode == "delta" and status == "fixed"
+                else "upsert", observed, raw)
+
+    def test_kcatta_delta_keeps_a_copy_current(self):
+        s = self.session(app="kcatta-form")
+        baseline_path = "/api/machines/SoftwareVulnerabilitiesByMachine"
+        delta_path = "/api/machines/SoftwareVulnerabilityChangesByMachine"
+        started = datetime.datetime.now(datetime.timezone.utc)
+        state = {}
+        for key, _, _, raw in filter(None, (self.kcatta_change(r, "baseline", started) for r in
+                                            self.kcatta_fetch(s, baseline_path,
+                                                              {"pageSize": "1000"}))):
+            state[key] = raw
+        watermark = started
+        # Meanwhile: a device comes, installs some of its updates, is renamed, then another is
+        # written and removed.
+        write = {"Authorization": s.headers["Authorization"]}
+        device = {"id": "7" * 40, "computerDnsName": "kcatta-delta",
+                  "osName": "Microsoft Windows 10 Enterprise", "osBuild": "10.0.19045.3803",
+                  "osArchitecture": "x64", "installedKbs": []}
+        gone = dict(device, id="8" * 40, computerDnsName="kcatta-gone")
+        for batch in ([device, gone], [dict(device, installedKbs=["KB5034122", "KB5033918"])],
+                      [dict(device, computerDnsName="kcatta-renamed",
+                            installedKbs=["KB5034122", "KB5033918"])]):
+            r = requests.post(self.base + "/api/kbgap/devices", json=batch, headers=write,
+                              timeout=120)
+            self.assertEqual(r.status_code, 200, r.text[:300])
+        r = requests.delete(self.base + "/api/kbgap/devices/" + gone["id"], headers=write,
+                            timeout=60)
+        self.assertEqual(r.status_code, 204, r.text[:300])
+        # Its delta: since the watermark less 6 hours, as isoformat() with Z.
+        since = (watermark - datetime.timedelta(hours=6)).isoformat().replace("+00:00", "Z")
+        changes = list(filter(None, (self.kcatta_change(r, "delta", started) for r in
+                                     self.kcatta_fetch(s, delta_path,
+                                                       {"pageSize": "1000", "sinceTime": since}))))
+        self.assertTrue(changes)
+        # Its apply_delta: one action per record and time (else "ambiguous"), then in time order,
+        # upserts before fixes.
+        actions = {}
+        for key, action, observed, _ in changes:
+            self.assertEqual(actions.setdefault((key, observed), action), action,
+                             f"ambiguous same-time fixed and active records: {key}")
+        for key, action, _, raw in sorted(changes, key=lambda c: (c[2], c[1] == "fixed")):
+            if action == "fixed":
+                state.pop(key, None)
+            else:
+                state[key] = raw
+        # The copy is the server's export now, row for row (a row's own fields).
+        now = {key: raw for key, _, _, raw in filter(None, (
+            self.kcatta_change(r, "baseline", started)
+            for r in self.kcatta_fetch(s, baseline_path, {"pageSize": "1000"})))}
+        own = ("id", "cveId", "softwareName", "softwareVersion", "cvssScore",
+               "vulnerabilitySeverityLevel", "recommendedSecurityUpdateId", "exploitabilityLevel")
+        self.assertEqual(set(state), set(now))
+        for key, raw in now.items():
+            self.assertEqual({f: state[key][f] for f in own}, {f: raw[f] for f in own})
+        # What it went through: the new device's rows New, some Fixed by its updates, the
+        # removed device's Fixed and no longer onboarded; none Updated (the catalog did not move).
+        mine = [c[3] for c in changes if c[3]["deviceId"] in (device["id"], gone["id"])]
+        self.assertTrue(any(c["status"] == "New" and c["deviceId"] == device["id"] for c in mine))
+        self.assertTrue(any(c["status"] == "Fixed" and c["deviceId"] == device["id"] for c in mine))
+        removed = [c for c in mine if c["deviceId"] == gone["id"] and c["status"] == "Fixed"]
+        self.assertTrue(removed)
+        self.assertTrue(all(c["isOnboarded"] is False and c["deviceName"] == "kcatta-gone"
+                            for c in removed))
+        self.assertFalse([c for c in mine if c["status"] == "Updated"])
+        r = requests.delete(self.base + "/api/kbgap/devices/" + device["id"], headers=write,
+                            timeout=60)
+        self.assertEqual(r.status_code, 204)
 
     # ---- The Azure Sentinel playbook ----
 

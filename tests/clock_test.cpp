@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
 namespace kbgap {
 namespace {
 
@@ -26,6 +30,23 @@ TEST(Clock, Rfc3339TimesBecomeUtcToTheSecond) {
         "+2026-01-01T00:00:00Z", "2026-1-01T00:00:00Z"}) {
     EXPECT_EQ(utc_time_from_rfc3339(bad), std::nullopt) << bad;
   }
+}
+
+// The change log's times: to the tenth of a microsecond, and in time order as strings, a whole
+// second included (".0000000", not the bare second, which would sort after its fractions).
+TEST(Clock, PreciseTimesCompareAsStringsInTimeOrder) {
+  using namespace std::chrono;
+  const sys_days day = year{2026} / November / 23;
+  const system_clock::time_point second = day + hours(15) + minutes(4) + seconds(5);
+  EXPECT_EQ(utc_time_precise(second), "2026-11-23T15:04:05.0000000Z");
+  EXPECT_EQ(utc_time_precise(second + nanoseconds(123456789)), "2026-11-23T15:04:05.1234567Z");
+  std::vector<std::string> times;
+  for (auto t : {second - nanoseconds(100), second, second + nanoseconds(100),
+                 second + milliseconds(999), second + seconds(1), second + hours(24 * 400)}) {
+    times.push_back(utc_time_precise(t));
+  }
+  EXPECT_TRUE(std::is_sorted(times.begin(), times.end()));
+  EXPECT_EQ(std::adjacent_find(times.begin(), times.end()), times.end());
 }
 
 }  // namespace

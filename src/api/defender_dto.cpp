@@ -388,7 +388,11 @@ json::object vulnerability_change_dto(const std::vector<MachineGroup>& groups,
                                       const store::VulnerabilityChange& change, bool onboarded) {
   json::object o = vulnerability_export_dto(groups, d, change.row);
   o.emplace("status", change.status);
-  o.emplace("eventTimestamp", export_time(change.at));
+  // "2026-11-30T08:12:58.1234567Z" -> "2026-11-30 08:12:58.1234567", as Defender writes it.
+  std::string at = change.at;
+  if (at.size() > 19) at[10] = ' ';
+  if (at.ends_with('Z')) at.pop_back();
+  o.emplace("eventTimestamp", at);
   o.emplace("isOnboarded", onboarded);
   return o;
 }

@@ -12,6 +12,14 @@ std::string utc_time(std::chrono::system_clock::time_point t) {
   return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", std::chrono::floor<std::chrono::seconds>(t));
 }
 
+std::string utc_time_precise(std::chrono::system_clock::time_point t) {
+  const auto seconds = std::chrono::floor<std::chrono::seconds>(t);
+  const auto ticks =
+      std::chrono::duration_cast<std::chrono::duration<std::int64_t, std::ratio<1, 10000000>>>(
+          t - seconds);
+  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:07}Z", seconds, ticks.count());
+}
+
 std::string utc_now() {
   return utc_time(std::chrono::system_clock::now());
 }

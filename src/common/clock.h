@@ -10,6 +10,10 @@ namespace kbgap {
 
 std::string utc_now();
 std::string utc_time(std::chrono::system_clock::time_point t);
+// To the tenth of a microsecond, as Defender writes event times: "2026-11-23T15:04:05.1234567Z".
+// Such times compare as strings with each other, not with utc_time's (use utc_time_precise on
+// both sides: a whole second is ".0000000").
+std::string utc_time_precise(std::chrono::system_clock::time_point t);
 
 // An RFC 3339 date-time ("2026-11-23T15:04:05Z", "2026-11-23t17:04:05.250+02:00") as kbgap
 // writes times: UTC to the second, so that times compare as strings. nullopt for anything else,

@@ -1267,7 +1267,9 @@ void Api::software_vulnerability_changes_by_machine(Context& ctx) {
                       missed));
     return;
   }
-  auto range = service_.changes_since(*since);
+  // The log's times are to the tenth of a microsecond (clock.h): the whole second of sinceTime
+  // (its fraction, if any, is dropped: a change of that second may come twice, never not at all).
+  auto range = service_.changes_since(since->substr(0, 19) + ".0000000Z");
   if (!range) {
     error(ctx.response, 503, "ServiceUnavailable", range.error().message);
     return;

@@ -73,7 +73,8 @@ bool Service::record_changes(const FleetView& before, const FleetView& after) {
 
 void Service::publish_changes(std::int64_t version) {
   const auto now = std::chrono::system_clock::now();
-  if (auto published = devices_->publish_changes(utc_time(now), utc_time(now - kKeepChanges));
+  if (auto published =
+          devices_->publish_changes(utc_time_precise(now), utc_time_precise(now - kKeepChanges));
       !published) {
     (void)devices_->discard_changes();
     change_log_missed(version, published.error().message);
