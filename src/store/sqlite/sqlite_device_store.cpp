@@ -304,26 +304,31 @@ Result<void> SqliteDeviceStore::record_changes(const std::vector<ChangeSet>& set
   return tx.commit();
 }
 
+namespace {
+
+// Runs `sql` on both tables of the change log, with the texts bound in order.
+Result<void> on_change_log(Database& db, std::string_view sql,
+                           std::initializer_list<std::string_view> texts) {
+  for (const char* table : {"device_changes", "change_sets"}) {
+    auto stmt = db.prepare(fmt::format(fmt::runtime(sql), table));
+    if (!stmt) return stmt.error();
+    int i = 0;
+    for (std::string_view t : texts) stmt->bind(++i, t);
+    KBGAP_TRY(stmt->run());
+  }
+  return ok_result();
+}
+
+}  // namespace
+
 Result<void> SqliteDeviceStore::publish_changes(std::string_view at,
                                                 std::string_view forget_before) {
   std::lock_guard lock(mutex_);
   Transaction tx(db_);
   KBGAP_TRY(tx.begin());
-  for (const char* sql : {"UPDATE device_changes SET at = ? WHERE at = ?",
-                          "UPDATE change_sets SET at = ? WHERE at = ?"}) {
-    auto stamp = db_.prepare(sql);
-    if (!stamp) return stamp.error();
-    stamp->bind(1, at).bind(2, pending_);
-    KBGAP_TRY(stamp->run());
-  }
+  KBGAP_TRY(on_change_log(db_, "UPDATE {} SET at = ? WHERE at = ?", {at, pending_}));
   // Times start with a digit; unpublished changes (a space first) are not forgotten here.
-  for (const char* sql : {"DELETE FROM device_changes WHERE at >= '0' AND at < ?",
-                          "DELETE FROM change_sets WHERE at >= '0' AND at < ?"}) {
-    auto forget = db_.prepare(sql);
-    if (!forget) return forget.error();
-    forget->bind(1, forget_before);
-    KBGAP_TRY(forget->run());
-  }
+  KBGAP_TRY(on_change_log(db_, "DELETE FROM {} WHERE at >= '0' AND at < ?", {forget_before}));
   return tx.commit();
 }
 
@@ -331,13 +336,7 @@ Result<void> SqliteDeviceStore::discard_changes() {
   std::lock_guard lock(mutex_);
   Transaction tx(db_);
   KBGAP_TRY(tx.begin());
-  for (const char* sql :
-       {"DELETE FROM device_changes WHERE at = ?", "DELETE FROM change_sets WHERE at = ?"}) {
-    auto discard = db_.prepare(sql);
-    if (!discard) return discard.error();
-    discard->bind(1, pending_);
-    KBGAP_TRY(discard->run());
-  }
+  KBGAP_TRY(on_change_log(db_, "DELETE FROM {} WHERE at = ?", {pending_}));
   return tx.commit();
 }
 
