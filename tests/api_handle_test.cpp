@@ -2,6 +2,7 @@
 // an answer, on the real catalog and a real inventory. The HTTP suites (api_test.py and others)
 // run the same server over a socket.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <boost/json.hpp>
 #include <chrono>
@@ -786,6 +787,27 @@ TEST_F(ApiHandle, DeltaExportReplaysTheFullExportToTheNext) {
   const Response none = get(delta + "?sinceTime=" + future, t);
   ASSERT_EQ(none.status, 200) << none.body;
   EXPECT_TRUE(boost::json::parse(none.body).at("value").as_array().empty());
+}
+
+// Changes that cannot be recorded: the write is served all the same, the failure is counted, and
+// a delta that would miss them is refused, one from after them is not.
+TEST_F(ApiHandle, ADeltaThatWouldMissUnrecordedChangesIsRefused) {
+  const std::string t = token({"Vulnerability.Read.All"});
+  const std::string delta = "/api/machines/SoftwareVulnerabilityChangesByMachine?sinceTime=";
+  const std::string before = utc_now();
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.str("devices.db").c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw, "DROP TABLE change_sets", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(raw);
+  ASSERT_TRUE(service_->put_devices({test::real_device("10_1809_x64_pro_en-us_20190307")}));
+  EXPECT_EQ(service_->view().value()->devices().size(), 2u);  // written and served
+  const Response refused = get(delta + before, t);
+  EXPECT_EQ(refused.status, 400) << refused.body;
+  EXPECT_NE(refused.body.find("could not be recorded"), std::string::npos) << refused.body;
+  const std::string metrics = get("/metrics", t).body;
+  EXPECT_NE(metrics.find("kbgap_change_log_failures_total 1\n"), std::string::npos) << metrics;
+  const std::string later = utc_time(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  EXPECT_EQ(get(delta + later, t).status, 200);
 }
 
 // GET /api/$metadata declares every entity set the contexts name and every property the

@@ -1281,7 +1281,10 @@ void Api::software_vulnerability_changes_by_machine(Context& ctx) {
   };
   auto log = std::make_shared<Log>();
   const std::int64_t first = range->first;
-  const std::shared_ptr<const FleetView> view = ctx.snapshot;
+  // The devices as they are now: at least as new as the changes read (whose snapshot was served
+  // before they were published), so that a device they name is found.
+  auto latest = service_.view();
+  const std::shared_ptr<const FleetView> view = latest ? *latest : ctx.snapshot;
   Source source = dense(
       static_cast<std::size_t>(range->end - range->first),
       [this, log, view, first](std::size_t p) -> std::optional<json::object> {

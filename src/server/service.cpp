@@ -43,8 +43,8 @@ Result<std::shared_ptr<const FleetView>> Service::reload(
     fresh = FleetView::build(catalog ? catalog : catalog_.load(), std::move(all->devices), version,
                              threads_);
   }
-  const auto previous = snapshot();
-  const bool recorded = previous && record_changes(*previous, *fresh);
+  bool recorded = false;
+  if (const auto previous = snapshot()) recorded = record_changes(*previous, *fresh);
   if (catalog) catalog_.store(std::move(catalog));
   view_.store(fresh);
   if (recorded) publish_changes(fresh->version());
