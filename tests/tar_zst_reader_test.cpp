@@ -46,7 +46,7 @@ TEST(TarZstReader, ReadsAllRealDocuments) {
     ++members;
   }
   EXPECT_EQ(members, 127);
-  EXPECT_GT(bytes, 240'000'000u);  // 243 MB of XML per ../shared/data/README.md
+  EXPECT_GT(bytes, 240'000'000u);  // 243 MB of XML (data/catalog/PROVENANCE.md)
   EXPECT_EQ(reader.consumed(), bundled_catalog_archive().size());
 }
 
