@@ -75,12 +75,12 @@ boost::json::object machine_reference_dto(const inventory::Device& d, const Mach
 // "{machineId}-_-{cveId}-_-{vendor}-_-{product}-_-{version}-_-"; `kb` the closing KB's number.
 boost::json::object machine_vulnerability_dto(const inventory::Device& d, std::string_view product,
                                               const engine::CveInfo& cve, std::string_view kb);
-// The export APIs' rows (docs/api.md, "The export APIs"). A device's open CVE on `product`,
-// with the reported KB that closes it (nullptr: none), as the exports and the change log keep it;
-// and rendered with the device's fields.
 // Defender's exploitability level from MSRC's threat data: ExploitIsVerified (exploited),
 // ExploitIsPublic (publicly disclosed), NoExploit.
 std::string_view exploitability_level(const engine::CveInfo& cve);
+// The export APIs' rows (docs/api.md, "The export APIs"). A device's open CVE on `product`,
+// with the reported KB that closes it, as the exports and the change log keep it; and rendered
+// with the device's fields.
 store::VulnerabilityRow vulnerability_row(const inventory::Device& d,
                                           const engine::CatalogIndex& catalog, engine::CveIndex cve,
                                           engine::KbIndex kb, std::string_view product);

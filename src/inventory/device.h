@@ -17,6 +17,7 @@ struct InstalledSoftware {
   std::string name;     // "Microsoft Edge", "Microsoft Office Professional Plus 2019"
   std::string vendor;   // "Microsoft Corporation"
   std::string version;  // "120.0.2210.91"
+  friend bool operator==(const InstalledSoftware&, const InstalledSoftware&) = default;
 };
 
 struct Device {

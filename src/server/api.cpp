@@ -1254,8 +1254,6 @@ void Api::software_vulnerability_changes_by_machine(Context& ctx) {
                       *since, earliest));
     return;
   }
-  // The rows found since then, by their numbers in the log (which rows found later do not
-  // move): a page reads the device changes it reaches, a block at a time, and their sets.
   // Changes that could not be recorded (the server's log says why) are missing from any delta
   // that reaches back before them.
   if (const std::string missed = service_.change_log_status().missed_at;
@@ -1274,6 +1272,8 @@ void Api::software_vulnerability_changes_by_machine(Context& ctx) {
     error(ctx.response, 503, "ServiceUnavailable", range.error().message);
     return;
   }
+  // The rows found since then, by their numbers in the log (which rows found later do not
+  // move): a page reads the device changes it reaches, a block at a time, and their sets.
   struct Log {
     std::vector<store::DeviceChange> block;  // in order of position
     std::map<std::int64_t, std::vector<std::pair<std::string, store::VulnerabilityRow>>> sets;
@@ -1323,16 +1323,16 @@ void Api::software_vulnerability_changes_by_machine(Context& ctx) {
         if (k >= set->second.size()) return std::nullopt;  // forgotten meanwhile
         const store::VulnerabilityChange change{c.at, set->second[k].first, c.device_id,
                                                 c.device_name, set->second[k].second};
-        inventory::Device device;
         const auto found = view->find(c.device_id);
         const bool onboarded = found && view->devices()[*found].id == c.device_id;
         if (onboarded) {
-          device = view->devices()[*found];
-        } else {
-          device.id = c.device_id;
-          device.computer_dns_name = c.device_name;
+          return api::vulnerability_change_dto(options_.machine_groups, view->devices()[*found],
+                                               change, true);
         }
-        return api::vulnerability_change_dto(options_.machine_groups, device, change, onboarded);
+        inventory::Device removed;  // only its id and name are kept
+        removed.id = c.device_id;
+        removed.computer_dns_name = c.device_name;
+        return api::vulnerability_change_dto(options_.machine_groups, removed, change, false);
       },
       api::vulnerability_change_dto(options_.machine_groups, inventory::Device{},
                                     store::VulnerabilityChange{}, false));

@@ -14,17 +14,12 @@
 namespace kbgap::server {
 
 bool same_evaluation_inputs(const inventory::Device& a, const inventory::Device& b) {
-  auto software = [](const inventory::Device& d) {
-    std::vector<std::tuple<std::string_view, std::string_view, std::string_view>> out;
-    for (const auto& s : d.software) out.emplace_back(s.name, s.vendor, s.version);
-    return out;
-  };
   auto inputs = [](const inventory::Device& d) {
     return std::tie(d.os_name, d.os_family, d.version, d.edition, d.server_core, d.azure_edition,
                     d.hotpatch_enrolled, d.service_pack, d.architecture, d.major, d.minor, d.build,
-                    d.revision, d.revision_inferred, d.installed_kbs);
+                    d.revision, d.revision_inferred, d.installed_kbs, d.software);
   };
-  return inputs(a) == inputs(b) && software(a) == software(b);
+  return inputs(a) == inputs(b);
 }
 
 namespace {

@@ -57,8 +57,9 @@ class Service {
   bool ready();
 
   // The delta export's change log (change_log.h): each new snapshot's changes from the one it
-  // replaces are recorded before it is served, so that an answer from a snapshot includes its
-  // changes. Kept for kKeepChanges; the first snapshot of a process is the baseline of the next.
+  // replaces are recorded before it is served and published (stamped) once it is, so that a
+  // client that read the older snapshot at T finds them since T. Kept for kKeepChanges; the
+  // first snapshot of a process is the baseline of the next.
   static constexpr std::chrono::hours kKeepChanges{15 * 24};
   Result<store::DeviceStore::ChangeRange> changes_since(std::string_view since) {
     return devices_->changes_since(since);
