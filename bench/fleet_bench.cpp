@@ -167,9 +167,10 @@ int main(int argc, char** argv) {
           },
           threads);
       std::printf(
-          "change log, %s: %.2f s to diff %zu devices: %zu changes, %zu devices in %zu "
-          "change sets; peak RSS %ld MiB\n",
-          what, seconds_since(t), count, found ? *found : 0, devices, sets, peak_rss_mib());
+          "change log, %s: %.2f s to diff %zu devices (%zu compared): %zu changes, %zu devices "
+          "in %zu change sets; peak RSS %ld MiB\n",
+          what, seconds_since(t), count, found ? found->compared : 0, found ? found->changes : 0,
+          devices, sets, peak_rss_mib());
     };
     {  // 10,000 devices install their line's newest update
       std::vector<inventory::Device> written = kept;

@@ -183,6 +183,8 @@ class CatalogIndex {
     if (it == line_places_.end()) return std::nullopt;
     return it->second;
   }
+  // Every KB's place on every line: (line, KB, place), sorted by line then KB index.
+  std::vector<std::tuple<int, KbIndex, LinePlace>> line_places() const;
   // The place of `kb` among a line's cumulative updates, -1 when it is not one.
   int line_position(int line, KbIndex kb) const {
     auto place = line_place(line, kb);

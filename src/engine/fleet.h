@@ -97,6 +97,10 @@ class FleetResult {
   };
   std::vector<PickFacts> state_picks(std::uint32_t state) const;
   const std::vector<ProductIndex>& state_products(std::uint32_t state) const;
+  // The profile the state was evaluated under (its products, line and path).
+  const ProfileKey& state_key(std::uint32_t state) const {
+    return profiles_[states_[state].kind]->key();
+  }
 
  private:
   friend class Fleet;

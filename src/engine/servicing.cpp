@@ -408,6 +408,18 @@ void CatalogIndex::build_servicing_lines() {
   index_kb_builds();
 }
 
+std::vector<std::tuple<int, KbIndex, LinePlace>> CatalogIndex::line_places() const {
+  std::vector<std::tuple<int, KbIndex, LinePlace>> out;
+  out.reserve(line_places_.size());
+  for (const auto& [key, place] : line_places_) {
+    out.emplace_back(static_cast<int>(key >> 32), KbIndex{static_cast<std::uint32_t>(key)}, place);
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return std::tie(std::get<0>(a), std::get<1>(a)) < std::tie(std::get<0>(b), std::get<1>(b));
+  });
+  return out;
+}
+
 std::vector<ProductIndex> CatalogIndex::products_of_build(int major, int minor, int build) const {
   BuildProducts& of = *products_of_build_;
   std::call_once(of.once, [&] {

@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "api/defender_dto.h"
+#include "engine/catalog_change.h"
 
 namespace kbgap::server {
 
@@ -119,15 +120,26 @@ struct Work {
 
 }  // namespace
 
-Result<std::size_t> diff_snapshots(
+Result<DiffStats> diff_snapshots(
     const FleetView& before, const FleetView& after,
     const std::function<Result<void>(std::vector<store::ChangeSet>&)>& sink, unsigned threads,
     std::size_t chunk) {
   const bool same_catalog = &before.catalog() == &after.catalog();
   const auto& old_devices = before.devices();
   const auto& new_devices = after.devices();
+  std::optional<engine::CatalogChange> catalog_change;
+  if (!same_catalog) catalog_change.emplace(before.catalog(), after.catalog());
+  // A device whose inventory is evaluated alike, on a catalog that changes none of its products,
+  // has the same rows in both snapshots.
+  auto unchanged = [&](std::uint32_t b, std::uint32_t a) {
+    if (!same_evaluation_inputs(old_devices[b], new_devices[a])) return false;
+    if (same_catalog) return true;
+    return catalog_change->same_answers(before.result().state_key(before.result().state_of(b)),
+                                        after.result().state_key(after.result().state_of(a)));
+  };
   // Both snapshots hold their devices in id order (the store's): one merge pairs them.
   std::vector<Work> work;
+  std::size_t skipped = 0;
   auto add = [&](std::uint32_t b, std::uint32_t a) {
     Work w;
     w.before = b;
@@ -150,7 +162,11 @@ Result<std::size_t> diff_snapshots(
     } else if (b == old_devices.size() || new_devices[a].id < old_devices[b].id) {
       add(kNone, a++);
     } else {
-      if (!same_catalog || !same_evaluation_inputs(old_devices[b], new_devices[a])) add(b, a);
+      if (!unchanged(b, a)) {
+        add(b, a);
+      } else {
+        ++skipped;
+      }
       ++b;
       ++a;
     }
@@ -207,7 +223,12 @@ Result<std::size_t> diff_snapshots(
   diff_runs();
   for (std::thread& t : pool) t.join();
   if (error) return *error;
-  return found.load();
+  DiffStats stats;
+  stats.changes = found.load();
+  stats.compared = work.size();
+  stats.devices = stats.compared + skipped;
+  if (catalog_change) stats.touched_products = catalog_change->touched_products();
+  return stats;
 }
 
 }  // namespace kbgap::server

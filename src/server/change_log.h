@@ -24,11 +24,17 @@ bool same_evaluation_inputs(const inventory::Device& a, const inventory::Device&
 // The changes from `before` to `after`, as change sets (devices whose rows changed alike share
 // one), handed to `sink` in chunks of about `chunk` devices and rows as they are found (a new
 // catalog month touches every device: they are not all held at once), by one thread at a time,
-// in no set order. Devices are matched by id; on one catalog, a device whose inventory is
-// evaluated alike is skipped unread, and devices in the same pair of states and builds share one
-// diff, worked out on `threads` threads (0: one per core). Returns how many changes (rows of
-// devices) were found; stops at the sink's first error.
-Result<std::size_t> diff_snapshots(
+// in no set order. Devices are matched by id. A device whose inventory is evaluated alike is
+// skipped unread: on one catalog always, across two only when the new catalog leaves its products
+// untouched (engine::CatalogChange). Devices in the same pair of states and builds share one
+// diff, worked out on `threads` threads (0: one per core). Stops at the sink's first error.
+struct DiffStats {
+  std::size_t changes = 0;           // rows of devices found changed
+  std::size_t devices = 0;           // devices in either snapshot
+  std::size_t compared = 0;          // of those, the devices whose rows were compared
+  std::size_t touched_products = 0;  // across two catalogs: the new one's products it touches
+};
+Result<DiffStats> diff_snapshots(
     const FleetView& before, const FleetView& after,
     const std::function<Result<void>(std::vector<store::ChangeSet>&)>& sink, unsigned threads = 1,
     std::size_t chunk = 50000);

@@ -62,8 +62,14 @@ bool Service::record_changes(const FleetView& before, const FleetView& after) {
       [&](std::vector<store::ChangeSet>& sets) { return devices_->record_changes(sets); },
       threads_);
   if (found) {
+    if (&before.catalog() != &after.catalog()) {
+      std::fprintf(stderr,
+                   "kbgap: the new catalog touches %zu of its products: the change log compared "
+                   "%zu of %zu devices and found %zu changed rows\n",
+                   found->touched_products, found->compared, found->devices, found->changes);
+    }
     std::lock_guard lock(status_mutex_);
-    change_log_.recorded += static_cast<std::int64_t>(*found);
+    change_log_.recorded += static_cast<std::int64_t>(found->changes);
     return true;
   }
   (void)devices_->discard_changes();  // no part of them: the log says they are missing
