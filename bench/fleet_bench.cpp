@@ -3,7 +3,8 @@
 // between devices of one kind and of one state, as a real fleet's are (docs/engine.md).
 // With "changes" as third argument, it then times the delta export's change log
 // (server/change_log.h) on that fleet as the server holds it: a write of 10,000 of its devices,
-// and a new catalog that changes nothing (every device diffed again, the most a catalog costs).
+// the catalog read again, one CVE restated, and the newest month added: each snapshot built as
+// the server builds it, then diffed (only the devices a new catalog touches are compared).
 // Usage: fleet_bench [devices] [threads] [changes]   (defaults: 1000000, all cores)
 #include <fmt/format.h>
 #include <sys/resource.h>
@@ -51,7 +52,8 @@ int main(int argc, char** argv) {
   auto data = (*store)->load();
   if (!data) return 1;
   const engine::CatalogIndex index = engine::CatalogIndex::build(*data);
-  data = catalog::CatalogData{};
+  const bool changes = argc > 3 && std::string_view(argv[3]) == "changes";
+  if (!changes) data = catalog::CatalogData{};  // the change log's phase revises it
   std::printf("catalog loaded and indexed in %.2f s\n", seconds_since(t0));
 
   // Templates: the real devices whose OS the catalog covers.
@@ -94,7 +96,6 @@ int main(int argc, char** argv) {
   // every 997th is kept to check the fleet's answers against evaluate().
   auto t1 = std::chrono::steady_clock::now();
   engine::Fleet fleet(index);
-  const bool changes = argc > 3 && std::string_view(argv[3]) == "changes";
   std::vector<inventory::Device> kept;  // for the change log's phase
   std::vector<std::pair<std::uint32_t, inventory::Device>> samples;
   std::mt19937_64 rng(42);
@@ -153,24 +154,32 @@ int main(int argc, char** argv) {
   if (changes) {
     std::shared_ptr<const engine::CatalogIndex> shared(&index, [](const engine::CatalogIndex*) {});
     auto before = server::FleetView::build(shared, kept, 1, threads);
-    auto diff = [&](const char* what, const server::FleetView& after) {
-      std::size_t sets = 0, devices = 0;
-      const auto t = std::chrono::steady_clock::now();
+    // The snapshot the server would serve next (built and timed), diffed with `from`.
+    auto diff = [&](const char* what, const server::FleetView& from,
+                    std::shared_ptr<const engine::CatalogIndex> catalog,
+                    const std::vector<inventory::Device>& devices) {
+      auto t = std::chrono::steady_clock::now();
+      const auto after = server::FleetView::build(std::move(catalog), devices, 2, threads, &from);
+      const double build_s = seconds_since(t);
+      std::size_t sets = 0, changed = 0;
+      t = std::chrono::steady_clock::now();
       auto found = server::diff_snapshots(
-          *before, after,
+          from, *after,
           [&](std::vector<store::ChangeSet>& c) {
             for (const auto& s : c) {
               ++sets;
-              devices += s.devices.size();
+              changed += s.devices.size();
             }
             return ok_result();
           },
           threads);
       std::printf(
-          "change log, %s: %.2f s to diff %zu devices (%zu compared): %zu changes, %zu devices "
-          "in %zu change sets; peak RSS %ld MiB\n",
-          what, seconds_since(t), count, found ? found->compared : 0, found ? found->changes : 0,
-          devices, sets, peak_rss_mib());
+          "change log, %s: snapshot built in %.2f s (%zu devices evaluated, %zu taken from the "
+          "snapshot before), %.2f s to diff %zu devices (%zu compared; %zu products touched): %zu "
+          "changes, %zu devices in %zu change sets; peak RSS %ld MiB\n",
+          what, build_s, count - after->result().reused_devices(), after->result().reused_devices(),
+          seconds_since(t), count, found ? found->compared : 0, found ? found->touched_products : 0,
+          found ? found->changes : 0, changed, sets, peak_rss_mib());
     };
     {  // 10,000 devices install their line's newest update
       std::vector<inventory::Device> written = kept;
@@ -184,10 +193,37 @@ int main(int argc, char** argv) {
           }
         }
       }
-      diff("a write of 10,000 devices", *server::FleetView::build(shared, written, 2, threads));
+      diff("a write of 10,000 devices", *before, shared, written);
     }
-    auto copy = std::make_shared<const engine::CatalogIndex>(index);
-    diff("a new catalog", *server::FleetView::build(copy, kept, 3, threads));
+    diff("the catalog read again", *before,
+         std::make_shared<const engine::CatalogIndex>(engine::CatalogIndex::build(*data)), kept);
+    // The newest month with KB fixes, and the first of its CVEs (by id) that has one.
+    const catalog::StoredDocument* newest = nullptr;
+    for (const auto& d : data->documents) {
+      if (d.kb_fixes > 0 && (!newest || d.initial_release > newest->initial_release)) newest = &d;
+    }
+    std::string cve;
+    for (const auto& f : data->fixes) {
+      if (f.document_id == newest->id && (cve.empty() || f.cve < cve)) cve = f.cve;
+    }
+    {  // MSRC's commonest revision: a CVE restated (here: exploited)
+      catalog::CatalogData revised = *data;
+      for (auto& c : revised.cves) {
+        if (c.id == cve) c.exploited = !c.exploited.value_or(false);
+      }
+      diff(fmt::format("{} of {} restated", cve, newest->id).c_str(), *before,
+           std::make_shared<const engine::CatalogIndex>(engine::CatalogIndex::build(revised)),
+           kept);
+    }
+    {  // a new Patch Tuesday: the catalog without its newest month, then with it
+      catalog::CatalogData older = *data;
+      std::erase_if(older.fixes, [&](const auto& f) { return f.document_id == newest->id; });
+      auto older_view = server::FleetView::build(
+          std::make_shared<const engine::CatalogIndex>(engine::CatalogIndex::build(older)), kept, 1,
+          threads);
+      before.reset();
+      diff(fmt::format("{} added", newest->id).c_str(), *older_view, shared, kept);
+    }
   }
   return differ == 0 ? 0 : 1;
 }

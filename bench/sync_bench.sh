@@ -27,13 +27,15 @@ for _ in $(seq 100); do [ -f "$work/cvrf-port" ] && break; sleep 0.1; done
 source_url="http://127.0.0.1:$(cat "$work/cvrf-port")"
 export CI=true
 
-revise() {  # a later revision of 2026-May: a new current release date and revision number
+revise() {  # a later revision of 2026-May: a new current release date and revision number, and its
+            # first CVE rescored (9.<the stamp's last day digit>), as MSRC's revisions do
   /usr/bin/python3 - "$work/docs/cvrfDocument-2026-May.xml" "$1" <<'PY'
 import re, sys
 path, stamp = sys.argv[1], sys.argv[2]
 xml = open(path, encoding="utf-8").read()
 xml = re.sub(r"<cvrf:CurrentReleaseDate>[^<]*<", f"<cvrf:CurrentReleaseDate>{stamp}<", xml, count=1)
 xml = re.sub(r"(<cvrf:Revision>\s*<cvrf:Number>)[^<]*", r"\g<1>" + stamp[:10].replace("-", ""), xml, count=1)
+xml = re.sub(r"<vuln:BaseScore>[^<]*<", f"<vuln:BaseScore>9.{stamp[9]}<", xml, count=1)
 open(path, "w", encoding="utf-8").write(xml)
 PY
 }
@@ -76,5 +78,7 @@ PY
     >/dev/null 2>"$work/serve.log" &
   kbgap_pid=$!
   for _ in $(seq 600); do grep -q "catalog sync from" "$work/serve.log" && break; sleep 0.1; done
+  for _ in $(seq 600); do grep -q "new catalog served" "$work/serve.log" && break; sleep 0.1; done
   echo "server with $devices devices, one revised month at start: $(grep "catalog sync from" "$work/serve.log" | sed 's/^kbgap: //')"
+  echo "  $(grep -E "new catalog (served|touches)" "$work/serve.log" | sed 's/^kbgap: //' | paste -sd ' ')"
 } | tee "$OUT"

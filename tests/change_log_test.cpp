@@ -154,6 +154,38 @@ std::shared_ptr<const FleetView> snapshot(std::shared_ptr<const engine::CatalogI
   return FleetView::build(std::move(catalog), by_id(devices), version, 1);
 }
 
+// Everything a device's answer holds, in MSRC's names.
+auto answer(const engine::Evaluation& e) {
+  std::vector<std::tuple<engine::KbNumber, std::string, std::string, std::string,
+                         std::vector<std::string>, std::vector<std::string>>>
+      missing;
+  for (const engine::MissingKb& m : e.missing) {
+    missing.emplace_back(m.kb, m.name, m.release_date, m.url, m.products_names, m.cves);
+  }
+  return std::make_tuple(missing, e.open_cves, e.products, e.revision, e.revision_inferred);
+}
+
+// The snapshot after `previous`, built as the server builds it (taking what it can from
+// `previous`, engine::Fleet::Reuse), checked device for device against one built from scratch.
+// Returns it, and in `reused` how many devices took their answer from `previous`.
+std::shared_ptr<const FleetView> next_snapshot(const FleetView& previous,
+                                               std::shared_ptr<const engine::CatalogIndex> catalog,
+                                               const std::vector<inventory::Device>& devices,
+                                               std::int64_t version,
+                                               std::size_t* reused = nullptr) {
+  const auto fresh = snapshot(catalog, devices, version);
+  auto next = FleetView::build(catalog, by_id(devices), version, 2, &previous);
+  EXPECT_EQ(next->devices().size(), fresh->devices().size());
+  for (std::uint32_t d = 0; d < fresh->devices().size(); ++d) {
+    EXPECT_EQ(answer(*next->evaluation(d)), answer(*fresh->evaluation(d)))
+        << fresh->devices()[d].id;
+    EXPECT_EQ(next->result().missing_count(d), fresh->result().missing_count(d));
+    EXPECT_EQ(next->software_of(d), fresh->software_of(d));
+  }
+  if (reused) *reused = next->result().reused_devices();
+  return next;
+}
+
 TEST(ChangeLog, WritesRemovalsAndUpdatesReplayToTheNextFullExport) {
   // The whole catalog, and random changes of the kinds a fleet sees, step after step.
   std::shared_ptr<const engine::CatalogIndex> catalog(&test::full_catalog(),
@@ -203,14 +235,19 @@ TEST(ChangeLog, WritesRemovalsAndUpdatesReplayToTheNextFullExport) {
           break;
       }
     }
-    auto next = snapshot(catalog, fleet, step + 2);
+    // Devices written alike take their answers from the snapshot before (the same as evaluated).
+    std::size_t reused = 0;
+    auto next = next_snapshot(*view, catalog, fleet, step + 2, &reused);
+    EXPECT_GT(reused, 0u);
     for (const auto& [status, n] : check_changes(*view, *next, 7)) seen[status] += n;
     view = next;
   }
   EXPECT_GT(seen["New"], 0u);
   EXPECT_GT(seen["Fixed"], 0u);
-  // Nothing moved: no change.
-  auto again = snapshot(catalog, fleet, 99);
+  // Nothing moved: no change, and no device evaluated again.
+  std::size_t reused = 0;
+  auto again = next_snapshot(*view, catalog, fleet, 99, &reused);
+  EXPECT_EQ(reused, fleet.size());
   EXPECT_TRUE(check_changes(*view, *again).empty());
 }
 
@@ -222,7 +259,7 @@ TEST(ChangeLog, ANewCatalogMonthIsNewRowsAndUpdatedRecommendations) {
   const auto after_catalog = catalog_of({"2023-Oct", "2023-Nov", "2023-Dec", "2024-Jan"});
   const std::vector<inventory::Device>& fleet = test::real_devices();
   auto before = snapshot(before_catalog, fleet, 1);
-  auto after = snapshot(after_catalog, fleet, 1);
+  auto after = next_snapshot(*before, after_catalog, fleet, 1);
   auto by_status = check_changes(*before, *after, 1000);
   EXPECT_GT(by_status["New"], 0u);
   EXPECT_GT(by_status["Updated"], 0u);
@@ -232,14 +269,34 @@ TEST(ChangeLog, ANewCatalogMonthIsNewRowsAndUpdatedRecommendations) {
   EXPECT_EQ(back["Updated"], by_status["Updated"]);
 }
 
+// A product no device runs, with a CVE and a KB of its own, its row listed first: the catalog
+// numbers every other KB and CVE one place later.
+void add_unrelated_product(catalog::CatalogData& data, std::mt19937& random) {
+  const std::string n = std::to_string(1000 + random() % 9000);
+  data.products.push_back({"9" + n, "Contoso Widget " + n, "Developer Tools"});
+  catalog::CatalogData::Cve cve;
+  cve.id = "CVE-2000-" + n;  // before every real one
+  cve.title = "Contoso Widget Remote Code Execution Vulnerability";
+  cve.severity = "Important";
+  cve.cvss_base = 7.5;
+  data.cves.push_back(cve);
+  catalog::CatalogData::Fix fix;
+  fix.document_id = data.fixes.front().document_id;
+  fix.cve = cve.id;
+  fix.product_id = "9" + n;
+  fix.subtype = "Security Update";
+  fix.kb = 100 + random() % 900;  // a number no real KB has
+  data.fixes.insert(data.fixes.begin(), fix);
+}
+
 // Revisions of a catalog of the kinds MSRC publishes, at random: a CVE rescored or its threats
 // restated, a fixed build corrected, a KB withdrawn from a CVE or moved to another product,
-// supersedence added or removed, an update's kind restated, a product renamed.
+// supersedence added or removed, an update's kind restated, a product renamed, a new product.
 void revise(catalog::CatalogData& data, std::mt19937& random) {
   auto pick = [&](auto& items) -> auto& {
     return items[random() % items.size()];
   };
-  switch (random() % 8) {
+  switch (random() % 9) {
     case 0: {
       auto& cve = pick(data.cves);
       cve.cvss_base = cve.cvss_base.value_or(5.0) + 0.5;
@@ -281,6 +338,9 @@ void revise(catalog::CatalogData& data, std::mt19937& random) {
     case 6:
       pick(data.products).name += " Preview";
       break;
+    case 7:
+      add_unrelated_product(data, random);
+      break;
     default:
       pick(data.fixes).product_id = pick(data.products).id;
       break;
@@ -312,30 +372,82 @@ TEST(ChangeLog, ACatalogChangeIsComparedOnlyOnTheDevicesItTouches) {
     SCOPED_TRACE(months.front());
     const catalog::CatalogData data = data_of(months);
     const auto base = index_of(data);
-    const auto before = snapshot(base, fleet, 1);
+    // And each with half the updates it misses on these months installed: answers in pieces.
+    std::vector<inventory::Device> devices = fleet;
+    {
+      const auto first = snapshot(base, fleet, 1);
+      for (std::uint32_t d = 0; d < first->devices().size(); ++d) {
+        inventory::Device some = first->devices()[d];
+        some.id += "-some";
+        for (const engine::MissingKb& kb : first->evaluation(d)->missing) {
+          if (random() % 2 == 0) some.installed_kbs.push_back(kb.kb);
+        }
+        std::sort(some.installed_kbs.begin(), some.installed_kbs.end());
+        devices.push_back(std::move(some));
+        // And with none but the oldest cumulative update of each of its lines: answers in pieces
+        // that still name updates to install.
+        inventory::Device old = first->devices()[d];
+        old.id += "-old";
+        old.installed_kbs.clear();
+        old.revision.reset();
+        for (engine::ProductIndex p : first->result().products(d)) {
+          const int line = base->products()[p].line;
+          if (line >= 0 && !base->line(line).empty()) {
+            old.installed_kbs.push_back(base->kbs()[base->line(line).front()].kb);
+          }
+        }
+        std::sort(old.installed_kbs.begin(), old.installed_kbs.end());
+        old.installed_kbs.erase(std::unique(old.installed_kbs.begin(), old.installed_kbs.end()),
+                                old.installed_kbs.end());
+        devices.push_back(std::move(old));
+      }
+      devices = by_id(std::move(devices));
+    }
+    const auto before = snapshot(base, devices, 1);
     // The same catalog read again touches nothing, and nothing is compared.
     DiffStats stats;
-    EXPECT_TRUE(check_changes(*before, *snapshot(index_of(data), fleet, 2), 50, &stats).empty());
-    EXPECT_EQ(stats.devices, fleet.size());
+    std::size_t reused = 0;
+    EXPECT_TRUE(check_changes(*before, *next_snapshot(*before, index_of(data), devices, 2, &reused),
+                              50, &stats)
+                    .empty());
+    EXPECT_EQ(stats.devices, devices.size());
     EXPECT_EQ(stats.compared, 0u);
     EXPECT_EQ(stats.touched_products, 0u);
+    EXPECT_EQ(reused, devices.size());
     // Read in another order, the catalog numbers its KBs otherwise: the engine breaks some ties by
     // those numbers, so every device is compared (and still nothing changed).
     catalog::CatalogData reversed = data;
     std::reverse(reversed.fixes.begin(), reversed.fixes.end());
     const auto renumbered = index_of(reversed);
     EXPECT_TRUE(engine::CatalogChange(*base, *renumbered).reordered());
-    EXPECT_TRUE(check_changes(*before, *snapshot(renumbered, fleet, 2), 50, &stats).empty());
-    EXPECT_EQ(stats.compared, fleet.size());
+    EXPECT_TRUE(
+        check_changes(*before, *next_snapshot(*before, renumbered, devices, 2, &reused), 50, &stats)
+            .empty());
+    EXPECT_EQ(stats.compared, devices.size());
+    EXPECT_EQ(reused, 0u);
+    // A new product no device runs: nothing is compared, and every answer is taken from the
+    // snapshot before, renumbered (next_snapshot checks them against answers evaluated anew).
+    catalog::CatalogData widened = data;
+    add_unrelated_product(widened, random);
+    EXPECT_TRUE(check_changes(*before,
+                              *next_snapshot(*before, index_of(widened), devices, 2, &reused), 50,
+                              &stats)
+                    .empty());
+    EXPECT_EQ(stats.compared, 0u);
+    EXPECT_EQ(stats.touched_products, 1u);
+    EXPECT_EQ(reused, devices.size());
     // Revised at random, one to three changes at a time: whatever was skipped had no change
-    // (check_changes replays the changes onto the full export and finds the next one).
+    // (check_changes replays the changes onto the full export and finds the next one), and the
+    // devices not compared are those whose answers were taken from the snapshot before, the same
+    // as evaluated (next_snapshot).
     std::size_t partial = 0, changed = 0;
     for (int round = 0; round < 100; ++round) {
       catalog::CatalogData revised = data;
       for (int r = 1 + static_cast<int>(random() % 3); r > 0; --r) revise(revised, random);
-      const auto after = snapshot(index_of(revised), fleet, 3);
       SCOPED_TRACE(round);
+      const auto after = next_snapshot(*before, index_of(revised), devices, 3, &reused);
       const auto by_status = check_changes(*before, *after, 50, &stats);
+      EXPECT_EQ(reused + stats.compared, devices.size());
       if (stats.compared < stats.devices) ++partial;
       if (!by_status.empty()) ++changed;
       if (::testing::Test::HasFailure()) break;

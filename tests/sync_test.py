@@ -395,7 +395,10 @@ class Sync(unittest.TestCase):
         self.assertEqual(server.returncode, 0, said)
         self.assertIn("catalog through 2016-04", said)
         self.assertIn("4 changed", said)
-        self.assertIn("new catalog served; the fleet of 1 devices evaluated again", said)
+        # Four new months touch the device's products: it is evaluated again, not kept.
+        self.assertIn("new catalog served; 1 of the fleet's 1 devices evaluated again", said)
+        self.assertRegex(said, r"the new catalog touches \d+ of its \d+ products: 1 of 1 devices "
+                         r"evaluated again")
         self.assertIn("failed: month 2020-Mar", said)
         self.assertIn("(serving the months it imported before)", said)
 

@@ -214,8 +214,12 @@ class CatalogSyncer {
           served_fingerprint_ = fingerprint;
           const std::chrono::duration<double> took = std::chrono::steady_clock::now() - evaluating;
           auto view = service_.view();
-          evaluated = fmt::format("; the fleet of {} devices evaluated again in {:.2f} s",
-                                  view ? (*view)->devices().size() : 0, took.count());
+          const std::size_t devices = view ? (*view)->devices().size() : 0;
+          const std::size_t kept = view ? (*view)->result().reused_devices() : 0;
+          evaluated = fmt::format(
+              "; {} of the fleet's {} devices evaluated again (the others' products are "
+              "untouched), in {:.2f} s with the change log",
+              devices - kept, devices, took.count());
           publish_freshness(service_, *documents, true);
         }
       }

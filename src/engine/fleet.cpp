@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "common/distinct.h"
@@ -122,6 +125,23 @@ struct LineStateHash {
   }
 };
 
+// Catalog numbers of an earlier catalog in this one (Profile::kNoKb, or a CVE index past the
+// end, where this one has none).
+struct Renumbering {
+  IndexedVector<KbIndex, KbIndex> kbs;
+  IndexedVector<CveIndex, CveIndex> cves;
+  Renumbering(const CatalogIndex& from, const CatalogIndex& to)
+      : kbs(from.kbs().size(), Profile::kNoKb),
+        cves(from.cves().size(), CveIndex{static_cast<std::uint32_t>(to.cves().size())}) {
+    for (KbIndex kb : from.kb_indices()) {
+      if (auto found = to.find_kb(from.kbs()[kb].kb)) kbs[kb] = *found;
+    }
+    for (CveIndex cve : from.cve_indices()) {
+      if (auto found = to.find_cve(from.cves()[cve].id)) cves[cve] = *found;
+    }
+  }
+};
+
 }  // namespace
 
 std::uint32_t Fleet::add(const inventory::Device& device) {
@@ -146,16 +166,23 @@ class Fleet::StateWork {
     SharedCache<ComponentResult> components, pieces;
     SharedCache<Residual> residuals;
   };
-  StateWork(const Fleet& fleet, const FleetResult& out, Caches& caches)
+  StateWork(const Fleet& fleet, const FleetResult& out, Caches& caches, const Reuse* reuse,
+            const Renumbering* renumbering)
       : fleet_(fleet),
         out_(out),
         caches_(caches),
+        reuse_(reuse),
+        renumbering_(renumbering),
         scratch_(*fleet.catalog_),
         satisfied_(fleet.catalog_->kbs().size()),
         line_satisfied_(fleet.catalog_->kbs().size()) {}
 
   // The state of device `d` (whose state was not seen before).
   FleetResult::State evaluate(std::size_t d) {
+    if (auto reused = reuse(d)) {
+      ++reused_;
+      return std::move(*reused);
+    }
     FleetResult::State state;
     state.kind = fleet_.devices_[d].kind;
     const Profile& profile = *out_.profiles_[state.kind];
@@ -199,8 +226,62 @@ class Fleet::StateWork {
     return state;
   }
 
+  std::size_t reused() const { return reused_; }
+  // The answers renumbered from the earlier evaluation, for FleetResult::results_.
+  std::vector<std::unique_ptr<ComponentResult>>& renumbered() { return renumbered_; }
+
  private:
   using ByComponent = std::vector<std::pair<std::int32_t, KbIndex>>;
+
+  // Device `d`'s state taken from the earlier evaluation (Options::reuse), when the device is
+  // evaluated alike there and its profile's answers are the same on both catalogs; else nullopt.
+  std::optional<FleetResult::State> reuse(std::size_t d) {
+    if (!reuse_ || reuse_->previous_device[d] == Reuse::kNone) return std::nullopt;
+    const FleetResult& previous = *reuse_->previous;
+    const FleetResult::State& old = previous.states_[previous.state_of(reuse_->previous_device[d])];
+    const std::uint32_t kind = fleet_.devices_[d].kind;
+    auto [known, inserted] = kinds_alike_.try_emplace({old.kind, kind}, false);
+    if (inserted) {
+      const Profile& then = *previous.profiles_[old.kind];
+      const Profile& now = *out_.profiles_[kind];
+      known->second = (reuse_->change ? reuse_->change->same_answers(then.key(), now.key())
+                                      : then.key() == now.key()) &&
+                      then.same_components(now);
+    }
+    if (!known->second) return std::nullopt;
+    FleetResult::State state;
+    state.kind = kind;
+    state.revision = old.revision;
+    state.revision_inferred = old.revision_inferred;
+    state.replaced = old.replaced;
+    state.missing = old.missing;
+    state.reused = true;
+    for (const ComponentResult* piece : old.pieces) {
+      const ComponentResult* now = renumber(*piece);
+      if (!now) return std::nullopt;
+      state.pieces.push_back(now);
+    }
+    return state;
+  }
+
+  // An earlier answer in this catalog's numbers (once per thread), null when it names a KB or CVE
+  // this catalog lacks (never for an untouched profile's).
+  const ComponentResult* renumber(const ComponentResult& then) {
+    auto [it, inserted] = renumbered_of_.try_emplace(&then, nullptr);
+    if (!inserted) return it->second;
+    auto now = std::make_unique<ComponentResult>(then);
+    for (OpenPair& pair : now->open) {
+      pair.cve = renumbering_->cves[pair.cve];
+      if (pair.cve.value() >= fleet_.catalog_->cves().size()) return nullptr;
+    }
+    for (Pick& pick : now->picks) {
+      pick.kb = renumbering_->kbs[pick.kb];
+      if (pick.kb == Profile::kNoKb) return nullptr;
+    }
+    it->second = now.get();
+    renumbered_.push_back(std::move(now));
+    return it->second;
+  }
 
   // The line state's satisfied KBs by component: shared by every device in that line state (of
   // one kind, revision and installed cumulative updates), so worked out once per thread.
@@ -278,6 +359,12 @@ class Fleet::StateWork {
   const Fleet& fleet_;
   const FleetResult& out_;
   Caches& caches_;
+  const Reuse* reuse_;
+  const Renumbering* renumbering_;
+  std::map<std::pair<std::uint32_t, std::uint32_t>, bool> kinds_alike_;  // (then, now) kinds
+  std::unordered_map<const ComponentResult*, const ComponentResult*> renumbered_of_;
+  std::vector<std::unique_ptr<ComponentResult>> renumbered_;
+  std::size_t reused_ = 0;
   Scratch scratch_;
   KbMarks satisfied_, line_satisfied_;
   std::vector<KbIndex> list_, line_list_, line_installed_, beyond_;
@@ -345,7 +432,11 @@ FleetResult Fleet::evaluate(const Options& options) const {
   const std::size_t count = devices_.size();
   const std::vector<std::uint64_t> hash = state_hashes(threads);
   StateWork::Caches caches;
+  std::optional<Renumbering> renumbering;
+  if (options.reuse) renumbering.emplace(*options.reuse->previous_catalog, *catalog_);
   std::vector<std::vector<FleetResult::State>> states(threads);
+  std::vector<std::vector<std::unique_ptr<ComponentResult>>> renumbered(threads);
+  std::atomic<std::size_t> reused{0};
   out.state_of_device_.assign(count, 0);
   run_on(threads, [&](unsigned t) {
     struct DeviceHash {
@@ -358,7 +449,7 @@ FleetResult Fleet::evaluate(const Options& options) const {
     };
     std::unordered_map<std::uint32_t, std::uint32_t, DeviceHash, DeviceEqual> state_of(
         1024, DeviceHash{&hash}, DeviceEqual{this});
-    StateWork work(*this, out, caches);
+    StateWork work(*this, out, caches, options.reuse, renumbering ? &*renumbering : nullptr);
     for (std::size_t d = 0; d < count; ++d) {
       if (t == 0 && d % 65536 == 0 && d > 0 && options.progress) options.progress(d, count);
       if (hash[d] % threads != t) continue;
@@ -367,6 +458,8 @@ FleetResult Fleet::evaluate(const Options& options) const {
       out.state_of_device_[d] = it->second;
       if (inserted) states[t].push_back(work.evaluate(d));
     }
+    reused += work.reused();
+    renumbered[t] = std::move(work.renumbered());
   });
 
   // One numbering of the states: thread t's come after those of threads before it.
@@ -385,8 +478,18 @@ FleetResult Fleet::evaluate(const Options& options) const {
   caches.components.move_into(out.results_);
   caches.pieces.move_into(out.results_);
   caches.residuals.move_into(out.residuals_);
+  for (auto& per_thread : renumbered) {
+    for (auto& r : per_thread) out.results_.push_back(std::move(r));
+  }
+  out.reused_states_ = reused.load();
   if (options.progress) options.progress(count, count);
   return out;
+}
+
+std::size_t FleetResult::reused_devices() const {
+  return static_cast<std::size_t>(
+      std::count_if(state_of_device_.begin(), state_of_device_.end(),
+                    [&](std::uint32_t s) { return states_[s].reused; }));
 }
 
 std::size_t FleetResult::missing_count(std::uint32_t device) const {

@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/catalog_change.h"
 #include "engine/evaluate.h"
 #include "engine/profile.h"
 
@@ -31,9 +32,24 @@ class Fleet {
   std::size_t size() const { return devices_.size(); }
   std::size_t kind_count() const { return kinds_.size(); }
 
+  // An earlier evaluation of (mostly) the same devices, on this catalog or an older one: a state
+  // whose device is evaluated alike and whose profile the catalog change leaves untouched
+  // (CatalogChange::same_answers) takes its answer from there, renumbered into this catalog,
+  // instead of being evaluated again. The answers are the same as without it.
+  struct Reuse {
+    static constexpr std::uint32_t kNone = 0xffffffffu;
+    const FleetResult* previous = nullptr;
+    const CatalogIndex* previous_catalog = nullptr;
+    const CatalogChange* change = nullptr;  // null: the same catalog
+    // By device of this fleet: its number in `previous` when its inventory is evaluated alike
+    // there, else kNone.
+    std::vector<std::uint32_t> previous_device;
+  };
+
   struct Options {
     std::string as_of;     // "YYYY-MM-DD": only KBs released by then count; "" for all
     unsigned threads = 0;  // 0: all cores
+    const Reuse* reuse = nullptr;
     // Called now and then, from one thread, with the devices done so far and the total.
     std::function<void(std::size_t done, std::size_t total)> progress;
   };
@@ -74,6 +90,10 @@ class FleetResult {
   std::size_t device_count() const { return state_of_device_.size(); }
   std::size_t distinct_states() const { return states_.size(); }
   std::size_t component_evaluations() const { return component_evaluations_; }
+  // Of the distinct states, those taken from Options::reuse rather than evaluated, and the devices
+  // in them.
+  std::size_t reused_states() const { return reused_states_; }
+  std::size_t reused_devices() const;
   std::size_t missing_count(std::uint32_t device) const;
   std::optional<int> revision(std::uint32_t device) const;
   // The catalog products the device runs (its OS first, then the OS's components).
@@ -115,6 +135,7 @@ class FleetResult {
     std::vector<std::uint32_t> replaced;
     std::vector<const ComponentResult*> pieces;
     std::size_t missing = 0;
+    bool reused = false;  // taken from Options::reuse
   };
   const CatalogIndex* catalog_ = nullptr;
   std::vector<std::unique_ptr<Profile>> profiles_;  // by kind
@@ -125,6 +146,7 @@ class FleetResult {
   std::vector<State> states_;
   std::vector<std::uint32_t> state_of_device_;
   std::size_t component_evaluations_ = 0;
+  std::size_t reused_states_ = 0;
 };
 
 }  // namespace kbgap::engine

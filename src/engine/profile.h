@@ -118,6 +118,11 @@ class Profile {
   const ProfileKey& key() const { return key_; }
   const std::vector<ProductIndex>& products() const { return key_.products; }
   std::uint32_t component_count() const { return static_cast<std::uint32_t>(components_.size()); }
+  // Are the fixes split alike, component for component (fixes numbered in the same order)? Then
+  // a component's answer on one profile is the same component's on the other.
+  bool same_components(const Profile& other) const {
+    return fixes_.size() == other.fixes_.size() && components_ == other.components_;
+  }
   // The component whose outcome the satisfaction of `kb` can change; -1 when none.
   std::int32_t component_of(KbIndex kb) const { return component_of_kb_[kb]; }
 

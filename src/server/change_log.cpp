@@ -14,15 +14,6 @@
 
 namespace kbgap::server {
 
-bool same_evaluation_inputs(const inventory::Device& a, const inventory::Device& b) {
-  auto inputs = [](const inventory::Device& d) {
-    return std::tie(d.os_name, d.os_family, d.version, d.edition, d.server_core, d.azure_edition,
-                    d.hotpatch_enrolled, d.service_pack, d.architecture, d.major, d.minor, d.build,
-                    d.revision, d.revision_inferred, d.installed_kbs, d.software);
-  };
-  return inputs(a) == inputs(b);
-}
-
 namespace {
 
 // A device's open rows, as the exports render them but without a string made: in catalog
@@ -127,8 +118,13 @@ Result<DiffStats> diff_snapshots(
   const bool same_catalog = &before.catalog() == &after.catalog();
   const auto& old_devices = before.devices();
   const auto& new_devices = after.devices();
-  std::optional<engine::CatalogChange> catalog_change;
-  if (!same_catalog) catalog_change.emplace(before.catalog(), after.catalog());
+  // The snapshot's own comparison of the catalogs, when it was built from `before`.
+  std::optional<engine::CatalogChange> own_change;
+  const engine::CatalogChange* catalog_change = after.catalog_change(before.catalog());
+  if (!same_catalog && !catalog_change) {
+    own_change.emplace(before.catalog(), after.catalog());
+    catalog_change = &*own_change;
+  }
   // A device whose inventory is evaluated alike, on a catalog that changes none of its products,
   // has the same rows in both snapshots.
   auto unchanged = [&](std::uint32_t b, std::uint32_t a) {

@@ -17,10 +17,6 @@
 
 namespace kbgap::server {
 
-// Whether two inventories of a device are evaluated alike on one catalog: every field the engine
-// reads is equal (its name, tags, addresses and times aside).
-bool same_evaluation_inputs(const inventory::Device& a, const inventory::Device& b);
-
 // The changes from `before` to `after`, as change sets (devices whose rows changed alike share
 // one), handed to `sink` in chunks of about `chunk` devices and rows as they are found (a new
 // catalog month touches every device: they are not all held at once), by one thread at a time,

@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 #include <cassert>
 #include <set>
+#include <tuple>
 
 #include "api/defender_dto.h"
 #include "common/distinct.h"
@@ -34,9 +35,18 @@ bool owns_name_before(const inventory::Device& a, const inventory::Device& b) {
 
 }  // namespace
 
+bool same_evaluation_inputs(const inventory::Device& a, const inventory::Device& b) {
+  auto inputs = [](const inventory::Device& d) {
+    return std::tie(d.os_name, d.os_family, d.version, d.edition, d.server_core, d.azure_edition,
+                    d.hotpatch_enrolled, d.service_pack, d.architecture, d.major, d.minor, d.build,
+                    d.revision, d.revision_inferred, d.installed_kbs, d.software);
+  };
+  return inputs(a) == inputs(b);
+}
+
 std::shared_ptr<const FleetView> FleetView::build(
     std::shared_ptr<const engine::CatalogIndex> catalog, std::vector<inventory::Device> devices,
-    std::int64_t version, unsigned threads) {
+    std::int64_t version, unsigned threads, const FleetView* previous) {
   auto view = std::make_shared<FleetView>();
   view->catalog_ = std::move(catalog);
   view->devices_ = std::move(devices);
@@ -52,6 +62,26 @@ std::shared_ptr<const FleetView> FleetView::build(
   }
   engine::Fleet::Options options;
   options.threads = threads;
+  engine::Fleet::Reuse reuse;
+  if (previous) {
+    if (&previous->catalog() != view->catalog_.get()) {
+      view->change_from_ = previous->catalog_;
+      view->change_ =
+          std::make_shared<const engine::CatalogChange>(previous->catalog(), *view->catalog_);
+    }
+    reuse.previous = previous->result_.get();
+    reuse.previous_catalog = &previous->catalog();
+    reuse.change = view->change_.get();
+    reuse.previous_device.assign(view->devices_.size(), engine::Fleet::Reuse::kNone);
+    for (std::uint32_t i = 0; i < view->devices_.size(); ++i) {
+      auto it = previous->by_id_.find(view->devices_[i].id);
+      if (it != previous->by_id_.end() &&
+          same_evaluation_inputs(previous->devices_[it->second], view->devices_[i])) {
+        reuse.previous_device[i] = it->second;
+      }
+    }
+    options.reuse = &reuse;
+  }
   view->result_ = std::make_unique<engine::FleetResult>(fleet.evaluate(options));
   // The products each device runs are its profile's: named once more as productsNames names.
   for (std::uint32_t i = 0; i < view->devices_.size(); ++i) {

@@ -59,11 +59,25 @@ struct FleetFacts {
   std::uint64_t rows() const { return rows_before.empty() ? 0 : rows_before.back(); }
 };
 
+// Whether two inventories of a device are evaluated alike on one catalog: every field the engine
+// reads is equal (its name, tags, addresses and times aside).
+bool same_evaluation_inputs(const inventory::Device& a, const inventory::Device& b);
+
 class FleetView {
  public:
+  // With `previous` (the snapshot this one replaces), a device evaluated alike there whose
+  // products the catalog change leaves untouched takes its answer from it (engine::Fleet::Reuse)
+  // rather than being evaluated again; the answers are the same.
   static std::shared_ptr<const FleetView> build(std::shared_ptr<const engine::CatalogIndex> catalog,
                                                 std::vector<inventory::Device> devices,
-                                                std::int64_t version, unsigned threads);
+                                                std::int64_t version, unsigned threads,
+                                                const FleetView* previous = nullptr);
+  // What the catalog changed from `previous`'s, when this snapshot was built from a previous one on
+  // another catalog, `from`: null otherwise.
+  const engine::CatalogChange* catalog_change(const engine::CatalogIndex& from) const {
+    const auto was = change_from_.lock();
+    return was && was.get() == &from ? change_.get() : nullptr;
+  }
 
   std::int64_t version() const { return version_; }
   const engine::CatalogIndex& catalog() const { return *catalog_; }
@@ -117,6 +131,8 @@ class FleetView {
   std::int64_t version_ = 0;
   std::unordered_map<std::string, std::uint32_t> by_id_, by_name_;
   std::unique_ptr<engine::FleetResult> result_;
+  std::weak_ptr<const engine::CatalogIndex> change_from_;  // not kept alive by this
+  std::shared_ptr<const engine::CatalogChange> change_;
   std::vector<std::vector<std::string>> software_of_;
   mutable std::once_flag facts_once_;
   mutable std::atomic<bool> facts_ready_{false};
