@@ -27,15 +27,20 @@ for _ in $(seq 100); do [ -f "$work/cvrf-port" ] && break; sleep 0.1; done
 source_url="http://127.0.0.1:$(cat "$work/cvrf-port")"
 export CI=true
 
-revise() {  # a later revision of 2026-May: a new current release date and revision number, and its
-            # first CVE rescored (9.<the stamp's last day digit>), as MSRC's revisions do
+revise() {  # a later revision of 2026-May: a new current release date and revision number, and
+            # its first CVE fixed by a Windows update (a KB 5xxxxxx) rescored (9.<the stamp's last
+            # digit of the day>) on every product, as MSRC's revisions do
   /usr/bin/python3 - "$work/docs/cvrfDocument-2026-May.xml" "$1" <<'PY'
 import re, sys
 path, stamp = sys.argv[1], sys.argv[2]
 xml = open(path, encoding="utf-8").read()
 xml = re.sub(r"<cvrf:CurrentReleaseDate>[^<]*<", f"<cvrf:CurrentReleaseDate>{stamp}<", xml, count=1)
 xml = re.sub(r"(<cvrf:Revision>\s*<cvrf:Number>)[^<]*", r"\g<1>" + stamp[:10].replace("-", ""), xml, count=1)
-xml = re.sub(r"<vuln:BaseScore>[^<]*<", f"<vuln:BaseScore>9.{stamp[9]}<", xml, count=1)
+def rescore(m):
+    return re.sub(r"<vuln:BaseScore>[^<]*<", f"<vuln:BaseScore>9.{stamp[9]}<", m.group(0))
+vulns = list(re.finditer(r"<vuln:Vulnerability\b.*?</vuln:Vulnerability>", xml, re.S))
+first = next(v for v in vulns if re.search(r"<vuln:Description>5\d{6}</vuln:Description>", v.group(0)))
+xml = xml[:first.start()] + rescore(first) + xml[first.end():]
 open(path, "w", encoding="utf-8").write(xml)
 PY
 }

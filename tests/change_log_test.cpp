@@ -291,12 +291,13 @@ void add_unrelated_product(catalog::CatalogData& data, std::mt19937& random) {
 
 // Revisions of a catalog of the kinds MSRC publishes, at random: a CVE rescored or its threats
 // restated, a fixed build corrected, a KB withdrawn from a CVE or moved to another product,
-// supersedence added or removed, an update's kind restated, a product renamed, a new product.
+// supersedence added or removed, an update's kind restated, a product renamed, a new product, a
+// month retitled or redated, a CVE's title, dates or disclosure restated, a KB's link changed.
 void revise(catalog::CatalogData& data, std::mt19937& random) {
   auto pick = [&](auto& items) -> auto& {
     return items[random() % items.size()];
   };
-  switch (random() % 9) {
+  switch (random() % 12) {
     case 0: {
       auto& cve = pick(data.cves);
       cve.cvss_base = cve.cvss_base.value_or(5.0) + 0.5;
@@ -341,6 +342,29 @@ void revise(catalog::CatalogData& data, std::mt19937& random) {
     case 7:
       add_unrelated_product(data, random);
       break;
+    case 8: {
+      auto& month = pick(data.documents);
+      if (random() % 2 == 0) {
+        month.title += " (revised)";
+      } else {
+        month.initial_release.replace(8, 2, "28");  // another day of the month
+      }
+      break;
+    }
+    case 9: {
+      auto& cve = pick(data.cves);
+      cve.title += " (revised)";
+      cve.updated = "2026-11-30T00:00:00Z";
+      cve.publicly_disclosed = !cve.publicly_disclosed.value_or(false);
+      break;
+    }
+    case 10: {
+      const catalog::KbNumber kb = pick(data.fixes).kb;
+      for (auto& fix : data.fixes) {
+        if (fix.kb == kb) fix.url = "https://support.microsoft.com/help/" + std::to_string(kb);
+      }
+      break;
+    }
     default:
       pick(data.fixes).product_id = pick(data.products).id;
       break;

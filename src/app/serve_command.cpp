@@ -207,15 +207,15 @@ class CatalogSyncer {
         const auto evaluating = std::chrono::steady_clock::now();
         auto replaced = index ? service_.replace_catalog(
                                     std::make_shared<const engine::CatalogIndex>(std::move(*index)))
-                              : Result<void>(index.error());
+                              : Result<std::shared_ptr<const server::FleetView>>(index.error());
         if (!replaced) {
           reload_error = replaced.error().message;
         } else {
           served_fingerprint_ = fingerprint;
           const std::chrono::duration<double> took = std::chrono::steady_clock::now() - evaluating;
-          auto view = service_.view();
-          const std::size_t devices = view ? (*view)->devices().size() : 0;
-          const std::size_t kept = view ? (*view)->result().reused_devices() : 0;
+          const server::FleetView& view = **replaced;  // not a write's reload since
+          const std::size_t devices = view.devices().size();
+          const std::size_t kept = view.result().reused_devices();
           evaluated = fmt::format(
               "; {} of the fleet's {} devices evaluated again (the others' products are "
               "untouched), in {:.2f} s with the change log",

@@ -80,9 +80,10 @@ std::string line_key(const CatalogIndex& c, int line) {
 }
 
 auto product_record(const CatalogIndex& c, const ProductInfo& p) {
-  return std::make_tuple(
-      p.id, p.name, p.snake_name, p.role, ids_of(c, p.components), line_key(c, p.line),
-      p.delivered_by_host ? c.products()[*p.delivered_by_host].id : "", fixes_record(c, p));
+  const ProductInfo* host = p.delivered_by_host ? &c.products()[*p.delivered_by_host] : nullptr;
+  return std::make_tuple(p.id, p.name, p.snake_name, p.role, ids_of(c, p.components),
+                         line_key(c, p.line), host ? host->id : "",
+                         host ? line_key(c, host->line) : "", fixes_record(c, p));
 }
 
 // Each line's places (KB number, position, carried), sorted.

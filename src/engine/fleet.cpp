@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -125,21 +126,57 @@ struct LineStateHash {
   }
 };
 
-// Catalog numbers of an earlier catalog in this one (Profile::kNoKb, or a CVE index past the
-// end, where this one has none).
-struct Renumbering {
-  IndexedVector<KbIndex, KbIndex> kbs;
-  IndexedVector<CveIndex, CveIndex> cves;
+// An earlier evaluation's answers in this catalog's numbers (KBs by number, CVEs by id), each made
+// once for all threads, so a snapshot built from the one before shares its answers between states
+// as one built from scratch does.
+class Renumbering {
+ public:
   Renumbering(const CatalogIndex& from, const CatalogIndex& to)
-      : kbs(from.kbs().size(), Profile::kNoKb),
-        cves(from.cves().size(), CveIndex{static_cast<std::uint32_t>(to.cves().size())}) {
+      : kbs_(from.kbs().size(), Profile::kNoKb), cves_(from.cves().size(), kNoCve) {
     for (KbIndex kb : from.kb_indices()) {
-      if (auto found = to.find_kb(from.kbs()[kb].kb)) kbs[kb] = *found;
+      if (auto found = to.find_kb(from.kbs()[kb].kb)) kbs_[kb] = *found;
     }
     for (CveIndex cve : from.cve_indices()) {
-      if (auto found = to.find_cve(from.cves()[cve].id)) cves[cve] = *found;
+      if (auto found = to.find_cve(from.cves()[cve].id)) cves_[cve] = *found;
     }
   }
+  // Null when it names a KB or CVE this catalog lacks (never an untouched profile's answer).
+  const ComponentResult* renumber(const ComponentResult& then) {
+    Shard& shard = shards_[std::hash<const void*>{}(&then) % kShards];
+    std::lock_guard lock(shard.mutex);
+    auto [it, inserted] = shard.of.try_emplace(&then, nullptr);
+    if (!inserted) return it->second;
+    auto now = std::make_unique<ComponentResult>(then);
+    for (OpenPair& pair : now->open) {
+      pair.cve = cves_[pair.cve];
+      if (pair.cve == kNoCve) return nullptr;
+    }
+    for (Pick& pick : now->picks) {
+      pick.kb = kbs_[pick.kb];
+      if (pick.kb == Profile::kNoKb) return nullptr;
+    }
+    it->second = now.get();
+    shard.made.push_back(std::move(now));
+    return it->second;
+  }
+  void move_into(std::vector<std::unique_ptr<ComponentResult>>& out) {
+    for (Shard& shard : shards_) {
+      for (auto& r : shard.made) out.push_back(std::move(r));
+      shard.made.clear();
+    }
+  }
+
+ private:
+  static constexpr CveIndex kNoCve{std::numeric_limits<std::uint32_t>::max()};
+  static constexpr std::size_t kShards = 64;
+  struct Shard {
+    std::mutex mutex;
+    std::unordered_map<const ComponentResult*, const ComponentResult*> of;
+    std::vector<std::unique_ptr<ComponentResult>> made;
+  };
+  IndexedVector<KbIndex, KbIndex> kbs_;
+  IndexedVector<CveIndex, CveIndex> cves_;
+  Shard shards_[kShards];
 };
 
 }  // namespace
@@ -167,7 +204,7 @@ class Fleet::StateWork {
     SharedCache<Residual> residuals;
   };
   StateWork(const Fleet& fleet, const FleetResult& out, Caches& caches, const Reuse* reuse,
-            const Renumbering* renumbering)
+            Renumbering* renumbering)
       : fleet_(fleet),
         out_(out),
         caches_(caches),
@@ -227,8 +264,6 @@ class Fleet::StateWork {
   }
 
   std::size_t reused() const { return reused_; }
-  // The answers renumbered from the earlier evaluation, for FleetResult::results_.
-  std::vector<std::unique_ptr<ComponentResult>>& renumbered() { return renumbered_; }
 
  private:
   using ByComponent = std::vector<std::pair<std::int32_t, KbIndex>>;
@@ -257,30 +292,11 @@ class Fleet::StateWork {
     state.missing = old.missing;
     state.reused = true;
     for (const ComponentResult* piece : old.pieces) {
-      const ComponentResult* now = renumber(*piece);
+      const ComponentResult* now = renumbering_->renumber(*piece);
       if (!now) return std::nullopt;
       state.pieces.push_back(now);
     }
     return state;
-  }
-
-  // An earlier answer in this catalog's numbers (once per thread), null when it names a KB or CVE
-  // this catalog lacks (never for an untouched profile's).
-  const ComponentResult* renumber(const ComponentResult& then) {
-    auto [it, inserted] = renumbered_of_.try_emplace(&then, nullptr);
-    if (!inserted) return it->second;
-    auto now = std::make_unique<ComponentResult>(then);
-    for (OpenPair& pair : now->open) {
-      pair.cve = renumbering_->cves[pair.cve];
-      if (pair.cve.value() >= fleet_.catalog_->cves().size()) return nullptr;
-    }
-    for (Pick& pick : now->picks) {
-      pick.kb = renumbering_->kbs[pick.kb];
-      if (pick.kb == Profile::kNoKb) return nullptr;
-    }
-    it->second = now.get();
-    renumbered_.push_back(std::move(now));
-    return it->second;
   }
 
   // The line state's satisfied KBs by component: shared by every device in that line state (of
@@ -360,10 +376,8 @@ class Fleet::StateWork {
   const FleetResult& out_;
   Caches& caches_;
   const Reuse* reuse_;
-  const Renumbering* renumbering_;
+  Renumbering* renumbering_;
   std::map<std::pair<std::uint32_t, std::uint32_t>, bool> kinds_alike_;  // (then, now) kinds
-  std::unordered_map<const ComponentResult*, const ComponentResult*> renumbered_of_;
-  std::vector<std::unique_ptr<ComponentResult>> renumbered_;
   std::size_t reused_ = 0;
   Scratch scratch_;
   KbMarks satisfied_, line_satisfied_;
@@ -435,7 +449,6 @@ FleetResult Fleet::evaluate(const Options& options) const {
   std::optional<Renumbering> renumbering;
   if (options.reuse) renumbering.emplace(*options.reuse->previous_catalog, *catalog_);
   std::vector<std::vector<FleetResult::State>> states(threads);
-  std::vector<std::vector<std::unique_ptr<ComponentResult>>> renumbered(threads);
   std::atomic<std::size_t> reused{0};
   out.state_of_device_.assign(count, 0);
   run_on(threads, [&](unsigned t) {
@@ -459,7 +472,6 @@ FleetResult Fleet::evaluate(const Options& options) const {
       if (inserted) states[t].push_back(work.evaluate(d));
     }
     reused += work.reused();
-    renumbered[t] = std::move(work.renumbered());
   });
 
   // One numbering of the states: thread t's come after those of threads before it.
@@ -478,9 +490,7 @@ FleetResult Fleet::evaluate(const Options& options) const {
   caches.components.move_into(out.results_);
   caches.pieces.move_into(out.results_);
   caches.residuals.move_into(out.residuals_);
-  for (auto& per_thread : renumbered) {
-    for (auto& r : per_thread) out.results_.push_back(std::move(r));
-  }
+  if (renumbering) renumbering->move_into(out.results_);
   out.reused_states_ = reused.load();
   if (options.progress) options.progress(count, count);
   return out;

@@ -165,13 +165,12 @@ Result<bool> Service::remove_device(std::string_view id) {
   return removed;
 }
 
-Result<void> Service::replace_catalog(std::shared_ptr<const engine::CatalogIndex> catalog) {
+Result<std::shared_ptr<const FleetView>> Service::replace_catalog(
+    std::shared_ptr<const engine::CatalogIndex> catalog) {
   std::lock_guard lock(reload_mutex_);
   auto version = devices_->version();
   if (!version) return version.error();
-  auto reloaded = reload(*version, std::move(catalog));
-  if (!reloaded) return reloaded.error();
-  return ok_result();
+  return reload(*version, std::move(catalog));
 }
 
 CatalogStatus Service::catalog_status() const {

@@ -34,9 +34,11 @@ class Service {
           std::unique_ptr<store::DeviceStore> devices, unsigned threads);
 
   std::shared_ptr<const engine::CatalogIndex> catalog() const { return catalog_.load(); }
-  // A newer catalog: the fleet is evaluated again on the caller's thread while reads go on
-  // from the current snapshot, which the new one then replaces.
-  Result<void> replace_catalog(std::shared_ptr<const engine::CatalogIndex> catalog);
+  // A newer catalog: the fleet is evaluated again (the devices whose products it touches) on the
+  // caller's thread while reads go on from the current snapshot, which the new one then
+  // replaces. Returns the new snapshot.
+  Result<std::shared_ptr<const FleetView>> replace_catalog(
+      std::shared_ptr<const engine::CatalogIndex> catalog);
   CatalogStatus catalog_status() const;
   void update_catalog_status(const std::function<void(CatalogStatus&)>& change);
   // The snapshot at the store's current fleet version (blocking: may reload the fleet).
