@@ -155,8 +155,9 @@ int main(int argc, char** argv) {
     std::shared_ptr<const engine::CatalogIndex> shared(&index, [](const engine::CatalogIndex*) {});
     auto t = std::chrono::steady_clock::now();
     auto before = server::FleetView::build(shared, kept, 1, threads);
-    std::printf("change log: the fleet's snapshot built from scratch in %.2f s (every device evaluated)\n",
-                seconds_since(t));
+    std::printf(
+        "change log: the fleet's snapshot built from scratch in %.2f s (every device evaluated)\n",
+        seconds_since(t));
     // The snapshot the server would serve next (built and timed), diffed with `from`.
     auto diff = [&](const char* what, const server::FleetView& from,
                     std::shared_ptr<const engine::CatalogIndex> catalog,
