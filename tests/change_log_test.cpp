@@ -465,7 +465,7 @@ TEST(ChangeLog, ACatalogChangeIsComparedOnlyOnTheDevicesItTouches) {
     // devices not compared are those whose answers were taken from the snapshot before, the same
     // as evaluated (next_snapshot).
     std::size_t partial = 0, changed = 0;
-    for (int round = 0; round < 100; ++round) {
+    for (int round = 0; round < 40; ++round) {
       catalog::CatalogData revised = data;
       for (int r = 1 + static_cast<int>(random() % 3); r > 0; --r) revise(revised, random);
       SCOPED_TRACE(round);
@@ -477,8 +477,8 @@ TEST(ChangeLog, ACatalogChangeIsComparedOnlyOnTheDevicesItTouches) {
       if (::testing::Test::HasFailure()) break;
     }
     // Most revisions leave most products alone, and some change rows.
-    EXPECT_GT(partial, 50u);
-    EXPECT_GT(changed, 12u);
+    EXPECT_GT(partial, 20u);
+    EXPECT_GT(changed, 5u);
   }
 }
 
