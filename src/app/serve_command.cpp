@@ -213,7 +213,8 @@ class CatalogSyncer {
         } else {
           served_fingerprint_ = fingerprint;
           const std::chrono::duration<double> took = std::chrono::steady_clock::now() - evaluating;
-          const server::FleetView& view = **replaced;  // not a write's reload since
+          // The snapshot this catalog change built (a write may have reloaded since).
+          const server::FleetView& view = **replaced;
           const std::size_t devices = view.devices().size();
           const std::size_t kept = view.result().reused_devices();
           evaluated = fmt::format(
