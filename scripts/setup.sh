@@ -12,6 +12,8 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev
   libpugixml-dev libsqlite3-dev libcli11-dev libspdlog-dev libfmt-dev
   libssl-dev libpq-dev libtomlplusplus-dev
+  # the PostgreSQL backend's tests start a throwaway server of their own (scripts/pg_server.sh)
+  postgresql
   # fetching (catalog sync, issuers' JWKS) and archives (catalog import and fetch)
   libcurl4-openssl-dev libarchive-dev
   # WES-NG's definitions (catalog before 2016) are CSV

@@ -251,23 +251,6 @@ TEST(CatalogImport, ReimportingTheSameDocumentChangesNothing) {
 }
 
 // A newer revision of a month: same document with a later CurrentReleaseDate and one fewer CVE.
-std::string newer_revision_of_march_2020(std::size_t* vulnerabilities) {
-  std::string xml = real_document("2020-Mar");
-  auto replace = [&](const std::string& from, const std::string& to) {
-    auto pos = xml.find(from);
-    if (pos == std::string::npos) throw std::runtime_error("not in document: " + from);
-    xml.replace(pos, from.size(), to);
-  };
-  replace("<cvrf:CurrentReleaseDate>2020-04-01T07:00:00Z",
-          "<cvrf:CurrentReleaseDate>2020-05-01T07:00:00Z");
-  replace("<cvrf:Number>11</cvrf:Number>", "<cvrf:Number>12</cvrf:Number>");
-  auto start = xml.find("<vuln:Vulnerability ");
-  auto end = xml.find("</vuln:Vulnerability>", start) + std::string("</vuln:Vulnerability>").size();
-  xml.erase(start, end - start);
-  *vulnerabilities = test::count_occurrences(xml, "<vuln:Vulnerability ");
-  return xml;
-}
-
 TEST(CatalogImport, NewerRevisionReplacesTheMonthWithoutDuplicates) {
   TempDir dir;
   auto store = open_store(dir);
@@ -280,7 +263,7 @@ TEST(CatalogImport, NewerRevisionReplacesTheMonthWithoutDuplicates) {
   std::size_t expected_vulns = 0;
   TempDir newer;
   auto second = import_paths(
-      *store, {write_doc(newer, "2020-Mar", newer_revision_of_march_2020(&expected_vulns))});
+      *store, {write_doc(newer, "2020-Mar", test::newer_revision_of_march_2020(&expected_vulns))});
   ASSERT_TRUE(second) << second.error().message;
   EXPECT_EQ(second->count(DocumentOutcome::kReplaced), 1);
   auto docs = store->documents();

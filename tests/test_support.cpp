@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <random>
@@ -14,6 +15,7 @@
 
 #include "catalog/bundled_catalog.h"
 #include "catalog/tar_zst_reader.h"
+#include "store/postgres/pg_db.h"
 
 namespace kbgap::test {
 
@@ -81,6 +83,58 @@ std::string read_file(const std::filesystem::path& path) {
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+std::string newer_revision_of_march_2020(std::size_t* vulnerabilities) {
+  std::string xml = real_document("2020-Mar");
+  auto replace = [&](const std::string& from, const std::string& to) {
+    auto pos = xml.find(from);
+    if (pos == std::string::npos) throw std::runtime_error("not in document: " + from);
+    xml.replace(pos, from.size(), to);
+  };
+  replace("<cvrf:CurrentReleaseDate>2020-04-01T07:00:00Z",
+          "<cvrf:CurrentReleaseDate>2020-05-01T07:00:00Z");
+  replace("<cvrf:Number>11</cvrf:Number>", "<cvrf:Number>12</cvrf:Number>");
+  auto start = xml.find("<vuln:Vulnerability ");
+  auto end = xml.find("</vuln:Vulnerability>", start) + std::string("</vuln:Vulnerability>").size();
+  xml.erase(start, end - start);
+  *vulnerabilities = count_occurrences(xml, "<vuln:Vulnerability ");
+  return xml;
+}
+
+TempPgDatabase::TempPgDatabase() {
+  const char* file = std::getenv("KBGAP_TEST_POSTGRES");
+  if (file == nullptr || *file == '\0') return;
+  std::ifstream in(file);
+  if (!in || !std::getline(in, admin_url_) || admin_url_.empty()) {
+    throw std::runtime_error(fmt::format("KBGAP_TEST_POSTGRES: cannot read a URL from {}", file));
+  }
+  static std::atomic<int> made{0};
+  name_ = fmt::format("kbgap_test_{}_{}", ::getpid(), made++);
+  auto admin = store::postgres::Connection::open(admin_url_);
+  if (!admin) throw std::runtime_error(admin.error().message);
+  if (auto r = admin->exec(fmt::format("DROP DATABASE IF EXISTS {} WITH (FORCE)", name_)); !r) {
+    throw std::runtime_error(r.error().message);
+  }
+  if (auto r = admin->exec(fmt::format("CREATE DATABASE {}", name_)); !r) {
+    throw std::runtime_error(r.error().message);
+  }
+  // The admin URL ends in /postgres (scripts/pg_server.sh).
+  url_ = admin_url_.substr(0, admin_url_.rfind('/') + 1) + name_;
+}
+
+TempPgDatabase::~TempPgDatabase() {
+  if (url_.empty()) return;
+  if (auto admin = store::postgres::Connection::open(admin_url_)) {
+    (void)admin->exec(fmt::format("DROP DATABASE IF EXISTS {} WITH (FORCE)", name_));
+  }
+}
+
+bool TempPgDatabase::sql(const std::string& statements, std::string* error) const {
+  auto c = store::postgres::Connection::open(url_);
+  auto done = c ? c->exec(statements) : Result<void>(c.error());
+  if (!done && error) *error = done.error().message;
+  return done.ok();
 }
 
 CommandResult run_kbgap(const std::string& args) {

@@ -12,6 +12,7 @@ enum class ErrorCode {
   kNotFound,      // a named thing does not exist
   kIo,            // the operating system refused a read or write
   kStorage,       // the database failed
+  kUnavailable,   // the database cannot be reached now (down, restarting): worth retrying
   kInternal,      // a bug: an invariant did not hold
 };
 
@@ -28,6 +29,9 @@ inline Error io_error(std::string message) {
 }
 inline Error storage_error(std::string message) {
   return {ErrorCode::kStorage, std::move(message)};
+}
+inline Error unavailable_error(std::string message) {
+  return {ErrorCode::kUnavailable, std::move(message)};
 }
 
 // A value or an Error. Deliberately small: check ok(), then use value() or error().

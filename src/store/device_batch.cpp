@@ -58,4 +58,63 @@ Result<std::vector<PreparedDevice>> prepare_batch(const std::vector<inventory::D
   return out;
 }
 
+Result<inventory::Device> read_stored_device(std::string_view id, std::string_view inventory,
+                                             std::string_view first_seen,
+                                             std::string_view last_seen) {
+  // The times are the columns' (below): a row an older kbgap wrote with times as given is not
+  // damaged for that.
+  auto read = inventory::parse_kbgap_json(inventory, "stored", inventory::TimeFields::kIgnore);
+  if (!read) return read.error();
+  if (read->size() != 1 || read->front().device.id != id) {
+    return invalid_input("stored: the row's inventory is of another device");
+  }
+  inventory::Device d = std::move(read->front().device);
+  for (auto [column, time] : {std::pair{first_seen, &d.first_seen}, {last_seen, &d.last_seen}}) {
+    auto utc = utc_time_from_rfc3339(column);
+    *time = utc ? std::move(*utc) : std::string();
+  }
+  return d;
+}
+
+std::string change_rows_json(const ChangeSet& set) {
+  boost::json::array rows;
+  rows.reserve(set.rows.size());
+  for (const auto& [status, r] : set.rows) {
+    rows.push_back(boost::json::array{status, r.software, r.version, r.cve, r.cvss, r.severity,
+                                      r.exploitability, r.kb, r.kb_name, r.kb_url});
+  }
+  return boost::json::serialize(rows);
+}
+
+Result<std::vector<std::pair<std::string, VulnerabilityRow>>> parse_change_rows(
+    std::string_view text, std::string_view where) {
+  // Written by change_rows_json above; a row that does not read back is a damaged database.
+  std::vector<std::pair<std::string, VulnerabilityRow>> out;
+  boost::system::error_code ec;
+  const boost::json::value parsed = boost::json::parse(text, ec);
+  const auto* rows = ec ? nullptr : parsed.if_array();
+  if (!rows) return storage_error(fmt::format("{} is not JSON", where));
+  for (const auto& v : *rows) {
+    const auto* a = v.if_array();
+    if (!a || a->size() != 10 || !(*a)[0].is_string() || !(*a)[1].is_string() ||
+        !(*a)[2].is_string() || !(*a)[3].is_string() || !(*a)[4].is_number() ||
+        !(*a)[5].is_string() || !(*a)[6].is_string() || !(*a)[7].is_int64() ||
+        !(*a)[8].is_string() || !(*a)[9].is_string()) {
+      return storage_error(fmt::format("{} has a malformed row", where));
+    }
+    VulnerabilityRow r;
+    r.software = (*a)[1].as_string();
+    r.version = (*a)[2].as_string();
+    r.cve = (*a)[3].as_string();
+    r.cvss = (*a)[4].to_number<double>();
+    r.severity = (*a)[5].as_string();
+    r.exploitability = (*a)[6].as_string();
+    r.kb = (*a)[7].as_int64();
+    r.kb_name = (*a)[8].as_string();
+    r.kb_url = (*a)[9].as_string();
+    out.emplace_back(std::string((*a)[0].as_string()), std::move(r));
+  }
+  return out;
+}
+
 }  // namespace kbgap::store

@@ -8,6 +8,7 @@
 
 #include "common/result.h"
 #include "inventory/device.h"
+#include "store/device_store.h"
 
 namespace kbgap::store {
 
@@ -25,5 +26,18 @@ Result<std::vector<PreparedDevice>> prepare_batch(const std::vector<inventory::D
 
 // The stored form of a prepared device whose first-seen time moved to an earlier stored one.
 std::string stored_json(const inventory::Device& device);
+
+// A stored row read back as a device: its inventory (kbgap JSON) with the row's times, which are
+// the ones kbgap keeps (the earliest first-seen of every write). An error says why the row is
+// damaged (it is then skipped and listed, never fatal).
+Result<inventory::Device> read_stored_device(std::string_view id, std::string_view inventory,
+                                             std::string_view first_seen,
+                                             std::string_view last_seen);
+
+// The stored form of a change set's rows (JSON), and reading it back; `where` names the store
+// and set in the error a row that does not read back gives.
+std::string change_rows_json(const ChangeSet& set);
+Result<std::vector<std::pair<std::string, VulnerabilityRow>>> parse_change_rows(
+    std::string_view text, std::string_view where);
 
 }  // namespace kbgap::store

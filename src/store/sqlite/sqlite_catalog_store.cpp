@@ -532,7 +532,7 @@ Result<catalog::CatalogData> SqliteCatalogStore::load() {
                }));
   KBGAP_TRY(
       each_row("SELECT DISTINCT r.kb, s.superseded_kb FROM remediation_supersedes s"
-               " JOIN remediations r ON r.id = s.remediation_id",
+               " JOIN remediations r ON r.id = s.remediation_id ORDER BY 1, 2",
                [&](const Statement& row) {
                  data.supersedes.emplace_back(static_cast<catalog::KbNumber>(row.column_int(0)),
                                               static_cast<catalog::KbNumber>(row.column_int(1)));

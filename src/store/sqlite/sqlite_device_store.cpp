@@ -223,24 +223,13 @@ Result<StoredDevices> SqliteDeviceStore::all() {
     if (!row) return row.error();
     if (!*row) break;
     const std::string id = stmt->column_text(0);
-    // The times are the columns' (below): a row an older kbgap wrote with times as given is
-    // not damaged for that.
     auto read =
-        inventory::parse_kbgap_json(stmt->column_text(1), "stored", inventory::TimeFields::kIgnore);
-    if (read && (read->size() != 1 || read->front().device.id != id)) {
-      read = invalid_input("stored: the row's inventory is of another device");
-    }
+        read_stored_device(id, stmt->column_text(1), stmt->column_text(2), stmt->column_text(3));
     if (!read) {
       out.damaged.push_back({id, read.error().message});
       continue;
     }
-    inventory::Device d = std::move(read->front().device);
-    // The columns are the times kbgap keeps (the earliest first-seen of every write).
-    for (auto [column, time] : {std::pair{2, &d.first_seen}, std::pair{3, &d.last_seen}}) {
-      auto utc = utc_time_from_rfc3339(stmt->column_text(column));
-      *time = utc ? std::move(*utc) : std::string();
-    }
-    out.devices.push_back(std::move(d));
+    out.devices.push_back(std::move(*read));
   }
   return out;
 }
@@ -280,14 +269,8 @@ Result<void> SqliteDeviceStore::record_changes(const std::vector<ChangeSet>& set
     if (*row) position = end->column_int(0);
   }
   for (const ChangeSet& set : sets) {
-    boost::json::array rows;
-    rows.reserve(set.rows.size());
-    for (const auto& [status, r] : set.rows) {
-      rows.push_back(boost::json::array{status, r.software, r.version, r.cve, r.cvss, r.severity,
-                                        r.exploitability, r.kb, r.kb_name, r.kb_url});
-    }
     const auto count = static_cast<std::int64_t>(set.rows.size());
-    insert_set->bind(1, at).bind(2, boost::json::serialize(rows)).bind(3, count);
+    insert_set->bind(1, at).bind(2, change_rows_json(set)).bind(3, count);
     KBGAP_TRY(insert_set->run());
     const std::int64_t id = db_.last_insert_rowid();
     for (const auto& [device_id, device_name] : set.devices) {
@@ -393,33 +376,7 @@ Result<std::vector<std::pair<std::string, VulnerabilityRow>>> SqliteDeviceStore:
     if (!*row) return std::vector<std::pair<std::string, VulnerabilityRow>>();
     text = stmt->column_text(0);
   }
-  // Written by record_changes above; a row that does not read back is a damaged database.
-  std::vector<std::pair<std::string, VulnerabilityRow>> out;
-  boost::system::error_code ec;
-  const boost::json::value parsed = boost::json::parse(text, ec);
-  const auto* rows = ec ? nullptr : parsed.if_array();
-  if (!rows) return storage_error(fmt::format("{}: change set {} is not JSON", db_.path(), id));
-  for (const auto& v : *rows) {
-    const auto* a = v.if_array();
-    if (!a || a->size() != 10 || !(*a)[0].is_string() || !(*a)[1].is_string() ||
-        !(*a)[2].is_string() || !(*a)[3].is_string() || !(*a)[4].is_number() ||
-        !(*a)[5].is_string() || !(*a)[6].is_string() || !(*a)[7].is_int64() ||
-        !(*a)[8].is_string() || !(*a)[9].is_string()) {
-      return storage_error(fmt::format("{}: change set {} has a malformed row", db_.path(), id));
-    }
-    VulnerabilityRow r;
-    r.software = (*a)[1].as_string();
-    r.version = (*a)[2].as_string();
-    r.cve = (*a)[3].as_string();
-    r.cvss = (*a)[4].to_number<double>();
-    r.severity = (*a)[5].as_string();
-    r.exploitability = (*a)[6].as_string();
-    r.kb = (*a)[7].as_int64();
-    r.kb_name = (*a)[8].as_string();
-    r.kb_url = (*a)[9].as_string();
-    out.emplace_back(std::string((*a)[0].as_string()), std::move(r));
-  }
-  return out;
+  return parse_change_rows(text, fmt::format("{}: change set {}", db_.path(), id));
 }
 
 }  // namespace kbgap::store::sqlite

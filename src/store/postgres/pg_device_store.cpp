@@ -1,0 +1,318 @@
+// PostgreSQL device store: one transaction per batch (COPY into a temporary table, then one
+// upsert), the fleet version bumped inside it and announced to every server by NOTIFY.
+#include "store/postgres/pg_device_store.h"
+
+#include <fmt/format.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <unordered_map>
+
+#include "common/clock.h"
+#include "common/text.h"
+#include "store/device_batch.h"
+
+namespace kbgap::store::postgres {
+namespace {
+
+constexpr const char* kChannel = "kbgap_fleet";
+// Serializes writers of the change log across servers: 'kbgapcl' in ASCII.
+constexpr std::int64_t kChangeLogLock = 0x6b62676170636c;
+
+// A text[] literal of `items`, each quoted.
+std::string text_array(const std::vector<std::string_view>& items) {
+  std::string out = "{";
+  for (std::string_view item : items) {
+    if (out.size() > 1) out += ',';
+    out += '"';
+    for (char c : item) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PgDeviceStore>> PgDeviceStore::open(const std::string& url) {
+  auto c = Connection::open(url);
+  if (!c) return c.error();
+  KBGAP_TRY(migrate(*c));
+  auto store = std::unique_ptr<PgDeviceStore>(new PgDeviceStore(std::move(*c)));
+  auto version = store->c_.query("SELECT version FROM fleet_version WHERE id = 1");
+  if (!version) return version.error();
+  if (version->size() != 1) return storage_error("PostgreSQL: fleet_version has no row");
+  store->version_ = version->integer(0, 0);
+  static std::atomic<std::uint64_t> stores{0};
+  store->pending_ = fmt::format(" pending {}-{}-{}", ::gethostid(), ::getpid(), stores++);
+  store->listener_ = std::thread([s = store.get(), url] { s->listen(url); });
+  return store;
+}
+
+PgDeviceStore::~PgDeviceStore() {
+  stop_ = true;
+  if (listener_.joinable()) listener_.join();
+}
+
+void PgDeviceStore::raise(std::int64_t version) {
+  std::int64_t seen = version_.load();
+  while (seen < version && !version_.compare_exchange_weak(seen, version)) {
+  }
+}
+
+void PgDeviceStore::listen(std::string url) {
+  using namespace std::chrono;
+  std::optional<Connection> c;
+  auto last_check = steady_clock::now() - hours(1);
+  while (!stop_) {
+    if (!c || PQstatus(c->handle()) != CONNECTION_OK) {
+      c.reset();
+      auto opened = Connection::open(url);
+      if (!opened || !opened->exec(fmt::format("LISTEN {}", kChannel))) {
+        // Down: the known version stays, reads go on from the last snapshot; try again soon.
+        for (int i = 0; i < 10 && !stop_; ++i) std::this_thread::sleep_for(milliseconds(100));
+        continue;
+      }
+      c = std::move(*opened);
+      last_check = steady_clock::now() - hours(1);
+    }
+    // Notifications can be missed while reconnecting: the version is read now and then as well.
+    if (steady_clock::now() - last_check >= milliseconds(500)) {
+      last_check = steady_clock::now();
+      if (auto v = c->query("SELECT version FROM fleet_version WHERE id = 1"); v && v->size()) {
+        raise(v->integer(0, 0));
+      }
+      continue;
+    }
+    pollfd fd{PQsocket(c->handle()), POLLIN, 0};
+    if (fd.fd < 0) {
+      c.reset();
+      continue;
+    }
+    (void)::poll(&fd, 1, 100);
+    if (PQconsumeInput(c->handle()) != 1) continue;  // the connection broke: opened again above
+    while (PGnotify* n = PQnotifies(c->handle())) {
+      raise(std::strtoll(n->extra, nullptr, 10));
+      PQfreemem(n);
+    }
+  }
+}
+
+Result<std::int64_t> PgDeviceStore::version() {
+  return version_.load();
+}
+
+Result<void> PgDeviceStore::check() {
+  std::lock_guard lock(mutex_);
+  return c_.exec("SELECT 1");
+}
+
+Result<std::int64_t> PgDeviceStore::bump_version() {
+  // The row's lock also orders the writes of every server: one at a time commits its version.
+  auto v =
+      c_.query("UPDATE fleet_version SET version = version + 1 WHERE id = 1 RETURNING version");
+  if (!v) return v.error();
+  if (v->size() != 1) return storage_error("PostgreSQL: fleet_version has no row");
+  const std::int64_t version = v->integer(0, 0);
+  // Delivered to every listener when the transaction commits, never before.
+  KBGAP_TRY(c_.query("SELECT pg_notify($1, $2)", {kChannel, std::to_string(version)}));
+  return version;
+}
+
+Result<DeviceWrite> PgDeviceStore::put(const std::vector<inventory::Device>& devices,
+                                       std::string_view now) {
+  auto prepared = prepare_batch(devices, now);
+  if (!prepared) return prepared.error();
+  std::lock_guard lock(mutex_);
+  Transaction tx(c_);
+  KBGAP_TRY(tx.begin());
+  auto version = bump_version();
+  if (!version) return version.error();
+  std::vector<std::string_view> ids;
+  ids.reserve(prepared->size());
+  for (const PreparedDevice& p : *prepared) ids.push_back(p.device.id);
+  auto existing =
+      c_.query("SELECT id, first_seen FROM devices WHERE id = ANY($1::text[])", {text_array(ids)});
+  if (!existing) return existing.error();
+  std::unordered_map<std::string, std::string> stored_first;
+  for (int i = 0; i < existing->size(); ++i) {
+    stored_first.emplace(existing->text(i, 0), existing->text(i, 1));
+  }
+  DeviceWrite write;
+  write.version = *version;
+  CopyBuffer rows;
+  for (PreparedDevice& p : *prepared) {
+    inventory::Device& d = p.device;
+    auto it = stored_first.find(d.id);
+    (it != stored_first.end() ? write.replaced : write.created) += 1;
+    // The earlier first-seen time is kept.
+    if (it != stored_first.end()) {
+      if (auto stored = utc_time_from_rfc3339(it->second); stored && *stored < d.first_seen) {
+        d.first_seen = std::move(*stored);
+        p.json = stored_json(d);
+      }
+    }
+    rows.field(d.id)
+        .field(d.computer_dns_name)
+        .field(to_lower(d.computer_dns_name))
+        .field(p.json)
+        .field(d.first_seen)
+        .field(d.last_seen)
+        .field(now)
+        .end_row();
+  }
+  KBGAP_TRY(
+      c_.exec("CREATE TEMP TABLE IF NOT EXISTS incoming_devices (LIKE devices)"
+              " ON COMMIT DELETE ROWS"));
+  KBGAP_TRY(
+      c_.copy("incoming_devices (id, computer_dns_name, name_key, inventory, first_seen,"
+              " last_seen, updated_at)",
+              rows));
+  KBGAP_TRY(
+      c_.exec("INSERT INTO devices SELECT * FROM incoming_devices"
+              " ON CONFLICT (id) DO UPDATE SET computer_dns_name = excluded.computer_dns_name,"
+              " name_key = excluded.name_key, inventory = excluded.inventory,"
+              " first_seen = excluded.first_seen, last_seen = excluded.last_seen,"
+              " updated_at = excluded.updated_at"));
+  KBGAP_TRY(tx.commit());
+  raise(write.version);
+  return write;
+}
+
+Result<bool> PgDeviceStore::remove(std::string_view id) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(c_);
+  KBGAP_TRY(tx.begin());
+  auto removed = c_.query("DELETE FROM devices WHERE id = $1 RETURNING id", {std::string(id)});
+  if (!removed) return removed.error();
+  if (removed->size() == 0) return false;  // rolled back: nothing changed
+  auto version = bump_version();
+  if (!version) return version.error();
+  KBGAP_TRY(tx.commit());
+  raise(*version);
+  return true;
+}
+
+Result<StoredDevices> PgDeviceStore::all() {
+  std::lock_guard lock(mutex_);
+  auto rows = c_.query("SELECT id, inventory, first_seen, last_seen FROM devices ORDER BY id");
+  if (!rows) return rows.error();
+  StoredDevices out;
+  out.devices.reserve(static_cast<std::size_t>(rows->size()));
+  for (int i = 0; i < rows->size(); ++i) {
+    std::string id = rows->text(i, 0);
+    auto read = read_stored_device(id, rows->text(i, 1), rows->text(i, 2), rows->text(i, 3));
+    if (!read) {
+      out.damaged.push_back({std::move(id), read.error().message});
+      continue;
+    }
+    out.devices.push_back(std::move(*read));
+  }
+  return out;
+}
+
+Result<void> PgDeviceStore::record_changes(const std::vector<ChangeSet>& sets) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(c_);
+  KBGAP_TRY(tx.begin());
+  // Numbered on from the end of the log: one server at a time.
+  KBGAP_TRY(c_.exec(fmt::format("SELECT pg_advisory_xact_lock({})", kChangeLogLock)));
+  auto end = c_.query("SELECT position + count FROM device_changes ORDER BY seq DESC LIMIT 1");
+  if (!end) return end.error();
+  std::int64_t position = end->size() ? end->integer(0, 0) : 0;
+  CopyBuffer devices;
+  for (const ChangeSet& set : sets) {
+    const auto count = static_cast<std::int64_t>(set.rows.size());
+    auto id = c_.query("INSERT INTO change_sets (at, rows, count) VALUES ($1, $2, $3) RETURNING id",
+                       {pending_, change_rows_json(set), std::to_string(count)});
+    if (!id) return id.error();
+    const std::int64_t set_id = id->integer(0, 0);
+    for (const auto& [device_id, device_name] : set.devices) {
+      devices.field(pending_).field(device_id).field(device_name).field(set_id).field(count);
+      devices.field(position).end_row();
+      position += count;
+    }
+  }
+  if (devices.rows() > 0) {
+    KBGAP_TRY(c_.copy("device_changes (at, device_id, device_name, change_set, count, position)",
+                      devices));
+  }
+  return tx.commit();
+}
+
+Result<void> PgDeviceStore::on_change_log(std::string_view sql, const std::vector<Param>& params) {
+  for (const char* table : {"device_changes", "change_sets"}) {
+    KBGAP_TRY(c_.query(fmt::format(fmt::runtime(sql), table), params));
+  }
+  return ok_result();
+}
+
+Result<void> PgDeviceStore::publish_changes(std::string_view at, std::string_view forget_before) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(c_);
+  KBGAP_TRY(tx.begin());
+  KBGAP_TRY(on_change_log("UPDATE {} SET at = $1 WHERE at = $2", {std::string(at), pending_}));
+  // Times start with a digit; unpublished changes (a space first) are not forgotten here.
+  KBGAP_TRY(
+      on_change_log("DELETE FROM {} WHERE at >= '0' AND at < $1", {std::string(forget_before)}));
+  return tx.commit();
+}
+
+Result<void> PgDeviceStore::discard_changes() {
+  std::lock_guard lock(mutex_);
+  Transaction tx(c_);
+  KBGAP_TRY(tx.begin());
+  KBGAP_TRY(on_change_log("DELETE FROM {} WHERE at = $1", {pending_}));
+  return tx.commit();
+}
+
+Result<DeviceStore::ChangeRange> PgDeviceStore::changes_since(std::string_view since) {
+  std::lock_guard lock(mutex_);
+  auto row = c_.query(
+      "SELECT coalesce((SELECT position + count FROM device_changes WHERE at >= '0'"
+      " ORDER BY seq DESC LIMIT 1), 0),"
+      " (SELECT position FROM device_changes WHERE at >= $1 ORDER BY seq LIMIT 1)",
+      {std::string(since)});
+  if (!row) return row.error();
+  ChangeRange range;
+  range.end = row->integer(0, 0);
+  range.first = row->null(0, 1) ? range.end : row->integer(0, 1);
+  return range;
+}
+
+Result<std::vector<DeviceChange>> PgDeviceStore::device_changes(std::int64_t position,
+                                                                std::size_t limit) {
+  std::lock_guard lock(mutex_);
+  auto rows = c_.query(
+      "SELECT CASE WHEN at >= '0' THEN at ELSE '' END, device_id, device_name, change_set,"
+      " count, position FROM device_changes"
+      " WHERE position >= coalesce((SELECT max(position) FROM device_changes"
+      " WHERE position <= $1), 0) ORDER BY position LIMIT $2",
+      {std::to_string(position), std::to_string(limit)});
+  if (!rows) return rows.error();
+  std::vector<DeviceChange> out;
+  for (int i = 0; i < rows->size(); ++i) {
+    out.push_back({rows->text(i, 0), rows->text(i, 1), rows->text(i, 2), rows->integer(i, 3),
+                   rows->integer(i, 4), rows->integer(i, 5)});
+  }
+  return out;
+}
+
+Result<std::vector<std::pair<std::string, VulnerabilityRow>>> PgDeviceStore::change_set(
+    std::int64_t id) {
+  std::string text;
+  {
+    std::lock_guard lock(mutex_);
+    auto row = c_.query("SELECT rows FROM change_sets WHERE id = $1", {std::to_string(id)});
+    if (!row) return row.error();
+    if (row->size() == 0) return std::vector<std::pair<std::string, VulnerabilityRow>>();
+    text = row->text(0, 0);
+  }
+  return parse_change_rows(text, fmt::format("PostgreSQL at {}: change set {}", c_.where(), id));
+}
+
+}  // namespace kbgap::store::postgres

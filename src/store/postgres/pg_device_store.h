@@ -1,0 +1,57 @@
+// Devices in PostgreSQL: several `kbgap serve` processes on one database (docs/scaling.md).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "store/device_store.h"
+#include "store/postgres/pg_db.h"
+
+namespace kbgap::store::postgres {
+
+class PgDeviceStore final : public DeviceStore {
+ public:
+  // Connects to `url`, brings the schema up to date, and starts listening for other servers'
+  // writes (NOTIFY kbgap_fleet).
+  static Result<std::unique_ptr<PgDeviceStore>> open(const std::string& url);
+  ~PgDeviceStore() override;
+  PgDeviceStore(const PgDeviceStore&) = delete;
+  PgDeviceStore& operator=(const PgDeviceStore&) = delete;
+
+  Result<DeviceWrite> put(const std::vector<inventory::Device>& devices,
+                          std::string_view now) override;
+  Result<bool> remove(std::string_view id) override;
+  Result<StoredDevices> all() override;
+  // The newest version this process knows: its own writes at once, every other server's when
+  // its notification arrives (or the listener's check, every 500 ms, finds it). Never asks the
+  // database on the caller's thread.
+  Result<std::int64_t> version() override;
+  Result<void> check() override;
+  Result<void> record_changes(const std::vector<ChangeSet>& sets) override;
+  Result<void> publish_changes(std::string_view at, std::string_view forget_before) override;
+  Result<void> discard_changes() override;
+  Result<ChangeRange> changes_since(std::string_view since) override;
+  Result<std::vector<DeviceChange>> device_changes(std::int64_t position,
+                                                   std::size_t limit) override;
+  Result<std::vector<std::pair<std::string, VulnerabilityRow>>> change_set(
+      std::int64_t id) override;
+
+ private:
+  explicit PgDeviceStore(Connection c) : c_(std::move(c)) {}
+  void raise(std::int64_t version);  // the known version, to at least `version`
+  void listen(std::string url);      // the listener thread
+  Result<std::int64_t> bump_version();
+  Result<void> on_change_log(std::string_view sql, const std::vector<Param>& params);
+
+  std::mutex mutex_;  // the connection, used by one thread at a time
+  Connection c_;
+  std::atomic<std::int64_t> version_{0};
+  std::atomic<bool> stop_{false};
+  std::thread listener_;
+  std::string pending_;  // the time written on changes not yet published (see SQLite's store)
+};
+
+}  // namespace kbgap::store::postgres

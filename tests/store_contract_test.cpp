@@ -1,0 +1,528 @@
+// The store contract: what every backend (SQLite, PostgreSQL) must do, run against each. A device
+// store keeps batches whole, replaces by id keeping the earliest first-seen time, tells every
+// opener of the database the new version, keeps the change log; a catalog store replaces a month
+// whole and gives the engine the same rows in the same order whichever backend holds them.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "catalog/importer.h"
+#include "inventory/inventory_reader.h"
+#include "inventory/json_inventory.h"
+#include "store/postgres/pg_catalog_store.h"
+#include "store/postgres/pg_device_store.h"
+#include "store/sqlite/sqlite_catalog_store.h"
+#include "store/sqlite/sqlite_device_store.h"
+#include "test_support.h"
+
+namespace kbgap::store {
+namespace {
+
+// One database of one backend, opened as many times as a test likes (as several processes or
+// servers would open it).
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual bool available() const { return true; }
+  virtual Result<std::unique_ptr<DeviceStore>> devices() = 0;
+  virtual Result<std::unique_ptr<catalog::CatalogStore>> catalog() = 0;
+  // SQL run behind kbgap's back (damage from outside).
+  virtual bool sql(const std::string& statements) = 0;
+};
+
+class SqliteBackend final : public Backend {
+ public:
+  Result<std::unique_ptr<DeviceStore>> devices() override {
+    auto s = sqlite::SqliteDeviceStore::open(db_);
+    if (!s) return s.error();
+    return std::unique_ptr<DeviceStore>(std::move(*s));
+  }
+  Result<std::unique_ptr<catalog::CatalogStore>> catalog() override {
+    auto s = sqlite::SqliteCatalogStore::open(db_);
+    if (!s) return s.error();
+    return std::unique_ptr<catalog::CatalogStore>(std::move(*s));
+  }
+  bool sql(const std::string& statements) override {
+    auto db = sqlite::Database::open(db_);
+    return db && db->exec(statements).ok();
+  }
+
+ private:
+  test::TempDir dir_;
+  std::string db_ = dir_.str("kbgap.db");
+};
+
+class PostgresBackend final : public Backend {
+ public:
+  bool available() const override { return !db_.url().empty(); }
+  Result<std::unique_ptr<DeviceStore>> devices() override {
+    auto s = postgres::PgDeviceStore::open(db_.url());
+    if (!s) return s.error();
+    return std::unique_ptr<DeviceStore>(std::move(*s));
+  }
+  Result<std::unique_ptr<catalog::CatalogStore>> catalog() override {
+    auto s = postgres::PgCatalogStore::open(db_.url());
+    if (!s) return s.error();
+    return std::unique_ptr<catalog::CatalogStore>(std::move(*s));
+  }
+  bool sql(const std::string& statements) override {
+    std::string error;
+    const bool done = db_.sql(statements, &error);
+    EXPECT_TRUE(done) << error;
+    return done;
+  }
+
+ private:
+  test::TempPgDatabase db_;
+};
+
+std::unique_ptr<Backend> make_backend(const std::string& name) {
+  if (name == "postgres") return std::make_unique<PostgresBackend>();
+  return std::make_unique<SqliteBackend>();
+}
+
+inventory::Device real_device(const std::string& file) {
+  const auto path = std::filesystem::path(KBGAP_SOURCE_DIR) / "data/inventories" / file;
+  auto r = inventory::read_inventory(test::read_file(path), file);
+  EXPECT_TRUE(r);
+  return r->front().device;
+}
+
+std::string without_times(const inventory::Device& d) {
+  inventory::Device copy = d;
+  copy.first_seen.clear();
+  copy.last_seen.clear();
+  return boost::json::serialize(inventory::device_json(copy));
+}
+
+// Waits until `store` knows version `at_least` (another opener's write): at once on SQLite,
+// within a second on PostgreSQL (its notification). False after 10 s.
+bool sees(DeviceStore& store, std::int64_t at_least) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto v = store.version();
+    if (v && *v >= at_least) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+class StoreContract : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    backend_ = make_backend(GetParam());
+    if (!backend_->available()) {
+      GTEST_SKIP() << "no PostgreSQL server: run the tests through ctest, which starts one "
+                      "(scripts/pg_server.sh; KBGAP_TEST_POSTGRES names its URL file)";
+    }
+  }
+  std::unique_ptr<DeviceStore> devices() {
+    auto s = backend_->devices();
+    EXPECT_TRUE(s) << s.error().message;
+    return s ? std::move(*s) : nullptr;
+  }
+  std::unique_ptr<catalog::CatalogStore> catalog() {
+    auto s = backend_->catalog();
+    EXPECT_TRUE(s) << s.error().message;
+    return s ? std::move(*s) : nullptr;
+  }
+  std::unique_ptr<Backend> backend_;
+};
+
+TEST_P(StoreContract, ReplacesByIdKeepsFirstSeenAndEveryOpenerSeesTheVersion) {
+  auto a = devices();
+  auto b = devices();  // another process, or another server, on the same database
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(*a->version(), 0);
+  inventory::Device win11 = real_device("11_24H2_x64_enterprise_systeminfo.txt");
+  inventory::Device win7 = real_device("7_sp1_x64_enterprise_en-us_A_systeminfo.txt");
+  auto first = a->put({win11, win7, win11}, "2026-01-01T00:00:00Z");
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_EQ(first->created, 2u);
+  EXPECT_EQ(first->replaced, 0u);
+  EXPECT_EQ(*a->version(), first->version);  // the writer itself: the moment it returned
+  EXPECT_TRUE(sees(*b, first->version));
+  win11.installed_kbs.push_back(5044284);
+  auto second = b->put({win11}, "2026-02-01T00:00:00Z");
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->replaced, 1u);
+  EXPECT_GT(second->version, first->version);
+  EXPECT_TRUE(sees(*a, second->version));
+  auto all = a->all();
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->devices.size(), 2u);
+  EXPECT_TRUE(all->damaged.empty());
+  EXPECT_LT(all->devices[0].id, all->devices[1].id);  // in id order
+  for (const auto& d : all->devices) {
+    if (d.id != win11.id) continue;
+    EXPECT_EQ(d.first_seen, "2026-01-01T00:00:00Z");
+    EXPECT_EQ(d.last_seen, "2026-02-01T00:00:00Z");
+    EXPECT_EQ(d.installed_kbs, win11.installed_kbs);
+  }
+  // An earlier first-seen time written later is kept; a later one is not.
+  inventory::Device earlier = win11;
+  earlier.first_seen = "2025-12-01T00:00:00Z";
+  ASSERT_TRUE(a->put({earlier}, "2026-03-01T00:00:00Z"));
+  earlier.first_seen = "2026-02-15T00:00:00Z";
+  ASSERT_TRUE(a->put({earlier}, "2026-03-02T00:00:00Z"));
+  auto kept = a->all();
+  ASSERT_TRUE(kept);
+  for (const auto& d : kept->devices) {
+    if (d.id == win11.id) {
+      EXPECT_EQ(d.first_seen, "2025-12-01T00:00:00Z");
+    }
+  }
+  const std::int64_t before_remove = *a->version();
+  EXPECT_TRUE(*a->remove(win7.id));
+  EXPECT_FALSE(*a->remove(win7.id));
+  EXPECT_TRUE(sees(*b, before_remove + 1));
+  // A store opened later starts from the database's version.
+  auto c = devices();
+  ASSERT_TRUE(c);
+  EXPECT_EQ(*c->version(), *a->version());
+}
+
+// Every device any reader accepts (the real inventories and every saved fuzz input of the three
+// inventory readers) is stored, and reads back the same through another opener.
+TEST_P(StoreContract, EveryDeviceAReaderAcceptsRoundTrips) {
+  std::vector<inventory::Device> accepted;
+  for (const char* dir : {"data/inventories", "fuzz/corpus/inventory_text",
+                          "fuzz/corpus/kbgap_json", "fuzz/corpus/osquery_json"}) {
+    for (const auto& entry :
+         std::filesystem::directory_iterator(std::filesystem::path(KBGAP_SOURCE_DIR) / dir)) {
+      auto read = inventory::read_inventory(test::read_file(entry.path()), entry.path().string());
+      if (!read) continue;
+      auto devices = inventory::merge_inventories(std::move(*read));
+      if (!devices) continue;
+      for (auto& d : *devices) accepted.push_back(std::move(d));
+    }
+  }
+  ASSERT_GT(accepted.size(), 500u);
+  std::map<std::string, const inventory::Device*> expected;
+  for (const auto& d : accepted) expected[d.id] = &d;
+  {
+    auto store = devices();
+    ASSERT_TRUE(store);
+    auto written = store->put(accepted, "2026-11-29T00:00:00Z");
+    ASSERT_TRUE(written) << written.error().message;
+    EXPECT_EQ(written->created, expected.size());
+  }
+  auto reopened = devices();
+  ASSERT_TRUE(reopened);
+  auto all = reopened->all();
+  ASSERT_TRUE(all) << all.error().message;
+  EXPECT_TRUE(all->damaged.empty());
+  ASSERT_EQ(all->devices.size(), expected.size());
+  for (const auto& d : all->devices) {
+    ASSERT_TRUE(expected.count(d.id));
+    EXPECT_EQ(without_times(d), without_times(*expected[d.id])) << expected[d.id]->source;
+    EXPECT_FALSE(d.first_seen.empty());
+    EXPECT_LE(d.last_seen, "2026-11-29T00:00:00Z");
+  }
+}
+
+TEST_P(StoreContract, ABatchWithADeviceThatWouldNotReadBackWritesNothing) {
+  auto store = devices();
+  ASSERT_TRUE(store);
+  inventory::Device good = real_device("11_24H2_x64_enterprise_systeminfo.txt");
+  inventory::Device bad = real_device("10_1809_x64_pro_en-us_20190307_systeminfo.txt");
+  bad.architecture = inventory::Architecture::kUnknown;  // kbgap JSON requires one
+  auto written = store->put({good, bad}, "2026-01-01T00:00:00Z");
+  ASSERT_FALSE(written);
+  EXPECT_EQ(written.error().code, ErrorCode::kInvalidInput);
+  EXPECT_EQ(*store->version(), 0);
+  EXPECT_TRUE(store->all()->devices.empty());
+}
+
+TEST_P(StoreContract, TimesAreUtcAndNeverAheadOfTheWritersClock) {
+  auto store = devices();
+  ASSERT_TRUE(store);
+  inventory::Device d = real_device("11_24H2_x64_enterprise_systeminfo.txt");
+  d.first_seen = "2025-06-01T08:00:00.5+02:00";
+  d.last_seen = "9999-12-31T00:00:00Z";
+  ASSERT_TRUE(store->put({d}, "2026-01-01T00:00:00Z"));
+  auto all = store->all();
+  ASSERT_EQ(all->devices.size(), 1u);
+  EXPECT_EQ(all->devices[0].first_seen, "2025-06-01T06:00:00Z");
+  EXPECT_EQ(all->devices[0].last_seen, "2026-01-01T00:00:00Z");
+}
+
+TEST_P(StoreContract, ADamagedRowIsSkippedAndReportedNeverFatal) {
+  auto store = devices();
+  ASSERT_TRUE(store);
+  inventory::Device d = real_device("11_24H2_x64_enterprise_systeminfo.txt");
+  ASSERT_TRUE(store->put({d}, "2026-01-01T00:00:00Z"));
+  // A row for "KB00001" (stored as KB1, which no reader accepts), and one that is not JSON.
+  const std::string older = std::string(40, 'a');
+  ASSERT_TRUE(
+      backend_->sql("INSERT INTO devices VALUES ('" + older + "', 'p', 'p', '{\"id\":\"" + older +
+                    "\",\"computerDnsName\":\"p\",\"osBuild\":\"10.0.19045.3803\","
+                    "\"osArchitecture\":\"x64\",\"installedKbs\":[\"KB1\"]}', 'x', 'x', 'x');"
+                    "INSERT INTO devices VALUES ('" +
+                    std::string(40, 'b') + "', 'q', 'q', '{not json', 'x', 'x', 'x')"));
+  auto all = store->all();
+  ASSERT_TRUE(all) << all.error().message;
+  ASSERT_EQ(all->devices.size(), 1u);
+  EXPECT_EQ(all->devices[0].id, d.id);
+  ASSERT_EQ(all->damaged.size(), 2u);
+  EXPECT_EQ(all->damaged[0].id, older);
+  EXPECT_NE(all->damaged[0].problem.find("installedKbs[0]"), std::string::npos);
+  EXPECT_TRUE(*store->remove(older));
+  EXPECT_EQ(store->all()->damaged.size(), 1u);
+}
+
+// Writers through several openers at once (threads here, servers in production): every batch
+// whole, every version distinct, and every opener ends on the last.
+TEST_P(StoreContract, ConcurrentWritersThroughSeveralOpenersLoseNothing) {
+  constexpr int kWriters = 3, kBatches = 12, kPerBatch = 20;
+  const inventory::Device base = real_device("11_24H2_x64_enterprise_systeminfo.txt");
+  std::vector<std::unique_ptr<DeviceStore>> stores;
+  for (int i = 0; i < kWriters; ++i) stores.push_back(devices());
+  std::vector<std::vector<std::int64_t>> versions(kWriters);
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWriters; ++w) {
+    threads.emplace_back([&, w] {
+      for (int b = 0; b < kBatches; ++b) {
+        std::vector<inventory::Device> batch;
+        for (int i = 0; i < kPerBatch; ++i) {
+          inventory::Device d = base;
+          d.id = fmt::format("{:040x}", (w * kBatches + b) * kPerBatch + i + 1);
+          d.computer_dns_name = fmt::format("pc-{}-{}-{}", w, b, i);
+          batch.push_back(std::move(d));
+        }
+        auto written = stores[static_cast<std::size_t>(w)]->put(batch, "2026-01-01T00:00:00Z");
+        if (written) versions[static_cast<std::size_t>(w)].push_back(written->version);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::set<std::int64_t> all_versions;
+  for (const auto& v : versions) {
+    ASSERT_EQ(v.size(), static_cast<std::size_t>(kBatches));
+    EXPECT_TRUE(std::is_sorted(v.begin(), v.end()));
+    all_versions.insert(v.begin(), v.end());
+  }
+  EXPECT_EQ(all_versions.size(), static_cast<std::size_t>(kWriters * kBatches));
+  const std::int64_t last = *all_versions.rbegin();
+  for (auto& s : stores) EXPECT_TRUE(sees(*s, last));
+  auto all = stores[0]->all();
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->devices.size(), static_cast<std::size_t>(kWriters * kBatches * kPerBatch));
+}
+
+// The delta export's change log: sets shared by devices, rows numbered on for good (also when
+// older ones are forgotten), read back from any row, and a damaged set is an error, not a guess.
+TEST_P(StoreContract, TheChangeLogNumbersRowsForGoodAndForgetsTheOldest) {
+  auto store = devices();
+  ASSERT_TRUE(store);
+  auto row = [](std::string cve, double cvss) {
+    VulnerabilityRow r;
+    r.software = "windows_10";
+    r.version = "10.0.19045.4291";
+    r.cve = std::move(cve);
+    r.cvss = cvss;
+    r.severity = "High";
+    r.exploitability = "NoExploit";
+    r.kb = 5036892;
+    r.kb_name = "2024-04 Security Updates";
+    r.kb_url = "https://catalog.update.microsoft.com/v7/site/Search.aspx?q=KB5036892";
+    return r;
+  };
+  const std::string a(40, 'a'), b(40, 'b'), c(40, 'c');
+  ChangeSet alike{{{"New", row("CVE-2024-26234", 7.8)}, {"Fixed", row("CVE-2024-26158", 0)}},
+                  {{a, "pc-a"}, {b, "pc-b"}}};
+  ChangeSet one{{{"Updated", row("CVE-2024-29988", 8.8)}}, {{c, "pc-c"}}};
+  auto record = [&](const std::string& at, std::vector<ChangeSet> sets, const std::string& forget) {
+    ASSERT_TRUE(store->record_changes(sets));
+    ASSERT_TRUE(store->publish_changes(at, forget));
+  };
+  record("2026-11-01T00:00:00Z", {alike, one}, "2026-10-01T00:00:00Z");
+  // Recorded, not published: no range reaches it, and it reads without a time; discarded: gone.
+  ASSERT_TRUE(store->record_changes({one}));
+  EXPECT_EQ(store->changes_since("2026-10-31T00:00:00Z")->end, 5);
+  auto pending = store->device_changes(5, 10);
+  ASSERT_EQ(pending->size(), 1u);
+  EXPECT_EQ(pending->front().at, "");
+  // Another opener's unpublished changes are not this one's to publish or discard.
+  auto other = devices();
+  ASSERT_TRUE(other && other->discard_changes());
+  ASSERT_EQ(store->device_changes(5, 10)->size(), 1u);
+  ASSERT_TRUE(store->discard_changes());
+  auto after_discard = store->device_changes(5, 10);
+  ASSERT_EQ(after_discard->size(), 1u);  // the change before: none holds row 5
+  EXPECT_EQ(after_discard->front().position, 4);
+  record("2026-11-20T00:00:00Z", {one}, "2026-10-01T00:00:00Z");
+  // Rows: a's 0-1, b's 2-3, c's 4, then c's 5.
+  auto all = store->changes_since("2026-10-31T00:00:00Z");
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->first, 0);
+  EXPECT_EQ(all->end, 6);
+  auto later = store->changes_since("2026-11-10T00:00:00Z");
+  EXPECT_EQ(later->first, 5);
+  EXPECT_EQ(later->end, 6);
+  auto none = store->changes_since("2026-11-21T00:00:00Z");
+  EXPECT_EQ(none->first, none->end);
+  auto from_3 = store->device_changes(3, 10);
+  ASSERT_TRUE(from_3);
+  ASSERT_EQ(from_3->size(), 3u);
+  EXPECT_EQ(from_3->front().device_id, b);
+  EXPECT_EQ(from_3->front().position, 2);
+  EXPECT_EQ(from_3->back().position, 5);
+  auto set = store->change_set(from_3->front().change_set);
+  ASSERT_TRUE(set);
+  ASSERT_EQ(set->size(), 2u);
+  EXPECT_EQ((*set)[0].first, "New");
+  EXPECT_EQ((*set)[0].second.cve, "CVE-2024-26234");
+  EXPECT_EQ((*set)[0].second.cvss, 7.8);
+  EXPECT_EQ((*set)[1].second.kb_url, row("", 0).kb_url);
+  record("2026-11-25T00:00:00Z", {one}, "2026-11-10T00:00:00Z");
+  auto kept = store->changes_since("2026-01-01T00:00:00Z");
+  EXPECT_EQ(kept->first, 5);
+  EXPECT_EQ(kept->end, 7);
+  EXPECT_TRUE(store->change_set(from_3->front().change_set)->empty());
+  ASSERT_TRUE(backend_->sql("UPDATE change_sets SET rows = '[[1,2]]'"));
+  auto damaged = store->change_set(from_3->back().change_set);
+  ASSERT_FALSE(damaged);
+  EXPECT_NE(damaged.error().message.find("malformed"), std::string::npos);
+}
+
+// Real months of three eras and a revision; the catalog store's every read, as text.
+std::string describe(catalog::CatalogStore& store) {
+  std::string out;
+  auto data = store.load();
+  if (!data) return "load failed: " + data.error().message;
+  for (const auto& d : data->documents) {
+    out += fmt::format("document {} {} {} {} {} {} {} {} {}\n", d.id, d.title, d.initial_release,
+                       d.current_release, d.revision, d.source, d.sha256, d.vulnerabilities,
+                       d.kb_fixes);
+  }
+  for (const auto& p : data->products)
+    out += fmt::format("product {} {} {}\n", p.id, p.name, p.family);
+  for (const auto& c : data->cves) {
+    out += fmt::format("cve {} {} {} {} {} {} {} {} {} {}\n", c.id, c.title, c.severity, c.impact,
+                       c.cvss_base ? fmt::format("{}", *c.cvss_base) : "-",
+                       c.exploited ? (*c.exploited ? "y" : "n") : "-",
+                       c.publicly_disclosed ? (*c.publicly_disclosed ? "y" : "n") : "-",
+                       c.cvss_vector, c.published, c.updated);
+  }
+  for (const auto& f : data->fixes) {
+    out += fmt::format("fix {} {} {} {} {} {} {}\n", f.document_id, f.cve, f.product_id, f.subtype,
+                       f.fixed_build, f.url, f.kb);
+  }
+  for (const auto& [kb, old] : data->supersedes) out += fmt::format("supersedes {} {}\n", kb, old);
+  auto stats = store.stats();
+  if (!stats) return "stats failed";
+  out += fmt::format("stats {} {} {} {} {} {} {} {} {} {}\n", stats->documents,
+                     stats->bulletin_days, stats->products, stats->cves, stats->kbs,
+                     stats->supersedence_edges, stats->remediations, stats->first_release,
+                     stats->last_release, stats->first_bulletin);
+  auto imports = store.imports();
+  if (!imports) return "imports failed";
+  for (const auto& i : *imports) {
+    out += fmt::format("import {} {} {} {} {} {} {}\n", i.document_id, i.revision,
+                       i.current_release, i.sha256, i.source, i.outcome, i.changes);
+  }
+  for (catalog::KbNumber kb : {4540673, 4538461, 5033372}) {
+    auto rems = store.kb_remediations(kb);
+    if (!rems) return "kb_remediations failed";
+    for (const auto& r : *rems) {
+      out += fmt::format("kb {} {} {} {} {} {} {} {}", kb, r.document_id, r.cve, r.subtype,
+                         r.fixed_build, r.fixed_build_raw, r.url, r.restart_required);
+      for (const auto& p : r.products) out += fmt::format(" [{} {}]", p.id, p.name);
+      for (auto s : r.supersedes) out += fmt::format(" <{}", s);
+      out += '\n';
+    }
+  }
+  auto tx = store.begin();
+  if (!tx) return "begin failed";
+  auto facts = (*tx)->month_facts("2020-Mar");
+  if (!facts) return "month_facts failed";
+  out += fmt::format("facts {} products {} kbs {} builds {} supersedes\n", facts->products.size(),
+                     facts->kbs.size(), facts->fixed_builds.size(), facts->supersedes.size());
+  auto names = (*tx)->product_names();
+  if (!names) return "product_names failed";
+  for (const auto& [name, id] : *names) out += fmt::format("name {} {}\n", name, id);
+  return out;
+}
+
+// "" when equal, else the first line that differs in each.
+std::string first_difference(const std::string& a, const std::string& b) {
+  std::istringstream sa(a), sb(b);
+  std::string la, lb;
+  for (int line = 1;; ++line) {
+    const bool ga = static_cast<bool>(std::getline(sa, la));
+    const bool gb = static_cast<bool>(std::getline(sb, lb));
+    if (!ga && !gb) return "";
+    if (!ga || !gb || la != lb) {
+      return fmt::format("line {}:\n  {}\n  {}", line, ga ? la : "(end)", gb ? lb : "(end)");
+    }
+  }
+}
+
+Result<catalog::ImportSummary> import_months(catalog::CatalogStore& store, const test::TempDir& dir,
+                                             const std::map<std::string, std::string>& months) {
+  std::vector<std::string> paths;
+  for (const auto& [id, xml] : months) {
+    paths.push_back(dir.str(id + ".xml"));
+    test::write_file(paths.back(), xml);
+  }
+  auto sources = catalog::ImportSources::from_paths(paths);
+  if (!sources) return sources.error();
+  return catalog::import_catalog(*sources, store, nullptr);
+}
+
+// The same months imported into each backend read back the same, row for row and in order
+// (the engine breaks some ties by index), and a revised month replaces its rows whole.
+TEST_P(StoreContract, ACatalogReadsBackAsTheSQLiteCatalogDoes) {
+  test::TempDir files;
+  const std::map<std::string, std::string> months = {{"2017-May", test::real_document("2017-May")},
+                                                     {"2020-Feb", test::real_document("2020-Feb")},
+                                                     {"2020-Mar", test::real_document("2020-Mar")},
+                                                     {"2023-Dec", test::real_document("2023-Dec")}};
+  std::size_t vulns = 0;
+  const std::map<std::string, std::string> revision = {
+      {"2020-Mar", test::newer_revision_of_march_2020(&vulns)}};
+  SqliteBackend reference_backend;
+  auto reference = reference_backend.catalog();
+  auto store = catalog();
+  ASSERT_TRUE(reference && store);
+  for (catalog::CatalogStore* s : {reference->get(), store.get()}) {
+    auto first = import_months(*s, files, months);
+    ASSERT_TRUE(first) << first.error().message;
+  }
+  // Imported at another time, from the same files: every read but the import times is equal.
+  const std::string before = describe(*store);
+  EXPECT_EQ(first_difference(before, describe(**reference)), "");
+  EXPECT_NE(before.find("\nfix 2023-Dec"), std::string::npos);
+  test::TempDir newer;
+  for (catalog::CatalogStore* s : {reference->get(), store.get()}) {
+    auto second = import_months(*s, newer, revision);
+    ASSERT_TRUE(second) << second.error().message;
+    EXPECT_EQ(second->count(catalog::DocumentOutcome::kReplaced), 1);
+  }
+  const std::string after = describe(*store);
+  EXPECT_EQ(first_difference(after, describe(**reference)), "");
+  EXPECT_NE(after, before);
+  // A transaction dropped without commit leaves nothing behind.
+  {
+    auto tx = store->begin();
+    ASSERT_TRUE(tx);
+    catalog::Document empty;
+    empty.id = "2099-Jan";
+    empty.title = "not committed";
+    empty.initial_release = empty.current_release = "2099-01-13T08:00:00Z";
+    ASSERT_TRUE((*tx)->replace_document(empty, "{}"));
+  }
+  EXPECT_EQ(first_difference(describe(*store), after), "");
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreContract, ::testing::Values("sqlite", "postgres"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace kbgap::store
