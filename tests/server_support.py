@@ -1,13 +1,40 @@
 """Starting and stopping the real kbgap server for the HTTP tests (api_test, abuse_test,
 crash_test)."""
+import hashlib
 import os
 import signal
 import subprocess
 import time
 
 
+def storage_env(data, env=None):
+    """The environment for a kbgap command on data directory `data`. With
+    KBGAP_TEST_BACKEND=postgres (ctest's *_postgres tests), each data directory gets a database
+    of its own on the test server (KBGAP_TEST_POSTGRES names the file with its URL), named by the
+    directory, and KBGAP_STORAGE_URL points there; otherwise the SQLite file of the directory."""
+    env = dict(os.environ if env is None else env)
+    if os.environ.get("KBGAP_TEST_BACKEND") != "postgres":
+        return env
+    with open(os.environ["KBGAP_TEST_POSTGRES"]) as f:
+        admin = f.read().strip()
+    name = "kbgap_http_" + hashlib.sha256(os.path.abspath(data).encode()).hexdigest()[:16]
+    marker = os.path.abspath(data) + ".postgres"
+    if not os.path.exists(marker):
+        subprocess.run(["psql", "-q", admin, "-c", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)",
+                        "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True)
+        with open(marker, "w") as f:
+            f.write(name)
+    env["KBGAP_STORAGE_URL"] = admin.rsplit("/", 1)[0] + "/" + name
+    return env
+
+
+def on_postgres():
+    return os.environ.get("KBGAP_TEST_BACKEND") == "postgres"
+
+
 def start(kbgap, data, work, *args, env=None, stderr=subprocess.PIPE):
     """Starts `kbgap serve` on a free loopback port, without waiting; (process, port file)."""
+    env = storage_env(data, env)
     port_file = os.path.join(work, "port")
     if os.path.exists(port_file):
         os.remove(port_file)

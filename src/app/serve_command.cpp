@@ -298,6 +298,10 @@ int run_serve(const ServeOptions& options) {
     return kExitUsage;
   }
   if (options.threads >= 0) config->http.threads = static_cast<unsigned>(options.threads);
+  if (auto checked = check_storage_url(config->storage.url); !checked) {
+    return report(checked.error());
+  }
+  set_storage_url(config->storage.url);
   if (options.quiet) config->http.access_log = false;
 
   std::vector<catalog::StoredDocument> documents;

@@ -82,7 +82,16 @@ Response& internal_error(Response& r, std::string cause) {
   return r;
 }
 
+// The database down or restarting: 503 with Retry-After (clients retry; reads of the last
+// snapshot go on meanwhile). Any other storage failure is a 500.
 Response& storage_fault(Response& r, const Error& e) {
+  if (e.code == ErrorCode::kUnavailable) {
+    error(r, 503, "ServiceUnavailable",
+          "The database is unavailable; the request was not carried out. Try again shortly");
+    r.headers.emplace_back("Retry-After", "5");
+    r.problem = fmt::format("storage: {}", e.message);
+    return r;
+  }
   return internal_error(r, fmt::format("storage: {}", e.message));
 }
 

@@ -199,6 +199,7 @@ Result<Config> load_config(const std::string& path, const std::map<std::string, 
   keys.push_back(integer_key("server.max_connections", c.http.max_connections, 0, 1 << 24));
   keys.push_back(integer_key("catalog.sync_interval", c.catalog.sync_interval, 0, 366 * 86400,
                              "a whole number of seconds (0: never)"));
+  keys.push_back(string_key("storage.url", c.storage.url));
   keys.push_back(string_key("catalog.source", c.catalog.source));
   keys.push_back(string_key("catalog.ca_file", c.catalog.ca_file));
   keys.push_back(integer_key("api.max_batch_devices", c.api.max_batch_devices, 1, 1000000));

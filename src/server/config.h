@@ -27,7 +27,13 @@ struct CatalogConfig {
   std::string ca_file;                            // a mirror's private CA
 };
 
+// [storage]: where the catalog and the devices are kept (app/data_dir.h).
+struct StorageConfig {
+  std::string url;  // "" for the SQLite file of the data directory; postgresql://...
+};
+
 struct Config {
+  StorageConfig storage;
   CatalogConfig catalog;
   HttpOptions http;
   ApiOptions api;
