@@ -5,6 +5,8 @@
 #   scripts/pg_server.sh start DIR   starts it (creating DIR) and writes its URL to DIR/url
 #   scripts/pg_server.sh stop DIR    stops it and removes DIR
 #   scripts/pg_server.sh url DIR     prints the URL
+#   scripts/pg_server.sh down DIR    stops the server, keeping its data and port (an outage)
+#   scripts/pg_server.sh up DIR      starts it again after `down`
 # PostgreSQL refuses to run as root: as root, the server runs as Debian's `postgres` user.
 set -euo pipefail
 
@@ -43,6 +45,15 @@ case "$cmd" in
     ;;
   url)
     cat "$dir/url"
+    ;;
+  down)
+    "${as_owner[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+    ;;
+  up)
+    port=$(sed -E 's#.*:([0-9]+)/.*#\1#' "$dir/url")
+    "${as_owner[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=200" \
+      start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
     ;;
   *)
     echo "pg_server.sh: unknown command $cmd" >&2

@@ -1,0 +1,178 @@
+"""Several `kbgap serve` processes on one PostgreSQL (docs/scaling.md), over real HTTP:
+a write through one is read through the other within a second; PostgreSQL stopped, reads go on
+from the last snapshot and writes get 503 with Retry-After, and both recover by themselves when it
+is back; a server killed (SIGKILL) while it takes writes loses nothing it acknowledged.
+
+Usage: postgres_test.py KBGAP SOURCE_DIR. It starts a PostgreSQL server of its own
+(scripts/pg_server.sh), since it stops and starts it."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+import requests
+
+import server_support
+
+KBGAP, SOURCE = sys.argv[1], sys.argv[2]
+PG_SERVER = os.path.join(SOURCE, "scripts", "pg_server.sh")
+
+
+def device(n, name=None):
+    return {"id": f"{n:040x}", "computerDnsName": name or f"pc{n}.example.com",
+            "osName": "Microsoft Windows 10 Enterprise", "osBuild": "10.0.19045.3803",
+            "osArchitecture": "x64", "installedKbs": ["KB5033372"]}
+
+
+class SeveralServers(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="kbgap-pg-")
+        os.chmod(cls.dir, 0o755)
+        cls.pg = os.path.join(cls.dir, "pg")
+        subprocess.run([PG_SERVER, "start", cls.pg], check=True)
+        with open(os.path.join(cls.pg, "url")) as f:
+            cls.url = f.read().strip()
+        cls.env = dict(os.environ, KBGAP_STORAGE_URL=cls.url, KBGAP_CATALOG_SYNC_INTERVAL="0")
+        cls.data = {}
+        cls.servers = {}
+        cls.ports = {}
+        for name in ("a", "b"):
+            data = os.path.join(cls.dir, name)
+            os.makedirs(data)
+            if name == "b":  # every server checks tokens with the same key
+                shutil.copytree(os.path.join(cls.data["a"], "keys"), os.path.join(data, "keys"))
+            cls.data[name] = data
+            cls.start(name)
+        token = subprocess.run(
+            [KBGAP, "--data", cls.data["a"], "token", "--role", "Machine.ReadWrite.All",
+             "--role", "Machine.Read.All", "--role", "Software.Read.All"],
+            env=cls.env, capture_output=True, text=True, check=True)
+        cls.auth = {"Authorization": f"Bearer {token.stdout.strip()}"}
+
+    @classmethod
+    def start(cls, name):
+        work = os.path.join(cls.dir, f"work-{name}")
+        os.makedirs(work, exist_ok=True)
+        cls.servers[name], cls.ports[name] = server_support.serve(
+            KBGAP, cls.data[name], work, "--quiet", env=cls.env)
+
+    @classmethod
+    def tearDownClass(cls):
+        for p in cls.servers.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            if p.stderr:
+                p.stderr.close()
+        subprocess.run([PG_SERVER, "stop", cls.pg])
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def base(self, name):
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def post(self, name, devices):
+        return requests.post(self.base(name) + "/api/kbgap/devices", json=devices,
+                             headers=self.auth, timeout=60)
+
+    def machines(self, name):
+        r = requests.get(self.base(name) + "/api/machines", headers=self.auth, timeout=60)
+        self.assertEqual(r.status_code, 200, r.text)
+        return {m["id"]: m for m in r.json()["value"]}
+
+    def wait_for(self, name, ids, limit):
+        """Seconds until server `name` lists every id, or fails after `limit`."""
+        start = time.time()
+        while True:
+            if set(ids) <= set(self.machines(name)):
+                return time.time() - start
+            if time.time() - start > limit:
+                self.fail(f"server {name} did not show {len(ids)} devices within {limit} s")
+            time.sleep(0.02)
+
+    def test_1_a_write_through_one_is_read_through_the_other_within_a_second(self):
+        for i, (writer, reader) in enumerate([("a", "b"), ("b", "a"), ("a", "b")]):
+            batch = [device(1000 + 10 * i + k) for k in range(3)]
+            r = self.post(writer, batch)
+            self.assertEqual(r.status_code, 200, r.text)
+            took = self.wait_for(reader, [d["id"] for d in batch], limit=5)
+            print(f"write through {writer}, read through {reader} after {took * 1000:.0f} ms",
+                  file=sys.stderr)
+            self.assertLess(took, 1.0)
+        # Both answer alike.
+        ida = self.machines("a")
+        self.assertEqual(set(ida), set(self.machines("b")))
+        some = sorted(ida)[0]
+        kbs = [requests.get(self.base(s) + f"/api/machines/{some}/getmissingkbs",
+                            headers=self.auth, timeout=60).json()["value"] for s in ("a", "b")]
+        self.assertEqual(kbs[0], kbs[1])
+        self.assertTrue(kbs[0])
+
+    def test_2_postgres_down_reads_go_on_writes_get_503_then_both_recover(self):
+        before = self.machines("a")
+        subprocess.run([PG_SERVER, "down", self.pg], check=True)
+        try:
+            for name in ("a", "b"):
+                self.assertEqual(set(self.machines(name)), set(before))
+            r = self.post("a", [device(2000)])
+            self.assertEqual(r.status_code, 503, r.text)
+            self.assertEqual(r.json()["error"]["code"], "ServiceUnavailable")
+            self.assertTrue(r.headers.get("Retry-After", "").isdigit())
+            ready = requests.get(self.base("b") + "/readyz", timeout=60)
+            self.assertEqual(ready.status_code, 503)
+        finally:
+            subprocess.run([PG_SERVER, "up", self.pg], check=True)
+        # Back: the next write goes through (no restart of either server), and shows on both.
+        deadline = time.time() + 30
+        while True:
+            r = self.post("b", [device(2001)])
+            if r.status_code == 200 or time.time() > deadline:
+                break
+            self.assertEqual(r.status_code, 503, r.text)
+            time.sleep(0.5)
+        self.assertEqual(r.status_code, 200, r.text)
+        self.wait_for("a", [device(2001)["id"]], limit=5)
+        self.assertEqual(requests.get(self.base("a") + "/readyz", timeout=60).status_code, 200)
+
+    def test_3_a_server_killed_while_writing_loses_nothing_it_acknowledged(self):
+        acknowledged, errors = [], []
+        stop = threading.Event()
+
+        def writer():
+            n = 3000
+            while not stop.is_set():
+                batch = [device(n + k) for k in range(5)]
+                n += 5
+                try:
+                    r = self.post("b", batch)
+                except requests.RequestException:
+                    break  # the server died under this request: not acknowledged
+                if r.status_code == 200:
+                    acknowledged.extend(d["id"] for d in batch)
+                else:
+                    errors.append(r.status_code)
+
+        t = threading.Thread(target=writer)
+        t.start()
+        time.sleep(1.5)
+        self.servers["b"].send_signal(signal.SIGKILL)
+        self.servers["b"].wait()
+        self.servers["b"].stderr.close()
+        stop.set()
+        t.join()
+        self.assertEqual(errors, [])
+        self.assertGreater(len(acknowledged), 0)
+        # Every acknowledged device is there, through the surviving server.
+        self.wait_for("a", acknowledged, limit=5)
+        # The killed server starts again on the same database and sees them too.
+        self.start("b")
+        self.assertTrue(set(acknowledged) <= set(self.machines("b")))
+
+
+if __name__ == "__main__":
+    unittest.main(argv=[sys.argv[0], "-v"])
