@@ -185,6 +185,11 @@ TEST_P(StoreContract, ReplacesByIdKeepsFirstSeenAndEveryOpenerSeesTheVersion) {
   auto c = devices();
   ASSERT_TRUE(c);
   EXPECT_EQ(*c->version(), *a->version());
+  // On a shared database one opener records the change log; on SQLite each records its own.
+  const int recorders =
+      int{a->records_changes()} + int{b->records_changes()} + int{c->records_changes()};
+  EXPECT_EQ(recorders, GetParam() == "postgres" ? 1 : 3);
+  EXPECT_TRUE(a->records_changes() || b->records_changes() || c->records_changes());
 }
 
 // Every device any reader accepts (the real inventories and every saved fuzz input of the three
@@ -237,6 +242,12 @@ TEST_P(StoreContract, ABatchWithADeviceThatWouldNotReadBackWritesNothing) {
   EXPECT_EQ(written.error().code, ErrorCode::kInvalidInput);
   EXPECT_EQ(*store->version(), 0);
   EXPECT_TRUE(store->all()->devices.empty());
+  // A NUL in a name (JSON's \u0000) is refused on every backend: PostgreSQL's text cannot hold it.
+  good.computer_dns_name = std::string("pc\0evil", 7);
+  auto nul = store->put({good}, "2026-01-01T00:00:00Z");
+  ASSERT_FALSE(nul);
+  EXPECT_EQ(nul.error().code, ErrorCode::kInvalidInput);
+  EXPECT_NE(nul.error().message.find("NUL"), std::string::npos);
 }
 
 TEST_P(StoreContract, TimesAreUtcAndNeverAheadOfTheWritersClock) {
@@ -507,7 +518,8 @@ TEST_P(StoreContract, ACatalogReadsBackAsTheSQLiteCatalogDoes) {
   }
   const std::string after = describe(*store);
   EXPECT_EQ(first_difference(after, describe(**reference)), "");
-  EXPECT_NE(after, before);
+  EXPECT_EQ(before.find(" 2020-05-01T07:00:00Z 12 "), std::string::npos);
+  EXPECT_NE(after.find(" 2020-05-01T07:00:00Z 12 "), std::string::npos);  // revision 12 stored
   // A transaction dropped without commit leaves nothing behind.
   {
     auto tx = store->begin();

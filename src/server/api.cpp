@@ -87,7 +87,7 @@ Response& internal_error(Response& r, std::string cause) {
 Response& storage_fault(Response& r, const Error& e) {
   if (e.code == ErrorCode::kUnavailable) {
     error(r, 503, "ServiceUnavailable",
-          "The database is unavailable; the request was not carried out. Try again shortly");
+          "The database is unavailable; try again shortly (a write may have to be sent again)");
     r.headers.emplace_back("Retry-After", "5");
     r.problem = fmt::format("storage: {}", e.message);
     return r;

@@ -47,7 +47,7 @@ Result<std::shared_ptr<const FleetView>> Service::reload(
                              threads_, previous.get());
   }
   bool recorded = false;
-  if (previous) recorded = record_changes(*previous, *fresh);
+  if (previous && devices_->records_changes()) recorded = record_changes(*previous, *fresh);
   if (catalog) catalog_.store(std::move(catalog));
   view_.store(fresh);
   if (recorded) publish_changes(fresh->version());

@@ -38,6 +38,10 @@ Result<std::vector<PreparedDevice>> prepare_batch(const std::vector<inventory::D
       }
       *time = *utc < now ? std::move(*utc) : std::string(now);
     }
+    // PostgreSQL's text cannot hold a NUL, and no machine's name has one: refused on every backend.
+    if (d.computer_dns_name.find('\0') != std::string::npos) {
+      return fail("computerDnsName holds a NUL character");
+    }
     // Seen last now unless told; seen first when last seen unless told; never first after last.
     if (d.last_seen.empty()) d.last_seen = std::string(now);
     if (d.first_seen.empty() || d.last_seen < d.first_seen) d.first_seen = d.last_seen;

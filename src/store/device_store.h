@@ -84,6 +84,11 @@ class DeviceStore {
   virtual Result<std::int64_t> version() = 0;
   // Asks the database itself (for readiness checks).
   virtual Result<void> check() = 0;
+  // Whether this store records the change log's changes. Every server on a shared database
+  // builds the same snapshots, so one of them, and only one, records their differences (else the
+  // delta export would list each change once per server). SQLite: always (one process writes at
+  // a time, and each records only what it reloads).
+  virtual bool records_changes() { return true; }
 
   // The change log of the delta export. Appends change sets in one transaction, numbering their
   // devices' changes on from the last, unpublished: readers pass over them until

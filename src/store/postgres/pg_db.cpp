@@ -96,7 +96,8 @@ bool is_postgres_url(std::string_view url) {
 }
 
 std::string redact_url(std::string_view url) {
-  static const std::regex in_url(R"(^(postgres(?:ql)?://[^:/@?]*:)[^@/?]*@)");
+  // user:password@ up to the last '@' (a password may hold '?' or '/' where libpq accepts them).
+  static const std::regex in_url(R"(^(postgres(?:ql)?://[^:/@?]*:).*@)");
   static const std::regex in_keywords(R"((password\s*=\s*)('[^']*'|\S+))");
   std::string out = std::regex_replace(std::string(url), in_url, "$1***@");
   out = std::regex_replace(out, in_keywords, "$1***");
@@ -134,9 +135,13 @@ Result<Connection> Connection::open(const std::string& url) {
   Connection c;
   c.url_ = url;
   c.where_ = redact_url(url);
-  // A server that does not answer within 5 s counts as unavailable, not as a hang.
-  const char* keys[] = {"dbname", "connect_timeout", "application_name", nullptr};
-  const char* values[] = {url.c_str(), "5", "kbgap", nullptr};
+  // A server that does not answer within 5 s counts as unavailable, not as a hang; nor does a
+  // connection whose peer vanished without closing it (keepalives, and 30 s for unacknowledged
+  // data). The URL's own settings come after these and win.
+  const char* keys[] = {"connect_timeout",     "keepalives",       "keepalives_idle",
+                        "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+                        "application_name",    "dbname",           nullptr};
+  const char* values[] = {"5", "1", "10", "5", "3", "30000", "kbgap", url.c_str(), nullptr};
   c.conn_.reset(PQconnectdbParams(keys, values, 1));
   if (!c.conn_ || PQstatus(c.conn_.get()) != CONNECTION_OK) {
     return unavailable_error(fmt::format("PostgreSQL at {} is unavailable: {}", c.where_,

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <random>
 #include <unordered_map>
 
 #include "common/clock.h"
@@ -19,6 +20,8 @@ namespace {
 constexpr const char* kChannel = "kbgap_fleet";
 // Serializes writers of the change log across servers: 'kbgapcl' in ASCII.
 constexpr std::int64_t kChangeLogLock = 0x6b62676170636c;
+// Held for its session by the one server that records the change log: 'kbgaprc'.
+constexpr std::int64_t kRecorderLock = 0x6b626761707263;
 
 // A text[] literal of `items`, each quoted.
 std::string text_array(const std::vector<std::string_view>& items) {
@@ -48,7 +51,8 @@ Result<std::unique_ptr<PgDeviceStore>> PgDeviceStore::open(const std::string& ur
   if (version->size() != 1) return storage_error("PostgreSQL: fleet_version has no row");
   store->version_ = version->integer(0, 0);
   static std::atomic<std::uint64_t> stores{0};
-  store->pending_ = fmt::format(" pending {}-{}-{}", ::gethostid(), ::getpid(), stores++);
+  store->pending_ = fmt::format(" pending {}-{}-{}-{:016x}", ::gethostid(), ::getpid(), stores++,
+                                std::random_device()() * 0x100000000ull + std::random_device()());
   store->listener_ = std::thread([s = store.get(), url] { s->listen(url); });
   return store;
 }
@@ -67,6 +71,7 @@ void PgDeviceStore::raise(std::int64_t version) {
 void PgDeviceStore::listen(std::string url) {
   using namespace std::chrono;
   std::optional<Connection> c;
+  int listening = 0;  // the session that listens
   auto last_check = steady_clock::now() - hours(1);
   while (!stop_) {
     if (!c || PQstatus(c->handle()) != CONNECTION_OK) {
@@ -78,7 +83,13 @@ void PgDeviceStore::listen(std::string url) {
         continue;
       }
       c = std::move(*opened);
+      listening = PQbackendPID(c->handle());
       last_check = steady_clock::now() - hours(1);
+    }
+    // A query below may have opened the connection again: LISTEN belongs to a session.
+    if (PQbackendPID(c->handle()) != listening) {
+      c.reset();
+      continue;
     }
     // Notifications can be missed while reconnecting: the version is read now and then as well.
     if (steady_clock::now() - last_check >= milliseconds(500)) {
@@ -104,6 +115,16 @@ void PgDeviceStore::listen(std::string url) {
 
 Result<std::int64_t> PgDeviceStore::version() {
   return version_.load();
+}
+
+bool PgDeviceStore::records_changes() {
+  std::lock_guard lock(mutex_);
+  if (!c_.ensure_connected()) return false;
+  const int backend = PQbackendPID(c_.handle());
+  if (recorder_backend_ == backend) return true;  // still the session that took the lock
+  auto taken = c_.query(fmt::format("SELECT pg_try_advisory_lock({})", kRecorderLock));
+  if (taken && taken->size() == 1 && taken->text(0, 0) == "t") recorder_backend_ = backend;
+  return recorder_backend_ == backend;
 }
 
 Result<void> PgDeviceStore::check() {
@@ -187,11 +208,12 @@ Result<bool> PgDeviceStore::remove(std::string_view id) {
   std::lock_guard lock(mutex_);
   Transaction tx(c_);
   KBGAP_TRY(tx.begin());
+  // The version row first, as put() does: two servers' writes lock in one order, never deadlock.
+  auto version = bump_version();
+  if (!version) return version.error();
   auto removed = c_.query("DELETE FROM devices WHERE id = $1 RETURNING id", {std::string(id)});
   if (!removed) return removed.error();
   if (removed->size() == 0) return false;  // rolled back: nothing changed
-  auto version = bump_version();
-  if (!version) return version.error();
   KBGAP_TRY(tx.commit());
   raise(*version);
   return true;

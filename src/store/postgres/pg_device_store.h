@@ -30,6 +30,9 @@ class PgDeviceStore final : public DeviceStore {
   // database on the caller's thread.
   Result<std::int64_t> version() override;
   Result<void> check() override;
+  // The server holding the change log's advisory lock (a session lock: released when its
+  // connection ends, so another server takes over when it dies) records; the others do not.
+  bool records_changes() override;
   Result<void> record_changes(const std::vector<ChangeSet>& sets) override;
   Result<void> publish_changes(std::string_view at, std::string_view forget_before) override;
   Result<void> discard_changes() override;
@@ -51,7 +54,8 @@ class PgDeviceStore final : public DeviceStore {
   std::atomic<std::int64_t> version_{0};
   std::atomic<bool> stop_{false};
   std::thread listener_;
-  std::string pending_;  // the time written on changes not yet published (see SQLite's store)
+  std::string pending_;       // the time written on changes not yet published (see SQLite's store)
+  int recorder_backend_ = 0;  // the session that holds the recorder's lock (under mutex_)
 };
 
 }  // namespace kbgap::store::postgres
