@@ -23,6 +23,9 @@ KBGAP, SOURCE = sys.argv[1], sys.argv[2]
 PG_SERVER = os.path.join(SOURCE, "scripts", "pg_server.sh")
 
 
+LIMIT = 12  # software calls an hour, per application, in test 4
+
+
 def device(n, name=None):
     return {"id": f"{n:040x}", "computerDnsName": name or f"pc{n}.example.com",
             "osName": "Microsoft Windows 10 Enterprise", "osBuild": "10.0.19045.3803",
@@ -38,7 +41,12 @@ class SeveralServers(unittest.TestCase):
         subprocess.run([PG_SERVER, "start", cls.pg], check=True)
         with open(os.path.join(cls.pg, "url")) as f:
             cls.url = f.read().strip()
-        cls.env = dict(os.environ, KBGAP_STORAGE_URL=cls.url, KBGAP_CATALOG_SYNC_INTERVAL="0")
+        # The software endpoints' limit, low: test 4 finds it shared by the servers.
+        cls.env = dict(os.environ, KBGAP_STORAGE_URL=cls.url, KBGAP_CATALOG_SYNC_INTERVAL="0",
+                       KBGAP_RATE_LIMITS_MACHINES_PER_MINUTE="0",
+                       KBGAP_RATE_LIMITS_MACHINES_PER_HOUR="0",
+                       KBGAP_RATE_LIMITS_SOFTWARE_PER_MINUTE="0",
+                       KBGAP_RATE_LIMITS_SOFTWARE_PER_HOUR=str(LIMIT))
         cls.data = {}
         cls.servers = {}
         cls.ports = {}
@@ -54,6 +62,13 @@ class SeveralServers(unittest.TestCase):
              "--role", "Machine.Read.All", "--role", "Software.Read.All"],
             env=cls.env, capture_output=True, text=True, check=True)
         cls.auth = {"Authorization": f"Bearer {token.stdout.strip()}"}
+
+    @classmethod
+    def software_reader(cls, app):
+        token = subprocess.run(
+            [KBGAP, "--data", cls.data["a"], "token", "--role", "Software.Read.All", "--app", app],
+            env=cls.env, capture_output=True, text=True, check=True)
+        return {"Authorization": f"Bearer {token.stdout.strip()}"}
 
     @classmethod
     def start(cls, name):
@@ -138,6 +153,48 @@ class SeveralServers(unittest.TestCase):
         self.assertEqual(r.status_code, 200, r.text)
         self.wait_for("a", [device(2001)["id"]], limit=5)
         self.assertEqual(requests.get(self.base("a") + "/readyz", timeout=60).status_code, 200)
+
+    def test_4_a_rate_limit_holds_across_servers(self):
+        # Both servers' calls count against one limit. Calls apart by more than the servers'
+        # exchange (200 ms) meet it exactly; with counting per server they would get 2 x LIMIT.
+        into_hour = time.time() % 3600
+        if into_hour > 3600 - 30:  # not across the hour's turn
+            time.sleep(3600 - into_hour + 1)
+        auth = self.software_reader("paced")
+        answered = {200: 0, 429: 0}
+        for i in range(3 * LIMIT):
+            r = requests.get(self.base("ab"[i % 2]) + "/api/Software", headers=auth, timeout=60)
+            self.assertIn(r.status_code, answered, r.text)
+            answered[r.status_code] += 1
+            if r.status_code == 429:
+                self.assertTrue(r.headers["Retry-After"].isdigit())
+            time.sleep(0.4)
+        print(f"paced through two servers: {answered[200]} answered of {3 * LIMIT} "
+              f"(limit {LIMIT})", file=sys.stderr)
+        self.assertEqual(answered[200], LIMIT)
+        # A burst from 6 threads through both: what passes before the servers exchange counts
+        # (measured; at worst each server's own limit within one exchange).
+        auth = self.software_reader("burst")
+        passed = [0]
+        lock = threading.Lock()
+
+        def burst(server):
+            session = requests.Session()
+            for _ in range(20):
+                r = session.get(self.base(server) + "/api/Software", headers=auth, timeout=60)
+                if r.status_code == 200:
+                    with lock:
+                        passed[0] += 1
+
+        threads = [threading.Thread(target=burst, args=("ab"[i % 2],)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        print(f"burst of 120 calls through two servers: {passed[0]} answered (limit {LIMIT})",
+              file=sys.stderr)
+        self.assertGreaterEqual(passed[0], LIMIT)
+        self.assertLessEqual(passed[0], 2 * LIMIT)
 
     def test_3_a_server_killed_while_writing_loses_nothing_it_acknowledged(self):
         acknowledged, errors = [], []

@@ -26,6 +26,7 @@
 #include "server/config.h"
 #include "server/http_server.h"
 #include "server/service.h"
+#include "store/postgres/pg_shared_counters.h"
 
 namespace kbgap::app {
 namespace {
@@ -348,6 +349,44 @@ int run_serve(const ServeOptions& options) {
   publish_freshness(service, documents, true);
   CatalogSyncer syncer(service, options.data_dir, config->catalog, catalog_fingerprint(documents));
   server::Api api(service, verifier, config->api);
+  // On a shared database the rate limits are counted across servers (docs/scaling.md).
+  std::unique_ptr<store::SharedCounters> counters;
+  if (!config->storage.url.empty()) {
+    auto opened = store::postgres::PgSharedCounters::open(config->storage.url);
+    if (!opened) return report(opened.error());
+    counters = std::move(*opened);
+  }
+  std::mutex exchange_mutex;
+  std::condition_variable_any exchange_due;
+  bool exchange_now = false;  // under exchange_mutex
+  std::jthread exchanger;     // last: stopped and joined before what it uses goes
+  if (counters) {
+    api.set_exchange_wakeup([&] {
+      {
+        std::lock_guard lock(exchange_mutex);
+        exchange_now = true;
+      }
+      exchange_due.notify_one();
+    });
+    exchanger = std::jthread([&](std::stop_token stop) {
+      bool failing = false;
+      while (!stop.stop_requested()) {
+        auto exchanged = api.exchange_rate_counts(*counters);
+        if (!exchanged && !failing) {
+          std::fprintf(stderr,
+                       "kbgap: rate limits are counted by this server alone until the database "
+                       "answers again: %s\n",
+                       exchanged.error().message.c_str());
+        }
+        failing = !exchanged;
+        // Every 200 ms, or at once when an application nears a limit.
+        std::unique_lock lock(exchange_mutex);
+        exchange_due.wait_for(lock, stop, std::chrono::milliseconds(200),
+                              [&] { return exchange_now; });
+        exchange_now = false;
+      }
+    });
+  }
   server::HttpServer server(api, config->http);
   if (auto started = server.start(); !started) return report(started.error());
   if (!options.port_file.empty()) {
@@ -358,6 +397,10 @@ int run_serve(const ServeOptions& options) {
                (*view)->devices().size(), config->http.address.c_str(), server.port());
   syncer.start();
   server.run();
+  if (exchanger.joinable()) {
+    exchanger.request_stop();
+    exchanger.join();
+  }
   syncer.stop();
   refresher.stop();
   std::fprintf(stderr, "kbgap: stopped\n");

@@ -278,15 +278,19 @@ bool Api::rate_limited(const std::string& app, const std::string& group, const R
   Window& w = windows_[app + "\n" + group];
   if (w.minute != now / 60) {
     w.minute = now / 60;
-    w.in_minute = 0;
+    w.in_minute = w.synced_minute = 0;
+    w.others_minute = 0;
   }
   if (w.hour != now / 3600) {
     w.hour = now / 3600;
-    w.in_hour = 0;
+    w.in_hour = w.synced_hour = 0;
+    w.others_hour = 0;
   }
   std::int64_t retry = 0;
-  if (limit.per_minute > 0 && w.in_minute >= limit.per_minute) retry = 60 - now % 60;
-  if (limit.per_hour > 0 && w.in_hour >= limit.per_hour) retry = 3600 - now % 3600;
+  if (limit.per_minute > 0 && w.in_minute + w.others_minute >= limit.per_minute) {
+    retry = 60 - now % 60;
+  }
+  if (limit.per_hour > 0 && w.in_hour + w.others_hour >= limit.per_hour) retry = 3600 - now % 3600;
   if (retry > 0) {
     error(response, 429, "TooManyRequests",
           fmt::format("Rate limit is exceeded. Try again in {} seconds.", retry));
@@ -296,6 +300,12 @@ bool Api::rate_limited(const std::string& app, const std::string& group, const R
   ++w.in_minute;
   ++w.in_hour;
   response.counted_as = app + "\n" + group;
+  // Past half a limit, counts go to the other servers at once (exchange_rate_counts).
+  if (exchange_wakeup_ &&
+      ((limit.per_minute > 0 && 2 * (w.in_minute + w.others_minute) >= limit.per_minute) ||
+       (limit.per_hour > 0 && 2 * (w.in_hour + w.others_hour) >= limit.per_hour))) {
+    exchange_wakeup_();
+  }
   return false;
 }
 
@@ -305,6 +315,58 @@ void Api::refund(const std::string& key) {
     if (it->second.in_minute > 0) --it->second.in_minute;
     if (it->second.in_hour > 0) --it->second.in_hour;
   }
+}
+
+Result<void> Api::exchange_rate_counts(store::SharedCounters& counters) {
+  // What is sent: per window, the calls counted here since the last exchange; and what this
+  // server's own count was then, to take from the total.
+  struct Sent {
+    std::string key;
+    bool hour;
+    std::int64_t window;
+    int own;
+    int delta;
+  };
+  std::vector<Sent> sent;
+  std::vector<store::SharedCounters::Add> adds;
+  {
+    std::lock_guard lock(limits_mutex_);
+    const std::int64_t now = now_seconds();
+    for (auto& [key, w] : windows_) {
+      if (w.minute == now / 60) {
+        sent.push_back({key, false, w.minute, w.in_minute, w.in_minute - w.synced_minute});
+        w.synced_minute = w.in_minute;
+      }
+      if (w.hour == now / 3600) {
+        sent.push_back({key, true, w.hour, w.in_hour, w.in_hour - w.synced_hour});
+        w.synced_hour = w.in_hour;
+      }
+    }
+  }
+  adds.reserve(sent.size());
+  for (const Sent& s : sent) {
+    const std::int64_t length = s.hour ? 3600 : 60;
+    adds.push_back({fmt::format("{}\n{}{}", s.key, s.hour ? 'h' : 'm', s.window), s.delta,
+                    (s.window + 1) * length + 60});
+  }
+  auto totals = counters.add(adds);
+  std::lock_guard lock(limits_mutex_);
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    const Sent& s = sent[i];
+    auto it = windows_.find(s.key);
+    if (it == windows_.end()) continue;
+    Window& w = it->second;
+    if ((s.hour ? w.hour : w.minute) != s.window) continue;  // a new window since
+    if (!totals) {
+      // Not counted anywhere: sent again next time. The others' counts stay as last learnt.
+      (s.hour ? w.synced_hour : w.synced_minute) -= s.delta;
+      continue;
+    }
+    const std::int64_t others = std::max<std::int64_t>(0, (*totals)[i] - s.own);
+    (s.hour ? w.others_hour : w.others_minute) = others;
+  }
+  if (!totals) return totals.error();
+  return ok_result();
 }
 
 Response Api::handle(const Request& request, bool may_block) {

@@ -21,6 +21,7 @@
 #include "auth/jwt.h"
 #include "server/fleet_view.h"
 #include "server/service.h"
+#include "store/shared_counters.h"
 
 namespace kbgap::server {
 
@@ -86,6 +87,15 @@ class Api {
   Response handle(const Request& request, bool may_block = true);
   // What GET /metrics answers (Prometheus text), supplied by the transport that counts.
   void set_metrics(std::function<std::string()> metrics) { metrics_ = std::move(metrics); }
+  // Servers sharing a database share their rate limits: this adds the calls this server counted
+  // since the last exchange to `counters` and learns every server's, so that a limit holds for
+  // an application across all of them. `kbgap serve` calls it every 200 ms; a limit can be
+  // passed by what the other servers counted since their last exchange (docs/scaling.md).
+  Result<void> exchange_rate_counts(store::SharedCounters& counters);
+  // Called (cheaply, on the request's thread) when an application nears a limit: the caller
+  // exchanges counts at once rather than at the next tick, which narrows what a burst through
+  // several servers can pass.
+  void set_exchange_wakeup(std::function<void()> wakeup) { exchange_wakeup_ = std::move(wakeup); }
 
   // A collection's items (docs/api.md §4): positions 0 .. domain-1; item(p) renders position p,
   // or nullopt when no item stands there (`dense`: every position holds one, so $skip jumps and
@@ -209,13 +219,18 @@ class Api {
   // Tokens already verified, until they expire (a signature is checked once, not per request).
   std::shared_mutex tokens_mutex_;
   std::unordered_map<std::string, auth::Claims> tokens_;
-  // Calls per (application, endpoint group) in the current minute and hour windows.
+  // Calls per (application, endpoint group) in the current minute and hour windows: this
+  // server's (in_*), how many of those it has told the other servers (synced_*), and theirs as
+  // last learnt (others_*).
   struct Window {
     std::int64_t minute = 0, hour = 0;
     int in_minute = 0, in_hour = 0;
+    int synced_minute = 0, synced_hour = 0;
+    std::int64_t others_minute = 0, others_hour = 0;
   };
   std::mutex limits_mutex_;
   std::unordered_map<std::string, Window> windows_;
+  std::function<void()> exchange_wakeup_;
 };
 
 // A fresh random correlation id (UUID version 4).

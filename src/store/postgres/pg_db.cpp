@@ -91,6 +91,22 @@ void CopyBuffer::end_row() {
   ++rows_;
 }
 
+// A text[] literal of `items`, each quoted.
+std::string text_array(const std::vector<std::string_view>& items) {
+  std::string out = "{";
+  for (std::string_view item : items) {
+    if (out.size() > 1) out += ',';
+    out += '"';
+    for (char c : item) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
 bool is_postgres_url(std::string_view url) {
   return url.starts_with("postgresql://") || url.starts_with("postgres://");
 }

@@ -105,6 +105,9 @@ class Transaction {
   bool open_ = false;
 };
 
+// A text[] literal of `items` (each quoted), for a parameter such as `id = ANY($1::text[])`.
+std::string text_array(const std::vector<std::string_view>& items);
+
 // Whether a storage URL names PostgreSQL (postgresql:// or postgres://).
 bool is_postgres_url(std::string_view url);
 // The URL with any password replaced by "***".

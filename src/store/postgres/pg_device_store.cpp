@@ -23,22 +23,6 @@ constexpr std::int64_t kChangeLogLock = 0x6b62676170636c;
 // Held for its session by the one server that records the change log: 'kbgaprc'.
 constexpr std::int64_t kRecorderLock = 0x6b626761707263;
 
-// A text[] literal of `items`, each quoted.
-std::string text_array(const std::vector<std::string_view>& items) {
-  std::string out = "{";
-  for (std::string_view item : items) {
-    if (out.size() > 1) out += ',';
-    out += '"';
-    for (char c : item) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  out += '}';
-  return out;
-}
-
 }  // namespace
 
 Result<std::unique_ptr<PgDeviceStore>> PgDeviceStore::open(const std::string& url) {
