@@ -7,10 +7,10 @@
 #include <fstream>
 #include <sstream>
 
-#include "catalog/importer.h"
 #include "engine/evaluate.h"
 #include "inventory/inventory_reader.h"
 #include "store/sqlite/sqlite_catalog_store.h"
+#include "update/importer.h"
 
 namespace {
 

@@ -18,13 +18,13 @@
 #include <thread>
 #include <tuple>
 
-#include "catalog/importer.h"
 #include "engine/evaluate.h"
 #include "engine/fleet.h"
 #include "inventory/inventory_reader.h"
 #include "server/change_log.h"
 #include "server/fleet_view.h"
 #include "store/sqlite/sqlite_catalog_store.h"
+#include "update/importer.h"
 
 using namespace kbgap;
 

@@ -10,11 +10,11 @@
 #include <set>
 
 #include "catalog/bundled_catalog.h"
-#include "catalog/freshness.h"
-#include "catalog/importer.h"
-#include "catalog/sync.h"
 #include "store/sqlite/sqlite_catalog_store.h"
 #include "test_support.h"
+#include "update/freshness.h"
+#include "update/importer.h"
+#include "update/sync.h"
 
 namespace kbgap::catalog {
 namespace {

@@ -14,11 +14,11 @@
 #include <tuple>
 
 #include "api/defender_dto.h"
-#include "catalog/importer.h"
 #include "engine/catalog_change.h"
 #include "engine_support.h"
 #include "store/sqlite/sqlite_catalog_store.h"
 #include "test_support.h"
+#include "update/importer.h"
 
 namespace kbgap::server {
 namespace {

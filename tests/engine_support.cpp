@@ -10,11 +10,11 @@
 #include <stdexcept>
 
 #include "catalog/bundled_catalog.h"
-#include "catalog/importer.h"
 #include "common/digest.h"
 #include "inventory/inventory_reader.h"
 #include "store/sqlite/sqlite_catalog_store.h"
 #include "test_support.h"
+#include "update/importer.h"
 
 namespace kbgap::test {
 

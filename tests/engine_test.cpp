@@ -5,7 +5,6 @@
 #include <set>
 #include <type_traits>
 
-#include "catalog/importer.h"
 #include "common/digest.h"
 #include "engine/evaluate.h"
 #include "engine/fleet.h"
@@ -14,6 +13,7 @@
 #include "inventory/windows_release.h"
 #include "store/sqlite/sqlite_catalog_store.h"
 #include "test_support.h"
+#include "update/importer.h"
 
 namespace kbgap::engine {
 namespace {

@@ -11,7 +11,6 @@
 #include <sstream>
 #include <thread>
 
-#include "catalog/importer.h"
 #include "inventory/inventory_reader.h"
 #include "inventory/json_inventory.h"
 #include "store/postgres/pg_catalog_store.h"
@@ -19,6 +18,7 @@
 #include "store/sqlite/sqlite_catalog_store.h"
 #include "store/sqlite/sqlite_device_store.h"
 #include "test_support.h"
+#include "update/importer.h"
 
 namespace kbgap::store {
 namespace {

@@ -8,13 +8,13 @@
 #include <set>
 
 #include "catalog/bundled_catalog.h"
-#include "catalog/importer.h"
 #include "catalog/wesng_reader.h"
 #include "common/text.h"
 #include "engine/evaluate.h"
 #include "engine_support.h"
 #include "store/sqlite/sqlite_catalog_store.h"
 #include "test_support.h"
+#include "update/importer.h"
 
 namespace kbgap::catalog {
 namespace {

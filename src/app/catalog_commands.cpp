@@ -12,13 +12,13 @@
 #include "app/catalog_loader.h"
 #include "app/cli_error.h"
 #include "app/data_dir.h"
-#include "catalog/freshness.h"
-#include "catalog/importer.h"
-#include "catalog/sync.h"
 #include "common/clock.h"
 #include "common/progress.h"
 #include "engine/catalog_index.h"
 #include "net/http_client.h"
+#include "update/freshness.h"
+#include "update/importer.h"
+#include "update/sync.h"
 
 namespace kbgap::app {
 namespace {

@@ -13,9 +13,9 @@
 #include <fstream>
 
 #include "app/data_dir.h"
-#include "catalog/importer.h"
 #include "common/digest.h"
 #include "common/progress.h"
+#include "update/importer.h"
 
 namespace kbgap::app {
 namespace {

@@ -5,11 +5,11 @@
 #include <functional>
 #include <string>
 
-#include "catalog/catalog_store.h"
-#include "catalog/importer.h"
 #include "common/progress.h"
 #include "common/result.h"
 #include "engine/catalog_index.h"
+#include "store/catalog_store.h"
+#include "update/importer.h"
 
 namespace kbgap::app {
 
@@ -26,7 +26,7 @@ inline constexpr const char* kIndexFileName = "catalog.index";
 // What identifies a catalog's contents: its months and their sha256 (the index is tagged with it).
 std::string catalog_fingerprint(const std::vector<catalog::StoredDocument>& documents);
 
-// With `documents`, also the stored documents (what the catalog covers: catalog/freshness.h).
+// With `documents`, also the stored documents (what the catalog covers: update/freshness.h).
 Result<engine::CatalogIndex> load_catalog_index(
     const std::string& data_dir, std::vector<catalog::StoredDocument>* documents = nullptr);
 

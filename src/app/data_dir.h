@@ -4,8 +4,8 @@
 #include <memory>
 #include <string>
 
-#include "catalog/catalog_store.h"
 #include "common/result.h"
+#include "store/catalog_store.h"
 #include "store/device_store.h"
 
 namespace kbgap::app {

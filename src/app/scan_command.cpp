@@ -10,10 +10,10 @@
 #include "app/catalog_loader.h"
 #include "app/cli_error.h"
 #include "app/inventory_files.h"
-#include "catalog/freshness.h"
 #include "common/clock.h"
 #include "engine/evaluate.h"
 #include "inventory/inventory_reader.h"
+#include "update/freshness.h"
 
 namespace kbgap::app {
 namespace {

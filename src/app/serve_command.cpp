@@ -17,8 +17,6 @@
 #include "app/cli_error.h"
 #include "app/data_dir.h"
 #include "auth/jwt.h"
-#include "catalog/freshness.h"
-#include "catalog/sync.h"
 #include "common/clock.h"
 #include "common/file.h"
 #include "net/http_client.h"
@@ -27,6 +25,8 @@
 #include "server/http_server.h"
 #include "server/service.h"
 #include "store/postgres/pg_shared_counters.h"
+#include "update/freshness.h"
+#include "update/sync.h"
 
 namespace kbgap::app {
 namespace {

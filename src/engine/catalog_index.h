@@ -14,8 +14,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "catalog/catalog_store.h"
 #include "engine/dense_index.h"
+#include "store/catalog_store.h"
 
 namespace kbgap::engine {
 

@@ -12,11 +12,11 @@
 #include <string>
 #include <vector>
 
-#include "catalog/freshness.h"
 #include "common/result.h"
 #include "engine/catalog_index.h"
 #include "server/fleet_view.h"
 #include "store/device_store.h"
+#include "update/freshness.h"
 
 namespace kbgap::server {
 

@@ -5,7 +5,7 @@
 #include <mutex>
 #include <string>
 
-#include "catalog/catalog_store.h"
+#include "store/catalog_store.h"
 #include "store/postgres/pg_db.h"
 
 namespace kbgap::store::postgres {

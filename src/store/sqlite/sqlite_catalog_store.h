@@ -4,7 +4,7 @@
 #include <memory>
 #include <string>
 
-#include "catalog/catalog_store.h"
+#include "store/catalog_store.h"
 #include "store/sqlite/sqlite_db.h"
 
 namespace kbgap::store::sqlite {

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "catalog/catalog_store.h"
+#include "store/catalog_store.h"
 
 namespace kbgap::catalog {
 

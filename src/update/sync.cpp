@@ -1,4 +1,4 @@
-#include "catalog/sync.h"
+#include "update/sync.h"
 
 #include <fmt/format.h>
 

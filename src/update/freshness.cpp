@@ -1,4 +1,4 @@
-#include "catalog/freshness.h"
+#include "update/freshness.h"
 
 #include <fmt/format.h>
 

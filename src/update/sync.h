@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "catalog/catalog_store.h"
-#include "catalog/importer.h"
 #include "common/result.h"
 #include "net/http_client.h"
+#include "store/catalog_store.h"
+#include "update/importer.h"
 
 namespace kbgap::catalog {
 

@@ -1,6 +1,6 @@
 // The import pipeline: the caller's thread reads inputs in order and writes parsed documents in
 // that order; parsing runs ahead on worker threads, a bounded number of documents at a time.
-#include "catalog/importer.h"
+#include "update/importer.h"
 
 #include <algorithm>
 #include <deque>

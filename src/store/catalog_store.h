@@ -1,4 +1,5 @@
-// The catalog's storage interface: SQLite implements it today, PostgreSQL later (src/store/).
+// The catalog's storage interface: src/store/sqlite/ (the embedded default) and
+// src/store/postgres/ implement it; tests/store_contract_test.cpp holds both to it.
 #pragma once
 
 #include <cstdint>

@@ -6,11 +6,11 @@
 #include <string>
 #include <vector>
 
-#include "catalog/catalog_store.h"
 #include "catalog/import_sources.h"
 #include "catalog/model.h"
 #include "catalog/wesng_reader.h"
 #include "common/result.h"
+#include "store/catalog_store.h"
 
 namespace kbgap::catalog {
 
