@@ -380,8 +380,10 @@ int run_serve(const ServeOptions& options) {
         }
         failing = !exchanged;
         // Every 200 ms, or at once when an application nears a limit.
+        // At most one exchange each 20 ms however many calls ask for one.
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
         std::unique_lock lock(exchange_mutex);
-        exchange_due.wait_for(lock, stop, std::chrono::milliseconds(200),
+        exchange_due.wait_for(lock, stop, std::chrono::milliseconds(180),
                               [&] { return exchange_now; });
         exchange_now = false;
       }
