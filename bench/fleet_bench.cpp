@@ -5,7 +5,11 @@
 // (server/change_log.h) on that fleet as the server holds it: a write of 10,000 of its devices,
 // the catalog read again, one CVE restated, and the newest month added: each snapshot built as
 // the server builds it, then diffed (only the devices a new catalog touches are compared).
-// Usage: fleet_bench [devices] [threads] [changes]   (defaults: 1000000, all cores)
+// With "write" as third argument, it times a write of 10,000 devices (5,000 of them new) into
+// that fleet as the server takes it (docs/scaling.md, "Writes cost the batch"): the snapshot
+// brought up to date from the batch alone (FleetView::apply), its fleet-wide counts and its change
+// log, beside the snapshot built from every device as before; their answers are compared.
+// Usage: fleet_bench [devices] [threads] [changes|write]   (defaults: 1000000, all cores)
 #include <fmt/format.h>
 #include <sys/resource.h>
 
@@ -53,6 +57,7 @@ int main(int argc, char** argv) {
   if (!data) return 1;
   const engine::CatalogIndex index = engine::CatalogIndex::build(*data);
   const bool changes = argc > 3 && std::string_view(argv[3]) == "changes";
+  const bool write = argc > 3 && std::string_view(argv[3]) == "write";
   if (!changes) data = catalog::CatalogData{};  // the change log's phase revises it
   std::printf("catalog loaded and indexed in %.2f s\n", seconds_since(t0));
 
@@ -113,8 +118,8 @@ int main(int argc, char** argv) {
     }
     inventory::finish_device(d, "");
     const std::uint32_t number = fleet.add(d);
-    if (changes) {
-      d.id = fmt::format("{:040x}", i);  // in id order, as the store lists them
+    if (changes || write) {
+      d.id = fmt::format("{:040x}", i * 2);  // in id order, as the store lists them
       d.computer_dns_name = fmt::format("bench-{}", i);
       kept.push_back(d);
     }
@@ -227,6 +232,80 @@ int main(int argc, char** argv) {
           threads);
       before.reset();
       diff(fmt::format("{} added", newest->id).c_str(), *older_view, shared, kept);
+    }
+  }
+  if (write) {
+    std::shared_ptr<const engine::CatalogIndex> shared(&index, [](const engine::CatalogIndex*) {});
+    auto t = std::chrono::steady_clock::now();
+    auto before = server::FleetView::build(shared, kept, 1, threads);
+    (void)before->facts();
+    std::printf("write: the fleet's snapshot built from scratch in %.2f s; peak RSS %ld MiB\n",
+                seconds_since(t), peak_rss_mib());
+    // 5,000 devices install their line's newest update; 5,000 new ones (odd ids: between the
+    // others) join. In id order, as the store lists what changed.
+    std::vector<inventory::Device> batch;
+    for (std::size_t k = 0; k < 5000 && k < kept.size(); ++k) {
+      inventory::Device d = kept[rng() % kept.size()];
+      for (std::size_t s = 0; s < templates.size(); ++s) {
+        if (templates[s].os_name == d.os_name && !shapes[s].line.empty()) {
+          d.installed_kbs.push_back(shapes[s].line.back());
+          std::sort(d.installed_kbs.begin(), d.installed_kbs.end());
+          d.installed_kbs.erase(std::unique(d.installed_kbs.begin(), d.installed_kbs.end()),
+                                d.installed_kbs.end());
+          break;
+        }
+      }
+      batch.push_back(std::move(d));
+    }
+    for (std::size_t k = 0; k < 5000; ++k) {
+      inventory::Device d = kept[rng() % kept.size()];
+      d.id = fmt::format("{:040x}", (rng() % kept.size()) * 2 + 1);
+      d.computer_dns_name = "new-" + d.id.substr(30);
+      batch.push_back(std::move(d));
+    }
+    std::sort(batch.begin(), batch.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+    batch.erase(std::unique(batch.begin(), batch.end(),
+                            [](const auto& a, const auto& b) { return a.id == b.id; }),
+                batch.end());
+    const std::vector<std::string> removed = {kept[1].id, kept[2].id};
+    for (int run = 0; run < 3; ++run) {
+      t = std::chrono::steady_clock::now();
+      auto applied = server::FleetView::apply(*before, batch, removed, 2, threads);
+      const double apply_s = seconds_since(t);
+      t = std::chrono::steady_clock::now();
+      (void)applied->facts();
+      const double facts_s = seconds_since(t);
+      t = std::chrono::steady_clock::now();
+      std::size_t rows = 0;
+      auto found = server::diff_snapshots(
+          *before, *applied,
+          [&](std::vector<store::ChangeSet>& c) {
+            for (const auto& s : c) rows += s.rows.size() * s.devices.size();
+            return ok_result();
+          },
+          threads);
+      const double diff_s = seconds_since(t);
+      // The same fleet as the server built it before: every device read into a new snapshot.
+      std::vector<inventory::Device> all;
+      all.reserve(applied->devices().size());
+      for (std::uint32_t d = 0; d < applied->devices().size(); ++d) {
+        all.push_back(applied->devices()[d]);
+      }
+      t = std::chrono::steady_clock::now();
+      auto rebuilt = server::FleetView::build(shared, std::move(all), 2, threads, before.get());
+      const double build_s = seconds_since(t);
+      std::size_t differ_write = 0;
+      for (std::uint32_t d = 0; d < applied->devices().size(); d += 97) {
+        if (*applied->missing_kbs_value(d) != *rebuilt->missing_kbs_value(d)) ++differ_write;
+      }
+      if (applied->facts().rows() != rebuilt->facts().rows()) ++differ_write;
+      differ += differ_write;
+      std::printf(
+          "write of %zu devices (%zu removed) into %zu, run %d: snapshot brought up to date in "
+          "%.2f s, its counts in %.2f s, its change log (%zu rows) in %.2f s; built from every "
+          "device as before: %.2f s; %zu of the sampled answers differ; peak RSS %ld MiB\n",
+          batch.size(), removed.size(), before->devices().size(), run + 1, apply_s, facts_s,
+          found ? rows : 0, diff_s, build_s, differ_write, peak_rss_mib());
     }
   }
   return differ == 0 ? 0 : 1;

@@ -174,7 +174,8 @@ class Storable(unittest.TestCase):
             bad = "ab" * 20
             with sqlite3.connect(os.path.join(s.data, "kbgap.db")) as db:
                 # What an older kbgap stored for "KB00001".
-                db.execute("INSERT INTO devices VALUES (?, 'p', 'p', ?, 'x', 'x', 'x')",
+                db.execute("INSERT INTO devices (id, computer_dns_name, name_key, inventory,"
+                           " first_seen, last_seen, updated_at) VALUES (?, 'p', 'p', ?, 'x', 'x', 'x')",
                            (bad, json.dumps(dict(device("p", installedKbs=["KB1"]), id=bad))))
             s.start()
             self.assertEqual(len(s.machines()), 2)

@@ -7,12 +7,15 @@
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <random>
 #include <set>
 #include <sstream>
 #include <thread>
 
+#include "engine_support.h"
 #include "inventory/inventory_reader.h"
 #include "inventory/json_inventory.h"
+#include "server/service.h"
 #include "store/postgres/pg_catalog_store.h"
 #include "store/postgres/pg_device_store.h"
 #include "store/sqlite/sqlite_catalog_store.h"
@@ -240,8 +243,14 @@ TEST_P(StoreContract, ABatchWithADeviceThatWouldNotReadBackWritesNothing) {
   auto written = store->put({good, bad}, "2026-01-01T00:00:00Z");
   ASSERT_FALSE(written);
   EXPECT_EQ(written.error().code, ErrorCode::kInvalidInput);
+  EXPECT_NE(written.error().message.find("cannot be stored"), std::string::npos);
   EXPECT_EQ(*store->version(), 0);
   EXPECT_TRUE(store->all()->devices.empty());
+  // A time that is not one, alone in its batch: refused too.
+  bad.architecture = inventory::Architecture::kX64;
+  bad.last_seen = "yesterday";
+  EXPECT_FALSE(store->put({bad}, "2026-01-01T00:00:00Z"));
+  EXPECT_EQ(*store->version(), 0);
   // A NUL in a name (JSON's \u0000) is refused on every backend: PostgreSQL's text cannot hold it.
   good.computer_dns_name = std::string("pc\0evil", 7);
   auto nul = store->put({good}, "2026-01-01T00:00:00Z");
@@ -271,10 +280,13 @@ TEST_P(StoreContract, ADamagedRowIsSkippedAndReportedNeverFatal) {
   // A row for "KB00001" (stored as KB1, which no reader accepts), and one that is not JSON.
   const std::string older = std::string(40, 'a');
   ASSERT_TRUE(
-      backend_->sql("INSERT INTO devices VALUES ('" + older + "', 'p', 'p', '{\"id\":\"" + older +
+      backend_->sql("INSERT INTO devices (id, computer_dns_name, name_key, inventory, first_seen, "
+                    "last_seen, updated_at) VALUES ('" +
+                    older + "', 'p', 'p', '{\"id\":\"" + older +
                     "\",\"computerDnsName\":\"p\",\"osBuild\":\"10.0.19045.3803\","
                     "\"osArchitecture\":\"x64\",\"installedKbs\":[\"KB1\"]}', 'x', 'x', 'x');"
-                    "INSERT INTO devices VALUES ('" +
+                    "INSERT INTO devices (id, computer_dns_name, name_key, inventory, first_seen, "
+                    "last_seen, updated_at) VALUES ('" +
                     std::string(40, 'b') + "', 'q', 'q', '{not json', 'x', 'x', 'x')"));
   auto all = store->all();
   ASSERT_TRUE(all) << all.error().message;
@@ -324,6 +336,93 @@ TEST_P(StoreContract, ConcurrentWritersThroughSeveralOpenersLoseNothing) {
   auto all = stores[0]->all();
   ASSERT_TRUE(all);
   EXPECT_EQ(all->devices.size(), static_cast<std::size_t>(kWriters * kBatches * kPerBatch));
+}
+
+std::vector<std::string> ids_of(const std::vector<inventory::Device>& devices) {
+  std::vector<std::string> ids;
+  for (const auto& d : devices) ids.push_back(d.id);
+  return ids;
+}
+
+// What changed since a version: the devices written after it (in id order, each as last
+// written), the ids removed after it and not written again, read as one state with the version
+// they bring a reader to, through any opener; a version the store cannot account for is nullopt.
+TEST_P(StoreContract, WhatChangedSinceAVersionIsReadAsOneState) {
+  auto a = devices();
+  auto b = devices();
+  ASSERT_TRUE(a && b);
+  auto empty = a->changed_since(0);
+  ASSERT_TRUE(empty && *empty) << (empty ? "" : empty.error().message);
+  EXPECT_EQ((*empty)->version, 0);
+  EXPECT_TRUE((*empty)->written.empty() && (*empty)->removed.empty());
+  inventory::Device win11 = real_device("11_24H2_x64_enterprise_systeminfo.txt");
+  inventory::Device win7 = real_device("7_sp1_x64_enterprise_en-us_A_systeminfo.txt");
+  inventory::Device server = real_device("srv_2019_rtm_datacenter_en-us_systeminfo.txt");
+  const std::vector<std::string> sorted_ids = [&] {
+    std::vector<std::string> ids{win11.id, win7.id, server.id};
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  }();
+  const std::int64_t v1 = a->put({win11, win7, server}, "2026-01-01T00:00:00Z")->version;
+  auto all = b->all();
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->version, v1);
+  auto first = b->changed_since(0);
+  ASSERT_TRUE(first && *first);
+  EXPECT_EQ((*first)->version, v1);
+  EXPECT_EQ(ids_of((*first)->written), sorted_ids);
+  EXPECT_TRUE((*b->changed_since(v1))->written.empty());
+  // A write of one device: only it.
+  win11.installed_kbs.push_back(5044284);
+  const std::int64_t v2 = b->put({win11}, "2026-01-02T00:00:00Z")->version;
+  auto second = a->changed_since(v1);
+  ASSERT_TRUE(second && *second);
+  EXPECT_EQ((*second)->version, v2);
+  ASSERT_EQ((*second)->written.size(), 1u);
+  EXPECT_EQ((*second)->written[0].installed_kbs, win11.installed_kbs);
+  EXPECT_EQ((*second)->written[0].first_seen, "2026-01-01T00:00:00Z");  // as stored
+  EXPECT_TRUE((*second)->removed.empty());
+  // A removal, seen from before it and from before the write before it.
+  ASSERT_TRUE(*a->remove(win7.id));
+  const std::int64_t v3 = *a->version();
+  ASSERT_TRUE(sees(*b, v3));
+  auto third = b->changed_since(v2);
+  ASSERT_TRUE(third && *third);
+  EXPECT_EQ((*third)->version, v3);
+  EXPECT_TRUE((*third)->written.empty());
+  EXPECT_EQ((*third)->removed, std::vector<std::string>{win7.id});
+  auto both = b->changed_since(v1);
+  EXPECT_EQ(ids_of((*both)->written), std::vector<std::string>{win11.id});
+  EXPECT_EQ((*both)->removed, std::vector<std::string>{win7.id});
+  // Written again after its removal: written, not removed.
+  const std::int64_t v4 = a->put({win7}, "2026-01-03T00:00:00Z")->version;
+  auto back = a->changed_since(v2);
+  EXPECT_EQ(ids_of((*back)->written), std::vector<std::string>{win7.id});
+  EXPECT_TRUE((*back)->removed.empty());
+  EXPECT_EQ((*back)->version, v4);
+  // Removed again: removed, with no row of it written.
+  ASSERT_TRUE(*a->remove(win7.id));
+  auto again = a->changed_since(v2);
+  EXPECT_TRUE((*again)->written.empty());
+  EXPECT_EQ((*again)->removed, std::vector<std::string>{win7.id});
+  // A row damaged by a write from outside, since: listed as damaged, not as a device.
+  const std::int64_t v5 = *a->version();
+  ASSERT_TRUE(backend_->sql(
+      "UPDATE devices SET inventory = '{not json', written_version = 1000 WHERE id = '" +
+      server.id + "'; UPDATE fleet_version SET version = 1000"));
+  auto damaged = a->changed_since(v5);
+  ASSERT_TRUE(damaged && *damaged);
+  EXPECT_EQ((*damaged)->version, 1000);
+  EXPECT_TRUE((*damaged)->written.empty());
+  ASSERT_EQ((*damaged)->damaged.size(), 1u);
+  EXPECT_EQ((*damaged)->damaged[0].id, server.id);
+  // Newer than the database (a restored backup), or older than the removals it keeps: nullopt.
+  auto ahead = a->changed_since(1001);
+  ASSERT_TRUE(ahead);
+  EXPECT_FALSE(*ahead);
+  ASSERT_TRUE(backend_->sql("UPDATE fleet_version SET forgotten = 900"));
+  EXPECT_FALSE(*a->changed_since(899));
+  EXPECT_TRUE(*a->changed_since(900));
 }
 
 // The delta export's change log: sets shared by devices, rows numbered on for good (also when
@@ -531,6 +630,148 @@ TEST_P(StoreContract, ACatalogReadsBackAsTheSQLiteCatalogDoes) {
     ASSERT_TRUE((*tx)->replace_document(empty, "{}"));
   }
   EXPECT_EQ(first_difference(describe(*store), after), "");
+}
+
+// Everything a snapshot answers, as text: its devices in order, and for each its answer, its
+// software, exposure and rows; its lookups by name; and the fleet-wide counts.
+std::string describe(const server::FleetView& v) {
+  std::ostringstream out;
+  out << "version " << v.version() << "\n";
+  for (std::uint32_t d = 0; d < v.devices().size(); ++d) {
+    const inventory::Device& device = v.devices()[d];
+    out << boost::json::serialize(inventory::device_json(device)) << "\n  "
+        << *v.missing_kbs_value(d) << "\n  exposure " << v.state_facts(d).exposure << " software";
+    for (const std::string& s : v.software_of(d)) out << " " << s;
+    out << "\n  rows";
+    for (const auto& r : v.open_rows(d))
+      out << " " << r.cve.value() << "/" << r.kb.value() << "/" << r.product;
+    const auto by_name = v.find(device.computer_dns_name);
+    out << "\n  name " << device.computer_dns_name << " -> "
+        << (by_name ? v.devices()[*by_name].id : "none") << "\n";
+  }
+  const server::FleetFacts& facts = v.facts();
+  out << "rows " << facts.rows() << "\ncves";
+  for (std::size_t c = 0; c < facts.devices_of_cve.size(); ++c) {
+    if (facts.devices_of_cve[engine::CveIndex(static_cast<std::uint32_t>(c))]) {
+      out << " " << c << ":"
+          << facts.devices_of_cve[engine::CveIndex(static_cast<std::uint32_t>(c))];
+    }
+  }
+  for (const auto& [name, sw] : facts.software) {
+    out << "\nsoftware " << name << " " << sw.devices << " " << sw.exposed << " "
+        << sw.public_exploit << " cves " << sw.cves.size();
+    for (const auto& [kb, missed] : sw.missed) {
+      out << " " << kb.value() << ":" << missed.devices << "/" << missed.cves.size();
+    }
+  }
+  return out.str() + "\n";
+}
+
+// A server's snapshot brought up to date from what changed since it (its own writes, another
+// server's, removals, a device written again after its removal) answers exactly as a snapshot
+// built from every stored device, and shares the devices nobody wrote with the snapshot before.
+TEST_P(StoreContract, ASnapshotBroughtUpToDateAnswersAsOneBuiltFromEveryDevice) {
+  std::shared_ptr<const engine::CatalogIndex> catalog(&test::full_catalog(),
+                                                      [](const engine::CatalogIndex*) {});
+  auto other = devices();  // another server on the same database
+  auto reader = devices();
+  ASSERT_TRUE(other && reader);
+  server::Service service(catalog, devices(), 2);
+  std::vector<inventory::Device> real = test::real_devices();
+  ASSERT_GT(real.size(), 30u);
+  std::mt19937 random(20261201);
+  // Copies of the real devices under their own ids: a fleet of a few hundred, of many states.
+  std::vector<inventory::Device> pool;
+  for (int copy = 0; copy < 8; ++copy) {
+    for (const inventory::Device& d : real) {
+      inventory::Device c = d;
+      c.id = fmt::format("{:040x}", pool.size() * 7919 + 1);
+      c.computer_dns_name = fmt::format("{}-{}", d.computer_dns_name, copy);
+      // Some of its KBs: another state.
+      std::vector<inventory::KbNumber> kept;
+      for (auto kb : c.installed_kbs) {
+        if (random() % 4 != 0) kept.push_back(kb);
+      }
+      c.installed_kbs = std::move(kept);
+      pool.push_back(std::move(c));
+    }
+  }
+  ASSERT_TRUE(service.put_devices({pool.begin(), pool.begin() + 150}));
+  std::size_t next = 150;
+  std::set<std::string> removed;
+  for (int step = 0; step < 14; ++step) {
+    const auto before = service.view();
+    ASSERT_TRUE(before) << before.error().message;
+    std::vector<inventory::Device> batch;
+    std::set<std::string> touched;
+    const std::size_t n = (*before)->devices().size();
+    for (int k = 0; k < 6 && n > 0; ++k) {
+      inventory::Device d = (*before)->devices()[random() % n];
+      if (random() % 2) {
+        d.installed_kbs.clear();
+        d.revision.reset();
+      } else {
+        d.computer_dns_name = (*before)->devices()[random() % n].computer_dns_name;  // a name twice
+        d.last_seen.clear();
+      }
+      touched.insert(d.id);
+      batch.push_back(std::move(d));
+    }
+    for (int k = 0; k < 4 && next < pool.size(); ++k) {
+      touched.insert(pool[next].id);
+      batch.push_back(pool[next++]);
+    }
+    if (step % 3 == 2 && !removed.empty()) {  // one removed earlier comes back
+      const inventory::Device* back = nullptr;
+      for (const auto& d : pool) {
+        if (d.id == *removed.begin()) back = &d;
+      }
+      ASSERT_TRUE(back);
+      touched.insert(back->id);
+      batch.push_back(*back);
+      removed.erase(removed.begin());
+    }
+    if (step % 2 == 0) {
+      ASSERT_TRUE(service.put_devices(batch));
+    } else {
+      auto written = other->put(batch, "2026-11-30T00:00:00Z");  // through another server
+      ASSERT_TRUE(written) << written.error().message;
+      ASSERT_TRUE(sees(*reader, written->version));
+    }
+    // Removals, through this server and the other.
+    for (int k = 0; k < 2; ++k) {
+      const auto latest = service.view();
+      ASSERT_TRUE(latest);
+      const std::string id = (*latest)->devices()[random() % (*latest)->devices().size()].id;
+      if (touched.count(id)) continue;
+      touched.insert(id);
+      removed.insert(id);
+      ASSERT_TRUE(k == 0 ? *service.remove_device(id) : *other->remove(id));
+    }
+    auto all = reader->all();  // the database's state now
+    ASSERT_TRUE(all);
+    const std::int64_t version = all->version;
+    std::shared_ptr<const server::FleetView> after;
+    for (int wait = 0; wait < 1000; ++wait) {  // the other server's removal: within a second
+      auto v = service.view();
+      ASSERT_TRUE(v);
+      after = *v;
+      if (after->version() >= version) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ASSERT_EQ(after->version(), version);
+    const auto full = server::FleetView::build(catalog, std::move(all->devices), all->version, 1);
+    ASSERT_EQ(describe(*after), describe(*full)) << "step " << step;
+    // The devices nobody wrote are the snapshot before's, not read again.
+    std::size_t shared = 0;
+    for (std::uint32_t d = 0; d < after->devices().size(); ++d) {
+      const auto was = (*before)->find(after->devices()[d].id);
+      if (!was || touched.count(after->devices()[d].id)) continue;
+      EXPECT_EQ(after->devices().ptr(d), (*before)->devices().ptr(*was)) << after->devices()[d].id;
+      ++shared;
+    }
+    EXPECT_GT(shared, 100u);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreContract, ::testing::Values("sqlite", "postgres"),

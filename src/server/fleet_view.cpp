@@ -47,16 +47,71 @@ bool same_evaluation_inputs(const inventory::Device& a, const inventory::Device&
 std::shared_ptr<const FleetView> FleetView::build(
     std::shared_ptr<const engine::CatalogIndex> catalog, std::vector<inventory::Device> devices,
     std::int64_t version, unsigned threads, const FleetView* previous) {
+  auto by_id = [](const inventory::Device& a, const inventory::Device& b) { return a.id < b.id; };
+  if (!std::is_sorted(devices.begin(), devices.end(), by_id)) {
+    std::stable_sort(devices.begin(), devices.end(), by_id);
+  }
+  DeviceList list;
+  list.items().reserve(devices.size());
+  for (inventory::Device& d : devices) {
+    auto made = std::make_shared<const inventory::Device>(std::move(d));
+    if (!list.empty() && list[list.size() - 1].id == made->id) {
+      list.items().back() = std::move(made);  // the last of one id
+    } else {
+      list.items().push_back(std::move(made));
+    }
+  }
+  return make(std::move(catalog), std::move(list), version, threads, previous);
+}
+
+std::shared_ptr<const FleetView> FleetView::apply(const FleetView& previous,
+                                                  std::vector<inventory::Device> written,
+                                                  const std::vector<std::string>& removed,
+                                                  std::int64_t version, unsigned threads) {
+  // One merge of three lists in id order: the previous snapshot's devices, the written ones
+  // (replacing theirs) and the removed ids (dropping theirs).
+  const DeviceList& old = previous.devices();
+  DeviceList merged;
+  merged.items().reserve(old.size() + written.size());
+  std::size_t o = 0, w = 0, r = 0;
+  while (o < old.size() || w < written.size()) {
+    if (w == written.size() || (o < old.size() && old[o].id < written[w].id)) {
+      const std::string& id = old[o].id;
+      while (r < removed.size() && removed[r] < id) ++r;
+      if (r == removed.size() || removed[r] != id) merged.items().push_back(old.ptr(o));
+      ++o;
+      continue;
+    }
+    if (o < old.size() && old[o].id == written[w].id) ++o;  // replaced
+    auto made = std::make_shared<const inventory::Device>(std::move(written[w++]));
+    if (!merged.empty() && merged[merged.size() - 1].id == made->id) {
+      merged.items().back() = std::move(made);
+    } else {
+      merged.items().push_back(std::move(made));
+    }
+  }
+  return make(previous.catalog_, std::move(merged), version, threads, &previous);
+}
+
+std::shared_ptr<const FleetView> FleetView::make(
+    std::shared_ptr<const engine::CatalogIndex> catalog, DeviceList devices, std::int64_t version,
+    unsigned threads, const FleetView* previous) {
   auto view = std::make_shared<FleetView>();
   view->catalog_ = std::move(catalog);
   view->devices_ = std::move(devices);
   view->version_ = version;
   engine::Fleet fleet(*view->catalog_);
   for (std::uint32_t i = 0; i < view->devices_.size(); ++i) {
-    inventory::Device& d = view->devices_[i];
-    engine::learn_release(*view->catalog_, d);  // a release newer than kbgap's table
+    // A release newer than kbgap's table, named from this catalog (a device shared with an
+    // earlier snapshot was named there; one the earlier catalog did not know is tried again).
+    if (view->devices_[i].os_family.empty()) {
+      inventory::Device learned = view->devices_[i];
+      if (engine::learn_release(*view->catalog_, learned)) {
+        view->devices_.items()[i] = std::make_shared<const inventory::Device>(std::move(learned));
+      }
+    }
+    const inventory::Device& d = view->devices_[i];
     fleet.add(d);
-    view->by_id_[d.id] = i;
     auto [it, inserted] = view->by_name_.try_emplace(to_lower(d.computer_dns_name), i);
     if (!inserted && owns_name_before(d, view->devices_[it->second])) it->second = i;
   }
@@ -73,32 +128,55 @@ std::shared_ptr<const FleetView> FleetView::build(
     reuse.previous_catalog = &previous->catalog();
     reuse.change = view->change_.get();
     reuse.previous_device.assign(view->devices_.size(), engine::Fleet::Reuse::kNone);
-    for (std::uint32_t i = 0; i < view->devices_.size(); ++i) {
-      auto it = previous->by_id_.find(view->devices_[i].id);
-      if (it != previous->by_id_.end() &&
-          same_evaluation_inputs(previous->devices_[it->second], view->devices_[i])) {
-        reuse.previous_device[i] = it->second;
+    // Both lists are in id order: one merge pairs them.
+    const DeviceList& old = previous->devices_;
+    for (std::uint32_t i = 0, o = 0; i < view->devices_.size() && o < old.size();) {
+      const inventory::Device& d = view->devices_[i];
+      if (old[o].id < d.id) {
+        ++o;
+      } else if (d.id < old[o].id) {
+        ++i;
+      } else {
+        if (old.ptr(o) == view->devices_.ptr(i) || same_evaluation_inputs(old[o], d)) {
+          reuse.previous_device[i] = o;
+        }
+        ++i;
+        ++o;
       }
     }
     options.reuse = &reuse;
   }
   view->result_ = std::make_unique<engine::FleetResult>(fleet.evaluate(options));
-  // The products each device runs are its profile's: named once more as productsNames names.
-  for (std::uint32_t i = 0; i < view->devices_.size(); ++i) {
-    std::vector<std::string> software;
-    for (engine::ProductIndex p : view->result_->products(i)) {
+  // The products each state runs are its profile's: named once more as productsNames names.
+  view->software_of_state_.resize(view->result_->distinct_states());
+  for (std::uint32_t s = 0; s < view->software_of_state_.size(); ++s) {
+    std::vector<std::string>& software = view->software_of_state_[s];
+    for (engine::ProductIndex p : view->result_->state_products(s)) {
       const std::string& name = view->catalog_->products()[p].snake_name;
       if (std::find(software.begin(), software.end(), name) == software.end()) {
         software.push_back(name);
       }
     }
-    view->software_of_.push_back(std::move(software));
   }
   return view;
 }
 
+std::optional<std::uint32_t> FleetView::find_id(std::string_view id) const {
+  std::size_t lo = 0, hi = devices_.size();
+  while (lo < hi) {
+    const std::size_t mid = lo + (hi - lo) / 2;
+    if (devices_[mid].id < id) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  if (lo < devices_.size() && devices_[lo].id == id) return static_cast<std::uint32_t>(lo);
+  return std::nullopt;
+}
+
 std::optional<std::uint32_t> FleetView::find(std::string_view id_or_name) const {
-  if (auto it = by_id_.find(std::string(id_or_name)); it != by_id_.end()) return it->second;
+  if (auto i = find_id(id_or_name)) return i;
   if (auto it = by_name_.find(to_lower(id_or_name)); it != by_name_.end()) return it->second;
   return std::nullopt;
 }
@@ -216,8 +294,11 @@ const FleetFacts& FleetView::facts() const {
         state.exposed_software.push_back(&entry->first);
       }
     }
-    for (std::uint32_t d = 0; d < devices_.size(); ++d) {
-      for (const std::string& name : software_of_[d]) ++facts_.software[name].devices;
+    for (std::uint32_t s = 0; s < facts_.states.size(); ++s) {
+      if (devices_in[s] == 0) continue;
+      for (const std::string& name : software_of_state_[s]) {
+        facts_.software[name].devices += devices_in[s];
+      }
     }
     for (const auto& [name, marks] : open_of_software) {
       FleetFacts::Software& sw = facts_.software[name];

@@ -63,15 +63,38 @@ struct FleetFacts {
 // reads is equal (its name, tags, addresses and times aside).
 bool same_evaluation_inputs(const inventory::Device& a, const inventory::Device& b);
 
+// A snapshot's devices, in id order. Each inventory is shared by every snapshot that holds it
+// unchanged: a write makes a new list of pointers, never copies of the other devices.
+class DeviceList {
+ public:
+  using Ptr = std::shared_ptr<const inventory::Device>;
+  DeviceList() = default;
+  explicit DeviceList(std::vector<Ptr> items) : items_(std::move(items)) {}
+  std::size_t size() const { return items_.size(); }
+  bool empty() const { return items_.empty(); }
+  const inventory::Device& operator[](std::size_t i) const { return *items_[i]; }
+  const Ptr& ptr(std::size_t i) const { return items_[i]; }
+  std::vector<Ptr>& items() { return items_; }
+
+ private:
+  std::vector<Ptr> items_;
+};
+
 class FleetView {
  public:
   // With `previous` (the snapshot this one replaces), a device evaluated alike there whose
   // products the catalog change leaves untouched takes its answer from it (engine::Fleet::Reuse)
-  // rather than being evaluated again; the answers are the same.
+  // rather than being evaluated again; the answers are the same. Devices of one id: the last.
   static std::shared_ptr<const FleetView> build(std::shared_ptr<const engine::CatalogIndex> catalog,
                                                 std::vector<inventory::Device> devices,
                                                 std::int64_t version, unsigned threads,
                                                 const FleetView* previous = nullptr);
+  // `previous` with the devices `written` (in id order) written and those `removed` (ids, in
+  // order) gone, on its catalog: the other devices are shared with it and keep their answers.
+  static std::shared_ptr<const FleetView> apply(const FleetView& previous,
+                                                std::vector<inventory::Device> written,
+                                                const std::vector<std::string>& removed,
+                                                std::int64_t version, unsigned threads);
   // What the catalog changed from `previous`'s, when this snapshot was built from a previous one on
   // another catalog, `from`: null otherwise.
   const engine::CatalogChange* catalog_change(const engine::CatalogIndex& from) const {
@@ -81,7 +104,7 @@ class FleetView {
 
   std::int64_t version() const { return version_; }
   const engine::CatalogIndex& catalog() const { return *catalog_; }
-  const std::vector<inventory::Device>& devices() const { return devices_; }
+  const DeviceList& devices() const { return devices_; }
   // A device by its id, or by its computer DNS name (any case): of several devices with one
   // name, the one seen last (the latest lastSeen, then the earliest firstSeen, then the smaller
   // id: deterministic; and
@@ -105,7 +128,7 @@ class FleetView {
   std::vector<OpenRow> open_rows(std::uint32_t device) const;
   // The snake names of the catalog products the device runs ("windows_10", "edge", ...).
   const std::vector<std::string>& software_of(std::uint32_t device) const {
-    return software_of_[device];
+    return software_of_state_[result_->state_of(device)];
   }
   // Gathered on first use, in time proportional to the distinct states: callers on an I/O
   // thread ask facts_ready() first and hand the request to a worker when it is not.
@@ -126,14 +149,20 @@ class FleetView {
       std::unordered_map<std::uint32_t, std::shared_ptr<const T>>& cache, std::uint32_t state,
       const std::function<std::shared_ptr<const T>()>& make) const;
 
+  // Builds the snapshot of `devices` (in id order, each id once).
+  static std::shared_ptr<const FleetView> make(std::shared_ptr<const engine::CatalogIndex> catalog,
+                                               DeviceList devices, std::int64_t version,
+                                               unsigned threads, const FleetView* previous);
+  std::optional<std::uint32_t> find_id(std::string_view id) const;
+
   std::shared_ptr<const engine::CatalogIndex> catalog_;
-  std::vector<inventory::Device> devices_;
+  DeviceList devices_;
   std::int64_t version_ = 0;
-  std::unordered_map<std::string, std::uint32_t> by_id_, by_name_;
+  std::unordered_map<std::string, std::uint32_t> by_name_;
   std::unique_ptr<engine::FleetResult> result_;
   std::weak_ptr<const engine::CatalogIndex> change_from_;  // not kept alive by this
   std::shared_ptr<const engine::CatalogChange> change_;
-  std::vector<std::vector<std::string>> software_of_;
+  std::vector<std::vector<std::string>> software_of_state_;  // by state
   mutable std::once_flag facts_once_;
   mutable std::atomic<bool> facts_ready_{false};
   mutable FleetFacts facts_;

@@ -2,6 +2,7 @@
 
 #include <malloc.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "common/clock.h"
@@ -17,11 +18,26 @@ std::shared_ptr<const FleetView> Service::snapshot() {
   return view_.load();
 }
 
-void Service::report_damaged(const std::vector<store::DamagedDevice>& damaged) {
+void Service::report_damaged(const std::vector<store::DamagedDevice>& damaged, bool all) {
   std::vector<std::string> ids;
   for (const store::DamagedDevice& d : damaged) ids.push_back(d.id);
+  if (!all) {
+    // Rows written since the last snapshot: said once each, beside those said before.
+    std::vector<store::DamagedDevice> fresh;
+    for (const store::DamagedDevice& d : damaged) {
+      if (std::find(damaged_.begin(), damaged_.end(), d.id) != damaged_.end()) continue;
+      damaged_.push_back(d.id);
+      fresh.push_back(d);
+    }
+    if (fresh.empty()) return;
+    return report_damaged_rows(fresh);
+  }
   if (ids == damaged_) return;
   damaged_ = std::move(ids);
+  report_damaged_rows(damaged);
+}
+
+void Service::report_damaged_rows(const std::vector<store::DamagedDevice>& damaged) {
   for (const store::DamagedDevice& d : damaged) {
     std::fprintf(stderr,
                  "kbgap: stored device %s does not read back and is left out of every answer: "
@@ -39,12 +55,26 @@ Result<std::shared_ptr<const FleetView>> Service::reload(
   // change log is its difference from the new one.
   auto previous = snapshot();
   std::shared_ptr<const FleetView> fresh;
-  {
+  if (previous && !catalog) {
+    // What was written and removed since it: the other devices are neither read nor evaluated
+    // again (docs/scaling.md, "Writes cost the batch").
+    auto changes = devices_->changed_since(previous->version());
+    if (!changes) return changes.error();
+    if (*changes) {
+      store::DeviceChanges& c = **changes;
+      if (c.version == previous->version()) return previous;  // nothing new yet
+      report_damaged(c.damaged, /*all=*/false);
+      for (const store::DamagedDevice& d : c.damaged) c.removed.push_back(d.id);
+      std::sort(c.removed.begin(), c.removed.end());
+      fresh = FleetView::apply(*previous, std::move(c.written), c.removed, c.version, threads_);
+    }
+  }
+  if (!fresh) {
     auto all = devices_->all();
     if (!all) return all.error();
-    report_damaged(all->damaged);
-    fresh = FleetView::build(catalog ? catalog : catalog_.load(), std::move(all->devices), version,
-                             threads_, previous.get());
+    report_damaged(all->damaged, /*all=*/true);
+    fresh = FleetView::build(catalog ? catalog : catalog_.load(), std::move(all->devices),
+                             all->version, threads_, previous.get());
   }
   bool recorded = false;
   if (previous && devices_->records_changes()) recorded = record_changes(*previous, *fresh);

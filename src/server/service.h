@@ -85,8 +85,10 @@ class Service {
   // current one is of that version, and the catalog is swapped in with it (only if it builds).
   Result<std::shared_ptr<const FleetView>> reload(
       std::int64_t version, std::shared_ptr<const engine::CatalogIndex> catalog = nullptr);
-  // Says on stderr which stored rows are skipped, when that changes.
-  void report_damaged(const std::vector<store::DamagedDevice>& damaged);
+  // Says on stderr which stored rows are skipped, when that changes: `damaged` is every skipped
+  // row (all), or those among the rows written since the last snapshot.
+  void report_damaged(const std::vector<store::DamagedDevice>& damaged, bool all);
+  void report_damaged_rows(const std::vector<store::DamagedDevice>& damaged);
   // Records the changes from `before` to `after` in the change log, unpublished (under
   // reload_mutex_, before `after` is served), and publishes them once it is; a failure is
   // logged, counted and remembered (a delta from before it is refused: it would miss them), and

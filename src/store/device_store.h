@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -63,7 +64,21 @@ struct DeviceChange {
 struct StoredDevices {
   std::vector<inventory::Device> devices;  // in id order
   std::vector<DamagedDevice> damaged;      // skipped
+  std::int64_t version = 0;                // the fleet version they are, read with them
 };
+
+// What changed after one fleet version (docs/scaling.md, "Writes cost the batch"): enough to bring
+// a snapshot of that version to `version` without reading the other devices.
+struct DeviceChanges {
+  std::int64_t version = 0;                // the database's, read with them (may be past the asked)
+  std::vector<inventory::Device> written;  // written after it, in id order
+  std::vector<std::string> removed;        // removed after it and not written again, in id order
+  std::vector<DamagedDevice> damaged;      // written after it, not read back: left out too
+};
+
+// Removals are remembered for the last kKeepRemovals versions; a snapshot older than that is
+// brought up to date by reading every device.
+inline constexpr std::int64_t kKeepRemovals = 100000;
 
 class DeviceStore {
  public:
@@ -79,6 +94,10 @@ class DeviceStore {
   virtual Result<bool> remove(std::string_view id) = 0;
   // Every device, in id order; rows that do not read back are skipped and listed.
   virtual Result<StoredDevices> all() = 0;
+  // The devices written and removed after fleet version `since`, read in one transaction with the
+  // version they bring it to; nullopt when the store cannot tell (`since` is older than the
+  // removals it keeps, or newer than the database: a restored backup): read all() instead.
+  virtual Result<std::optional<DeviceChanges>> changed_since(std::int64_t since) = 0;
   // A number that changes with every committed write of devices, by any process. Cheap: may
   // be answered without asking the database.
   virtual Result<std::int64_t> version() = 0;

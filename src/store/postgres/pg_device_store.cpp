@@ -171,18 +171,25 @@ Result<DeviceWrite> PgDeviceStore::put(const std::vector<inventory::Device>& dev
         .end_row();
   }
   KBGAP_TRY(
-      c_.exec("CREATE TEMP TABLE IF NOT EXISTS incoming_devices (LIKE devices)"
+      c_.exec("CREATE TEMP TABLE IF NOT EXISTS incoming_devices (id text COLLATE \"C\","
+              " computer_dns_name text, name_key text COLLATE \"C\", inventory text,"
+              " first_seen text COLLATE \"C\", last_seen text COLLATE \"C\", updated_at text)"
               " ON COMMIT DELETE ROWS"));
   KBGAP_TRY(
       c_.copy("incoming_devices (id, computer_dns_name, name_key, inventory, first_seen,"
               " last_seen, updated_at)",
               rows));
+  // Each row carries the version that wrote it: what changed_since() reads.
   KBGAP_TRY(
-      c_.exec("INSERT INTO devices SELECT * FROM incoming_devices"
-              " ON CONFLICT (id) DO UPDATE SET computer_dns_name = excluded.computer_dns_name,"
-              " name_key = excluded.name_key, inventory = excluded.inventory,"
-              " first_seen = excluded.first_seen, last_seen = excluded.last_seen,"
-              " updated_at = excluded.updated_at"));
+      c_.query("INSERT INTO devices (id, computer_dns_name, name_key, inventory, first_seen,"
+               " last_seen, updated_at, written_version)"
+               " SELECT id, computer_dns_name, name_key, inventory, first_seen, last_seen,"
+               " updated_at, $1 FROM incoming_devices"
+               " ON CONFLICT (id) DO UPDATE SET computer_dns_name = excluded.computer_dns_name,"
+               " name_key = excluded.name_key, inventory = excluded.inventory,"
+               " first_seen = excluded.first_seen, last_seen = excluded.last_seen,"
+               " updated_at = excluded.updated_at, written_version = excluded.written_version",
+               {std::to_string(write.version)}));
   KBGAP_TRY(tx.commit());
   raise(write.version);
   return write;
@@ -198,27 +205,94 @@ Result<bool> PgDeviceStore::remove(std::string_view id) {
   auto removed = c_.query("DELETE FROM devices WHERE id = $1 RETURNING id", {std::string(id)});
   if (!removed) return removed.error();
   if (removed->size() == 0) return false;  // rolled back: nothing changed
+  // Remembered for changed_since(); the oldest forgotten (a snapshot from before them reads every
+  // device).
+  KBGAP_TRY(
+      c_.query("INSERT INTO removed_devices (id, version) VALUES ($1, $2)"
+               " ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+               {std::string(id), std::to_string(*version)}));
+  if (*version > kKeepRemovals) {
+    const std::string horizon = std::to_string(*version - kKeepRemovals);
+    KBGAP_TRY(c_.query("DELETE FROM removed_devices WHERE version <= $1", {horizon}));
+    KBGAP_TRY(c_.query("UPDATE fleet_version SET forgotten = greatest(forgotten, $1) WHERE id = 1",
+                       {horizon}));
+  }
   KBGAP_TRY(tx.commit());
   raise(*version);
   return true;
 }
 
+Result<std::pair<std::int64_t, std::int64_t>> PgDeviceStore::database_version() {
+  auto v = c_.query("SELECT version, forgotten FROM fleet_version WHERE id = 1");
+  if (!v) return v.error();
+  if (v->size() != 1) return storage_error("PostgreSQL: fleet_version has no row");
+  return std::pair{v->integer(0, 0), v->integer(0, 1)};
+}
+
+Result<void> PgDeviceStore::read_devices(std::string_view where, std::optional<std::int64_t> since,
+                                         std::vector<inventory::Device>& devices,
+                                         std::vector<DamagedDevice>& damaged) {
+  // Pages of rows, not one result of every row: a million stored inventories would be gigabytes
+  // in libpq's memory at once.
+  constexpr int kPage = 5000;
+  const std::string sql = fmt::format(
+      "SELECT id, inventory, first_seen, last_seen FROM devices WHERE id > $1 AND ({})"
+      " ORDER BY id LIMIT {}",
+      where, kPage);
+  std::string last;
+  for (;;) {
+    auto rows = since ? c_.query(sql, {last, std::to_string(*since)}) : c_.query(sql, {last});
+    if (!rows) return rows.error();
+    for (int i = 0; i < rows->size(); ++i) {
+      std::string id = rows->text(i, 0);
+      auto read = read_stored_device(id, rows->text(i, 1), rows->text(i, 2), rows->text(i, 3));
+      if (!read) {
+        damaged.push_back({std::move(id), read.error().message});
+        continue;
+      }
+      devices.push_back(std::move(*read));
+    }
+    if (rows->size() < kPage) return ok_result();
+    last = rows->text(rows->size() - 1, 0);
+  }
+}
+
 Result<StoredDevices> PgDeviceStore::all() {
   std::lock_guard lock(mutex_);
-  auto rows = c_.query("SELECT id, inventory, first_seen, last_seen FROM devices ORDER BY id");
-  if (!rows) return rows.error();
+  Transaction tx(c_);  // the rows and the version they are, as one state
+  KBGAP_TRY(tx.begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
   StoredDevices out;
-  out.devices.reserve(static_cast<std::size_t>(rows->size()));
-  for (int i = 0; i < rows->size(); ++i) {
-    std::string id = rows->text(i, 0);
-    auto read = read_stored_device(id, rows->text(i, 1), rows->text(i, 2), rows->text(i, 3));
-    if (!read) {
-      out.damaged.push_back({std::move(id), read.error().message});
-      continue;
-    }
-    out.devices.push_back(std::move(*read));
-  }
+  auto version = database_version();
+  if (!version) return version.error();
+  out.version = version->first;
+  KBGAP_TRY(read_devices("true", std::nullopt, out.devices, out.damaged));
+  KBGAP_TRY(tx.commit());
   return out;
+}
+
+Result<std::optional<DeviceChanges>> PgDeviceStore::changed_since(std::int64_t since) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(c_);
+  KBGAP_TRY(tx.begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+  auto version = database_version();
+  if (!version) return version.error();
+  const auto [now, forgotten] = *version;
+  if (since > now || since < forgotten) return std::optional<DeviceChanges>();
+  DeviceChanges out;
+  out.version = now;
+  KBGAP_TRY(read_devices("written_version > $2::bigint", since, out.written, out.damaged));
+  // A device removed, then written again, is listed as written only.
+  auto removed = c_.query(
+      "SELECT id FROM removed_devices r WHERE version > $1::bigint"
+      " AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.id = r.id) ORDER BY id",
+      {std::to_string(since)});
+  if (!removed) return removed.error();
+  for (int i = 0; i < removed->size(); ++i) out.removed.push_back(removed->text(i, 0));
+  KBGAP_TRY(tx.commit());
+  // The newest version known here, too (a server's own writes raise it at once; this keeps a
+  // server that missed a notification from asking again).
+  raise(now);
+  return std::optional<DeviceChanges>(std::move(out));
 }
 
 Result<void> PgDeviceStore::record_changes(const std::vector<ChangeSet>& sets) {

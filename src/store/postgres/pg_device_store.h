@@ -25,6 +25,7 @@ class PgDeviceStore final : public DeviceStore {
                           std::string_view now) override;
   Result<bool> remove(std::string_view id) override;
   Result<StoredDevices> all() override;
+  Result<std::optional<DeviceChanges>> changed_since(std::int64_t since) override;
   // The newest version this process knows: its own writes at once, every other server's when
   // its notification arrives (or the listener's check, every 500 ms, finds it). Never asks the
   // database on the caller's thread.
@@ -47,6 +48,14 @@ class PgDeviceStore final : public DeviceStore {
   void raise(std::int64_t version);  // the known version, to at least `version`
   void listen(std::string url);      // the listener thread
   Result<std::int64_t> bump_version();
+  // Reads, a page at a time in id order, the devices whose rows match `where` (with $1 the last
+  // id read and $2 `since`, when given), the damaged ones aside. Inside a transaction, under
+  // mutex_.
+  Result<void> read_devices(std::string_view where, std::optional<std::int64_t> since,
+                            std::vector<inventory::Device>& devices,
+                            std::vector<DamagedDevice>& damaged);
+  // The fleet's version and the newest whose removals are forgotten. Under mutex_.
+  Result<std::pair<std::int64_t, std::int64_t>> database_version();
   Result<void> on_change_log(std::string_view sql, const std::vector<Param>& params);
 
   std::mutex mutex_;  // the connection, used by one thread at a time

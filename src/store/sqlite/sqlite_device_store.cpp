@@ -32,8 +32,10 @@ class Transaction {
   ~Transaction() {
     if (open_) (void)db_.exec("ROLLBACK");
   }
-  Result<void> begin() {
-    KBGAP_TRY(db_.exec("BEGIN IMMEDIATE"));
+  // IMMEDIATE for a write (it takes the write lock at once); DEFERRED for reads that must see one
+  // state of the database.
+  Result<void> begin(const char* mode = "BEGIN IMMEDIATE") {
+    KBGAP_TRY(db_.exec(mode));
     open_ = true;
     return ok_result();
   }
@@ -63,6 +65,16 @@ class VersionLock {
  private:
   int fd_;
 };
+
+// The fleet's version and the newest version whose removals are forgotten.
+Result<std::pair<std::int64_t, std::int64_t>> query_version(Database& db) {
+  auto stmt = db.prepare("SELECT version, forgotten FROM fleet_version WHERE id = 1");
+  if (!stmt) return stmt.error();
+  auto row = stmt->step();
+  if (!row) return row.error();
+  if (!*row) return storage_error(fmt::format("{}: fleet_version has no row", db.path()));
+  return std::pair{stmt->column_int(0), stmt->column_int(1)};
+}
 
 }  // namespace
 
@@ -155,13 +167,16 @@ Result<DeviceWrite> SqliteDeviceStore::put(const std::vector<inventory::Device>&
   if (!existing) return existing.error();
   auto upsert = db_.prepare(
       "INSERT INTO devices (id, computer_dns_name, name_key, inventory, first_seen, last_seen,"
-      " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+      " updated_at, written_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
       " ON CONFLICT (id) DO UPDATE SET computer_dns_name = excluded.computer_dns_name,"
       " name_key = excluded.name_key, inventory = excluded.inventory,"
       " first_seen = excluded.first_seen, last_seen = excluded.last_seen,"
-      " updated_at = excluded.updated_at");
+      " updated_at = excluded.updated_at, written_version = excluded.written_version");
   if (!upsert) return upsert.error();
+  auto version = bump_version();
+  if (!version) return version.error();
   DeviceWrite write;
+  write.version = *version;
   for (PreparedDevice& p : *prepared) {
     inventory::Device& d = p.device;
     existing->bind(1, d.id);
@@ -182,12 +197,10 @@ Result<DeviceWrite> SqliteDeviceStore::put(const std::vector<inventory::Device>&
         .bind(4, p.json)
         .bind(5, d.first_seen)
         .bind(6, d.last_seen)
-        .bind(7, now);
+        .bind(7, now)
+        .bind(8, write.version);
     KBGAP_TRY(upsert->run());
   }
-  auto version = bump_version();
-  if (!version) return version.error();
-  write.version = *version;
   KBGAP_TRY(tx.commit());
   publish(write.version);
   return write;
@@ -207,17 +220,37 @@ Result<bool> SqliteDeviceStore::remove(std::string_view id) {
     auto bumped = bump_version();
     if (!bumped) return bumped.error();
     version = *bumped;
+    // Remembered for changed_since(); the oldest forgotten (a snapshot from before them reads
+    // every device).
+    auto remember = db_.prepare(
+        "INSERT INTO removed_devices (id, version) VALUES (?, ?)"
+        " ON CONFLICT (id) DO UPDATE SET version = excluded.version");
+    if (!remember) return remember.error();
+    remember->bind(1, id).bind(2, version);
+    KBGAP_TRY(remember->run());
+    if (version > kKeepRemovals) {
+      auto forget = db_.prepare("DELETE FROM removed_devices WHERE version <= ?");
+      if (!forget) return forget.error();
+      forget->bind(1, version - kKeepRemovals);
+      KBGAP_TRY(forget->run());
+      auto mark =
+          db_.prepare("UPDATE fleet_version SET forgotten = max(forgotten, ?) WHERE id = 1");
+      if (!mark) return mark.error();
+      mark->bind(1, version - kKeepRemovals);
+      KBGAP_TRY(mark->run());
+    }
   }
   KBGAP_TRY(tx.commit());
   if (removed) publish(version);
   return removed;
 }
 
-Result<StoredDevices> SqliteDeviceStore::all() {
-  std::lock_guard lock(mutex_);
-  auto stmt = db_.prepare("SELECT id, inventory, first_seen, last_seen FROM devices ORDER BY id");
+Result<void> SqliteDeviceStore::read_devices(const char* sql, std::optional<std::int64_t> since,
+                                             std::vector<inventory::Device>& devices,
+                                             std::vector<DamagedDevice>& damaged) {
+  auto stmt = db_.prepare(sql);
   if (!stmt) return stmt.error();
-  StoredDevices out;
+  if (since) stmt->bind(1, *since);
   for (;;) {
     auto row = stmt->step();
     if (!row) return row.error();
@@ -226,12 +259,56 @@ Result<StoredDevices> SqliteDeviceStore::all() {
     auto read =
         read_stored_device(id, stmt->column_text(1), stmt->column_text(2), stmt->column_text(3));
     if (!read) {
-      out.damaged.push_back({id, read.error().message});
+      damaged.push_back({id, read.error().message});
       continue;
     }
-    out.devices.push_back(std::move(*read));
+    devices.push_back(std::move(*read));
   }
+  return ok_result();
+}
+
+Result<StoredDevices> SqliteDeviceStore::all() {
+  std::lock_guard lock(mutex_);
+  Transaction tx(db_);  // the rows and the version they are, as one state
+  KBGAP_TRY(tx.begin("BEGIN"));
+  StoredDevices out;
+  auto version = query_version(db_);
+  if (!version) return version.error();
+  out.version = version->first;
+  KBGAP_TRY(read_devices("SELECT id, inventory, first_seen, last_seen FROM devices ORDER BY id",
+                         std::nullopt, out.devices, out.damaged));
+  KBGAP_TRY(tx.commit());
   return out;
+}
+
+Result<std::optional<DeviceChanges>> SqliteDeviceStore::changed_since(std::int64_t since) {
+  std::lock_guard lock(mutex_);
+  Transaction tx(db_);
+  KBGAP_TRY(tx.begin("BEGIN"));
+  auto version = query_version(db_);
+  if (!version) return version.error();
+  const auto [now, forgotten] = *version;
+  if (since > now || since < forgotten) return std::optional<DeviceChanges>();
+  DeviceChanges out;
+  out.version = now;
+  KBGAP_TRY(read_devices(
+      "SELECT id, inventory, first_seen, last_seen FROM devices WHERE written_version > ?"
+      " ORDER BY id",
+      since, out.written, out.damaged));
+  // A device removed, then written again, is listed as written only.
+  auto removed = db_.prepare(
+      "SELECT id FROM removed_devices WHERE version > ?"
+      " AND id NOT IN (SELECT id FROM devices) ORDER BY id");
+  if (!removed) return removed.error();
+  removed->bind(1, since);
+  for (;;) {
+    auto row = removed->step();
+    if (!row) return row.error();
+    if (!*row) break;
+    out.removed.push_back(removed->column_text(0));
+  }
+  KBGAP_TRY(tx.commit());
+  return std::optional<DeviceChanges>(std::move(out));
 }
 
 Result<void> SqliteDeviceStore::check() {

@@ -26,6 +26,7 @@ class SqliteDeviceStore final : public DeviceStore {
                           std::string_view now) override;
   Result<bool> remove(std::string_view id) override;
   Result<StoredDevices> all() override;
+  Result<std::optional<DeviceChanges>> changed_since(std::int64_t since) override;
   Result<std::int64_t> version() override;
   Result<void> check() override;
   Result<void> record_changes(const std::vector<ChangeSet>& sets) override;
@@ -41,6 +42,11 @@ class SqliteDeviceStore final : public DeviceStore {
   explicit SqliteDeviceStore(Database db) : db_(std::move(db)) {}
   Result<std::int64_t> bump_version();
   Result<std::int64_t> database_version();
+  // Reads the rows `sql` selects (id, inventory, first_seen, last_seen; `since` bound to its
+  // parameter, if any) as devices, the damaged ones aside. Under mutex_.
+  Result<void> read_devices(const char* sql, std::optional<std::int64_t> since,
+                            std::vector<inventory::Device>& devices,
+                            std::vector<DamagedDevice>& damaged);
   void publish(std::int64_t version);  // raises the shared version to at least `version`
   std::mutex mutex_;                   // the writing connection, used by one thread at a time
   Database db_;

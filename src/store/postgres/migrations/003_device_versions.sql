@@ -1,0 +1,13 @@
+-- What changed since a fleet version (docs/scaling.md, "Writes cost the batch"): each device row
+-- carries the version of the write that stored it, and each removal is remembered with its
+-- version, so that a server holding the snapshot of version V reads only what was written or
+-- removed after V. Rows stored before this migration carry 0: every snapshot already holds them.
+ALTER TABLE devices ADD COLUMN written_version bigint NOT NULL DEFAULT 0;
+CREATE INDEX devices_by_written_version ON devices (written_version);
+CREATE TABLE removed_devices (
+  id       text COLLATE "C" PRIMARY KEY,
+  version  bigint NOT NULL
+);
+CREATE INDEX removed_devices_by_version ON removed_devices (version);
+-- A snapshot older than `forgotten` cannot be brought up to date from the removals kept.
+ALTER TABLE fleet_version ADD COLUMN forgotten bigint NOT NULL DEFAULT 0;
