@@ -667,6 +667,48 @@ std::string describe(const server::FleetView& v) {
   return out.str() + "\n";
 }
 
+// The fleet-wide counts (FleetFacts, worked out once per shared part of the states' answers) are
+// the sums of the devices' own answers: for each CVE the devices it is open on, for each software
+// and missing KB the devices missing it and the CVEs it closes there.
+void expect_counts_are_the_answers_summed(const server::FleetView& v) {
+  std::map<std::string, std::int64_t> devices_of_cve;
+  std::map<std::pair<std::string, engine::KbNumber>, std::pair<std::int64_t, std::set<std::string>>>
+      missed;
+  std::map<std::string, std::set<std::string>> cves_of_software;
+  for (std::uint32_t d = 0; d < v.devices().size(); ++d) {
+    const auto ev = v.evaluation(d);
+    for (const std::string& c : ev->open_cves) ++devices_of_cve[c];
+    for (const engine::MissingKb& m : ev->missing) {
+      for (const std::string& name : m.products_names) {
+        auto& entry = missed[{name, m.kb}];
+        ++entry.first;
+        entry.second.insert(m.cves.begin(), m.cves.end());
+        cves_of_software[name].insert(m.cves.begin(), m.cves.end());
+      }
+    }
+  }
+  const server::FleetFacts& facts = v.facts();
+  const engine::CatalogIndex& catalog = v.catalog();
+  std::map<std::string, std::int64_t> counted;
+  for (engine::CveIndex c : catalog.cve_indices()) {
+    if (facts.devices_of_cve[c]) counted[catalog.cves()[c].id] = facts.devices_of_cve[c];
+  }
+  EXPECT_EQ(counted, devices_of_cve);
+  std::map<std::pair<std::string, engine::KbNumber>, std::pair<std::int64_t, std::set<std::string>>>
+      facts_missed;
+  std::map<std::string, std::set<std::string>> facts_cves;
+  for (const auto& [name, sw] : facts.software) {
+    for (const auto& [kb, m] : sw.missed) {
+      auto& entry = facts_missed[{name, catalog.kbs()[kb].kb}];
+      entry.first = m.devices;
+      for (engine::CveIndex c : m.cves) entry.second.insert(catalog.cves()[c].id);
+    }
+    for (engine::CveIndex c : sw.cves) facts_cves[name].insert(catalog.cves()[c].id);
+  }
+  EXPECT_EQ(facts_missed, missed);
+  EXPECT_EQ(facts_cves, cves_of_software);
+}
+
 // A server's snapshot brought up to date from what changed since it (its own writes, another
 // server's, removals, a device written again after its removal) answers exactly as a snapshot
 // built from every stored device, and shares the devices nobody wrote with the snapshot before.
@@ -762,6 +804,7 @@ TEST_P(StoreContract, ASnapshotBroughtUpToDateAnswersAsOneBuiltFromEveryDevice) 
     ASSERT_EQ(after->version(), version);
     const auto full = server::FleetView::build(catalog, std::move(all->devices), all->version, 1);
     ASSERT_EQ(describe(*after), describe(*full)) << "step " << step;
+    if (step % 5 == 0) expect_counts_are_the_answers_summed(*after);
     // The devices nobody wrote are the snapshot before's, not read again.
     std::size_t shared = 0;
     for (std::uint32_t d = 0; d < after->devices().size(); ++d) {

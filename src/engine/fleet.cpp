@@ -537,20 +537,26 @@ Evaluation FleetResult::state_evaluation(std::uint32_t state_number) const {
   return ev;
 }
 
+std::vector<FleetResult::PickFacts> FleetResult::part_picks(const ComponentResult& part) {
+  std::vector<PickFacts> out;
+  for (const Pick& pick : part.picks) {
+    PickFacts p;
+    p.kb = pick.kb;
+    for (std::uint32_t pair : pick.pairs) {
+      p.slots.push_back(part.open[pair].slot);
+      p.cves.push_back(part.open[pair].cve);
+    }
+    make_distinct(p.slots);
+    make_distinct(p.cves);
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
 std::vector<FleetResult::PickFacts> FleetResult::state_picks(std::uint32_t state) const {
   std::vector<PickFacts> out;
   for (const ComponentResult* r : state_results(state)) {
-    for (const Pick& pick : r->picks) {
-      PickFacts p;
-      p.kb = pick.kb;
-      for (std::uint32_t pair : pick.pairs) {
-        p.slots.push_back(r->open[pair].slot);
-        p.cves.push_back(r->open[pair].cve);
-      }
-      make_distinct(p.slots);
-      make_distinct(p.cves);
-      out.push_back(std::move(p));
-    }
+    for (PickFacts& p : part_picks(*r)) out.push_back(std::move(p));
   }
   return out;
 }

@@ -116,6 +116,14 @@ class FleetResult {
     std::vector<CveIndex> cves;        // ascending, distinct
   };
   std::vector<PickFacts> state_picks(std::uint32_t state) const;
+  // The state's answer by component: a component answered alike in many states is one object
+  // (the same pointer, for a state's products), so that what it contributes to a fleet-wide
+  // count can be worked out once however many states share it. Their picks together are
+  // state_picks().
+  std::vector<const ComponentResult*> state_parts(std::uint32_t state) const {
+    return state_results(state);
+  }
+  static std::vector<PickFacts> part_picks(const ComponentResult& part);
   const std::vector<ProductIndex>& state_products(std::uint32_t state) const;
   // The profile the state was evaluated under (its products, line and path).
   const ProfileKey& state_key(std::uint32_t state) const {

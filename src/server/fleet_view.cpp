@@ -250,48 +250,106 @@ const FleetFacts& FleetView::facts() const {
     for (std::uint32_t d = 0; d < devices_.size(); ++d) ++devices_in[result.state_of(d)];
     facts_.states.resize(result.distinct_states());
     facts_.devices_of_cve.assign(catalog.cves().size(), 0);
-    std::set<std::string> exposed;  // the state's software missing a KB
-    // By CVE: open on some device.
-    std::map<std::string, engine::IndexedVector<engine::CveIndex, char>> open_of_software;
     engine::IndexedVector<engine::CveIndex, int> severity(catalog.cves().size());
     for (engine::CveIndex c : catalog.cve_indices()) {
       // exposureLevel: High for a High or Critical CVE open, Medium, Low (1..3; 0: none open).
       severity[c] = std::min(3, 1 + api::severity_rank(api::defender_severity(catalog.cves()[c])));
     }
+    // A state's answer is made of parts (a component's answer) that many states share: what a
+    // part contributes is worked out once, and counted by the devices of the states holding it.
+    struct Part {
+      std::vector<engine::FleetResult::PickFacts> picks;
+      std::vector<std::vector<const std::string*>> names;  // by pick: the software it is for
+      std::vector<engine::CveIndex> cves;                  // of every pick, sorted, distinct
+      std::vector<const std::string*> exposed;             // every pick's software, distinct
+      std::int64_t devices = 0;                            // in the states holding it
+    };
+    using PartKey = std::pair<const engine::ComponentResult*, const void*>;  // part, products
+    struct PartHash {
+      std::size_t operator()(const PartKey& k) const {
+        return std::hash<const void*>()(k.first) * 31 + std::hash<const void*>()(k.second);
+      }
+    };
+    std::unordered_map<PartKey, std::uint32_t, PartHash> part_of;
+    std::vector<Part> parts;
+    auto part = [&](const engine::ComponentResult* r,
+                    const std::vector<engine::ProductIndex>& products) -> Part& {
+      auto [it, inserted] =
+          part_of.try_emplace(PartKey{r, &products}, static_cast<std::uint32_t>(parts.size()));
+      if (!inserted) return parts[it->second];
+      Part& made = parts.emplace_back();
+      made.picks = engine::FleetResult::part_picks(*r);
+      for (const engine::FleetResult::PickFacts& pick : made.picks) {
+        // As the device's getmissingkbs names it: every product whose pairs the KB closes.
+        std::vector<const std::string*> names;
+        for (std::uint32_t slot : pick.slots) {
+          const std::string* name = &catalog.products()[products[slot]].snake_name;
+          const bool known = std::any_of(names.begin(), names.end(),
+                                         [&](const std::string* n) { return *n == *name; });
+          if (!known) names.push_back(name);
+        }
+        for (const std::string* name : names) {
+          const bool known = std::any_of(made.exposed.begin(), made.exposed.end(),
+                                         [&](const std::string* n) { return *n == *name; });
+          if (!known) made.exposed.push_back(name);
+        }
+        made.names.push_back(std::move(names));
+        made.cves.insert(made.cves.end(), pick.cves.begin(), pick.cves.end());
+      }
+      make_distinct(made.cves);
+      return made;
+    };
+    std::vector<const std::string*> exposed;
+    // The state's CVEs, each once: stamped with the state's number (+1) as they are taken.
+    engine::IndexedVector<engine::CveIndex, std::uint32_t> taken(catalog.cves().size(), 0);
     for (std::uint32_t s = 0; s < facts_.states.size(); ++s) {
       FleetFacts::State& state = facts_.states[s];
       const std::uint32_t n = devices_in[s];
       const auto& products = result.state_products(s);
       exposed.clear();
-      for (const engine::FleetResult::PickFacts& pick : result.state_picks(s)) {
-        state.open_cves.insert(state.open_cves.end(), pick.cves.begin(), pick.cves.end());
-        // As the device's getmissingkbs names it: every product whose pairs the KB closes,
-        // with all the CVEs it closes.
-        std::vector<std::string> names;
-        for (std::uint32_t slot : pick.slots) {
-          const std::string& name = catalog.products()[products[slot]].snake_name;
-          if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+      for (const engine::ComponentResult* r : result.state_parts(s)) {
+        Part& p = part(r, products);
+        p.devices += n;
+        for (engine::CveIndex c : p.cves) {
+          if (taken[c] == s + 1) continue;
+          taken[c] = s + 1;
+          state.open_cves.push_back(c);
         }
-        for (const std::string& name : names) {
-          exposed.insert(name);
-          auto& marks = open_of_software[name];
-          if (marks.empty()) marks.assign(catalog.cves().size(), 0);
-          for (engine::CveIndex c : pick.cves) marks[c] = 1;
-          FleetFacts::Missed& m = facts_.software[name].missed[pick.kb];
-          m.devices += n;
-          merge_into(m.cves, pick.cves);
+        for (const std::string* name : p.exposed) {
+          const bool known = std::any_of(exposed.begin(), exposed.end(),
+                                         [&](const std::string* e) { return *e == *name; });
+          if (!known) exposed.push_back(name);
         }
       }
-      make_distinct(state.open_cves);
+      std::sort(state.open_cves.begin(), state.open_cves.end());
       for (engine::CveIndex c : state.open_cves) {
         facts_.devices_of_cve[c] += n;
         state.exposure = std::max(state.exposure, severity[c]);
       }
       if (!state.open_cves.empty()) state.exposure = std::max(state.exposure, 1);
-      for (const std::string& name : exposed) {
-        auto entry = facts_.software.find(name);
+      if (n == 0) continue;  // held by no device (counted nowhere)
+      std::sort(exposed.begin(), exposed.end(),
+                [](const std::string* a, const std::string* b) { return *a < *b; });
+      for (const std::string* name : exposed) {
+        auto entry = facts_.software.try_emplace(*name).first;
         entry->second.exposed += n;
         state.exposed_software.push_back(&entry->first);
+      }
+    }
+    // By software: the CVEs open on some device, and what each missing KB closes.
+    std::map<std::string, engine::IndexedVector<engine::CveIndex, char>> open_of_software;
+    for (const Part& p : parts) {
+      if (p.devices == 0) continue;
+      for (std::size_t i = 0; i < p.picks.size(); ++i) {
+        const engine::FleetResult::PickFacts& pick = p.picks[i];
+        for (const std::string* name : p.names[i]) {
+          auto& marks = open_of_software[*name];
+          if (marks.empty()) marks.assign(catalog.cves().size(), 0);
+          for (engine::CveIndex c : pick.cves) marks[c] = 1;
+          FleetFacts::Missed& m = facts_.software[*name].missed[pick.kb];
+          m.devices += p.devices;
+          merge_into(m.cves, pick.cves);
+        }
       }
     }
     for (std::uint32_t s = 0; s < facts_.states.size(); ++s) {
