@@ -59,7 +59,8 @@ class SeveralServers(unittest.TestCase):
             cls.start(name)
         token = subprocess.run(
             [KBGAP, "--data", cls.data["a"], "token", "--role", "Machine.ReadWrite.All",
-             "--role", "Machine.Read.All", "--role", "Software.Read.All"],
+             "--role", "Machine.Read.All", "--role", "Software.Read.All",
+             "--role", "Vulnerability.Read.All"],
             env=cls.env, capture_output=True, text=True, check=True)
         cls.auth = {"Authorization": f"Bearer {token.stdout.strip()}"}
 
@@ -140,6 +141,17 @@ class SeveralServers(unittest.TestCase):
             self.assertTrue(r.headers.get("Retry-After", "").isdigit())
             ready = requests.get(self.base("b") + "/readyz", timeout=60)
             self.assertEqual(ready.status_code, 503)
+            # The delta export reads its change log from the database: a bare 503 too, naming
+            # neither the database's host nor its user.
+            r = requests.get(self.base("a") + "/api/machines/SoftwareVulnerabilityChangesByMachine",
+                             params={"sinceTime": time.strftime(
+                                 "%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))},
+                             headers=self.auth,
+                             timeout=60)
+            self.assertEqual(r.status_code, 503, r.text)
+            self.assertTrue(r.headers.get("Retry-After", "").isdigit())
+            self.assertNotIn("127.0.0.1", r.text)
+            self.assertNotIn("kbgap@", r.text)
         finally:
             subprocess.run([PG_SERVER, "up", self.pg], check=True)
         # Back: the next write goes through (no restart of either server), and shows on both.

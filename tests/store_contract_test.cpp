@@ -667,6 +667,53 @@ std::string describe(const server::FleetView& v) {
   return out.str() + "\n";
 }
 
+// A database restored from a backup, or failed over to a copy that missed the last writes, has
+// a lower version than the servers know, and numbers its next writes again: a server follows it
+// (PostgreSQL's listener; the device count checked with every snapshot brought up to date), also
+// when other servers have written past its old version before it looks, and reads every device
+// from it.
+TEST_P(StoreContract, ADatabaseRestoredToAnOlderCopyIsFollowed) {
+  std::shared_ptr<const engine::CatalogIndex> catalog(&test::full_catalog(),
+                                                      [](const engine::CatalogIndex*) {});
+  const inventory::Device win11 = real_device("11_24H2_x64_enterprise_systeminfo.txt");
+  const inventory::Device win7 = real_device("7_sp1_x64_enterprise_en-us_A_systeminfo.txt");
+  inventory::Device server = real_device("srv_2019_rtm_datacenter_en-us_systeminfo.txt");
+  auto other = devices();  // another server
+  ASSERT_TRUE(other);
+  server::Service service(catalog, devices(), 1);
+  ASSERT_TRUE(service.put_devices({win11}));
+  ASSERT_TRUE(service.put_devices({win7}));
+  ASSERT_TRUE(service.put_devices({server}));
+  ASSERT_EQ((*service.view())->version(), 3);
+  // The copy: as it was after the first write. Then the other server writes past version 3
+  // (the server's device again, changed) before this one looks.
+  ASSERT_TRUE(
+      backend_->sql("DELETE FROM devices WHERE written_version > 1;"
+                    " UPDATE fleet_version SET version = 1, devices = 1"));
+  server.installed_kbs.clear();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(other->put({server}, "2026-11-30T00:00:00Z"));
+  std::shared_ptr<const server::FleetView> view;
+  for (int wait = 0; wait < 500; ++wait) {
+    view = *service.view();
+    if (view->version() == 4 && view->devices().size() == 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(view->version(), 4);
+  ASSERT_EQ(view->devices().size(), 2u);  // win11 and the server, not win7
+  EXPECT_FALSE(view->find(win7.id));
+  const auto found = view->find(server.id);
+  ASSERT_TRUE(found);
+  EXPECT_TRUE(view->devices()[*found].installed_kbs.empty());
+  // And writes go on from there, brought up to date from the changes again.
+  auto next = service.put_devices({win7});
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->version, 5);
+  auto after = *service.view();
+  EXPECT_EQ(after->devices().size(), 3u);
+  EXPECT_EQ(after->devices().ptr(*after->find(win11.id)),
+            view->devices().ptr(*view->find(win11.id)));
+}
+
 // The fleet-wide counts (FleetFacts, worked out once per shared part of the states' answers) are
 // the sums of the devices' own answers: for each CVE the devices it is open on, for each software
 // and missing KB the devices missing it and the CVEs it closes there.

@@ -1340,7 +1340,7 @@ void Api::software_vulnerability_changes_by_machine(Context& ctx) {
   // (its fraction, if any, is dropped: a change of that second may come twice, never not at all).
   auto range = service_.changes_since(since->substr(0, 19) + ".0000000Z");
   if (!range) {
-    error(ctx.response, 503, "ServiceUnavailable", range.error().message);
+    storage_fault(ctx.response, range.error());
     return;
   }
   // The rows found since then, by their numbers in the log (which rows found later do not
@@ -1411,7 +1411,7 @@ void Api::software_vulnerability_changes_by_machine(Context& ctx) {
   paging.carry = "&sinceTime=" + encode_query_value(*since);
   collection(ctx, "Collection(microsoft.windowsDefenderATP.api.DeltaAssetVulnerability)",
              api::kSoftwareVulnerabilityChangeFields, paging.max_size, source, &paging);
-  if (log->failed) error(ctx.response, 503, "ServiceUnavailable", log->failed->message);
+  if (log->failed) storage_fault(ctx.response, *log->failed);
 }
 
 // ---- The export files (docs/api.md, "The export APIs") ----

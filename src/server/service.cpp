@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <set>
 
 #include "common/clock.h"
 #include "server/change_log.h"
@@ -18,23 +19,23 @@ std::shared_ptr<const FleetView> Service::snapshot() {
   return view_.load();
 }
 
-void Service::report_damaged(const std::vector<store::DamagedDevice>& damaged, bool all) {
-  std::vector<std::string> ids;
-  for (const store::DamagedDevice& d : damaged) ids.push_back(d.id);
-  if (!all) {
-    // Rows written since the last snapshot: said once each, beside those said before.
-    std::vector<store::DamagedDevice> fresh;
-    for (const store::DamagedDevice& d : damaged) {
-      if (std::find(damaged_.begin(), damaged_.end(), d.id) != damaged_.end()) continue;
-      damaged_.push_back(d.id);
-      fresh.push_back(d);
-    }
-    if (fresh.empty()) return;
-    return report_damaged_rows(fresh);
-  }
+void Service::report_damaged(const std::vector<store::DamagedDevice>& damaged) {
+  std::set<std::string> ids;
+  for (const store::DamagedDevice& d : damaged) ids.insert(d.id);
   if (ids == damaged_) return;
   damaged_ = std::move(ids);
   report_damaged_rows(damaged);
+}
+
+void Service::track_damaged(const store::DeviceChanges& changes) {
+  // Written again (and read back) or removed: no longer skipped.
+  for (const inventory::Device& d : changes.written) damaged_.erase(d.id);
+  for (const std::string& id : changes.removed) damaged_.erase(id);
+  std::vector<store::DamagedDevice> fresh;  // said once each
+  for (const store::DamagedDevice& d : changes.damaged) {
+    if (damaged_.insert(d.id).second) fresh.push_back(d);
+  }
+  report_damaged_rows(fresh);
 }
 
 void Service::report_damaged_rows(const std::vector<store::DamagedDevice>& damaged) {
@@ -63,16 +64,30 @@ Result<std::shared_ptr<const FleetView>> Service::reload(
     if (*changes) {
       store::DeviceChanges& c = **changes;
       if (c.version == previous->version()) return previous;  // nothing new yet
-      report_damaged(c.damaged, /*all=*/false);
+      track_damaged(c);
       for (const store::DamagedDevice& d : c.damaged) c.removed.push_back(d.id);
       std::sort(c.removed.begin(), c.removed.end());
       fresh = FleetView::apply(*previous, std::move(c.written), c.removed, c.version, threads_);
+      // Every stored row is in the snapshot or skipped as damaged; else the database is not the
+      // one the snapshot was read from (restored, or failed over to a copy that numbered its
+      // writes again): every device is read from it.
+      if (static_cast<std::int64_t>(fresh->devices().size() + damaged_.size()) != c.stored) {
+        std::fprintf(stderr,
+                     "kbgap: the database counts %lld devices, this server's snapshot brought "
+                     "up to date %zu (and %zu skipped): the database was restored or failed over, "
+                     "or written behind kbgap's back; reading every device again\n",
+                     static_cast<long long>(c.stored), fresh->devices().size(), damaged_.size());
+        fresh.reset();
+        // Rows written behind kbgap's back leave the count off too: it is made exact, so that the
+        // next snapshots are brought up to date again.
+        if (auto recounted = devices_->recount(); !recounted) return recounted.error();
+      }
     }
   }
   if (!fresh) {
     auto all = devices_->all();
     if (!all) return all.error();
-    report_damaged(all->damaged, /*all=*/true);
+    report_damaged(all->damaged);
     fresh = FleetView::build(catalog ? catalog : catalog_.load(), std::move(all->devices),
                              all->version, threads_, previous.get());
   }

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -85,9 +86,10 @@ class Service {
   // current one is of that version, and the catalog is swapped in with it (only if it builds).
   Result<std::shared_ptr<const FleetView>> reload(
       std::int64_t version, std::shared_ptr<const engine::CatalogIndex> catalog = nullptr);
-  // Says on stderr which stored rows are skipped, when that changes: `damaged` is every skipped
-  // row (all), or those among the rows written since the last snapshot.
-  void report_damaged(const std::vector<store::DamagedDevice>& damaged, bool all);
+  // Says on stderr which stored rows are skipped (every one, read by all()), when that changes.
+  void report_damaged(const std::vector<store::DamagedDevice>& damaged);
+  // The same for the rows written and removed since the last snapshot.
+  void track_damaged(const store::DeviceChanges& changes);
   void report_damaged_rows(const std::vector<store::DamagedDevice>& damaged);
   // Records the changes from `before` to `after` in the change log, unpublished (under
   // reload_mutex_, before `after` is served), and publishes them once it is; a failure is
@@ -106,7 +108,7 @@ class Service {
   std::mutex write_mutex_;   // serializes this process's writes (held across a read-modify-write)
   std::mutex reload_mutex_;  // serializes reloads (held while a fleet is read and evaluated)
   std::atomic<std::shared_ptr<const FleetView>> view_;
-  std::vector<std::string> damaged_;  // the skipped rows last reported (under reload_mutex_)
+  std::set<std::string> damaged_;  // the ids of the stored rows skipped (under reload_mutex_)
   std::shared_ptr<const FleetView> snapshot();
 };
 

@@ -74,6 +74,7 @@ struct DeviceChanges {
   std::vector<inventory::Device> written;  // written after it, in id order
   std::vector<std::string> removed;        // removed after it and not written again, in id order
   std::vector<DamagedDevice> damaged;      // written after it, not read back: left out too
+  std::int64_t stored = 0;                 // rows the database holds at `version`
 };
 
 // Removals are remembered for the last kKeepRemovals versions; a snapshot older than that is
@@ -98,6 +99,9 @@ class DeviceStore {
   // version they bring it to; nullopt when the store cannot tell (`since` is older than the
   // removals it keeps, or newer than the database: a restored backup): read all() instead.
   virtual Result<std::optional<DeviceChanges>> changed_since(std::int64_t since) = 0;
+  // Sets the count of stored devices that changed_since() reports to the rows the table holds
+  // (rows written behind kbgap's back leave it off), with every writer held off meanwhile.
+  virtual Result<void> recount() = 0;
   // A number that changes with every committed write of devices, by any process. Cheap: may
   // be answered without asking the database.
   virtual Result<std::int64_t> version() = 0;

@@ -78,8 +78,19 @@ void PgDeviceStore::listen(std::string url) {
     // Notifications can be missed while reconnecting: the version is read now and then as well.
     if (steady_clock::now() - last_check >= milliseconds(500)) {
       last_check = steady_clock::now();
+      const std::int64_t known = version_.load();
       if (auto v = c->query("SELECT version FROM fleet_version WHERE id = 1"); v && v->size()) {
-        raise(v->integer(0, 0));
+        const std::int64_t now = v->integer(0, 0);
+        // Below what this server knew before it asked (every number it knows was committed
+        // before it learned it, so a read after that cannot be lower unless the database went
+        // back): restored or failed over to an older copy, or a notification lied. The
+        // database's number is the truth; unless a newer one arrived meanwhile.
+        if (now < known) {
+          std::int64_t expected = known;
+          version_.compare_exchange_strong(expected, now);
+        } else {
+          raise(now);
+        }
       }
       continue;
     }
@@ -190,6 +201,10 @@ Result<DeviceWrite> PgDeviceStore::put(const std::vector<inventory::Device>& dev
                " first_seen = excluded.first_seen, last_seen = excluded.last_seen,"
                " updated_at = excluded.updated_at, written_version = excluded.written_version",
                {std::to_string(write.version)}));
+  if (write.created > 0) {
+    KBGAP_TRY(c_.query("UPDATE fleet_version SET devices = devices + $1 WHERE id = 1",
+                       {std::to_string(write.created)}));
+  }
   KBGAP_TRY(tx.commit());
   raise(write.version);
   return write;
@@ -211,6 +226,7 @@ Result<bool> PgDeviceStore::remove(std::string_view id) {
       c_.query("INSERT INTO removed_devices (id, version) VALUES ($1, $2)"
                " ON CONFLICT (id) DO UPDATE SET version = excluded.version",
                {std::string(id), std::to_string(*version)}));
+  KBGAP_TRY(c_.exec("UPDATE fleet_version SET devices = devices - 1 WHERE id = 1"));
   if (*version > kKeepRemovals) {
     const std::string horizon = std::to_string(*version - kKeepRemovals);
     KBGAP_TRY(c_.query("DELETE FROM removed_devices WHERE version <= $1", {horizon}));
@@ -222,11 +238,11 @@ Result<bool> PgDeviceStore::remove(std::string_view id) {
   return true;
 }
 
-Result<std::pair<std::int64_t, std::int64_t>> PgDeviceStore::database_version() {
-  auto v = c_.query("SELECT version, forgotten FROM fleet_version WHERE id = 1");
+Result<PgDeviceStore::VersionRow> PgDeviceStore::database_version() {
+  auto v = c_.query("SELECT version, forgotten, devices FROM fleet_version WHERE id = 1");
   if (!v) return v.error();
   if (v->size() != 1) return storage_error("PostgreSQL: fleet_version has no row");
-  return std::pair{v->integer(0, 0), v->integer(0, 1)};
+  return VersionRow{v->integer(0, 0), v->integer(0, 1), v->integer(0, 2)};
 }
 
 Result<void> PgDeviceStore::read_devices(std::string_view where, std::optional<std::int64_t> since,
@@ -264,10 +280,23 @@ Result<StoredDevices> PgDeviceStore::all() {
   StoredDevices out;
   auto version = database_version();
   if (!version) return version.error();
-  out.version = version->first;
+  out.version = version->version;
   KBGAP_TRY(read_devices("true", std::nullopt, out.devices, out.damaged));
   KBGAP_TRY(tx.commit());
+  raise(out.version);
   return out;
+}
+
+Result<void> PgDeviceStore::recount() {
+  std::lock_guard lock(mutex_);
+  Transaction tx(c_);
+  KBGAP_TRY(tx.begin());
+  // Every writer locks the version row first: with it held, the count below (a new statement,
+  // which sees every write committed before it) cannot move until this commits.
+  KBGAP_TRY(c_.exec("SELECT version FROM fleet_version WHERE id = 1 FOR UPDATE"));
+  KBGAP_TRY(
+      c_.exec("UPDATE fleet_version SET devices = (SELECT count(*) FROM devices) WHERE id = 1"));
+  return tx.commit();
 }
 
 Result<std::optional<DeviceChanges>> PgDeviceStore::changed_since(std::int64_t since) {
@@ -276,10 +305,11 @@ Result<std::optional<DeviceChanges>> PgDeviceStore::changed_since(std::int64_t s
   KBGAP_TRY(tx.begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
   auto version = database_version();
   if (!version) return version.error();
-  const auto [now, forgotten] = *version;
-  if (since > now || since < forgotten) return std::optional<DeviceChanges>();
+  const std::int64_t now = version->version;
+  if (since > now || since < version->forgotten) return std::optional<DeviceChanges>();
   DeviceChanges out;
   out.version = now;
+  out.stored = version->devices;
   KBGAP_TRY(read_devices("written_version > $2::bigint", since, out.written, out.damaged));
   // A device removed, then written again, is listed as written only.
   auto removed = c_.query(

@@ -26,6 +26,7 @@ class PgDeviceStore final : public DeviceStore {
   Result<bool> remove(std::string_view id) override;
   Result<StoredDevices> all() override;
   Result<std::optional<DeviceChanges>> changed_since(std::int64_t since) override;
+  Result<void> recount() override;
   // The newest version this process knows: its own writes at once, every other server's when
   // its notification arrives (or the listener's check, every 500 ms, finds it). Never asks the
   // database on the caller's thread.
@@ -54,8 +55,12 @@ class PgDeviceStore final : public DeviceStore {
   Result<void> read_devices(std::string_view where, std::optional<std::int64_t> since,
                             std::vector<inventory::Device>& devices,
                             std::vector<DamagedDevice>& damaged);
-  // The fleet's version and the newest whose removals are forgotten. Under mutex_.
-  Result<std::pair<std::int64_t, std::int64_t>> database_version();
+  // The fleet's version, the newest whose removals are forgotten, and the devices stored. Under
+  // mutex_.
+  struct VersionRow {
+    std::int64_t version = 0, forgotten = 0, devices = 0;
+  };
+  Result<VersionRow> database_version();
   Result<void> on_change_log(std::string_view sql, const std::vector<Param>& params);
 
   std::mutex mutex_;  // the connection, used by one thread at a time

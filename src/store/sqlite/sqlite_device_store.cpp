@@ -66,14 +66,26 @@ class VersionLock {
   int fd_;
 };
 
-// The fleet's version and the newest version whose removals are forgotten.
-Result<std::pair<std::int64_t, std::int64_t>> query_version(Database& db) {
-  auto stmt = db.prepare("SELECT version, forgotten FROM fleet_version WHERE id = 1");
+// The fleet's version, the newest version whose removals are forgotten, and the devices stored.
+struct VersionRow {
+  std::int64_t version = 0, forgotten = 0, devices = 0;
+};
+Result<VersionRow> query_version(Database& db) {
+  auto stmt = db.prepare("SELECT version, forgotten, devices FROM fleet_version WHERE id = 1");
   if (!stmt) return stmt.error();
   auto row = stmt->step();
   if (!row) return row.error();
   if (!*row) return storage_error(fmt::format("{}: fleet_version has no row", db.path()));
-  return std::pair{stmt->column_int(0), stmt->column_int(1)};
+  return VersionRow{stmt->column_int(0), stmt->column_int(1), stmt->column_int(2)};
+}
+
+// Keeps fleet_version.devices: `delta` devices more (or fewer).
+Result<void> count_devices(Database& db, std::int64_t delta) {
+  if (delta == 0) return ok_result();
+  auto stmt = db.prepare("UPDATE fleet_version SET devices = devices + ? WHERE id = 1");
+  if (!stmt) return stmt.error();
+  stmt->bind(1, delta);
+  return stmt->run();
 }
 
 }  // namespace
@@ -201,6 +213,7 @@ Result<DeviceWrite> SqliteDeviceStore::put(const std::vector<inventory::Device>&
         .bind(8, write.version);
     KBGAP_TRY(upsert->run());
   }
+  KBGAP_TRY(count_devices(db_, static_cast<std::int64_t>(write.created)));
   KBGAP_TRY(tx.commit());
   publish(write.version);
   return write;
@@ -228,6 +241,7 @@ Result<bool> SqliteDeviceStore::remove(std::string_view id) {
     if (!remember) return remember.error();
     remember->bind(1, id).bind(2, version);
     KBGAP_TRY(remember->run());
+    KBGAP_TRY(count_devices(db_, -1));
     if (version > kKeepRemovals) {
       auto forget = db_.prepare("DELETE FROM removed_devices WHERE version <= ?");
       if (!forget) return forget.error();
@@ -274,11 +288,20 @@ Result<StoredDevices> SqliteDeviceStore::all() {
   StoredDevices out;
   auto version = query_version(db_);
   if (!version) return version.error();
-  out.version = version->first;
+  out.version = version->version;
   KBGAP_TRY(read_devices("SELECT id, inventory, first_seen, last_seen FROM devices ORDER BY id",
                          std::nullopt, out.devices, out.damaged));
   KBGAP_TRY(tx.commit());
   return out;
+}
+
+Result<void> SqliteDeviceStore::recount() {
+  std::lock_guard lock(mutex_);
+  Transaction tx(db_);
+  KBGAP_TRY(tx.begin());  // IMMEDIATE: no other writer until it commits
+  KBGAP_TRY(
+      db_.exec("UPDATE fleet_version SET devices = (SELECT count(*) FROM devices) WHERE id = 1"));
+  return tx.commit();
 }
 
 Result<std::optional<DeviceChanges>> SqliteDeviceStore::changed_since(std::int64_t since) {
@@ -287,10 +310,10 @@ Result<std::optional<DeviceChanges>> SqliteDeviceStore::changed_since(std::int64
   KBGAP_TRY(tx.begin("BEGIN"));
   auto version = query_version(db_);
   if (!version) return version.error();
-  const auto [now, forgotten] = *version;
-  if (since > now || since < forgotten) return std::optional<DeviceChanges>();
+  if (since > version->version || since < version->forgotten) return std::optional<DeviceChanges>();
   DeviceChanges out;
-  out.version = now;
+  out.version = version->version;
+  out.stored = version->devices;
   KBGAP_TRY(read_devices(
       "SELECT id, inventory, first_seen, last_seen FROM devices WHERE written_version > ?"
       " ORDER BY id",

@@ -27,6 +27,7 @@ class SqliteDeviceStore final : public DeviceStore {
   Result<bool> remove(std::string_view id) override;
   Result<StoredDevices> all() override;
   Result<std::optional<DeviceChanges>> changed_since(std::int64_t since) override;
+  Result<void> recount() override;
   Result<std::int64_t> version() override;
   Result<void> check() override;
   Result<void> record_changes(const std::vector<ChangeSet>& sets) override;
