@@ -351,7 +351,7 @@ TEST_P(StoreContract, WhatChangedSinceAVersionIsReadAsOneState) {
   auto a = devices();
   auto b = devices();
   ASSERT_TRUE(a && b);
-  auto empty = a->changed_since(0);
+  auto empty = a->changed_since(0, "");
   ASSERT_TRUE(empty && *empty) << (empty ? "" : empty.error().message);
   EXPECT_EQ((*empty)->version, 0);
   EXPECT_TRUE((*empty)->written.empty() && (*empty)->removed.empty());
@@ -367,17 +367,26 @@ TEST_P(StoreContract, WhatChangedSinceAVersionIsReadAsOneState) {
   auto all = b->all();
   ASSERT_TRUE(all);
   EXPECT_EQ(all->version, v1);
-  auto first = b->changed_since(0);
+  const std::string t1 = all->token;  // each version's own
+  EXPECT_FALSE(t1.empty());
+  auto first = b->changed_since(0, "");
   ASSERT_TRUE(first && *first);
   EXPECT_EQ((*first)->version, v1);
+  EXPECT_EQ((*first)->token, t1);
   EXPECT_EQ(ids_of((*first)->written), sorted_ids);
-  EXPECT_TRUE((*b->changed_since(v1))->written.empty());
+  EXPECT_TRUE((*b->changed_since(v1, t1))->written.empty());
+  // Asked with another token: the caller's version 1 is not this database's.
+  auto other_copy = b->changed_since(v1, "0123456789abcdef");
+  ASSERT_TRUE(other_copy);
+  EXPECT_FALSE(*other_copy);
   // A write of one device: only it.
   win11.installed_kbs.push_back(5044284);
   const std::int64_t v2 = b->put({win11}, "2026-01-02T00:00:00Z")->version;
-  auto second = a->changed_since(v1);
+  auto second = a->changed_since(v1, t1);
   ASSERT_TRUE(second && *second);
   EXPECT_EQ((*second)->version, v2);
+  const std::string t2 = (*second)->token;
+  EXPECT_NE(t2, t1);
   ASSERT_EQ((*second)->written.size(), 1u);
   EXPECT_EQ((*second)->written[0].installed_kbs, win11.installed_kbs);
   EXPECT_EQ((*second)->written[0].first_seen, "2026-01-01T00:00:00Z");  // as stored
@@ -386,43 +395,44 @@ TEST_P(StoreContract, WhatChangedSinceAVersionIsReadAsOneState) {
   ASSERT_TRUE(*a->remove(win7.id));
   const std::int64_t v3 = *a->version();
   ASSERT_TRUE(sees(*b, v3));
-  auto third = b->changed_since(v2);
+  auto third = b->changed_since(v2, t2);
   ASSERT_TRUE(third && *third);
   EXPECT_EQ((*third)->version, v3);
   EXPECT_TRUE((*third)->written.empty());
   EXPECT_EQ((*third)->removed, std::vector<std::string>{win7.id});
-  auto both = b->changed_since(v1);
+  auto both = b->changed_since(v1, t1);
   EXPECT_EQ(ids_of((*both)->written), std::vector<std::string>{win11.id});
   EXPECT_EQ((*both)->removed, std::vector<std::string>{win7.id});
   // Written again after its removal: written, not removed.
   const std::int64_t v4 = a->put({win7}, "2026-01-03T00:00:00Z")->version;
-  auto back = a->changed_since(v2);
+  auto back = a->changed_since(v2, t2);
   EXPECT_EQ(ids_of((*back)->written), std::vector<std::string>{win7.id});
   EXPECT_TRUE((*back)->removed.empty());
   EXPECT_EQ((*back)->version, v4);
   // Removed again: removed, with no row of it written.
   ASSERT_TRUE(*a->remove(win7.id));
-  auto again = a->changed_since(v2);
+  auto again = a->changed_since(v2, t2);
   EXPECT_TRUE((*again)->written.empty());
   EXPECT_EQ((*again)->removed, std::vector<std::string>{win7.id});
   // A row damaged by a write from outside, since: listed as damaged, not as a device.
-  const std::int64_t v5 = *a->version();
+  const std::int64_t v5 = (*again)->version;
+  const std::string t5 = (*again)->token;
   ASSERT_TRUE(backend_->sql(
       "UPDATE devices SET inventory = '{not json', written_version = 1000 WHERE id = '" +
       server.id + "'; UPDATE fleet_version SET version = 1000"));
-  auto damaged = a->changed_since(v5);
+  auto damaged = a->changed_since(v5, t5);
   ASSERT_TRUE(damaged && *damaged);
   EXPECT_EQ((*damaged)->version, 1000);
   EXPECT_TRUE((*damaged)->written.empty());
   ASSERT_EQ((*damaged)->damaged.size(), 1u);
   EXPECT_EQ((*damaged)->damaged[0].id, server.id);
   // Newer than the database (a restored backup), or older than the removals it keeps: nullopt.
-  auto ahead = a->changed_since(1001);
+  auto ahead = a->changed_since(1001, "");
   ASSERT_TRUE(ahead);
   EXPECT_FALSE(*ahead);
   ASSERT_TRUE(backend_->sql("UPDATE fleet_version SET forgotten = 900"));
-  EXPECT_FALSE(*a->changed_since(899));
-  EXPECT_TRUE(*a->changed_since(900));
+  EXPECT_FALSE(*a->changed_since(899, ""));
+  EXPECT_TRUE(*a->changed_since(900, ""));
 }
 
 // The delta export's change log: sets shared by devices, rows numbered on for good (also when
@@ -668,50 +678,59 @@ std::string describe(const server::FleetView& v) {
 }
 
 // A database restored from a backup, or failed over to a copy that missed the last writes, has
-// a lower version than the servers know, and numbers its next writes again: a server follows it
-// (PostgreSQL's listener; the device count checked with every snapshot brought up to date), also
-// when other servers have written past its old version before it looks, and reads every device
-// from it.
+// a lower version than the servers know, and numbers its next writes again: a server follows it,
+// also when other servers have written past its old version before it looks and the copy holds
+// as many devices (each version's token differs from the copy's), and reads every device from it.
 TEST_P(StoreContract, ADatabaseRestoredToAnOlderCopyIsFollowed) {
   std::shared_ptr<const engine::CatalogIndex> catalog(&test::full_catalog(),
                                                       [](const engine::CatalogIndex*) {});
   const inventory::Device win11 = real_device("11_24H2_x64_enterprise_systeminfo.txt");
   const inventory::Device win7 = real_device("7_sp1_x64_enterprise_en-us_A_systeminfo.txt");
   inventory::Device server = real_device("srv_2019_rtm_datacenter_en-us_systeminfo.txt");
+  ASSERT_FALSE(win7.installed_kbs.empty());
   auto other = devices();  // another server
   ASSERT_TRUE(other);
   server::Service service(catalog, devices(), 1);
-  ASSERT_TRUE(service.put_devices({win11}));
-  ASSERT_TRUE(service.put_devices({win7}));
-  ASSERT_TRUE(service.put_devices({server}));
-  ASSERT_EQ((*service.view())->version(), 3);
-  // The copy: as it was after the first write. Then the other server writes past version 3
-  // (the server's device again, changed) before this one looks.
+  ASSERT_TRUE(service.put_devices({win11, win7, server}));
+  // The backup, taken at version 1.
   ASSERT_TRUE(
-      backend_->sql("DELETE FROM devices WHERE written_version > 1;"
-                    " UPDATE fleet_version SET version = 1, devices = 1"));
+      backend_->sql("CREATE TABLE devices_copy AS SELECT * FROM devices;"
+                    " CREATE TABLE tokens_copy AS SELECT * FROM version_tokens"));
+  inventory::Device win7_later = win7;
+  win7_later.installed_kbs.clear();
+  ASSERT_TRUE(service.put_devices({win7_later}));
+  ASSERT_TRUE(service.put_devices({win11}));
+  ASSERT_EQ((*service.view())->version(), 3);
+  // Restored: as it was at version 1, the same three devices. The other server then writes past
+  // version 3 (the server's device, changed) before this one looks.
+  ASSERT_TRUE(backend_->sql(
+      "DELETE FROM devices; INSERT INTO devices SELECT * FROM devices_copy;"
+      " DELETE FROM version_tokens; INSERT INTO version_tokens SELECT * FROM tokens_copy;"
+      " UPDATE fleet_version SET version = 1, devices = 3"));
   server.installed_kbs.clear();
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(other->put({server}, "2026-11-30T00:00:00Z"));
   std::shared_ptr<const server::FleetView> view;
+  auto kbs_of = [&](const std::string& id) {
+    const auto found = view->find(id);
+    return found ? view->devices()[*found].installed_kbs : std::vector<inventory::KbNumber>{1};
+  };
   for (int wait = 0; wait < 500; ++wait) {
     view = *service.view();
-    if (view->version() == 4 && view->devices().size() == 2) break;
+    if (view->version() == 4 && kbs_of(server.id).empty()) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_EQ(view->version(), 4);
-  ASSERT_EQ(view->devices().size(), 2u);  // win11 and the server, not win7
-  EXPECT_FALSE(view->find(win7.id));
-  const auto found = view->find(server.id);
-  ASSERT_TRUE(found);
-  EXPECT_TRUE(view->devices()[*found].installed_kbs.empty());
+  ASSERT_EQ(view->devices().size(), 3u);
+  EXPECT_TRUE(kbs_of(server.id).empty());          // the other server's write
+  EXPECT_EQ(kbs_of(win7.id), win7.installed_kbs);  // the copy's, not the lost write's
   // And writes go on from there, brought up to date from the changes again.
-  auto next = service.put_devices({win7});
+  auto next = service.put_devices({win7_later});
   ASSERT_TRUE(next);
   EXPECT_EQ(next->version, 5);
   auto after = *service.view();
-  EXPECT_EQ(after->devices().size(), 3u);
   EXPECT_EQ(after->devices().ptr(*after->find(win11.id)),
             view->devices().ptr(*view->find(win11.id)));
+  EXPECT_TRUE(after->devices()[*after->find(win7.id)].installed_kbs.empty());
 }
 
 // The fleet-wide counts (FleetFacts, worked out once per shared part of the states' answers) are

@@ -46,7 +46,7 @@ bool same_evaluation_inputs(const inventory::Device& a, const inventory::Device&
 
 std::shared_ptr<const FleetView> FleetView::build(
     std::shared_ptr<const engine::CatalogIndex> catalog, std::vector<inventory::Device> devices,
-    std::int64_t version, unsigned threads, const FleetView* previous) {
+    std::int64_t version, unsigned threads, const FleetView* previous, std::string token) {
   auto by_id = [](const inventory::Device& a, const inventory::Device& b) { return a.id < b.id; };
   if (!std::is_sorted(devices.begin(), devices.end(), by_id)) {
     std::stable_sort(devices.begin(), devices.end(), by_id);
@@ -61,13 +61,16 @@ std::shared_ptr<const FleetView> FleetView::build(
       list.items().push_back(std::move(made));
     }
   }
-  return make(std::move(catalog), std::move(list), version, threads, previous);
+  auto view = make(std::move(catalog), std::move(list), version, threads, previous);
+  view->token_ = std::move(token);
+  return view;
 }
 
 std::shared_ptr<const FleetView> FleetView::apply(const FleetView& previous,
                                                   std::vector<inventory::Device> written,
                                                   const std::vector<std::string>& removed,
-                                                  std::int64_t version, unsigned threads) {
+                                                  std::int64_t version, unsigned threads,
+                                                  std::string token) {
   // One merge of three lists in id order: the previous snapshot's devices, the written ones
   // (replacing theirs) and the removed ids (dropping theirs).
   const DeviceList& old = previous.devices();
@@ -90,12 +93,14 @@ std::shared_ptr<const FleetView> FleetView::apply(const FleetView& previous,
       merged.items().push_back(std::move(made));
     }
   }
-  return make(previous.catalog_, std::move(merged), version, threads, &previous);
+  auto view = make(previous.catalog_, std::move(merged), version, threads, &previous);
+  view->token_ = std::move(token);
+  return view;
 }
 
-std::shared_ptr<const FleetView> FleetView::make(
-    std::shared_ptr<const engine::CatalogIndex> catalog, DeviceList devices, std::int64_t version,
-    unsigned threads, const FleetView* previous) {
+std::shared_ptr<FleetView> FleetView::make(std::shared_ptr<const engine::CatalogIndex> catalog,
+                                           DeviceList devices, std::int64_t version,
+                                           unsigned threads, const FleetView* previous) {
   auto view = std::make_shared<FleetView>();
   view->catalog_ = std::move(catalog);
   view->devices_ = std::move(devices);

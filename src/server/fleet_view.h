@@ -88,13 +88,15 @@ class FleetView {
   static std::shared_ptr<const FleetView> build(std::shared_ptr<const engine::CatalogIndex> catalog,
                                                 std::vector<inventory::Device> devices,
                                                 std::int64_t version, unsigned threads,
-                                                const FleetView* previous = nullptr);
+                                                const FleetView* previous = nullptr,
+                                                std::string token = {});
   // `previous` with the devices `written` (in id order) written and those `removed` (ids, in
   // order) gone, on its catalog: the other devices are shared with it and keep their answers.
   static std::shared_ptr<const FleetView> apply(const FleetView& previous,
                                                 std::vector<inventory::Device> written,
                                                 const std::vector<std::string>& removed,
-                                                std::int64_t version, unsigned threads);
+                                                std::int64_t version, unsigned threads,
+                                                std::string token = {});
   // What the catalog changed from `previous`'s, when this snapshot was built from a previous one on
   // another catalog, `from`: null otherwise.
   const engine::CatalogChange* catalog_change(const engine::CatalogIndex& from) const {
@@ -103,6 +105,8 @@ class FleetView {
   }
 
   std::int64_t version() const { return version_; }
+  // The store's token of that version (DeviceStore::changed_since), "" when it keeps none.
+  const std::string& token() const { return token_; }
   const engine::CatalogIndex& catalog() const { return *catalog_; }
   const DeviceList& devices() const { return devices_; }
   // A device by its id, or by its computer DNS name (any case): of several devices with one
@@ -150,14 +154,15 @@ class FleetView {
       const std::function<std::shared_ptr<const T>()>& make) const;
 
   // Builds the snapshot of `devices` (in id order, each id once).
-  static std::shared_ptr<const FleetView> make(std::shared_ptr<const engine::CatalogIndex> catalog,
-                                               DeviceList devices, std::int64_t version,
-                                               unsigned threads, const FleetView* previous);
+  static std::shared_ptr<FleetView> make(std::shared_ptr<const engine::CatalogIndex> catalog,
+                                         DeviceList devices, std::int64_t version, unsigned threads,
+                                         const FleetView* previous);
   std::optional<std::uint32_t> find_id(std::string_view id) const;
 
   std::shared_ptr<const engine::CatalogIndex> catalog_;
   DeviceList devices_;
   std::int64_t version_ = 0;
+  std::string token_;
   std::unordered_map<std::string, std::uint32_t> by_name_;
   std::unique_ptr<engine::FleetResult> result_;
   std::weak_ptr<const engine::CatalogIndex> change_from_;  // not kept alive by this

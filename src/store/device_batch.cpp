@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
+#include <random>
 #include <unordered_map>
 
 #include "common/clock.h"
@@ -119,6 +120,11 @@ Result<std::vector<std::pair<std::string, VulnerabilityRow>>> parse_change_rows(
     out.emplace_back(std::string((*a)[0].as_string()), std::move(r));
   }
   return out;
+}
+
+std::string new_version_token() {
+  static thread_local std::mt19937_64 random(std::random_device{}());
+  return fmt::format("{:016x}", random());
 }
 
 }  // namespace kbgap::store

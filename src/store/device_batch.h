@@ -40,4 +40,7 @@ std::string change_rows_json(const ChangeSet& set);
 Result<std::vector<std::pair<std::string, VulnerabilityRow>>> parse_change_rows(
     std::string_view text, std::string_view where);
 
+// A random token for a new fleet version (version_tokens, docs/scaling.md): 16 hex digits.
+std::string new_version_token();
+
 }  // namespace kbgap::store

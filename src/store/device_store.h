@@ -65,12 +65,14 @@ struct StoredDevices {
   std::vector<inventory::Device> devices;  // in id order
   std::vector<DamagedDevice> damaged;      // skipped
   std::int64_t version = 0;                // the fleet version they are, read with them
+  std::string token;                       // that version's token ("" when none is kept)
 };
 
 // What changed after one fleet version (docs/scaling.md, "Writes cost the batch"): enough to bring
 // a snapshot of that version to `version` without reading the other devices.
 struct DeviceChanges {
   std::int64_t version = 0;                // the database's, read with them (may be past the asked)
+  std::string token;                       // that version's token
   std::vector<inventory::Device> written;  // written after it, in id order
   std::vector<std::string> removed;        // removed after it and not written again, in id order
   std::vector<DamagedDevice> damaged;      // written after it, not read back: left out too
@@ -95,10 +97,12 @@ class DeviceStore {
   virtual Result<bool> remove(std::string_view id) = 0;
   // Every device, in id order; rows that do not read back are skipped and listed.
   virtual Result<StoredDevices> all() = 0;
-  // The devices written and removed after fleet version `since`, read in one transaction with the
-  // version they bring it to; nullopt when the store cannot tell (`since` is older than the
-  // removals it keeps, or newer than the database: a restored backup): read all() instead.
-  virtual Result<std::optional<DeviceChanges>> changed_since(std::int64_t since) = 0;
+  // The devices written and removed after fleet version `since` (whose token the caller read with
+  // it), read in one transaction with the version they bring it to; nullopt when the store cannot
+  // tell: `since` is older than the removals it keeps, newer than the database, or its token is
+  // not the caller's (a restored copy that numbered its writes again). Read all() then.
+  virtual Result<std::optional<DeviceChanges>> changed_since(std::int64_t since,
+                                                             std::string_view token) = 0;
   // Sets the count of stored devices that changed_since() reports to the rows the table holds
   // (rows written behind kbgap's back leave it off), with every writer held off meanwhile.
   virtual Result<void> recount() = 0;

@@ -134,6 +134,13 @@ Result<std::int64_t> PgDeviceStore::bump_version() {
   if (!v) return v.error();
   if (v->size() != 1) return storage_error("PostgreSQL: fleet_version has no row");
   const std::int64_t version = v->integer(0, 0);
+  // Its token, and the tokens kept as long as removals are.
+  KBGAP_TRY(
+      c_.query("INSERT INTO version_tokens (version, token) VALUES ($1, $2)"
+               " ON CONFLICT (version) DO UPDATE SET token = excluded.token",
+               {std::to_string(version), new_version_token()}));
+  KBGAP_TRY(c_.query("DELETE FROM version_tokens WHERE version <= $1",
+                     {std::to_string(version - kKeepRemovals)}));
   // Delivered to every listener when the transaction commits, never before.
   KBGAP_TRY(c_.query("SELECT pg_notify($1, $2)", {kChannel, std::to_string(version)}));
   return version;
@@ -245,6 +252,13 @@ Result<PgDeviceStore::VersionRow> PgDeviceStore::database_version() {
   return VersionRow{v->integer(0, 0), v->integer(0, 1), v->integer(0, 2)};
 }
 
+Result<std::string> PgDeviceStore::token_of(std::int64_t version) {
+  auto t =
+      c_.query("SELECT token FROM version_tokens WHERE version = $1", {std::to_string(version)});
+  if (!t) return t.error();
+  return t->size() == 1 ? t->text(0, 0) : std::string();
+}
+
 Result<void> PgDeviceStore::read_devices(std::string_view where, std::optional<std::int64_t> since,
                                          std::vector<inventory::Device>& devices,
                                          std::vector<DamagedDevice>& damaged) {
@@ -281,6 +295,9 @@ Result<StoredDevices> PgDeviceStore::all() {
   auto version = database_version();
   if (!version) return version.error();
   out.version = version->version;
+  auto token = token_of(out.version);
+  if (!token) return token.error();
+  out.token = std::move(*token);
   KBGAP_TRY(read_devices("true", std::nullopt, out.devices, out.damaged));
   KBGAP_TRY(tx.commit());
   raise(out.version);
@@ -290,7 +307,8 @@ Result<StoredDevices> PgDeviceStore::all() {
 Result<void> PgDeviceStore::recount() {
   std::lock_guard lock(mutex_);
   Transaction tx(c_);
-  KBGAP_TRY(tx.begin());
+  // READ COMMITTED whatever the database's default: the count must see what committed before it.
+  KBGAP_TRY(tx.begin("BEGIN ISOLATION LEVEL READ COMMITTED"));
   // Every writer locks the version row first: with it held, the count below (a new statement,
   // which sees every write committed before it) cannot move until this commits.
   KBGAP_TRY(c_.exec("SELECT version FROM fleet_version WHERE id = 1 FOR UPDATE"));
@@ -299,7 +317,8 @@ Result<void> PgDeviceStore::recount() {
   return tx.commit();
 }
 
-Result<std::optional<DeviceChanges>> PgDeviceStore::changed_since(std::int64_t since) {
+Result<std::optional<DeviceChanges>> PgDeviceStore::changed_since(std::int64_t since,
+                                                                  std::string_view token) {
   std::lock_guard lock(mutex_);
   Transaction tx(c_);
   KBGAP_TRY(tx.begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
@@ -307,8 +326,14 @@ Result<std::optional<DeviceChanges>> PgDeviceStore::changed_since(std::int64_t s
   if (!version) return version.error();
   const std::int64_t now = version->version;
   if (since > now || since < version->forgotten) return std::optional<DeviceChanges>();
+  auto then = token_of(since);
+  if (!then) return then.error();
+  if (*then != token) return std::optional<DeviceChanges>();  // not the version the caller read
   DeviceChanges out;
   out.version = now;
+  auto current = token_of(now);
+  if (!current) return current.error();
+  out.token = std::move(*current);
   out.stored = version->devices;
   KBGAP_TRY(read_devices("written_version > $2::bigint", since, out.written, out.damaged));
   // A device removed, then written again, is listed as written only.

@@ -25,7 +25,8 @@ class PgDeviceStore final : public DeviceStore {
                           std::string_view now) override;
   Result<bool> remove(std::string_view id) override;
   Result<StoredDevices> all() override;
-  Result<std::optional<DeviceChanges>> changed_since(std::int64_t since) override;
+  Result<std::optional<DeviceChanges>> changed_since(std::int64_t since,
+                                                     std::string_view token) override;
   Result<void> recount() override;
   // The newest version this process knows: its own writes at once, every other server's when
   // its notification arrives (or the listener's check, every 500 ms, finds it). Never asks the
@@ -61,6 +62,7 @@ class PgDeviceStore final : public DeviceStore {
     std::int64_t version = 0, forgotten = 0, devices = 0;
   };
   Result<VersionRow> database_version();
+  Result<std::string> token_of(std::int64_t version);  // "" when none is kept. Under mutex_.
   Result<void> on_change_log(std::string_view sql, const std::vector<Param>& params);
 
   std::mutex mutex_;  // the connection, used by one thread at a time

@@ -79,6 +79,16 @@ Result<VersionRow> query_version(Database& db) {
   return VersionRow{stmt->column_int(0), stmt->column_int(1), stmt->column_int(2)};
 }
 
+// The token written with `version`, "" when none is kept.
+Result<std::string> query_token(Database& db, std::int64_t version) {
+  auto stmt = db.prepare("SELECT token FROM version_tokens WHERE version = ?");
+  if (!stmt) return stmt.error();
+  stmt->bind(1, version);
+  auto row = stmt->step();
+  if (!row) return row.error();
+  return *row ? stmt->column_text(0) : std::string();
+}
+
 // Keeps fleet_version.devices: `delta` devices more (or fewer).
 Result<void> count_devices(Database& db, std::int64_t delta) {
   if (delta == 0) return ok_result();
@@ -165,7 +175,19 @@ Result<std::int64_t> SqliteDeviceStore::bump_version() {
   auto row = stmt->step();
   if (!row) return row.error();
   if (!*row) return storage_error(fmt::format("{}: fleet_version has no row", db_.path()));
-  return stmt->column_int(0);
+  const std::int64_t version = stmt->column_int(0);
+  // Its token, and the tokens kept as long as removals are.
+  auto token = db_.prepare(
+      "INSERT INTO version_tokens (version, token) VALUES (?, ?)"
+      " ON CONFLICT (version) DO UPDATE SET token = excluded.token");
+  if (!token) return token.error();
+  token->bind(1, version).bind(2, new_version_token());
+  KBGAP_TRY(token->run());
+  auto forget = db_.prepare("DELETE FROM version_tokens WHERE version <= ?");
+  if (!forget) return forget.error();
+  forget->bind(1, version - kKeepRemovals);
+  KBGAP_TRY(forget->run());
+  return version;
 }
 
 Result<DeviceWrite> SqliteDeviceStore::put(const std::vector<inventory::Device>& devices,
@@ -289,6 +311,9 @@ Result<StoredDevices> SqliteDeviceStore::all() {
   auto version = query_version(db_);
   if (!version) return version.error();
   out.version = version->version;
+  auto token = query_token(db_, out.version);
+  if (!token) return token.error();
+  out.token = std::move(*token);
   KBGAP_TRY(read_devices("SELECT id, inventory, first_seen, last_seen FROM devices ORDER BY id",
                          std::nullopt, out.devices, out.damaged));
   KBGAP_TRY(tx.commit());
@@ -304,15 +329,22 @@ Result<void> SqliteDeviceStore::recount() {
   return tx.commit();
 }
 
-Result<std::optional<DeviceChanges>> SqliteDeviceStore::changed_since(std::int64_t since) {
+Result<std::optional<DeviceChanges>> SqliteDeviceStore::changed_since(std::int64_t since,
+                                                                      std::string_view token) {
   std::lock_guard lock(mutex_);
   Transaction tx(db_);
   KBGAP_TRY(tx.begin("BEGIN"));
   auto version = query_version(db_);
   if (!version) return version.error();
   if (since > version->version || since < version->forgotten) return std::optional<DeviceChanges>();
+  auto then = query_token(db_, since);
+  if (!then) return then.error();
+  if (*then != token) return std::optional<DeviceChanges>();  // not the version the caller read
   DeviceChanges out;
   out.version = version->version;
+  auto now = query_token(db_, out.version);
+  if (!now) return now.error();
+  out.token = std::move(*now);
   out.stored = version->devices;
   KBGAP_TRY(read_devices(
       "SELECT id, inventory, first_seen, last_seen FROM devices WHERE written_version > ?"

@@ -26,7 +26,8 @@ class SqliteDeviceStore final : public DeviceStore {
                           std::string_view now) override;
   Result<bool> remove(std::string_view id) override;
   Result<StoredDevices> all() override;
-  Result<std::optional<DeviceChanges>> changed_since(std::int64_t since) override;
+  Result<std::optional<DeviceChanges>> changed_since(std::int64_t since,
+                                                     std::string_view token) override;
   Result<void> recount() override;
   Result<std::int64_t> version() override;
   Result<void> check() override;

@@ -11,8 +11,3 @@ CREATE TABLE removed_devices (
 CREATE INDEX removed_devices_by_version ON removed_devices (version);
 -- A snapshot older than `forgotten` cannot be brought up to date from the removals kept.
 ALTER TABLE fleet_version ADD COLUMN forgotten bigint NOT NULL DEFAULT 0;
--- How many devices the table holds, kept by every write: a server that brought its snapshot up to
--- date from the changes checks its count against it, and reads every device when they differ
--- (a database restored or failed over to a copy whose versions were numbered again).
-ALTER TABLE fleet_version ADD COLUMN devices bigint NOT NULL DEFAULT 0;
-UPDATE fleet_version SET devices = (SELECT count(*) FROM devices);
