@@ -790,7 +790,7 @@ TEST_P(StoreContract, ASnapshotBroughtUpToDateAnswersAsOneBuiltFromEveryDevice) 
   std::mt19937 random(20261201);
   // Copies of the real devices under their own ids: a fleet of a few hundred, of many states.
   std::vector<inventory::Device> pool;
-  for (int copy = 0; copy < 8; ++copy) {
+  for (int copy = 0; copy < 4; ++copy) {
     for (const inventory::Device& d : real) {
       inventory::Device c = d;
       c.id = fmt::format("{:040x}", pool.size() * 7919 + 1);
@@ -804,10 +804,10 @@ TEST_P(StoreContract, ASnapshotBroughtUpToDateAnswersAsOneBuiltFromEveryDevice) 
       pool.push_back(std::move(c));
     }
   }
-  ASSERT_TRUE(service.put_devices({pool.begin(), pool.begin() + 150}));
-  std::size_t next = 150;
+  ASSERT_TRUE(service.put_devices({pool.begin(), pool.begin() + 90}));
+  std::size_t next = 90;
   std::set<std::string> removed;
-  for (int step = 0; step < 14; ++step) {
+  for (int step = 0; step < 8; ++step) {
     const auto before = service.view();
     ASSERT_TRUE(before) << before.error().message;
     std::vector<inventory::Device> batch;
@@ -879,7 +879,7 @@ TEST_P(StoreContract, ASnapshotBroughtUpToDateAnswersAsOneBuiltFromEveryDevice) 
       EXPECT_EQ(after->devices().ptr(d), (*before)->devices().ptr(*was)) << after->devices()[d].id;
       ++shared;
     }
-    EXPECT_GT(shared, 100u);
+    EXPECT_GT(shared, 50u);
   }
 }
 
