@@ -43,7 +43,7 @@ class ApiHandle : public ::testing::Test {
                                                         [](const engine::CatalogIndex*) {});
     service_ = std::make_unique<Service>(catalog, std::move(*devices), 1);
     device_ = test::real_device("10_21H2_x64_pro");
-    ASSERT_TRUE(service_->put_devices({device_}));
+    ASSERT_TRUE(service_->put_devices(kbgap::inventory::kDefaultTenant, {device_}));
     api_ = std::make_unique<Api>(*service_, verifier, ApiOptions{});
   }
 
@@ -711,13 +711,13 @@ TEST_F(ApiHandle, DeltaExportReplaysTheFullExportToTheNext) {
   ASSERT_FALSE(rows.empty());
   // Another device comes; this one installs its newest missing update.
   const inventory::Device other = test::real_device("10_1809_x64_pro_en-us_20190307");
-  ASSERT_TRUE(service_->put_devices({other}));
+  ASSERT_TRUE(service_->put_devices(kbgap::inventory::kDefaultTenant, {other}));
   inventory::Device patched = device_;
   const auto ev = engine::evaluate(test::full_catalog(), device_, {});
   ASSERT_FALSE(ev.missing.empty());
   patched.installed_kbs.push_back(ev.missing.front().kb);
   std::sort(patched.installed_kbs.begin(), patched.installed_kbs.end());
-  ASSERT_TRUE(service_->put_devices({patched}));
+  ASSERT_TRUE(service_->put_devices(kbgap::inventory::kDefaultTenant, {patched}));
   // In about five pages (the exports' rate limit is 30 calls a minute), the link carrying
   // sinceTime on.
   const Response counted = get(
@@ -758,7 +758,7 @@ TEST_F(ApiHandle, DeltaExportReplaysTheFullExportToTheNext) {
   EXPECT_EQ(rows.size(), after.size());
   EXPECT_TRUE(rows == after);
   // A device removed: its rows are Fixed, and it is no longer onboarded.
-  ASSERT_TRUE(service_->remove_device(other.id));
+  ASSERT_TRUE(service_->remove_device(kbgap::inventory::kDefaultTenant, other.id));
   const std::string later = utc_now();
   std::size_t fixed = 0;
   for (const auto& c : rows_of("/api/machines/SoftwareVulnerabilityChangesByMachine?sinceTime=" +
@@ -799,8 +799,10 @@ TEST_F(ApiHandle, ADeltaThatWouldMissUnrecordedChangesIsRefused) {
   ASSERT_EQ(sqlite3_open(dir_.str("devices.db").c_str(), &raw), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(raw, "DROP TABLE change_sets", nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(raw);
-  ASSERT_TRUE(service_->put_devices({test::real_device("10_1809_x64_pro_en-us_20190307")}));
-  EXPECT_EQ(service_->view().value()->devices().size(), 2u);  // written and served
+  ASSERT_TRUE(service_->put_devices(kbgap::inventory::kDefaultTenant,
+                                    {test::real_device("10_1809_x64_pro_en-us_20190307")}));
+  EXPECT_EQ(service_->view(kbgap::inventory::kDefaultTenant).value()->devices().size(),
+            2u);  // written and served
   const Response refused = get(delta + before, t);
   EXPECT_EQ(refused.status, 400) << refused.body;
   EXPECT_NE(refused.body.find("could not be recorded"), std::string::npos) << refused.body;

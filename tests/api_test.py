@@ -460,6 +460,141 @@ class Api(unittest.TestCase):
                           "ResourceNotFound")
         self.assert_error(self.get("/api/vulnerabilities?$top=8001", self.read), 400, "ODataError")
 
+    def test_two_tenants_see_nothing_of_each_other(self):
+        """docs/api.md, "Tenants": every route of the route table (read from api.cpp, so a new
+        route is covered too), called with a token of each tenant: the default tenant's answers
+        are the same before and after another tenant wrote devices (one of them under an id the
+        default tenant also has), and neither tenant's answers name the other's devices or count
+        them; writes reach only the writer's own devices."""
+        import gzip
+        import re
+        with open(os.path.join(SOURCE, "src", "server", "api.cpp")) as f:
+            routes = re.findall(r'\{"(GET|POST|DELETE)", "(/[^"]*)"', f.read())
+        gets = [p for m, p in routes if m == "GET" and "exportfiles" not in p.lower()]
+        self.assertGreater(len(gets), 30)
+        mine = {m["id"]: m["computerDnsName"] for m in self.machines}
+        shared_id, _ = self.machine_id("win10")
+        own_id, _ = self.machine_id("win7")
+        fab_only = "fa" * 20
+        passes = iter(range(100))
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 86400))
+
+        def token(tenant, *roles):
+            # A fresh application each time: the rate limits count per application.
+            return self.token(*roles, app=f"tenants-{next(passes)}") if tenant is None else run(
+                KBGAP, "--data", self.data, "token", "--tenant", tenant, "--app",
+                f"tenants-{next(passes)}", *sum((["--role", r] for r in roles), [])).stdout.strip()
+
+        readers = ("Software.Read.All", "Machine.Read.All", "Vulnerability.Read.All",
+                   "SecurityRecommendation.Read.All", "Alert.Read.All")
+
+        def answers(tok):
+            """Every GET route's answer (body text by path), ids substituted both ways."""
+            out = {}
+            recs = self.get("/api/recommendations", tok).json().get("value", [])
+            for pattern in gets:
+                subs = [pattern]
+                if "{id}" in pattern:
+                    if pattern.startswith("/api/machines/"):
+                        subs = [pattern.replace("{id}", i) for i in (shared_id, own_id, fab_only)]
+                    elif pattern.startswith("/api/Software/"):
+                        subs = [pattern.replace("{id}", "microsoft-_-" + s)
+                                for s in ("windows_10", "windows_7", "windows_11")]
+                    elif pattern.startswith("/api/vulnerabilities/"):
+                        subs = [pattern.replace("{id}", c)
+                                for c in ("CVE-2019-0708", "CVE-2024-38063")]
+                    elif pattern.startswith("/api/recommendations/"):
+                        subs = [pattern.replace("{id}", r["id"]) for r in recs[:2]] or \
+                               [pattern.replace("{id}", "va-_-microsoft-_-windows_10")]
+                for path in subs:
+                    if path.endswith("ChangesByMachine"):
+                        path += "?sinceTime=" + since
+                    elif path.endswith("findbytag"):
+                        path += "?tag=prod"
+                    r = self.get(path, tok)
+                    self.assertNotIn(r.status_code, (401, 403, 429, 500, 503), (path, r.text[:300]))
+                    out[path] = re.sub(r',"target":"[^"]*"', "", r.text)  # an error's own id
+                    if path.endswith("Export") and r.status_code == 200:
+                        for link in r.json()["exportFiles"]:
+                            out[path] += "\n" + gzip.decompress(requests.get(link, timeout=60).content
+                                                         ).decode()
+            return out
+
+        before = answers(token(None, *readers))
+        # Another tenant writes two devices: one under an id the default tenant also has.
+        stored = json.loads(run(KBGAP, "--data", self.data, "devices", "list", "--format",
+                                "json").stdout)
+        by_id = {d["id"]: d for d in stored}
+        twin = dict(by_id[shared_id], computerDnsName="fabrikam-twin", installedKbs=[])
+        other = dict(by_id[own_id], id=fab_only, computerDnsName="fabrikam-only")
+        fab_writer = token("fabrikam", "Machine.ReadWrite.All")
+        r = requests.post(self.base + "/api/kbgap/devices", json=[twin, other], timeout=60,
+                          headers={"Authorization": f"Bearer {fab_writer}"})
+        self.assertEqual(r.status_code, 200, r.text)
+        self.assertEqual(r.json()["created"], 2)
+        self.addCleanup(lambda: [requests.delete(
+            f"{self.base}/api/kbgap/devices/{i}", timeout=60,
+            headers={"Authorization": f"Bearer {token('fabrikam', 'Machine.ReadWrite.All')}"})
+            for i in (shared_id, fab_only)])
+        fab = answers(token("fabrikam", *readers))
+        after = answers(token(None, *readers))
+        self.assertEqual(before.keys(), after.keys())
+        for path in before:
+            if path.endswith("Export") or path == "/metrics":  # new links, times and counts
+                self.assertNotIn("fabrikam", after[path], path)
+                continue
+            self.assertEqual(before[path], after[path], path)
+        # The other tenant sees its two devices only, and counts no more.
+        fab_machines = json.loads(fab["/api/machines"])["value"]
+        self.assertEqual(sorted(m["computerDnsName"] for m in fab_machines),
+                         ["fabrikam-only", "fabrikam-twin"])
+        foreign = [i for i in mine if i != shared_id] + list(mine.values())
+        counts = {"machineMissedOn", "exposedMachines", "exposedMachinesCount",
+                  "totalMachineCount", "exposedCriticalDevices"}
+
+        def walk(value, path):
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    if k in counts and isinstance(v, int):
+                        self.assertLessEqual(v, 2, (path, k))
+                    walk(v, path)
+            elif isinstance(value, list):
+                for v in value:
+                    walk(v, path)
+
+        for path, body in fab.items():
+            for marker in foreign:
+                if marker in path:  # the other tenant's device named in the path: not found
+                    self.assertIn('"code":"ResourceNotFound"', body, path)
+                    continue
+                self.assertNotIn(marker, body, path)
+            if path.endswith("Export"):  # the answer, then the files' JSON lines
+                answer, _, lines = body.partition("}\n")
+                walk(json.loads(answer + "}"), path)
+                for line in lines.splitlines():
+                    walk(json.loads(line), path)
+            elif body.startswith("{"):
+                walk(json.loads(body), path)
+        self.assertEqual(self.get(f"/api/machines/{own_id}", token("fabrikam", *readers))
+                         .status_code, 404)
+        # Writes: the other tenant's id is not found; the shared id is the writer's own device.
+        headers = {"Authorization": f"Bearer {fab_writer}"}
+        self.assertEqual(requests.delete(f"{self.base}/api/kbgap/devices/{own_id}",
+                                         headers=headers, timeout=60).status_code, 404)
+        r = requests.post(f"{self.base}/api/machines/{shared_id}/tags", headers=headers,
+                          json={"Value": "fabrikam-tag", "Action": "Add"}, timeout=60)
+        self.assertEqual(r.status_code, 200, r.text)
+        self.assertEqual(r.json()["computerDnsName"], "fabrikam-twin")
+        default_reader = token(None, *readers)
+        self.assertNotIn("fabrikam-tag", self.get(f"/api/machines/{shared_id}",
+                                                   default_reader).text)
+        self.assertEqual(requests.delete(f"{self.base}/api/kbgap/devices/{shared_id}",
+                                         headers=headers, timeout=60).status_code, 204)
+        self.assertEqual(self.get(f"/api/machines/{shared_id}", default_reader).status_code, 200)
+        # A token whose tid is not a tenant name is refused.
+        bad = self.signed(self.key, tid="a/b", roles=["Machine.Read.All"])
+        self.assertEqual(self.get("/api/machines", bad).status_code, 401)
+
     def test_metrics_count_requests(self):
         self.get("/healthz")
         text = self.get("/metrics", self.read).text

@@ -174,20 +174,21 @@ class Storable(unittest.TestCase):
             bad = "ab" * 20
             with sqlite3.connect(os.path.join(s.data, "kbgap.db")) as db:
                 # What an older kbgap stored for "KB00001".
-                db.execute("INSERT INTO devices (id, computer_dns_name, name_key, inventory,"
-                           " first_seen, last_seen, updated_at) VALUES (?, 'p', 'p', ?, 'x', 'x', 'x')",
+                db.execute("INSERT INTO devices (tenant, id, computer_dns_name, name_key,"
+                           " inventory, first_seen, last_seen, updated_at)"
+                           " VALUES ('kbgap', ?, 'p', 'p', ?, 'x', 'x', 'x')",
                            (bad, json.dumps(dict(device("p", installedKbs=["KB1"]), id=bad))))
             s.start()
             self.assertEqual(len(s.machines()), 2)
             self.assertEqual(s.get("/readyz", token="").status_code, 200)
             listed = s.kbgap("devices", "list")
-            self.assertIn(f"kbgap devices remove {bad}", listed.stderr)
+            self.assertIn(f"kbgap devices remove --tenant kbgap {bad}", listed.stderr)
             s.kbgap("devices", "remove", bad)
             self.assertEqual(len(s.machines()), 2)
             status, said = s.stop()
             self.assertEqual(status, 0)
-            self.assertIn(f"stored device {bad} does not read back", said)
-            self.assertIn(f"kbgap devices remove {bad}", said)
+            self.assertIn(f"stored device {bad} of tenant kbgap does not read back", said)
+            self.assertIn(f"kbgap devices remove --tenant kbgap {bad}", said)
 
 
 class RateLimits(unittest.TestCase):

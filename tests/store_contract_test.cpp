@@ -181,8 +181,8 @@ TEST_P(StoreContract, ReplacesByIdKeepsFirstSeenAndEveryOpenerSeesTheVersion) {
     }
   }
   const std::int64_t before_remove = *a->version();
-  EXPECT_TRUE(*a->remove(win7.id));
-  EXPECT_FALSE(*a->remove(win7.id));
+  EXPECT_TRUE(*a->remove(inventory::kDefaultTenant, win7.id));
+  EXPECT_FALSE(*a->remove(inventory::kDefaultTenant, win7.id));
   EXPECT_TRUE(sees(*b, before_remove + 1));
   // A store opened later starts from the database's version.
   auto c = devices();
@@ -280,13 +280,13 @@ TEST_P(StoreContract, ADamagedRowIsSkippedAndReportedNeverFatal) {
   // A row for "KB00001" (stored as KB1, which no reader accepts), and one that is not JSON.
   const std::string older = std::string(40, 'a');
   ASSERT_TRUE(
-      backend_->sql("INSERT INTO devices (id, computer_dns_name, name_key, inventory, first_seen, "
-                    "last_seen, updated_at) VALUES ('" +
+      backend_->sql("INSERT INTO devices (tenant, id, computer_dns_name, name_key, inventory, "
+                    "first_seen, last_seen, updated_at) VALUES ('kbgap', '" +
                     older + "', 'p', 'p', '{\"id\":\"" + older +
                     "\",\"computerDnsName\":\"p\",\"osBuild\":\"10.0.19045.3803\","
                     "\"osArchitecture\":\"x64\",\"installedKbs\":[\"KB1\"]}', 'x', 'x', 'x');"
-                    "INSERT INTO devices (id, computer_dns_name, name_key, inventory, first_seen, "
-                    "last_seen, updated_at) VALUES ('" +
+                    "INSERT INTO devices (tenant, id, computer_dns_name, name_key, inventory, "
+                    "first_seen, last_seen, updated_at) VALUES ('kbgap', '" +
                     std::string(40, 'b') + "', 'q', 'q', '{not json', 'x', 'x', 'x')"));
   auto all = store->all();
   ASSERT_TRUE(all) << all.error().message;
@@ -295,7 +295,7 @@ TEST_P(StoreContract, ADamagedRowIsSkippedAndReportedNeverFatal) {
   ASSERT_EQ(all->damaged.size(), 2u);
   EXPECT_EQ(all->damaged[0].id, older);
   EXPECT_NE(all->damaged[0].problem.find("installedKbs[0]"), std::string::npos);
-  EXPECT_TRUE(*store->remove(older));
+  EXPECT_TRUE(*store->remove(inventory::kDefaultTenant, older));
   EXPECT_EQ(store->all()->damaged.size(), 1u);
 }
 
@@ -358,6 +358,7 @@ TEST_P(StoreContract, WhatChangedSinceAVersionIsReadAsOneState) {
   inventory::Device win11 = real_device("11_24H2_x64_enterprise_systeminfo.txt");
   inventory::Device win7 = real_device("7_sp1_x64_enterprise_en-us_A_systeminfo.txt");
   inventory::Device server = real_device("srv_2019_rtm_datacenter_en-us_systeminfo.txt");
+  const DeviceKey win7_key{win7.tenant, win7.id};
   const std::vector<std::string> sorted_ids = [&] {
     std::vector<std::string> ids{win11.id, win7.id, server.id};
     std::sort(ids.begin(), ids.end());
@@ -392,17 +393,17 @@ TEST_P(StoreContract, WhatChangedSinceAVersionIsReadAsOneState) {
   EXPECT_EQ((*second)->written[0].first_seen, "2026-01-01T00:00:00Z");  // as stored
   EXPECT_TRUE((*second)->removed.empty());
   // A removal, seen from before it and from before the write before it.
-  ASSERT_TRUE(*a->remove(win7.id));
+  ASSERT_TRUE(*a->remove(inventory::kDefaultTenant, win7.id));
   const std::int64_t v3 = *a->version();
   ASSERT_TRUE(sees(*b, v3));
   auto third = b->changed_since(v2, t2);
   ASSERT_TRUE(third && *third);
   EXPECT_EQ((*third)->version, v3);
   EXPECT_TRUE((*third)->written.empty());
-  EXPECT_EQ((*third)->removed, std::vector<std::string>{win7.id});
+  EXPECT_EQ((*third)->removed, std::vector<DeviceKey>{win7_key});
   auto both = b->changed_since(v1, t1);
   EXPECT_EQ(ids_of((*both)->written), std::vector<std::string>{win11.id});
-  EXPECT_EQ((*both)->removed, std::vector<std::string>{win7.id});
+  EXPECT_EQ((*both)->removed, std::vector<DeviceKey>{win7_key});
   // Written again after its removal: written, not removed.
   const std::int64_t v4 = a->put({win7}, "2026-01-03T00:00:00Z")->version;
   auto back = a->changed_since(v2, t2);
@@ -410,10 +411,10 @@ TEST_P(StoreContract, WhatChangedSinceAVersionIsReadAsOneState) {
   EXPECT_TRUE((*back)->removed.empty());
   EXPECT_EQ((*back)->version, v4);
   // Removed again: removed, with no row of it written.
-  ASSERT_TRUE(*a->remove(win7.id));
+  ASSERT_TRUE(*a->remove(inventory::kDefaultTenant, win7.id));
   auto again = a->changed_since(v2, t2);
   EXPECT_TRUE((*again)->written.empty());
-  EXPECT_EQ((*again)->removed, std::vector<std::string>{win7.id});
+  EXPECT_EQ((*again)->removed, std::vector<DeviceKey>{win7_key});
   // A row damaged by a write from outside, since: listed as damaged, not as a device.
   const std::int64_t v5 = (*again)->version;
   const std::string t5 = (*again)->token;
@@ -454,9 +455,12 @@ TEST_P(StoreContract, TheChangeLogNumbersRowsForGoodAndForgetsTheOldest) {
     return r;
   };
   const std::string a(40, 'a'), b(40, 'b'), c(40, 'c');
-  ChangeSet alike{{{"New", row("CVE-2024-26234", 7.8)}, {"Fixed", row("CVE-2024-26158", 0)}},
+  ChangeSet alike{std::string(inventory::kDefaultTenant),
+                  {{"New", row("CVE-2024-26234", 7.8)}, {"Fixed", row("CVE-2024-26158", 0)}},
                   {{a, "pc-a"}, {b, "pc-b"}}};
-  ChangeSet one{{{"Updated", row("CVE-2024-29988", 8.8)}}, {{c, "pc-c"}}};
+  ChangeSet one{std::string(inventory::kDefaultTenant),
+                {{"Updated", row("CVE-2024-29988", 8.8)}},
+                {{c, "pc-c"}}};
   auto record = [&](const std::string& at, std::vector<ChangeSet> sets, const std::string& forget) {
     ASSERT_TRUE(store->record_changes(sets));
     ASSERT_TRUE(store->publish_changes(at, forget));
@@ -464,30 +468,30 @@ TEST_P(StoreContract, TheChangeLogNumbersRowsForGoodAndForgetsTheOldest) {
   record("2026-11-01T00:00:00Z", {alike, one}, "2026-10-01T00:00:00Z");
   // Recorded, not published: no range reaches it, and it reads without a time; discarded: gone.
   ASSERT_TRUE(store->record_changes({one}));
-  EXPECT_EQ(store->changes_since("2026-10-31T00:00:00Z")->end, 5);
-  auto pending = store->device_changes(5, 10);
+  EXPECT_EQ(store->changes_since(inventory::kDefaultTenant, "2026-10-31T00:00:00Z")->end, 5);
+  auto pending = store->device_changes(inventory::kDefaultTenant, 5, 10);
   ASSERT_EQ(pending->size(), 1u);
   EXPECT_EQ(pending->front().at, "");
   // Another opener's unpublished changes are not this one's to publish or discard.
   auto other = devices();
   ASSERT_TRUE(other && other->discard_changes());
-  ASSERT_EQ(store->device_changes(5, 10)->size(), 1u);
+  ASSERT_EQ(store->device_changes(inventory::kDefaultTenant, 5, 10)->size(), 1u);
   ASSERT_TRUE(store->discard_changes());
-  auto after_discard = store->device_changes(5, 10);
+  auto after_discard = store->device_changes(inventory::kDefaultTenant, 5, 10);
   ASSERT_EQ(after_discard->size(), 1u);  // the change before: none holds row 5
   EXPECT_EQ(after_discard->front().position, 4);
   record("2026-11-20T00:00:00Z", {one}, "2026-10-01T00:00:00Z");
   // Rows: a's 0-1, b's 2-3, c's 4, then c's 5.
-  auto all = store->changes_since("2026-10-31T00:00:00Z");
+  auto all = store->changes_since(inventory::kDefaultTenant, "2026-10-31T00:00:00Z");
   ASSERT_TRUE(all);
   EXPECT_EQ(all->first, 0);
   EXPECT_EQ(all->end, 6);
-  auto later = store->changes_since("2026-11-10T00:00:00Z");
+  auto later = store->changes_since(inventory::kDefaultTenant, "2026-11-10T00:00:00Z");
   EXPECT_EQ(later->first, 5);
   EXPECT_EQ(later->end, 6);
-  auto none = store->changes_since("2026-11-21T00:00:00Z");
+  auto none = store->changes_since(inventory::kDefaultTenant, "2026-11-21T00:00:00Z");
   EXPECT_EQ(none->first, none->end);
-  auto from_3 = store->device_changes(3, 10);
+  auto from_3 = store->device_changes(inventory::kDefaultTenant, 3, 10);
   ASSERT_TRUE(from_3);
   ASSERT_EQ(from_3->size(), 3u);
   EXPECT_EQ(from_3->front().device_id, b);
@@ -501,7 +505,7 @@ TEST_P(StoreContract, TheChangeLogNumbersRowsForGoodAndForgetsTheOldest) {
   EXPECT_EQ((*set)[0].second.cvss, 7.8);
   EXPECT_EQ((*set)[1].second.kb_url, row("", 0).kb_url);
   record("2026-11-25T00:00:00Z", {one}, "2026-11-10T00:00:00Z");
-  auto kept = store->changes_since("2026-01-01T00:00:00Z");
+  auto kept = store->changes_since(inventory::kDefaultTenant, "2026-01-01T00:00:00Z");
   EXPECT_EQ(kept->first, 5);
   EXPECT_EQ(kept->end, 7);
   EXPECT_TRUE(store->change_set(from_3->front().change_set)->empty());
@@ -691,16 +695,16 @@ TEST_P(StoreContract, ADatabaseRestoredToAnOlderCopyIsFollowed) {
   auto other = devices();  // another server
   ASSERT_TRUE(other);
   server::Service service(catalog, devices(), 1);
-  ASSERT_TRUE(service.put_devices({win11, win7, server}));
+  ASSERT_TRUE(service.put_devices(inventory::kDefaultTenant, {win11, win7, server}));
   // The backup, taken at version 1.
   ASSERT_TRUE(
       backend_->sql("CREATE TABLE devices_copy AS SELECT * FROM devices;"
                     " CREATE TABLE tokens_copy AS SELECT * FROM version_tokens"));
   inventory::Device win7_later = win7;
   win7_later.installed_kbs.clear();
-  ASSERT_TRUE(service.put_devices({win7_later}));
-  ASSERT_TRUE(service.put_devices({win11}));
-  ASSERT_EQ((*service.view())->version(), 3);
+  ASSERT_TRUE(service.put_devices(inventory::kDefaultTenant, {win7_later}));
+  ASSERT_TRUE(service.put_devices(inventory::kDefaultTenant, {win11}));
+  ASSERT_EQ((*service.view(inventory::kDefaultTenant))->version(), 3);
   // Restored: as it was at version 1, the same three devices. The other server then writes past
   // version 3 (the server's device, changed) before this one looks.
   ASSERT_TRUE(backend_->sql(
@@ -715,7 +719,7 @@ TEST_P(StoreContract, ADatabaseRestoredToAnOlderCopyIsFollowed) {
     return found ? view->devices()[*found].installed_kbs : std::vector<inventory::KbNumber>{1};
   };
   for (int wait = 0; wait < 500; ++wait) {
-    view = *service.view();
+    view = *service.view(inventory::kDefaultTenant);
     if (view->version() == 4 && kbs_of(server.id).empty()) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -724,10 +728,10 @@ TEST_P(StoreContract, ADatabaseRestoredToAnOlderCopyIsFollowed) {
   EXPECT_TRUE(kbs_of(server.id).empty());          // the other server's write
   EXPECT_EQ(kbs_of(win7.id), win7.installed_kbs);  // the copy's, not the lost write's
   // And writes go on from there, brought up to date from the changes again.
-  auto next = service.put_devices({win7_later});
+  auto next = service.put_devices(inventory::kDefaultTenant, {win7_later});
   ASSERT_TRUE(next);
   EXPECT_EQ(next->version, 5);
-  auto after = *service.view();
+  auto after = *service.view(inventory::kDefaultTenant);
   EXPECT_EQ(after->devices().ptr(*after->find(win11.id)),
             view->devices().ptr(*view->find(win11.id)));
   EXPECT_TRUE(after->devices()[*after->find(win7.id)].installed_kbs.empty());
@@ -804,11 +808,11 @@ TEST_P(StoreContract, ASnapshotBroughtUpToDateAnswersAsOneBuiltFromEveryDevice) 
       pool.push_back(std::move(c));
     }
   }
-  ASSERT_TRUE(service.put_devices({pool.begin(), pool.begin() + 90}));
+  ASSERT_TRUE(service.put_devices(inventory::kDefaultTenant, {pool.begin(), pool.begin() + 90}));
   std::size_t next = 90;
   std::set<std::string> removed;
   for (int step = 0; step < 8; ++step) {
-    const auto before = service.view();
+    const auto before = service.view(inventory::kDefaultTenant);
     ASSERT_TRUE(before) << before.error().message;
     std::vector<inventory::Device> batch;
     std::set<std::string> touched;
@@ -840,7 +844,7 @@ TEST_P(StoreContract, ASnapshotBroughtUpToDateAnswersAsOneBuiltFromEveryDevice) 
       removed.erase(removed.begin());
     }
     if (step % 2 == 0) {
-      ASSERT_TRUE(service.put_devices(batch));
+      ASSERT_TRUE(service.put_devices(inventory::kDefaultTenant, batch));
     } else {
       auto written = other->put(batch, "2026-11-30T00:00:00Z");  // through another server
       ASSERT_TRUE(written) << written.error().message;
@@ -848,20 +852,21 @@ TEST_P(StoreContract, ASnapshotBroughtUpToDateAnswersAsOneBuiltFromEveryDevice) 
     }
     // Removals, through this server and the other.
     for (int k = 0; k < 2; ++k) {
-      const auto latest = service.view();
+      const auto latest = service.view(inventory::kDefaultTenant);
       ASSERT_TRUE(latest);
       const std::string id = (*latest)->devices()[random() % (*latest)->devices().size()].id;
       if (touched.count(id)) continue;
       touched.insert(id);
       removed.insert(id);
-      ASSERT_TRUE(k == 0 ? *service.remove_device(id) : *other->remove(id));
+      ASSERT_TRUE(k == 0 ? *service.remove_device(inventory::kDefaultTenant, id)
+                         : *other->remove(inventory::kDefaultTenant, id));
     }
     auto all = reader->all();  // the database's state now
     ASSERT_TRUE(all);
     const std::int64_t version = all->version;
     std::shared_ptr<const server::FleetView> after;
     for (int wait = 0; wait < 1000; ++wait) {  // the other server's removal: within a second
-      auto v = service.view();
+      auto v = service.view(inventory::kDefaultTenant);
       ASSERT_TRUE(v);
       after = *v;
       if (after->version() >= version) break;
@@ -881,6 +886,118 @@ TEST_P(StoreContract, ASnapshotBroughtUpToDateAnswersAsOneBuiltFromEveryDevice) 
     }
     EXPECT_GT(shared, 50u);
   }
+}
+
+// Tenants (docs/api.md, "Tenants"): a device is its tenant and id. Two tenants may hold devices of
+// one id; removing one's leaves the other's; what changed, the snapshots, their counts and the
+// change log are each tenant's own.
+TEST_P(StoreContract, TwoTenantsKeepTheirDevicesCountsAndChangesApart) {
+  std::shared_ptr<const engine::CatalogIndex> catalog(&test::full_catalog(),
+                                                      [](const engine::CatalogIndex*) {});
+  auto store = devices();
+  ASSERT_TRUE(store);
+  inventory::Device win11 = real_device("11_24H2_x64_enterprise_systeminfo.txt");
+  inventory::Device win7 = real_device("7_sp1_x64_enterprise_en-us_A_systeminfo.txt");
+  inventory::Device contoso_win11 = win11, fabrikam_win11 = win11, fabrikam_win7 = win7;
+  contoso_win11.tenant = "contoso";
+  fabrikam_win11.tenant = fabrikam_win7.tenant = "fabrikam";
+  fabrikam_win11.installed_kbs.clear();  // the same id, another device
+  fabrikam_win11.revision.reset();
+  fabrikam_win11.computer_dns_name = "fabrikam-pc";
+  // A tenant that is not a name is refused with the device named, and nothing is written.
+  inventory::Device bad = win7;
+  bad.tenant = "a/b";
+  auto refused = store->put({contoso_win11, bad}, "2026-01-01T00:00:00Z");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::kInvalidInput);
+  EXPECT_NE(refused.error().message.find("'a/b' is not a tenant name"), std::string::npos);
+  EXPECT_TRUE(store->all()->devices.empty());
+
+  auto first = store->put({fabrikam_win7, contoso_win11, fabrikam_win11}, "2026-01-01T00:00:00Z");
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_EQ(first->created, 3u);
+  auto all = store->all();
+  ASSERT_TRUE(all);
+  std::vector<DeviceKey> keys;
+  for (const auto& d : all->devices) keys.push_back({d.tenant, d.id});
+  std::vector<DeviceKey> expected{
+      {"contoso", win11.id}, {"fabrikam", win11.id}, {"fabrikam", win7.id}};
+  std::sort(expected.begin() + 1, expected.end());
+  EXPECT_EQ(keys, expected);
+  EXPECT_EQ(all->devices[0].installed_kbs, win11.installed_kbs);
+  // Written again in one tenant: replaced there only.
+  auto again = store->put({contoso_win11}, "2026-01-02T00:00:00Z");
+  EXPECT_EQ(again->replaced, 1u);
+  EXPECT_EQ(again->created, 0u);
+  // Removed from one tenant: the other's device of that id stays; another tenant's id is not
+  // this one's to remove.
+  const std::int64_t v = again->version;
+  auto token = store->changed_since(0, "");  // the token of version v, read with it
+  ASSERT_TRUE(token && *token);
+  ASSERT_EQ((*token)->version, v);
+  EXPECT_FALSE(*store->remove("contoso", win7.id));
+  EXPECT_TRUE(*store->remove("contoso", win11.id));
+  auto changed = store->changed_since(v, (*token)->token);
+  ASSERT_TRUE(changed && *changed);
+  EXPECT_EQ((*changed)->removed, (std::vector<DeviceKey>{{"contoso", win11.id}}));
+  EXPECT_EQ((*changed)->stored, 2);
+  all = store->all();
+  ASSERT_EQ(all->devices.size(), 2u);
+  EXPECT_EQ(all->devices[0].tenant, "fabrikam");
+
+  // The server's snapshots: each tenant sees its own devices, by id and by name, and its counts.
+  server::Service service(catalog, devices(), 1);
+  ASSERT_TRUE(service.put_devices("contoso", {win11}));
+  auto contoso = service.view("contoso");
+  auto fabrikam = service.view("fabrikam");
+  auto nobody = service.view("nobody");
+  ASSERT_TRUE(contoso && fabrikam && nobody);
+  EXPECT_EQ((*contoso)->devices().size(), 1u);
+  EXPECT_EQ((*fabrikam)->devices().size(), 2u);
+  EXPECT_EQ((*nobody)->devices().size(), 0u);
+  EXPECT_FALSE((*contoso)->find(win7.id));
+  EXPECT_FALSE((*contoso)->find("fabrikam-pc"));
+  EXPECT_TRUE((*fabrikam)->find("fabrikam-pc"));
+  EXPECT_FALSE((*nobody)->find(win11.id));
+  expect_counts_are_the_answers_summed(**contoso);
+  expect_counts_are_the_answers_summed(**fabrikam);
+  EXPECT_TRUE((*nobody)->facts().software.empty());
+  // Each has one Windows 11 device: counted once in each, never twice.
+  for (const auto* v : {&*contoso, &*fabrikam}) {
+    const auto& software = (*v)->facts().software;
+    ASSERT_TRUE(software.count("windows_11"));
+    EXPECT_EQ(software.at("windows_11").devices, 1u);
+    for (const auto& [kb, missed] : software.at("windows_11").missed) EXPECT_EQ(missed.devices, 1);
+  }
+  EXPECT_FALSE((*contoso)->facts().software.count("windows_7"));
+  // A write of one tenant leaves the other's snapshot as it was.
+  ASSERT_TRUE(service.put_devices("contoso", {win7}));
+  EXPECT_EQ(service.view("fabrikam")->get(), fabrikam->get());
+  EXPECT_EQ((*service.view("contoso"))->devices().size(), 2u);
+  // The last device of a tenant removed: it has none.
+  ASSERT_TRUE(*service.remove_device("fabrikam", win7.id));
+  ASSERT_TRUE(*service.remove_device("fabrikam", win11.id));
+  EXPECT_TRUE((*service.view("fabrikam"))->devices().empty());
+  EXPECT_EQ((*service.view("contoso"))->devices().size(), 2u);
+  EXPECT_EQ(service.views().value()->views.size(), 1u);
+
+  // The change log: each tenant's rows numbered from 0, read by that tenant only.
+  if (!devices()->records_changes()) return;
+  for (const char* tenant : {"contoso", "fabrikam"}) {
+    auto range = service.changes_since(tenant, "2000-01-01T00:00:00Z");
+    ASSERT_TRUE(range);
+    EXPECT_EQ(range->first, 0) << tenant;
+    EXPECT_GT(range->end, 0) << tenant;
+    auto read = service.device_changes(tenant, 0, 1000);
+    ASSERT_TRUE(read);
+    for (const DeviceChange& c : *read) {
+      EXPECT_TRUE(c.device_id == win11.id || c.device_id == win7.id) << tenant;
+      if (c.device_id == win11.id) {
+        EXPECT_EQ(c.device_name == "fabrikam-pc", std::string(tenant) == "fabrikam") << tenant;
+      }
+    }
+  }
+  EXPECT_EQ(service.changes_since("nobody", "2000-01-01T00:00:00Z")->end, 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreContract, ::testing::Values("sqlite", "postgres"),

@@ -161,7 +161,7 @@ std::string dump(const std::string& db_path) {
         "SELECT COUNT(*) FROM remediation_products",
         "SELECT COUNT(*), SUM(superseded_kb) FROM remediation_supersedes",
         "SELECT COUNT(*) FROM vulnerabilities", "SELECT COUNT(*) FROM vulnerability_products",
-        "SELECT id, inventory, first_seen, last_seen FROM devices ORDER BY id",
+        "SELECT tenant, id, inventory, first_seen, last_seen FROM devices ORDER BY tenant, id",
         "SELECT version FROM fleet_version", "PRAGMA integrity_check"}) {
     sqlite3_stmt* stmt = nullptr;
     sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr);

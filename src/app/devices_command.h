@@ -4,20 +4,25 @@
 #include <string>
 #include <vector>
 
+#include "inventory/device.h"
+
 namespace kbgap::app {
 
 struct DevicesImportOptions {
   std::string data_dir;
+  std::string tenant = std::string(inventory::kDefaultTenant);
   std::vector<std::string> inventories;
 };
 
 struct DevicesListOptions {
   std::string data_dir;
+  std::string tenant;            // "": every tenant's
   std::string format = "table";  // table | json
 };
 
 struct DevicesRemoveOptions {
   std::string data_dir;
+  std::string tenant = std::string(inventory::kDefaultTenant);
   std::vector<std::string> ids;
 };
 

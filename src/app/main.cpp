@@ -132,6 +132,10 @@ int run(int argc, char** argv) {
       ->add_option("inventories", devices_import_options.inventories,
                    "systeminfo, wmic qfe / Get-HotFix, kbgap JSON or osquery JSON files")
       ->required();
+  devices_import
+      ->add_option("--tenant", devices_import_options.tenant,
+                   "the tenant they are stored for (a token's tid)")
+      ->capture_default_str();
 
   DevicesListOptions devices_list_options;
   CLI::App* devices_list = devices->add_subcommand("list", "the stored devices");
@@ -139,12 +143,17 @@ int run(int argc, char** argv) {
   devices_list->add_option("--format", devices_list_options.format, "table or json")
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();
+  devices_list->add_option("--tenant", devices_list_options.tenant,
+                           "only this tenant's devices (default: every tenant's)");
 
   DevicesRemoveOptions devices_remove_options;
   CLI::App* devices_remove =
       devices->add_subcommand("remove", "remove devices by id (damaged rows included)");
   devices_remove->fallthrough();
   devices_remove->add_option("ids", devices_remove_options.ids, "device ids (40 hex)")->required();
+  devices_remove
+      ->add_option("--tenant", devices_remove_options.tenant, "the tenant whose devices they are")
+      ->capture_default_str();
 
   ServeOptions serve_options;
   CLI::App* serve = app.add_subcommand("serve", "serve the Defender-compatible API");
@@ -168,6 +177,10 @@ int run(int argc, char** argv) {
   token->add_option("--ttl", token_options.ttl, "lifetime: 90s, 15m, 1h, 7d")
       ->capture_default_str();
   token->add_option("--app", token_options.app, "the calling application's name (appid)")
+      ->capture_default_str();
+  token
+      ->add_option("--tenant", token_options.tenant,
+                   "the tenant (tid) whose devices the token reads and writes")
       ->capture_default_str();
 
   try {

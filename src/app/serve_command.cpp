@@ -57,6 +57,11 @@ int run_token(const TokenOptions& options) {
                  options.ttl.c_str());
     return kExitUsage;
   }
+  if (!inventory::valid_tenant(options.tenant)) {
+    std::fprintf(stderr, "kbgap: --tenant must be 1 to 128 of A-Z a-z 0-9 . _ -, not '%s'\n",
+                 options.tenant.c_str());
+    return kExitUsage;
+  }
   auto key = auth::SigningKey::load_or_create(signing_key_path(options.data_dir));
   if (!key) return report(key.error());
   const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
@@ -66,7 +71,7 @@ int run_token(const TokenOptions& options) {
   for (const std::string& r : options.roles) roles.emplace_back(r);
   const boost::json::object claims{
       {"iss", kSelfIssuer},   {"aud", kDefenderAudience}, {"sub", options.app},
-      {"appid", options.app}, {"tid", "kbgap"},           {"iat", now},
+      {"appid", options.app}, {"tid", options.tenant},    {"iat", now},
       {"nbf", now},           {"exp", now + *ttl},        {"roles", std::move(roles)}};
   fmt::print("{}\n", key->sign(claims));
   return kExitOk;
@@ -208,16 +213,18 @@ class CatalogSyncer {
         const auto evaluating = std::chrono::steady_clock::now();
         auto replaced = index ? service_.replace_catalog(
                                     std::make_shared<const engine::CatalogIndex>(std::move(*index)))
-                              : Result<std::shared_ptr<const server::FleetView>>(index.error());
+                              : Result<std::shared_ptr<const server::TenantViews>>(index.error());
         if (!replaced) {
           reload_error = replaced.error().message;
         } else {
           served_fingerprint_ = fingerprint;
           const std::chrono::duration<double> took = std::chrono::steady_clock::now() - evaluating;
-          // The snapshot this catalog change built (a write may have reloaded since).
-          const server::FleetView& view = **replaced;
-          const std::size_t devices = view.devices().size();
-          const std::size_t kept = view.result().reused_devices();
+          // The snapshots this catalog change built (a write may have reloaded since).
+          const std::size_t devices = (*replaced)->devices();
+          std::size_t kept = 0;
+          for (const auto& [tenant, view] : (*replaced)->views) {
+            kept += view->result().reused_devices();
+          }
           evaluated = fmt::format(
               "; {} of the fleet's {} devices evaluated again (the others' products are "
               "untouched), in {:.2f} s with the change log",
@@ -344,8 +351,8 @@ int run_serve(const ServeOptions& options) {
 
   server::Service service(std::make_shared<const engine::CatalogIndex>(std::move(*catalog)),
                           std::move(*devices), config->http.threads);
-  auto view = service.view();
-  if (!view) return report(view.error());
+  auto views = service.views();
+  if (!views) return report(views.error());
   publish_freshness(service, documents, true);
   CatalogSyncer syncer(service, options.data_dir, config->catalog, catalog_fingerprint(documents));
   server::Api api(service, verifier, config->api);
@@ -395,8 +402,9 @@ int run_serve(const ServeOptions& options) {
     std::ofstream(options.port_file + ".tmp") << server.port() << "\n";
     std::filesystem::rename(options.port_file + ".tmp", options.port_file);
   }
-  std::fprintf(stderr, "kbgap: serving %zu devices on http://%s:%u (stop with Ctrl-C)\n",
-               (*view)->devices().size(), config->http.address.c_str(), server.port());
+  std::fprintf(
+      stderr, "kbgap: serving %zu devices of %zu tenants on http://%s:%u (stop with Ctrl-C)\n",
+      (*views)->devices(), (*views)->views.size(), config->http.address.c_str(), server.port());
   syncer.start();
   server.run();
   if (exchanger.joinable()) {

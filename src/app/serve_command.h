@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "inventory/device.h"
+
 namespace kbgap::app {
 
 struct ServeOptions {
@@ -20,6 +22,7 @@ struct TokenOptions {
   std::vector<std::string> roles;
   std::string ttl = "1h";
   std::string app = "kbgap-cli";
+  std::string tenant = std::string(inventory::kDefaultTenant);
 };
 
 // kbgap's own issuer: the `iss` of the tokens `kbgap token` mints, and the audience they carry.

@@ -20,7 +20,17 @@ struct InstalledSoftware {
   friend bool operator==(const InstalledSoftware&, const InstalledSoftware&) = default;
 };
 
+// The tenant of devices written by a token without a `tid` claim (and by kbgap's own tokens
+// minted without --tenant), and of every device stored before kbgap kept tenants
+// (docs/api.md, "Tenants").
+inline constexpr std::string_view kDefaultTenant = "kbgap";
+// A tenant's name: 1 to 128 characters of A-Z a-z 0-9 . _ - (an Entra tenant id is a GUID).
+bool valid_tenant(std::string_view name);
+
 struct Device {
+  // Whose device it is: the `tid` of the token that wrote it. Kept by the store beside the
+  // inventory, never read from one: an inventory cannot move a device to another tenant.
+  std::string tenant = std::string(kDefaultTenant);
   std::string id;                  // 40 lower-case hex characters
   std::string computer_dns_name;   // "PC044", or "pc044.intranet.example.com"
   std::string os_name;             // as reported: "Microsoft Windows 10 Pro"

@@ -188,6 +188,12 @@ KbNumber kb_number(std::string_view digits) {
   return kb >= kMinKbNumber && kb <= kMaxKbNumber ? kb : 0;
 }
 
+bool valid_tenant(std::string_view name) {
+  return !name.empty() && name.size() <= 128 && std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+  });
+}
+
 std::optional<std::string> canonical_ip(std::string_view text) {
   if (text.empty() || text.size() > INET6_ADDRSTRLEN) return std::nullopt;
   const std::string z(text);

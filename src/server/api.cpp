@@ -264,6 +264,15 @@ std::optional<auth::Claims> Api::authenticate(const Request& request, Response& 
     return std::nullopt;
   }
   auth::Claims claims = std::get<auth::Claims>(std::move(verified));
+  // The tenant whose devices it reads and writes (docs/api.md, "Tenants"): its `tid`; without
+  // one, the default tenant.
+  if (claims.tenant.empty()) claims.tenant = std::string(inventory::kDefaultTenant);
+  if (!inventory::valid_tenant(claims.tenant)) {
+    error(response, 401, "Unauthorized",
+          "The token's tid is not a tenant name (1 to 128 of A-Z a-z 0-9 . _ -)");
+    response.headers.emplace_back("WWW-Authenticate", "Bearer error=\"invalid_token\"");
+    return std::nullopt;
+  }
   std::unique_lock lock(tokens_mutex_);
   if (tokens_.size() >= kMaxTokenCache) tokens_.clear();
   tokens_.insert_or_assign(token, claims);
@@ -393,7 +402,8 @@ struct Api::Context {
   const RequestTarget& target;
   bool may_block;
   std::string base;                           // scheme and host of @odata.context, nextLink
-  std::shared_ptr<const FleetView> snapshot;  // for the routes that read the fleet
+  std::string tenant;                         // the token's: every route sees its devices only
+  std::shared_ptr<const FleetView> snapshot;  // the tenant's, for the routes that read the fleet
   bool count_only = false;                    // .../$count: the collection's number alone
   bool counted = false;                       // a collection answered it
 };
@@ -489,9 +499,9 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
 
   // Reads answer from the current fleet snapshot. On an I/O thread, a snapshot that must be
   // reloaded first sends the request to a worker, before anything is counted against it.
-  Context ctx{request, response, *target, may_block, {}, {}, count_only};
+  Context ctx{request, response, *target, may_block, {}, claims->tenant, {}, count_only};
   if (route->needs != Needs::kNothing) {
-    auto current = service_.current_view();
+    auto current = service_.current_view(ctx.tenant);
     if (!current) return storage_fault(response, current.error());
     ctx.snapshot = *current;
     if (!ctx.snapshot && !may_block) {
@@ -529,7 +539,7 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
   response.headers.emplace_back("OData-Version", "4.0");
   if (route->needs != Needs::kNothing) {
     if (!ctx.snapshot) {
-      auto loaded = service_.view();
+      auto loaded = service_.view(ctx.tenant);
       if (!loaded) return storage_fault(response, loaded.error());
       ctx.snapshot = *loaded;
     }
@@ -708,7 +718,7 @@ void Api::put_devices(Context& ctx) {
       return;
     }
   }
-  auto written = service_.put_devices(devices);
+  auto written = service_.put_devices(ctx.tenant, std::move(devices));
   if (!written && written.error().code == ErrorCode::kInvalidInput) {
     error(response, 400, "InvalidInput", written.error().message);
     return;
@@ -750,7 +760,7 @@ void Api::machine_tags(Context& ctx) {
   }
   auto same = [&](const std::string& t) { return to_lower(t) == to_lower(value); };
   const std::string id = ctx.snapshot->devices()[*i].id;
-  auto changed = service_.change_device(id, [&](inventory::Device& d) {
+  auto changed = service_.change_device(ctx.tenant, id, [&](inventory::Device& d) {
     if (action == "add") {
       if (std::none_of(d.tags.begin(), d.tags.end(), same)) d.tags.push_back(value);
     } else {
@@ -761,7 +771,7 @@ void Api::machine_tags(Context& ctx) {
     storage_fault(response, changed.error());
     return;
   }
-  auto view = service_.view();
+  auto view = service_.view(ctx.tenant);
   if (!view) {
     storage_fault(response, view.error());
     return;
@@ -782,7 +792,7 @@ void Api::delete_device(Context& ctx) {
     error(response, 400, "InvalidInput", "Malformed device id");
     return;
   }
-  auto removed = service_.remove_device(id);
+  auto removed = service_.remove_device(ctx.tenant, id);
   if (!removed) {
     storage_fault(response, removed.error());
     return;
@@ -1338,7 +1348,7 @@ void Api::software_vulnerability_changes_by_machine(Context& ctx) {
   }
   // The log's times are to the tenth of a microsecond (clock.h): the whole second of sinceTime
   // (its fraction, if any, is dropped: a change of that second may come twice, never not at all).
-  auto range = service_.changes_since(since->substr(0, 19) + ".0000000Z");
+  auto range = service_.changes_since(ctx.tenant, since->substr(0, 19) + ".0000000Z");
   if (!range) {
     storage_fault(ctx.response, range.error());
     return;
@@ -1354,11 +1364,11 @@ void Api::software_vulnerability_changes_by_machine(Context& ctx) {
   const std::int64_t first = range->first;
   // The devices as they are now: at least as new as the changes read (whose snapshot was served
   // before they were published), so that a device they name is found.
-  auto latest = service_.view();
+  auto latest = service_.view(ctx.tenant);
   const std::shared_ptr<const FleetView> view = latest ? *latest : ctx.snapshot;
   Source source = dense(
       static_cast<std::size_t>(range->end - range->first),
-      [this, log, view, first](std::size_t p) -> std::optional<json::object> {
+      [this, log, view, first, tenant = ctx.tenant](std::size_t p) -> std::optional<json::object> {
         auto& l = *log;
         if (l.failed) return std::nullopt;
         const std::int64_t row = first + static_cast<std::int64_t>(p);
@@ -1367,7 +1377,7 @@ void Api::software_vulnerability_changes_by_machine(Context& ctx) {
                  row < l.block.back().position + l.block.back().count;
         };
         if (!holds()) {
-          auto read = service_.device_changes(row, 512);
+          auto read = service_.device_changes(tenant, row, 512);
           if (!read) {
             l.failed = read.error();
             return std::nullopt;
@@ -1444,6 +1454,7 @@ void Api::export_files(Context& ctx) {
   HeldExport held;
   held.id = random_hex(16);
   held.app = ctx.response.app;
+  held.tenant = ctx.tenant;
   held.kind = kind;
   held.view = ctx.snapshot;
   held.parts = std::max<std::size_t>(1, (rows + kExportPartRows - 1) / kExportPartRows);
@@ -1463,7 +1474,8 @@ void Api::export_files(Context& ctx) {
     // An application's new export of a kind replaces its older one; others' are kept (the
     // oldest go past kMaxHeldExports).
     std::erase_if(exports_, [&](const HeldExport& e) {
-      return (e.app == held.app && e.kind == held.kind) || e.expires < unix_now();
+      return (e.app == held.app && e.tenant == held.tenant && e.kind == held.kind) ||
+             e.expires < unix_now();
     });
     exports_.push_back(std::move(held));
     while (exports_.size() > kMaxHeldExports) exports_.pop_front();

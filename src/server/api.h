@@ -172,8 +172,9 @@ class Api {
   // The exports whose files links point at, with their snapshots: each application's newest of
   // each kind, the newest kMaxHeldExports in all, until they expire.
   struct HeldExport {
-    std::string id;   // 32 hex characters
-    std::string app;  // the application that asked for it
+    std::string id;      // 32 hex characters
+    std::string app;     // the application that asked for it
+    std::string tenant;  // its tenant, whose snapshot `view` is
     ExportKind kind = ExportKind::kVulnerabilities;
     std::shared_ptr<const FleetView> view;
     std::size_t parts = 1;

@@ -15,25 +15,27 @@ Service::Service(std::shared_ptr<const engine::CatalogIndex> catalog,
                  std::unique_ptr<store::DeviceStore> devices, unsigned threads)
     : catalog_(std::move(catalog)), devices_(std::move(devices)), threads_(threads) {}
 
-std::shared_ptr<const FleetView> Service::snapshot() {
-  return view_.load();
+std::size_t TenantViews::devices() const {
+  std::size_t n = 0;
+  for (const auto& [tenant, view] : views) n += view->devices().size();
+  return n;
 }
 
 void Service::report_damaged(const std::vector<store::DamagedDevice>& damaged) {
-  std::set<std::string> ids;
-  for (const store::DamagedDevice& d : damaged) ids.insert(d.id);
-  if (ids == damaged_) return;
-  damaged_ = std::move(ids);
+  std::set<store::DeviceKey> keys;
+  for (const store::DamagedDevice& d : damaged) keys.insert({d.tenant, d.id});
+  if (keys == damaged_) return;
+  damaged_ = std::move(keys);
   report_damaged_rows(damaged);
 }
 
 void Service::track_damaged(const store::DeviceChanges& changes) {
   // Written again (and read back) or removed: no longer skipped.
-  for (const inventory::Device& d : changes.written) damaged_.erase(d.id);
-  for (const std::string& id : changes.removed) damaged_.erase(id);
+  for (const inventory::Device& d : changes.written) damaged_.erase({d.tenant, d.id});
+  for (const store::DeviceKey& key : changes.removed) damaged_.erase(key);
   std::vector<store::DamagedDevice> fresh;  // said once each
   for (const store::DamagedDevice& d : changes.damaged) {
-    if (damaged_.insert(d.id).second) fresh.push_back(d);
+    if (damaged_.insert({d.tenant, d.id}).second) fresh.push_back(d);
   }
   report_damaged_rows(fresh);
 }
@@ -41,43 +43,102 @@ void Service::track_damaged(const store::DeviceChanges& changes) {
 void Service::report_damaged_rows(const std::vector<store::DamagedDevice>& damaged) {
   for (const store::DamagedDevice& d : damaged) {
     std::fprintf(stderr,
-                 "kbgap: stored device %s does not read back and is left out of every answer: "
-                 "%s (write it again, or remove it with: kbgap devices remove %s)\n",
-                 d.id.c_str(), d.problem.c_str(), d.id.c_str());
+                 "kbgap: stored device %s of tenant %s does not read back and is left out of "
+                 "every answer: %s (write it again, or remove it with: kbgap devices remove "
+                 "--tenant %s %s)\n",
+                 d.id.c_str(), d.tenant.c_str(), d.problem.c_str(), d.tenant.c_str(), d.id.c_str());
   }
 }
 
-Result<std::shared_ptr<const FleetView>> Service::reload(
-    std::int64_t version, std::shared_ptr<const engine::CatalogIndex> catalog) {
-  if (auto current = snapshot(); !catalog && current && current->version() == version) {
-    return current;
+std::shared_ptr<TenantViews> Service::build(std::shared_ptr<const engine::CatalogIndex> catalog,
+                                            std::vector<inventory::Device> devices,
+                                            std::int64_t version, std::string token,
+                                            const TenantViews* previous) const {
+  auto out = std::make_shared<TenantViews>();
+  out->version = version;
+  out->token = token;
+  out->empty = FleetView::build(catalog, {}, version, 1, nullptr, token);
+  // The devices come in order of tenant: each tenant's run is one snapshot.
+  for (std::size_t begin = 0; begin < devices.size();) {
+    std::size_t end = begin + 1;
+    while (end < devices.size() && devices[end].tenant == devices[begin].tenant) ++end;
+    std::vector<inventory::Device> own(std::make_move_iterator(devices.begin() + begin),
+                                       std::make_move_iterator(devices.begin() + end));
+    std::string tenant = own.front().tenant;
+    const FleetView* before = nullptr;
+    if (previous) {
+      if (auto it = previous->views.find(tenant); it != previous->views.end()) {
+        before = it->second.get();
+      }
+    }
+    out->views.emplace(std::move(tenant),
+                       FleetView::build(catalog, std::move(own), version, threads_, before, token));
+    begin = end;
   }
-  // The snapshot this one replaces: the devices it evaluated alike are not evaluated again, and the
-  // change log is its difference from the new one.
+  return out;
+}
+
+std::shared_ptr<TenantViews> Service::apply(const TenantViews& previous,
+                                            store::DeviceChanges changes) const {
+  auto out = std::make_shared<TenantViews>(previous);
+  out->version = changes.version;
+  out->token = changes.token;
+  // Each tenant the changes touch (both lists are in order of tenant, then id).
+  std::set<std::string, std::less<>> touched;
+  for (const inventory::Device& d : changes.written) touched.insert(d.tenant);
+  for (const store::DeviceKey& k : changes.removed) touched.insert(k.tenant);
+  auto written = changes.written.begin();
+  auto removed = changes.removed.begin();
+  for (const std::string& tenant : touched) {
+    std::vector<inventory::Device> own;
+    for (; written != changes.written.end() && written->tenant == tenant; ++written) {
+      own.push_back(std::move(*written));
+    }
+    std::vector<std::string> gone;
+    for (; removed != changes.removed.end() && removed->tenant == tenant; ++removed) {
+      gone.push_back(removed->id);
+    }
+    auto fresh = FleetView::apply(*previous.of(tenant), std::move(own), gone, changes.version,
+                                  threads_, changes.token);
+    if (fresh->devices().empty()) {
+      out->views.erase(tenant);
+    } else {
+      out->views.insert_or_assign(tenant, std::move(fresh));
+    }
+  }
+  return out;
+}
+
+Result<std::shared_ptr<const TenantViews>> Service::reload(
+    std::int64_t version, std::shared_ptr<const engine::CatalogIndex> catalog) {
+  // The snapshots these replace: the devices they evaluated alike are not evaluated again, and
+  // the change log is their difference from the new ones.
   auto previous = snapshot();
-  std::shared_ptr<const FleetView> fresh;
+  if (!catalog && previous && previous->version == version) return previous;
+  std::shared_ptr<const TenantViews> fresh;
   if (previous && !catalog) {
-    // What was written and removed since it: the other devices are neither read nor evaluated
+    // What was written and removed since them: the other devices are neither read nor evaluated
     // again (docs/scaling.md, "Writes cost the batch").
-    auto changes = devices_->changed_since(previous->version(), previous->token());
+    auto changes = devices_->changed_since(previous->version, previous->token);
     if (!changes) return changes.error();
     if (*changes) {
       store::DeviceChanges& c = **changes;
-      if (c.version == previous->version()) return previous;  // nothing new yet
+      if (c.version == previous->version) return previous;  // nothing new yet
       track_damaged(c);
-      for (const store::DamagedDevice& d : c.damaged) c.removed.push_back(d.id);
+      for (const store::DamagedDevice& d : c.damaged) c.removed.push_back({d.tenant, d.id});
       std::sort(c.removed.begin(), c.removed.end());
-      fresh = FleetView::apply(*previous, std::move(c.written), c.removed, c.version, threads_,
-                               std::move(c.token));
-      // Every stored row is in the snapshot or skipped as damaged; else the database is not the
-      // one the snapshot was read from (restored, or failed over to a copy that numbered its
+      const std::int64_t stored = c.stored;
+      fresh = apply(*previous, std::move(c));
+      // Every stored row is in a snapshot or skipped as damaged; else the database is not the
+      // one the snapshots were read from (restored, or failed over to a copy that numbered its
       // writes again): every device is read from it.
-      if (static_cast<std::int64_t>(fresh->devices().size() + damaged_.size()) != c.stored) {
+      if (const std::size_t held = fresh->devices();
+          static_cast<std::int64_t>(held + damaged_.size()) != stored) {
         std::fprintf(stderr,
-                     "kbgap: the database counts %lld devices, this server's snapshot brought "
+                     "kbgap: the database counts %lld devices, this server's snapshots brought "
                      "up to date %zu (and %zu skipped): the database was restored or failed over, "
                      "or written behind kbgap's back; reading every device again\n",
-                     static_cast<long long>(c.stored), fresh->devices().size(), damaged_.size());
+                     static_cast<long long>(stored), held, damaged_.size());
         fresh.reset();
         // Rows written behind kbgap's back leave the count off too: it is made exact, so that the
         // next snapshots are brought up to date again. Reading every device needs no recount: a
@@ -93,14 +154,14 @@ Result<std::shared_ptr<const FleetView>> Service::reload(
     auto all = devices_->all();
     if (!all) return all.error();
     report_damaged(all->damaged);
-    fresh = FleetView::build(catalog ? catalog : catalog_.load(), std::move(all->devices),
-                             all->version, threads_, previous.get(), std::move(all->token));
+    fresh = build(catalog ? catalog : catalog_.load(), std::move(all->devices), all->version,
+                  std::move(all->token), previous.get());
   }
   bool recorded = false;
   if (previous && devices_->records_changes()) recorded = record_changes(*previous, *fresh);
   if (catalog) catalog_.store(std::move(catalog));
-  view_.store(fresh);
-  if (recorded) publish_changes(fresh->version());
+  views_.store(fresh);
+  if (recorded) publish_changes(fresh->version);
   previous.reset();  // before the trim below: requests still on it keep it alive, not this
   // Give the memory the reload's temporaries used back to the system. Without this, glibc keeps
   // the freed pages of every thread's arena and the resident size creeps up under steady writes
@@ -110,29 +171,47 @@ Result<std::shared_ptr<const FleetView>> Service::reload(
   return fresh;
 }
 
-bool Service::record_changes(const FleetView& before, const FleetView& after) {
-  auto found = diff_snapshots(
-      before, after,
-      [&](std::vector<store::ChangeSet>& sets) { return devices_->record_changes(sets); },
-      threads_);
-  if (found) {
-    if (&before.catalog() != &after.catalog()) {
-      const std::size_t devices = after.devices().size();
-      std::fprintf(stderr,
-                   "kbgap: the new catalog touches %zu of its %zu products: %zu of %zu devices "
-                   "evaluated again (the others' answers kept), %zu compared for the change log, "
-                   "%zu rows changed\n",
-                   found->touched_products, after.catalog().products().size(),
-                   devices - after.result().reused_devices(), devices, found->compared,
-                   found->changes);
-    }
-    std::lock_guard lock(status_mutex_);
-    change_log_.recorded += static_cast<std::int64_t>(found->changes);
-    return true;
+bool Service::record_changes(const TenantViews& before, const TenantViews& after) {
+  std::set<std::string, std::less<>> tenants;
+  for (const auto* side : {&before, &after}) {
+    for (const auto& [tenant, view] : side->views) tenants.insert(tenant);
   }
-  (void)devices_->discard_changes();  // no part of them: the log says they are missing
-  change_log_missed(after.version(), found.error().message);
-  return false;
+  DiffStats total;
+  std::size_t evaluated = 0;
+  for (const std::string& tenant : tenants) {
+    const FleetView& b = *before.of(tenant);
+    const FleetView& a = *after.of(tenant);
+    if (&b == &a) continue;  // untouched
+    auto found = diff_snapshots(
+        b, a,
+        [&](std::vector<store::ChangeSet>& sets) {
+          for (store::ChangeSet& set : sets) set.tenant = tenant;
+          return devices_->record_changes(sets);
+        },
+        threads_);
+    if (!found) {
+      (void)devices_->discard_changes();  // no part of them: the log says they are missing
+      change_log_missed(after.version, found.error().message);
+      return false;
+    }
+    total.changes += found->changes;
+    total.devices += a.devices().size();
+    total.compared += found->compared;
+    total.touched_products = found->touched_products;
+    evaluated += a.devices().size() - a.result().reused_devices();
+  }
+  const engine::CatalogIndex& catalog = after.empty->catalog();
+  if (&before.empty->catalog() != &catalog) {
+    std::fprintf(stderr,
+                 "kbgap: the new catalog touches %zu of its %zu products: %zu of %zu devices "
+                 "evaluated again (the others' answers kept), %zu compared for the change log, "
+                 "%zu rows changed\n",
+                 total.touched_products, catalog.products().size(), evaluated, total.devices,
+                 total.compared, total.changes);
+  }
+  std::lock_guard lock(status_mutex_);
+  change_log_.recorded += static_cast<std::int64_t>(total.changes);
+  return true;
 }
 
 void Service::publish_changes(std::int64_t version) {
@@ -161,22 +240,32 @@ Service::ChangeLogStatus Service::change_log_status() const {
   return change_log_;
 }
 
-Result<std::shared_ptr<const FleetView>> Service::view() {
+Result<std::shared_ptr<const TenantViews>> Service::views() {
   auto version = devices_->version();
   if (!version) return version.error();
-  if (auto current = snapshot(); current && current->version() == *version) return current;
+  if (auto current = snapshot(); current && current->version == *version) return current;
   std::lock_guard lock(reload_mutex_);
   return reload(*version);
 }
 
-Result<std::shared_ptr<const FleetView>> Service::current_view() {
+Result<std::shared_ptr<const FleetView>> Service::view(std::string_view tenant) {
+  auto all = views();
+  if (!all) return all.error();
+  return (*all)->of(tenant);
+}
+
+Result<std::shared_ptr<const FleetView>> Service::current_view(std::string_view tenant) {
   auto version = devices_->version();
   if (!version) return version.error();
-  if (auto current = snapshot(); current && current->version() == *version) return current;
+  if (auto current = snapshot(); current && current->version == *version) {
+    return current->of(tenant);
+  }
   return std::shared_ptr<const FleetView>();
 }
 
-Result<store::DeviceWrite> Service::put_devices(const std::vector<inventory::Device>& devices) {
+Result<store::DeviceWrite> Service::put_devices(std::string_view tenant,
+                                                std::vector<inventory::Device> devices) {
+  for (inventory::Device& d : devices) d.tenant = std::string(tenant);
   std::lock_guard write(write_mutex_);
   auto written = devices_->put(devices, utc_now());
   if (!written) return written.error();
@@ -187,9 +276,10 @@ Result<store::DeviceWrite> Service::put_devices(const std::vector<inventory::Dev
 }
 
 Result<std::optional<inventory::Device>> Service::change_device(
-    std::string_view id, const std::function<void(inventory::Device&)>& change) {
+    std::string_view tenant, std::string_view id,
+    const std::function<void(inventory::Device&)>& change) {
   std::lock_guard write(write_mutex_);
-  auto current = view();
+  auto current = view(tenant);
   if (!current) return current.error();
   auto found = (*current)->find(id);
   if (!found) return std::optional<inventory::Device>();
@@ -203,9 +293,9 @@ Result<std::optional<inventory::Device>> Service::change_device(
   return std::optional<inventory::Device>(std::move(d));
 }
 
-Result<bool> Service::remove_device(std::string_view id) {
+Result<bool> Service::remove_device(std::string_view tenant, std::string_view id) {
   std::lock_guard write(write_mutex_);
-  auto removed = devices_->remove(id);
+  auto removed = devices_->remove(tenant, id);
   if (!removed) return removed.error();
   auto version = devices_->version();
   if (!version) return version.error();
@@ -215,7 +305,7 @@ Result<bool> Service::remove_device(std::string_view id) {
   return removed;
 }
 
-Result<std::shared_ptr<const FleetView>> Service::replace_catalog(
+Result<std::shared_ptr<const TenantViews>> Service::replace_catalog(
     std::shared_ptr<const engine::CatalogIndex> catalog) {
   std::lock_guard lock(reload_mutex_);
   auto version = devices_->version();
@@ -234,7 +324,7 @@ void Service::update_catalog_status(const std::function<void(CatalogStatus&)>& c
 }
 
 bool Service::ready() {
-  return devices_->check().ok() && view().ok();
+  return devices_->check().ok() && views().ok();
 }
 
 }  // namespace kbgap::server

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -29,6 +30,22 @@ struct CatalogStatus {
   std::int64_t syncs_ok = 0, syncs_failed = 0, months_changed = 0;
 };
 
+// Every tenant's snapshot at one fleet version (docs/api.md, "Tenants"): each tenant's reads see
+// its own devices and counts, and nothing of another's.
+struct TenantViews {
+  std::int64_t version = 0;  // the store's fleet version
+  std::string token;         // its token (DeviceStore::changed_since)
+  // The tenants that have devices. A tenant no write since `version` touched keeps the snapshot
+  // it had (FleetView::version() is the version it was made at).
+  std::map<std::string, std::shared_ptr<const FleetView>, std::less<>> views;
+  std::shared_ptr<const FleetView> empty;  // any other tenant's: no device, on the catalog
+  const std::shared_ptr<const FleetView>& of(std::string_view tenant) const {
+    auto it = views.find(tenant);
+    return it == views.end() ? empty : it->second;
+  }
+  std::size_t devices() const;  // of every tenant
+};
+
 class Service {
  public:
   Service(std::shared_ptr<const engine::CatalogIndex> catalog,
@@ -37,24 +54,29 @@ class Service {
   std::shared_ptr<const engine::CatalogIndex> catalog() const { return catalog_.load(); }
   // A newer catalog: the fleet is evaluated again (the devices whose products it touches) on the
   // caller's thread while reads go on from the current snapshot, which the new one then
-  // replaces. Returns the new snapshot.
-  Result<std::shared_ptr<const FleetView>> replace_catalog(
+  // replaces. Returns the new snapshots.
+  Result<std::shared_ptr<const TenantViews>> replace_catalog(
       std::shared_ptr<const engine::CatalogIndex> catalog);
   CatalogStatus catalog_status() const;
   void update_catalog_status(const std::function<void(CatalogStatus&)>& change);
-  // The snapshot at the store's current fleet version (blocking: may reload the fleet).
-  Result<std::shared_ptr<const FleetView>> view();
-  // The current snapshot when it is still the store's version, else null (a reload is due);
-  // never waits for a writer.
-  Result<std::shared_ptr<const FleetView>> current_view();
-  Result<store::DeviceWrite> put_devices(const std::vector<inventory::Device>& devices);
-  Result<bool> remove_device(std::string_view id);
-  // Changes one stored device as `change` says, read from the newest snapshot and written back
-  // with no other write of this process in between (a tag added while a batch is written keeps
-  // both). nullopt when there is no such device. Between servers sharing a store, the last write
-  // wins.
+  // Every tenant's snapshot at the store's current fleet version (blocking: may reload).
+  Result<std::shared_ptr<const TenantViews>> views();
+  // A tenant's snapshot at the store's current fleet version (blocking: may reload the fleet).
+  Result<std::shared_ptr<const FleetView>> view(std::string_view tenant);
+  // The tenant's current snapshot when it is still the store's version, else null (a reload is
+  // due); never waits for a writer.
+  Result<std::shared_ptr<const FleetView>> current_view(std::string_view tenant);
+  // Writes the devices as the tenant's (whatever tenant they carried).
+  Result<store::DeviceWrite> put_devices(std::string_view tenant,
+                                         std::vector<inventory::Device> devices);
+  Result<bool> remove_device(std::string_view tenant, std::string_view id);
+  // Changes one of the tenant's stored devices as `change` says, read from the newest snapshot and
+  // written back with no other write of this process in between (a tag added while a batch is
+  // written keeps both). nullopt when there is no such device. Between servers sharing a store,
+  // the last write wins.
   Result<std::optional<inventory::Device>> change_device(
-      std::string_view id, const std::function<void(inventory::Device&)>& change);
+      std::string_view tenant, std::string_view id,
+      const std::function<void(inventory::Device&)>& change);
   // Whether the store's database answers and the fleet can be read at its current version (for
   // /readyz; blocking).
   bool ready();
@@ -64,12 +86,14 @@ class Service {
   // client that read the older snapshot at T finds them since T. Kept for kKeepChanges; the
   // first snapshot of a process is the baseline of the next.
   static constexpr std::chrono::hours kKeepChanges{15 * 24};
-  Result<store::DeviceStore::ChangeRange> changes_since(std::string_view since) {
-    return devices_->changes_since(since);
+  Result<store::DeviceStore::ChangeRange> changes_since(std::string_view tenant,
+                                                        std::string_view since) {
+    return devices_->changes_since(tenant, since);
   }
-  Result<std::vector<store::DeviceChange>> device_changes(std::int64_t position,
+  Result<std::vector<store::DeviceChange>> device_changes(std::string_view tenant,
+                                                          std::int64_t position,
                                                           std::size_t limit) {
-    return devices_->device_changes(position, limit);
+    return devices_->device_changes(tenant, position, limit);
   }
   Result<std::vector<std::pair<std::string, store::VulnerabilityRow>>> change_set(std::int64_t id) {
     return devices_->change_set(id);
@@ -84,18 +108,27 @@ class Service {
  private:
   // Called with reload_mutex_ held. With `catalog`, the snapshot is built on it even when the
   // current one is of that version, and the catalog is swapped in with it (only if it builds).
-  Result<std::shared_ptr<const FleetView>> reload(
+  Result<std::shared_ptr<const TenantViews>> reload(
       std::int64_t version, std::shared_ptr<const engine::CatalogIndex> catalog = nullptr);
+  // The snapshots of every stored device (in order of tenant, then id), each tenant's built with
+  // its snapshot in `previous` (if any) as FleetView::build's.
+  std::shared_ptr<TenantViews> build(std::shared_ptr<const engine::CatalogIndex> catalog,
+                                     std::vector<inventory::Device> devices, std::int64_t version,
+                                     std::string token, const TenantViews* previous) const;
+  // `previous` brought up to date by the changes read since it: only the tenants they touch get
+  // new snapshots.
+  std::shared_ptr<TenantViews> apply(const TenantViews& previous,
+                                     store::DeviceChanges changes) const;
   // Says on stderr which stored rows are skipped (every one, read by all()), when that changes.
   void report_damaged(const std::vector<store::DamagedDevice>& damaged);
   // The same for the rows written and removed since the last snapshot.
   void track_damaged(const store::DeviceChanges& changes);
   void report_damaged_rows(const std::vector<store::DamagedDevice>& damaged);
-  // Records the changes from `before` to `after` in the change log, unpublished (under
-  // reload_mutex_, before `after` is served), and publishes them once it is; a failure is
-  // logged, counted and remembered (a delta from before it is refused: it would miss them), and
-  // the snapshot is served all the same.
-  bool record_changes(const FleetView& before, const FleetView& after);
+  // Records the changes from `before` to `after` in the change log (each tenant's in its own),
+  // unpublished (under reload_mutex_, before `after` is served), and publishes them once it is; a
+  // failure is logged, counted and remembered (a delta from before it is refused: it would miss
+  // them), and the snapshots are served all the same.
+  bool record_changes(const TenantViews& before, const TenantViews& after);
   void publish_changes(std::int64_t version);
   void change_log_missed(std::int64_t version, const std::string& why);
   ChangeLogStatus change_log_;  // under status_mutex_
@@ -107,9 +140,9 @@ class Service {
   unsigned threads_;
   std::mutex write_mutex_;   // serializes this process's writes (held across a read-modify-write)
   std::mutex reload_mutex_;  // serializes reloads (held while a fleet is read and evaluated)
-  std::atomic<std::shared_ptr<const FleetView>> view_;
-  std::set<std::string> damaged_;  // the ids of the stored rows skipped (under reload_mutex_)
-  std::shared_ptr<const FleetView> snapshot();
+  std::atomic<std::shared_ptr<const TenantViews>> views_;
+  std::set<store::DeviceKey> damaged_;  // the stored rows skipped (under reload_mutex_)
+  std::shared_ptr<const TenantViews> snapshot() const { return views_.load(); }
 };
 
 }  // namespace kbgap::server

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
+#include <map>
 #include <random>
 #include <unordered_map>
 
@@ -17,12 +18,13 @@ std::string stored_json(const inventory::Device& device) {
 
 Result<std::vector<PreparedDevice>> prepare_batch(const std::vector<inventory::Device>& devices,
                                                   std::string_view now) {
-  std::unordered_map<std::string_view, std::size_t> last;
-  for (std::size_t i = 0; i < devices.size(); ++i) last[devices[i].id] = i;
+  // A device is its tenant and id.
+  std::map<std::pair<std::string_view, std::string_view>, std::size_t> last;
+  for (std::size_t i = 0; i < devices.size(); ++i) last[{devices[i].tenant, devices[i].id}] = i;
   std::vector<PreparedDevice> out;
   out.reserve(last.size());
   for (std::size_t i = 0; i < devices.size(); ++i) {
-    if (last[devices[i].id] != i) continue;
+    if (last[{devices[i].tenant, devices[i].id}] != i) continue;
     PreparedDevice p{devices[i], {}};
     inventory::Device& d = p.device;
     const std::string where = d.source.empty() ? std::string("device") : d.source;
@@ -30,6 +32,10 @@ Result<std::vector<PreparedDevice>> prepare_batch(const std::vector<inventory::D
       return invalid_input(fmt::format("{}: device {} ({}) cannot be stored: {}", where,
                                        d.computer_dns_name.substr(0, 80), d.id, why));
     };
+    if (!inventory::valid_tenant(d.tenant)) {
+      return fail(fmt::format("'{}' is not a tenant name (1 to 128 of A-Z a-z 0-9 . _ -)",
+                              d.tenant.substr(0, 40)));
+    }
     for (auto [name, time] :
          {std::pair{"firstSeen", &d.first_seen}, std::pair{"lastSeen", &d.last_seen}}) {
       if (time->empty()) continue;
@@ -63,7 +69,8 @@ Result<std::vector<PreparedDevice>> prepare_batch(const std::vector<inventory::D
   return out;
 }
 
-Result<inventory::Device> read_stored_device(std::string_view id, std::string_view inventory,
+Result<inventory::Device> read_stored_device(std::string_view tenant, std::string_view id,
+                                             std::string_view inventory,
                                              std::string_view first_seen,
                                              std::string_view last_seen) {
   // The times are the columns' (below): a row an older kbgap wrote with times as given is not
@@ -74,6 +81,7 @@ Result<inventory::Device> read_stored_device(std::string_view id, std::string_vi
     return invalid_input("stored: the row's inventory is of another device");
   }
   inventory::Device d = std::move(read->front().device);
+  d.tenant = std::string(tenant);
   for (auto [column, time] : {std::pair{first_seen, &d.first_seen}, {last_seen, &d.last_seen}}) {
     auto utc = utc_time_from_rfc3339(column);
     *time = utc ? std::move(*utc) : std::string();

@@ -30,7 +30,8 @@ std::string stored_json(const inventory::Device& device);
 // A stored row read back as a device: its inventory (kbgap JSON) with the row's times, which are
 // the ones kbgap keeps (the earliest first-seen of every write). An error says why the row is
 // damaged (it is then skipped and listed, never fatal).
-Result<inventory::Device> read_stored_device(std::string_view id, std::string_view inventory,
+Result<inventory::Device> read_stored_device(std::string_view tenant, std::string_view id,
+                                             std::string_view inventory,
                                              std::string_view first_seen,
                                              std::string_view last_seen);
 

@@ -21,8 +21,14 @@ struct DeviceWrite {
 // A stored row that does not read back as a device (damaged outside kbgap, or written by an
 // older version under looser rules): reported, never fatal.
 struct DamagedDevice {
-  std::string id;
+  std::string tenant, id;
   std::string problem;
+};
+
+// A stored device's key: its tenant and id (two tenants may each have a device of one id).
+struct DeviceKey {
+  std::string tenant, id;
+  friend auto operator<=>(const DeviceKey&, const DeviceKey&) = default;
 };
 
 // One row of a vulnerability export apart from its device's fields (docs/api.md, "The export
@@ -49,6 +55,7 @@ struct VulnerabilityChange {
 // Changes found together, as they are kept: the rows' changes of a set of devices whose rows
 // changed alike (by status: "New", "Fixed", "Updated").
 struct ChangeSet {
+  std::string tenant;  // of its devices: each tenant has a log of its own
   std::vector<std::pair<std::string, VulnerabilityRow>> rows;
   std::vector<std::pair<std::string, std::string>> devices;  // id, name
 };
@@ -62,7 +69,7 @@ struct DeviceChange {
 };
 
 struct StoredDevices {
-  std::vector<inventory::Device> devices;  // in id order
+  std::vector<inventory::Device> devices;  // in order of tenant, then id
   std::vector<DamagedDevice> damaged;      // skipped
   std::int64_t version = 0;                // the fleet version they are, read with them
   std::string token;                       // that version's token ("" when none is kept)
@@ -73,8 +80,8 @@ struct StoredDevices {
 struct DeviceChanges {
   std::int64_t version = 0;                // the database's, read with them (may be past the asked)
   std::string token;                       // that version's token
-  std::vector<inventory::Device> written;  // written after it, in id order
-  std::vector<std::string> removed;        // removed after it and not written again, in id order
+  std::vector<inventory::Device> written;  // written after it, in order of tenant, then id
+  std::vector<DeviceKey> removed;          // removed after it and not written again, in order
   std::vector<DamagedDevice> damaged;      // written after it, not read back: left out too
   std::int64_t stored = 0;                 // rows the database holds at `version`
 };
@@ -87,15 +94,16 @@ class DeviceStore {
  public:
   virtual ~DeviceStore() = default;
 
-  // Writes a batch atomically: every device or none. A device is its id: writing an id again
-  // replaces the device and keeps its first-seen time (the earlier of the two). The batch is
+  // Writes a batch atomically: every device or none. A device is its tenant and id: writing them
+  // again replaces the device and keeps its first-seen time (the earlier of the two). The batch is
   // first checked by prepare_batch (device_batch.h): an invalid device is an kInvalidInput
   // error and nothing is written.
   virtual Result<DeviceWrite> put(const std::vector<inventory::Device>& devices,
                                   std::string_view now) = 0;
-  // Removes a device; false when there was none.
-  virtual Result<bool> remove(std::string_view id) = 0;
-  // Every device, in id order; rows that do not read back are skipped and listed.
+  // Removes a tenant's device; false when it has none of that id.
+  virtual Result<bool> remove(std::string_view tenant, std::string_view id) = 0;
+  // Every device of every tenant, in order of tenant, then id; rows that do not read back are
+  // skipped and listed.
   virtual Result<StoredDevices> all() = 0;
   // The devices written and removed after fleet version `since` (whose token the caller read with
   // it), read in one transaction with the version they bring it to; nullopt when the store cannot
@@ -117,24 +125,25 @@ class DeviceStore {
   // a time, and each records only what it reloads).
   virtual bool records_changes() { return true; }
 
-  // The change log of the delta export. Appends change sets in one transaction, numbering their
-  // devices' changes on from the last, unpublished: readers pass over them until
-  // publish_changes stamps them with the time their snapshot is served (so that a client that
-  // read the older snapshot at T finds them since T), or discard_changes removes them. Both act
-  // on this store's own unpublished changes only.
+  // The change log of the delta export, one per tenant. Appends change sets in one transaction,
+  // numbering their devices' changes on from the last of their tenant's log, unpublished: readers
+  // pass over them until publish_changes stamps them with the time their snapshot is served (so
+  // that a client that read the older snapshot at T finds them since T), or discard_changes removes
+  // them. Both act on this store's own unpublished changes only.
   virtual Result<void> record_changes(const std::vector<ChangeSet>& sets) = 0;
   // Publishes them at `at` (ISO 8601 UTC), and removes what was published before `forget_before`.
   virtual Result<void> publish_changes(std::string_view at, std::string_view forget_before) = 0;
   virtual Result<void> discard_changes() = 0;
-  // The rows found at or after `since`: from the number of the first to the end of the log
-  // (first == end when there is none).
+  // The rows of a tenant's log found at or after `since`: from the number of the first to the end
+  // of the log (first == end when there is none).
   struct ChangeRange {
     std::int64_t first = 0, end = 0;
   };
-  virtual Result<ChangeRange> changes_since(std::string_view since) = 0;
-  // Up to `limit` device changes, in order, from the one that holds row `position` on; those not
-  // yet published (another server's, being written) have an empty `at`.
-  virtual Result<std::vector<DeviceChange>> device_changes(std::int64_t position,
+  virtual Result<ChangeRange> changes_since(std::string_view tenant, std::string_view since) = 0;
+  // Up to `limit` of a tenant's device changes, in order, from the one that holds row `position`
+  // on; those not yet published (another server's, being written) have an empty `at`.
+  virtual Result<std::vector<DeviceChange>> device_changes(std::string_view tenant,
+                                                           std::int64_t position,
                                                            std::size_t limit) = 0;
   // A change set's rows (empty when it was forgotten meanwhile).
   virtual Result<std::vector<std::pair<std::string, VulnerabilityRow>>> change_set(

@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <map>
 #include <random>
-#include <unordered_map>
 
 #include "common/clock.h"
 #include "common/text.h"
@@ -155,22 +155,29 @@ Result<DeviceWrite> PgDeviceStore::put(const std::vector<inventory::Device>& dev
   KBGAP_TRY(tx.begin());
   auto version = bump_version();
   if (!version) return version.error();
-  std::vector<std::string_view> ids;
+  std::vector<std::string_view> tenants, ids;
+  tenants.reserve(prepared->size());
   ids.reserve(prepared->size());
-  for (const PreparedDevice& p : *prepared) ids.push_back(p.device.id);
-  auto existing =
-      c_.query("SELECT id, first_seen FROM devices WHERE id = ANY($1::text[])", {text_array(ids)});
+  for (const PreparedDevice& p : *prepared) {
+    tenants.push_back(p.device.tenant);
+    ids.push_back(p.device.id);
+  }
+  auto existing = c_.query(
+      "SELECT tenant, id, first_seen FROM devices"
+      " WHERE (tenant, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+      {text_array(tenants), text_array(ids)});
   if (!existing) return existing.error();
-  std::unordered_map<std::string, std::string> stored_first;
+  std::map<std::pair<std::string, std::string>, std::string> stored_first;
   for (int i = 0; i < existing->size(); ++i) {
-    stored_first.emplace(existing->text(i, 0), existing->text(i, 1));
+    stored_first.emplace(std::pair{existing->text(i, 0), existing->text(i, 1)},
+                         existing->text(i, 2));
   }
   DeviceWrite write;
   write.version = *version;
   CopyBuffer rows;
   for (PreparedDevice& p : *prepared) {
     inventory::Device& d = p.device;
-    auto it = stored_first.find(d.id);
+    auto it = stored_first.find(std::pair{d.tenant, d.id});
     (it != stored_first.end() ? write.replaced : write.created) += 1;
     // The earlier first-seen time is kept.
     if (it != stored_first.end()) {
@@ -179,7 +186,8 @@ Result<DeviceWrite> PgDeviceStore::put(const std::vector<inventory::Device>& dev
         p.json = stored_json(d);
       }
     }
-    rows.field(d.id)
+    rows.field(d.tenant)
+        .field(d.id)
         .field(d.computer_dns_name)
         .field(to_lower(d.computer_dns_name))
         .field(p.json)
@@ -188,26 +196,26 @@ Result<DeviceWrite> PgDeviceStore::put(const std::vector<inventory::Device>& dev
         .field(now)
         .end_row();
   }
+  KBGAP_TRY(c_.exec(
+      "CREATE TEMP TABLE IF NOT EXISTS incoming_devices (tenant text COLLATE \"C\","
+      " id text COLLATE \"C\", computer_dns_name text, name_key text COLLATE \"C\", inventory text,"
+      " first_seen text COLLATE \"C\", last_seen text COLLATE \"C\", updated_at text)"
+      " ON COMMIT DELETE ROWS"));
   KBGAP_TRY(
-      c_.exec("CREATE TEMP TABLE IF NOT EXISTS incoming_devices (id text COLLATE \"C\","
-              " computer_dns_name text, name_key text COLLATE \"C\", inventory text,"
-              " first_seen text COLLATE \"C\", last_seen text COLLATE \"C\", updated_at text)"
-              " ON COMMIT DELETE ROWS"));
-  KBGAP_TRY(
-      c_.copy("incoming_devices (id, computer_dns_name, name_key, inventory, first_seen,"
+      c_.copy("incoming_devices (tenant, id, computer_dns_name, name_key, inventory, first_seen,"
               " last_seen, updated_at)",
               rows));
   // Each row carries the version that wrote it: what changed_since() reads.
-  KBGAP_TRY(
-      c_.query("INSERT INTO devices (id, computer_dns_name, name_key, inventory, first_seen,"
-               " last_seen, updated_at, written_version)"
-               " SELECT id, computer_dns_name, name_key, inventory, first_seen, last_seen,"
-               " updated_at, $1 FROM incoming_devices"
-               " ON CONFLICT (id) DO UPDATE SET computer_dns_name = excluded.computer_dns_name,"
-               " name_key = excluded.name_key, inventory = excluded.inventory,"
-               " first_seen = excluded.first_seen, last_seen = excluded.last_seen,"
-               " updated_at = excluded.updated_at, written_version = excluded.written_version",
-               {std::to_string(write.version)}));
+  KBGAP_TRY(c_.query(
+      "INSERT INTO devices (tenant, id, computer_dns_name, name_key, inventory,"
+      " first_seen, last_seen, updated_at, written_version)"
+      " SELECT tenant, id, computer_dns_name, name_key, inventory, first_seen, last_seen,"
+      " updated_at, $1 FROM incoming_devices"
+      " ON CONFLICT (tenant, id) DO UPDATE SET computer_dns_name = excluded.computer_dns_name,"
+      " name_key = excluded.name_key, inventory = excluded.inventory,"
+      " first_seen = excluded.first_seen, last_seen = excluded.last_seen,"
+      " updated_at = excluded.updated_at, written_version = excluded.written_version",
+      {std::to_string(write.version)}));
   if (write.created > 0) {
     KBGAP_TRY(c_.query("UPDATE fleet_version SET devices = devices + $1 WHERE id = 1",
                        {std::to_string(write.created)}));
@@ -217,22 +225,23 @@ Result<DeviceWrite> PgDeviceStore::put(const std::vector<inventory::Device>& dev
   return write;
 }
 
-Result<bool> PgDeviceStore::remove(std::string_view id) {
+Result<bool> PgDeviceStore::remove(std::string_view tenant, std::string_view id) {
   std::lock_guard lock(mutex_);
   Transaction tx(c_);
   KBGAP_TRY(tx.begin());
   // The version row first, as put() does: two servers' writes lock in one order, never deadlock.
   auto version = bump_version();
   if (!version) return version.error();
-  auto removed = c_.query("DELETE FROM devices WHERE id = $1 RETURNING id", {std::string(id)});
+  auto removed = c_.query("DELETE FROM devices WHERE tenant = $1 AND id = $2 RETURNING id",
+                          {std::string(tenant), std::string(id)});
   if (!removed) return removed.error();
   if (removed->size() == 0) return false;  // rolled back: nothing changed
   // Remembered for changed_since(); the oldest forgotten (a snapshot from before them reads every
   // device).
   KBGAP_TRY(
-      c_.query("INSERT INTO removed_devices (id, version) VALUES ($1, $2)"
-               " ON CONFLICT (id) DO UPDATE SET version = excluded.version",
-               {std::string(id), std::to_string(*version)}));
+      c_.query("INSERT INTO removed_devices (tenant, id, version) VALUES ($1, $2, $3)"
+               " ON CONFLICT (tenant, id) DO UPDATE SET version = excluded.version",
+               {std::string(tenant), std::string(id), std::to_string(*version)}));
   KBGAP_TRY(c_.exec("UPDATE fleet_version SET devices = devices - 1 WHERE id = 1"));
   if (*version > kKeepRemovals) {
     const std::string horizon = std::to_string(*version - kKeepRemovals);
@@ -266,24 +275,28 @@ Result<void> PgDeviceStore::read_devices(std::string_view where, std::optional<s
   // in libpq's memory at once.
   constexpr int kPage = 5000;
   const std::string sql = fmt::format(
-      "SELECT id, inventory, first_seen, last_seen FROM devices WHERE id > $1 AND ({})"
-      " ORDER BY id LIMIT {}",
+      "SELECT tenant, id, inventory, first_seen, last_seen FROM devices"
+      " WHERE (tenant, id) > ($1, $2) AND ({}) ORDER BY tenant, id LIMIT {}",
       where, kPage);
-  std::string last;
+  std::string last_tenant, last_id;  // every tenant's name is longer
   for (;;) {
-    auto rows = since ? c_.query(sql, {last, std::to_string(*since)}) : c_.query(sql, {last});
+    auto rows = since ? c_.query(sql, {last_tenant, last_id, std::to_string(*since)})
+                      : c_.query(sql, {last_tenant, last_id});
     if (!rows) return rows.error();
     for (int i = 0; i < rows->size(); ++i) {
-      std::string id = rows->text(i, 0);
-      auto read = read_stored_device(id, rows->text(i, 1), rows->text(i, 2), rows->text(i, 3));
+      std::string tenant = rows->text(i, 0);
+      std::string id = rows->text(i, 1);
+      auto read =
+          read_stored_device(tenant, id, rows->text(i, 2), rows->text(i, 3), rows->text(i, 4));
       if (!read) {
-        damaged.push_back({std::move(id), read.error().message});
+        damaged.push_back({std::move(tenant), std::move(id), read.error().message});
         continue;
       }
       devices.push_back(std::move(*read));
     }
     if (rows->size() < kPage) return ok_result();
-    last = rows->text(rows->size() - 1, 0);
+    last_tenant = rows->text(rows->size() - 1, 0);
+    last_id = rows->text(rows->size() - 1, 1);
   }
 }
 
@@ -335,14 +348,16 @@ Result<std::optional<DeviceChanges>> PgDeviceStore::changed_since(std::int64_t s
   if (!current) return current.error();
   out.token = std::move(*current);
   out.stored = version->devices;
-  KBGAP_TRY(read_devices("written_version > $2::bigint", since, out.written, out.damaged));
+  KBGAP_TRY(read_devices("written_version > $3::bigint", since, out.written, out.damaged));
   // A device removed, then written again, is listed as written only.
   auto removed = c_.query(
-      "SELECT id FROM removed_devices r WHERE version > $1::bigint"
-      " AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.id = r.id) ORDER BY id",
+      "SELECT tenant, id FROM removed_devices r WHERE version > $1::bigint AND NOT EXISTS"
+      " (SELECT 1 FROM devices d WHERE d.tenant = r.tenant AND d.id = r.id) ORDER BY tenant, id",
       {std::to_string(since)});
   if (!removed) return removed.error();
-  for (int i = 0; i < removed->size(); ++i) out.removed.push_back(removed->text(i, 0));
+  for (int i = 0; i < removed->size(); ++i) {
+    out.removed.push_back({removed->text(i, 0), removed->text(i, 1)});
+  }
   KBGAP_TRY(tx.commit());
   // The newest version known here, too (a server's own writes raise it at once; this keeps a
   // server that missed a notification from asking again).
@@ -356,25 +371,40 @@ Result<void> PgDeviceStore::record_changes(const std::vector<ChangeSet>& sets) {
   KBGAP_TRY(tx.begin());
   // Numbered on from the end of the log: one server at a time.
   KBGAP_TRY(c_.exec(fmt::format("SELECT pg_advisory_xact_lock({})", kChangeLogLock)));
-  auto end = c_.query("SELECT position + count FROM device_changes ORDER BY seq DESC LIMIT 1");
-  if (!end) return end.error();
-  std::int64_t position = end->size() ? end->integer(0, 0) : 0;
+  // Each tenant's rows on from the end of its log.
+  std::map<std::string, std::int64_t, std::less<>> ends;
   CopyBuffer devices;
   for (const ChangeSet& set : sets) {
+    auto it = ends.find(set.tenant);
+    if (it == ends.end()) {
+      auto end = c_.query(
+          "SELECT position + count FROM device_changes WHERE tenant = $1"
+          " ORDER BY position DESC LIMIT 1",
+          {set.tenant});
+      if (!end) return end.error();
+      it = ends.emplace(set.tenant, end->size() ? end->integer(0, 0) : 0).first;
+    }
+    std::int64_t& position = it->second;
     const auto count = static_cast<std::int64_t>(set.rows.size());
     auto id = c_.query("INSERT INTO change_sets (at, rows, count) VALUES ($1, $2, $3) RETURNING id",
                        {pending_, change_rows_json(set), std::to_string(count)});
     if (!id) return id.error();
     const std::int64_t set_id = id->integer(0, 0);
     for (const auto& [device_id, device_name] : set.devices) {
-      devices.field(pending_).field(device_id).field(device_name).field(set_id).field(count);
+      devices.field(set.tenant)
+          .field(pending_)
+          .field(device_id)
+          .field(device_name)
+          .field(set_id)
+          .field(count);
       devices.field(position).end_row();
       position += count;
     }
   }
   if (devices.rows() > 0) {
-    KBGAP_TRY(c_.copy("device_changes (at, device_id, device_name, change_set, count, position)",
-                      devices));
+    KBGAP_TRY(
+        c_.copy("device_changes (tenant, at, device_id, device_name, change_set, count, position)",
+                devices));
   }
   return tx.commit();
 }
@@ -405,13 +435,15 @@ Result<void> PgDeviceStore::discard_changes() {
   return tx.commit();
 }
 
-Result<DeviceStore::ChangeRange> PgDeviceStore::changes_since(std::string_view since) {
+Result<DeviceStore::ChangeRange> PgDeviceStore::changes_since(std::string_view tenant,
+                                                              std::string_view since) {
   std::lock_guard lock(mutex_);
+  // A tenant's rows are numbered in the order they were recorded.
   auto row = c_.query(
-      "SELECT coalesce((SELECT position + count FROM device_changes WHERE at >= '0'"
-      " ORDER BY seq DESC LIMIT 1), 0),"
-      " (SELECT position FROM device_changes WHERE at >= $1 ORDER BY seq LIMIT 1)",
-      {std::string(since)});
+      "SELECT coalesce((SELECT position + count FROM device_changes WHERE tenant = $1"
+      " AND at >= '0' ORDER BY position DESC LIMIT 1), 0),"
+      " (SELECT min(position) FROM device_changes WHERE tenant = $1 AND at >= $2)",
+      {std::string(tenant), std::string(since)});
   if (!row) return row.error();
   ChangeRange range;
   range.end = row->integer(0, 0);
@@ -419,15 +451,16 @@ Result<DeviceStore::ChangeRange> PgDeviceStore::changes_since(std::string_view s
   return range;
 }
 
-Result<std::vector<DeviceChange>> PgDeviceStore::device_changes(std::int64_t position,
+Result<std::vector<DeviceChange>> PgDeviceStore::device_changes(std::string_view tenant,
+                                                                std::int64_t position,
                                                                 std::size_t limit) {
   std::lock_guard lock(mutex_);
   auto rows = c_.query(
       "SELECT CASE WHEN at >= '0' THEN at ELSE '' END, device_id, device_name, change_set,"
       " count, position FROM device_changes"
-      " WHERE position >= coalesce((SELECT max(position) FROM device_changes"
-      " WHERE position <= $1), 0) ORDER BY position LIMIT $2",
-      {std::to_string(position), std::to_string(limit)});
+      " WHERE tenant = $1 AND position >= coalesce((SELECT max(position) FROM device_changes"
+      " WHERE tenant = $1 AND position <= $2::bigint), 0) ORDER BY position LIMIT $3::bigint",
+      {std::string(tenant), std::to_string(position), std::to_string(limit)});
   if (!rows) return rows.error();
   std::vector<DeviceChange> out;
   for (int i = 0; i < rows->size(); ++i) {

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <thread>
 #include <unordered_map>
 
@@ -197,12 +198,12 @@ Result<DeviceWrite> SqliteDeviceStore::put(const std::vector<inventory::Device>&
   std::lock_guard lock(mutex_);
   Transaction tx(db_);
   KBGAP_TRY(tx.begin());
-  auto existing = db_.prepare("SELECT first_seen FROM devices WHERE id = ?");
+  auto existing = db_.prepare("SELECT first_seen FROM devices WHERE tenant = ? AND id = ?");
   if (!existing) return existing.error();
   auto upsert = db_.prepare(
-      "INSERT INTO devices (id, computer_dns_name, name_key, inventory, first_seen, last_seen,"
-      " updated_at, written_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-      " ON CONFLICT (id) DO UPDATE SET computer_dns_name = excluded.computer_dns_name,"
+      "INSERT INTO devices (tenant, id, computer_dns_name, name_key, inventory, first_seen,"
+      " last_seen, updated_at, written_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+      " ON CONFLICT (tenant, id) DO UPDATE SET computer_dns_name = excluded.computer_dns_name,"
       " name_key = excluded.name_key, inventory = excluded.inventory,"
       " first_seen = excluded.first_seen, last_seen = excluded.last_seen,"
       " updated_at = excluded.updated_at, written_version = excluded.written_version");
@@ -213,7 +214,7 @@ Result<DeviceWrite> SqliteDeviceStore::put(const std::vector<inventory::Device>&
   write.version = *version;
   for (PreparedDevice& p : *prepared) {
     inventory::Device& d = p.device;
-    existing->bind(1, d.id);
+    existing->bind(1, d.tenant).bind(2, d.id);
     auto row = existing->step();
     if (!row) return row.error();
     const std::string stored_first = *row ? existing->column_text(0) : std::string();
@@ -225,14 +226,15 @@ Result<DeviceWrite> SqliteDeviceStore::put(const std::vector<inventory::Device>&
       d.first_seen = std::move(*stored);
       p.json = stored_json(d);
     }
-    upsert->bind(1, d.id)
-        .bind(2, d.computer_dns_name)
-        .bind(3, to_lower(d.computer_dns_name))
-        .bind(4, p.json)
-        .bind(5, d.first_seen)
-        .bind(6, d.last_seen)
-        .bind(7, now)
-        .bind(8, write.version);
+    upsert->bind(1, d.tenant)
+        .bind(2, d.id)
+        .bind(3, d.computer_dns_name)
+        .bind(4, to_lower(d.computer_dns_name))
+        .bind(5, p.json)
+        .bind(6, d.first_seen)
+        .bind(7, d.last_seen)
+        .bind(8, now)
+        .bind(9, write.version);
     KBGAP_TRY(upsert->run());
   }
   KBGAP_TRY(count_devices(db_, static_cast<std::int64_t>(write.created)));
@@ -241,13 +243,13 @@ Result<DeviceWrite> SqliteDeviceStore::put(const std::vector<inventory::Device>&
   return write;
 }
 
-Result<bool> SqliteDeviceStore::remove(std::string_view id) {
+Result<bool> SqliteDeviceStore::remove(std::string_view tenant, std::string_view id) {
   std::lock_guard lock(mutex_);
   Transaction tx(db_);
   KBGAP_TRY(tx.begin());
-  auto stmt = db_.prepare("DELETE FROM devices WHERE id = ?");
+  auto stmt = db_.prepare("DELETE FROM devices WHERE tenant = ? AND id = ?");
   if (!stmt) return stmt.error();
-  stmt->bind(1, id);
+  stmt->bind(1, tenant).bind(2, id);
   KBGAP_TRY(stmt->run());
   const bool removed = sqlite3_changes(db_.handle()) > 0;
   std::int64_t version = 0;
@@ -258,10 +260,10 @@ Result<bool> SqliteDeviceStore::remove(std::string_view id) {
     // Remembered for changed_since(); the oldest forgotten (a snapshot from before them reads
     // every device).
     auto remember = db_.prepare(
-        "INSERT INTO removed_devices (id, version) VALUES (?, ?)"
-        " ON CONFLICT (id) DO UPDATE SET version = excluded.version");
+        "INSERT INTO removed_devices (tenant, id, version) VALUES (?, ?, ?)"
+        " ON CONFLICT (tenant, id) DO UPDATE SET version = excluded.version");
     if (!remember) return remember.error();
-    remember->bind(1, id).bind(2, version);
+    remember->bind(1, tenant).bind(2, id).bind(3, version);
     KBGAP_TRY(remember->run());
     KBGAP_TRY(count_devices(db_, -1));
     if (version > kKeepRemovals) {
@@ -291,11 +293,12 @@ Result<void> SqliteDeviceStore::read_devices(const char* sql, std::optional<std:
     auto row = stmt->step();
     if (!row) return row.error();
     if (!*row) break;
-    const std::string id = stmt->column_text(0);
-    auto read =
-        read_stored_device(id, stmt->column_text(1), stmt->column_text(2), stmt->column_text(3));
+    const std::string tenant = stmt->column_text(0);
+    const std::string id = stmt->column_text(1);
+    auto read = read_stored_device(tenant, id, stmt->column_text(2), stmt->column_text(3),
+                                   stmt->column_text(4));
     if (!read) {
-      damaged.push_back({id, read.error().message});
+      damaged.push_back({tenant, id, read.error().message});
       continue;
     }
     devices.push_back(std::move(*read));
@@ -314,8 +317,9 @@ Result<StoredDevices> SqliteDeviceStore::all() {
   auto token = query_token(db_, out.version);
   if (!token) return token.error();
   out.token = std::move(*token);
-  KBGAP_TRY(read_devices("SELECT id, inventory, first_seen, last_seen FROM devices ORDER BY id",
-                         std::nullopt, out.devices, out.damaged));
+  KBGAP_TRY(read_devices(
+      "SELECT tenant, id, inventory, first_seen, last_seen FROM devices ORDER BY tenant, id",
+      std::nullopt, out.devices, out.damaged));
   KBGAP_TRY(tx.commit());
   return out;
 }
@@ -346,21 +350,21 @@ Result<std::optional<DeviceChanges>> SqliteDeviceStore::changed_since(std::int64
   if (!now) return now.error();
   out.token = std::move(*now);
   out.stored = version->devices;
-  KBGAP_TRY(read_devices(
-      "SELECT id, inventory, first_seen, last_seen FROM devices WHERE written_version > ?"
-      " ORDER BY id",
-      since, out.written, out.damaged));
+  KBGAP_TRY(
+      read_devices("SELECT tenant, id, inventory, first_seen, last_seen FROM devices"
+                   " WHERE written_version > ? ORDER BY tenant, id",
+                   since, out.written, out.damaged));
   // A device removed, then written again, is listed as written only.
   auto removed = db_.prepare(
-      "SELECT id FROM removed_devices WHERE version > ?"
-      " AND id NOT IN (SELECT id FROM devices) ORDER BY id");
+      "SELECT tenant, id FROM removed_devices r WHERE version > ? AND NOT EXISTS"
+      " (SELECT 1 FROM devices d WHERE d.tenant = r.tenant AND d.id = r.id) ORDER BY tenant, id");
   if (!removed) return removed.error();
   removed->bind(1, since);
   for (;;) {
     auto row = removed->step();
     if (!row) return row.error();
     if (!*row) break;
-    out.removed.push_back(removed->column_text(0));
+    out.removed.push_back({removed->column_text(0), removed->column_text(1)});
   }
   KBGAP_TRY(tx.commit());
   return std::optional<DeviceChanges>(std::move(out));
@@ -388,30 +392,37 @@ Result<void> SqliteDeviceStore::record_changes(const std::vector<ChangeSet>& set
   auto insert_set = db_.prepare("INSERT INTO change_sets (at, rows, count) VALUES (?, ?, ?)");
   if (!insert_set) return insert_set.error();
   auto insert_device = db_.prepare(
-      "INSERT INTO device_changes (at, device_id, device_name, change_set, count, position)"
-      " VALUES (?, ?, ?, ?, ?, ?)");
+      "INSERT INTO device_changes (tenant, at, device_id, device_name, change_set, count,"
+      " position) VALUES (?, ?, ?, ?, ?, ?, ?)");
   if (!insert_device) return insert_device.error();
-  // Rows are numbered on from the end of the log (kept when older rows are forgotten).
-  std::int64_t position = 0;
-  {
-    auto end = db_.prepare("SELECT position + count FROM device_changes ORDER BY seq DESC LIMIT 1");
-    if (!end) return end.error();
-    auto row = end->step();
-    if (!row) return row.error();
-    if (*row) position = end->column_int(0);
-  }
+  // Rows are numbered on from the end of their tenant's log (kept when older rows are forgotten).
+  auto end = db_.prepare(
+      "SELECT position + count FROM device_changes WHERE tenant = ? ORDER BY position DESC"
+      " LIMIT 1");
+  if (!end) return end.error();
+  std::map<std::string, std::int64_t, std::less<>> ends;
   for (const ChangeSet& set : sets) {
+    auto it = ends.find(set.tenant);
+    if (it == ends.end()) {
+      end->bind(1, set.tenant);
+      auto row = end->step();
+      if (!row) return row.error();
+      it = ends.emplace(set.tenant, *row ? end->column_int(0) : 0).first;
+      end->reset();
+    }
+    std::int64_t& position = it->second;
     const auto count = static_cast<std::int64_t>(set.rows.size());
     insert_set->bind(1, at).bind(2, change_rows_json(set)).bind(3, count);
     KBGAP_TRY(insert_set->run());
     const std::int64_t id = db_.last_insert_rowid();
     for (const auto& [device_id, device_name] : set.devices) {
-      insert_device->bind(1, at)
-          .bind(2, device_id)
-          .bind(3, device_name)
-          .bind(4, id)
-          .bind(5, count)
-          .bind(6, position);
+      insert_device->bind(1, set.tenant)
+          .bind(2, at)
+          .bind(3, device_id)
+          .bind(4, device_name)
+          .bind(5, id)
+          .bind(6, count)
+          .bind(7, position);
       KBGAP_TRY(insert_device->run());
       position += count;
     }
@@ -455,15 +466,17 @@ Result<void> SqliteDeviceStore::discard_changes() {
   return tx.commit();
 }
 
-Result<DeviceStore::ChangeRange> SqliteDeviceStore::changes_since(std::string_view since) {
+Result<DeviceStore::ChangeRange> SqliteDeviceStore::changes_since(std::string_view tenant,
+                                                                  std::string_view since) {
   std::lock_guard lock(mutex_);
+  // A tenant's rows are numbered in the order they were recorded.
   auto stmt = db_.prepare(
-      "SELECT coalesce((SELECT position + count FROM device_changes WHERE at >= '0'"
-      " ORDER BY seq DESC LIMIT 1), 0),"
-      " (SELECT position FROM device_changes WHERE at >= ? ORDER BY seq LIMIT 1) IS NULL,"
-      " coalesce((SELECT position FROM device_changes WHERE at >= ? ORDER BY seq LIMIT 1), 0)");
+      "SELECT coalesce((SELECT position + count FROM device_changes WHERE tenant = ?1"
+      " AND at >= '0' ORDER BY position DESC LIMIT 1), 0),"
+      " (SELECT min(position) FROM device_changes WHERE tenant = ?1 AND at >= ?2) IS NULL,"
+      " coalesce((SELECT min(position) FROM device_changes WHERE tenant = ?1 AND at >= ?2), 0)");
   if (!stmt) return stmt.error();
-  stmt->bind(1, since).bind(2, since);
+  stmt->bind(1, tenant).bind(2, since);
   auto row = stmt->step();
   if (!row) return row.error();
   ChangeRange range;
@@ -474,16 +487,17 @@ Result<DeviceStore::ChangeRange> SqliteDeviceStore::changes_since(std::string_vi
   return range;
 }
 
-Result<std::vector<DeviceChange>> SqliteDeviceStore::device_changes(std::int64_t position,
+Result<std::vector<DeviceChange>> SqliteDeviceStore::device_changes(std::string_view tenant,
+                                                                    std::int64_t position,
                                                                     std::size_t limit) {
   std::lock_guard lock(mutex_);
   auto stmt = db_.prepare(
       "SELECT CASE WHEN at >= '0' THEN at ELSE '' END, device_id, device_name, change_set,"
       " count, position FROM device_changes"
-      " WHERE position >= coalesce((SELECT max(position) FROM device_changes"
-      " WHERE position <= ?), 0) ORDER BY position LIMIT ?");
+      " WHERE tenant = ?1 AND position >= coalesce((SELECT max(position) FROM device_changes"
+      " WHERE tenant = ?1 AND position <= ?2), 0) ORDER BY position LIMIT ?3");
   if (!stmt) return stmt.error();
-  stmt->bind(1, position).bind(2, static_cast<std::int64_t>(limit));
+  stmt->bind(1, tenant).bind(2, position).bind(3, static_cast<std::int64_t>(limit));
   std::vector<DeviceChange> out;
   for (;;) {
     auto row = stmt->step();

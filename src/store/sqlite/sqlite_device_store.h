@@ -24,7 +24,7 @@ class SqliteDeviceStore final : public DeviceStore {
 
   Result<DeviceWrite> put(const std::vector<inventory::Device>& devices,
                           std::string_view now) override;
-  Result<bool> remove(std::string_view id) override;
+  Result<bool> remove(std::string_view tenant, std::string_view id) override;
   Result<StoredDevices> all() override;
   Result<std::optional<DeviceChanges>> changed_since(std::int64_t since,
                                                      std::string_view token) override;
@@ -34,8 +34,8 @@ class SqliteDeviceStore final : public DeviceStore {
   Result<void> record_changes(const std::vector<ChangeSet>& sets) override;
   Result<void> publish_changes(std::string_view at, std::string_view forget_before) override;
   Result<void> discard_changes() override;
-  Result<ChangeRange> changes_since(std::string_view since) override;
-  Result<std::vector<DeviceChange>> device_changes(std::int64_t position,
+  Result<ChangeRange> changes_since(std::string_view tenant, std::string_view since) override;
+  Result<std::vector<DeviceChange>> device_changes(std::string_view tenant, std::int64_t position,
                                                    std::size_t limit) override;
   Result<std::vector<std::pair<std::string, VulnerabilityRow>>> change_set(
       std::int64_t id) override;
