@@ -686,9 +686,13 @@ jwks_url = "http://127.0.0.1:9/keys"
         self.assertEqual(r.status_code, 429)
         self.assertEqual(r.json()["error"]["code"], "TooManyRequests")
         self.assertTrue(1 <= int(r.headers["Retry-After"]) <= 60)
-        # Another application has its own budget.
+        # Another application has its own budget; so has the same one in another tenant.
         self.assertEqual(self.get("/api/machines", self.external(azp="other-app")).status_code,
                          200)
+        self.assertEqual(self.get("/api/machines", self.external(azp="limited-app",
+                                                                tid="other-customer")).status_code,
+                         200)
+        self.assertEqual(self.get("/api/machines", token).status_code, 429)
 
     def test_size_and_time_limits(self):
         import socket

@@ -522,8 +522,10 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
   }
   if (route->group != Group::kNone) {
     const auto& [limit, group] = rate_group(route->group);
-    if (rate_limited(claims->app.empty() ? claims->subject : claims->app, std::string(group), limit,
-                     response)) {
+    // Per application within its tenant, as Defender counts: one multi-tenant application's calls
+    // for one customer do not use up another's budget.
+    if (rate_limited(claims->tenant + "\n" + (claims->app.empty() ? claims->subject : claims->app),
+                     std::string(group), limit, response)) {
       return response;
     }
   }
