@@ -635,6 +635,11 @@ jwks_file = "{os.path.join(cls.dir, 'jwks.json')}"
 [[auth.issuers]]
 issuer = "https://down.example/"
 jwks_url = "http://127.0.0.1:9/keys"
+
+[[auth.issuers]]
+issuer = "https://customer.example/"
+jwks_file = "{os.path.join(cls.dir, 'jwks.json')}"
+tenant = "customer"
 """)
         cls.server, cls.port = serve(cls.data, cls.dir, "--config", config)
         cls.base = f"http://127.0.0.1:{cls.port}"
@@ -677,6 +682,22 @@ jwks_url = "http://127.0.0.1:9/keys"
         listed = json.loads(run(KBGAP, "--data", self.data, "devices", "list", "--format",
                                 "json").stdout)
         self.assertNotIn(device["id"], [d["id"] for d in listed])
+
+    def test_an_issuer_pinned_to_a_tenant_names_no_other(self):
+        # Tokens of an issuer configured with `tenant` are that tenant's, whatever tid they carry:
+        # one that names another tenant is refused, as is a tid that is not a string.
+        customer = {"iss": "https://customer.example/", "azp": "customer-app"}
+        r = self.get("/api/machines", self.external(**customer))
+        self.assertEqual(r.status_code, 200, r.text)
+        self.assertEqual(r.json()["value"], [])  # the customer has no device; the default has one
+        self.assertEqual(self.get("/api/machines", self.external(**customer, tid="customer"))
+                         .status_code, 200)
+        for tid in ("kbgap", "other", 5):
+            r = self.get("/api/machines", self.external(**customer, tid=tid))
+            self.assertEqual(r.status_code, 401, tid)
+            self.assertIn("tid", r.json()["error"]["message"])
+        self.assertEqual(len(self.get("/api/machines", self.external(azp="x")).json()["value"]), 1)
+        self.assertEqual(self.get("/api/machines", self.external(azp="x", tid=5)).status_code, 401)
 
     def test_rate_limit_per_application(self):
         token = self.external(azp="limited-app")

@@ -324,8 +324,9 @@ int run_serve(const ServeOptions& options) {
     if (!key) return report(key.error());
     auto keys = auth::KeySet::from_jwks(key->jwks(), "kbgap's own key");
     if (!keys) return report(keys.error());
+    // Its tokens name their tenant (kbgap token --tenant): whoever holds the key runs kbgap.
     issuers.push_back(
-        {kSelfIssuer, config->audiences, std::make_shared<auth::KeySet>(std::move(*keys))});
+        {kSelfIssuer, config->audiences, std::make_shared<auth::KeySet>(std::move(*keys)), ""});
   }
   std::vector<server::IssuerConfig> fetched;
   for (const server::IssuerConfig& i : config->issuers) {
@@ -339,7 +340,7 @@ int run_serve(const ServeOptions& options) {
     } else {
       fetched.push_back(i);
     }
-    issuers.push_back({i.issuer, i.audiences, keys});
+    issuers.push_back({i.issuer, i.audiences, keys, i.tenant});
   }
   if (issuers.empty()) {
     std::fprintf(stderr, "kbgap: no token issuer: set auth.self_issuer or add [[auth.issuers]]\n");

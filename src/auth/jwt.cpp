@@ -247,6 +247,8 @@ std::string_view failure_message(TokenFailure f) {
       return "the token is not meant for this API (audience)";
     case TokenFailure::kTimeClaim:
       return "the token's exp, nbf or iat is not a NumericDate (seconds since 1970, up to 9999)";
+    case TokenFailure::kTenant:
+      return "the token's tid is not a string, or not the tenant its issuer serves";
   }
   return "the token is not valid";
 }
@@ -329,7 +331,14 @@ std::variant<Claims, TokenFailure> Verifier::verify(std::string_view token,
   Claims c;
   c.issuer = *iss;
   c.subject = string_claim(*payload, "sub").value_or("");
-  c.tenant = string_claim(*payload, "tid").value_or("");
+  if (auto tid = payload->find("tid"); tid != payload->end()) {
+    if (!tid->value().is_string()) return TokenFailure::kTenant;
+    c.tenant = std::string(tid->value().as_string());
+  }
+  if (!issuer->tenant.empty()) {
+    if (!c.tenant.empty() && c.tenant != issuer->tenant) return TokenFailure::kTenant;
+    c.tenant = issuer->tenant;
+  }
   c.app = string_claim(*payload, "appid").value_or(string_claim(*payload, "azp").value_or(""));
   c.expires = **exp;
   if (auto roles = payload->find("roles"); roles != payload->end() && roles->value().is_array()) {

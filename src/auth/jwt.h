@@ -41,10 +41,15 @@ struct Issuer {
   std::string issuer;                  // the exact `iss`
   std::vector<std::string> audiences;  // accepted `aud` values
   std::shared_ptr<const KeySet> keys;  // null while its JWKS cannot be had: its tokens fail
+  // The tenant every token of this issuer belongs to (docs/api.md, "Tenants"): a token naming
+  // another in `tid` is refused. "": the token's `tid` says (kbgap's own issuer; Entra's, whose
+  // `iss` names the tenant already).
+  std::string tenant = {};
 };
 
 struct Claims {
-  std::string issuer, subject, tenant;
+  std::string issuer, subject;
+  std::string tenant;               // the issuer's tenant, else the token's tid, else ""
   std::string app;                  // appid (v1) or azp (v2): the calling application
   std::vector<std::string> roles;   // application permissions
   std::vector<std::string> scopes;  // delegated permissions (scp, space-separated)
@@ -63,6 +68,7 @@ enum class TokenFailure {
   kNotYetValid,  // nbf (minus leeway) is in the future
   kAudience,     // aud is none of the issuer's audiences
   kTimeClaim,    // exp, nbf or iat is not a NumericDate in range (a string, 1e300, ...)
+  kTenant,       // tid is not a string, or names a tenant other than the issuer's
 };
 std::string_view failure_message(TokenFailure f);
 

@@ -1474,13 +1474,19 @@ void Api::export_files(Context& ctx) {
     std::lock_guard lock(exports_mutex_);
     held.expires = expires;
     // An application's new export of a kind replaces its older one; others' are kept (the
-    // oldest go past kMaxHeldExports).
+    // tenant's oldest go past kMaxHeldExports, anyone's past kMaxHeldExportsInAll).
     std::erase_if(exports_, [&](const HeldExport& e) {
       return (e.app == held.app && e.tenant == held.tenant && e.kind == held.kind) ||
              e.expires < unix_now();
     });
+    const std::string tenant = held.tenant;
     exports_.push_back(std::move(held));
-    while (exports_.size() > kMaxHeldExports) exports_.pop_front();
+    auto own = [&](const HeldExport& e) { return e.tenant == tenant; };
+    if (static_cast<std::size_t>(std::count_if(exports_.begin(), exports_.end(), own)) >
+        kMaxHeldExports) {
+      exports_.erase(std::find_if(exports_.begin(), exports_.end(), own));
+    }
+    while (exports_.size() > kMaxHeldExportsInAll) exports_.pop_front();
   }
   ctx.response.body = json::serialize(json::object{
       {"@odata.context",

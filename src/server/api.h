@@ -170,7 +170,8 @@ class Api {
   Response export_file(const Request& request, const RequestTarget& target, Response& response,
                        bool may_block);
   // The exports whose files links point at, with their snapshots: each application's newest of
-  // each kind, the newest kMaxHeldExports in all, until they expire.
+  // each kind, each tenant's newest kMaxHeldExports (one tenant's exports never push out
+  // another's) and the newest kMaxHeldExportsInAll, until they expire.
   struct HeldExport {
     std::string id;      // 32 hex characters
     std::string app;     // the application that asked for it
@@ -182,6 +183,7 @@ class Api {
     std::int64_t expires = 0;
   };
   static constexpr std::size_t kMaxHeldExports = 4;
+  static constexpr std::size_t kMaxHeldExportsInAll = 64;
   static constexpr std::size_t kExportPartRows = 50000;  // rows of one file
   void software_vulnerabilities_by_machine(Context& ctx);
   void software_inventory_by_machine(Context& ctx);

@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <functional>
 
+#include "inventory/device.h"
+
 extern char** environ;
 
 namespace kbgap::server {
@@ -235,9 +237,16 @@ Result<Config> load_config(const std::string& path, const std::map<std::string, 
                 return std::vector<Key>{string_key("issuer", issuer.issuer),
                                         string_key("jwks_file", issuer.jwks_file),
                                         string_key("jwks_url", issuer.jwks_url),
-                                        strings_key("audiences", issuer.audiences)};
+                                        strings_key("audiences", issuer.audiences),
+                                        string_key("tenant", issuer.tenant)};
               },
               [&](IssuerConfig& issuer, const toml::node& item) -> Result<void> {
+                if (!issuer.tenant.empty() && !inventory::valid_tenant(issuer.tenant)) {
+                  return invalid_input(fmt::format(
+                      "{}: [[auth.issuers]] tenant '{}' is not a tenant name (1 to 128 of A-Z "
+                      "a-z 0-9 . _ -)",
+                      where(item), issuer.tenant.substr(0, 40)));
+                }
                 if (issuer.issuer.empty() || issuer.jwks_file.empty() == issuer.jwks_url.empty()) {
                   return invalid_input(fmt::format(
                       "{}: an [[auth.issuers]] needs issuer and one of jwks_file or jwks_url",

@@ -18,6 +18,7 @@ struct IssuerConfig {
   std::string jwks_file;               // a JWKS document on disk
   std::string jwks_url;                // or fetched (http or https) and refreshed hourly
   std::vector<std::string> audiences;  // empty: auth.audiences
+  std::string tenant;                  // every token's tenant; "": its tid (docs/api.md, "Tenants")
 };
 
 // [catalog]: keeping the catalog current from MSRC (or a mirror) while serving.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <set>
+#include <tuple>
 
 #include "common/clock.h"
 #include "server/change_log.h"
@@ -58,7 +59,13 @@ std::shared_ptr<TenantViews> Service::build(std::shared_ptr<const engine::Catalo
   out->version = version;
   out->token = token;
   out->empty = FleetView::build(catalog, {}, version, 1, nullptr, token);
-  // The devices come in order of tenant: each tenant's run is one snapshot.
+  // The stores give the devices in order of tenant (then id): each tenant's run is one snapshot.
+  auto by_tenant = [](const inventory::Device& a, const inventory::Device& b) {
+    return a.tenant < b.tenant;
+  };
+  if (!std::is_sorted(devices.begin(), devices.end(), by_tenant)) {
+    std::stable_sort(devices.begin(), devices.end(), by_tenant);
+  }
   for (std::size_t begin = 0; begin < devices.size();) {
     std::size_t end = begin + 1;
     while (end < devices.size() && devices[end].tenant == devices[begin].tenant) ++end;
@@ -83,7 +90,15 @@ std::shared_ptr<TenantViews> Service::apply(const TenantViews& previous,
   auto out = std::make_shared<TenantViews>(previous);
   out->version = changes.version;
   out->token = changes.token;
-  // Each tenant the changes touch (both lists are in order of tenant, then id).
+  // Each tenant the changes touch (both lists are in order of tenant, then id, as the stores give
+  // them; kept so here whatever a store does).
+  auto by_key = [](const inventory::Device& a, const inventory::Device& b) {
+    return std::tie(a.tenant, a.id) < std::tie(b.tenant, b.id);
+  };
+  if (!std::is_sorted(changes.written.begin(), changes.written.end(), by_key)) {
+    std::sort(changes.written.begin(), changes.written.end(), by_key);
+  }
+  std::sort(changes.removed.begin(), changes.removed.end());
   std::set<std::string, std::less<>> touched;
   for (const inventory::Device& d : changes.written) touched.insert(d.tenant);
   for (const store::DeviceKey& k : changes.removed) touched.insert(k.tenant);
@@ -126,7 +141,6 @@ Result<std::shared_ptr<const TenantViews>> Service::reload(
       if (c.version == previous->version) return previous;  // nothing new yet
       track_damaged(c);
       for (const store::DamagedDevice& d : c.damaged) c.removed.push_back({d.tenant, d.id});
-      std::sort(c.removed.begin(), c.removed.end());
       const std::int64_t stored = c.stored;
       fresh = apply(*previous, std::move(c));
       // Every stored row is in a snapshot or skipped as damaged; else the database is not the
@@ -240,11 +254,35 @@ Service::ChangeLogStatus Service::change_log_status() const {
   return change_log_;
 }
 
+namespace {
+
+// Counts a write of this process from before its commit to after its reload.
+class Writing {
+ public:
+  explicit Writing(std::atomic<int>& count) : count_(count) { ++count_; }
+  ~Writing() { --count_; }
+  Writing(const Writing&) = delete;
+  Writing& operator=(const Writing&) = delete;
+
+ private:
+  std::atomic<int>& count_;
+};
+
+}  // namespace
+
 Result<std::shared_ptr<const TenantViews>> Service::views() {
   auto version = devices_->version();
   if (!version) return version.error();
   if (auto current = snapshot(); current && current->version == *version) return current;
-  std::lock_guard lock(reload_mutex_);
+  std::unique_lock lock(reload_mutex_, std::try_to_lock);
+  if (!lock) {
+    // This process is writing, and holds the lock until its write is read in: that write's
+    // caller has no answer yet, so the snapshot before it is still the fleet every answered write
+    // of this process left (docs/scaling.md, "Writes cost the batch"). Reads go on from it rather
+    // than wait for the reload.
+    if (auto current = snapshot(); current && writing_.load() > 0) return current;
+    lock.lock();
+  }
   return reload(*version);
 }
 
@@ -257,8 +295,8 @@ Result<std::shared_ptr<const FleetView>> Service::view(std::string_view tenant) 
 Result<std::shared_ptr<const FleetView>> Service::current_view(std::string_view tenant) {
   auto version = devices_->version();
   if (!version) return version.error();
-  if (auto current = snapshot(); current && current->version == *version) {
-    return current->of(tenant);
+  if (auto current = snapshot(); current && (current->version == *version || writing_.load() > 0)) {
+    return current->of(tenant);  // during a write of this process: as views() says
   }
   return std::shared_ptr<const FleetView>();
 }
@@ -267,9 +305,11 @@ Result<store::DeviceWrite> Service::put_devices(std::string_view tenant,
                                                 std::vector<inventory::Device> devices) {
   for (inventory::Device& d : devices) d.tenant = std::string(tenant);
   std::lock_guard write(write_mutex_);
+  // The reload lock from before the commit: no read takes the reload on itself (views()).
+  std::lock_guard lock(reload_mutex_);
+  Writing writing(writing_);
   auto written = devices_->put(devices, utc_now());
   if (!written) return written.error();
-  std::lock_guard lock(reload_mutex_);
   auto reloaded = reload(written->version);
   if (!reloaded) return reloaded.error();
   return written;
@@ -279,15 +319,19 @@ Result<std::optional<inventory::Device>> Service::change_device(
     std::string_view tenant, std::string_view id,
     const std::function<void(inventory::Device&)>& change) {
   std::lock_guard write(write_mutex_);
-  auto current = view(tenant);
-  if (!current) return current.error();
-  auto found = (*current)->find(id);
+  std::lock_guard lock(reload_mutex_);
+  Writing writing(writing_);
+  auto version = devices_->version();
+  if (!version) return version.error();
+  auto newest = reload(*version);
+  if (!newest) return newest.error();
+  const std::shared_ptr<const FleetView> current = (*newest)->of(tenant);
+  auto found = current->find(id);
   if (!found) return std::optional<inventory::Device>();
-  inventory::Device d = (*current)->devices()[*found];
+  inventory::Device d = current->devices()[*found];
   change(d);
   auto written = devices_->put({d}, utc_now());
   if (!written) return written.error();
-  std::lock_guard lock(reload_mutex_);
   auto reloaded = reload(written->version);
   if (!reloaded) return reloaded.error();
   return std::optional<inventory::Device>(std::move(d));
@@ -295,11 +339,12 @@ Result<std::optional<inventory::Device>> Service::change_device(
 
 Result<bool> Service::remove_device(std::string_view tenant, std::string_view id) {
   std::lock_guard write(write_mutex_);
+  std::lock_guard lock(reload_mutex_);
+  Writing writing(writing_);
   auto removed = devices_->remove(tenant, id);
   if (!removed) return removed.error();
   auto version = devices_->version();
   if (!version) return version.error();
-  std::lock_guard lock(reload_mutex_);
   auto reloaded = reload(*version);
   if (!reloaded) return reloaded.error();
   return removed;

@@ -59,7 +59,9 @@ class Service {
       std::shared_ptr<const engine::CatalogIndex> catalog);
   CatalogStatus catalog_status() const;
   void update_catalog_status(const std::function<void(CatalogStatus&)>& change);
-  // Every tenant's snapshot at the store's current fleet version (blocking: may reload).
+  // Every tenant's snapshot at the store's current fleet version (blocking: may reload). While
+  // this process writes (from before its commit until its caller is answered), the snapshot
+  // before the write, at once: no read waits for a write's reload.
   Result<std::shared_ptr<const TenantViews>> views();
   // A tenant's snapshot at the store's current fleet version (blocking: may reload the fleet).
   Result<std::shared_ptr<const FleetView>> view(std::string_view tenant);
@@ -140,6 +142,7 @@ class Service {
   unsigned threads_;
   std::mutex write_mutex_;   // serializes this process's writes (held across a read-modify-write)
   std::mutex reload_mutex_;  // serializes reloads (held while a fleet is read and evaluated)
+  std::atomic<int> writing_{0};  // writes of this process from before their commit to their reload
   std::atomic<std::shared_ptr<const TenantViews>> views_;
   std::set<store::DeviceKey> damaged_;  // the stored rows skipped (under reload_mutex_)
   std::shared_ptr<const TenantViews> snapshot() const { return views_.load(); }

@@ -16,5 +16,5 @@ ALTER TABLE device_changes ADD COLUMN tenant text COLLATE "C" NOT NULL DEFAULT '
 ALTER TABLE device_changes ALTER COLUMN tenant DROP DEFAULT;
 DROP INDEX device_changes_by_position;
 CREATE UNIQUE INDEX device_changes_by_position ON device_changes (tenant, position);
-DROP INDEX device_changes_by_time;
-CREATE INDEX device_changes_by_time ON device_changes (tenant, at);
+-- device_changes_by_time (at) stays: publishing and forgetting go by time across tenants.
+CREATE INDEX device_changes_by_tenant_time ON device_changes (tenant, at);
