@@ -9,7 +9,11 @@ build_dir=build
 args=(-DCMAKE_BUILD_TYPE=Release)
 if [ "${1:-}" = "--asan" ]; then
   build_dir=build-asan
-  args=(-DCMAKE_BUILD_TYPE=Debug -DKBGAP_SANITIZE=ON -DKBGAP_BUILD_BENCH=OFF)
+  # -O1, as the sanitizers' docs advise: the suites run 2.2 times faster than at -O0 (four of the
+  # slowest tests, one after another: 124 s against 272 s). GCC 12 then warns of
+  # maybe-uninitialized members inside std::regex's std::function, a false positive.
+  args=(-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-g -O1 -Wno-maybe-uninitialized"
+        -DKBGAP_SANITIZE=ON -DKBGAP_BUILD_BENCH=OFF)
 fi
 cmake -S . -B "$build_dir" -G Ninja "${args[@]}" >/dev/null
 cmake --build "$build_dir" -j "$(nproc)"
