@@ -5,13 +5,19 @@ from what changed (docs/scaling.md, "Writes cost the batch"); before that, every
 and re-evaluated every stored device, and the time grew with the fleet.
 With KBGAP_BENCH_POSTGRES set to a PostgreSQL URL (scripts/pg_server.sh start DIR writes one to
 DIR/url), each run stores into a new database on that server instead of SQLite.
+While each POST is in flight, a reader asks for one stored device's missing KBs and for one page
+of machines, one request after another, and the latencies of those reads are reported (docs/
+scaling.md: a read never waits for a write's reload).
 Usage: bench/write_bench.py [path/to/kbgap] [batches]   Result: appended to bench/results/write.txt
 """
+import json
 import os
 import signal
 import subprocess
 import sys
+import statistics
 import tempfile
+import threading
 import time
 
 import requests
@@ -35,7 +41,9 @@ def rss(pid):
 def main():
     work = tempfile.mkdtemp(prefix="kbgap-write-")
     data = os.path.join(work, "data")
-    env = dict(os.environ, KBGAP_CATALOG_SYNC_INTERVAL="0")
+    # No rate limit: the reader asks as fast as it is answered.
+    env = dict(os.environ, KBGAP_CATALOG_SYNC_INTERVAL="0", KBGAP_RATE_LIMITS_MACHINES_PER_MINUTE="0",
+               KBGAP_RATE_LIMITS_MACHINES_PER_HOUR="0")
     backend = "SQLite"
     admin = os.environ.get("KBGAP_BENCH_POSTGRES")
     if admin:
@@ -50,6 +58,7 @@ def main():
     server = subprocess.Popen([KBGAP, "--data", data, "serve", "--quiet", "--listen",
                                "127.0.0.1:0", "--port-file", port_file], stderr=subprocess.DEVNULL,
                               env=env)
+    reads = {"on": False, "latencies": [], "errors": 0, "stop": False}
     try:
         while not os.path.exists(port_file):
             time.sleep(0.1)
@@ -57,6 +66,30 @@ def main():
         token = subprocess.run([KBGAP, "--data", data, "token", "--role", "Machine.ReadWrite.All",
                                 "--ttl", "2h"], capture_output=True, text=True,
                                env=env).stdout.strip()
+        reader = subprocess.run([KBGAP, "--data", data, "token", "--role", "Software.Read.All",
+                                 "--role", "Machine.Read.All", "--ttl", "2h", "--app", "reader"],
+                                capture_output=True, text=True, env=env).stdout.strip()
+        base = "http://127.0.0.1:%d" % port
+
+        def read_loop():
+            session = requests.Session()
+            session.headers["Authorization"] = "Bearer " + reader
+            first = session.get(base + "/api/machines?$top=1", timeout=600).json()["value"][0]
+            paths = ["/api/machines/%s/getmissingkbs" % first["id"], "/api/machines?$top=1"]
+            k = 0
+            while not reads["stop"]:
+                if not reads["on"]:
+                    time.sleep(0.005)
+                    continue
+                started = time.time()
+                r = session.get(base + paths[k % 2], timeout=600)
+                k += 1
+                if reads["on"]:
+                    reads["latencies"].append(time.time() - started)
+                    reads["errors"] += r.status_code != 200
+
+        reading = threading.Thread(target=read_loop, daemon=True)
+        reading.start()
         lines = ["date: %s  host: %d cores  store: %s  command: bench/write_bench.py %s %d" % (
             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), os.cpu_count(), backend, KBGAP,
             BATCHES)]
@@ -66,18 +99,37 @@ def main():
                         "osName": "Microsoft Windows 10 Enterprise",
                         "osBuild": BUILDS[(stored + i) % len(BUILDS)], "osArchitecture": "x64",
                         "installedKbs": ["KB5034122"]} for i in range(10000)]
+            body = json.dumps(devices)
+            reads["latencies"], reads["errors"] = [], 0
+            reads["on"] = True
             started = time.time()
-            r = requests.post("http://127.0.0.1:%d/api/kbgap/devices" % port, json=devices,
-                              headers={"Authorization": "Bearer " + token}, timeout=600)
+            r = requests.post(base + "/api/kbgap/devices", data=body, timeout=600,
+                              headers={"Authorization": "Bearer " + token,
+                                       "Content-Type": "application/json"})
             took = time.time() - started
-            lines.append("%7d devices stored, POST of 10,000 more: HTTP %d in %.2f s; server RSS "
-                         "%s, peak %s" % (stored, r.status_code, took, *rss(server.pid)))
+            reads["on"] = False
+            # The first read of a count after the write: it may gather the new snapshot's
+            # fleet-wide counts (FleetFacts), once per snapshot.
+            after = time.time()
+            requests.get(base + "/api/machines?$top=1", timeout=600,
+                         headers={"Authorization": "Bearer " + reader})
+            after = time.time() - after
+            during = sorted(reads["latencies"])
+            p99 = during[min(len(during) - 1, int(len(during) * 0.99))] if during else 0
+            lines.append("%7d devices stored, POST of 10,000 more: HTTP %d in %.2f s; reads during "
+                         "it: %d (%d not 200), median %.1f ms, p99 %.1f ms, max %.1f ms; the first "
+                         "read after it %.0f ms; server RSS %s, peak %s" % (
+                             stored, r.status_code, took, len(during), reads["errors"],
+                             1000 * (statistics.median(during) if during else 0), 1000 * p99,
+                             1000 * (during[-1] if during else 0), 1000 * after,
+                             *rss(server.pid)))
             print(lines[-1], flush=True)
             stored += 10000
         os.makedirs(os.path.join(ROOT, "bench/results"), exist_ok=True)
         with open(os.path.join(ROOT, "bench/results/write.txt"), "a") as f:
             f.write("\n".join(lines) + "\n")
     finally:
+        reads["stop"] = True
         server.send_signal(signal.SIGTERM)
         server.wait()
 

@@ -7,6 +7,7 @@
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <future>
 #include <random>
 #include <set>
 #include <sstream>
@@ -998,6 +999,91 @@ TEST_P(StoreContract, TwoTenantsKeepTheirDevicesCountsAndChangesApart) {
     }
   }
   EXPECT_EQ(service.changes_since("nobody", "2000-01-01T00:00:00Z")->end, 0);
+}
+
+// A store that holds each write, once committed, until the test lets it return.
+class HeldWrites : public DeviceStore {
+ public:
+  explicit HeldWrites(std::unique_ptr<DeviceStore> store) : store_(std::move(store)) {}
+  std::promise<void> committed;
+  std::promise<void> go_on;
+  Result<DeviceWrite> put(const std::vector<inventory::Device>& devices,
+                          std::string_view now) override {
+    auto written = store_->put(devices, now);
+    committed.set_value();
+    go_on.get_future().wait();
+    return written;
+  }
+  Result<bool> remove(std::string_view tenant, std::string_view id) override {
+    return store_->remove(tenant, id);
+  }
+  Result<StoredDevices> all() override { return store_->all(); }
+  Result<std::optional<DeviceChanges>> changed_since(std::int64_t since,
+                                                     std::string_view token) override {
+    return store_->changed_since(since, token);
+  }
+  Result<void> recount() override { return store_->recount(); }
+  Result<std::int64_t> version() override { return store_->version(); }
+  Result<void> check() override { return store_->check(); }
+  bool records_changes() override { return store_->records_changes(); }
+  Result<void> record_changes(const std::vector<ChangeSet>& sets) override {
+    return store_->record_changes(sets);
+  }
+  Result<void> publish_changes(std::string_view at, std::string_view forget_before) override {
+    return store_->publish_changes(at, forget_before);
+  }
+  Result<void> discard_changes() override { return store_->discard_changes(); }
+  Result<ChangeRange> changes_since(std::string_view tenant, std::string_view since) override {
+    return store_->changes_since(tenant, since);
+  }
+  Result<std::vector<DeviceChange>> device_changes(std::string_view tenant, std::int64_t position,
+                                                   std::size_t limit) override {
+    return store_->device_changes(tenant, position, limit);
+  }
+  Result<std::vector<std::pair<std::string, VulnerabilityRow>>> change_set(
+      std::int64_t id) override {
+    return store_->change_set(id);
+  }
+
+ private:
+  std::unique_ptr<DeviceStore> store_;
+};
+
+// docs/scaling.md, "Writes cost the batch": a read while this server writes (its write committed,
+// its snapshot not yet served) answers at once from the snapshot before the write, whose caller
+// has no answer yet; once the write returns, every read sees it.
+TEST_P(StoreContract, AReadDuringThisServersWriteAnswersFromTheSnapshotBeforeIt) {
+  std::shared_ptr<const engine::CatalogIndex> catalog(&test::full_catalog(),
+                                                      [](const engine::CatalogIndex*) {});
+  auto held = std::make_unique<HeldWrites>(devices());
+  HeldWrites& store = *held;
+  server::Service service(catalog, std::move(held), 1);
+  inventory::Device win11 = real_device("11_24H2_x64_enterprise_systeminfo.txt");
+  inventory::Device win7 = real_device("7_sp1_x64_enterprise_en-us_A_systeminfo.txt");
+  store.go_on.set_value();  // the first write goes through
+  ASSERT_TRUE(service.put_devices(inventory::kDefaultTenant, {win11}));
+  const auto before = service.view(inventory::kDefaultTenant);
+  ASSERT_TRUE(before);
+  store.committed = {};
+  store.go_on = {};
+  auto writing = std::async(std::launch::async,
+                            [&] { return service.put_devices(inventory::kDefaultTenant, {win7}); });
+  store.committed.get_future().wait();  // the store's version has moved
+  auto read = std::async(std::launch::async, [&] {
+    return std::pair{service.view(inventory::kDefaultTenant),
+                     service.current_view(inventory::kDefaultTenant)};
+  });
+  const bool answered = read.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  store.go_on.set_value();
+  ASSERT_TRUE(answered) << "a read waited for the write's reload";
+  auto [during, current] = read.get();
+  ASSERT_TRUE(during && current);
+  EXPECT_EQ(during->get(), before->get());
+  EXPECT_EQ(current->get(), before->get());
+  ASSERT_TRUE(writing.get());
+  const auto after = service.view(inventory::kDefaultTenant);
+  ASSERT_TRUE(after);
+  EXPECT_EQ((*after)->devices().size(), 2u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreContract, ::testing::Values("sqlite", "postgres"),
