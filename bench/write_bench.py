@@ -8,7 +8,11 @@ DIR/url), each run stores into a new database on that server instead of SQLite.
 While each POST is in flight, a reader asks for one stored device's missing KBs and for one page
 of machines, one request after another, and the latencies of those reads are reported (docs/
 scaling.md: a read never waits for a write's reload).
-Usage: bench/write_bench.py [path/to/kbgap] [batches]   Result: appended to bench/results/write.txt
+With --preload N, N devices are imported with `kbgap devices import` before the server starts (in
+files of 50,000), so that writes into a large fleet are measured without writing it all through
+the API first: `bench/write_bench.py build/kbgap 5 --preload 990000` times POSTs at 990,001 on.
+Usage: bench/write_bench.py [path/to/kbgap] [batches] [--preload N]
+Result: appended to bench/results/write.txt
 """
 import json
 import os
@@ -23,9 +27,35 @@ import time
 import requests
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KBGAP = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build/kbgap"))
-BATCHES = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+ARGS = sys.argv[1:]
+PRELOAD = 0
+if "--preload" in ARGS:
+    at = ARGS.index("--preload")
+    PRELOAD = int(ARGS[at + 1])
+    del ARGS[at:at + 2]
+KBGAP = os.path.abspath(ARGS[0] if len(ARGS) > 0 else os.path.join(ROOT, "build/kbgap"))
+BATCHES = int(ARGS[1]) if len(ARGS) > 1 else 10
 BUILDS = ["10.0.19045.%d" % r for r in (3803, 4046, 4170, 4291, 4412, 4529, 4651, 4780, 4894, 5011)]
+
+
+def device(n):
+    """The benchmark's device number n: Windows 10 Enterprise on one of ten builds."""
+    return {"id": "%040x" % n, "computerDnsName": "pc%d" % n,
+            "osName": "Microsoft Windows 10 Enterprise", "osBuild": BUILDS[n % len(BUILDS)],
+            "osArchitecture": "x64", "installedKbs": ["KB5034122"]}
+
+
+def preload(data, env, work):
+    """Devices 2 .. PRELOAD + 1 imported before the server starts, 50,000 to a file."""
+    started = time.time()
+    for first in range(2, PRELOAD + 2, 50000):
+        path = os.path.join(work, "preload.json")
+        with open(path, "w") as f:
+            json.dump([device(n) for n in range(first, min(PRELOAD + 2, first + 50000))], f)
+        subprocess.run([KBGAP, "--data", data, "devices", "import", path], check=True,
+                       capture_output=True, env=env)
+        os.remove(path)
+    print("preloaded %d devices in %.1f s" % (PRELOAD, time.time() - started), flush=True)
 
 
 def rss(pid):
@@ -54,10 +84,13 @@ def main():
     subprocess.run([KBGAP, "--data", data, "devices", "import",
                     os.path.join(ROOT, "data/inventories/11_24H2_x64_enterprise_systeminfo.txt")],
                    check=True, capture_output=True, env=env)
+    if PRELOAD:
+        preload(data, env, work)
     port_file = os.path.join(work, "port")
     server = subprocess.Popen([KBGAP, "--data", data, "serve", "--quiet", "--listen",
-                               "127.0.0.1:0", "--port-file", port_file], stderr=subprocess.DEVNULL,
-                              env=env)
+                               "127.0.0.1:0", "--port-file", port_file],
+                              stderr=None if os.environ.get("KBGAP_BENCH_STDERR") else
+                              subprocess.DEVNULL, env=env)
     reads = {"on": False, "latencies": [], "errors": 0, "stop": False}
     try:
         while not os.path.exists(port_file):
@@ -90,15 +123,12 @@ def main():
 
         reading = threading.Thread(target=read_loop, daemon=True)
         reading.start()
-        lines = ["date: %s  host: %d cores  store: %s  command: bench/write_bench.py %s %d" % (
+        lines = ["date: %s  host: %d cores  store: %s  command: bench/write_bench.py %s %d%s" % (
             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), os.cpu_count(), backend, KBGAP,
-            BATCHES)]
-        stored = 1
+            BATCHES, " --preload %d" % PRELOAD if PRELOAD else "")]
+        stored = 1 + PRELOAD
         for batch in range(BATCHES):
-            devices = [{"id": "%040x" % (stored + i), "computerDnsName": "pc%d" % (stored + i),
-                        "osName": "Microsoft Windows 10 Enterprise",
-                        "osBuild": BUILDS[(stored + i) % len(BUILDS)], "osArchitecture": "x64",
-                        "installedKbs": ["KB5034122"]} for i in range(10000)]
+            devices = [device(stored + 1 + i) for i in range(10000)]
             body = json.dumps(devices)
             reads["latencies"], reads["errors"] = [], 0
             reads["on"] = True

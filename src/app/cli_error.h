@@ -14,4 +14,7 @@ inline constexpr int kExitUsage = 2;     // bad command-line usage
 // Prints "kbgap: <message>" on stderr and returns the exit status for it.
 int report(const Error& error);
 
+// Whether a --tenant option's value is a tenant name; if not, says so on stderr.
+bool check_tenant_option(const std::string& tenant);
+
 }  // namespace kbgap::app

@@ -12,20 +12,8 @@
 
 namespace kbgap::app {
 
-namespace {
-
-// A --tenant option's value, or a usage error.
-bool check_tenant(const std::string& tenant) {
-  if (inventory::valid_tenant(tenant)) return true;
-  std::fprintf(stderr, "kbgap: --tenant must be 1 to 128 of A-Z a-z 0-9 . _ -, not '%s'\n",
-               tenant.c_str());
-  return false;
-}
-
-}  // namespace
-
 int run_devices_import(const DevicesImportOptions& options) {
-  if (!check_tenant(options.tenant)) return kExitUsage;
+  if (!check_tenant_option(options.tenant)) return kExitUsage;
   auto devices = read_inventory_files(options.inventories);
   if (!devices) return report(devices.error());
   for (inventory::Device& d : *devices) d.tenant = options.tenant;
@@ -42,7 +30,7 @@ int run_devices_import(const DevicesImportOptions& options) {
 }
 
 int run_devices_list(const DevicesListOptions& options) {
-  if (!options.tenant.empty() && !check_tenant(options.tenant)) return kExitUsage;
+  if (!options.tenant.empty() && !check_tenant_option(options.tenant)) return kExitUsage;
   auto store = open_device_store(options.data_dir);
   if (!store) return report(store.error());
   auto stored = (*store)->all();
@@ -76,7 +64,7 @@ int run_devices_list(const DevicesListOptions& options) {
 }
 
 int run_devices_remove(const DevicesRemoveOptions& options) {
-  if (!check_tenant(options.tenant)) return kExitUsage;
+  if (!check_tenant_option(options.tenant)) return kExitUsage;
   auto store = open_device_store(options.data_dir);
   if (!store) return report(store.error());
   int status = kExitOk;

@@ -57,11 +57,7 @@ int run_token(const TokenOptions& options) {
                  options.ttl.c_str());
     return kExitUsage;
   }
-  if (!inventory::valid_tenant(options.tenant)) {
-    std::fprintf(stderr, "kbgap: --tenant must be 1 to 128 of A-Z a-z 0-9 . _ -, not '%s'\n",
-                 options.tenant.c_str());
-    return kExitUsage;
-  }
+  if (!check_tenant_option(options.tenant)) return kExitUsage;
   auto key = auth::SigningKey::load_or_create(signing_key_path(options.data_dir));
   if (!key) return report(key.error());
   const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(

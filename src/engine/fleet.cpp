@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cassert>
 #include <limits>
 #include <map>
 #include <memory>
@@ -189,6 +190,28 @@ std::uint32_t Fleet::add(const inventory::Device& device) {
   Entry entry;
   entry.kind = it->second;
   if (device.revision) entry.revision = *device.revision;
+  installed_.insert(installed_.end(), installed.begin(), installed.end());
+  installed_begin_.push_back(static_cast<std::uint32_t>(installed_.size()));
+  devices_.push_back(entry);
+  return static_cast<std::uint32_t>(devices_.size() - 1);
+}
+
+std::uint32_t Fleet::add_from(const Fleet& from, std::uint32_t device) {
+  assert(from.catalog_ == catalog_ && (from_ == nullptr || from_ == &from));
+  if (from_ != &from) {
+    from_ = &from;
+    kind_of_from_.assign(from.kinds_.size(), kNoKind);
+  }
+  Entry entry = from.devices_[device];
+  std::uint32_t& kind = kind_of_from_[entry.kind];
+  if (kind == kNoKind) {
+    const ProfileKey& key = from.kinds_[entry.kind];
+    auto [it, inserted] = kind_of_key_.try_emplace(key, static_cast<std::uint32_t>(kinds_.size()));
+    if (inserted) kinds_.push_back(key);
+    kind = it->second;
+  }
+  entry.kind = kind;
+  const auto installed = from.installed_of(device);
   installed_.insert(installed_.end(), installed.begin(), installed.end());
   installed_begin_.push_back(static_cast<std::uint32_t>(installed_.size()));
   devices_.push_back(entry);

@@ -26,6 +26,8 @@ struct InstalledSoftware {
 inline constexpr std::string_view kDefaultTenant = "kbgap";
 // A tenant's name: 1 to 128 characters of A-Z a-z 0-9 . _ - (an Entra tenant id is a GUID).
 bool valid_tenant(std::string_view name);
+// The rule, as every message about a name that breaks it says it.
+inline constexpr std::string_view kTenantRule = "1 to 128 of A-Z a-z 0-9 . _ -";
 
 struct Device {
   // Whose device it is: the `tid` of the token that wrote it. Kept by the store beside the

@@ -269,7 +269,7 @@ std::optional<auth::Claims> Api::authenticate(const Request& request, Response& 
   if (claims.tenant.empty()) claims.tenant = std::string(inventory::kDefaultTenant);
   if (!inventory::valid_tenant(claims.tenant)) {
     error(response, 401, "Unauthorized",
-          "The token's tid is not a tenant name (1 to 128 of A-Z a-z 0-9 . _ -)");
+          fmt::format("The token's tid is not a tenant name ({})", inventory::kTenantRule));
     response.headers.emplace_back("WWW-Authenticate", "Bearer error=\"invalid_token\"");
     return std::nullopt;
   }

@@ -243,9 +243,8 @@ Result<Config> load_config(const std::string& path, const std::map<std::string, 
               [&](IssuerConfig& issuer, const toml::node& item) -> Result<void> {
                 if (!issuer.tenant.empty() && !inventory::valid_tenant(issuer.tenant)) {
                   return invalid_input(fmt::format(
-                      "{}: [[auth.issuers]] tenant '{}' is not a tenant name (1 to 128 of A-Z "
-                      "a-z 0-9 . _ -)",
-                      where(item), issuer.tenant.substr(0, 40)));
+                      "{}: [[auth.issuers]] tenant '{}' is not a tenant name ({})", where(item),
+                      issuer.tenant.substr(0, 40), inventory::kTenantRule));
                 }
                 if (issuer.issuer.empty() || issuer.jwks_file.empty() == issuer.jwks_url.empty()) {
                   return invalid_input(fmt::format(

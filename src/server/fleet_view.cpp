@@ -33,6 +33,27 @@ bool owns_name_before(const inventory::Device& a, const inventory::Device& b) {
   return a.id < b.id;
 }
 
+// FNV-1a of the name in lower case.
+std::uint64_t name_hash(std::string_view name) {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (char c : name) {
+    h ^= static_cast<unsigned char>(ascii_lower(c));
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+// -1, 0, 1 as a is before, equal to or after b, in lower case.
+int compare_lower(std::string_view a, std::string_view b) {
+  const std::size_t n = std::min(a.size(), b.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto x = static_cast<unsigned char>(ascii_lower(a[i]));
+    const auto y = static_cast<unsigned char>(ascii_lower(b[i]));
+    if (x != y) return x < y ? -1 : 1;
+  }
+  return a.size() == b.size() ? 0 : (a.size() < b.size() ? -1 : 1);
+}
+
 }  // namespace
 
 bool same_evaluation_inputs(const inventory::Device& a, const inventory::Device& b) {
@@ -71,8 +92,6 @@ std::shared_ptr<const FleetView> FleetView::apply(const FleetView& previous,
                                                   const std::vector<std::string>& removed,
                                                   std::int64_t version, unsigned threads,
                                                   std::string token) {
-  // One merge of three lists in id order: the previous snapshot's devices, the written ones
-  // (replacing theirs) and the removed ids (dropping theirs).
   const DeviceList& old = previous.devices();
   DeviceList merged;
   merged.items().reserve(old.size() + written.size());
@@ -105,7 +124,6 @@ std::shared_ptr<FleetView> FleetView::make(std::shared_ptr<const engine::Catalog
   view->catalog_ = std::move(catalog);
   view->devices_ = std::move(devices);
   view->version_ = version;
-  engine::Fleet fleet(*view->catalog_);
   for (std::uint32_t i = 0; i < view->devices_.size(); ++i) {
     // A release newer than kbgap's table, named from this catalog (a device shared with an
     // earlier snapshot was named there; one the earlier catalog did not know is tried again).
@@ -115,10 +133,6 @@ std::shared_ptr<FleetView> FleetView::make(std::shared_ptr<const engine::Catalog
         view->devices_.items()[i] = std::make_shared<const inventory::Device>(std::move(learned));
       }
     }
-    const inventory::Device& d = view->devices_[i];
-    fleet.add(d);
-    auto [it, inserted] = view->by_name_.try_emplace(to_lower(d.computer_dns_name), i);
-    if (!inserted && owns_name_before(d, view->devices_[it->second])) it->second = i;
   }
   engine::Fleet::Options options;
   options.threads = threads;
@@ -151,7 +165,21 @@ std::shared_ptr<FleetView> FleetView::make(std::shared_ptr<const engine::Catalog
     }
     options.reuse = &reuse;
   }
-  view->result_ = std::make_unique<engine::FleetResult>(fleet.evaluate(options));
+  // A device evaluated alike in the snapshot before, on the same catalog, is taken as that
+  // snapshot's fleet holds it: its KBs are not looked up in the catalog again.
+  const engine::Fleet* same =
+      previous && &previous->catalog() == view->catalog_.get() ? previous->fleet_.get() : nullptr;
+  auto fleet = std::make_shared<engine::Fleet>(*view->catalog_);
+  for (std::uint32_t i = 0; i < view->devices_.size(); ++i) {
+    if (same && reuse.previous_device[i] != engine::Fleet::Reuse::kNone) {
+      fleet->add_from(*same, reuse.previous_device[i]);
+    } else {
+      fleet->add(view->devices_[i]);
+    }
+  }
+  view->index_names(previous, reuse.previous_device);
+  view->result_ = std::make_unique<engine::FleetResult>(fleet->evaluate(options));
+  view->fleet_ = std::move(fleet);
   // The products each state runs are its profile's: named once more as productsNames names.
   view->software_of_state_.resize(view->result_->distinct_states());
   for (std::uint32_t s = 0; s < view->software_of_state_.size(); ++s) {
@@ -180,9 +208,61 @@ std::optional<std::uint32_t> FleetView::find_id(std::string_view id) const {
   return std::nullopt;
 }
 
+bool FleetView::name_before(const NameEntry& a, const NameEntry& b) const {
+  if (a.hash != b.hash) return a.hash < b.hash;
+  const inventory::Device& x = devices_[a.device];
+  const inventory::Device& y = devices_[b.device];
+  if (const int c = compare_lower(x.computer_dns_name, y.computer_dns_name); c != 0) return c < 0;
+  return owns_name_before(x, y);
+}
+
+void FleetView::index_names(const FleetView* previous,
+                            const std::vector<std::uint32_t>& previous_device) {
+  // The devices shared with the snapshot before (the same inventory object: the same name and
+  // times), in its order and renumbered; the others sorted, then merged in.
+  std::vector<NameEntry> kept, fresh;
+  if (previous) {
+    std::vector<std::uint32_t> now(previous->devices_.size(), engine::Fleet::Reuse::kNone);
+    for (std::uint32_t i = 0; i < previous_device.size(); ++i) {
+      const std::uint32_t o = previous_device[i];
+      if (o != engine::Fleet::Reuse::kNone && previous->devices_.ptr(o) == devices_.ptr(i)) {
+        now[o] = i;
+      }
+    }
+    kept.reserve(devices_.size());
+    for (const NameEntry& e : previous->by_name_) {
+      if (now[e.device] != engine::Fleet::Reuse::kNone) kept.push_back({e.hash, now[e.device]});
+    }
+    for (std::uint32_t i = 0; i < devices_.size(); ++i) {
+      const std::uint32_t o =
+          i < previous_device.size() ? previous_device[i] : engine::Fleet::Reuse::kNone;
+      if (o == engine::Fleet::Reuse::kNone || now[o] != i) {
+        fresh.push_back({name_hash(devices_[i].computer_dns_name), i});
+      }
+    }
+  } else {
+    fresh.reserve(devices_.size());
+    for (std::uint32_t i = 0; i < devices_.size(); ++i) {
+      fresh.push_back({name_hash(devices_[i].computer_dns_name), i});
+    }
+  }
+  auto before = [this](const NameEntry& a, const NameEntry& b) { return name_before(a, b); };
+  std::sort(fresh.begin(), fresh.end(), before);
+  by_name_.clear();
+  by_name_.reserve(kept.size() + fresh.size());
+  std::merge(kept.begin(), kept.end(), fresh.begin(), fresh.end(), std::back_inserter(by_name_),
+             before);
+}
+
 std::optional<std::uint32_t> FleetView::find(std::string_view id_or_name) const {
   if (auto i = find_id(id_or_name)) return i;
-  if (auto it = by_name_.find(to_lower(id_or_name)); it != by_name_.end()) return it->second;
+  // The first entry of the name is its owner.
+  const std::uint64_t hash = name_hash(id_or_name);
+  auto it = std::lower_bound(by_name_.begin(), by_name_.end(), hash,
+                             [](const NameEntry& e, std::uint64_t h) { return e.hash < h; });
+  for (; it != by_name_.end() && it->hash == hash; ++it) {
+    if (compare_lower(devices_[it->device].computer_dns_name, id_or_name) == 0) return it->device;
+  }
   return std::nullopt;
 }
 

@@ -159,11 +159,25 @@ class FleetView {
                                          const FleetView* previous);
   std::optional<std::uint32_t> find_id(std::string_view id) const;
 
+  // The devices by computer DNS name, any case: sorted by a hash of the lower-case name, then the
+  // name, then the better owner of the name first (find()). A snapshot brought up to date from
+  // the one before keeps that one's order for the devices it shares, and sorts only the others.
+  struct NameEntry {
+    std::uint64_t hash;
+    std::uint32_t device;
+  };
+  void index_names(const FleetView* previous, const std::vector<std::uint32_t>& previous_device);
+  bool name_before(const NameEntry& a, const NameEntry& b) const;
+
   std::shared_ptr<const engine::CatalogIndex> catalog_;
   DeviceList devices_;
   std::int64_t version_ = 0;
   std::string token_;
-  std::unordered_map<std::string, std::uint32_t> by_name_;
+  std::vector<NameEntry> by_name_;
+  // The devices as the engine holds them (kind, revision, installed KBs as catalog indices): the
+  // next snapshot on this catalog takes the devices it shares from here rather than reading them
+  // again.
+  std::shared_ptr<const engine::Fleet> fleet_;
   std::unique_ptr<engine::FleetResult> result_;
   std::weak_ptr<const engine::CatalogIndex> change_from_;  // not kept alive by this
   std::shared_ptr<const engine::CatalogChange> change_;

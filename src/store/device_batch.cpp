@@ -33,8 +33,8 @@ Result<std::vector<PreparedDevice>> prepare_batch(const std::vector<inventory::D
                                        d.computer_dns_name.substr(0, 80), d.id, why));
     };
     if (!inventory::valid_tenant(d.tenant)) {
-      return fail(fmt::format("'{}' is not a tenant name (1 to 128 of A-Z a-z 0-9 . _ -)",
-                              d.tenant.substr(0, 40)));
+      return fail(fmt::format("'{}' is not a tenant name ({})", d.tenant.substr(0, 40),
+                              inventory::kTenantRule));
     }
     for (auto [name, time] :
          {std::pair{"firstSeen", &d.first_seen}, std::pair{"lastSeen", &d.last_seen}}) {

@@ -1,0 +1,198 @@
+// FleetView::apply, the path every write takes (docs/scaling.md, "Writes cost the batch"): a
+// snapshot brought up to date from the one before, sharing its devices, their engine entries and
+// its name index, answers exactly as a snapshot built from scratch from the same devices. On the
+// real inventories and the real catalog, with ids anywhere in the order, devices of one name in
+// any case whose owner moves, renames, re-reports, new updates, moved builds and removals.
+#include "server/fleet_view.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <random>
+#include <set>
+#include <tuple>
+
+#include "engine_support.h"
+
+namespace kbgap::server {
+namespace {
+
+std::string random_id(std::mt19937_64& random) {
+  char id[41];
+  std::snprintf(id, sizeof id, "%016llx%016llx%08x", static_cast<unsigned long long>(random()),
+                static_cast<unsigned long long>(random()), static_cast<unsigned>(random()));
+  return id;
+}
+
+// One of a few names, in some case: many devices share each name.
+std::string random_name(std::mt19937_64& random) {
+  std::string name = "pc" + std::to_string(random() % 12) + ".corp.example";
+  for (char& c : name) {
+    if (random() % 3 == 0) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  return name;
+}
+
+std::string random_day(std::mt19937_64& random) {
+  char day[32];
+  std::snprintf(day, sizeof day, "2026-%02u-%02uT00:00:00Z",
+                1 + static_cast<unsigned>(random() % 3), 1 + static_cast<unsigned>(random() % 3));
+  return day;
+}
+
+auto answer(const engine::Evaluation& e) {
+  std::vector<std::tuple<engine::KbNumber, std::vector<std::string>, std::vector<std::string>>>
+      missing;
+  for (const engine::MissingKb& m : e.missing) missing.emplace_back(m.kb, m.products_names, m.cves);
+  return std::make_tuple(missing, e.open_cves, e.products, e.revision, e.revision_inferred);
+}
+
+// Whatever a read can learn from the snapshot: devices, lookups by id and by name, answers and the
+// fleet-wide counts.
+void expect_same(const FleetView& applied, const FleetView& built) {
+  ASSERT_EQ(applied.devices().size(), built.devices().size());
+  std::set<std::string> names;
+  for (std::uint32_t d = 0; d < built.devices().size(); ++d) {
+    const inventory::Device& device = built.devices()[d];
+    ASSERT_EQ(applied.devices()[d].id, device.id);
+    EXPECT_EQ(applied.find(device.id), d);
+    EXPECT_EQ(answer(*applied.evaluation(d)), answer(*built.evaluation(d))) << device.id;
+    EXPECT_EQ(applied.result().missing_count(d), built.result().missing_count(d));
+    EXPECT_EQ(applied.software_of(d), built.software_of(d));
+    EXPECT_EQ(applied.state_facts(d).open_cves, built.state_facts(d).open_cves);
+    EXPECT_EQ(applied.state_facts(d).exposure, built.state_facts(d).exposure);
+    names.insert(device.computer_dns_name);
+  }
+  for (const std::string& stored : names) {
+    std::string upper = stored, lower = stored;
+    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (const std::string& name : {stored, upper, lower}) {
+      const auto want = built.find(name);
+      ASSERT_TRUE(want) << name;
+      const auto got = applied.find(name);
+      ASSERT_TRUE(got) << name;
+      EXPECT_EQ(applied.devices()[*got].id, built.devices()[*want].id) << name;
+    }
+  }
+  EXPECT_FALSE(applied.find("no-such-device.corp.example"));
+  const FleetFacts& a = applied.facts();
+  const FleetFacts& b = built.facts();
+  EXPECT_EQ(a.rows(), b.rows());
+  EXPECT_EQ(a.rows_before, b.rows_before);
+  EXPECT_TRUE(std::equal(a.devices_of_cve.begin(), a.devices_of_cve.end(), b.devices_of_cve.begin(),
+                         b.devices_of_cve.end()));
+  ASSERT_EQ(a.software.size(), b.software.size());
+  for (const auto& [name, sw] : b.software) {
+    const FleetFacts::Software& other = a.software.at(name);
+    EXPECT_EQ(other.devices, sw.devices) << name;
+    EXPECT_EQ(other.exposed, sw.exposed) << name;
+    EXPECT_EQ(other.cves, sw.cves) << name;
+    ASSERT_EQ(other.missed.size(), sw.missed.size()) << name;
+    for (const auto& [kb, missed] : sw.missed) {
+      EXPECT_EQ(other.missed.at(kb).devices, missed.devices) << name;
+    }
+  }
+}
+
+TEST(FleetView, ABatchAppliedAnswersAsTheFleetBuiltFromScratch) {
+  std::shared_ptr<const engine::CatalogIndex> catalog(&test::full_catalog(),
+                                                      [](const engine::CatalogIndex*) {});
+  const std::vector<inventory::Device>& real = test::real_devices();
+  ASSERT_GT(real.size(), 30u);
+  std::mt19937_64 random(20261201);
+  auto make = [&] {
+    inventory::Device d = real[random() % real.size()];
+    d.id = random_id(random);
+    d.computer_dns_name = random_name(random);
+    d.first_seen = random_day(random);
+    d.last_seen = random_day(random);
+    return d;
+  };
+  std::map<std::string, inventory::Device> fleet;  // by id
+  for (int i = 0; i < 150; ++i) {
+    inventory::Device d = make();
+    fleet[d.id] = d;
+  }
+  auto all = [&] {
+    std::vector<inventory::Device> out;
+    for (const auto& [id, d] : fleet) out.push_back(d);
+    return out;
+  };
+  std::shared_ptr<const FleetView> view = FleetView::build(catalog, all(), 1, 2);
+  std::size_t reused = 0, owners_moved = 0;
+  for (int step = 0; step < 14; ++step) {
+    std::map<std::string, inventory::Device> written;
+    std::set<std::string> removed;
+    const int changes = 1 + static_cast<int>(random() % 24);
+    for (int k = 0; k < changes; ++k) {
+      auto it = fleet.begin();
+      std::advance(it, static_cast<std::ptrdiff_t>(random() % fleet.size()));
+      if (written.count(it->first) || removed.count(it->first)) continue;
+      inventory::Device d = it->second;
+      switch (random() % 6) {
+        case 0: {  // a new device, its id anywhere in the order
+          inventory::Device fresh = make();
+          written[fresh.id] = fresh;
+          continue;
+        }
+        case 1:  // reported again, alike: it may now own its name
+          d.last_seen = "2026-11-30T00:00:00Z";
+          break;
+        case 2: {  // installs some of its missing KBs
+          const auto found = view->find(d.id);
+          ASSERT_TRUE(found);
+          for (const engine::MissingKb& kb : view->evaluation(*found)->missing) {
+            if (random() % 2 == 0) d.installed_kbs.push_back(kb.kb);
+          }
+          std::sort(d.installed_kbs.begin(), d.installed_kbs.end());
+          d.installed_kbs.erase(std::unique(d.installed_kbs.begin(), d.installed_kbs.end()),
+                                d.installed_kbs.end());
+          break;
+        }
+        case 3:  // renamed, to a name other devices have
+          d.computer_dns_name = random_name(random);
+          break;
+        case 4:
+          removed.insert(d.id);
+          continue;
+        default:  // its build moves
+          d.revision = d.revision.value_or(1000) + 1 + static_cast<int>(random() % 500);
+          d.revision_inferred = false;
+          break;
+      }
+      written[d.id] = d;
+    }
+    std::map<std::string, std::string> owner_before;
+    for (std::uint32_t d = 0; d < view->devices().size(); ++d) {
+      const std::string& name = view->devices()[d].computer_dns_name;
+      owner_before[name] = view->devices()[*view->find(name)].id;
+    }
+    std::vector<inventory::Device> batch;
+    for (auto& [id, d] : written) {
+      fleet[id] = d;
+      batch.push_back(d);
+    }
+    for (const std::string& id : removed) fleet.erase(id);
+    auto applied =
+        FleetView::apply(*view, std::move(batch), {removed.begin(), removed.end()}, step + 2, 2);
+    auto built = FleetView::build(catalog, all(), step + 2, 1);
+    SCOPED_TRACE("step " + std::to_string(step));
+    expect_same(*applied, *built);
+    reused += applied->result().reused_devices();
+    for (const auto& [name, id] : owner_before) {
+      if (const auto now = applied->find(name); now && applied->devices()[*now].id != id) {
+        ++owners_moved;
+      }
+    }
+    view = applied;
+  }
+  // The shortcuts were taken, and the name owners did move.
+  EXPECT_GT(reused, 1000u);
+  EXPECT_GT(owners_moved, 5u);
+}
+
+}  // namespace
+}  // namespace kbgap::server
