@@ -11,11 +11,17 @@ scaling.md: a read never waits for a write's reload).
 With --preload N, N devices are imported with `kbgap devices import` before the server starts (in
 files of 50,000), so that writes into a large fleet are measured without writing it all through
 the API first: `bench/write_bench.py build/kbgap 5 --preload 990000` times POSTs at 990,001 on.
-Usage: bench/write_bench.py [path/to/kbgap] [batches] [--preload N]
+With --fleet real, each device is one of the real inventories (data/inventories, as the demo fleet
+imports them) under a new id and name, with about a quarter of its installed KBs left out at
+random (device n as device n + 100,000: at most 100,000 distinct states): devices of many kinds
+and states, each with its real list of KBs, instead of the default's one kind, ten builds and one
+KB.
+Usage: bench/write_bench.py [path/to/kbgap] [batches] [--preload N] [--fleet real]
 Result: appended to bench/results/write.txt
 """
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -33,13 +39,48 @@ if "--preload" in ARGS:
     at = ARGS.index("--preload")
     PRELOAD = int(ARGS[at + 1])
     del ARGS[at:at + 2]
+FLEET = "simple"
+if "--fleet" in ARGS:
+    at = ARGS.index("--fleet")
+    FLEET = ARGS[at + 1]
+    del ARGS[at:at + 2]
 KBGAP = os.path.abspath(ARGS[0] if len(ARGS) > 0 else os.path.join(ROOT, "build/kbgap"))
 BATCHES = int(ARGS[1]) if len(ARGS) > 1 else 10
 BUILDS = ["10.0.19045.%d" % r for r in (3803, 4046, 4170, 4291, 4412, 4529, 4651, 4780, 4894, 5011)]
 
 
+TEMPLATES = []  # --fleet real: the real inventories as kbgap JSON
+
+
+def real_templates(work, env):
+    """The demo fleet's devices (scripts/run.sh imports them so), as kbgap JSON."""
+    data = os.path.join(work, "templates")
+    inventories = os.path.join(ROOT, "data/inventories")
+    for name in sorted(os.listdir(inventories)):
+        if "systeminfo" not in name:
+            continue
+        files = [os.path.join(inventories, name)]
+        qfe = files[0].split("_systeminfo")[0] + "_qfe.txt"
+        if os.path.exists(qfe):
+            files.append(qfe)
+        subprocess.run([KBGAP, "--data", data, "devices", "import"] + files, check=True,
+                       capture_output=True, env=env)
+    listed = subprocess.run([KBGAP, "--data", data, "devices", "list", "--format", "json"],
+                            check=True, capture_output=True, text=True, env=env).stdout
+    return json.loads(listed)
+
+
 def device(n):
-    """The benchmark's device number n: Windows 10 Enterprise on one of ten builds."""
+    """The benchmark's device number n: Windows 10 Enterprise on one of ten builds, or with
+    --fleet real one of the real inventories with some of its KBs left out."""
+    if TEMPLATES:
+        variant = n % 100000
+        d = dict(TEMPLATES[variant % len(TEMPLATES)])
+        d["id"] = "%040x" % n
+        d["computerDnsName"] = "pc%d" % n
+        pick = random.Random(variant)
+        d["installedKbs"] = [kb for kb in d.get("installedKbs", []) if pick.random() >= 0.25]
+        return d
     return {"id": "%040x" % n, "computerDnsName": "pc%d" % n,
             "osName": "Microsoft Windows 10 Enterprise", "osBuild": BUILDS[n % len(BUILDS)],
             "osArchitecture": "x64", "installedKbs": ["KB5034122"]}
@@ -84,6 +125,10 @@ def main():
     subprocess.run([KBGAP, "--data", data, "devices", "import",
                     os.path.join(ROOT, "data/inventories/11_24H2_x64_enterprise_systeminfo.txt")],
                    check=True, capture_output=True, env=env)
+    if FLEET == "real":
+        TEMPLATES.extend(real_templates(work, env))
+    elif FLEET != "simple":
+        sys.exit("write_bench: --fleet is simple or real, not " + FLEET)
     if PRELOAD:
         preload(data, env, work)
     port_file = os.path.join(work, "port")
@@ -125,7 +170,8 @@ def main():
         reading.start()
         lines = ["date: %s  host: %d cores  store: %s  command: bench/write_bench.py %s %d%s" % (
             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), os.cpu_count(), backend, KBGAP,
-            BATCHES, " --preload %d" % PRELOAD if PRELOAD else "")]
+            BATCHES, (" --preload %d" % PRELOAD if PRELOAD else "") +
+            (" --fleet real (%d templates)" % len(TEMPLATES) if TEMPLATES else ""))]
         stored = 1 + PRELOAD
         for batch in range(BATCHES):
             devices = [device(stored + 1 + i) for i in range(10000)]

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <boost/json.hpp>
 #include <chrono>
 #include <future>
@@ -13,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/clock.h"
 #include "engine_support.h"
 #include "inventory/inventory_reader.h"
 #include "inventory/json_inventory.h"
@@ -982,8 +984,10 @@ TEST_P(StoreContract, TwoTenantsKeepTheirDevicesCountsAndChangesApart) {
   EXPECT_EQ((*service.view("contoso"))->devices().size(), 2u);
   EXPECT_EQ(service.views().value()->views.size(), 1u);
 
-  // The change log: each tenant's rows numbered from 0, read by that tenant only.
+  // The change log: each tenant's rows numbered from 0, read by that tenant only (once recorded,
+  // as an export waits for them).
   if (!devices()->records_changes()) return;
+  ASSERT_TRUE(service.wait_changes_recorded(service.served_version(), std::chrono::seconds(60)));
   for (const char* tenant : {"contoso", "fabrikam"}) {
     auto range = service.changes_since(tenant, "2000-01-01T00:00:00Z");
     ASSERT_TRUE(range);
@@ -1005,11 +1009,17 @@ TEST_P(StoreContract, TwoTenantsKeepTheirDevicesCountsAndChangesApart) {
 class HeldWrites : public DeviceStore {
  public:
   explicit HeldWrites(std::unique_ptr<DeviceStore> store) : store_(std::move(store)) {}
+  bool hold_puts = true;
   std::promise<void> committed;
   std::promise<void> go_on;
+  // The next recording of changes, when asked: held once it has begun.
+  std::atomic<bool> hold_records{false};
+  std::promise<void> recording;
+  std::promise<void> record_go_on;
   Result<DeviceWrite> put(const std::vector<inventory::Device>& devices,
                           std::string_view now) override {
     auto written = store_->put(devices, now);
+    if (!hold_puts) return written;
     committed.set_value();
     go_on.get_future().wait();
     return written;
@@ -1027,6 +1037,10 @@ class HeldWrites : public DeviceStore {
   Result<void> check() override { return store_->check(); }
   bool records_changes() override { return store_->records_changes(); }
   Result<void> record_changes(const std::vector<ChangeSet>& sets) override {
+    if (hold_records.exchange(false)) {
+      recording.set_value();
+      record_go_on.get_future().wait();
+    }
     return store_->record_changes(sets);
   }
   Result<void> publish_changes(std::string_view at, std::string_view forget_before) override {
@@ -1084,6 +1098,50 @@ TEST_P(StoreContract, AReadDuringThisServersWriteAnswersFromTheSnapshotBeforeIt)
   const auto after = service.view(inventory::kDefaultTenant);
   ASSERT_TRUE(after);
   EXPECT_EQ((*after)->devices().size(), 2u);
+}
+
+// docs/scaling.md, "Writes cost the batch": a write is answered without waiting for its changes
+// to be recorded in the delta export's change log; the exports wait for them instead
+// (Service::wait_changes_recorded), and then the log holds the write's rows.
+TEST_P(StoreContract, AWriteIsAnsweredBeforeItsChangesAreRecordedAndExportsWaitForThem) {
+  std::shared_ptr<const engine::CatalogIndex> catalog(&test::full_catalog(),
+                                                      [](const engine::CatalogIndex*) {});
+  auto held = std::make_unique<HeldWrites>(devices());
+  HeldWrites& store = *held;
+  store.hold_puts = false;
+  server::Service service(catalog, std::move(held), 1);
+  ASSERT_TRUE(service.views());  // the first snapshot: the baseline of the log
+  // As the delta export asks (its sinceTime to the second, then the log's precision).
+  const std::string since = utc_now().substr(0, 19) + ".0000000Z";
+  store.hold_records = true;
+  const inventory::Device win11 = real_device("11_24H2_x64_enterprise_systeminfo.txt");
+  auto writing = std::async(
+      std::launch::async, [&] { return service.put_devices(inventory::kDefaultTenant, {win11}); });
+  const bool answered = writing.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  store.recording.get_future().wait();  // the recorder has begun on the write's changes
+  if (!answered) store.record_go_on.set_value();
+  ASSERT_TRUE(answered) << "the write waited for the change log";
+  const auto written = writing.get();
+  ASSERT_TRUE(written);
+  EXPECT_FALSE(service.changes_recorded(written->version));
+  auto waiting = std::async(std::launch::async, [&] {
+    return service.wait_changes_recorded(written->version, std::chrono::seconds(30));
+  });
+  EXPECT_EQ(waiting.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout)
+      << "an export did not wait for the change log";
+  store.record_go_on.set_value();
+  ASSERT_TRUE(waiting.get());
+  EXPECT_TRUE(service.changes_recorded(written->version));
+  // The log holds the write's rows, published (stamped) since before the write.
+  const auto range = service.changes_since(inventory::kDefaultTenant, since);
+  ASSERT_TRUE(range);
+  EXPECT_GT(range->end, range->first);
+  const auto rows = service.device_changes(inventory::kDefaultTenant, range->first, 100);
+  ASSERT_TRUE(rows);
+  ASSERT_FALSE(rows->empty());
+  EXPECT_EQ(rows->front().device_id, win11.id);
+  EXPECT_GT(rows->front().count, 0);
+  EXPECT_FALSE(rows->front().at.empty());
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreContract, ::testing::Values("sqlite", "postgres"),

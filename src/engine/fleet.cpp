@@ -196,14 +196,12 @@ std::uint32_t Fleet::add(const inventory::Device& device) {
   return static_cast<std::uint32_t>(devices_.size() - 1);
 }
 
-std::uint32_t Fleet::add_from(const Fleet& from, std::uint32_t device) {
-  assert(from.catalog_ == catalog_ && (from_ == nullptr || from_ == &from));
-  if (from_ != &from) {
-    from_ = &from;
-    kind_of_from_.assign(from.kinds_.size(), kNoKind);
-  }
+std::uint32_t Fleet::add_from(const Fleet& from, std::uint32_t device,
+                              std::vector<std::uint32_t>& kinds) {
+  assert(from.catalog_ == catalog_);
+  if (kinds.empty()) kinds.assign(from.kinds_.size(), kNoKind);
   Entry entry = from.devices_[device];
-  std::uint32_t& kind = kind_of_from_[entry.kind];
+  std::uint32_t& kind = kinds[entry.kind];
   if (kind == kNoKind) {
     const ProfileKey& key = from.kinds_[entry.kind];
     auto [it, inserted] = kind_of_key_.try_emplace(key, static_cast<std::uint32_t>(kinds_.size()));

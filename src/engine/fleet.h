@@ -31,8 +31,11 @@ class Fleet {
   std::uint32_t add(const inventory::Device& device);
   // Adds device `device` of `from`, a fleet on the same catalog, as add() did there: for a device
   // whose inventory is evaluated alike, without reading it again (docs/scaling.md, "Writes cost
-  // the batch"). A fleet takes devices from one `from` only.
-  std::uint32_t add_from(const Fleet& from, std::uint32_t device);
+  // the batch"). `kinds` is the caller's, by `from`'s kind: ours, or kNoKind; pass an empty one
+  // the first time and the same one for every device of `from`.
+  static constexpr std::uint32_t kNoKind = 0xffffffffu;
+  std::uint32_t add_from(const Fleet& from, std::uint32_t device,
+                         std::vector<std::uint32_t>& kinds);
   std::size_t size() const { return devices_.size(); }
   std::size_t kind_count() const { return kinds_.size(); }
 
@@ -86,9 +89,6 @@ class Fleet {
   std::vector<Entry> devices_;
   std::vector<std::uint32_t> installed_begin_{0};  // per device, into installed_
   std::vector<KbIndex> installed_;                 // catalog KB indices, sorted per device
-  const Fleet* from_ = nullptr;                    // add_from()'s fleet
-  std::vector<std::uint32_t> kind_of_from_;        // by its kind: ours (kNoKind: none yet)
-  static constexpr std::uint32_t kNoKind = 0xffffffffu;
 };
 
 // What a fleet evaluation found, per device.

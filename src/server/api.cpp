@@ -10,6 +10,7 @@
 #include <cassert>
 #include <cctype>
 #include <charconv>
+#include <chrono>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -94,6 +95,11 @@ Response& storage_fault(Response& r, const Error& e) {
   }
   return internal_error(r, fmt::format("storage: {}", e.message));
 }
+
+// The exports are what the delta export's change log is the difference of: they wait for the
+// changes of every snapshot served before them to be recorded (Service::wait_changes_recorded),
+// at most this long, then answer from the newest snapshot.
+constexpr std::chrono::seconds kChangeLogWait{30};
 
 void not_found(Response& r, std::string_view what) {
   error(r, 404, "ResourceNotFound", what);
@@ -509,6 +515,13 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
       return response;
     }
   }
+  // An export while the change log is behind waits for it: on a worker.
+  const bool exports = route->group == Group::kExports || route->group == Group::kExportFiles;
+  const std::int64_t served = exports ? service_.served_version() : 0;
+  if (exports && !may_block && !service_.changes_recorded(served)) {
+    response.status = 0;
+    return response;
+  }
 
   const Permission& permission = route->permission;
   if (!permission.application.empty() &&
@@ -534,6 +547,15 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
     return response;
   }
 
+  if (exports && !service_.changes_recorded(served)) {
+    if (!service_.wait_changes_recorded(served, kChangeLogWait)) {
+      error(response, 503, "ServiceUnavailable",
+            "The change log is still being recorded after a large write; try again shortly");
+      response.headers.emplace_back("Retry-After", "5");
+      return response;
+    }
+    ctx.snapshot = nullptr;  // the newest, read below: no export reads a snapshot in between
+  }
   const std::string scheme = request.scheme.empty() ? "http" : request.scheme;
   ctx.base = !options_.public_url.empty()
                  ? options_.public_url

@@ -170,9 +170,11 @@ std::shared_ptr<FleetView> FleetView::make(std::shared_ptr<const engine::Catalog
   const engine::Fleet* same =
       previous && &previous->catalog() == view->catalog_.get() ? previous->fleet_.get() : nullptr;
   auto fleet = std::make_shared<engine::Fleet>(*view->catalog_);
+  std::vector<std::uint32_t> kinds;  // add_from()'s
   for (std::uint32_t i = 0; i < view->devices_.size(); ++i) {
     if (same && reuse.previous_device[i] != engine::Fleet::Reuse::kNone) {
-      fleet->add_from(*same, reuse.previous_device[i]);
+      fleet->add_from(*same, reuse.previous_device[i], kinds);
+      ++view->stats_.entries_copied;
     } else {
       fleet->add(view->devices_[i]);
     }
@@ -246,6 +248,7 @@ void FleetView::index_names(const FleetView* previous,
       fresh.push_back({name_hash(devices_[i].computer_dns_name), i});
     }
   }
+  stats_.names_kept = kept.size();
   auto before = [this](const NameEntry& a, const NameEntry& b) { return name_before(a, b); };
   std::sort(fresh.begin(), fresh.end(), before);
   by_name_.clear();

@@ -115,6 +115,12 @@ class FleetView {
   // since no stored time is ahead of the server's clock, a writer cannot hold a name for good).
   std::optional<std::uint32_t> find(std::string_view id_or_name) const;
   const engine::FleetResult& result() const { return *result_; }
+  // What this snapshot took from the one before it rather than work out again.
+  struct BuildStats {
+    std::size_t entries_copied = 0;  // engine entries (engine::Fleet::add_from)
+    std::size_t names_kept = 0;      // name index entries, in the order they had
+  };
+  const BuildStats& build_stats() const { return stats_; }
 
   // The device's getmissingkbs "value" array, serialized once per state (bounded cache).
   std::shared_ptr<const std::string> missing_kbs_value(std::uint32_t device) const;
@@ -178,6 +184,7 @@ class FleetView {
   // next snapshot on this catalog takes the devices it shares from here rather than reading them
   // again.
   std::shared_ptr<const engine::Fleet> fleet_;
+  BuildStats stats_;
   std::unique_ptr<engine::FleetResult> result_;
   std::weak_ptr<const engine::CatalogIndex> change_from_;  // not kept alive by this
   std::shared_ptr<const engine::CatalogChange> change_;

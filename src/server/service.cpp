@@ -14,7 +14,63 @@ namespace kbgap::server {
 
 Service::Service(std::shared_ptr<const engine::CatalogIndex> catalog,
                  std::unique_ptr<store::DeviceStore> devices, unsigned threads)
-    : catalog_(std::move(catalog)), devices_(std::move(devices)), threads_(threads) {}
+    : catalog_(std::move(catalog)), devices_(std::move(devices)), threads_(threads) {
+  recorder_ = std::thread([this] { record_loop(); });
+}
+
+Service::~Service() {
+  {
+    std::lock_guard lock(record_mutex_);
+    stopping_ = true;
+  }
+  record_cv_.notify_all();
+  recorder_.join();
+}
+
+void Service::queue_changes(std::shared_ptr<const TenantViews> before,
+                            std::shared_ptr<const TenantViews> after) {
+  {
+    std::lock_guard lock(record_mutex_);
+    if (!recorded_) recorded_ = std::move(before);
+    to_record_ = std::move(after);
+  }
+  record_cv_.notify_all();
+}
+
+void Service::record_loop() {
+  std::unique_lock lock(record_mutex_);
+  for (;;) {
+    record_cv_.wait(lock, [&] { return stopping_ || to_record_ != recorded_; });
+    if (to_record_ == recorded_) return;  // stopping, with nothing left to record
+    auto from = recorded_;
+    auto to = to_record_;
+    lock.unlock();
+    // `to` was served before it was queued, so the stamp comes after: a client that read an
+    // older snapshot before it finds these changes since its time.
+    if (devices_->records_changes() && record_changes(*from, *to)) publish_changes(to->version);
+    from.reset();
+    lock.lock();
+    recorded_ = std::move(to);
+    record_cv_.notify_all();
+  }
+}
+
+bool Service::recorded_through(std::int64_t version) const {
+  if (!recorded_) return true;  // nothing served since this process's first snapshot
+  if (recorded_->version != version) return recorded_->version > version;
+  // A snapshot of the same version still to record (a new catalog) is waited for too.
+  return to_record_ == recorded_ || to_record_->version != version;
+}
+
+bool Service::changes_recorded(std::int64_t version) {
+  std::lock_guard lock(record_mutex_);
+  return recorded_through(version);
+}
+
+bool Service::wait_changes_recorded(std::int64_t version, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(record_mutex_);
+  return record_cv_.wait_for(lock, timeout, [&] { return recorded_through(version); });
+}
 
 std::size_t TenantViews::devices() const {
   std::size_t n = 0;
@@ -171,11 +227,10 @@ Result<std::shared_ptr<const TenantViews>> Service::reload(
     fresh = build(catalog ? catalog : catalog_.load(), std::move(all->devices), all->version,
                   std::move(all->token), previous.get());
   }
-  bool recorded = false;
-  if (previous && devices_->records_changes()) recorded = record_changes(*previous, *fresh);
   if (catalog) catalog_.store(std::move(catalog));
   views_.store(fresh);
-  if (recorded) publish_changes(fresh->version);
+  // Its changes from the last snapshot recorded go to the change log once this returns.
+  if (previous) queue_changes(std::move(previous), fresh);
   previous.reset();  // before the trim below: requests still on it keep it alive, not this
   // Give the memory the reload's temporaries used back to the system. Without this, glibc keeps
   // the freed pages of every thread's arena and the resident size creeps up under steady writes

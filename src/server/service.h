@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -12,6 +13,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/result.h"
@@ -50,6 +52,10 @@ class Service {
  public:
   Service(std::shared_ptr<const engine::CatalogIndex> catalog,
           std::unique_ptr<store::DeviceStore> devices, unsigned threads);
+  // Records the changes still to record (the change log, below) before it returns.
+  ~Service();
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
 
   std::shared_ptr<const engine::CatalogIndex> catalog() const { return catalog_.load(); }
   // A newer catalog: the fleet is evaluated again (the devices whose products it touches) on the
@@ -83,10 +89,12 @@ class Service {
   // /readyz; blocking).
   bool ready();
 
-  // The delta export's change log (change_log.h): each new snapshot's changes from the one it
-  // replaces are recorded before it is served and published (stamped) once it is, so that a
-  // client that read the older snapshot at T finds them since T. Kept for kKeepChanges; the
-  // first snapshot of a process is the baseline of the next.
+  // The delta export's change log (change_log.h): once a snapshot is served, a thread of the
+  // service's own records its changes from the last snapshot recorded, and publishes (stamps)
+  // them, so that a client that read an older snapshot at T finds them since T. The write that
+  // made the snapshot is answered without waiting for this (docs/scaling.md, "Writes cost the
+  // batch"); the exports wait instead (wait_changes_recorded). Kept for kKeepChanges; the first
+  // snapshot of a process is the baseline of the next.
   static constexpr std::chrono::hours kKeepChanges{15 * 24};
   Result<store::DeviceStore::ChangeRange> changes_since(std::string_view tenant,
                                                         std::string_view since) {
@@ -106,6 +114,16 @@ class Service {
     std::string missed_at;  // when changes last went unrecorded (ISO 8601 UTC), "" if never
   };
   ChangeLogStatus change_log_status() const;
+  // Whether the change log holds the changes of every snapshot up to fleet version `version`
+  // (or of every snapshot served so far): never waits.
+  bool changes_recorded(std::int64_t version);
+  // The fleet version of the snapshot served now (0 before the first).
+  std::int64_t served_version() const {
+    const auto current = snapshot();
+    return current ? current->version : 0;
+  }
+  // Waits until it does, at most `timeout`; whether it does.
+  bool wait_changes_recorded(std::int64_t version, std::chrono::milliseconds timeout);
 
  private:
   // Called with reload_mutex_ held. With `catalog`, the snapshot is built on it even when the
@@ -132,6 +150,19 @@ class Service {
   // them), and the snapshots are served all the same.
   bool record_changes(const TenantViews& before, const TenantViews& after);
   void publish_changes(std::int64_t version);
+  // Hands the recorder a snapshot just served, and the one it replaced.
+  void queue_changes(std::shared_ptr<const TenantViews> before,
+                     std::shared_ptr<const TenantViews> after);
+  void record_loop();                                 // the recorder's thread
+  bool recorded_through(std::int64_t version) const;  // under record_mutex_
+  std::mutex record_mutex_;
+  std::condition_variable record_cv_;
+  // The last snapshot whose changes are recorded (the baseline), and the newest served: the
+  // recorder records the changes from the one to the other, whatever was served between (an
+  // export waits for them and then reads the newest snapshot, so none reads one in between).
+  std::shared_ptr<const TenantViews> recorded_, to_record_;
+  bool stopping_ = false;
+  std::thread recorder_;  // started by the constructor's body, joined by the destructor's
   void change_log_missed(std::int64_t version, const std::string& why);
   ChangeLogStatus change_log_;  // under status_mutex_
 
