@@ -987,7 +987,8 @@ TEST_P(StoreContract, TwoTenantsKeepTheirDevicesCountsAndChangesApart) {
   // The change log: each tenant's rows numbered from 0, read by that tenant only (once recorded,
   // as an export waits for them).
   if (!devices()->records_changes()) return;
-  ASSERT_TRUE(service.wait_changes_recorded(service.served_version(), std::chrono::seconds(60)));
+  ASSERT_TRUE(
+      service.wait_changes_recorded(service.views().value()->serial, std::chrono::seconds(60)));
   for (const char* tenant : {"contoso", "fabrikam"}) {
     auto range = service.changes_since(tenant, "2000-01-01T00:00:00Z");
     ASSERT_TRUE(range);
@@ -1115,33 +1116,62 @@ TEST_P(StoreContract, AWriteIsAnsweredBeforeItsChangesAreRecordedAndExportsWaitF
   const std::string since = utc_now().substr(0, 19) + ".0000000Z";
   store.hold_records = true;
   const inventory::Device win11 = real_device("11_24H2_x64_enterprise_systeminfo.txt");
+  // Whatever fails below, the recorder goes on (else the service's destructor would wait).
+  struct Release {
+    std::promise<void>& go_on;
+    bool done = false;
+    void operator()() {
+      if (!done) go_on.set_value();
+      done = true;
+    }
+    ~Release() { (*this)(); }
+  } release{store.record_go_on};
   auto writing = std::async(
       std::launch::async, [&] { return service.put_devices(inventory::kDefaultTenant, {win11}); });
-  const bool answered = writing.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
-  store.recording.get_future().wait();  // the recorder has begun on the write's changes
-  if (!answered) store.record_go_on.set_value();
-  ASSERT_TRUE(answered) << "the write waited for the change log";
-  const auto written = writing.get();
-  ASSERT_TRUE(written);
-  EXPECT_FALSE(service.changes_recorded(written->version));
+  ASSERT_EQ(writing.wait_for(std::chrono::seconds(30)), std::future_status::ready)
+      << "the write waited for the change log";
+  ASSERT_TRUE(writing.get());
+  ASSERT_EQ(store.recording.get_future().wait_for(std::chrono::seconds(30)),
+            std::future_status::ready)
+      << "the write's changes were not recorded";
+  // Meanwhile a device comes and goes: the snapshots in between are recorded each, not skipped
+  // (skipping them, the log would never say the device came, and a client that exported the
+  // snapshot with it would keep it for good).
+  const inventory::Device win7 = real_device("7_sp1_x64_enterprise_en-us_A_systeminfo.txt");
+  ASSERT_TRUE(service.put_devices(inventory::kDefaultTenant, {win7}));
+  const std::uint64_t with_win7 = service.views().value()->serial;
+  ASSERT_TRUE(service.remove_device(inventory::kDefaultTenant, win7.id));
+  const std::uint64_t served = service.views().value()->serial;
+  EXPECT_EQ(served, with_win7 + 1);
+  EXPECT_FALSE(service.changes_recorded(with_win7));
   auto waiting = std::async(std::launch::async, [&] {
-    return service.wait_changes_recorded(written->version, std::chrono::seconds(30));
+    return service.wait_changes_recorded(served, std::chrono::seconds(30));
   });
   EXPECT_EQ(waiting.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout)
       << "an export did not wait for the change log";
-  store.record_go_on.set_value();
+  release();
   ASSERT_TRUE(waiting.get());
-  EXPECT_TRUE(service.changes_recorded(written->version));
+  EXPECT_TRUE(service.changes_recorded(served));
+  EXPECT_TRUE(service.changes_recorded(with_win7));
   // The log holds the write's rows, published (stamped) since before the write.
   const auto range = service.changes_since(inventory::kDefaultTenant, since);
   ASSERT_TRUE(range);
   EXPECT_GT(range->end, range->first);
   const auto rows = service.device_changes(inventory::kDefaultTenant, range->first, 100);
   ASSERT_TRUE(rows);
-  ASSERT_FALSE(rows->empty());
-  EXPECT_EQ(rows->front().device_id, win11.id);
-  EXPECT_GT(rows->front().count, 0);
-  EXPECT_FALSE(rows->front().at.empty());
+  ASSERT_EQ(rows->size(), 3u);  // win11 New; win7 New, then Fixed
+  EXPECT_EQ((*rows)[0].device_id, win11.id);
+  std::vector<std::string> win7_statuses;
+  for (const DeviceChange& c : *rows) {
+    EXPECT_GT(c.count, 0);
+    EXPECT_FALSE(c.at.empty());
+    if (c.device_id != win7.id) continue;
+    const auto set = service.change_set(c.change_set);
+    ASSERT_TRUE(set);
+    ASSERT_FALSE(set->empty());
+    win7_statuses.push_back(set->front().first);
+  }
+  EXPECT_EQ(win7_statuses, (std::vector<std::string>{"New", "Fixed"}));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreContract, ::testing::Values("sqlite", "postgres"),

@@ -96,10 +96,10 @@ Response& storage_fault(Response& r, const Error& e) {
   return internal_error(r, fmt::format("storage: {}", e.message));
 }
 
-// The exports are what the delta export's change log is the difference of: they wait for the
-// changes of every snapshot served before them to be recorded (Service::wait_changes_recorded),
-// at most this long, then answer from the newest snapshot.
-constexpr std::chrono::seconds kChangeLogWait{30};
+// The exports are what the delta export's change log is the difference of: each answers from a
+// snapshot whose changes, and those of every snapshot before it, are recorded
+// (Service::wait_changes_recorded), waiting at most this long on a worker for the recorder.
+constexpr std::chrono::seconds kChangeLogWait{2};
 
 void not_found(Response& r, std::string_view what) {
   error(r, 404, "ResourceNotFound", what);
@@ -515,10 +515,9 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
       return response;
     }
   }
-  // An export while the change log is behind waits for it: on a worker.
+  // An export may wait for the change log: on a worker.
   const bool exports = route->group == Group::kExports || route->group == Group::kExportFiles;
-  const std::int64_t served = exports ? service_.served_version() : 0;
-  if (exports && !may_block && !service_.changes_recorded(served)) {
+  if (exports && !may_block) {
     response.status = 0;
     return response;
   }
@@ -547,14 +546,18 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
     return response;
   }
 
-  if (exports && !service_.changes_recorded(served)) {
-    if (!service_.wait_changes_recorded(served, kChangeLogWait)) {
+  if (exports) {
+    // The snapshot served now, once its changes are in the log.
+    auto all = service_.views();
+    if (!all) return storage_fault(response, all.error());
+    if (!service_.wait_changes_recorded((*all)->serial, kChangeLogWait)) {
       error(response, 503, "ServiceUnavailable",
-            "The change log is still being recorded after a large write; try again shortly");
+            "The delta export's change log is still being recorded after a large change; try "
+            "again shortly");
       response.headers.emplace_back("Retry-After", "5");
       return response;
     }
-    ctx.snapshot = nullptr;  // the newest, read below: no export reads a snapshot in between
+    ctx.snapshot = (*all)->of(ctx.tenant);
   }
   const std::string scheme = request.scheme.empty() ? "http" : request.scheme;
   ctx.base = !options_.public_url.empty()

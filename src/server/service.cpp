@@ -3,6 +3,7 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cstdio>
 #include <set>
 #include <tuple>
@@ -30,46 +31,67 @@ Service::~Service() {
 void Service::queue_changes(std::shared_ptr<const TenantViews> before,
                             std::shared_ptr<const TenantViews> after) {
   {
-    std::lock_guard lock(record_mutex_);
-    if (!recorded_) recorded_ = std::move(before);
-    to_record_ = std::move(after);
+    std::unique_lock lock(record_mutex_);
+    if (chain_.empty()) chain_.push_back(std::move(before));  // the first baseline
+    assert(chain_.back() == before || chain_.size() == 1);
+    // Enough snapshots wait already: this write waits for the recorder (reads go on).
+    record_cv_.wait(lock, [&] { return stopping_ || chain_.size() <= kMaxUnrecorded; });
+    chain_.push_back(std::move(after));
   }
   record_cv_.notify_all();
+}
+
+void Service::record_step(const TenantViews& from, const TenantViews& to) {
+  try {
+    if (devices_->records_changes()) {
+      // `to` was served before it was queued, so the stamp comes after: a client that read an
+      // older snapshot before it finds these changes since its time.
+      if (record_changes(from, to)) publish_changes(to.version);
+    } else if (auto checked = devices_->check(); !checked) {
+      // Not known to be another server's to record: the database did not answer.
+      change_log_missed(to.version, checked.error().message);
+    }
+  } catch (const std::exception& e) {
+    (void)devices_->discard_changes();
+    change_log_missed(to.version, e.what());
+  }
 }
 
 void Service::record_loop() {
   std::unique_lock lock(record_mutex_);
   for (;;) {
-    record_cv_.wait(lock, [&] { return stopping_ || to_record_ != recorded_; });
-    if (to_record_ == recorded_) return;  // stopping, with nothing left to record
-    auto from = recorded_;
-    auto to = to_record_;
-    lock.unlock();
-    // `to` was served before it was queued, so the stamp comes after: a client that read an
-    // older snapshot before it finds these changes since its time.
-    if (devices_->records_changes() && record_changes(*from, *to)) publish_changes(to->version);
-    from.reset();
+    record_cv_.wait(lock, [&] { return stopping_ || chain_.size() >= 2; });
+    if (chain_.size() < 2) return;  // stopping, with nothing left to record
+    {
+      const auto from = chain_[0];
+      const auto to = chain_[1];
+      lock.unlock();
+      record_step(*from, *to);
+    }
     lock.lock();
-    recorded_ = std::move(to);
+    auto done = std::move(chain_.front());  // `to` is the baseline now
+    chain_.pop_front();
     record_cv_.notify_all();
+    lock.unlock();
+    done.reset();  // the snapshot it was, outside the lock; its memory back to the system
+    malloc_trim(0);
+    lock.lock();
   }
 }
 
-bool Service::recorded_through(std::int64_t version) const {
-  if (!recorded_) return true;  // nothing served since this process's first snapshot
-  if (recorded_->version != version) return recorded_->version > version;
-  // A snapshot of the same version still to record (a new catalog) is waited for too.
-  return to_record_ == recorded_ || to_record_->version != version;
+bool Service::recorded_through(std::uint64_t serial) const {
+  // Before a second snapshot, the only one served is the first: the log's baseline.
+  return chain_.empty() || chain_.front()->serial >= serial;
 }
 
-bool Service::changes_recorded(std::int64_t version) {
+bool Service::changes_recorded(std::uint64_t serial) {
   std::lock_guard lock(record_mutex_);
-  return recorded_through(version);
+  return recorded_through(serial);
 }
 
-bool Service::wait_changes_recorded(std::int64_t version, std::chrono::milliseconds timeout) {
+bool Service::wait_changes_recorded(std::uint64_t serial, std::chrono::milliseconds timeout) {
   std::unique_lock lock(record_mutex_);
-  return record_cv_.wait_for(lock, timeout, [&] { return recorded_through(version); });
+  return record_cv_.wait_for(lock, timeout, [&] { return recorded_through(serial); });
 }
 
 std::size_t TenantViews::devices() const {
@@ -186,7 +208,7 @@ Result<std::shared_ptr<const TenantViews>> Service::reload(
   // the change log is their difference from the new ones.
   auto previous = snapshot();
   if (!catalog && previous && previous->version == version) return previous;
-  std::shared_ptr<const TenantViews> fresh;
+  std::shared_ptr<TenantViews> fresh;
   if (previous && !catalog) {
     // What was written and removed since them: the other devices are neither read nor evaluated
     // again (docs/scaling.md, "Writes cost the batch").
@@ -228,6 +250,7 @@ Result<std::shared_ptr<const TenantViews>> Service::reload(
                   std::move(all->token), previous.get());
   }
   if (catalog) catalog_.store(std::move(catalog));
+  fresh->serial = ++serial_;
   views_.store(fresh);
   // Its changes from the last snapshot recorded go to the change log once this returns.
   if (previous) queue_changes(std::move(previous), fresh);
@@ -237,7 +260,7 @@ Result<std::shared_ptr<const TenantViews>> Service::reload(
   // (bench/soak.sh: +5% in 150 s at 2.7 writes/s with the heap in use flat; docs/security.md).
   // `kbgap serve` also fixes glibc's mmap and trim thresholds (serve_command.cpp).
   malloc_trim(0);
-  return fresh;
+  return std::shared_ptr<const TenantViews>(std::move(fresh));
 }
 
 bool Service::record_changes(const TenantViews& before, const TenantViews& after) {

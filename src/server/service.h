@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -37,6 +38,7 @@ struct CatalogStatus {
 struct TenantViews {
   std::int64_t version = 0;  // the store's fleet version
   std::string token;         // its token (DeviceStore::changed_since)
+  std::uint64_t serial = 0;  // this process's number of it: 1, 2, ... as they are served
   // The tenants that have devices. A tenant no write since `version` touched keeps the snapshot
   // it had (FleetView::version() is the version it was made at).
   std::map<std::string, std::shared_ptr<const FleetView>, std::less<>> views;
@@ -114,16 +116,14 @@ class Service {
     std::string missed_at;  // when changes last went unrecorded (ISO 8601 UTC), "" if never
   };
   ChangeLogStatus change_log_status() const;
-  // Whether the change log holds the changes of every snapshot up to fleet version `version`
-  // (or of every snapshot served so far): never waits.
-  bool changes_recorded(std::int64_t version);
-  // The fleet version of the snapshot served now (0 before the first).
-  std::int64_t served_version() const {
-    const auto current = snapshot();
-    return current ? current->version : 0;
-  }
+  // Whether the change log holds the changes of every snapshot up to the one numbered `serial`
+  // (TenantViews::serial), so that the log's next changes are from that one on: never waits.
+  bool changes_recorded(std::uint64_t serial);
   // Waits until it does, at most `timeout`; whether it does.
-  bool wait_changes_recorded(std::int64_t version, std::chrono::milliseconds timeout);
+  bool wait_changes_recorded(std::uint64_t serial, std::chrono::milliseconds timeout);
+  // At most this many snapshots wait for the recorder: a write that would make one more waits
+  // for it (their memory is bounded; every snapshot served is recorded, none is skipped).
+  static constexpr std::size_t kMaxUnrecorded = 3;
 
  private:
   // Called with reload_mutex_ held. With `catalog`, the snapshot is built on it even when the
@@ -153,14 +153,17 @@ class Service {
   // Hands the recorder a snapshot just served, and the one it replaced.
   void queue_changes(std::shared_ptr<const TenantViews> before,
                      std::shared_ptr<const TenantViews> after);
-  void record_loop();                                 // the recorder's thread
-  bool recorded_through(std::int64_t version) const;  // under record_mutex_
+  void record_loop();  // the recorder's thread
+  // Records the changes from one snapshot to the next; a failure is said and counted.
+  void record_step(const TenantViews& from, const TenantViews& to);
+  bool recorded_through(std::uint64_t serial) const;  // under record_mutex_
   std::mutex record_mutex_;
   std::condition_variable record_cv_;
-  // The last snapshot whose changes are recorded (the baseline), and the newest served: the
-  // recorder records the changes from the one to the other, whatever was served between (an
-  // export waits for them and then reads the newest snapshot, so none reads one in between).
-  std::shared_ptr<const TenantViews> recorded_, to_record_;
+  // The last snapshot whose changes are recorded (the baseline), then every snapshot served since,
+  // in order: the recorder records each one's changes from the one before it, so that whichever
+  // snapshot an export answers from, the log's changes go on from exactly that one.
+  std::deque<std::shared_ptr<const TenantViews>> chain_;
+  std::uint64_t serial_ = 0;  // of the last snapshot served (under reload_mutex_)
   bool stopping_ = false;
   std::thread recorder_;  // started by the constructor's body, joined by the destructor's
   void change_log_missed(std::int64_t version, const std::string& why);
