@@ -223,7 +223,7 @@ class CatalogSyncer {
           }
           evaluated = fmt::format(
               "; {} of the fleet's {} devices evaluated again (the others' products are "
-              "untouched), in {:.2f} s with the change log",
+              "untouched), in {:.2f} s (the change log is recorded after)",
               devices - kept, devices, took.count());
           publish_freshness(service_, *documents, true);
         }

@@ -412,6 +412,7 @@ struct Api::Context {
   std::shared_ptr<const FleetView> snapshot;  // the tenant's, for the routes that read the fleet
   bool count_only = false;                    // .../$count: the collection's number alone
   bool counted = false;                       // a collection answered it
+  std::string as_of;  // an export's: a time before its snapshot was taken (precise ISO 8601 UTC)
 };
 
 Response Api::route(const Request& request, Response& response, bool may_block) {
@@ -505,7 +506,7 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
 
   // Reads answer from the current fleet snapshot. On an I/O thread, a snapshot that must be
   // reloaded first sends the request to a worker, before anything is counted against it.
-  Context ctx{request, response, *target, may_block, {}, claims->tenant, {}, count_only};
+  Context ctx{request, response, *target, may_block, {}, claims->tenant, {}, count_only, false, {}};
   if (route->needs != Needs::kNothing) {
     auto current = service_.current_view(ctx.tenant);
     if (!current) return storage_fault(response, current.error());
@@ -515,11 +516,23 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
       return response;
     }
   }
-  // An export may wait for the change log: on a worker.
+  // An export answers from a snapshot whose changes are in the change log; one that must wait
+  // for them waits on a worker.
   const bool exports = route->group == Group::kExports || route->group == Group::kExportFiles;
-  if (exports && !may_block) {
-    response.status = 0;
-    return response;
+  bool recorded = false;
+  if (exports) {
+    ctx.as_of =
+        utc_time_precise(std::chrono::system_clock::now());  // before the snapshot: every later
+                                                             // change is stamped after
+    auto current = service_.current_views();
+    if (!current) return storage_fault(response, current.error());
+    recorded = *current && service_.changes_recorded((*current)->serial);
+    if (recorded) {
+      ctx.snapshot = (*current)->of(ctx.tenant);
+    } else if (!may_block) {
+      response.status = 0;
+      return response;
+    }
   }
 
   const Permission& permission = route->permission;
@@ -531,6 +544,19 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
                       "permissions ({}) to access the resource.",
                       permission.application));
     return response;
+  }
+  if (exports && !recorded) {
+    // Waited for before the call is counted: a client told to come back is not charged for it.
+    auto all = service_.views();
+    if (!all) return storage_fault(response, all.error());
+    if (!service_.wait_changes_recorded((*all)->serial, kChangeLogWait)) {
+      error(response, 503, "ServiceUnavailable",
+            "The delta export's change log is still being recorded after a large change; try "
+            "again shortly");
+      response.headers.emplace_back("Retry-After", "5");
+      return response;
+    }
+    ctx.snapshot = (*all)->of(ctx.tenant);
   }
   if (route->group != Group::kNone) {
     const auto& [limit, group] = rate_group(route->group);
@@ -546,19 +572,6 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
     return response;
   }
 
-  if (exports) {
-    // The snapshot served now, once its changes are in the log.
-    auto all = service_.views();
-    if (!all) return storage_fault(response, all.error());
-    if (!service_.wait_changes_recorded((*all)->serial, kChangeLogWait)) {
-      error(response, 503, "ServiceUnavailable",
-            "The delta export's change log is still being recorded after a large change; try "
-            "again shortly");
-      response.headers.emplace_back("Retry-After", "5");
-      return response;
-    }
-    ctx.snapshot = (*all)->of(ctx.tenant);
-  }
   const std::string scheme = request.scheme.empty() ? "http" : request.scheme;
   ctx.base = !options_.public_url.empty()
                  ? options_.public_url
@@ -1485,7 +1498,7 @@ void Api::export_files(Context& ctx) {
   held.kind = kind;
   held.view = ctx.snapshot;
   held.parts = std::max<std::size_t>(1, (rows + kExportPartRows - 1) / kExportPartRows);
-  held.generated = utc_now();
+  held.generated = ctx.as_of.substr(0, 19) + "Z";  // a whole second, not after the snapshot
   const std::string generated = held.generated;
   const std::int64_t expires = unix_now() + hours * 3600;
   json::array files;

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <tuple>
 
@@ -191,7 +192,7 @@ Result<DiffStats> diff_snapshots(
       failed = true;
     }
   };
-  auto diff_runs = [&] {
+  auto diff_runs_unguarded = [&] {
     std::vector<store::ChangeSet> pending;
     std::size_t held = 0;
     for (std::size_t r = next++; r + 1 < runs.size() && !failed; r = next++) {
@@ -217,9 +218,26 @@ Result<DiffStats> diff_snapshots(
     }
     if (!pending.empty()) flush(pending);
   };
+  // An exception on any thread (out of memory) is the diff's error, not the process's end.
+  auto diff_runs = [&] {
+    try {
+      diff_runs_unguarded();
+    } catch (const std::exception& e) {
+      std::lock_guard lock(sink_mutex);
+      if (!error)
+        error = Error{ErrorCode::kInternal, std::string("comparing the snapshots: ") + e.what()};
+      failed = true;
+    }
+  };
   std::vector<std::thread> pool;
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
-  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(diff_runs);
+  for (unsigned t = 1; t < threads; ++t) {
+    try {
+      pool.emplace_back(diff_runs);
+    } catch (const std::system_error&) {
+      break;  // no thread to be had: the ones there are do the work
+    }
+  }
   diff_runs();
   for (std::thread& t : pool) t.join();
   if (error) return *error;

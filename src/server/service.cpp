@@ -52,8 +52,11 @@ void Service::record_step(const TenantViews& from, const TenantViews& to) {
       change_log_missed(to.version, checked.error().message);
     }
   } catch (const std::exception& e) {
-    (void)devices_->discard_changes();
-    change_log_missed(to.version, e.what());
+    try {
+      (void)devices_->discard_changes();
+      change_log_missed(to.version, e.what());
+    } catch (...) {  // out of memory again: the count is all that can be kept
+    }
   }
 }
 
@@ -252,7 +255,8 @@ Result<std::shared_ptr<const TenantViews>> Service::reload(
   if (catalog) catalog_.store(std::move(catalog));
   fresh->serial = ++serial_;
   views_.store(fresh);
-  // Its changes from the last snapshot recorded go to the change log once this returns.
+  // Its changes from the one before go to the change log on the recorder's thread (this waits
+  // only when kMaxUnrecorded snapshots wait for it already).
   if (previous) queue_changes(std::move(previous), fresh);
   previous.reset();  // before the trim below: requests still on it keep it alive, not this
   // Give the memory the reload's temporaries used back to the system. Without this, glibc keeps
@@ -370,13 +374,19 @@ Result<std::shared_ptr<const FleetView>> Service::view(std::string_view tenant) 
   return (*all)->of(tenant);
 }
 
-Result<std::shared_ptr<const FleetView>> Service::current_view(std::string_view tenant) {
+Result<std::shared_ptr<const TenantViews>> Service::current_views() {
   auto version = devices_->version();
   if (!version) return version.error();
   if (auto current = snapshot(); current && (current->version == *version || writing_.load() > 0)) {
-    return current->of(tenant);  // during a write of this process: as views() says
+    return current;  // during a write of this process: as views() says
   }
-  return std::shared_ptr<const FleetView>();
+  return std::shared_ptr<const TenantViews>();
+}
+
+Result<std::shared_ptr<const FleetView>> Service::current_view(std::string_view tenant) {
+  auto current = current_views();
+  if (!current) return current.error();
+  return *current ? (*current)->of(tenant) : std::shared_ptr<const FleetView>();
 }
 
 Result<store::DeviceWrite> Service::put_devices(std::string_view tenant,

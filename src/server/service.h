@@ -73,6 +73,9 @@ class Service {
   Result<std::shared_ptr<const TenantViews>> views();
   // A tenant's snapshot at the store's current fleet version (blocking: may reload the fleet).
   Result<std::shared_ptr<const FleetView>> view(std::string_view tenant);
+  // Every tenant's snapshot when it is still the store's version, else null (a reload is due);
+  // never waits for a writer.
+  Result<std::shared_ptr<const TenantViews>> current_views();
   // The tenant's current snapshot when it is still the store's version, else null (a reload is
   // due); never waits for a writer.
   Result<std::shared_ptr<const FleetView>> current_view(std::string_view tenant);
@@ -145,9 +148,9 @@ class Service {
   void track_damaged(const store::DeviceChanges& changes);
   void report_damaged_rows(const std::vector<store::DamagedDevice>& damaged);
   // Records the changes from `before` to `after` in the change log (each tenant's in its own),
-  // unpublished (under reload_mutex_, before `after` is served), and publishes them once it is; a
-  // failure is logged, counted and remembered (a delta from before it is refused: it would miss
-  // them), and the snapshots are served all the same.
+  // unpublished, on the recorder's thread once `after` is served; publish_changes() then stamps
+  // them. A failure is logged, counted and remembered (a delta from before it is refused: it
+  // would miss them), and the snapshots are served all the same.
   bool record_changes(const TenantViews& before, const TenantViews& after);
   void publish_changes(std::int64_t version);
   // Hands the recorder a snapshot just served, and the one it replaced.
