@@ -44,12 +44,22 @@ void Service::queue_changes(std::shared_ptr<const TenantViews> before,
 void Service::record_step(const TenantViews& from, const TenantViews& to) {
   try {
     if (devices_->records_changes()) {
+      if (recording_for_another_) {
+        // The server that recorded is gone: what it had not recorded, and what changed between
+        // its snapshots and this server's, may be missing (docs/api.md, "The delta export").
+        recording_for_another_ = false;
+        change_log_missed(to.version,
+                          "this server took over recording the change log from another server; "
+                          "changes around the handover may be missing");
+      }
       // `to` was served before it was queued, so the stamp comes after: a client that read an
       // older snapshot before it finds these changes since its time.
       if (record_changes(from, to)) publish_changes(to.version);
     } else if (auto checked = devices_->check(); !checked) {
       // Not known to be another server's to record: the database did not answer.
       change_log_missed(to.version, checked.error().message);
+    } else {
+      recording_for_another_ = true;
     }
   } catch (const std::exception& e) {
     try {

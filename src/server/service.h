@@ -166,7 +166,8 @@ class Service {
   // in order: the recorder records each one's changes from the one before it, so that whichever
   // snapshot an export answers from, the log's changes go on from exactly that one.
   std::deque<std::shared_ptr<const TenantViews>> chain_;
-  std::uint64_t serial_ = 0;  // of the last snapshot served (under reload_mutex_)
+  std::uint64_t serial_ = 0;            // of the last snapshot served (under reload_mutex_)
+  bool recording_for_another_ = false;  // another server records (the recorder's thread only)
   bool stopping_ = false;
   std::thread recorder_;  // started by the constructor's body, joined by the destructor's
   void change_log_missed(std::int64_t version, const std::string& why);
