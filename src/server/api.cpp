@@ -505,31 +505,20 @@ Response Api::route(const Request& request, Response& response, bool may_block) 
   }
 
   // Reads answer from the current fleet snapshot. On an I/O thread, a snapshot that must be
-  // reloaded first sends the request to a worker, before anything is counted against it.
+  // reloaded first sends the request to a worker, before anything is counted against it. An
+  // export answers from a snapshot whose changes are in the change log (one that must wait for
+  // them waits on a worker), and its time is taken before that snapshot, so that every later
+  // change is stamped after it.
   Context ctx{request, response, *target, may_block, {}, claims->tenant, {}, count_only, false, {}};
-  if (route->needs != Needs::kNothing) {
-    auto current = service_.current_view(ctx.tenant);
-    if (!current) return storage_fault(response, current.error());
-    ctx.snapshot = *current;
-    if (!ctx.snapshot && !may_block) {
-      response.status = 0;
-      return response;
-    }
-  }
-  // An export answers from a snapshot whose changes are in the change log; one that must wait
-  // for them waits on a worker.
   const bool exports = route->group == Group::kExports || route->group == Group::kExportFiles;
-  bool recorded = false;
-  if (exports) {
-    ctx.as_of =
-        utc_time_precise(std::chrono::system_clock::now());  // before the snapshot: every later
-                                                             // change is stamped after
+  if (exports) ctx.as_of = utc_time_precise(std::chrono::system_clock::now());
+  bool recorded = false;  // the snapshot taken here is current (and, for an export, recorded)
+  if (route->needs != Needs::kNothing) {
     auto current = service_.current_views();
     if (!current) return storage_fault(response, current.error());
-    recorded = *current && service_.changes_recorded((*current)->serial);
-    if (recorded) {
-      ctx.snapshot = (*current)->of(ctx.tenant);
-    } else if (!may_block) {
+    recorded = *current && (!exports || service_.changes_recorded((*current)->serial));
+    if (recorded) ctx.snapshot = (*current)->of(ctx.tenant);
+    if (!ctx.snapshot && !may_block) {
       response.status = 0;
       return response;
     }

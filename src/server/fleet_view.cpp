@@ -92,6 +92,8 @@ std::shared_ptr<const FleetView> FleetView::apply(const FleetView& previous,
                                                   const std::vector<std::string>& removed,
                                                   std::int64_t version, unsigned threads,
                                                   std::string token) {
+  // One merge of three lists in id order: the previous snapshot's devices, the written ones
+  // (replacing theirs) and the removed ids (dropping theirs).
   const DeviceList& old = previous.devices();
   DeviceList merged;
   merged.items().reserve(old.size() + written.size());
@@ -236,8 +238,7 @@ void FleetView::index_names(const FleetView* previous,
       if (now[e.device] != engine::Fleet::Reuse::kNone) kept.push_back({e.hash, now[e.device]});
     }
     for (std::uint32_t i = 0; i < devices_.size(); ++i) {
-      const std::uint32_t o =
-          i < previous_device.size() ? previous_device[i] : engine::Fleet::Reuse::kNone;
+      const std::uint32_t o = previous_device[i];  // one for each device, given a previous
       if (o == engine::Fleet::Reuse::kNone || now[o] != i) {
         fresh.push_back({name_hash(devices_[i].computer_dns_name), i});
       }

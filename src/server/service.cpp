@@ -32,8 +32,11 @@ void Service::queue_changes(std::shared_ptr<const TenantViews> before,
                             std::shared_ptr<const TenantViews> after) {
   {
     std::unique_lock lock(record_mutex_);
-    if (chain_.empty()) chain_.push_back(std::move(before));  // the first baseline
-    assert(chain_.back() == before || chain_.size() == 1);
+    if (chain_.empty()) {
+      chain_.push_back(std::move(before));  // the first baseline
+    } else {
+      assert(chain_.back() == before);  // reloads are serialized: each queues what it replaced
+    }
     // Enough snapshots wait already: this write waits for the recorder (reads go on).
     record_cv_.wait(lock, [&] { return stopping_ || chain_.size() <= kMaxUnrecorded; });
     chain_.push_back(std::move(after));

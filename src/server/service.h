@@ -95,7 +95,7 @@ class Service {
   bool ready();
 
   // The delta export's change log (change_log.h): once a snapshot is served, a thread of the
-  // service's own records its changes from the last snapshot recorded, and publishes (stamps)
+  // service's own records its changes from the snapshot served before it, and publishes (stamps)
   // them, so that a client that read an older snapshot at T finds them since T. The write that
   // made the snapshot is answered without waiting for this (docs/scaling.md, "Writes cost the
   // batch"); the exports wait instead (wait_changes_recorded). Kept for kKeepChanges; the first
