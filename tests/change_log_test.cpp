@@ -182,7 +182,12 @@ std::shared_ptr<const FleetView> next_snapshot(const FleetView& previous,
     EXPECT_EQ(next->result().missing_count(d), fresh->result().missing_count(d));
     EXPECT_EQ(next->software_of(d), fresh->software_of(d));
   }
-  if (reused) *reused = next->result().reused_devices();
+  // Not evaluated again: on the same catalog, a device whose state was carried; on another, one
+  // whose answer was taken from the snapshot before.
+  if (reused) {
+    *reused = &previous.catalog() == catalog.get() ? next->build_stats().devices_carried
+                                                   : next->result().reused_devices();
+  }
   return next;
 }
 

@@ -196,24 +196,13 @@ std::uint32_t Fleet::add(const inventory::Device& device) {
   return static_cast<std::uint32_t>(devices_.size() - 1);
 }
 
-std::uint32_t Fleet::add_from(const Fleet& from, std::uint32_t device,
-                              std::vector<std::uint32_t>& kinds) {
-  assert(from.catalog_ == catalog_);
-  if (kinds.empty()) kinds.assign(from.kinds_.size(), kNoKind);
-  Entry entry = from.devices_[device];
-  std::uint32_t& kind = kinds[entry.kind];
-  if (kind == kNoKind) {
-    const ProfileKey& key = from.kinds_[entry.kind];
-    auto [it, inserted] = kind_of_key_.try_emplace(key, static_cast<std::uint32_t>(kinds_.size()));
-    if (inserted) kinds_.push_back(key);
-    kind = it->second;
+Fleet::Fleet(const FleetResult& previous) : catalog_(previous.catalog_) {
+  for (const auto& profile : previous.profiles_) {
+    ProfileKey key = profile->key();
+    key.as_of_day = 0;
+    kind_of_key_.try_emplace(key, static_cast<std::uint32_t>(kinds_.size()));
+    kinds_.push_back(std::move(key));
   }
-  entry.kind = kind;
-  const auto installed = from.installed_of(device);
-  installed_.insert(installed_.end(), installed.begin(), installed.end());
-  installed_begin_.push_back(static_cast<std::uint32_t>(installed_.size()));
-  devices_.push_back(entry);
-  return static_cast<std::uint32_t>(devices_.size() - 1);
 }
 
 // One thread's work on the device states that fall to it (by their hash): each state's
@@ -278,7 +267,7 @@ class Fleet::StateWork {
         line_key.kbs.push_back(line[j].second);
       }
       state.replaced.push_back(component);
-      state.missing -= out_.base_[state.kind][component].picks.size();
+      state.missing -= (*out_.base_[state.kind])[component].picks.size();
       answer_component(profile, state, component, std::move(key), std::move(line_key));
     }
     return state;
@@ -294,7 +283,7 @@ class Fleet::StateWork {
   std::optional<FleetResult::State> reuse(std::size_t d) {
     if (!reuse_ || reuse_->previous_device[d] == Reuse::kNone) return std::nullopt;
     const FleetResult& previous = *reuse_->previous;
-    const FleetResult::State& old = previous.states_[previous.state_of(reuse_->previous_device[d])];
+    const FleetResult::State& old = *previous.states_[previous.state_of(reuse_->previous_device[d])];
     const std::uint32_t kind = fleet_.devices_[d].kind;
     auto [known, inserted] = kinds_alike_.try_emplace({old.kind, kind}, false);
     if (inserted) {
@@ -412,23 +401,27 @@ class Fleet::StateWork {
 };
 
 void Fleet::build_profiles(FleetResult& out, int as_of_day, unsigned threads) const {
-  const std::size_t kinds = kinds_.size();
+  const std::size_t first = out.profiles_.size(), kinds = kinds_.size();
+  out.as_of_day_ = as_of_day;
+  if (first == kinds) return;
   out.profiles_.resize(kinds);
   out.base_.resize(kinds);
-  out.base_missing_.assign(kinds, 0);
-  std::atomic<std::size_t> next{0};
+  out.base_missing_.resize(kinds, 0);
+  std::atomic<std::size_t> next{first};
   run_on(threads, [&](unsigned) {
     Scratch scratch(*catalog_);
     KbMarks none(catalog_->kbs().size());
     for (std::size_t k; (k = next.fetch_add(1)) < kinds;) {
       ProfileKey key = kinds_[k];
       key.as_of_day = as_of_day;
-      out.profiles_[k] = std::make_unique<Profile>(Profile::build(*catalog_, std::move(key)));
-      const Profile& profile = *out.profiles_[k];
-      for (std::uint32_t c = 0; c < profile.component_count(); ++c) {
-        out.base_[k].push_back(profile.evaluate_component(c, none, scratch, false));
-        out.base_missing_[k] += out.base_[k].back().picks.size();
+      auto profile = std::make_shared<const Profile>(Profile::build(*catalog_, std::move(key)));
+      std::vector<ComponentResult> base;
+      for (std::uint32_t c = 0; c < profile->component_count(); ++c) {
+        base.push_back(profile->evaluate_component(c, none, scratch, false));
+        out.base_missing_[k] += base.back().picks.size();
       }
+      out.profiles_[k] = std::move(profile);
+      out.base_[k] = std::make_shared<const std::vector<ComponentResult>>(std::move(base));
     }
   });
 }
@@ -456,12 +449,9 @@ bool Fleet::same_state(std::size_t a, std::size_t b) const {
          std::equal(ia.begin(), ia.end(), ib.begin(), ib.end());
 }
 
-FleetResult Fleet::evaluate(const Options& options) const {
-  const unsigned threads = thread_count(options.threads);
-  FleetResult out;
-  out.catalog_ = catalog_;
-  build_profiles(out, day_number(options.as_of), threads);
-
+std::vector<std::uint32_t> Fleet::evaluate_states(FleetResult& out, const Options& options,
+                                                  unsigned threads) const {
+  FleetResult::Block& block = *out.blocks_.back();
   // Devices in the same state (kind, revision, installed KBs) share one evaluation. Each thread
   // takes the devices whose state hash falls to it, so no two threads share a state.
   const std::size_t count = devices_.size();
@@ -471,7 +461,7 @@ FleetResult Fleet::evaluate(const Options& options) const {
   if (options.reuse) renumbering.emplace(*options.reuse->previous_catalog, *catalog_);
   std::vector<std::vector<FleetResult::State>> states(threads);
   std::atomic<std::size_t> reused{0};
-  out.state_of_device_.assign(count, 0);
+  std::vector<std::uint32_t> state_of_device(count, 0);
   run_on(threads, [&](unsigned t) {
     struct DeviceHash {
       const std::vector<std::uint64_t>* hash;
@@ -489,7 +479,7 @@ FleetResult Fleet::evaluate(const Options& options) const {
       if (hash[d] % threads != t) continue;
       auto [it, inserted] = state_of.try_emplace(static_cast<std::uint32_t>(d),
                                                  static_cast<std::uint32_t>(states[t].size()));
-      out.state_of_device_[d] = it->second;
+      state_of_device[d] = it->second;
       if (inserted) states[t].push_back(work.evaluate(d));
     }
     reused += work.reused();
@@ -500,47 +490,146 @@ FleetResult Fleet::evaluate(const Options& options) const {
   for (unsigned t = 0; t < threads; ++t) {
     offset[t + 1] = offset[t] + static_cast<std::uint32_t>(states[t].size());
   }
-  for (std::size_t d = 0; d < count; ++d) out.state_of_device_[d] += offset[hash[d] % threads];
-  out.states_.reserve(offset[threads]);
+  for (std::size_t d = 0; d < count; ++d) state_of_device[d] += offset[hash[d] % threads];
+  block.states.reserve(offset[threads]);
   for (auto& per_thread : states) {
-    for (auto& s : per_thread) out.states_.push_back(std::move(s));
+    for (auto& s : per_thread) block.states.push_back(std::move(s));
   }
-  out.component_evaluations_ =
+  out.component_evaluations_ +=
       caches.components.made() + caches.pieces.made() + caches.residuals.made();
-  for (const auto& base : out.base_) out.component_evaluations_ += base.size();
-  caches.components.move_into(out.results_);
-  caches.pieces.move_into(out.results_);
-  caches.residuals.move_into(out.residuals_);
-  if (renumbering) renumbering->move_into(out.results_);
-  out.reused_states_ = reused.load();
-  if (options.progress) options.progress(count, count);
+  caches.components.move_into(block.results);
+  caches.pieces.move_into(block.results);
+  caches.residuals.move_into(block.residuals);
+  if (renumbering) renumbering->move_into(block.results);
+  out.reused_states_ += reused.load();
+  return state_of_device;
+}
+
+FleetResult Fleet::evaluate(const Options& options) const {
+  const unsigned threads = thread_count(options.threads);
+  FleetResult out;
+  out.catalog_ = catalog_;
+  build_profiles(out, day_number(options.as_of), threads);
+  for (const auto& base : out.base_) out.component_evaluations_ += base->size();
+  auto block = std::make_shared<FleetResult::Block>();
+  out.blocks_.push_back(block);
+  out.state_of_device_ = evaluate_states(out, options, threads);
+  for (const FleetResult::State& s : block->states) out.states_.push_back(&s);
+  if (options.progress) options.progress(devices_.size(), devices_.size());
   return out;
 }
+
+FleetResult Fleet::evaluate_onto(const FleetResult& previous, std::span<const std::uint32_t> origin,
+                                 const Options& options) const {
+  assert(previous.catalog_ == catalog_ && previous.as_of_day_ == day_number(options.as_of));
+  const unsigned threads = thread_count(options.threads);
+  FleetResult out;
+  out.catalog_ = catalog_;
+  out.profiles_ = previous.profiles_;
+  out.base_ = previous.base_;
+  out.base_missing_ = previous.base_missing_;
+  build_profiles(out, previous.as_of_day_, threads);  // the kinds this fleet added
+  for (std::size_t k = previous.profiles_.size(); k < out.base_.size(); ++k) {
+    out.component_evaluations_ += out.base_[k]->size();
+  }
+  auto block = std::make_shared<FleetResult::Block>();
+  out.blocks_ = previous.blocks_;
+  out.blocks_.push_back(block);
+  Options batch;
+  batch.threads = threads;
+  const std::vector<std::uint32_t> batch_state = evaluate_states(out, batch, threads);
+  out.states_.reserve(previous.states_.size() + block->states.size());
+  out.states_.insert(out.states_.end(), previous.states_.begin(), previous.states_.end());
+  for (const FleetResult::State& s : block->states) out.states_.push_back(&s);
+  const auto offset = static_cast<std::uint32_t>(previous.states_.size());
+  out.carried_states_ = offset;
+  out.previous_states_ = offset;
+  out.state_of_device_.resize(origin.size());
+  std::vector<char> held(out.states_.size(), 0);
+  std::size_t live = 0;
+  for (std::size_t d = 0; d < origin.size(); ++d) {
+    const std::uint32_t o = origin[d];
+    const std::uint32_t s = (o & kFromBatch) != 0 ? offset + batch_state[o & ~kFromBatch]
+                                                  : previous.state_of_device_[o];
+    out.state_of_device_[d] = s;
+    if (!held[s]) {
+      held[s] = 1;
+      ++live;
+    }
+  }
+  // States no device holds (those of devices written or removed since) are kept while they are
+  // fewer than those held, so that a write costs its batch; then dropped all at once (a write
+  // in so many costs the fleet's states once: a copy, never an evaluation).
+  if (out.states_.size() - live > live) out.compact();
+  return out;
+}
+
+void FleetResult::compact() {
+  constexpr std::uint32_t kNone = kNoState;
+  auto block = std::make_shared<Block>();
+  std::vector<std::uint32_t>& renumbered = renumbered_;
+  renumbered.assign(states_.size(), kNone);
+  std::unordered_map<const ComponentResult*, const ComponentResult*> copied;
+  for (std::uint32_t& s : state_of_device_) {
+    std::uint32_t& now = renumbered[s];
+    if (now == kNone) {
+      now = static_cast<std::uint32_t>(block->states.size());
+      State state = *states_[s];
+      for (const ComponentResult*& piece : state.pieces) {
+        auto [it, inserted] = copied.try_emplace(piece, nullptr);
+        if (inserted) {
+          block->results.push_back(std::make_unique<ComponentResult>(*piece));
+          it->second = block->results.back().get();
+        }
+        piece = it->second;
+      }
+      block->states.push_back(std::move(state));
+    }
+    s = now;
+  }
+  states_.clear();
+  for (const State& s : block->states) states_.push_back(&s);
+  blocks_.assign(1, std::move(block));
+  carried_states_ = 0;
+}
+
+bool FleetResult::state_has_open_cve(std::uint32_t state, CveIndex cve) const {
+  for (const ComponentResult* r : state_results(state)) {
+    for (const Pick& pick : r->picks) {
+      for (std::uint32_t pair : pick.pairs) {
+        if (r->open[pair].cve == cve) return true;
+      }
+    }
+  }
+  return false;
+}
+
 
 std::size_t FleetResult::reused_devices() const {
   return static_cast<std::size_t>(
       std::count_if(state_of_device_.begin(), state_of_device_.end(),
-                    [&](std::uint32_t s) { return states_[s].reused; }));
+                    [&](std::uint32_t s) { return states_[s]->reused; }));
 }
 
 std::size_t FleetResult::missing_count(std::uint32_t device) const {
-  return states_[state_of_device_[device]].missing;
+  return states_[state_of_device_[device]]->missing;
 }
 
 std::optional<int> FleetResult::revision(std::uint32_t device) const {
-  return states_[state_of_device_[device]].revision;
+  return states_[state_of_device_[device]]->revision;
 }
 
 const std::vector<ProductIndex>& FleetResult::state_products(std::uint32_t state) const {
-  return profiles_[states_[state].kind]->products();
+  return profiles_[states_[state]->kind]->products();
 }
 
 std::vector<const ComponentResult*> FleetResult::state_results(std::uint32_t state_number) const {
-  const State& state = states_[state_number];
+  const State& state = *states_[state_number];
   std::vector<const ComponentResult*> results;
-  for (std::uint32_t c = 0; c < base_[state.kind].size(); ++c) {
+  const std::vector<ComponentResult>& base = *base_[state.kind];
+  for (std::uint32_t c = 0; c < base.size(); ++c) {
     if (!std::binary_search(state.replaced.begin(), state.replaced.end(), c)) {
-      results.push_back(&base_[state.kind][c]);
+      results.push_back(&base[c]);
     }
   }
   results.insert(results.end(), state.pieces.begin(), state.pieces.end());
@@ -548,7 +637,7 @@ std::vector<const ComponentResult*> FleetResult::state_results(std::uint32_t sta
 }
 
 Evaluation FleetResult::state_evaluation(std::uint32_t state_number) const {
-  const State& state = states_[state_number];
+  const State& state = *states_[state_number];
   const Profile& profile = *profiles_[state.kind];
   Evaluation ev;
   for (ProductIndex p : profile.products()) ev.products.push_back(catalog_->products()[p].name);

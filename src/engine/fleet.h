@@ -26,16 +26,12 @@ class FleetResult;
 class Fleet {
  public:
   explicit Fleet(const CatalogIndex& catalog) : catalog_(&catalog) {}
+  // An empty fleet whose kinds of device are `previous`'s, numbered as there (new kinds follow):
+  // its devices are evaluated onto `previous` (evaluate_onto()). On `previous`'s catalog.
+  explicit Fleet(const FleetResult& previous);
 
   // Adds a device; returns its number in the fleet (0, 1, ...).
   std::uint32_t add(const inventory::Device& device);
-  // Adds device `device` of `from`, a fleet on the same catalog, as add() did there: for a device
-  // whose inventory is evaluated alike, without reading it again (docs/scaling.md, "Writes cost
-  // the batch"). `kinds` is the caller's, by `from`'s kind: ours, or kNoKind; pass an empty one
-  // the first time and the same one for every device of `from`.
-  static constexpr std::uint32_t kNoKind = 0xffffffffu;
-  std::uint32_t add_from(const Fleet& from, std::uint32_t device,
-                         std::vector<std::uint32_t>& kinds);
   std::size_t size() const { return devices_.size(); }
   std::size_t kind_count() const { return kinds_.size(); }
 
@@ -62,11 +58,26 @@ class Fleet {
   };
   FleetResult evaluate(const Options& options) const;
 
+  // `previous` brought up to date (docs/scaling.md, "Writes cost the batch"): a result for a
+  // fleet of origin.size() devices, each either one of previous's, whose state it keeps under the
+  // same number (origin[d] = its number there), or one of this fleet's, evaluated now
+  // (kFromBatch | its number here). This fleet must have been made from `previous`, and
+  // `options` must name previous's as_of (reuse is not read). States no device holds any more
+  // are dropped once they outnumber those held (FleetResult::carried_states() is then 0).
+  static constexpr std::uint32_t kFromBatch = 0x80000000u;
+  FleetResult evaluate_onto(const FleetResult& previous, std::span<const std::uint32_t> origin,
+                            const Options& options) const;
+
  private:
   friend class FleetResult;
   class StateWork;  // one thread's evaluation of device states (fleet.cpp)
-  // Each kind's profile and its components' answers when nothing is satisfied.
+  // The profile of each kind `out` has none for yet, and its components' answers when nothing
+  // is satisfied.
   void build_profiles(FleetResult& out, int as_of_day, unsigned threads) const;
+  // The states of this fleet's devices, into `out`'s last block: returns each device's state,
+  // numbered in that block.
+  std::vector<std::uint32_t> evaluate_states(FleetResult& out, const Options& options,
+                                             unsigned threads) const;
   // The devices a state is made of: one hash per device (kind, revision, installed KBs).
   std::vector<std::uint64_t> state_hashes(unsigned threads) const;
   std::span<const KbIndex> installed_of(std::size_t device) const {
@@ -101,6 +112,23 @@ class FleetResult {
   // in them.
   std::size_t reused_states() const { return reused_states_; }
   std::size_t reused_devices() const;
+  // Of the states, those that are the result's evaluate_onto() brought up to date, under the
+  // same numbers (the first ones): 0 for a result made otherwise, or whose states were renumbered
+  // to drop those no device held.
+  std::size_t carried_states() const { return carried_states_; }
+  // For a result evaluate_onto() made: the number here of state `s` of the result it brought up
+  // to date, or kNoState when no device holds it any more and it was dropped. kNoState for a
+  // result made otherwise.
+  static constexpr std::uint32_t kNoState = 0xffffffffu;
+  std::uint32_t state_now(std::uint32_t s) const {
+    if (s >= previous_states_) return kNoState;
+    return renumbered_.empty() ? s : renumbered_[s];
+  }
+  std::size_t kind_count() const { return profiles_.size(); }
+  std::uint32_t state_kind(std::uint32_t state) const { return states_[state]->kind; }
+  const std::vector<ProductIndex>& kind_products(std::uint32_t kind) const {
+    return profiles_[kind]->products();
+  }
   std::size_t missing_count(std::uint32_t device) const;
   std::optional<int> revision(std::uint32_t device) const;
   // The catalog products the device runs (its OS first, then the OS's components).
@@ -134,8 +162,10 @@ class FleetResult {
   const std::vector<ProductIndex>& state_products(std::uint32_t state) const;
   // The profile the state was evaluated under (its products, line and path).
   const ProfileKey& state_key(std::uint32_t state) const {
-    return profiles_[states_[state].kind]->key();
+    return profiles_[states_[state]->kind]->key();
   }
+  // Is `cve` among the state's open CVEs (those of its picks)? Without building a list.
+  bool state_has_open_cve(std::uint32_t state, CveIndex cve) const;
 
  private:
   friend class Fleet;
@@ -152,16 +182,31 @@ class FleetResult {
     std::size_t missing = 0;
     bool reused = false;  // taken from Options::reuse
   };
+  // What one evaluation made: its states and the answers they point into. Results brought up to
+  // date from this one share it; it does not change once made.
+  struct Block {
+    std::vector<State> states;
+    std::vector<std::unique_ptr<ComponentResult>> results;
+    std::vector<std::unique_ptr<Residual>> residuals;
+  };
+  // The states renumbered in order of first use by the devices, those no device holds dropped,
+  // into one block of their own (with copies of the answers they point into).
+  void compact();
+
   const CatalogIndex* catalog_ = nullptr;
-  std::vector<std::unique_ptr<Profile>> profiles_;  // by kind
-  std::vector<std::vector<ComponentResult>> base_;  // by kind, component: nothing satisfied
-  std::vector<std::size_t> base_missing_;           // by kind
-  std::vector<std::unique_ptr<ComponentResult>> results_;
-  std::vector<std::unique_ptr<Residual>> residuals_;
-  std::vector<State> states_;
+  int as_of_day_ = 0;
+  std::vector<std::shared_ptr<const Profile>> profiles_;  // by kind
+  // By kind, component: the answer when nothing is satisfied.
+  std::vector<std::shared_ptr<const std::vector<ComponentResult>>> base_;
+  std::vector<std::size_t> base_missing_;  // by kind
+  std::vector<std::shared_ptr<Block>> blocks_;
+  std::vector<const State*> states_;  // into blocks_
   std::vector<std::uint32_t> state_of_device_;
   std::size_t component_evaluations_ = 0;
   std::size_t reused_states_ = 0;
+  std::size_t carried_states_ = 0;
+  std::size_t previous_states_ = 0;          // evaluate_onto()'s previous result's
+  std::vector<std::uint32_t> renumbered_;  // by state before compact(): its number after
 };
 
 }  // namespace kbgap::engine

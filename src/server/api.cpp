@@ -1137,7 +1137,7 @@ void Api::machine_vulnerabilities(Context& ctx) {
   auto i = machine(ctx);
   if (!i) return;
   const FleetView& view = *ctx.snapshot;
-  cve_collection(ctx, view.state_facts(*i).open_cves);
+  cve_collection(ctx, view.open_cves(*i));
 }
 
 // Vulnerabilities: these CVEs, each with the devices it is open on.
@@ -1189,9 +1189,13 @@ void Api::vulnerability_machines(Context& ctx) {
   if (!c) return;
   const FleetView& view = *ctx.snapshot;
   // The devices in order, those on which the CVE is open.
+  // Asked once per state: most devices share one with others.
+  std::unordered_map<std::uint32_t, bool> open_in;
   machine_references(ctx, view.facts().devices_of_cve[*c], [&](std::uint32_t d) {
-    const auto& open = view.state_facts(d).open_cves;
-    return std::binary_search(open.begin(), open.end(), *c);
+    const std::uint32_t state = view.result().state_of(d);
+    auto [it, inserted] = open_in.try_emplace(state, false);
+    if (inserted) it->second = view.cve_open_on(d, *c);
+    return it->second;
   });
 }
 
@@ -1848,7 +1852,7 @@ void Api::recommendations(Context& ctx) {
   std::vector<const std::pair<const std::string, FleetFacts::Software>*> list;
   for (const auto& entry : view.facts().software) {
     if (entry.second.cves.empty()) continue;
-    if (device && !view.state_facts(*device).exposed_by(entry.first)) continue;
+    if (device && !view.exposed_by(*device, entry.first)) continue;
     list.push_back(&entry);
   }
   collection(
@@ -1875,7 +1879,7 @@ void Api::recommendation_machines(Context& ctx) {
   const FleetView& view = *ctx.snapshot;
   const std::string& name = r->first;
   machine_references(ctx, r->second.exposed,
-                     [&](std::uint32_t d) { return view.state_facts(d).exposed_by(name); });
+                     [&](std::uint32_t d) { return view.exposed_by(d, name); });
 }
 
 void Api::recommendation_vulnerabilities(Context& ctx) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <cassert>
+#include <deque>
 #include <set>
 #include <tuple>
 
@@ -16,15 +17,6 @@ namespace {
 // Renderings kept per snapshot: enough for every state a busy page touches, bounded so that
 // reading every device's answer once cannot hold them all (a state's answer is some KiB).
 constexpr std::size_t kMaxCachedStates = 4096;
-
-// Adds sorted, distinct values to a sorted, distinct list (most states add what is there).
-void merge_into(std::vector<engine::CveIndex>& list, const std::vector<engine::CveIndex>& more) {
-  if (std::includes(list.begin(), list.end(), more.begin(), more.end())) return;
-  std::vector<engine::CveIndex> merged;
-  merged.reserve(list.size() + more.size());
-  std::set_union(list.begin(), list.end(), more.begin(), more.end(), std::back_inserter(merged));
-  list = std::move(merged);
-}
 
 // Is device a (at a) a better owner of its computer name than device b?
 bool owns_name_before(const inventory::Device& a, const inventory::Device& b) {
@@ -167,34 +159,40 @@ std::shared_ptr<FleetView> FleetView::make(std::shared_ptr<const engine::Catalog
     }
     options.reuse = &reuse;
   }
-  // A device evaluated alike in the snapshot before, on the same catalog, is taken as that
-  // snapshot's fleet holds it: its KBs are not looked up in the catalog again.
-  const engine::Fleet* same =
-      previous && &previous->catalog() == view->catalog_.get() ? previous->fleet_.get() : nullptr;
-  auto fleet = std::make_shared<engine::Fleet>(*view->catalog_);
-  std::vector<std::uint32_t> kinds;  // add_from()'s
-  for (std::uint32_t i = 0; i < view->devices_.size(); ++i) {
-    if (same && reuse.previous_device[i] != engine::Fleet::Reuse::kNone) {
-      fleet->add_from(*same, reuse.previous_device[i], kinds);
-      ++view->stats_.entries_copied;
-    } else {
-      fleet->add(view->devices_[i]);
+  const bool onto = previous && &previous->catalog() == view->catalog_.get();
+  if (onto) {
+    // On the same catalog, the snapshot before's result brought up to date: a device evaluated
+    // alike there keeps its state, and only the others are read and evaluated.
+    engine::Fleet batch(previous->result());
+    std::vector<std::uint32_t> origin(view->devices_.size());
+    for (std::uint32_t i = 0; i < view->devices_.size(); ++i) {
+      if (reuse.previous_device[i] != engine::Fleet::Reuse::kNone) {
+        origin[i] = reuse.previous_device[i];
+        ++view->stats_.devices_carried;
+      } else {
+        origin[i] = engine::Fleet::kFromBatch | batch.add(view->devices_[i]);
+      }
     }
+    view->result_ = std::make_unique<engine::FleetResult>(
+        batch.evaluate_onto(previous->result(), origin, options));
+  } else {
+    engine::Fleet fleet(*view->catalog_);
+    for (std::uint32_t i = 0; i < view->devices_.size(); ++i) fleet.add(view->devices_[i]);
+    view->result_ = std::make_unique<engine::FleetResult>(fleet.evaluate(options));
   }
   view->index_names(previous, reuse.previous_device);
-  view->result_ = std::make_unique<engine::FleetResult>(fleet->evaluate(options));
-  view->fleet_ = std::move(fleet);
-  // The products each state runs are its profile's: named once more as productsNames names.
-  view->software_of_state_.resize(view->result_->distinct_states());
-  for (std::uint32_t s = 0; s < view->software_of_state_.size(); ++s) {
-    std::vector<std::string>& software = view->software_of_state_[s];
-    for (engine::ProductIndex p : view->result_->state_products(s)) {
+  // The products each kind runs, named once more as productsNames names.
+  view->software_of_kind_.resize(view->result_->kind_count());
+  for (std::uint32_t k = 0; k < view->software_of_kind_.size(); ++k) {
+    std::vector<std::string>& software = view->software_of_kind_[k];
+    for (engine::ProductIndex p : view->result_->kind_products(k)) {
       const std::string& name = view->catalog_->products()[p].snake_name;
       if (std::find(software.begin(), software.end(), name) == software.end()) {
         software.push_back(name);
       }
     }
   }
+  if (onto) view->update_facts(*previous, reuse.previous_device);
   return view;
 }
 
@@ -331,140 +329,277 @@ std::shared_ptr<const std::string> FleetView::missing_kbs_value(std::uint32_t de
   });
 }
 
-const FleetFacts& FleetView::facts() const {
-  std::call_once(facts_once_, [&] {
-    const engine::CatalogIndex& catalog = *catalog_;
-    const engine::FleetResult& result = *result_;
-    std::vector<std::uint32_t> devices_in(result.distinct_states(), 0);
-    for (std::uint32_t d = 0; d < devices_.size(); ++d) ++devices_in[result.state_of(d)];
-    facts_.states.resize(result.distinct_states());
-    facts_.devices_of_cve.assign(catalog.cves().size(), 0);
-    engine::IndexedVector<engine::CveIndex, int> severity(catalog.cves().size());
+namespace {
+
+// Adds n to the counts of `cves` (sorted, distinct); a count that comes to 0 is dropped.
+void add_counts(FleetFacts::CveCounts& counts, const std::vector<engine::CveIndex>& cves,
+                std::int64_t n) {
+  FleetFacts::CveCounts merged;
+  merged.reserve(counts.size() + cves.size());
+  auto it = counts.begin();
+  for (engine::CveIndex c : cves) {
+    for (; it != counts.end() && it->first < c; ++it) merged.push_back(*it);
+    std::int64_t count = n;
+    if (it != counts.end() && it->first == c) count += (it++)->second;
+    if (count != 0) merged.emplace_back(c, count);
+  }
+  merged.insert(merged.end(), it, counts.end());
+  counts = std::move(merged);
+}
+
+std::vector<engine::CveIndex> cves_of(const FleetFacts::CveCounts& counts) {
+  std::vector<engine::CveIndex> out;
+  out.reserve(counts.size());
+  for (const auto& [c, n] : counts) out.push_back(c);
+  return out;
+}
+
+// Adds devices, in their states, to fleet facts (or takes them away). A state's answer is made
+// of parts (a component's answer) that many states share: what a part contributes is worked out
+// once, and added for all the devices of the states holding it at the end (finish()).
+class FactsWork {
+ public:
+  FactsWork(const engine::CatalogIndex& catalog, FleetFacts& facts)
+      : catalog_(catalog), facts_(facts), severity_(catalog.cves().size()),
+        taken_(catalog.cves().size(), 0) {
     for (engine::CveIndex c : catalog.cve_indices()) {
       // exposureLevel: High for a High or Critical CVE open, Medium, Low (1..3; 0: none open).
-      severity[c] = std::min(3, 1 + api::severity_rank(api::defender_severity(catalog.cves()[c])));
+      severity_[c] = std::min(3, 1 + api::severity_rank(api::defender_severity(catalog.cves()[c])));
     }
-    // A state's answer is made of parts (a component's answer) that many states share: what a
-    // part contributes is worked out once, and counted by the devices of the states holding it.
-    struct Part {
-      std::vector<engine::FleetResult::PickFacts> picks;
-      std::vector<std::vector<const std::string*>> names;  // by pick: the software it is for
-      std::vector<engine::CveIndex> cves;                  // of every pick, sorted, distinct
-      std::vector<const std::string*> exposed;             // every pick's software, distinct
-      std::int64_t devices = 0;                            // in the states holding it
-    };
-    using PartKey = std::pair<const engine::ComponentResult*, const void*>;  // part, products
-    struct PartHash {
-      std::size_t operator()(const PartKey& k) const {
-        return std::hash<const void*>()(k.first) * 31 + std::hash<const void*>()(k.second);
+    for (std::uint32_t i = 0; i < facts.exposed_lists.size(); ++i) {
+      list_number_.try_emplace(facts.exposed_lists[i], i);
+    }
+  }
+
+  // Adds n devices in state `s` of `result` (n < 0: takes -n away), which run `software`. With
+  // `state`, the state's own facts are written there.
+  void add(const engine::FleetResult& result, std::uint32_t s, std::int64_t n,
+           const std::vector<std::string>& software, FleetFacts::State* state) {
+    const auto& products = result.state_products(s);
+    ++stamp_;
+    open_.clear();
+    exposed_.clear();
+    for (const engine::ComponentResult* r : result.state_parts(s)) {
+      Part& p = part(r, products);
+      p.devices += n;
+      for (engine::CveIndex c : p.cves) {
+        if (taken_[c] == stamp_) continue;
+        taken_[c] = stamp_;
+        open_.push_back(c);
       }
-    };
-    std::unordered_map<PartKey, std::uint32_t, PartHash> part_of;
-    std::vector<Part> parts;
-    auto part = [&](const engine::ComponentResult* r,
-                    const std::vector<engine::ProductIndex>& products) -> Part& {
-      auto [it, inserted] =
-          part_of.try_emplace(PartKey{r, &products}, static_cast<std::uint32_t>(parts.size()));
-      if (!inserted) return parts[it->second];
-      Part& made = parts.emplace_back();
-      made.picks = engine::FleetResult::part_picks(*r);
-      for (const engine::FleetResult::PickFacts& pick : made.picks) {
-        // As the device's getmissingkbs names it: every product whose pairs the KB closes.
-        std::vector<const std::string*> names;
-        for (std::uint32_t slot : pick.slots) {
-          const std::string* name = &catalog.products()[products[slot]].snake_name;
-          const bool known = std::any_of(names.begin(), names.end(),
-                                         [&](const std::string* n) { return *n == *name; });
-          if (!known) names.push_back(name);
-        }
-        for (const std::string* name : names) {
-          const bool known = std::any_of(made.exposed.begin(), made.exposed.end(),
-                                         [&](const std::string* n) { return *n == *name; });
-          if (!known) made.exposed.push_back(name);
-        }
-        made.names.push_back(std::move(names));
-        made.cves.insert(made.cves.end(), pick.cves.begin(), pick.cves.end());
-      }
-      make_distinct(made.cves);
-      return made;
-    };
-    std::vector<const std::string*> exposed;
-    // The state's CVEs, each once: stamped with the state's number (+1) as they are taken.
-    engine::IndexedVector<engine::CveIndex, std::uint32_t> taken(catalog.cves().size(), 0);
-    for (std::uint32_t s = 0; s < facts_.states.size(); ++s) {
-      FleetFacts::State& state = facts_.states[s];
-      const std::uint32_t n = devices_in[s];
-      const auto& products = result.state_products(s);
-      exposed.clear();
-      for (const engine::ComponentResult* r : result.state_parts(s)) {
-        Part& p = part(r, products);
-        p.devices += n;
-        for (engine::CveIndex c : p.cves) {
-          if (taken[c] == s + 1) continue;
-          taken[c] = s + 1;
-          state.open_cves.push_back(c);
-        }
-        for (const std::string* name : p.exposed) {
-          const bool known = std::any_of(exposed.begin(), exposed.end(),
-                                         [&](const std::string* e) { return *e == *name; });
-          if (!known) exposed.push_back(name);
-        }
-      }
-      std::sort(state.open_cves.begin(), state.open_cves.end());
-      for (engine::CveIndex c : state.open_cves) {
-        facts_.devices_of_cve[c] += n;
-        state.exposure = std::max(state.exposure, severity[c]);
-      }
-      if (!state.open_cves.empty()) state.exposure = std::max(state.exposure, 1);
-      if (n == 0) continue;  // held by no device (counted nowhere)
-      std::sort(exposed.begin(), exposed.end(),
-                [](const std::string* a, const std::string* b) { return *a < *b; });
-      for (const std::string* name : exposed) {
-        auto entry = facts_.software.try_emplace(*name).first;
-        entry->second.exposed += n;
-        state.exposed_software.push_back(&entry->first);
+      for (const std::string* name : p.exposed) {
+        // By name: products of one name are one piece of software.
+        const bool known = std::any_of(exposed_.begin(), exposed_.end(),
+                                       [&](const std::string* e) { return *e == *name; });
+        if (!known) exposed_.push_back(name);
       }
     }
-    // By software: the CVEs open on some device, and what each missing KB closes.
-    std::map<std::string, engine::IndexedVector<engine::CveIndex, char>> open_of_software;
-    for (const Part& p : parts) {
+    int exposure = open_.empty() ? 0 : 1;
+    for (engine::CveIndex c : open_) {
+      facts_.devices_of_cve[c] += static_cast<std::uint32_t>(n);
+      exposure = std::max(exposure, severity_[c]);
+    }
+    std::sort(exposed_.begin(), exposed_.end(),
+              [](const std::string* a, const std::string* b) { return *a < *b; });
+    for (const std::string* name : exposed_) entry(*name).exposed += n;
+    for (const std::string& name : software) entry(name).devices += n;
+    if (state) {
+      state->open = static_cast<std::uint32_t>(open_.size());
+      state->exposure = exposure;
+      auto [it, made] = list_number_.try_emplace(
+          exposed_, static_cast<std::uint32_t>(facts_.exposed_lists.size()));
+      if (made) facts_.exposed_lists.push_back(exposed_);
+      state->exposed = it->second;
+    }
+  }
+
+  // Adds what the parts contribute, and lists again the CVEs of what changed.
+  void finish() {
+    for (const Part& p : parts_) {
       if (p.devices == 0) continue;
       for (std::size_t i = 0; i < p.picks.size(); ++i) {
         const engine::FleetResult::PickFacts& pick = p.picks[i];
         for (const std::string* name : p.names[i]) {
-          auto& marks = open_of_software[*name];
-          if (marks.empty()) marks.assign(catalog.cves().size(), 0);
-          for (engine::CveIndex c : pick.cves) marks[c] = 1;
-          FleetFacts::Missed& m = facts_.software[*name].missed[pick.kb];
+          FleetFacts::Software& sw = entry(*name);
+          add_counts(sw.cve_devices, pick.cves, p.devices);
+          FleetFacts::Missed& m = sw.missed[pick.kb];
           m.devices += p.devices;
-          merge_into(m.cves, pick.cves);
+          add_counts(m.cve_devices, pick.cves, p.devices);
         }
       }
     }
+    for (const std::string& name : touched_) {
+      auto it = facts_.software.find(name);
+      FleetFacts::Software& sw = it->second;
+      if (sw.devices == 0) {  // no device runs it any more
+        facts_.software.erase(it);
+        continue;
+      }
+      sw.cves = cves_of(sw.cve_devices);
+      sw.public_exploit = std::any_of(sw.cves.begin(), sw.cves.end(), [&](engine::CveIndex c) {
+        const engine::CveInfo& cve = catalog_.cves()[c];
+        return cve.exploited.value_or(false) || cve.publicly_disclosed.value_or(false);
+      });
+      for (auto m = sw.missed.begin(); m != sw.missed.end();) {
+        if (m->second.devices == 0) {
+          m = sw.missed.erase(m);
+        } else {
+          m->second.cves = cves_of(m->second.cve_devices);
+          ++m;
+        }
+      }
+    }
+  }
+
+ private:
+  struct Part {
+    std::vector<engine::FleetResult::PickFacts> picks;
+    std::vector<std::vector<const std::string*>> names;  // by pick: the software it is for
+    std::vector<engine::CveIndex> cves;                  // of every pick, sorted, distinct
+    std::vector<const std::string*> exposed;             // every pick's software, distinct
+    std::int64_t devices = 0;                            // added in the states holding it
+  };
+  using PartKey = std::pair<const engine::ComponentResult*, const void*>;  // part, products
+  struct PartHash {
+    std::size_t operator()(const PartKey& k) const {
+      return std::hash<const void*>()(k.first) * 31 + std::hash<const void*>()(k.second);
+    }
+  };
+  struct ListHash {
+    std::size_t operator()(const std::vector<const std::string*>& list) const {
+      std::size_t h = list.size();
+      for (const std::string* s : list) h = h * 31 + std::hash<const void*>()(s);
+      return h;
+    }
+  };
+
+  FleetFacts::Software& entry(const std::string& name) {
+    touched_.insert(name);
+    return facts_.software[name];
+  }
+
+  Part& part(const engine::ComponentResult* r, const std::vector<engine::ProductIndex>& products) {
+    auto [it, inserted] =
+        part_of_.try_emplace(PartKey{r, &products}, static_cast<std::uint32_t>(parts_.size()));
+    if (!inserted) return parts_[it->second];
+    Part& made = parts_.emplace_back();
+    made.picks = engine::FleetResult::part_picks(*r);
+    for (const engine::FleetResult::PickFacts& pick : made.picks) {
+      // As the device's getmissingkbs names it: every product whose pairs the KB closes.
+      std::vector<const std::string*> names;
+      for (std::uint32_t slot : pick.slots) {
+        const std::string* name = &catalog_.products()[products[slot]].snake_name;
+        const bool known = std::any_of(names.begin(), names.end(),
+                                       [&](const std::string* n) { return *n == *name; });
+        if (!known) names.push_back(name);
+      }
+      for (const std::string* name : names) {
+        const bool known = std::any_of(made.exposed.begin(), made.exposed.end(),
+                                       [&](const std::string* n) { return *n == *name; });
+        if (!known) made.exposed.push_back(name);
+      }
+      made.names.push_back(std::move(names));
+      made.cves.insert(made.cves.end(), pick.cves.begin(), pick.cves.end());
+    }
+    make_distinct(made.cves);
+    return made;
+  }
+
+  const engine::CatalogIndex& catalog_;
+  FleetFacts& facts_;
+  engine::IndexedVector<engine::CveIndex, int> severity_;
+  // The state's CVEs, each once: stamped as they are taken.
+  engine::IndexedVector<engine::CveIndex, std::uint32_t> taken_;
+  std::uint32_t stamp_ = 0;
+  std::vector<engine::CveIndex> open_;
+  std::vector<const std::string*> exposed_;
+  std::unordered_map<PartKey, std::uint32_t, PartHash> part_of_;
+  std::deque<Part> parts_;
+  std::unordered_map<std::vector<const std::string*>, std::uint32_t, ListHash> list_number_;
+  std::set<std::string> touched_;  // software entries added to
+};
+
+}  // namespace
+
+void FleetView::count_rows(FleetFacts& facts) const {
+  facts.rows_before.assign(devices_.size() + 1, 0);
+  for (std::uint32_t d = 0; d < devices_.size(); ++d) {
+    facts.rows_before[d + 1] = facts.rows_before[d] + facts.states[result_->state_of(d)].open;
+  }
+}
+
+const FleetFacts& FleetView::facts() const {
+  if (facts_ready_.load(std::memory_order_acquire)) return facts_;
+  std::call_once(facts_once_, [&] {
+    if (facts_ready_.load(std::memory_order_acquire)) return;
+    const engine::FleetResult& result = *result_;
+    std::vector<std::int64_t> devices_in(result.distinct_states(), 0);
+    for (std::uint32_t d = 0; d < devices_.size(); ++d) ++devices_in[result.state_of(d)];
+    facts_.states.assign(result.distinct_states(), {});
+    facts_.devices_of_cve.assign(catalog_->cves().size(), 0);
+    FactsWork work(*catalog_, facts_);
     for (std::uint32_t s = 0; s < facts_.states.size(); ++s) {
-      if (devices_in[s] == 0) continue;
-      for (const std::string& name : software_of_state_[s]) {
-        facts_.software[name].devices += devices_in[s];
-      }
+      if (devices_in[s] == 0) continue;  // held by no device (counted nowhere)
+      work.add(result, s, devices_in[s], software_of_kind_[result.state_kind(s)],
+               &facts_.states[s]);
     }
-    for (const auto& [name, marks] : open_of_software) {
-      FleetFacts::Software& sw = facts_.software[name];
-      for (engine::CveIndex c : catalog.cve_indices()) {
-        if (!marks[c]) continue;
-        sw.cves.push_back(c);
-        const engine::CveInfo& cve = catalog.cves()[c];
-        sw.public_exploit = sw.public_exploit || cve.exploited.value_or(false) ||
-                            cve.publicly_disclosed.value_or(false);
-      }
-    }
-    facts_.rows_before.resize(devices_.size() + 1, 0);
-    for (std::uint32_t d = 0; d < devices_.size(); ++d) {
-      facts_.rows_before[d + 1] =
-          facts_.rows_before[d] + facts_.states[result.state_of(d)].open_cves.size();
-    }
+    work.finish();
+    count_rows(facts_);
     facts_ready_.store(true, std::memory_order_release);
   });
   return facts_;
+}
+
+void FleetView::update_facts(const FleetView& previous,
+                             const std::vector<std::uint32_t>& previous_device) {
+  if (!previous.facts_ready()) return;  // worked out in full when first asked for
+  const engine::FleetResult& old = *previous.result_;
+  const engine::FleetResult& now = *result_;
+  FleetFacts facts;
+  const FleetFacts& before = previous.facts_;
+  facts.exposed_lists = before.exposed_lists;
+  facts.devices_of_cve = before.devices_of_cve;
+  facts.software = before.software;
+  facts.states.assign(now.distinct_states(), {});
+  for (std::uint32_t s = 0; s < old.distinct_states(); ++s) {
+    const std::uint32_t here = now.state_now(s);
+    if (here != engine::FleetResult::kNoState) facts.states[here] = before.states[s];
+  }
+  // The devices of the snapshot before that this one does not carry (written again or removed),
+  // and those it evaluated, by state.
+  std::vector<char> carried(previous.devices_.size(), 0);
+  std::map<std::uint32_t, std::int64_t> gone, came;
+  for (std::uint32_t i = 0; i < previous_device.size(); ++i) {
+    if (previous_device[i] != engine::Fleet::Reuse::kNone) {
+      carried[previous_device[i]] = 1;
+    } else {
+      ++came[now.state_of(i)];
+    }
+  }
+  for (std::uint32_t o = 0; o < carried.size(); ++o) {
+    if (!carried[o]) ++gone[old.state_of(o)];
+  }
+  FactsWork work(*catalog_, facts);
+  for (const auto& [s, n] : gone) {
+    work.add(old, s, -n, previous.software_of_kind_[old.state_kind(s)], nullptr);
+  }
+  for (const auto& [s, n] : came) {
+    work.add(now, s, n, software_of_kind_[now.state_kind(s)], &facts.states[s]);
+  }
+  work.finish();
+  count_rows(facts);
+  facts_ = std::move(facts);
+  facts_ready_.store(true, std::memory_order_release);
+  stats_.facts_updated = true;
+}
+
+std::vector<engine::CveIndex> FleetView::open_cves(std::uint32_t device) const {
+  std::vector<engine::CveIndex> out;
+  for (const engine::FleetResult::PickFacts& pick : result_->state_picks(result_->state_of(device))) {
+    out.insert(out.end(), pick.cves.begin(), pick.cves.end());
+  }
+  make_distinct(out);
+  return out;
 }
 
 std::vector<engine::CveIndex> FleetView::open_cves_of(std::uint32_t state,

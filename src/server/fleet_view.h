@@ -28,32 +28,40 @@
 
 namespace kbgap::server {
 
-// What the fleet-wide endpoints count, gathered once per snapshot from the distinct states.
+// What the fleet-wide endpoints count, gathered from the distinct states: for a whole snapshot
+// once, or for a snapshot brought up to date from the one before, from that one's and the
+// changed devices' (docs/scaling.md, "Writes cost the batch"). Each count is a sum over devices,
+// so taking a device away is adding it with -1.
 struct FleetFacts {
   struct State {
-    std::vector<engine::CveIndex> open_cves;  // sorted
-    int exposure = 0;                         // 0 None, 1 Low, 2 Medium, 3 High
-    // The software a KB is missing for (keys of `software`, stable): what its devices are exposed
-    // by, one recommendation each.
-    std::vector<const std::string*> exposed_software;
-    bool exposed_by(std::string_view name) const {
-      return std::any_of(exposed_software.begin(), exposed_software.end(),
-                         [&](const std::string* s) { return *s == name; });
-    }
+    std::uint32_t open = 0;     // its open CVEs
+    std::uint32_t exposed = 0;  // the software a KB is missing for: exposed_lists[exposed]
+    int exposure = 0;           // 0 None, 1 Low, 2 Medium, 3 High
   };
-  std::vector<State> states;                                              // by FleetResult state
+  std::vector<State> states;  // by FleetResult state
+  // Lists of software (the catalog's productsNames names), each name once, sorted; [0] is empty:
+  // what a state's devices are exposed by, one recommendation each.
+  std::vector<std::vector<const std::string*>> exposed_lists{{}};
+  bool exposed_by(const State& state, std::string_view name) const {
+    const auto& list = exposed_lists[state.exposed];
+    return std::any_of(list.begin(), list.end(), [&](const std::string* s) { return *s == name; });
+  }
   engine::IndexedVector<engine::CveIndex, std::uint32_t> devices_of_cve;  // devices it is open on
   std::vector<std::uint64_t> rows_before;  // by device: open (device, CVE) rows of those before
+  // Devices by CVE, sorted by CVE, each count above 0.
+  using CveCounts = std::vector<std::pair<engine::CveIndex, std::int64_t>>;
   struct Missed {
     std::int64_t devices = 0;            // missing the KB for this software
-    std::vector<engine::CveIndex> cves;  // sorted
+    std::vector<engine::CveIndex> cves;  // sorted: those of cve_devices
+    CveCounts cve_devices;               // of those devices, the ones it closes each CVE on
   };
   struct Software {
-    std::size_t devices = 0;                   // running it
-    std::size_t exposed = 0;                   // of those, missing a KB for it
-    std::vector<engine::CveIndex> cves;        // open on some device, sorted
+    std::int64_t devices = 0;                  // running it
+    std::int64_t exposed = 0;                  // of those, missing a KB for it
+    std::vector<engine::CveIndex> cves;        // open on some device, sorted: those of cve_devices
     bool public_exploit = false;               // one of them is exploited or disclosed
     std::map<engine::KbIndex, Missed> missed;  // by KB index
+    CveCounts cve_devices;                     // the devices each CVE is open on for it
   };
   std::map<std::string, Software> software;  // by productsNames name: "windows_10", "edge"
   std::uint64_t rows() const { return rows_before.empty() ? 0 : rows_before.back(); }
@@ -117,8 +125,9 @@ class FleetView {
   const engine::FleetResult& result() const { return *result_; }
   // What this snapshot took from the one before it rather than work out again.
   struct BuildStats {
-    std::size_t entries_copied = 0;  // engine entries (engine::Fleet::add_from)
-    std::size_t names_kept = 0;      // name index entries, in the order they had
+    std::size_t devices_carried = 0;  // whose state is the one before's (Fleet::evaluate_onto)
+    std::size_t names_kept = 0;       // name index entries, in the order they had
+    bool facts_updated = false;       // fleet-wide counts brought up to date (update_facts())
   };
   const BuildStats& build_stats() const { return stats_; }
 
@@ -138,7 +147,13 @@ class FleetView {
   std::vector<OpenRow> open_rows(std::uint32_t device) const;
   // The snake names of the catalog products the device runs ("windows_10", "edge", ...).
   const std::vector<std::string>& software_of(std::uint32_t device) const {
-    return software_of_state_[result_->state_of(device)];
+    return software_of_kind_[result_->state_kind(result_->state_of(device))];
+  }
+  // The device's open CVEs, sorted.
+  std::vector<engine::CveIndex> open_cves(std::uint32_t device) const;
+  // Is the CVE open on the device?
+  bool cve_open_on(std::uint32_t device, engine::CveIndex cve) const {
+    return result_->state_has_open_cve(result_->state_of(device), cve);
   }
   // Gathered on first use, in time proportional to the distinct states: callers on an I/O
   // thread ask facts_ready() first and hand the request to a worker when it is not.
@@ -146,6 +161,10 @@ class FleetView {
   const FleetFacts& facts() const;
   const FleetFacts::State& state_facts(std::uint32_t device) const {
     return facts().states[result_->state_of(device)];
+  }
+  // Is the device exposed by that software (a KB for it missing)?
+  bool exposed_by(std::uint32_t device, std::string_view software) const {
+    return facts().exposed_by(state_facts(device), software);
   }
   // The CVEs of the state's missing KBs for one of its software products (sorted, distinct).
   std::vector<engine::CveIndex> open_cves_of(std::uint32_t state, std::string_view software) const;
@@ -173,6 +192,10 @@ class FleetView {
     std::uint32_t device;
   };
   void index_names(const FleetView* previous, const std::vector<std::uint32_t>& previous_device);
+  void count_rows(FleetFacts& facts) const;  // facts.rows_before, from facts.states
+  // The facts of this snapshot, brought up to `previous`, from previous's when it has them:
+  // `previous_device` as in index_names().
+  void update_facts(const FleetView& previous, const std::vector<std::uint32_t>& previous_device);
   bool name_before(const NameEntry& a, const NameEntry& b) const;
 
   std::shared_ptr<const engine::CatalogIndex> catalog_;
@@ -180,15 +203,11 @@ class FleetView {
   std::int64_t version_ = 0;
   std::string token_;
   std::vector<NameEntry> by_name_;
-  // The devices as the engine holds them (kind, revision, installed KBs as catalog indices): the
-  // next snapshot on this catalog takes the devices it shares from here rather than reading them
-  // again.
-  std::shared_ptr<const engine::Fleet> fleet_;
   BuildStats stats_;
   std::unique_ptr<engine::FleetResult> result_;
   std::weak_ptr<const engine::CatalogIndex> change_from_;  // not kept alive by this
   std::shared_ptr<const engine::CatalogChange> change_;
-  std::vector<std::vector<std::string>> software_of_state_;  // by state
+  std::vector<std::vector<std::string>> software_of_kind_;  // by FleetResult kind
   mutable std::once_flag facts_once_;
   mutable std::atomic<bool> facts_ready_{false};
   mutable FleetFacts facts_;
