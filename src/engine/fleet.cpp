@@ -22,6 +22,14 @@ std::uint64_t mix(std::uint64_t h, std::uint64_t v) {
   return h;
 }
 
+// SplitMix64's finalizer: a second hash, independent of mix()'s.
+std::uint64_t split_mix(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
 unsigned thread_count(unsigned wanted) {
   return wanted != 0 ? wanted : std::max(1u, std::thread::hardware_concurrency());
 }
@@ -283,7 +291,8 @@ class Fleet::StateWork {
   std::optional<FleetResult::State> reuse(std::size_t d) {
     if (!reuse_ || reuse_->previous_device[d] == Reuse::kNone) return std::nullopt;
     const FleetResult& previous = *reuse_->previous;
-    const FleetResult::State& old = *previous.states_[previous.state_of(reuse_->previous_device[d])];
+    const FleetResult::State& old =
+        *previous.states_[previous.state_of(reuse_->previous_device[d])];
     const std::uint32_t kind = fleet_.devices_[d].kind;
     auto [known, inserted] = kinds_alike_.try_emplace({old.kind, kind}, false);
     if (inserted) {
@@ -426,21 +435,26 @@ void Fleet::build_profiles(FleetResult& out, int as_of_day, unsigned threads) co
   });
 }
 
-std::vector<std::uint64_t> Fleet::state_hashes(unsigned threads) const {
+std::vector<StateKey> Fleet::state_keys(unsigned threads) const {
   const std::size_t count = devices_.size();
-  std::vector<std::uint64_t> hash(count);
+  std::vector<StateKey> keys(count);
   std::atomic<std::size_t> next{0};
   constexpr std::size_t kChunk = 4096;
   run_on(threads, [&](unsigned) {
     for (std::size_t begin; (begin = next.fetch_add(kChunk)) < count;) {
       for (std::size_t d = begin; d < std::min(count, begin + kChunk); ++d) {
-        std::uint64_t h = mix(devices_[d].kind, static_cast<std::uint32_t>(devices_[d].revision));
-        for (KbIndex kb : installed_of(d)) h = mix(h, kb.value());
-        hash[d] = h;
+        const auto revision = static_cast<std::uint32_t>(devices_[d].revision);
+        std::uint64_t a = mix(devices_[d].kind, revision);
+        std::uint64_t b = split_mix(split_mix(0x5bd1e995u ^ devices_[d].kind) ^ revision);
+        for (KbIndex kb : installed_of(d)) {
+          a = mix(a, kb.value());
+          b = split_mix(b ^ kb.value());
+        }
+        keys[d] = {a, b};
       }
     }
   });
-  return hash;
+  return keys;
 }
 
 bool Fleet::same_state(std::size_t a, std::size_t b) const {
@@ -450,12 +464,13 @@ bool Fleet::same_state(std::size_t a, std::size_t b) const {
 }
 
 std::vector<std::uint32_t> Fleet::evaluate_states(FleetResult& out, const Options& options,
-                                                  unsigned threads) const {
+                                                  unsigned threads,
+                                                  const std::vector<std::uint32_t>* known) const {
   FleetResult::Block& block = *out.blocks_.back();
   // Devices in the same state (kind, revision, installed KBs) share one evaluation. Each thread
   // takes the devices whose state hash falls to it, so no two threads share a state.
   const std::size_t count = devices_.size();
-  const std::vector<std::uint64_t> hash = state_hashes(threads);
+  const std::vector<StateKey> keys = state_keys(threads);
   StateWork::Caches caches;
   std::optional<Renumbering> renumbering;
   if (options.reuse) renumbering.emplace(*options.reuse->previous_catalog, *catalog_);
@@ -464,23 +479,27 @@ std::vector<std::uint32_t> Fleet::evaluate_states(FleetResult& out, const Option
   std::vector<std::uint32_t> state_of_device(count, 0);
   run_on(threads, [&](unsigned t) {
     struct DeviceHash {
-      const std::vector<std::uint64_t>* hash;
-      std::size_t operator()(std::uint32_t d) const { return (*hash)[d]; }
+      const std::vector<StateKey>* keys;
+      std::size_t operator()(std::uint32_t d) const { return (*keys)[d].a; }
     };
     struct DeviceEqual {
       const Fleet* fleet;
       bool operator()(std::uint32_t a, std::uint32_t b) const { return fleet->same_state(a, b); }
     };
     std::unordered_map<std::uint32_t, std::uint32_t, DeviceHash, DeviceEqual> state_of(
-        1024, DeviceHash{&hash}, DeviceEqual{this});
+        1024, DeviceHash{&keys}, DeviceEqual{this});
     StateWork work(*this, out, caches, options.reuse, renumbering ? &*renumbering : nullptr);
     for (std::size_t d = 0; d < count; ++d) {
       if (t == 0 && d % 65536 == 0 && d > 0 && options.progress) options.progress(d, count);
-      if (hash[d] % threads != t) continue;
+      if (keys[d].a % threads != t) continue;
+      if (known && (*known)[d] != FleetResult::kNoState) continue;
       auto [it, inserted] = state_of.try_emplace(static_cast<std::uint32_t>(d),
                                                  static_cast<std::uint32_t>(states[t].size()));
       state_of_device[d] = it->second;
-      if (inserted) states[t].push_back(work.evaluate(d));
+      if (inserted) {
+        states[t].push_back(work.evaluate(d));
+        states[t].back().key = keys[d];
+      }
     }
     reused += work.reused();
   });
@@ -490,7 +509,10 @@ std::vector<std::uint32_t> Fleet::evaluate_states(FleetResult& out, const Option
   for (unsigned t = 0; t < threads; ++t) {
     offset[t + 1] = offset[t] + static_cast<std::uint32_t>(states[t].size());
   }
-  for (std::size_t d = 0; d < count; ++d) state_of_device[d] += offset[hash[d] % threads];
+  for (std::size_t d = 0; d < count; ++d) {
+    if (known && (*known)[d] != FleetResult::kNoState) continue;
+    state_of_device[d] += offset[keys[d].a % threads];
+  }
   block.states.reserve(offset[threads]);
   for (auto& per_thread : states) {
     for (auto& s : per_thread) block.states.push_back(std::move(s));
@@ -514,7 +536,7 @@ FleetResult Fleet::evaluate(const Options& options) const {
   auto block = std::make_shared<FleetResult::Block>();
   out.blocks_.push_back(block);
   out.state_of_device_ = evaluate_states(out, options, threads);
-  for (const FleetResult::State& s : block->states) out.states_.push_back(&s);
+  out.adopt_last_block();
   if (options.progress) options.progress(devices_.size(), devices_.size());
   return out;
 }
@@ -535,12 +557,23 @@ FleetResult Fleet::evaluate_onto(const FleetResult& previous, std::span<const st
   auto block = std::make_shared<FleetResult::Block>();
   out.blocks_ = previous.blocks_;
   out.blocks_.push_back(block);
+  // A device in a state of previous's (on the same catalog: the same answer) takes it.
+  const std::vector<StateKey> keys = state_keys(threads);
+  std::vector<std::uint32_t> known(devices_.size(), FleetResult::kNoState);
+  for (std::size_t d = 0; d < devices_.size(); ++d) {
+    for (auto b = previous.blocks_.rbegin(); b != previous.blocks_.rend(); ++b) {
+      if (auto it = (*b)->numbers.find(keys[d]); it != (*b)->numbers.end()) {
+        known[d] = it->second;
+        break;
+      }
+    }
+  }
   Options batch;
   batch.threads = threads;
-  const std::vector<std::uint32_t> batch_state = evaluate_states(out, batch, threads);
+  const std::vector<std::uint32_t> batch_state = evaluate_states(out, batch, threads, &known);
   out.states_.reserve(previous.states_.size() + block->states.size());
   out.states_.insert(out.states_.end(), previous.states_.begin(), previous.states_.end());
-  for (const FleetResult::State& s : block->states) out.states_.push_back(&s);
+  out.adopt_last_block();
   const auto offset = static_cast<std::uint32_t>(previous.states_.size());
   out.carried_states_ = offset;
   out.previous_states_ = offset;
@@ -549,8 +582,14 @@ FleetResult Fleet::evaluate_onto(const FleetResult& previous, std::span<const st
   std::size_t live = 0;
   for (std::size_t d = 0; d < origin.size(); ++d) {
     const std::uint32_t o = origin[d];
-    const std::uint32_t s = (o & kFromBatch) != 0 ? offset + batch_state[o & ~kFromBatch]
-                                                  : previous.state_of_device_[o];
+    std::uint32_t s = 0;
+    if ((o & kFromBatch) == 0) {
+      s = previous.state_of_device_[o];
+    } else if (const std::uint32_t b = o & ~kFromBatch; known[b] != FleetResult::kNoState) {
+      s = known[b];
+    } else {
+      s = offset + batch_state[b];
+    }
     out.state_of_device_[d] = s;
     if (!held[s]) {
       held[s] = 1;
@@ -588,9 +627,17 @@ void FleetResult::compact() {
     s = now;
   }
   states_.clear();
-  for (const State& s : block->states) states_.push_back(&s);
   blocks_.assign(1, std::move(block));
+  adopt_last_block();
   carried_states_ = 0;
+}
+
+void FleetResult::adopt_last_block() {
+  Block& block = *blocks_.back();
+  for (const State& s : block.states) {
+    block.numbers.try_emplace(s.key, static_cast<std::uint32_t>(states_.size()));
+    states_.push_back(&s);
+  }
 }
 
 bool FleetResult::state_has_open_cve(std::uint32_t state, CveIndex cve) const {
@@ -603,7 +650,6 @@ bool FleetResult::state_has_open_cve(std::uint32_t state, CveIndex cve) const {
   }
   return false;
 }
-
 
 std::size_t FleetResult::reused_devices() const {
   return static_cast<std::size_t>(

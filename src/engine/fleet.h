@@ -23,6 +23,16 @@ namespace kbgap::engine {
 
 class FleetResult;
 
+// A device state (kind, revision, installed KBs) by two independent 64-bit hashes: states of one
+// key are taken to be one (a false match is about as likely as 1 in 2^100 at a million states).
+struct StateKey {
+  std::uint64_t a = 0, b = 0;
+  bool operator==(const StateKey&) const = default;
+};
+struct StateKeyHash {
+  std::size_t operator()(const StateKey& k) const { return k.a; }
+};
+
 class Fleet {
  public:
   explicit Fleet(const CatalogIndex& catalog) : catalog_(&catalog) {}
@@ -60,10 +70,11 @@ class Fleet {
 
   // `previous` brought up to date (docs/scaling.md, "Writes cost the batch"): a result for a
   // fleet of origin.size() devices, each either one of previous's, whose state it keeps under the
-  // same number (origin[d] = its number there), or one of this fleet's, evaluated now
-  // (kFromBatch | its number here). This fleet must have been made from `previous`, and
-  // `options` must name previous's as_of (reuse is not read). States no device holds any more
-  // are dropped once they outnumber those held (FleetResult::carried_states() is then 0).
+  // same number (origin[d] = its number there), or one of this fleet's (kFromBatch | its number
+  // here): in a state of previous's when it is in one, else evaluated now. This fleet must have
+  // been made from `previous`, and `options` must name previous's as_of (reuse is not read). States
+  // no device holds any more are dropped once they outnumber those held
+  // (FleetResult::carried_states() is then 0).
   static constexpr std::uint32_t kFromBatch = 0x80000000u;
   FleetResult evaluate_onto(const FleetResult& previous, std::span<const std::uint32_t> origin,
                             const Options& options) const;
@@ -75,11 +86,13 @@ class Fleet {
   // is satisfied.
   void build_profiles(FleetResult& out, int as_of_day, unsigned threads) const;
   // The states of this fleet's devices, into `out`'s last block: returns each device's state,
-  // numbered in that block.
-  std::vector<std::uint32_t> evaluate_states(FleetResult& out, const Options& options,
-                                             unsigned threads) const;
-  // The devices a state is made of: one hash per device (kind, revision, installed KBs).
-  std::vector<std::uint64_t> state_hashes(unsigned threads) const;
+  // numbered in that block. With `known`, a device whose entry there is not
+  // FleetResult::kNoState is left out (its entry returned as 0).
+  std::vector<std::uint32_t> evaluate_states(
+      FleetResult& out, const Options& options, unsigned threads,
+      const std::vector<std::uint32_t>* known = nullptr) const;
+  // Each device's state key (kind, revision, installed KBs).
+  std::vector<StateKey> state_keys(unsigned threads) const;
   std::span<const KbIndex> installed_of(std::size_t device) const {
     return {installed_.data() + installed_begin_[device],
             installed_begin_[device + 1] - installed_begin_[device]};
@@ -181,6 +194,7 @@ class FleetResult {
     std::vector<const ComponentResult*> pieces;
     std::size_t missing = 0;
     bool reused = false;  // taken from Options::reuse
+    StateKey key;
   };
   // What one evaluation made: its states and the answers they point into. Results brought up to
   // date from this one share it; it does not change once made.
@@ -188,7 +202,12 @@ class FleetResult {
     std::vector<State> states;
     std::vector<std::unique_ptr<ComponentResult>> results;
     std::vector<std::unique_ptr<Residual>> residuals;
+    // Its states' numbers in the result that made it (and those brought up to date from it,
+    // until compact()), by key.
+    std::unordered_map<StateKey, std::uint32_t, StateKeyHash> numbers;
   };
+  // Puts the last block's states in states_, numbered from there on.
+  void adopt_last_block();
   // The states renumbered in order of first use by the devices, those no device holds dropped,
   // into one block of their own (with copies of the answers they point into).
   void compact();
@@ -205,7 +224,7 @@ class FleetResult {
   std::size_t component_evaluations_ = 0;
   std::size_t reused_states_ = 0;
   std::size_t carried_states_ = 0;
-  std::size_t previous_states_ = 0;          // evaluate_onto()'s previous result's
+  std::size_t previous_states_ = 0;        // evaluate_onto()'s previous result's
   std::vector<std::uint32_t> renumbered_;  // by state before compact(): its number after
 };
 

@@ -113,7 +113,7 @@ class Api {
   struct Context;
   // Rate-limit groups.
   enum class Group { kNone, kMachines, kVulnerabilities, kSoftware, kExports, kExportFiles };
-  enum class Needs { kNothing, kSnapshot, kFacts };  // the fleet snapshot; and its facts
+  enum class Needs { kNothing, kSnapshot };  // the fleet snapshot (its facts are ready with it)
   // One endpoint: the table in api.cpp (routes()) is the whole of the routing.
   struct Route {
     std::string_view method;   // "GET" (HEAD too), "POST", "DELETE"

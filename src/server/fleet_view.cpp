@@ -74,6 +74,8 @@ std::shared_ptr<const FleetView> FleetView::build(
       list.items().push_back(std::move(made));
     }
   }
+  // Moved from, but not freed: freed now, before the evaluation (a start's peak of memory).
+  std::vector<inventory::Device>().swap(devices);
   auto view = make(std::move(catalog), std::move(list), version, threads, previous);
   view->token_ = std::move(token);
   return view;
@@ -192,7 +194,13 @@ std::shared_ptr<FleetView> FleetView::make(std::shared_ptr<const engine::Catalog
       }
     }
   }
-  if (onto) view->update_facts(*previous, reuse.previous_device);
+  // The counts are ready before the snapshot is served: no read waits for them, and the next
+  // snapshot brings them up to date rather than gathering them again.
+  if (onto) {
+    view->update_facts(*previous, reuse.previous_device);
+  } else {
+    view->gather_facts();
+  }
   return view;
 }
 
@@ -360,7 +368,9 @@ std::vector<engine::CveIndex> cves_of(const FleetFacts::CveCounts& counts) {
 class FactsWork {
  public:
   FactsWork(const engine::CatalogIndex& catalog, FleetFacts& facts)
-      : catalog_(catalog), facts_(facts), severity_(catalog.cves().size()),
+      : catalog_(catalog),
+        facts_(facts),
+        severity_(catalog.cves().size()),
         taken_(catalog.cves().size(), 0) {
     for (engine::CveIndex c : catalog.cve_indices()) {
       // exposureLevel: High for a High or Critical CVE open, Medium, Low (1..3; 0: none open).
@@ -528,31 +538,24 @@ void FleetView::count_rows(FleetFacts& facts) const {
   }
 }
 
-const FleetFacts& FleetView::facts() const {
-  if (facts_ready_.load(std::memory_order_acquire)) return facts_;
-  std::call_once(facts_once_, [&] {
-    if (facts_ready_.load(std::memory_order_acquire)) return;
-    const engine::FleetResult& result = *result_;
-    std::vector<std::int64_t> devices_in(result.distinct_states(), 0);
-    for (std::uint32_t d = 0; d < devices_.size(); ++d) ++devices_in[result.state_of(d)];
-    facts_.states.assign(result.distinct_states(), {});
-    facts_.devices_of_cve.assign(catalog_->cves().size(), 0);
-    FactsWork work(*catalog_, facts_);
-    for (std::uint32_t s = 0; s < facts_.states.size(); ++s) {
-      if (devices_in[s] == 0) continue;  // held by no device (counted nowhere)
-      work.add(result, s, devices_in[s], software_of_kind_[result.state_kind(s)],
-               &facts_.states[s]);
-    }
-    work.finish();
-    count_rows(facts_);
-    facts_ready_.store(true, std::memory_order_release);
-  });
-  return facts_;
+void FleetView::gather_facts() {
+  const engine::FleetResult& result = *result_;
+  std::vector<std::int64_t> devices_in(result.distinct_states(), 0);
+  for (std::uint32_t d = 0; d < devices_.size(); ++d) ++devices_in[result.state_of(d)];
+  facts_ = FleetFacts{};
+  facts_.states.assign(result.distinct_states(), {});
+  facts_.devices_of_cve.assign(catalog_->cves().size(), 0);
+  FactsWork work(*catalog_, facts_);
+  for (std::uint32_t s = 0; s < facts_.states.size(); ++s) {
+    if (devices_in[s] == 0) continue;  // held by no device (counted nowhere)
+    work.add(result, s, devices_in[s], software_of_kind_[result.state_kind(s)], &facts_.states[s]);
+  }
+  work.finish();
+  count_rows(facts_);
 }
 
 void FleetView::update_facts(const FleetView& previous,
                              const std::vector<std::uint32_t>& previous_device) {
-  if (!previous.facts_ready()) return;  // worked out in full when first asked for
   const engine::FleetResult& old = *previous.result_;
   const engine::FleetResult& now = *result_;
   FleetFacts facts;
@@ -589,13 +592,13 @@ void FleetView::update_facts(const FleetView& previous,
   work.finish();
   count_rows(facts);
   facts_ = std::move(facts);
-  facts_ready_.store(true, std::memory_order_release);
   stats_.facts_updated = true;
 }
 
 std::vector<engine::CveIndex> FleetView::open_cves(std::uint32_t device) const {
   std::vector<engine::CveIndex> out;
-  for (const engine::FleetResult::PickFacts& pick : result_->state_picks(result_->state_of(device))) {
+  for (const engine::FleetResult::PickFacts& pick :
+       result_->state_picks(result_->state_of(device))) {
     out.insert(out.end(), pick.cves.begin(), pick.cves.end());
   }
   make_distinct(out);

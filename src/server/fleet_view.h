@@ -3,9 +3,9 @@
 // requests in flight keep the one they started with.
 //
 // No read materializes more than its page (docs/security.md, "Limits"): devices in one state
-// share their answer, so fleet-wide counts are gathered once per distinct state from catalog
-// indices (FleetFacts), and a page renders only its own devices' answers, cached per state in a
-// bounded cache.
+// share their answer, so fleet-wide counts are gathered per distinct state from catalog indices
+// (FleetFacts) before the snapshot is served, and a page renders only its own devices' answers,
+// cached per state in a bounded cache.
 #pragma once
 
 #include <algorithm>
@@ -155,10 +155,9 @@ class FleetView {
   bool cve_open_on(std::uint32_t device, engine::CveIndex cve) const {
     return result_->state_has_open_cve(result_->state_of(device), cve);
   }
-  // Gathered on first use, in time proportional to the distinct states: callers on an I/O
-  // thread ask facts_ready() first and hand the request to a worker when it is not.
-  bool facts_ready() const { return facts_ready_.load(std::memory_order_acquire); }
-  const FleetFacts& facts() const;
+  // Ready with the snapshot: gathered from every state when it is built from scratch, brought up
+  // to date by the changed devices when from the snapshot before (update_facts()).
+  const FleetFacts& facts() const { return facts_; }
   const FleetFacts::State& state_facts(std::uint32_t device) const {
     return facts().states[result_->state_of(device)];
   }
@@ -193,8 +192,11 @@ class FleetView {
   };
   void index_names(const FleetView* previous, const std::vector<std::uint32_t>& previous_device);
   void count_rows(FleetFacts& facts) const;  // facts.rows_before, from facts.states
-  // The facts of this snapshot, brought up to `previous`, from previous's when it has them:
-  // `previous_device` as in index_names().
+  // The facts of this snapshot, from every state.
+  void gather_facts();
+  // The facts of this snapshot brought up to date from `previous`'s, whose result this one's was
+  // brought up to date from (engine::Fleet::evaluate_onto): `previous_device` as in
+  // index_names().
   void update_facts(const FleetView& previous, const std::vector<std::uint32_t>& previous_device);
   bool name_before(const NameEntry& a, const NameEntry& b) const;
 
@@ -208,9 +210,7 @@ class FleetView {
   std::weak_ptr<const engine::CatalogIndex> change_from_;  // not kept alive by this
   std::shared_ptr<const engine::CatalogChange> change_;
   std::vector<std::vector<std::string>> software_of_kind_;  // by FleetResult kind
-  mutable std::once_flag facts_once_;
-  mutable std::atomic<bool> facts_ready_{false};
-  mutable FleetFacts facts_;
+  FleetFacts facts_;
   mutable std::shared_mutex mutex_;
   mutable std::unordered_map<std::uint32_t, std::shared_ptr<const std::string>> values_;
   mutable std::unordered_map<std::uint32_t, std::shared_ptr<const engine::Evaluation>> evaluations_;
