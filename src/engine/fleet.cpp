@@ -574,6 +574,7 @@ FleetResult Fleet::evaluate_onto(const FleetResult& previous, std::span<const st
   out.states_.reserve(previous.states_.size() + block->states.size());
   out.states_.insert(out.states_.end(), previous.states_.begin(), previous.states_.end());
   out.adopt_last_block();
+  if (block->states.empty()) out.blocks_.pop_back();  // a batch of states the fleet held
   const auto offset = static_cast<std::uint32_t>(previous.states_.size());
   out.carried_states_ = offset;
   out.previous_states_ = offset;
@@ -598,8 +599,10 @@ FleetResult Fleet::evaluate_onto(const FleetResult& previous, std::span<const st
   }
   // States no device holds (those of devices written or removed since) are kept while they are
   // fewer than those held, so that a write costs its batch; then dropped all at once (a write
-  // in so many costs the fleet's states once: a copy, never an evaluation).
-  if (out.states_.size() - live > live) out.compact();
+  // in so many costs the fleet's states once: a copy, never an evaluation). So are the blocks
+  // once there are many: a batch's device is looked for in each.
+  constexpr std::size_t kMaxBlocks = 32;
+  if (out.states_.size() - live > live || out.blocks_.size() > kMaxBlocks) out.compact();
   return out;
 }
 
