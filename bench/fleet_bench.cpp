@@ -280,7 +280,7 @@ int main(int argc, char** argv) {
       auto found = server::diff_snapshots(
           *before, *applied,
           [&](std::vector<store::ChangeSet>& c) {
-            for (const auto& s : c) rows += s.rows.size() * s.devices.size();
+            for (const auto& s : c) rows += s.rows() * s.devices.size();
             return ok_result();
           },
           threads);

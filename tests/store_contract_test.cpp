@@ -237,6 +237,56 @@ TEST_P(StoreContract, EveryDeviceAReaderAcceptsRoundTrips) {
   }
 }
 
+// A write hands back its devices exactly as changed_since() reads them back, with the tokens of
+// the version before and its own, so that the server that wrote them brings its snapshot up to
+// date without reading them (docs/scaling.md, "Writes cost the batch"). Also when a device's
+// earlier first-seen time is kept from the row it replaces.
+TEST_P(StoreContract, AWriteHandsBackItsDevicesAsTheyReadBack) {
+  std::vector<inventory::Device> accepted = test::real_devices();
+  ASSERT_GT(accepted.size(), 30u);
+  auto store = devices();
+  ASSERT_TRUE(store);
+  auto start = store->changed_since(0, "");
+  ASSERT_TRUE(start && *start);
+  std::int64_t version = (*start)->version;
+  std::string token = (*start)->token;
+  auto by_key = [](const inventory::Device& a, const inventory::Device& b) {
+    return std::tie(a.tenant, a.id) < std::tie(b.tenant, b.id);
+  };
+  auto check = [&](std::vector<inventory::Device> batch, std::string_view now) {
+    auto written = store->put(batch, now);
+    ASSERT_TRUE(written) << written.error().message;
+    EXPECT_EQ(written->version, version + 1);
+    EXPECT_EQ(written->previous_token, token);
+    auto read = store->changed_since(version, token);
+    ASSERT_TRUE(read && *read);
+    EXPECT_EQ((*read)->version, written->version);
+    EXPECT_EQ((*read)->token, written->token);
+    EXPECT_EQ((*read)->stored, written->stored);
+    std::vector<inventory::Device> handed = written->devices;
+    std::sort(handed.begin(), handed.end(), by_key);
+    ASSERT_EQ(handed.size(), (*read)->written.size());
+    for (std::size_t i = 0; i < handed.size(); ++i) {
+      EXPECT_TRUE(handed[i] == (*read)->written[i]) << handed[i].id;
+    }
+    version = written->version;
+    token = written->token;
+  };
+  check(accepted, "2026-11-29T00:00:00Z");
+  // Half of them again, a day later and with no times of their own: first seen stays the 29th.
+  std::vector<inventory::Device> again;
+  for (std::size_t i = 0; i < accepted.size(); i += 2) {
+    inventory::Device d = accepted[i];
+    d.first_seen.clear();
+    d.last_seen.clear();
+    again.push_back(std::move(d));
+  }
+  check(again, "2026-11-30T00:00:00Z");
+  auto all = store->all();
+  ASSERT_TRUE(all);
+  EXPECT_EQ(static_cast<std::int64_t>(all->devices.size()), (*store->changed_since(0, ""))->stored);
+}
+
 TEST_P(StoreContract, ABatchWithADeviceThatWouldNotReadBackWritesNothing) {
   auto store = devices();
   ASSERT_TRUE(store);
@@ -459,10 +509,11 @@ TEST_P(StoreContract, TheChangeLogNumbersRowsForGoodAndForgetsTheOldest) {
   };
   const std::string a(40, 'a'), b(40, 'b'), c(40, 'c');
   ChangeSet alike{std::string(inventory::kDefaultTenant),
-                  {{"New", row("CVE-2024-26234", 7.8)}, {"Fixed", row("CVE-2024-26158", 0)}},
+                  {new_change_part({{"New", row("CVE-2024-26234", 7.8)}}),
+                   new_change_part({{"Fixed", row("CVE-2024-26158", 0)}})},
                   {{a, "pc-a"}, {b, "pc-b"}}};
   ChangeSet one{std::string(inventory::kDefaultTenant),
-                {{"Updated", row("CVE-2024-29988", 8.8)}},
+                {new_change_part({{"Updated", row("CVE-2024-29988", 8.8)}})},
                 {{c, "pc-c"}}};
   auto record = [&](const std::string& at, std::vector<ChangeSet> sets, const std::string& forget) {
     ASSERT_TRUE(store->record_changes(sets));
@@ -512,10 +563,84 @@ TEST_P(StoreContract, TheChangeLogNumbersRowsForGoodAndForgetsTheOldest) {
   EXPECT_EQ(kept->first, 5);
   EXPECT_EQ(kept->end, 7);
   EXPECT_TRUE(store->change_set(from_3->front().change_set)->empty());
-  ASSERT_TRUE(backend_->sql("UPDATE change_sets SET rows = '[[1,2]]'"));
+  ASSERT_TRUE(backend_->sql("UPDATE change_parts SET rows = '[[1,2]]'"));
   auto damaged = store->change_set(from_3->back().change_set);
   ASSERT_FALSE(damaged);
   EXPECT_NE(damaged.error().message.find("malformed"), std::string::npos);
+  ASSERT_TRUE(backend_->sql("UPDATE change_sets SET parts = '[\"x\"]'"));
+  damaged = store->change_set(from_3->back().change_set);
+  ASSERT_FALSE(damaged);
+  EXPECT_NE(damaged.error().message.find("malformed part"), std::string::npos);
+}
+
+// Rows that many devices' sets hold alike are kept once per recording: a part recorded by one
+// call is named by the next without its rows (the delta export reads them back all the same);
+// once published, such a part is refused. Sets recorded before parts were still read.
+TEST_P(StoreContract, AChangePartIsKeptOncePerRecording) {
+  auto store = devices();
+  ASSERT_TRUE(store);
+  const std::string tenant(inventory::kDefaultTenant);
+  auto row = [](std::string cve) {
+    VulnerabilityRow r;
+    r.software = "windows_11";
+    r.version = "10.0.22631.3447";
+    r.cve = std::move(cve);
+    r.cvss = 7.5;
+    r.severity = "High";
+    r.exploitability = "NoExploit";
+    r.kb = 5036893;
+    r.kb_name = "2024-04 Cumulative Update";
+    r.kb_url = "https://catalog.update.microsoft.com/v7/site/Search.aspx?q=KB5036893";
+    return r;
+  };
+  auto shared = new_change_part({{"New", row("CVE-2024-26209")}, {"New", row("CVE-2024-26210")}});
+  auto own = new_change_part({{"New", row("CVE-2024-26211")}});
+  auto bare = [](const std::shared_ptr<const ChangePart>& p) {
+    auto named = std::make_shared<ChangePart>();
+    named->serial = p->serial;
+    named->count = p->count;
+    return std::shared_ptr<const ChangePart>(named);
+  };
+  const std::string a(40, 'a'), b(40, 'b');
+  ASSERT_TRUE(store->record_changes({ChangeSet{tenant, {shared, own}, {{a, "pc-a"}}}}));
+  ASSERT_TRUE(store->record_changes({ChangeSet{tenant, {bare(shared)}, {{b, "pc-b"}}}}));
+  ASSERT_TRUE(store->publish_changes("2026-11-01T00:00:00Z", "2026-10-01T00:00:00Z"));
+  auto changes = store->device_changes(tenant, 0, 10);
+  ASSERT_TRUE(changes);
+  ASSERT_EQ(changes->size(), 2u);
+  EXPECT_EQ((*changes)[0].count, 3);
+  EXPECT_EQ((*changes)[1].position, 3);
+  EXPECT_EQ((*changes)[1].count, 2);
+  auto first = store->change_set((*changes)[0].change_set);
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->size(), 3u);
+  EXPECT_EQ((*first)[0].second.cve, "CVE-2024-26209");
+  EXPECT_EQ((*first)[2].second.cve, "CVE-2024-26211");
+  auto second = store->change_set((*changes)[1].change_set);
+  ASSERT_TRUE(second);
+  ASSERT_EQ(second->size(), 2u);
+  EXPECT_EQ((*second)[1].first, "New");
+  EXPECT_EQ((*second)[1].second.cve, "CVE-2024-26210");
+  EXPECT_EQ((*second)[1].second.kb_url, row("").kb_url);
+  auto refused = store->record_changes({ChangeSet{tenant, {bare(own)}, {{b, "pc-b"}}}});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::kStorage);
+  EXPECT_EQ(store->changes_since(tenant, "2026-01-01T00:00:00Z")->end, 5);
+  // A set of before (its rows its own, no parts) reads as it did.
+  ASSERT_TRUE(backend_->sql(
+      "INSERT INTO change_sets (at, rows, count) VALUES ('2026-11-02T00:00:00Z', '[[\"Fixed\","
+      "\"windows_11\",\"10.0.22631.3447\",\"CVE-2024-26212\",5.5,\"Medium\",\"NoExploit\","
+      "5036893,\"2024-04 Cumulative Update\",\"\"]]', 1)"));
+  auto old = store->change_set((*changes)[1].change_set + 1);
+  ASSERT_TRUE(old) << old.error().message;
+  ASSERT_EQ(old->size(), 1u);
+  EXPECT_EQ((*old)[0].first, "Fixed");
+  EXPECT_EQ((*old)[0].second.cve, "CVE-2024-26212");
+  EXPECT_EQ((*old)[0].second.cvss, 5.5);
+  // Forgotten with their sets.
+  ASSERT_TRUE(store->publish_changes("2026-11-20T00:00:00Z", "2026-11-10T00:00:00Z"));
+  EXPECT_TRUE(store->change_set((*changes)[0].change_set)->empty());
+  EXPECT_TRUE(store->change_set((*changes)[1].change_set + 1)->empty());
 }
 
 // Real months of three eras and a revision; the catalog store's every read, as text.

@@ -56,6 +56,7 @@ struct Device {
   std::vector<std::string> ip_addresses;
   std::string agent_version;  // the collecting agent's version, where the inventory says it
   std::string source;         // the inventory file it was read from
+  friend bool operator==(const Device&, const Device&) = default;
 };
 
 // An IPv4 or IPv6 address in its canonical text ("192.168.0.1", "fe80::1"); nullopt when the

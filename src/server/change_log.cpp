@@ -3,12 +3,16 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <system_error>
 #include <thread>
 #include <tuple>
+#include <unordered_map>
 
 #include "api/defender_dto.h"
 #include "engine/catalog_change.h"
@@ -61,7 +65,26 @@ bool same_details(const Side& bs, const FleetView::OpenRow& b, const Side& as,
          bs.kb_number(b) == as.kb_number(a) && bs.kb_name(b) == as.kb_name(a);
 }
 
-using Diff = std::vector<std::pair<std::string, store::VulnerabilityRow>>;
+enum class Status : std::uint8_t { kNew, kFixed, kUpdated };
+
+std::string_view status_name(Status s) {
+  switch (s) {
+    case Status::kNew:
+      return "New";
+    case Status::kFixed:
+      return "Fixed";
+    case Status::kUpdated:
+      break;
+  }
+  return "Updated";
+}
+
+// A row's change: Fixed rows are the side before's, the others the side after's.
+struct Change {
+  Status status;
+  FleetView::OpenRow row;
+};
+using Diff = std::vector<Change>;
 
 // One merge by CVE: a CVE on both sides is the same row when its software and version are (else
 // Fixed on the old one, New on the new one), Updated when its details moved.
@@ -82,15 +105,15 @@ Diff diff_rows(const Side& before, const Side& after) {
       order = before.cve(*b).id.compare(after.cve(*a).id);
     }
     if (order < 0) {
-      out.emplace_back("Fixed", before.row(*b++));
+      out.push_back({Status::kFixed, *b++});
     } else if (order > 0) {
-      out.emplace_back("New", after.row(*a++));
+      out.push_back({Status::kNew, *a++});
     } else {
       if (b->product != a->product || before.version(b->product) != after.version(a->product)) {
-        out.emplace_back("Fixed", before.row(*b));
-        out.emplace_back("New", after.row(*a));
+        out.push_back({Status::kFixed, *b});
+        out.push_back({Status::kNew, *a});
       } else if (!same_details(before, *b, after, *a)) {
-        out.emplace_back("Updated", after.row(*a));
+        out.push_back({Status::kUpdated, *a});
       }
       ++a;
       ++b;
@@ -98,6 +121,72 @@ Diff diff_rows(const Side& before, const Side& after) {
   }
   return out;
 }
+
+// What makes a part (store::ChangePart): its rows' status, software, version and KB, and their
+// CVEs in order. A row is made of these alone (api::vulnerability_row), on the side its status
+// says, so parts of one key are alike whichever devices' sets hold them.
+struct PartKey {
+  Status status;
+  std::string_view product;
+  std::string version;
+  engine::KbIndex kb;
+  std::vector<engine::CveIndex> cves;
+  bool operator==(const PartKey&) const = default;
+};
+struct PartKeyHash {
+  std::size_t operator()(const PartKey& k) const {
+    std::size_t h = std::hash<std::string_view>()(k.product) ^
+                    (std::hash<std::string>()(k.version) * 31) ^
+                    (static_cast<std::size_t>(k.status) << 56) ^ (std::size_t{k.kb.value()} << 24);
+    for (engine::CveIndex c : k.cves) h = h * 1099511628211ULL + c.value();
+    return h;
+  }
+};
+
+// The parts found in one comparison, shared by its threads. A part is held here only as long as a
+// set not yet handed to the sink holds it: once recorded, its rows are not needed again (the
+// store knows it by serial), and a part found again is passed by serial alone.
+class Parts {
+ public:
+  using Rows = std::vector<std::pair<std::string, store::VulnerabilityRow>>;
+  // The part of `key`; `make` gives its rows when it is new (called with no lock held). `made`
+  // counts the rows of the parts made.
+  std::shared_ptr<const store::ChangePart> get(PartKey key, const std::function<Rows()>& make,
+                                               std::size_t& made) {
+    {
+      std::lock_guard lock(mutex_);
+      auto it = known_.find(key);
+      if (it != known_.end()) {
+        if (auto held = it->second.part.lock()) return held;
+        auto again = std::make_shared<store::ChangePart>();
+        again->serial = it->second.serial;
+        again->count = it->second.count;
+        it->second.part = again;
+        return again;
+      }
+    }
+    auto part = store::new_change_part(make());
+    made += part->count;
+    std::lock_guard lock(mutex_);
+    auto [it, added] = known_.try_emplace(std::move(key), Known{part->serial, part->count, part});
+    if (!added) {
+      // Another thread made it meanwhile: theirs is the one.
+      if (auto held = it->second.part.lock()) return held;
+      it->second.part = part;
+      it->second.serial = part->serial;
+    }
+    return part;
+  }
+
+ private:
+  struct Known {
+    std::uint64_t serial;
+    std::size_t count;
+    std::weak_ptr<const store::ChangePart> part;
+  };
+  std::mutex mutex_;
+  std::unordered_map<PartKey, Known, PartKeyHash> known_;
+};
 
 constexpr std::uint32_t kNone = UINT32_MAX;
 
@@ -192,23 +281,55 @@ Result<DiffStats> diff_snapshots(
       failed = true;
     }
   };
+  Parts parts;
   auto diff_runs_unguarded = [&] {
     std::vector<store::ChangeSet> pending;
     std::size_t held = 0;
     for (std::size_t r = next++; r + 1 < runs.size() && !failed; r = next++) {
       const Work& first = work[runs[r]];
-      Diff diff = diff_rows(first.before == kNone ? Side() : side_of(before, first.before),
-                            first.after == kNone ? Side() : side_of(after, first.after));
+      const Side b = first.before == kNone ? Side() : side_of(before, first.before);
+      const Side a = first.after == kNone ? Side() : side_of(after, first.after);
+      const Diff diff = diff_rows(b, a);
       if (diff.empty()) continue;
       store::ChangeSet set;
-      set.rows = std::move(diff);
+      // The rows by part, the parts in the order their first rows come (rows in order of CVE).
+      std::map<std::tuple<Status, std::string_view, std::string_view, engine::KbIndex>, std::size_t>
+          index;
+      std::vector<std::vector<const Change*>> groups;
+      for (const Change& c : diff) {
+        const Side& side = c.status == Status::kFixed ? b : a;
+        auto [it, added] = index.try_emplace(
+            std::tuple{c.status, c.row.product, side.version(c.row.product), c.row.kb},
+            groups.size());
+        if (added) groups.emplace_back();
+        groups[it->second].push_back(&c);
+      }
+      for (const auto& group : groups) {
+        const Change& c0 = *group.front();
+        const Side& side = c0.status == Status::kFixed ? b : a;
+        PartKey key{
+            c0.status, c0.row.product, std::string(side.version(c0.row.product)), c0.row.kb, {}};
+        key.cves.reserve(group.size());
+        for (const Change* c : group) key.cves.push_back(c->row.cve);
+        set.parts.push_back(parts.get(
+            std::move(key),
+            [&] {
+              Parts::Rows rows;
+              rows.reserve(group.size());
+              for (const Change* c : group) {
+                rows.emplace_back(std::string(status_name(c->status)), side.row(c->row));
+              }
+              return rows;
+            },
+            held));
+      }
       for (std::size_t k = runs[r]; k < runs[r + 1]; ++k) {
         const inventory::Device& d =
             work[k].after != kNone ? new_devices[work[k].after] : old_devices[work[k].before];
         set.devices.emplace_back(d.id, d.computer_dns_name);
       }
-      found += set.rows.size() * set.devices.size();
-      held += set.rows.size() + set.devices.size();
+      found += diff.size() * set.devices.size();
+      held += set.parts.size() + set.devices.size();
       pending.push_back(std::move(set));
       if (held >= chunk) {
         flush(pending);

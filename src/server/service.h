@@ -127,12 +127,17 @@ class Service {
   // At most this many snapshots wait for the recorder: a write that would make one more waits
   // for it (their memory is bounded; every snapshot served is recorded, none is skipped).
   static constexpr std::size_t kMaxUnrecorded = 3;
+  // The recorder thread's niceness (setpriority): below the threads that answer.
+  static constexpr int kRecorderNice = 10;
 
  private:
   // Called with reload_mutex_ held. With `catalog`, the snapshot is built on it even when the
   // current one is of that version, and the catalog is swapped in with it (only if it builds).
+  // With `own`, this process's write that made `version`: when the current snapshot is of the
+  // version before it, the write's devices are taken from it rather than read back.
   Result<std::shared_ptr<const TenantViews>> reload(
-      std::int64_t version, std::shared_ptr<const engine::CatalogIndex> catalog = nullptr);
+      std::int64_t version, std::shared_ptr<const engine::CatalogIndex> catalog = nullptr,
+      store::DeviceWrite* own = nullptr);
   // The snapshots of every stored device (in order of tenant, then id), each tenant's built with
   // its snapshot in `previous` (if any) as FleetView::build's.
   std::shared_ptr<TenantViews> build(std::shared_ptr<const engine::CatalogIndex> catalog,

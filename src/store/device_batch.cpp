@@ -25,7 +25,7 @@ Result<std::vector<PreparedDevice>> prepare_batch(const std::vector<inventory::D
   out.reserve(last.size());
   for (std::size_t i = 0; i < devices.size(); ++i) {
     if (last[{devices[i].tenant, devices[i].id}] != i) continue;
-    PreparedDevice p{devices[i], {}};
+    PreparedDevice p{devices[i], {}, {}};
     inventory::Device& d = p.device;
     const std::string where = d.source.empty() ? std::string("device") : d.source;
     auto fail = [&](std::string_view why) {
@@ -64,9 +64,32 @@ Result<std::vector<PreparedDevice>> prepare_batch(const std::vector<inventory::D
     if (back->size() != 1 || back->front().device.id != d.id) {
       return fail("its stored form reads back as another device");
     }
+    p.read_back = std::move(back->front().device);
     out.push_back(std::move(p));
   }
   return out;
+}
+
+namespace {
+
+constexpr std::string_view kStoredSource = "stored";  // the source of a device read from a row
+
+// A row's time column as read_stored_device reads it.
+std::string stored_time(std::string_view column) {
+  auto utc = utc_time_from_rfc3339(column);
+  return utc ? std::move(*utc) : std::string();
+}
+
+}  // namespace
+
+inventory::Device stored_device(PreparedDevice& p) {
+  inventory::Device d = std::move(p.read_back);
+  p.read_back = inventory::Device();
+  d.tenant = p.device.tenant;
+  d.source = std::string(kStoredSource);
+  d.first_seen = stored_time(p.device.first_seen);
+  d.last_seen = stored_time(p.device.last_seen);
+  return d;
 }
 
 Result<inventory::Device> read_stored_device(std::string_view tenant, std::string_view id,
@@ -75,24 +98,22 @@ Result<inventory::Device> read_stored_device(std::string_view tenant, std::strin
                                              std::string_view last_seen) {
   // The times are the columns' (below): a row an older kbgap wrote with times as given is not
   // damaged for that.
-  auto read = inventory::parse_kbgap_json(inventory, "stored", inventory::TimeFields::kIgnore);
+  auto read = inventory::parse_kbgap_json(inventory, kStoredSource, inventory::TimeFields::kIgnore);
   if (!read) return read.error();
   if (read->size() != 1 || read->front().device.id != id) {
     return invalid_input("stored: the row's inventory is of another device");
   }
   inventory::Device d = std::move(read->front().device);
   d.tenant = std::string(tenant);
-  for (auto [column, time] : {std::pair{first_seen, &d.first_seen}, {last_seen, &d.last_seen}}) {
-    auto utc = utc_time_from_rfc3339(column);
-    *time = utc ? std::move(*utc) : std::string();
-  }
+  d.first_seen = stored_time(first_seen);
+  d.last_seen = stored_time(last_seen);
   return d;
 }
 
-std::string change_rows_json(const ChangeSet& set) {
+std::string change_rows_json(const std::vector<std::pair<std::string, VulnerabilityRow>>& set) {
   boost::json::array rows;
-  rows.reserve(set.rows.size());
-  for (const auto& [status, r] : set.rows) {
+  rows.reserve(set.size());
+  for (const auto& [status, r] : set) {
     rows.push_back(boost::json::array{status, r.software, r.version, r.cve, r.cvss, r.severity,
                                       r.exploitability, r.kb, r.kb_name, r.kb_url});
   }
@@ -126,6 +147,24 @@ Result<std::vector<std::pair<std::string, VulnerabilityRow>>> parse_change_rows(
     r.kb_name = (*a)[8].as_string();
     r.kb_url = (*a)[9].as_string();
     out.emplace_back(std::string((*a)[0].as_string()), std::move(r));
+  }
+  return out;
+}
+
+std::string part_ids_json(const std::vector<std::int64_t>& ids) {
+  return boost::json::serialize(boost::json::value_from(ids));
+}
+
+Result<std::vector<std::int64_t>> parse_part_ids(std::string_view text, std::string_view where) {
+  boost::system::error_code ec;
+  const boost::json::value parsed = boost::json::parse(text, ec);
+  const auto* ids = ec ? nullptr : parsed.if_array();
+  if (!ids) return storage_error(fmt::format("{}: its parts are not JSON", where));
+  std::vector<std::int64_t> out;
+  out.reserve(ids->size());
+  for (const auto& v : *ids) {
+    if (!v.is_int64()) return storage_error(fmt::format("{} names a malformed part", where));
+    out.push_back(v.as_int64());
   }
   return out;
 }

@@ -13,8 +13,9 @@
 namespace kbgap::store {
 
 struct PreparedDevice {
-  inventory::Device device;  // times filled in and normalized
-  std::string json;          // its stored form (kbgap JSON), which reads back
+  inventory::Device device;     // times filled in and normalized
+  std::string json;             // its stored form (kbgap JSON), which reads back
+  inventory::Device read_back;  // `json` read back, but for the times (stored_device)
 };
 
 // The devices of one batch as they will be stored: the later of two with one id; times as UTC
@@ -27,6 +28,20 @@ Result<std::vector<PreparedDevice>> prepare_batch(const std::vector<inventory::D
 // The stored form of a prepared device whose first-seen time moved to an earlier stored one.
 std::string stored_json(const inventory::Device& device);
 
+// A prepared device as read_stored_device reads its row back once it is stored with
+// `p.device`'s times (its first-seen time may have moved to an earlier stored one since
+// prepare_batch). Leaves `p.read_back` empty.
+inventory::Device stored_device(PreparedDevice& p);
+
+// A write's step of the fleet version (each write numbers it on by one, under the database's
+// lock): the new version and its token, the token of the one before, and the rows stored before
+// the write.
+struct VersionStep {
+  std::int64_t version = 0;
+  std::string token, previous_token;
+  std::int64_t devices = 0;
+};
+
 // A stored row read back as a device: its inventory (kbgap JSON) with the row's times, which are
 // the ones kbgap keeps (the earliest first-seen of every write). An error says why the row is
 // damaged (it is then skipped and listed, never fatal).
@@ -37,9 +52,12 @@ Result<inventory::Device> read_stored_device(std::string_view tenant, std::strin
 
 // The stored form of a change set's rows (JSON), and reading it back; `where` names the store
 // and set in the error a row that does not read back gives.
-std::string change_rows_json(const ChangeSet& set);
+std::string change_rows_json(const std::vector<std::pair<std::string, VulnerabilityRow>>& rows);
 Result<std::vector<std::pair<std::string, VulnerabilityRow>>> parse_change_rows(
     std::string_view text, std::string_view where);
+// A change set's parts as it keeps them (a JSON array of their ids), and reading it back.
+std::string part_ids_json(const std::vector<std::int64_t>& ids);
+Result<std::vector<std::int64_t>> parse_part_ids(std::string_view text, std::string_view where);
 
 // A random token for a new fleet version (version_tokens, docs/scaling.md): 16 hex digits.
 std::string new_version_token();

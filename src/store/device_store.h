@@ -2,7 +2,9 @@
 // stateless nodes one PostgreSQL database.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,6 +18,13 @@ namespace kbgap::store {
 struct DeviceWrite {
   std::size_t created = 0, replaced = 0;
   std::int64_t version = 0;  // the fleet's version after the write
+  // What brings a snapshot of the version before (`version` - 1: each write numbers the version
+  // on by one) to `version` without reading the devices back (docs/scaling.md, "Writes cost the
+  // batch"): the batch's devices exactly as changed_since() reads them back, in the batch's
+  // order; the two versions' tokens; the rows stored after the write.
+  std::vector<inventory::Device> devices;
+  std::string token, previous_token;
+  std::int64_t stored = 0;
 };
 
 // A stored row that does not read back as a device (damaged outside kbgap, or written by an
@@ -52,12 +61,35 @@ struct VulnerabilityChange {
   VulnerabilityRow row;  // as it is after the change; for Fixed, as it was
 };
 
+// Rows of change that the sets of many devices hold alike (a KB's CVEs on one build, New): kept
+// once per recording and named by each set that holds them. `serial` tells parts apart within a
+// process (new_change_part); a part already recorded may be passed again with its rows left out.
+struct ChangePart {
+  std::uint64_t serial = 0;
+  std::size_t count = 0;                                       // of rows
+  std::vector<std::pair<std::string, VulnerabilityRow>> rows;  // by status: New, Fixed, Updated
+};
+inline std::shared_ptr<const ChangePart> new_change_part(
+    std::vector<std::pair<std::string, VulnerabilityRow>> rows) {
+  static std::atomic<std::uint64_t> serials{0};
+  auto part = std::make_shared<ChangePart>();
+  part->serial = ++serials;
+  part->count = rows.size();
+  part->rows = std::move(rows);
+  return part;
+}
+
 // Changes found together, as they are kept: the rows' changes of a set of devices whose rows
-// changed alike (by status: "New", "Fixed", "Updated").
+// changed alike, part after part.
 struct ChangeSet {
   std::string tenant;  // of its devices: each tenant has a log of its own
-  std::vector<std::pair<std::string, VulnerabilityRow>> rows;
+  std::vector<std::shared_ptr<const ChangePart>> parts;
   std::vector<std::pair<std::string, std::string>> devices;  // id, name
+  std::size_t rows() const {
+    std::size_t n = 0;
+    for (const auto& p : parts) n += p->count;
+    return n;
+  }
 };
 // A device's changes in the log: its set's rows, numbered on from `position` (the rows of every
 // device change recorded before it: a row's number in the log never changes).
@@ -129,7 +161,9 @@ class DeviceStore {
   // numbering their devices' changes on from the last of their tenant's log, unpublished: readers
   // pass over them until publish_changes stamps them with the time their snapshot is served (so
   // that a client that read the older snapshot at T finds them since T), or discard_changes removes
-  // them. Both act on this store's own unpublished changes only.
+  // them. Both act on this store's own unpublished changes only. A part is stored once until
+  // then, however many sets and calls name it; one passed without its rows must have been
+  // recorded since (else a kStorage error).
   virtual Result<void> record_changes(const std::vector<ChangeSet>& sets) = 0;
   // Publishes them at `at` (ISO 8601 UTC), and removes what was published before `forget_before`.
   virtual Result<void> publish_changes(std::string_view at, std::string_view forget_before) = 0;

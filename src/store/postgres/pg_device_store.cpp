@@ -127,23 +127,28 @@ Result<void> PgDeviceStore::check() {
   return c_.exec("SELECT 1");
 }
 
-Result<std::int64_t> PgDeviceStore::bump_version() {
+Result<VersionStep> PgDeviceStore::bump_version() {
   // The row's lock also orders the writes of every server: one at a time commits its version.
-  auto v =
-      c_.query("UPDATE fleet_version SET version = version + 1 WHERE id = 1 RETURNING version");
+  auto v = c_.query(
+      "UPDATE fleet_version f SET version = version + 1 WHERE id = 1 RETURNING version, devices,"
+      " coalesce((SELECT token FROM version_tokens t WHERE t.version = f.version - 1), '')");
   if (!v) return v.error();
   if (v->size() != 1) return storage_error("PostgreSQL: fleet_version has no row");
-  const std::int64_t version = v->integer(0, 0);
+  VersionStep step;
+  step.version = v->integer(0, 0);
+  step.devices = v->integer(0, 1);
+  step.previous_token = v->text(0, 2);
+  step.token = new_version_token();
   // Its token, and the tokens kept as long as removals are.
   KBGAP_TRY(
       c_.query("INSERT INTO version_tokens (version, token) VALUES ($1, $2)"
                " ON CONFLICT (version) DO UPDATE SET token = excluded.token",
-               {std::to_string(version), new_version_token()}));
+               {std::to_string(step.version), step.token}));
   KBGAP_TRY(c_.query("DELETE FROM version_tokens WHERE version <= $1",
-                     {std::to_string(version - kKeepRemovals)}));
+                     {std::to_string(step.version - kKeepRemovals)}));
   // Delivered to every listener when the transaction commits, never before.
-  KBGAP_TRY(c_.query("SELECT pg_notify($1, $2)", {kChannel, std::to_string(version)}));
-  return version;
+  KBGAP_TRY(c_.query("SELECT pg_notify($1, $2)", {kChannel, std::to_string(step.version)}));
+  return step;
 }
 
 Result<DeviceWrite> PgDeviceStore::put(const std::vector<inventory::Device>& devices,
@@ -153,8 +158,8 @@ Result<DeviceWrite> PgDeviceStore::put(const std::vector<inventory::Device>& dev
   std::lock_guard lock(mutex_);
   Transaction tx(c_);
   KBGAP_TRY(tx.begin());
-  auto version = bump_version();
-  if (!version) return version.error();
+  auto step = bump_version();
+  if (!step) return step.error();
   std::vector<std::string_view> tenants, ids;
   tenants.reserve(prepared->size());
   ids.reserve(prepared->size());
@@ -173,7 +178,9 @@ Result<DeviceWrite> PgDeviceStore::put(const std::vector<inventory::Device>& dev
                          existing->text(i, 2));
   }
   DeviceWrite write;
-  write.version = *version;
+  write.version = step->version;
+  write.token = std::move(step->token);
+  write.previous_token = std::move(step->previous_token);
   CopyBuffer rows;
   for (PreparedDevice& p : *prepared) {
     inventory::Device& d = p.device;
@@ -196,6 +203,7 @@ Result<DeviceWrite> PgDeviceStore::put(const std::vector<inventory::Device>& dev
         .field(now)
         .end_row();
   }
+  write.stored = step->devices + static_cast<std::int64_t>(write.created);
   KBGAP_TRY(c_.exec(
       "CREATE TEMP TABLE IF NOT EXISTS incoming_devices (tenant text COLLATE \"C\","
       " id text COLLATE \"C\", computer_dns_name text, name_key text COLLATE \"C\", inventory text,"
@@ -222,6 +230,8 @@ Result<DeviceWrite> PgDeviceStore::put(const std::vector<inventory::Device>& dev
   }
   KBGAP_TRY(tx.commit());
   raise(write.version);
+  write.devices.reserve(prepared->size());
+  for (PreparedDevice& p : *prepared) write.devices.push_back(stored_device(p));
   return write;
 }
 
@@ -230,8 +240,9 @@ Result<bool> PgDeviceStore::remove(std::string_view tenant, std::string_view id)
   Transaction tx(c_);
   KBGAP_TRY(tx.begin());
   // The version row first, as put() does: two servers' writes lock in one order, never deadlock.
-  auto version = bump_version();
-  if (!version) return version.error();
+  auto step = bump_version();
+  if (!step) return step.error();
+  const std::int64_t version = step->version;
   auto removed = c_.query("DELETE FROM devices WHERE tenant = $1 AND id = $2 RETURNING id",
                           {std::string(tenant), std::string(id)});
   if (!removed) return removed.error();
@@ -241,16 +252,16 @@ Result<bool> PgDeviceStore::remove(std::string_view tenant, std::string_view id)
   KBGAP_TRY(
       c_.query("INSERT INTO removed_devices (tenant, id, version) VALUES ($1, $2, $3)"
                " ON CONFLICT (tenant, id) DO UPDATE SET version = excluded.version",
-               {std::string(tenant), std::string(id), std::to_string(*version)}));
+               {std::string(tenant), std::string(id), std::to_string(version)}));
   KBGAP_TRY(c_.exec("UPDATE fleet_version SET devices = devices - 1 WHERE id = 1"));
-  if (*version > kKeepRemovals) {
-    const std::string horizon = std::to_string(*version - kKeepRemovals);
+  if (version > kKeepRemovals) {
+    const std::string horizon = std::to_string(version - kKeepRemovals);
     KBGAP_TRY(c_.query("DELETE FROM removed_devices WHERE version <= $1", {horizon}));
     KBGAP_TRY(c_.query("UPDATE fleet_version SET forgotten = greatest(forgotten, $1) WHERE id = 1",
                        {horizon}));
   }
   KBGAP_TRY(tx.commit());
-  raise(*version);
+  raise(version);
   return true;
 }
 
@@ -373,6 +384,24 @@ Result<void> PgDeviceStore::record_changes(const std::vector<ChangeSet>& sets) {
   KBGAP_TRY(c_.exec(fmt::format("SELECT pg_advisory_xact_lock({})", kChangeLogLock)));
   // Each tenant's rows on from the end of its log.
   std::map<std::string, std::int64_t, std::less<>> ends;
+  // The parts this transaction stores: known to the next calls once it commits.
+  std::unordered_map<std::uint64_t, std::int64_t> stored;
+  auto part_id = [&](const ChangePart& part) -> Result<std::int64_t> {
+    if (auto it = parts_.find(part.serial); it != parts_.end()) return it->second;
+    if (auto it = stored.find(part.serial); it != stored.end()) return it->second;
+    if (part.rows.size() != part.count) {
+      return storage_error(
+          fmt::format("PostgreSQL at {}: a change part was passed without its "
+                      "rows before it was recorded",
+                      c_.where()));
+    }
+    auto id =
+        c_.query("INSERT INTO change_parts (at, rows, count) VALUES ($1, $2, $3) RETURNING id",
+                 {pending_, change_rows_json(part.rows), std::to_string(part.count)});
+    if (!id) return id.error();
+    stored.emplace(part.serial, id->integer(0, 0));
+    return id->integer(0, 0);
+  };
   CopyBuffer devices;
   for (const ChangeSet& set : sets) {
     auto it = ends.find(set.tenant);
@@ -385,9 +414,17 @@ Result<void> PgDeviceStore::record_changes(const std::vector<ChangeSet>& sets) {
       it = ends.emplace(set.tenant, end->size() ? end->integer(0, 0) : 0).first;
     }
     std::int64_t& position = it->second;
-    const auto count = static_cast<std::int64_t>(set.rows.size());
-    auto id = c_.query("INSERT INTO change_sets (at, rows, count) VALUES ($1, $2, $3) RETURNING id",
-                       {pending_, change_rows_json(set), std::to_string(count)});
+    const auto count = static_cast<std::int64_t>(set.rows());
+    std::vector<std::int64_t> ids;
+    ids.reserve(set.parts.size());
+    for (const auto& part : set.parts) {
+      auto part_row = part_id(*part);
+      if (!part_row) return part_row.error();
+      ids.push_back(*part_row);
+    }
+    auto id = c_.query(
+        "INSERT INTO change_sets (at, rows, count, parts) VALUES ($1, '[]', $2, $3) RETURNING id",
+        {pending_, std::to_string(count), part_ids_json(ids)});
     if (!id) return id.error();
     const std::int64_t set_id = id->integer(0, 0);
     for (const auto& [device_id, device_name] : set.devices) {
@@ -406,11 +443,13 @@ Result<void> PgDeviceStore::record_changes(const std::vector<ChangeSet>& sets) {
         c_.copy("device_changes (tenant, at, device_id, device_name, change_set, count, position)",
                 devices));
   }
-  return tx.commit();
+  KBGAP_TRY(tx.commit());
+  parts_.merge(stored);
+  return ok_result();
 }
 
 Result<void> PgDeviceStore::on_change_log(std::string_view sql, const std::vector<Param>& params) {
-  for (const char* table : {"device_changes", "change_sets"}) {
+  for (const char* table : {"device_changes", "change_sets", "change_parts"}) {
     KBGAP_TRY(c_.query(fmt::format(fmt::runtime(sql), table), params));
   }
   return ok_result();
@@ -424,7 +463,9 @@ Result<void> PgDeviceStore::publish_changes(std::string_view at, std::string_vie
   // Times start with a digit; unpublished changes (a space first) are not forgotten here.
   KBGAP_TRY(
       on_change_log("DELETE FROM {} WHERE at >= '0' AND at < $1", {std::string(forget_before)}));
-  return tx.commit();
+  KBGAP_TRY(tx.commit());
+  parts_.clear();
+  return ok_result();
 }
 
 Result<void> PgDeviceStore::discard_changes() {
@@ -432,6 +473,7 @@ Result<void> PgDeviceStore::discard_changes() {
   Transaction tx(c_);
   KBGAP_TRY(tx.begin());
   KBGAP_TRY(on_change_log("DELETE FROM {} WHERE at = $1", {pending_}));
+  parts_.clear();  // whether or not they are gone: passed again, they are stored again
   return tx.commit();
 }
 
@@ -472,15 +514,30 @@ Result<std::vector<DeviceChange>> PgDeviceStore::device_changes(std::string_view
 
 Result<std::vector<std::pair<std::string, VulnerabilityRow>>> PgDeviceStore::change_set(
     std::int64_t id) {
-  std::string text;
-  {
-    std::lock_guard lock(mutex_);
-    auto row = c_.query("SELECT rows FROM change_sets WHERE id = $1", {std::to_string(id)});
-    if (!row) return row.error();
-    if (row->size() == 0) return std::vector<std::pair<std::string, VulnerabilityRow>>();
-    text = row->text(0, 0);
+  using Rows = std::vector<std::pair<std::string, VulnerabilityRow>>;
+  const std::string where = fmt::format("PostgreSQL at {}: change set {}", c_.where(), id);
+  std::lock_guard lock(mutex_);
+  auto row = c_.query("SELECT rows, parts FROM change_sets WHERE id = $1", {std::to_string(id)});
+  if (!row) return row.error();
+  if (row->size() == 0) return Rows();
+  // A set recorded before parts were (migration 006) holds its rows itself.
+  if (row->null(0, 1)) return parse_change_rows(row->text(0, 0), where);
+  auto ids = parse_part_ids(row->text(0, 1), where);
+  if (!ids) return ids.error();
+  auto parts = c_.query("SELECT id, rows FROM change_parts WHERE id = ANY($1::bigint[])",
+                        {fmt::format("{{{}}}", fmt::join(*ids, ","))});
+  if (!parts) return parts.error();
+  std::map<std::int64_t, int> at;  // part id, its result row
+  for (int i = 0; i < parts->size(); ++i) at.emplace(parts->integer(i, 0), i);
+  Rows out;
+  for (std::int64_t p : *ids) {
+    auto it = at.find(p);
+    if (it == at.end()) return Rows();  // forgotten meanwhile, with its set
+    auto rows = parse_change_rows(parts->text(it->second, 1), fmt::format("{}, part {}", where, p));
+    if (!rows) return rows.error();
+    std::move(rows->begin(), rows->end(), std::back_inserter(out));
   }
-  return parse_change_rows(text, fmt::format("PostgreSQL at {}: change set {}", c_.where(), id));
+  return out;
 }
 
 }  // namespace kbgap::store::postgres

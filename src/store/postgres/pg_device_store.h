@@ -6,7 +6,9 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 
+#include "store/device_batch.h"
 #include "store/device_store.h"
 #include "store/postgres/pg_db.h"
 
@@ -49,7 +51,7 @@ class PgDeviceStore final : public DeviceStore {
   explicit PgDeviceStore(Connection c) : c_(std::move(c)) {}
   void raise(std::int64_t version);  // the known version, to at least `version`
   void listen(std::string url);      // the listener thread
-  Result<std::int64_t> bump_version();
+  Result<VersionStep> bump_version();
   // Reads, a page at a time in id order, the devices whose rows match `where` (with $1 the last
   // id read and $2 `since`, when given), the damaged ones aside. Inside a transaction, under
   // mutex_.
@@ -70,7 +72,9 @@ class PgDeviceStore final : public DeviceStore {
   std::atomic<std::int64_t> version_{0};
   std::atomic<bool> stop_{false};
   std::thread listener_;
-  std::string pending_;       // the time written on changes not yet published (see SQLite's store)
+  std::string pending_;  // the time written on changes not yet published (see SQLite's store)
+  // The change parts recorded since the last publish or discard: serial, row id.
+  std::unordered_map<std::uint64_t, std::int64_t> parts_;
   int recorder_backend_ = 0;  // the session that holds the recorder's lock (under mutex_)
 };
 

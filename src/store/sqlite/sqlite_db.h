@@ -33,6 +33,7 @@ class Statement {
 
   std::int64_t column_int(int i) const { return sqlite3_column_int64(stmt_.get(), i); }
   std::string column_text(int i) const;
+  bool column_is_null(int i) const { return sqlite3_column_type(stmt_.get(), i) == SQLITE_NULL; }
   std::optional<double> column_optional_double(int i) const;
   std::optional<bool> column_optional_bool(int i) const;
 

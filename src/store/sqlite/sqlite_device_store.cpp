@@ -169,26 +169,29 @@ Result<std::int64_t> SqliteDeviceStore::database_version() {
   return *row ? stmt->column_int(0) : 0;
 }
 
-Result<std::int64_t> SqliteDeviceStore::bump_version() {
+Result<VersionStep> SqliteDeviceStore::bump_version() {
   KBGAP_TRY(db_.exec("UPDATE fleet_version SET version = version + 1 WHERE id = 1"));
-  auto stmt = db_.prepare("SELECT version FROM fleet_version WHERE id = 1");
-  if (!stmt) return stmt.error();
-  auto row = stmt->step();
-  if (!row) return row.error();
-  if (!*row) return storage_error(fmt::format("{}: fleet_version has no row", db_.path()));
-  const std::int64_t version = stmt->column_int(0);
+  auto now = query_version(db_);
+  if (!now) return now.error();
+  VersionStep step;
+  step.version = now->version;
+  step.devices = now->devices;
+  auto previous = query_token(db_, step.version - 1);
+  if (!previous) return previous.error();
+  step.previous_token = std::move(*previous);
+  step.token = new_version_token();
   // Its token, and the tokens kept as long as removals are.
   auto token = db_.prepare(
       "INSERT INTO version_tokens (version, token) VALUES (?, ?)"
       " ON CONFLICT (version) DO UPDATE SET token = excluded.token");
   if (!token) return token.error();
-  token->bind(1, version).bind(2, new_version_token());
+  token->bind(1, step.version).bind(2, step.token);
   KBGAP_TRY(token->run());
   auto forget = db_.prepare("DELETE FROM version_tokens WHERE version <= ?");
   if (!forget) return forget.error();
-  forget->bind(1, version - kKeepRemovals);
+  forget->bind(1, step.version - kKeepRemovals);
   KBGAP_TRY(forget->run());
-  return version;
+  return step;
 }
 
 Result<DeviceWrite> SqliteDeviceStore::put(const std::vector<inventory::Device>& devices,
@@ -208,10 +211,13 @@ Result<DeviceWrite> SqliteDeviceStore::put(const std::vector<inventory::Device>&
       " first_seen = excluded.first_seen, last_seen = excluded.last_seen,"
       " updated_at = excluded.updated_at, written_version = excluded.written_version");
   if (!upsert) return upsert.error();
-  auto version = bump_version();
-  if (!version) return version.error();
+  auto step = bump_version();
+  if (!step) return step.error();
   DeviceWrite write;
-  write.version = *version;
+  write.version = step->version;
+  write.token = std::move(step->token);
+  write.previous_token = std::move(step->previous_token);
+  write.devices.reserve(prepared->size());
   for (PreparedDevice& p : *prepared) {
     inventory::Device& d = p.device;
     existing->bind(1, d.tenant).bind(2, d.id);
@@ -236,7 +242,9 @@ Result<DeviceWrite> SqliteDeviceStore::put(const std::vector<inventory::Device>&
         .bind(8, now)
         .bind(9, write.version);
     KBGAP_TRY(upsert->run());
+    write.devices.push_back(stored_device(p));
   }
+  write.stored = step->devices + static_cast<std::int64_t>(write.created);
   KBGAP_TRY(count_devices(db_, static_cast<std::int64_t>(write.created)));
   KBGAP_TRY(tx.commit());
   publish(write.version);
@@ -256,7 +264,7 @@ Result<bool> SqliteDeviceStore::remove(std::string_view tenant, std::string_view
   if (removed) {
     auto bumped = bump_version();
     if (!bumped) return bumped.error();
-    version = *bumped;
+    version = bumped->version;
     // Remembered for changed_since(); the oldest forgotten (a snapshot from before them reads
     // every device).
     auto remember = db_.prepare(
@@ -389,7 +397,10 @@ Result<void> SqliteDeviceStore::record_changes(const std::vector<ChangeSet>& set
   std::lock_guard lock(mutex_);
   Transaction tx(db_);
   KBGAP_TRY(tx.begin());
-  auto insert_set = db_.prepare("INSERT INTO change_sets (at, rows, count) VALUES (?, ?, ?)");
+  auto insert_part = db_.prepare("INSERT INTO change_parts (at, rows, count) VALUES (?, ?, ?)");
+  if (!insert_part) return insert_part.error();
+  auto insert_set =
+      db_.prepare("INSERT INTO change_sets (at, rows, count, parts) VALUES (?, '[]', ?, ?)");
   if (!insert_set) return insert_set.error();
   auto insert_device = db_.prepare(
       "INSERT INTO device_changes (tenant, at, device_id, device_name, change_set, count,"
@@ -401,6 +412,25 @@ Result<void> SqliteDeviceStore::record_changes(const std::vector<ChangeSet>& set
       " LIMIT 1");
   if (!end) return end.error();
   std::map<std::string, std::int64_t, std::less<>> ends;
+  // The parts this transaction stores: known to the next calls once it commits.
+  std::unordered_map<std::uint64_t, std::int64_t> stored;
+  auto part_id = [&](const ChangePart& part) -> Result<std::int64_t> {
+    if (auto it = parts_.find(part.serial); it != parts_.end()) return it->second;
+    if (auto it = stored.find(part.serial); it != stored.end()) return it->second;
+    if (part.rows.size() != part.count) {
+      return storage_error(
+          fmt::format("{}: a change part was passed without its rows before "
+                      "it was recorded",
+                      db_.path()));
+    }
+    insert_part->bind(1, at)
+        .bind(2, change_rows_json(part.rows))
+        .bind(3, static_cast<std::int64_t>(part.count));
+    KBGAP_TRY(insert_part->run());
+    const std::int64_t id = db_.last_insert_rowid();
+    stored.emplace(part.serial, id);
+    return id;
+  };
   for (const ChangeSet& set : sets) {
     auto it = ends.find(set.tenant);
     if (it == ends.end()) {
@@ -411,8 +441,15 @@ Result<void> SqliteDeviceStore::record_changes(const std::vector<ChangeSet>& set
       end->reset();
     }
     std::int64_t& position = it->second;
-    const auto count = static_cast<std::int64_t>(set.rows.size());
-    insert_set->bind(1, at).bind(2, change_rows_json(set)).bind(3, count);
+    const auto count = static_cast<std::int64_t>(set.rows());
+    std::vector<std::int64_t> ids;
+    ids.reserve(set.parts.size());
+    for (const auto& part : set.parts) {
+      auto id = part_id(*part);
+      if (!id) return id.error();
+      ids.push_back(*id);
+    }
+    insert_set->bind(1, at).bind(2, count).bind(3, part_ids_json(ids));
     KBGAP_TRY(insert_set->run());
     const std::int64_t id = db_.last_insert_rowid();
     for (const auto& [device_id, device_name] : set.devices) {
@@ -427,7 +464,9 @@ Result<void> SqliteDeviceStore::record_changes(const std::vector<ChangeSet>& set
       position += count;
     }
   }
-  return tx.commit();
+  KBGAP_TRY(tx.commit());
+  parts_.merge(stored);
+  return ok_result();
 }
 
 namespace {
@@ -435,7 +474,7 @@ namespace {
 // Runs `sql` on both tables of the change log, with the texts bound in order.
 Result<void> on_change_log(Database& db, std::string_view sql,
                            std::initializer_list<std::string_view> texts) {
-  for (const char* table : {"device_changes", "change_sets"}) {
+  for (const char* table : {"device_changes", "change_sets", "change_parts"}) {
     auto stmt = db.prepare(fmt::format(fmt::runtime(sql), table));
     if (!stmt) return stmt.error();
     int i = 0;
@@ -455,7 +494,9 @@ Result<void> SqliteDeviceStore::publish_changes(std::string_view at,
   KBGAP_TRY(on_change_log(db_, "UPDATE {} SET at = ? WHERE at = ?", {at, pending_}));
   // Times start with a digit; unpublished changes (a space first) are not forgotten here.
   KBGAP_TRY(on_change_log(db_, "DELETE FROM {} WHERE at >= '0' AND at < ?", {forget_before}));
-  return tx.commit();
+  KBGAP_TRY(tx.commit());
+  parts_.clear();
+  return ok_result();
 }
 
 Result<void> SqliteDeviceStore::discard_changes() {
@@ -463,6 +504,7 @@ Result<void> SqliteDeviceStore::discard_changes() {
   Transaction tx(db_);
   KBGAP_TRY(tx.begin());
   KBGAP_TRY(on_change_log(db_, "DELETE FROM {} WHERE at = ?", {pending_}));
+  parts_.clear();  // whether or not they are gone: passed again, they are stored again
   return tx.commit();
 }
 
@@ -511,18 +553,33 @@ Result<std::vector<DeviceChange>> SqliteDeviceStore::device_changes(std::string_
 
 Result<std::vector<std::pair<std::string, VulnerabilityRow>>> SqliteDeviceStore::change_set(
     std::int64_t id) {
-  std::string text;
-  {
-    std::lock_guard lock(mutex_);
-    auto stmt = db_.prepare("SELECT rows FROM change_sets WHERE id = ?");
-    if (!stmt) return stmt.error();
-    stmt->bind(1, id);
-    auto row = stmt->step();
-    if (!row) return row.error();
-    if (!*row) return std::vector<std::pair<std::string, VulnerabilityRow>>();
-    text = stmt->column_text(0);
+  using Rows = std::vector<std::pair<std::string, VulnerabilityRow>>;
+  const std::string where = fmt::format("{}: change set {}", db_.path(), id);
+  std::lock_guard lock(mutex_);
+  auto stmt = db_.prepare("SELECT rows, parts FROM change_sets WHERE id = ?");
+  if (!stmt) return stmt.error();
+  stmt->bind(1, id);
+  auto row = stmt->step();
+  if (!row) return row.error();
+  if (!*row) return Rows();
+  // A set recorded before parts were (migration 009) holds its rows itself.
+  if (stmt->column_is_null(1)) return parse_change_rows(stmt->column_text(0), where);
+  auto ids = parse_part_ids(stmt->column_text(1), where);
+  if (!ids) return ids.error();
+  auto part = db_.prepare("SELECT rows FROM change_parts WHERE id = ?");
+  if (!part) return part.error();
+  Rows out;
+  for (std::int64_t p : *ids) {
+    part->bind(1, p);
+    auto found = part->step();
+    if (!found) return found.error();
+    if (!*found) return Rows();  // forgotten meanwhile, with its set
+    auto rows = parse_change_rows(part->column_text(0), fmt::format("{}, part {}", where, p));
+    if (!rows) return rows.error();
+    part->reset();
+    std::move(rows->begin(), rows->end(), std::back_inserter(out));
   }
-  return parse_change_rows(text, fmt::format("{}: change set {}", db_.path(), id));
+  return out;
 }
 
 }  // namespace kbgap::store::sqlite

@@ -4,7 +4,9 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 
+#include "store/device_batch.h"
 #include "store/device_store.h"
 #include "store/sqlite/sqlite_db.h"
 
@@ -42,7 +44,7 @@ class SqliteDeviceStore final : public DeviceStore {
 
  private:
   explicit SqliteDeviceStore(Database db) : db_(std::move(db)) {}
-  Result<std::int64_t> bump_version();
+  Result<VersionStep> bump_version();
   Result<std::int64_t> database_version();
   // Reads the rows `sql` selects (id, inventory, first_seen, last_seen; `since` bound to its
   // parameter, if any) as devices, the damaged ones aside. Under mutex_.
@@ -62,6 +64,8 @@ class SqliteDeviceStore final : public DeviceStore {
   // What this store writes as the time of changes it has not published yet: it sorts before
   // every time, so that readers (who ask for times from a date on) pass over them.
   std::string pending_;
+  // The change parts recorded since the last publish or discard: serial, row id.
+  std::unordered_map<std::uint64_t, std::int64_t> parts_;
 };
 
 }  // namespace kbgap::store::sqlite
