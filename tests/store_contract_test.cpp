@@ -282,6 +282,10 @@ TEST_P(StoreContract, AWriteHandsBackItsDevicesAsTheyReadBack) {
     again.push_back(std::move(d));
   }
   check(again, "2026-11-30T00:00:00Z");
+  // Another tenant's devices of the same ids: their own rows.
+  std::vector<inventory::Device> theirs(accepted.begin(), accepted.begin() + 3);
+  for (inventory::Device& d : theirs) d.tenant = "acme";
+  check(theirs, "2026-11-30T00:00:00Z");
   auto all = store->all();
   ASSERT_TRUE(all);
   EXPECT_EQ(static_cast<std::int64_t>(all->devices.size()), (*store->changed_since(0, ""))->stored);
@@ -625,6 +629,15 @@ TEST_P(StoreContract, AChangePartIsKeptOncePerRecording) {
   auto refused = store->record_changes({ChangeSet{tenant, {bare(own)}, {{b, "pc-b"}}}});
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, ErrorCode::kStorage);
+  EXPECT_EQ(store->changes_since(tenant, "2026-01-01T00:00:00Z")->end, 5);
+  // A call that fails keeps none of the parts it stored: named again without rows, refused.
+  auto fresh = new_change_part({{"New", row("CVE-2024-26213")}});
+  auto unknown = bare(new_change_part({{"New", row("CVE-2024-26214")}}));
+  ASSERT_FALSE(store->record_changes({ChangeSet{tenant, {fresh, unknown}, {{a, "pc-a"}}}}));
+  auto after_failure = store->record_changes({ChangeSet{tenant, {bare(fresh)}, {{a, "pc-a"}}}});
+  ASSERT_FALSE(after_failure);
+  EXPECT_EQ(after_failure.error().code, ErrorCode::kStorage);
+  ASSERT_TRUE(store->discard_changes());
   EXPECT_EQ(store->changes_since(tenant, "2026-01-01T00:00:00Z")->end, 5);
   // A set of before (its rows its own, no parts) reads as it did.
   ASSERT_TRUE(backend_->sql(
@@ -1143,6 +1156,10 @@ class HeldWrites : public DeviceStore {
   std::atomic<bool> hold_records{false};
   std::promise<void> recording;
   std::promise<void> record_go_on;
+  // The next publications and discards of changes that fail, and how (kUnavailable: as when the
+  // database is down).
+  std::atomic<int> failing_publishes{0}, failing_discards{0};
+  std::atomic<ErrorCode> failure{ErrorCode::kUnavailable};
   Result<DeviceWrite> put(const std::vector<inventory::Device>& devices,
                           std::string_view now) override {
     auto written = store_->put(devices, now);
@@ -1171,9 +1188,13 @@ class HeldWrites : public DeviceStore {
     return store_->record_changes(sets);
   }
   Result<void> publish_changes(std::string_view at, std::string_view forget_before) override {
+    if (fails(failing_publishes)) return Error{failure, "the test's database failed to publish"};
     return store_->publish_changes(at, forget_before);
   }
-  Result<void> discard_changes() override { return store_->discard_changes(); }
+  Result<void> discard_changes() override {
+    if (fails(failing_discards)) return Error{failure, "the test's database failed to discard"};
+    return store_->discard_changes();
+  }
   Result<ChangeRange> changes_since(std::string_view tenant, std::string_view since) override {
     return store_->changes_since(tenant, since);
   }
@@ -1187,6 +1208,12 @@ class HeldWrites : public DeviceStore {
   }
 
  private:
+  static bool fails(std::atomic<int>& count) {
+    int left = count.load();
+    while (left > 0 && !count.compare_exchange_weak(left, left - 1)) {
+    }
+    return left > 0;
+  }
   std::unique_ptr<DeviceStore> store_;
 };
 
@@ -1299,6 +1326,54 @@ TEST_P(StoreContract, AWriteIsAnsweredBeforeItsChangesAreRecordedAndExportsWaitF
     win7_statuses.push_back(set->front().first);
   }
   EXPECT_EQ(win7_statuses, (std::vector<std::string>{"New", "Fixed"}));
+}
+
+// docs/api.md, "The delta export": while the database cannot be reached, the recorder tries
+// again what it could not record (the snapshots are in memory), removing first what a failed try
+// left; the log then holds the changes once, and no delta is refused for them. Any other failure
+// is given up: the changes are missing, and a delta from before them is refused.
+TEST_P(StoreContract, TheChangeLogWaitsForTheDatabaseAndGivesUpOnOtherFailures) {
+  std::shared_ptr<const engine::CatalogIndex> catalog(&test::full_catalog(),
+                                                      [](const engine::CatalogIndex*) {});
+  auto held = std::make_unique<HeldWrites>(devices());
+  HeldWrites& store = *held;
+  store.hold_puts = false;
+  server::Service service(catalog, std::move(held), 1);
+  ASSERT_TRUE(service.views());  // the baseline
+  const std::string since = utc_now().substr(0, 19) + ".0000000Z";
+  // Recorded, not published; not removed; recorded again, not published; then through.
+  store.failing_publishes = 2;
+  store.failing_discards = 1;
+  const inventory::Device win11 = real_device("11_24H2_x64_enterprise_systeminfo.txt");
+  ASSERT_TRUE(service.put_devices(inventory::kDefaultTenant, {win11}));
+  ASSERT_TRUE(
+      service.wait_changes_recorded(service.views().value()->serial, std::chrono::seconds(60)));
+  EXPECT_EQ(store.failing_publishes, 0);
+  EXPECT_EQ(store.failing_discards, 0);
+  EXPECT_EQ(service.change_log_status().failed, 0);
+  EXPECT_EQ(service.change_log_status().missed_at, "");
+  auto range = service.changes_since(inventory::kDefaultTenant, since);
+  ASSERT_TRUE(range);
+  auto rows = service.device_changes(inventory::kDefaultTenant, range->first, 100);
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), 1u);  // once, though recorded three times
+  EXPECT_EQ((*rows)[0].device_id, win11.id);
+  EXPECT_FALSE((*rows)[0].at.empty());
+
+  store.failure = ErrorCode::kStorage;
+  store.failing_publishes = 1;
+  const inventory::Device win7 = real_device("7_sp1_x64_enterprise_en-us_A_systeminfo.txt");
+  ASSERT_TRUE(service.put_devices(inventory::kDefaultTenant, {win7}));
+  ASSERT_TRUE(
+      service.wait_changes_recorded(service.views().value()->serial, std::chrono::seconds(60)));
+  EXPECT_EQ(service.change_log_status().failed, 1);
+  EXPECT_NE(service.change_log_status().missed_at, "");
+  range = service.changes_since(inventory::kDefaultTenant, since);
+  ASSERT_TRUE(range);
+  rows = service.device_changes(inventory::kDefaultTenant, range->first, 100);
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), 1u);  // win7's are not in the log: unpublished, then removed
+  EXPECT_EQ((*rows)[0].device_id, win11.id);
 }
 
 // docs/api.md, "The delta export": on PostgreSQL one server records the change log. When it is

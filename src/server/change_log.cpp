@@ -1,8 +1,13 @@
 #include "server/change_log.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -166,15 +171,19 @@ class Parts {
       }
     }
     auto part = store::new_change_part(make());
-    made += part->count;
     std::lock_guard lock(mutex_);
     auto [it, added] = known_.try_emplace(std::move(key), Known{part->serial, part->count, part});
     if (!added) {
-      // Another thread made it meanwhile: theirs is the one.
+      // Another thread made it meanwhile: theirs is the one (recorded already when no set holds
+      // it any more: named by serial, without rows).
       if (auto held = it->second.part.lock()) return held;
-      it->second.part = part;
-      it->second.serial = part->serial;
+      auto again = std::make_shared<store::ChangePart>();
+      again->serial = it->second.serial;
+      again->count = it->second.count;
+      it->second.part = again;
+      return again;
     }
+    made += part->count;
     return part;
   }
 
@@ -204,7 +213,7 @@ struct Work {
 Result<DiffStats> diff_snapshots(
     const FleetView& before, const FleetView& after,
     const std::function<Result<void>(std::vector<store::ChangeSet>&)>& sink, unsigned threads,
-    std::size_t chunk) {
+    std::size_t chunk, int nice) {
   const bool same_catalog = &before.catalog() == &after.catalog();
   const auto& old_devices = before.devices();
   const auto& new_devices = after.devices();
@@ -272,10 +281,22 @@ Result<DiffStats> diff_snapshots(
   std::atomic<std::size_t> next{0}, found{0};
   std::atomic<bool> failed{false};
   std::mutex sink_mutex;
+  std::condition_variable handed;
   std::optional<Error> error;
+  // With workers (below), they hand their chunks to the calling thread, which alone calls the
+  // sink; with none, the calling thread diffs and calls it itself.
+  bool queued = false;
+  std::deque<std::vector<store::ChangeSet>> ready;
+  std::size_t working = 0;
   auto flush = [&](std::vector<store::ChangeSet>& pending) {
-    std::lock_guard lock(sink_mutex);
+    std::unique_lock lock(sink_mutex);
     if (error) return;
+    if (queued) {
+      handed.wait(lock, [&] { return ready.size() < 2 || error; });  // two chunks held at most
+      if (!error) ready.push_back(std::move(pending));
+      handed.notify_all();
+      return;
+    }
     if (auto r = sink(pending); !r) {
       error = r.error();
       failed = true;
@@ -348,18 +369,55 @@ Result<DiffStats> diff_snapshots(
       if (!error)
         error = Error{ErrorCode::kInternal, std::string("comparing the snapshots: ") + e.what()};
       failed = true;
+      handed.notify_all();
     }
   };
   std::vector<std::thread> pool;
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
-  for (unsigned t = 1; t < threads; ++t) {
-    try {
-      pool.emplace_back(diff_runs);
-    } catch (const std::system_error&) {
-      break;  // no thread to be had: the ones there are do the work
+  if (threads > 1 || nice > 0) {
+    queued = true;
+    auto worker = [&] {
+      if (nice > 0) (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), nice);
+      diff_runs();
+      std::lock_guard lock(sink_mutex);
+      --working;
+      handed.notify_all();
+    };
+    for (unsigned t = 0; t < threads; ++t) {
+      std::lock_guard lock(sink_mutex);
+      try {
+        pool.emplace_back(worker);
+        ++working;
+      } catch (const std::system_error&) {
+        break;  // no thread to be had: the ones there are do the work
+      }
     }
+    std::lock_guard lock(sink_mutex);
+    queued = !pool.empty();
   }
-  diff_runs();
+  if (queued) {
+    // The chunks to the sink, on this thread, as the workers hand them over.
+    std::unique_lock lock(sink_mutex);
+    for (;;) {
+      handed.wait(lock, [&] { return !ready.empty() || working == 0; });
+      if (ready.empty()) break;
+      std::vector<store::ChangeSet> chunk = std::move(ready.front());
+      ready.pop_front();
+      handed.notify_all();
+      if (error) continue;  // dropped: the workers stop
+      lock.unlock();
+      auto r = sink(chunk);
+      chunk.clear();
+      lock.lock();
+      if (!r && !error) {
+        error = r.error();
+        failed = true;
+        handed.notify_all();
+      }
+    }
+  } else {
+    diff_runs();
+  }
   for (std::thread& t : pool) t.join();
   if (error) return *error;
   DiffStats stats;

@@ -23,7 +23,12 @@ namespace kbgap::server {
 // in no set order. Devices are matched by id. A device whose inventory is evaluated alike is
 // skipped unread: on one catalog always, across two only when the new catalog leaves its products
 // untouched (engine::CatalogChange). Devices in the same pair of states and builds share one
-// diff, worked out on `threads` threads (0: one per core). Stops at the sink's first error.
+// diff, worked out on `threads` threads (0: one per core) at niceness `nice` (setpriority; 0:
+// this thread's), which hand their chunks to the calling thread: it alone calls the sink, at
+// its own priority (a sink that holds a store's lock is not slowed by the workers' niceness).
+// A set's rows are parts (store::ChangePart) shared by the sets that hold them alike; a part
+// the sink was handed may come again without its rows: the sink must have kept it by then.
+// Stops at the sink's first error.
 struct DiffStats {
   std::size_t changes = 0;           // rows of devices found changed
   std::size_t devices = 0;           // devices in either snapshot
@@ -33,6 +38,6 @@ struct DiffStats {
 Result<DiffStats> diff_snapshots(
     const FleetView& before, const FleetView& after,
     const std::function<Result<void>(std::vector<store::ChangeSet>&)>& sink, unsigned threads = 1,
-    std::size_t chunk = 50000);
+    std::size_t chunk = 50000, int nice = 0);
 
 }  // namespace kbgap::server

@@ -1,8 +1,6 @@
 #include "server/service.h"
 
 #include <malloc.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cassert>
@@ -46,8 +44,21 @@ void Service::queue_changes(std::shared_ptr<const TenantViews> before,
   record_cv_.notify_all();
 }
 
-void Service::record_step(const TenantViews& from, const TenantViews& to) {
+std::optional<Error> Service::retry_step(std::int64_t version, Error error) {
+  if (error.code == ErrorCode::kUnavailable) return error;
+  change_log_missed(version, error.message);
+  return std::nullopt;
+}
+
+std::optional<Error> Service::record_step(const TenantViews& from, const TenantViews& to) {
   try {
+    if (leftovers_) {
+      // What a try that failed recorded goes before the next: else it would come twice.
+      if (auto discarded = devices_->discard_changes(); !discarded) {
+        return retry_step(to.version, discarded.error());
+      }
+      leftovers_ = false;
+    }
     if (devices_->records_changes()) {
       if (recording_for_another_) {
         // The server that recorded is gone: what it had not recorded, and what changed between
@@ -59,28 +70,43 @@ void Service::record_step(const TenantViews& from, const TenantViews& to) {
       }
       // `to` was served before it was queued, so the stamp comes after: a client that read an
       // older snapshot before it finds these changes since its time.
-      if (record_changes(from, to)) publish_changes(to.version);
+      Result<std::size_t> recorded = record_changes(from, to);
+      if (recorded) {
+        const auto now = std::chrono::system_clock::now();
+        if (auto published = devices_->publish_changes(utc_time_precise(now),
+                                                       utc_time_precise(now - kKeepChanges));
+            !published) {
+          recorded = published.error();
+        }
+      }
+      if (!recorded) {
+        // None of them is published: the rows a failure left are removed, now or before the
+        // next try.
+        leftovers_ = !devices_->discard_changes();
+        return retry_step(to.version, recorded.error());
+      }
+      std::lock_guard lock(status_mutex_);
+      change_log_.recorded += static_cast<std::int64_t>(*recorded);
     } else if (auto checked = devices_->check(); !checked) {
       // Not known to be another server's to record: the database did not answer.
-      change_log_missed(to.version, checked.error().message);
+      return retry_step(to.version, checked.error());
     } else {
       recording_for_another_ = true;
     }
   } catch (const std::exception& e) {
     try {
-      (void)devices_->discard_changes();
+      leftovers_ = !devices_->discard_changes();
       change_log_missed(to.version, e.what());
     } catch (...) {  // out of memory again: the count is all that can be kept
     }
   }
+  return std::nullopt;
 }
 
 void Service::record_loop() {
-  // The recorder (and the threads it starts, which take its niceness) yields the cores to the
-  // writes and reads it trails: on a machine of two cores, a write of 10,000 real devices into a
-  // million was answered in 1.5-1.9 s with the recorder of the write before at the same priority
-  // (docs/scaling.md, "Writes cost the batch"). Not fatal if refused.
-  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kRecorderNice);
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point waiting{};  // since when the database is waited for; {} if it is not
+  std::chrono::milliseconds pause = kRetryMin;
   std::unique_lock lock(record_mutex_);
   for (;;) {
     record_cv_.wait(lock, [&] { return stopping_ || chain_.size() >= 2; });
@@ -89,9 +115,31 @@ void Service::record_loop() {
       const auto from = chain_[0];
       const auto to = chain_[1];
       lock.unlock();
-      record_step(*from, *to);
+      const std::optional<Error> retry = record_step(*from, *to);
+      lock.lock();
+      if (retry) {
+        // The database could not be reached: the same step again after a pause, longer each
+        // time up to kRetryMax, until it can be, or the server stops.
+        if (waiting == Clock::time_point{}) {
+          waiting = Clock::now();
+          std::fprintf(stderr,
+                       "kbgap: the change log waits for the database to record the changes of "
+                       "fleet version %lld: %s\n",
+                       static_cast<long long>(to->version), retry->message.c_str());
+        }
+        const bool stopping = record_cv_.wait_for(lock, pause, [&] { return stopping_; });
+        pause = std::min(pause * 2, kRetryMax);
+        if (!stopping) continue;
+        change_log_missed(to->version, "the server stopped before the database could be reached");
+        return;
+      }
+      if (waiting != Clock::time_point{}) {
+        std::fprintf(stderr, "kbgap: the database answers the change log again after %.1f s\n",
+                     std::chrono::duration<double>(Clock::now() - waiting).count());
+        waiting = {};
+        pause = kRetryMin;
+      }
     }
-    lock.lock();
     auto done = std::move(chain_.front());  // `to` is the baseline now
     chain_.pop_front();
     record_cv_.notify_all();
@@ -301,7 +349,7 @@ Result<std::shared_ptr<const TenantViews>> Service::reload(
   return std::shared_ptr<const TenantViews>(std::move(fresh));
 }
 
-bool Service::record_changes(const TenantViews& before, const TenantViews& after) {
+Result<std::size_t> Service::record_changes(const TenantViews& before, const TenantViews& after) {
   std::set<std::string, std::less<>> tenants;
   for (const auto* side : {&before, &after}) {
     for (const auto& [tenant, view] : side->views) tenants.insert(tenant);
@@ -318,12 +366,8 @@ bool Service::record_changes(const TenantViews& before, const TenantViews& after
           for (store::ChangeSet& set : sets) set.tenant = tenant;
           return devices_->record_changes(sets);
         },
-        threads_);
-    if (!found) {
-      (void)devices_->discard_changes();  // no part of them: the log says they are missing
-      change_log_missed(after.version, found.error().message);
-      return false;
-    }
+        threads_, 50000, kRecorderNice);
+    if (!found) return found.error();
     total.changes += found->changes;
     total.devices += a.devices().size();
     total.compared += found->compared;
@@ -339,19 +383,7 @@ bool Service::record_changes(const TenantViews& before, const TenantViews& after
                  total.touched_products, catalog.products().size(), evaluated, total.devices,
                  total.compared, total.changes);
   }
-  std::lock_guard lock(status_mutex_);
-  change_log_.recorded += static_cast<std::int64_t>(total.changes);
-  return true;
-}
-
-void Service::publish_changes(std::int64_t version) {
-  const auto now = std::chrono::system_clock::now();
-  if (auto published =
-          devices_->publish_changes(utc_time_precise(now), utc_time_precise(now - kKeepChanges));
-      !published) {
-    (void)devices_->discard_changes();
-    change_log_missed(version, published.error().message);
-  }
+  return total.changes;
 }
 
 void Service::change_log_missed(std::int64_t version, const std::string& why) {

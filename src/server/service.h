@@ -54,7 +54,8 @@ class Service {
  public:
   Service(std::shared_ptr<const engine::CatalogIndex> catalog,
           std::unique_ptr<store::DeviceStore> devices, unsigned threads);
-  // Records the changes still to record (the change log, below) before it returns.
+  // Records the changes still to record (the change log, below) before it returns, unless the
+  // database cannot be reached.
   ~Service();
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;
@@ -127,7 +128,11 @@ class Service {
   // At most this many snapshots wait for the recorder: a write that would make one more waits
   // for it (their memory is bounded; every snapshot served is recorded, none is skipped).
   static constexpr std::size_t kMaxUnrecorded = 3;
-  // The recorder thread's niceness (setpriority): below the threads that answer.
+  // The niceness of the threads that compare snapshots for the change log (setpriority): they
+  // yield the cores to the writes and reads they trail (on a machine of two cores, a write of
+  // 10,000 real devices into a million was answered in 1.5-1.9 s with the comparison of the write
+  // before at the same priority; docs/scaling.md, "Writes cost the batch"). The recorder thread
+  // itself, which holds the store while it writes the log, keeps the server's priority.
   static constexpr int kRecorderNice = 10;
 
  private:
@@ -153,17 +158,21 @@ class Service {
   void track_damaged(const store::DeviceChanges& changes);
   void report_damaged_rows(const std::vector<store::DamagedDevice>& damaged);
   // Records the changes from `before` to `after` in the change log (each tenant's in its own),
-  // unpublished, on the recorder's thread once `after` is served; publish_changes() then stamps
-  // them. A failure is logged, counted and remembered (a delta from before it is refused: it
-  // would miss them), and the snapshots are served all the same.
-  bool record_changes(const TenantViews& before, const TenantViews& after);
-  void publish_changes(std::int64_t version);
+  // unpublished, on the recorder's thread once `after` is served (record_step then publishes them:
+  // stamps them); how many. The snapshots are served whatever becomes of their changes.
+  Result<std::size_t> record_changes(const TenantViews& before, const TenantViews& after);
   // Hands the recorder a snapshot just served, and the one it replaced.
   void queue_changes(std::shared_ptr<const TenantViews> before,
                      std::shared_ptr<const TenantViews> after);
   void record_loop();  // the recorder's thread
-  // Records the changes from one snapshot to the next; a failure is said and counted.
-  void record_step(const TenantViews& from, const TenantViews& to);
+  // Records the changes from one snapshot to the next: recorded, or given up (logged, counted and
+  // remembered: a delta from before it is refused, it would miss them). Or an error that the
+  // database could not be reached: the step is to be tried again (its snapshots are in memory;
+  // writes wait for it at kMaxUnrecorded, and fail anyway meanwhile).
+  std::optional<Error> record_step(const TenantViews& from, const TenantViews& to);
+  // `error`, if the step that failed with it is to be tried again; if not, it is given up.
+  std::optional<Error> retry_step(std::int64_t version, Error error);
+  static constexpr std::chrono::milliseconds kRetryMin{250}, kRetryMax{4000};
   bool recorded_through(std::uint64_t serial) const;  // under record_mutex_
   std::mutex record_mutex_;
   std::condition_variable record_cv_;
@@ -173,6 +182,8 @@ class Service {
   std::deque<std::shared_ptr<const TenantViews>> chain_;
   std::uint64_t serial_ = 0;            // of the last snapshot served (under reload_mutex_)
   bool recording_for_another_ = false;  // another server records (the recorder's thread only)
+  // A step that failed may have left unpublished rows, removed before the next try (ditto).
+  bool leftovers_ = false;
   bool stopping_ = false;
   std::thread recorder_;  // started by the constructor's body, joined by the destructor's
   void change_log_missed(std::int64_t version, const std::string& why);

@@ -151,6 +151,32 @@ Result<std::vector<std::pair<std::string, VulnerabilityRow>>> parse_change_rows(
   return out;
 }
 
+Result<std::int64_t> RecordedParts::id(const ChangePart& part, std::string_view where,
+                                       const Insert& insert) {
+  if (auto it = known_.find(part.serial); it != known_.end()) return it->second;
+  if (auto it = added_.find(part.serial); it != added_.end()) return it->second;
+  if (part.rows.size() != part.count) {
+    return storage_error(fmt::format(
+        "{}: a change part was passed without its rows, and it was not recorded", where));
+  }
+  auto id = insert(part);
+  if (!id) return id.error();
+  added_.emplace(part.serial, *id);
+  return *id;
+}
+
+Result<std::vector<std::pair<std::string, VulnerabilityRow>>> assemble_change_rows(
+    const std::vector<std::pair<std::int64_t, std::string>>& texts, std::string_view where) {
+  std::vector<std::pair<std::string, VulnerabilityRow>> out;
+  for (const auto& [id, text] : texts) {
+    auto rows = parse_change_rows(
+        text, id == 0 ? std::string(where) : fmt::format("{}, part {}", where, id));
+    if (!rows) return rows.error();
+    std::move(rows->begin(), rows->end(), std::back_inserter(out));
+  }
+  return out;
+}
+
 std::string part_ids_json(const std::vector<std::int64_t>& ids) {
   return boost::json::serialize(boost::json::value_from(ids));
 }

@@ -2,8 +2,11 @@
 // it came by (the API's POST, `kbgap devices import`): docs/security.md, "What is stored".
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/result.h"
@@ -55,6 +58,38 @@ Result<inventory::Device> read_stored_device(std::string_view tenant, std::strin
 std::string change_rows_json(const std::vector<std::pair<std::string, VulnerabilityRow>>& rows);
 Result<std::vector<std::pair<std::string, VulnerabilityRow>>> parse_change_rows(
     std::string_view text, std::string_view where);
+// The row ids of the change parts a store recorded since it last published or discarded its
+// changes (DeviceStore::record_changes): each part is stored once, however many sets and calls
+// name it.
+class RecordedParts {
+ public:
+  // Stores a part's rows (change_rows_json) and gives its row id.
+  using Insert = std::function<Result<std::int64_t>(const ChangePart&)>;
+  // A call begins: the parts stored by one whose transaction did not commit are dropped.
+  void begin() { added_.clear(); }
+  // The row id of `part`: recorded before, or stored now by `insert`. A part passed without its
+  // rows that was not recorded is a kStorage error naming `where`.
+  Result<std::int64_t> id(const ChangePart& part, std::string_view where, const Insert& insert);
+  // The call's transaction committed: its parts are known to the next calls.
+  void committed() {
+    known_.merge(added_);
+    added_.clear();
+  }
+  // Published or discarded: parts passed again are stored again.
+  void clear() {
+    known_.clear();
+    added_.clear();
+  }
+
+ private:
+  std::unordered_map<std::uint64_t, std::int64_t> known_, added_;  // serial, row id
+};
+
+// A change set's rows from the texts of its parts (part id, change_rows_json), in order; a set
+// recorded before parts were is one text of id 0.
+Result<std::vector<std::pair<std::string, VulnerabilityRow>>> assemble_change_rows(
+    const std::vector<std::pair<std::int64_t, std::string>>& texts, std::string_view where);
+
 // A change set's parts as it keeps them (a JSON array of their ids), and reading it back.
 std::string part_ids_json(const std::vector<std::int64_t>& ids);
 Result<std::vector<std::int64_t>> parse_part_ids(std::string_view text, std::string_view where);

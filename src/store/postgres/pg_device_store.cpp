@@ -384,22 +384,13 @@ Result<void> PgDeviceStore::record_changes(const std::vector<ChangeSet>& sets) {
   KBGAP_TRY(c_.exec(fmt::format("SELECT pg_advisory_xact_lock({})", kChangeLogLock)));
   // Each tenant's rows on from the end of its log.
   std::map<std::string, std::int64_t, std::less<>> ends;
-  // The parts this transaction stores: known to the next calls once it commits.
-  std::unordered_map<std::uint64_t, std::int64_t> stored;
-  auto part_id = [&](const ChangePart& part) -> Result<std::int64_t> {
-    if (auto it = parts_.find(part.serial); it != parts_.end()) return it->second;
-    if (auto it = stored.find(part.serial); it != stored.end()) return it->second;
-    if (part.rows.size() != part.count) {
-      return storage_error(
-          fmt::format("PostgreSQL at {}: a change part was passed without its "
-                      "rows before it was recorded",
-                      c_.where()));
-    }
+  parts_.begin();
+  const std::string where = fmt::format("PostgreSQL at {}", c_.where());
+  auto insert = [&](const ChangePart& part) -> Result<std::int64_t> {
     auto id =
         c_.query("INSERT INTO change_parts (at, rows, count) VALUES ($1, $2, $3) RETURNING id",
                  {pending_, change_rows_json(part.rows), std::to_string(part.count)});
     if (!id) return id.error();
-    stored.emplace(part.serial, id->integer(0, 0));
     return id->integer(0, 0);
   };
   CopyBuffer devices;
@@ -418,7 +409,7 @@ Result<void> PgDeviceStore::record_changes(const std::vector<ChangeSet>& sets) {
     std::vector<std::int64_t> ids;
     ids.reserve(set.parts.size());
     for (const auto& part : set.parts) {
-      auto part_row = part_id(*part);
+      auto part_row = parts_.id(*part, where, insert);
       if (!part_row) return part_row.error();
       ids.push_back(*part_row);
     }
@@ -444,7 +435,7 @@ Result<void> PgDeviceStore::record_changes(const std::vector<ChangeSet>& sets) {
                 devices));
   }
   KBGAP_TRY(tx.commit());
-  parts_.merge(stored);
+  parts_.committed();
   return ok_result();
 }
 
@@ -516,28 +507,31 @@ Result<std::vector<std::pair<std::string, VulnerabilityRow>>> PgDeviceStore::cha
     std::int64_t id) {
   using Rows = std::vector<std::pair<std::string, VulnerabilityRow>>;
   const std::string where = fmt::format("PostgreSQL at {}: change set {}", c_.where(), id);
-  std::lock_guard lock(mutex_);
-  auto row = c_.query("SELECT rows, parts FROM change_sets WHERE id = $1", {std::to_string(id)});
-  if (!row) return row.error();
-  if (row->size() == 0) return Rows();
-  // A set recorded before parts were (migration 006) holds its rows itself.
-  if (row->null(0, 1)) return parse_change_rows(row->text(0, 0), where);
-  auto ids = parse_part_ids(row->text(0, 1), where);
-  if (!ids) return ids.error();
-  auto parts = c_.query("SELECT id, rows FROM change_parts WHERE id = ANY($1::bigint[])",
-                        {fmt::format("{{{}}}", fmt::join(*ids, ","))});
-  if (!parts) return parts.error();
-  std::map<std::int64_t, int> at;  // part id, its result row
-  for (int i = 0; i < parts->size(); ++i) at.emplace(parts->integer(i, 0), i);
-  Rows out;
-  for (std::int64_t p : *ids) {
-    auto it = at.find(p);
-    if (it == at.end()) return Rows();  // forgotten meanwhile, with its set
-    auto rows = parse_change_rows(parts->text(it->second, 1), fmt::format("{}, part {}", where, p));
-    if (!rows) return rows.error();
-    std::move(rows->begin(), rows->end(), std::back_inserter(out));
+  std::vector<std::pair<std::int64_t, std::string>> texts;  // read under the lock, parsed after
+  {
+    std::lock_guard lock(mutex_);
+    auto row = c_.query("SELECT rows, parts FROM change_sets WHERE id = $1", {std::to_string(id)});
+    if (!row) return row.error();
+    if (row->size() == 0) return Rows();
+    // A set recorded before parts were (migration 006) holds its rows itself.
+    if (row->null(0, 1)) {
+      texts.emplace_back(0, row->text(0, 0));
+    } else {
+      auto ids = parse_part_ids(row->text(0, 1), where);
+      if (!ids) return ids.error();
+      auto parts = c_.query("SELECT id, rows FROM change_parts WHERE id = ANY($1::bigint[])",
+                            {fmt::format("{{{}}}", fmt::join(*ids, ","))});
+      if (!parts) return parts.error();
+      std::map<std::int64_t, int> at;  // part id, its result row
+      for (int i = 0; i < parts->size(); ++i) at.emplace(parts->integer(i, 0), i);
+      for (std::int64_t p : *ids) {
+        auto it = at.find(p);
+        if (it == at.end()) return Rows();  // forgotten meanwhile, with its set
+        texts.emplace_back(p, parts->text(it->second, 1));
+      }
+    }
   }
-  return out;
+  return assemble_change_rows(texts, where);
 }
 
 }  // namespace kbgap::store::postgres

@@ -6,7 +6,6 @@
 #include <mutex>
 #include <string>
 #include <thread>
-#include <unordered_map>
 
 #include "store/device_batch.h"
 #include "store/device_store.h"
@@ -74,7 +73,7 @@ class PgDeviceStore final : public DeviceStore {
   std::thread listener_;
   std::string pending_;  // the time written on changes not yet published (see SQLite's store)
   // The change parts recorded since the last publish or discard: serial, row id.
-  std::unordered_map<std::uint64_t, std::int64_t> parts_;
+  RecordedParts parts_;
   int recorder_backend_ = 0;  // the session that holds the recorder's lock (under mutex_)
 };
 

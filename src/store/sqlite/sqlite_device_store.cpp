@@ -412,24 +412,13 @@ Result<void> SqliteDeviceStore::record_changes(const std::vector<ChangeSet>& set
       " LIMIT 1");
   if (!end) return end.error();
   std::map<std::string, std::int64_t, std::less<>> ends;
-  // The parts this transaction stores: known to the next calls once it commits.
-  std::unordered_map<std::uint64_t, std::int64_t> stored;
-  auto part_id = [&](const ChangePart& part) -> Result<std::int64_t> {
-    if (auto it = parts_.find(part.serial); it != parts_.end()) return it->second;
-    if (auto it = stored.find(part.serial); it != stored.end()) return it->second;
-    if (part.rows.size() != part.count) {
-      return storage_error(
-          fmt::format("{}: a change part was passed without its rows before "
-                      "it was recorded",
-                      db_.path()));
-    }
+  parts_.begin();
+  auto insert = [&](const ChangePart& part) -> Result<std::int64_t> {
     insert_part->bind(1, at)
         .bind(2, change_rows_json(part.rows))
         .bind(3, static_cast<std::int64_t>(part.count));
     KBGAP_TRY(insert_part->run());
-    const std::int64_t id = db_.last_insert_rowid();
-    stored.emplace(part.serial, id);
-    return id;
+    return db_.last_insert_rowid();
   };
   for (const ChangeSet& set : sets) {
     auto it = ends.find(set.tenant);
@@ -445,7 +434,7 @@ Result<void> SqliteDeviceStore::record_changes(const std::vector<ChangeSet>& set
     std::vector<std::int64_t> ids;
     ids.reserve(set.parts.size());
     for (const auto& part : set.parts) {
-      auto id = part_id(*part);
+      auto id = parts_.id(*part, db_.path(), insert);
       if (!id) return id.error();
       ids.push_back(*id);
     }
@@ -465,7 +454,7 @@ Result<void> SqliteDeviceStore::record_changes(const std::vector<ChangeSet>& set
     }
   }
   KBGAP_TRY(tx.commit());
-  parts_.merge(stored);
+  parts_.committed();
   return ok_result();
 }
 
@@ -555,31 +544,34 @@ Result<std::vector<std::pair<std::string, VulnerabilityRow>>> SqliteDeviceStore:
     std::int64_t id) {
   using Rows = std::vector<std::pair<std::string, VulnerabilityRow>>;
   const std::string where = fmt::format("{}: change set {}", db_.path(), id);
-  std::lock_guard lock(mutex_);
-  auto stmt = db_.prepare("SELECT rows, parts FROM change_sets WHERE id = ?");
-  if (!stmt) return stmt.error();
-  stmt->bind(1, id);
-  auto row = stmt->step();
-  if (!row) return row.error();
-  if (!*row) return Rows();
-  // A set recorded before parts were (migration 009) holds its rows itself.
-  if (stmt->column_is_null(1)) return parse_change_rows(stmt->column_text(0), where);
-  auto ids = parse_part_ids(stmt->column_text(1), where);
-  if (!ids) return ids.error();
-  auto part = db_.prepare("SELECT rows FROM change_parts WHERE id = ?");
-  if (!part) return part.error();
-  Rows out;
-  for (std::int64_t p : *ids) {
-    part->bind(1, p);
-    auto found = part->step();
-    if (!found) return found.error();
-    if (!*found) return Rows();  // forgotten meanwhile, with its set
-    auto rows = parse_change_rows(part->column_text(0), fmt::format("{}, part {}", where, p));
-    if (!rows) return rows.error();
-    part->reset();
-    std::move(rows->begin(), rows->end(), std::back_inserter(out));
+  std::vector<std::pair<std::int64_t, std::string>> texts;  // read under the lock, parsed after
+  {
+    std::lock_guard lock(mutex_);
+    auto stmt = db_.prepare("SELECT rows, parts FROM change_sets WHERE id = ?");
+    if (!stmt) return stmt.error();
+    stmt->bind(1, id);
+    auto row = stmt->step();
+    if (!row) return row.error();
+    if (!*row) return Rows();
+    // A set recorded before parts were (migration 009) holds its rows itself.
+    if (stmt->column_is_null(1)) {
+      texts.emplace_back(0, stmt->column_text(0));
+    } else {
+      auto ids = parse_part_ids(stmt->column_text(1), where);
+      if (!ids) return ids.error();
+      auto part = db_.prepare("SELECT rows FROM change_parts WHERE id = ?");
+      if (!part) return part.error();
+      for (std::int64_t p : *ids) {
+        part->bind(1, p);
+        auto found = part->step();
+        if (!found) return found.error();
+        if (!*found) return Rows();  // forgotten meanwhile, with its set
+        texts.emplace_back(p, part->column_text(0));
+        part->reset();
+      }
+    }
   }
-  return out;
+  return assemble_change_rows(texts, where);
 }
 
 }  // namespace kbgap::store::sqlite

@@ -4,7 +4,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_map>
 
 #include "store/device_batch.h"
 #include "store/device_store.h"
@@ -65,7 +64,7 @@ class SqliteDeviceStore final : public DeviceStore {
   // every time, so that readers (who ask for times from a date on) pass over them.
   std::string pending_;
   // The change parts recorded since the last publish or discard: serial, row id.
-  std::unordered_map<std::uint64_t, std::int64_t> parts_;
+  RecordedParts parts_;
 };
 
 }  // namespace kbgap::store::sqlite
