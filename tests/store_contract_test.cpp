@@ -1420,6 +1420,79 @@ TEST_P(StoreContract, ARecorderTakingOverFromAnotherServerSaysTheLogMayMissChang
   EXPECT_GT(status.recorded, 0);
 }
 
+// The changes a recorder recorded and never published (it was killed, or its connection lost,
+// before it published them) are removed by the next server that takes the recorder's lock: no
+// reader would ever list them, and they would be kept for good.
+TEST_P(StoreContract, ANewRecorderRemovesTheChangesAGoneOneNeverPublished) {
+  if (std::string(GetParam()) != "postgres") GTEST_SKIP() << "one recorder a database: PostgreSQL";
+  const std::string tenant(inventory::kDefaultTenant);
+  VulnerabilityRow row;
+  row.software = "windows_11";
+  row.version = "10.0.22631.3447";
+  row.cve = "CVE-2024-26209";
+  row.kb = 5036893;
+  const std::string a(40, 'a'), b(40, 'b');
+  {
+    auto gone = devices();
+    ASSERT_TRUE(gone && gone->records_changes());
+    ASSERT_TRUE(gone->record_changes(
+        {ChangeSet{tenant, {new_change_part({{"New", row}, {"New", row}})}, {{a, "pc-a"}}}}));
+    auto seen = gone->device_changes(tenant, 0, 10);
+    ASSERT_TRUE(seen);
+    ASSERT_EQ(seen->size(), 1u);
+    EXPECT_TRUE((*seen)[0].at.empty());  // unpublished
+  }                                      // its session ends, and its lock with it
+  auto next = devices();
+  ASSERT_TRUE(next);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!next->records_changes() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(next->records_changes());
+  // Its first recording removes them, and its own are numbered from the start of the log.
+  ASSERT_TRUE(
+      next->record_changes({ChangeSet{tenant, {new_change_part({{"New", row}})}, {{b, "pc-b"}}}}));
+  ASSERT_TRUE(next->publish_changes("2026-11-01T00:00:00Z", "2026-10-01T00:00:00Z"));
+  auto mine = next->device_changes(tenant, 0, 10);
+  ASSERT_TRUE(mine);
+  ASSERT_EQ(mine->size(), 1u);
+  EXPECT_EQ((*mine)[0].position, 0);
+  EXPECT_EQ((*mine)[0].device_id, b);
+  EXPECT_FALSE((*mine)[0].at.empty());
+  auto nothing_unpublished = [&] {
+    for (const char* table : {"device_changes", "change_sets", "change_parts"}) {
+      EXPECT_TRUE(backend_->sql(
+          fmt::format("DO $$ BEGIN IF EXISTS (SELECT 1 FROM {} WHERE NOT at >= '0') THEN "
+                      "RAISE EXCEPTION 'unpublished rows left'; END IF; END $$",
+                      table)))
+          << table;
+    }
+  };
+  nothing_unpublished();
+  // Its session ends (PostgreSQL restarted, the connection cut), and the lock with it: what it
+  // records or publishes on the session that replaces it is refused (another server may hold the
+  // lock by then) until it has taken the lock again.
+  ASSERT_TRUE(
+      backend_->sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"));
+  const ChangeSet again{tenant, {new_change_part({{"Fixed", row}})}, {{b, "pc-b"}}};
+  auto refused = next->record_changes({again});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::kUnavailable) << refused.error().message;
+  auto unpublished = next->publish_changes("2026-11-02T00:00:00Z", "2026-10-01T00:00:00Z");
+  ASSERT_FALSE(unpublished);
+  EXPECT_EQ(unpublished.error().code, ErrorCode::kUnavailable);
+  ASSERT_TRUE(next->discard_changes());
+  ASSERT_TRUE(next->records_changes());
+  ASSERT_TRUE(next->record_changes({again}));
+  ASSERT_TRUE(next->publish_changes("2026-11-02T00:00:00Z", "2026-10-01T00:00:00Z"));
+  mine = next->device_changes(tenant, 0, 10);
+  ASSERT_TRUE(mine);
+  ASSERT_EQ(mine->size(), 2u);
+  EXPECT_EQ((*mine)[1].position, 1);
+  nothing_unpublished();
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreContract, ::testing::Values("sqlite", "postgres"),
                          [](const auto& info) { return info.param; });
 

@@ -406,11 +406,16 @@ Result<DiffStats> diff_snapshots(
       handed.notify_all();
       if (error) continue;  // dropped: the workers stop
       lock.unlock();
-      auto r = sink(chunk);
+      std::optional<Error> failure;
+      try {  // out of memory: the diff's error, and the workers are still joined
+        if (auto r = sink(chunk); !r) failure = r.error();
+      } catch (const std::exception& e) {
+        failure = Error{ErrorCode::kInternal, std::string("recording the changes: ") + e.what()};
+      }
       chunk.clear();
       lock.lock();
-      if (!r && !error) {
-        error = r.error();
+      if (failure && !error) {
+        error = std::move(failure);
         failed = true;
         handed.notify_all();
       }

@@ -171,6 +171,7 @@ Result<Connection> Connection::open(const std::string& url) {
 Result<void> Connection::ensure_connected() {
   if (conn_ && PQstatus(conn_.get()) == CONNECTION_OK) return ok_result();
   PQreset(conn_.get());
+  ++session_;
   if (PQstatus(conn_.get()) != CONNECTION_OK) {
     return unavailable_error(fmt::format("PostgreSQL at {} is unavailable: {}", where_,
                                          first_line(PQerrorMessage(conn_.get()))));

@@ -76,6 +76,9 @@ class Connection {
   Result<void> copy(std::string_view table_and_columns, const CopyBuffer& rows);
   // Reconnects when the connection is down; kUnavailable when that fails.
   Result<void> ensure_connected();
+  // Which session this is: a number that changes each time the connection is opened again (with
+  // the session goes what it held, such as advisory locks).
+  std::uint64_t session() const { return session_; }
   PGconn* handle() const { return conn_.get(); }
   // The URL without its password, for messages.
   const std::string& where() const { return where_; }
@@ -88,6 +91,7 @@ class Connection {
   };
   std::unique_ptr<PGconn, Finish> conn_;
   std::string url_, where_;
+  std::uint64_t session_ = 1;
 };
 
 // A transaction: BEGIN now, ROLLBACK unless committed.

@@ -115,11 +115,16 @@ Result<std::int64_t> PgDeviceStore::version() {
 bool PgDeviceStore::records_changes() {
   std::lock_guard lock(mutex_);
   if (!c_.ensure_connected()) return false;
-  const int backend = PQbackendPID(c_.handle());
-  if (recorder_backend_ == backend) return true;  // still the session that took the lock
+  if (recorder_session_ == c_.session()) return true;  // still the session that took the lock
   auto taken = c_.query(fmt::format("SELECT pg_try_advisory_lock({})", kRecorderLock));
-  if (taken && taken->size() == 1 && taken->text(0, 0) == "t") recorder_backend_ = backend;
-  return recorder_backend_ == backend;
+  if (!taken || taken->size() != 1 || taken->text(0, 0) != "t") return false;
+  recorder_session_ = c_.session();  // the one that ran the query
+  // Changes recorded and never published are those of a recorder whose session ended (killed,
+  // or its connection lost) before it published them: no reader lists them, and this one
+  // records from its own snapshots. They go with its first recording (record_changes), or they
+  // would be kept for good.
+  clean_log_ = true;
+  return true;
 }
 
 Result<void> PgDeviceStore::check() {
@@ -376,12 +381,21 @@ Result<std::optional<DeviceChanges>> PgDeviceStore::changed_since(std::int64_t s
   return std::optional<DeviceChanges>(std::move(out));
 }
 
+Result<void> PgDeviceStore::check_recorder_session() const {
+  if (recorder_session_ == 0 || recorder_session_ == c_.session()) return ok_result();
+  return unavailable_error(fmt::format(
+      "PostgreSQL at {}: the session that held the change log's lock has ended", c_.where()));
+}
+
 Result<void> PgDeviceStore::record_changes(const std::vector<ChangeSet>& sets) {
   std::lock_guard lock(mutex_);
   Transaction tx(c_);
   KBGAP_TRY(tx.begin());
+  KBGAP_TRY(check_recorder_session());
   // Numbered on from the end of the log: one server at a time.
   KBGAP_TRY(c_.exec(fmt::format("SELECT pg_advisory_xact_lock({})", kChangeLogLock)));
+  const bool cleaning = clean_log_;
+  if (cleaning) KBGAP_TRY(on_change_log("DELETE FROM {} WHERE NOT at >= '0'", {}));
   // Each tenant's rows on from the end of its log.
   std::map<std::string, std::int64_t, std::less<>> ends;
   parts_.begin();
@@ -436,6 +450,7 @@ Result<void> PgDeviceStore::record_changes(const std::vector<ChangeSet>& sets) {
   }
   KBGAP_TRY(tx.commit());
   parts_.committed();
+  if (cleaning) clean_log_ = false;
   return ok_result();
 }
 
@@ -450,6 +465,7 @@ Result<void> PgDeviceStore::publish_changes(std::string_view at, std::string_vie
   std::lock_guard lock(mutex_);
   Transaction tx(c_);
   KBGAP_TRY(tx.begin());
+  KBGAP_TRY(check_recorder_session());
   KBGAP_TRY(on_change_log("UPDATE {} SET at = $1 WHERE at = $2", {std::string(at), pending_}));
   // Times start with a digit; unpublished changes (a space first) are not forgotten here.
   KBGAP_TRY(

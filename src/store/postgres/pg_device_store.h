@@ -74,7 +74,13 @@ class PgDeviceStore final : public DeviceStore {
   std::string pending_;  // the time written on changes not yet published (see SQLite's store)
   // The change parts recorded since the last publish or discard: serial, row id.
   RecordedParts parts_;
-  int recorder_backend_ = 0;  // the session that holds the recorder's lock (under mutex_)
+  // The session (Connection::session) that holds the recorder's lock, 0 if none did (under
+  // mutex_); and whether the unpublished changes of the recorder before are still to be removed.
+  std::uint64_t recorder_session_ = 0;
+  bool clean_log_ = false;
+  // kUnavailable if this store took the recorder's lock and its session has ended since: what
+  // it records, or publishes, is then another recorder's to remove.
+  Result<void> check_recorder_session() const;
 };
 
 }  // namespace kbgap::store::postgres
