@@ -92,6 +92,11 @@ std::unique_ptr<Backend> make_backend(const std::string& name) {
   return std::make_unique<SqliteBackend>();
 }
 
+// The test catalog, as the service takes it (never freed: it is the tests' for good).
+std::shared_ptr<const engine::CatalogIndex> shared_full_catalog() {
+  return {&test::full_catalog(), [](const engine::CatalogIndex*) {}};
+}
+
 inventory::Device real_device(const std::string& file) {
   const auto path = std::filesystem::path(KBGAP_SOURCE_DIR) / "data/inventories" / file;
   auto r = inventory::read_inventory(test::read_file(path), file);
@@ -827,8 +832,7 @@ std::string describe(const server::FleetView& v) {
 // also when other servers have written past its old version before it looks and the copy holds
 // as many devices (each version's token differs from the copy's), and reads every device from it.
 TEST_P(StoreContract, ADatabaseRestoredToAnOlderCopyIsFollowed) {
-  std::shared_ptr<const engine::CatalogIndex> catalog(&test::full_catalog(),
-                                                      [](const engine::CatalogIndex*) {});
+  const auto catalog = shared_full_catalog();
   const inventory::Device win11 = real_device("11_24H2_x64_enterprise_systeminfo.txt");
   const inventory::Device win7 = real_device("7_sp1_x64_enterprise_en-us_A_systeminfo.txt");
   inventory::Device server = real_device("srv_2019_rtm_datacenter_en-us_systeminfo.txt");
@@ -924,8 +928,7 @@ void expect_counts_are_the_answers_summed(const server::FleetView& v) {
 // server's, removals, a device written again after its removal) answers exactly as a snapshot
 // built from every stored device, and shares the devices nobody wrote with the snapshot before.
 TEST_P(StoreContract, ASnapshotBroughtUpToDateAnswersAsOneBuiltFromEveryDevice) {
-  std::shared_ptr<const engine::CatalogIndex> catalog(&test::full_catalog(),
-                                                      [](const engine::CatalogIndex*) {});
+  const auto catalog = shared_full_catalog();
   auto other = devices();  // another server on the same database
   auto reader = devices();
   ASSERT_TRUE(other && reader);
@@ -1033,8 +1036,7 @@ TEST_P(StoreContract, ASnapshotBroughtUpToDateAnswersAsOneBuiltFromEveryDevice) 
 // one id; removing one's leaves the other's; what changed, the snapshots, their counts and the
 // change log are each tenant's own.
 TEST_P(StoreContract, TwoTenantsKeepTheirDevicesCountsAndChangesApart) {
-  std::shared_ptr<const engine::CatalogIndex> catalog(&test::full_catalog(),
-                                                      [](const engine::CatalogIndex*) {});
+  const auto catalog = shared_full_catalog();
   auto store = devices();
   ASSERT_TRUE(store);
   inventory::Device win11 = real_device("11_24H2_x64_enterprise_systeminfo.txt");
@@ -1221,8 +1223,7 @@ class HeldWrites : public DeviceStore {
 // its snapshot not yet served) answers at once from the snapshot before the write, whose caller
 // has no answer yet; once the write returns, every read sees it.
 TEST_P(StoreContract, AReadDuringThisServersWriteAnswersFromTheSnapshotBeforeIt) {
-  std::shared_ptr<const engine::CatalogIndex> catalog(&test::full_catalog(),
-                                                      [](const engine::CatalogIndex*) {});
+  const auto catalog = shared_full_catalog();
   auto held = std::make_unique<HeldWrites>(devices());
   HeldWrites& store = *held;
   server::Service service(catalog, std::move(held), 1);
@@ -1258,8 +1259,7 @@ TEST_P(StoreContract, AReadDuringThisServersWriteAnswersFromTheSnapshotBeforeIt)
 // to be recorded in the delta export's change log; the exports wait for them instead
 // (Service::wait_changes_recorded), and then the log holds the write's rows.
 TEST_P(StoreContract, AWriteIsAnsweredBeforeItsChangesAreRecordedAndExportsWaitForThem) {
-  std::shared_ptr<const engine::CatalogIndex> catalog(&test::full_catalog(),
-                                                      [](const engine::CatalogIndex*) {});
+  const auto catalog = shared_full_catalog();
   auto held = std::make_unique<HeldWrites>(devices());
   HeldWrites& store = *held;
   store.hold_puts = false;
@@ -1333,8 +1333,7 @@ TEST_P(StoreContract, AWriteIsAnsweredBeforeItsChangesAreRecordedAndExportsWaitF
 // left; the log then holds the changes once, and no delta is refused for them. Any other failure
 // is given up: the changes are missing, and a delta from before them is refused.
 TEST_P(StoreContract, TheChangeLogWaitsForTheDatabaseAndGivesUpOnOtherFailures) {
-  std::shared_ptr<const engine::CatalogIndex> catalog(&test::full_catalog(),
-                                                      [](const engine::CatalogIndex*) {});
+  const auto catalog = shared_full_catalog();
   auto held = std::make_unique<HeldWrites>(devices());
   HeldWrites& store = *held;
   store.hold_puts = false;
@@ -1382,8 +1381,7 @@ TEST_P(StoreContract, TheChangeLogWaitsForTheDatabaseAndGivesUpOnOtherFailures) 
 // took over from nobody, does not.
 TEST_P(StoreContract, ARecorderTakingOverFromAnotherServerSaysTheLogMayMissChanges) {
   if (std::string(GetParam()) != "postgres") GTEST_SKIP() << "one recorder a database: PostgreSQL";
-  std::shared_ptr<const engine::CatalogIndex> catalog(&test::full_catalog(),
-                                                      [](const engine::CatalogIndex*) {});
+  const auto catalog = shared_full_catalog();
   auto first = std::make_unique<server::Service>(catalog, devices(), 1);
   server::Service second(catalog, devices(), 1);
   ASSERT_TRUE(first->views());

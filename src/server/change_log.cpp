@@ -161,28 +161,13 @@ class Parts {
     {
       std::lock_guard lock(mutex_);
       auto it = known_.find(key);
-      if (it != known_.end()) {
-        if (auto held = it->second.part.lock()) return held;
-        auto again = std::make_shared<store::ChangePart>();
-        again->serial = it->second.serial;
-        again->count = it->second.count;
-        it->second.part = again;
-        return again;
-      }
+      if (it != known_.end()) return reuse(it->second);
     }
     auto part = store::new_change_part(make());
     std::lock_guard lock(mutex_);
     auto [it, added] = known_.try_emplace(std::move(key), Known{part->serial, part->count, part});
-    if (!added) {
-      // Another thread made it meanwhile: theirs is the one (recorded already when no set holds
-      // it any more: named by serial, without rows).
-      if (auto held = it->second.part.lock()) return held;
-      auto again = std::make_shared<store::ChangePart>();
-      again->serial = it->second.serial;
-      again->count = it->second.count;
-      it->second.part = again;
-      return again;
-    }
+    // Another thread may have made it meanwhile: theirs is the one.
+    if (!added) return reuse(it->second);
     made += part->count;
     return part;
   }
@@ -193,6 +178,16 @@ class Parts {
     std::size_t count;
     std::weak_ptr<const store::ChangePart> part;
   };
+  // A part known already (under mutex_): the one a set not yet handed over still holds, or else
+  // one named by serial alone, without rows (recorded already).
+  static std::shared_ptr<const store::ChangePart> reuse(Known& known) {
+    if (auto held = known.part.lock()) return held;
+    auto again = std::make_shared<store::ChangePart>();
+    again->serial = known.serial;
+    again->count = known.count;
+    known.part = again;
+    return again;
+  }
   std::mutex mutex_;
   std::unordered_map<PartKey, Known, PartKeyHash> known_;
 };
