@@ -733,7 +733,6 @@ void Api::put_devices(Context& ctx) {
   for (auto& inv : *read) devices.push_back(std::move(inv.device));
   const auto catalog = service_.catalog();
   for (std::size_t i = 0; i < devices.size(); ++i) {
-    if (!devices[i].os_family.empty()) continue;  // a release named already
     inventory::Device known = devices[i];
     if (!engine::learn_release(*catalog, known)) {
       error(response, 400, "InvalidInput",

@@ -395,7 +395,10 @@ Result<void> PgDeviceStore::record_changes(const std::vector<ChangeSet>& sets) {
   // Numbered on from the end of the log: one server at a time.
   KBGAP_TRY(c_.exec(fmt::format("SELECT pg_advisory_xact_lock({})", kChangeLogLock)));
   const bool cleaning = clean_log_;
-  if (cleaning) KBGAP_TRY(on_change_log("DELETE FROM {} WHERE NOT at >= '0'", {}));
+  if (cleaning) {
+    KBGAP_TRY(on_change_log("DELETE FROM {} WHERE NOT at >= '0'", {}));
+    parts_.clear();  // none of the parts it knew is stored now
+  }
   // Each tenant's rows on from the end of its log.
   std::map<std::string, std::int64_t, std::less<>> ends;
   parts_.begin();

@@ -72,8 +72,7 @@ class PgDeviceStore final : public DeviceStore {
   std::atomic<bool> stop_{false};
   std::thread listener_;
   std::string pending_;  // the time written on changes not yet published (see SQLite's store)
-  // The change parts recorded since the last publish or discard: serial, row id.
-  RecordedParts parts_;
+  RecordedParts parts_;  // the change parts recorded since the last publish or discard
   // The session (Connection::session) that holds the recorder's lock, 0 if none did (under
   // mutex_); and whether the unpublished changes of the recorder before are still to be removed.
   std::uint64_t recorder_session_ = 0;

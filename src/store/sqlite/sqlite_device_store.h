@@ -63,8 +63,7 @@ class SqliteDeviceStore final : public DeviceStore {
   // What this store writes as the time of changes it has not published yet: it sorts before
   // every time, so that readers (who ask for times from a date on) pass over them.
   std::string pending_;
-  // The change parts recorded since the last publish or discard: serial, row id.
-  RecordedParts parts_;
+  RecordedParts parts_;  // the change parts recorded since the last publish or discard
 };
 
 }  // namespace kbgap::store::sqlite
