@@ -36,6 +36,25 @@ std::string csv_field(std::string_view s) {
   return out;
 }
 
+// --explain: how each installed program was judged; those that matched, then the Microsoft
+// ones that did not (and how many others the catalog has no product line for).
+void print_software(const engine::Evaluation& ev) {
+  if (ev.software.empty()) return;
+  std::size_t others = 0;
+  fmt::print("  software:\n");
+  for (const engine::SoftwareReport& r : ev.software) {
+    if (!r.matched && r.reason == "no product line of the catalog") {
+      ++others;
+      continue;
+    }
+    fmt::print("    {} {} {}: {}\n", r.matched ? "matched  " : "unmatched", r.name, r.version,
+               r.reason);
+  }
+  if (others > 0) {
+    fmt::print("    {} other programs: no product line of the catalog\n", others);
+  }
+}
+
 void print_table(const inventory::Device& d, const engine::Evaluation& ev, bool explain) {
   std::string build = os_build_string(d);
   if (ev.revision_inferred) {
@@ -54,7 +73,9 @@ void print_table(const inventory::Device& d, const engine::Evaluation& ev, bool 
                fmt::format("{}", fmt::join(m.products_names, ",")), m.name);
     for (const std::string& line : m.explanation) fmt::print("      {}\n", line);
   }
-  if (explain) fmt::print("  products matched: {}\n", fmt::join(ev.products, "; "));
+  if (!explain) return;
+  fmt::print("  products matched: {}\n", fmt::join(ev.products, "; "));
+  print_software(ev);
 }
 
 }  // namespace
@@ -141,6 +162,17 @@ int run_scan(const ScanOptions& options) {
           value[i].as_object()["kbgapCves"] = std::move(cves);
           value[i].as_object()["kbgapExplanation"] = std::move(lines);
         }
+        boost::json::array software;
+        for (const engine::SoftwareReport& r : ev.software) {
+          boost::json::array products;
+          for (const std::string& p : r.products) products.emplace_back(p);
+          software.push_back(boost::json::object{{"name", r.name},
+                                                 {"version", r.version},
+                                                 {"matched", r.matched},
+                                                 {"products", std::move(products)},
+                                                 {"reason", r.reason}});
+        }
+        body["kbgapSoftware"] = std::move(software);
       }
       if (devices->size() == 1) {  // one inventory: the getmissingkbs body itself
         fmt::print("{}\n", boost::json::serialize(body));

@@ -12,6 +12,7 @@
 
 #include "common/distinct.h"
 #include "common/text.h"
+#include "engine/software.h"
 
 namespace kbgap::engine {
 namespace {
@@ -67,6 +68,9 @@ std::string snake_name(std::string_view name, ProductRole role) {
     if (name.starts_with("Microsoft Edge")) return "edge";
     if (name.starts_with("Adobe Flash")) return "adobe_flash_player";
     if (name.starts_with("Microsoft .NET Framework")) return ".net_framework";
+  }
+  if (role == ProductRole::kOther) {
+    if (std::string software = software_snake_name(name); !software.empty()) return software;
   }
   if (role == ProductRole::kOperatingSystem) {
     std::string_view base = name;
@@ -281,6 +285,15 @@ CatalogIndex CatalogIndex::build(const catalog::CatalogData& data) {
       make_distinct(fix.cves);
       x.products_[p].fixes.push_back(std::move(fix));
     }
+  }
+
+  // Software branches whose updates contain the earlier ones (SQL Server GDR and CU, an
+  // Exchange cumulative update's security updates): MSRC links some, not all.
+  for (const auto& [newer, older] : branch_supersedence(x)) {
+    auto& out = x.supersedes_[newer];
+    if (std::find(out.begin(), out.end(), older) != out.end()) continue;
+    out.push_back(older);
+    x.superseded_by_[older].push_back(newer);
   }
 
   x.build_servicing_lines();

@@ -117,6 +117,8 @@ struct LinePlace {
 
 enum class ProductRole { kOther, kOperatingSystem, kComponent };
 
+struct SoftwareTable;  // software.cpp: the catalog's software families
+
 struct ProductInfo {
   std::string id;
   std::string name;
@@ -202,6 +204,10 @@ class CatalogIndex {
   }
   int release_day(KbIndex kb) const { return documents_[kbs_[kb].release_document].day; }
 
+  // The catalog's software product families (software.cpp), worked out at the first call
+  // (thread-safe).
+  const SoftwareTable& software_table() const;
+
   std::size_t line_count() const { return lines_.size(); }
   // Fixed builds set aside because a later cumulative update of the line lists a lower one.
   std::size_t distrusted_fixed_builds() const { return distrusted_fixed_builds_; }
@@ -229,6 +235,11 @@ class CatalogIndex {
   // Shared by copies of the index (what it holds follows from the products, which copies share).
   mutable std::shared_ptr<BuildProducts> products_of_build_ = std::make_shared<BuildProducts>();
   std::size_t distrusted_fixed_builds_ = 0;
+  struct SoftwareSlot {
+    std::once_flag once;
+    std::shared_ptr<const SoftwareTable> table;
+  };
+  mutable std::shared_ptr<SoftwareSlot> software_ = std::make_shared<SoftwareSlot>();
 
   // servicing.cpp: the servicing lines and what each carries (docs/engine.md).
   void build_servicing_lines();

@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "common/distinct.h"
+#include "engine/software.h"
 #include "inventory/windows_release.h"
 
 namespace kbgap::engine {
@@ -261,6 +262,10 @@ std::vector<ProductIndex> device_products(const CatalogIndex& catalog, const Dev
       add(c);
     }
   }
+  if (out.empty()) return out;  // software is judged only beside a known OS
+  for (const SoftwareMatch& m : match_software(catalog, device, false).matched) {
+    for (ProductIndex p : m.products) add(p);
+  }
   return out;
 }
 
@@ -308,6 +313,8 @@ std::vector<KbIndex> installed_indices(const CatalogIndex& catalog, const Device
   for (KbNumber kb : device.installed_kbs) {
     if (auto i = catalog.find_kb(kb)) out.push_back(*i);
   }
+  // What installed software versions have reached (SQL Server, Exchange Server) counts too.
+  version_reached_kbs(catalog, match_software(catalog, device, false), out);
   make_distinct(out);
   return out;
 }
@@ -369,6 +376,17 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
     return ev;
   }
   ev.notes = service_pack_notes(catalog, device, products);
+  if (options.explain) {
+    const SoftwareMatches software = match_software(catalog, device, true);
+    auto report = [&](const SoftwareMatch& m, bool matched) {
+      const inventory::InstalledSoftware& sw = device.software[m.software];
+      SoftwareReport r{sw.name, sw.version, {}, m.reason, matched};
+      for (ProductIndex p : m.products) r.products.push_back(catalog.products()[p].name);
+      ev.software.push_back(std::move(r));
+    };
+    for (const SoftwareMatch& m : software.matched) report(m, true);
+    for (const SoftwareMatch& m : software.unmatched) report(m, false);
+  }
 
   ev.revision = device.revision;
   if (!ev.revision) {

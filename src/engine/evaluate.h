@@ -37,6 +37,14 @@ struct MissingKb {
   std::vector<std::string> explanation;     // filled with EvaluateOptions::explain
 };
 
+// How one installed program was judged (with EvaluateOptions::explain).
+struct SoftwareReport {
+  std::string name, version;          // as the inventory lists it
+  std::vector<std::string> products;  // the catalog products it runs as
+  std::string reason;                 // why it matched, or why not
+  bool matched = false;               // false: no catalog product could be named for it
+};
+
 struct Evaluation {
   std::vector<MissingKb> missing;      // newest first
   std::vector<std::string> open_cves;  // distinct, sorted
@@ -44,6 +52,8 @@ struct Evaluation {
   std::optional<int> revision;         // the device's revision (UBR), given or inferred
   bool revision_inferred = false;
   std::vector<std::string> notes;  // what limited the answer (unknown OS, ...)
+  // With EvaluateOptions::explain: each installed program, matched first, in inventory order.
+  std::vector<SoftwareReport> software;
 };
 
 // A missing KB's row without products or CVEs: its number, title, release date and URL.
@@ -61,7 +71,8 @@ std::vector<ProductIndex> products_of_release(const CatalogIndex& catalog,
 // either.
 bool learn_release(const CatalogIndex& catalog, inventory::Device& device);
 
-// The catalog products a device runs: its OS and the components that ship in it.
+// The catalog products a device runs: its OS, the components that ship in it, and the products
+// its installed software matches (engine/software.h).
 std::vector<ProductIndex> device_products(const CatalogIndex& catalog,
                                           const inventory::Device& device);
 

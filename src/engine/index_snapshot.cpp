@@ -14,7 +14,7 @@ namespace {
 constexpr char kMagic[8] = {'K', 'B', 'G', 'A', 'P', 'I', 'D', 'X'};
 // 2: CVEs in the order of their ids; 3: a SHA-256 of everything before it at the end;
 // 4: servicing models (line models, hosted products, carried fixes, foreign fixed builds).
-constexpr std::uint32_t kVersion = 5;
+constexpr std::uint32_t kVersion = 6;
 constexpr std::size_t kChecksumSize = 64;  // hex
 
 class Writer {

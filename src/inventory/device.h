@@ -17,6 +17,9 @@ struct InstalledSoftware {
   std::string name;     // "Microsoft Edge", "Microsoft Office Professional Plus 2019"
   std::string vendor;   // "Microsoft Corporation"
   std::string version;  // "120.0.2210.91"
+  // Its own architecture where the inventory tells it (a 32-bit Office on 64-bit Windows):
+  // Office's product code, the registry view it is listed in, its folder.
+  Architecture architecture = Architecture::kUnknown;
   friend bool operator==(const InstalledSoftware&, const InstalledSoftware&) = default;
 };
 
@@ -76,6 +79,14 @@ constexpr KbNumber kMaxKbNumber = 99999999;
 KbNumber kb_number(std::string_view digits);
 
 std::string_view architecture_name(Architecture a);  // "x64", "x86", "arm64", "itanium", ""
+
+// The KB an installed-programs entry of an update names: "Security Update for Microsoft Word 2016
+// (KB4461543) 64-Bit Edition" -> 4461543; 0 when it names none (then it is a program).
+KbNumber update_kb(std::string_view display_name);
+// What an entry's identity tells of its architecture: an Office product code
+// ({90160000-0011-0000-1000-0000000FF1CE}: the digit after the third dash is 1 for 64-bit, 0 for
+// 32-bit) or a folder under "Program Files (x86)"; kUnknown otherwise.
+Architecture software_architecture(std::string_view product_code, std::string_view folder);
 
 // "10.0.18363.1556" (or "10.0.18363" when the revision is unknown).
 std::string os_build_string(const Device& d);

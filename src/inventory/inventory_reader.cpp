@@ -155,6 +155,8 @@ std::string_view format_name(InventoryFormat f) {
       return "registry values (reg query)";
     case InventoryFormat::kComputerInfo:
       return "Get-ComputerInfo";
+    case InventoryFormat::kUninstallList:
+      return "installed programs (Uninstall registry keys)";
   }
   return "?";
 }
@@ -173,6 +175,32 @@ std::string_view architecture_name(Architecture a) {
       break;
   }
   return "";
+}
+
+KbNumber update_kb(std::string_view display_name) {
+  for (std::size_t pos = display_name.find("(KB"); pos != std::string_view::npos;
+       pos = display_name.find("(KB", pos + 1)) {
+    std::string_view rest = display_name.substr(pos + 3);
+    const std::size_t close = rest.find(')');
+    if (close == std::string_view::npos) break;
+    if (KbNumber kb = kb_number(rest.substr(0, close))) return kb;
+  }
+  return 0;
+}
+
+Architecture software_architecture(std::string_view product_code, std::string_view folder) {
+  // Office's product codes end in 0000000FF1CE (learn.microsoft.com, "Office product codes").
+  const std::string code = to_lower(product_code);
+  if (code.size() == 38 && code.front() == '{' && code.ends_with("0000000ff1ce}") &&
+      code[9] == '-' && code[19] == '-') {
+    if (code[20] == '1') return Architecture::kX64;
+    if (code[20] == '0') return Architecture::kX86;
+  }
+  if (to_lower(folder).find("\\program files (x86)\\") != std::string::npos ||
+      to_lower(folder).find("program files (x86)") != std::string::npos) {
+    return Architecture::kX86;
+  }
+  return Architecture::kUnknown;
 }
 
 KbNumber kb_number(std::string_view digits) {
@@ -552,6 +580,7 @@ Result<std::vector<Inventory>> read_inventory(std::string_view bytes, std::strin
     return out;
   }
   if (body.starts_with('{') || body.starts_with('[')) {
+    if (looks_like_uninstall_list(text)) return parse_uninstall_list(text, source);
     return looks_like_osquery(text) ? parse_osquery_json(text, source)
                                     : parse_kbgap_json(text, source);
   }
@@ -616,6 +645,35 @@ Result<std::vector<Device>> merge_inventories(std::vector<Inventory> inventories
         d.revision = inv.device.revision;  // known, no longer inferred
         d.revision_inferred = false;
       }
+      continue;
+    }
+    if (inv.format == InventoryFormat::kUninstallList) {
+      // Programs and updates: of the computer they name (PSComputerName, when collected with
+      // Invoke-Command), else of the one device given with them.
+      const std::string host = to_lower(inv.device.computer_dns_name);
+      auto it = std::find_if(devices.begin(), devices.end(), [&](const Device& d) {
+        return !host.empty() && to_lower(d.computer_dns_name) == host;
+      });
+      if (it == devices.end() && host.empty() && devices.size() == 1) it = devices.begin();
+      if (it == devices.end()) {
+        return invalid_input(
+            host.empty() ? fmt::format("{}: installed programs name no computer; give them alone "
+                                       "with the systeminfo of their computer",
+                                       inv.device.source)
+                         : fmt::format("{}: installed programs of computer '{}' without that "
+                                       "computer's systeminfo; give both",
+                                       inv.device.source, inv.device.computer_dns_name));
+      }
+      // Listed in the registry's native view: built for the OS's own architecture (32-bit
+      // programs of 64-bit Windows are listed under WOW6432Node).
+      for (std::uint32_t i : inv.native_software) {
+        InstalledSoftware& sw = inv.device.software[i];
+        if (sw.architecture == Architecture::kUnknown) sw.architecture = it->architecture;
+      }
+      for (InstalledSoftware& sw : inv.device.software) it->software.push_back(std::move(sw));
+      it->installed_kbs.insert(it->installed_kbs.end(), inv.device.installed_kbs.begin(),
+                               inv.device.installed_kbs.end());
+      finish_device(*it, "");
       continue;
     }
     const std::string host = to_lower(inv.device.computer_dns_name);

@@ -16,7 +16,8 @@ enum class InventoryFormat {
   kKbgapJson,
   kOsqueryJson,
   kRegistry,
-  kComputerInfo
+  kComputerInfo,
+  kUninstallList,  // Get-ItemProperty of the Uninstall registry keys, as JSON: programs and updates
 };
 std::string_view format_name(InventoryFormat f);
 
@@ -25,6 +26,8 @@ struct Inventory {
   Device device;       // a hotfix list fills only computer_dns_name and installed_kbs;
                        // registry values only the build and its revision (UBR)
   bool has_os = true;  // false for hotfix lists and registry values: they complete a device
+  // Installed programs: the entries (into device.software) listed in the registry's native view.
+  std::vector<std::uint32_t> native_software;
 };
 
 // One file's bytes; `source` names it in errors ("<source>:<line>: <what>").

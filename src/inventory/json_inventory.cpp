@@ -213,11 +213,23 @@ Result<Inventory> read_device(const json::value& v, std::string_view path, Reade
       const json::value& s = (**software)[i];
       if (!s.is_object()) return r.fail(item, "expected an object");
       InstalledSoftware sw;
-      for (auto [key, field] : {std::pair{"name", &sw.name}, std::pair{"vendor", &sw.vendor},
-                                std::pair{"version", &sw.version}}) {
+      std::string arch;
+      for (auto [key, field] :
+           {std::pair{"name", &sw.name}, std::pair{"vendor", &sw.vendor},
+            std::pair{"version", &sw.version}, std::pair{"architecture", &arch}}) {
         auto value = r.string(s.as_object(), key, item);
         if (!value) return value.error();
         *field = std::move(*value);
+      }
+      sw.architecture = architecture_of(arch);
+      if (!arch.empty() && sw.architecture == Architecture::kUnknown) {
+        return r.fail(item + ".architecture", "expected x64, x86 or arm64");
+      }
+      // An update listed as a program ("Security Update for Microsoft Word 2016 (KB4461543)
+      // 64-Bit Edition"): an installed KB.
+      if (KbNumber kb = update_kb(sw.name)) {
+        d.installed_kbs.push_back(kb);
+        continue;
       }
       d.software.push_back(std::move(sw));
     }
@@ -295,8 +307,11 @@ json::object device_json(const Device& d) {
   o["installedKbs"] = std::move(kbs);
   json::array software;
   for (const InstalledSoftware& sw : d.software) {
-    software.emplace_back(
-        json::object{{"name", sw.name}, {"vendor", sw.vendor}, {"version", sw.version}});
+    json::object entry{{"name", sw.name}, {"vendor", sw.vendor}, {"version", sw.version}};
+    if (sw.architecture != Architecture::kUnknown) {
+      entry["architecture"] = architecture_name(sw.architecture);
+    }
+    software.emplace_back(std::move(entry));
   }
   o["software"] = std::move(software);
   if (!d.first_seen.empty()) o["firstSeen"] = d.first_seen;
@@ -311,6 +326,79 @@ json::object device_json(const Device& d) {
   }
   if (!d.agent_version.empty()) o["agentVersion"] = d.agent_version;
   return o;
+}
+
+bool looks_like_uninstall_list(std::string_view text) {
+  return text.find("\"DisplayName\"") != std::string_view::npos &&
+         (text.find("\"PSChildName\"") != std::string_view::npos ||
+          text.find("\"PSPath\"") != std::string_view::npos);
+}
+
+Result<std::vector<Inventory>> parse_uninstall_list(std::string_view text,
+                                                    std::string_view source) {
+  auto doc = parse(text, source, {});
+  if (!doc) return doc.error();
+  Reader r(source);
+  Inventory inv;
+  inv.format = InventoryFormat::kUninstallList;
+  inv.has_os = false;
+  Device& d = inv.device;
+  d.source = std::string(source);
+  json::array one;
+  const json::array* entries = nullptr;
+  if (doc->is_array()) {
+    entries = &doc->as_array();
+  } else if (doc->is_object()) {
+    one.push_back(*doc);  // ConvertTo-Json writes a single entry as an object
+    entries = &one;
+  } else {
+    return r.fail("$", "expected the entries of the Uninstall keys (an array of objects)");
+  }
+  for (std::size_t i = 0; i < entries->size(); ++i) {
+    const std::string item = fmt::format("$[{}]", i);
+    if (!(*entries)[i].is_object()) return r.fail(item, "expected an object");
+    const json::object& e = (*entries)[i].as_object();
+    std::string fields[7];
+    const char* keys[7] = {"DisplayName", "DisplayVersion", "Publisher",     "PSChildName",
+                           "PSPath",      "ParentKeyName",  "PSComputerName"};
+    for (int k = 0; k < 7; ++k) {
+      auto value = r.string(e, keys[k], item);
+      if (!value) return value.error();
+      fields[k] = std::move(*value);
+    }
+    const auto& [name, version, publisher, key, path, parent, computer] = fields;
+    if (!computer.empty()) {
+      if (!d.computer_dns_name.empty() && to_lower(d.computer_dns_name) != to_lower(computer)) {
+        return r.fail(item + ".PSComputerName",
+                      fmt::format("entries of two computers ('{}', '{}'): give one file per "
+                                  "computer",
+                                  d.computer_dns_name, computer));
+      }
+      d.computer_dns_name = computer;
+    }
+    if (name.empty()) continue;  // a key without a name is not shown as installed
+    // Updates: of a product (ParentKeyName, "Office16.PROPLUS") or standalone ("KB2468871").
+    KbNumber kb = update_kb(name);
+    if (kb == 0 && !parent.empty()) kb = kb_of(key);
+    if (kb == 0 && to_lower(key).starts_with("kb")) kb = kb_of(key);
+    if (kb != 0) {
+      d.installed_kbs.push_back(kb);
+      continue;
+    }
+    if (!parent.empty()) continue;  // an update without a KB number
+    InstalledSoftware sw{name, publisher, version, software_architecture(key, "")};
+    const std::string lower_path = to_lower(path);
+    if (sw.architecture == Architecture::kUnknown &&
+        lower_path.find("\\wow6432node\\") != std::string::npos) {
+      sw.architecture = Architecture::kX86;
+    } else if (!path.empty() && lower_path.find("wow6432node") == std::string::npos) {
+      inv.native_software.push_back(static_cast<std::uint32_t>(d.software.size()));
+    }
+    d.software.push_back(std::move(sw));
+  }
+  std::vector<Inventory> out;
+  out.push_back(std::move(inv));
+  return out;
 }
 
 bool looks_like_osquery(std::string_view text) {
@@ -413,7 +501,14 @@ Result<std::vector<Inventory>> parse_osquery_json(std::string_view text, std::st
   }
   if (const json::array* programs = table(o, "programs")) {
     for (const json::value& p : *programs) {
-      d.software.push_back({column(p, "name"), column(p, "publisher"), column(p, "version")});
+      const std::string name = column(p, "name");
+      if (KbNumber kb = update_kb(name)) {  // an update listed among programs
+        d.installed_kbs.push_back(kb);
+        continue;
+      }
+      d.software.push_back(
+          {name, column(p, "publisher"), column(p, "version"),
+           software_architecture(column(p, "identifying_number"), column(p, "install_location"))});
     }
   }
   if (const json::array* addresses = table(o, "interface_addresses")) {

@@ -31,4 +31,11 @@ boost::json::object device_json(const Device& d);
 // Which of the two a JSON document is.
 bool looks_like_osquery(std::string_view text);
 
+// The Uninstall registry keys as PowerShell gives them (docs/inventory.md): `Get-ItemProperty
+// HKLM:\Software\Microsoft\Windows\CurrentVersion\Uninstall\*, HKLM:\Software\WOW6432Node\...
+// | ConvertTo-Json`: installed programs (name, publisher, version, architecture) and the updates
+// listed with them (Office's MSI updates are there, not in Get-HotFix).
+bool looks_like_uninstall_list(std::string_view text);
+Result<std::vector<Inventory>> parse_uninstall_list(std::string_view text, std::string_view source);
+
 }  // namespace kbgap::inventory
