@@ -307,6 +307,12 @@ std::shared_ptr<const SoftwareTable> make_table(const CatalogIndex& catalog) {
       if (n > best) std::tie(family.major, family.minor, best) = std::tuple{mm.first, mm.second, n};
     }
     const bool exchange = family.name.starts_with("Exchange");
+    if (exchange) {  // in the order of their numbers: each CU's build is above the one before
+      auto number = [&](std::uint32_t b) { return std::stoi(t->branches[b].name.substr(18)); };
+      std::sort(family.branches.begin(), family.branches.end(),
+                [&](std::uint32_t a, std::uint32_t b) { return number(a) < number(b); });
+    }
+    int previous_own = 0;
     for (std::uint32_t b : family.branches) {
       SoftwareTable::Branch& branch = t->branches[b];
       std::map<KbIndex, std::optional<Build>> builds;
@@ -324,23 +330,70 @@ std::shared_ptr<const SoftwareTable> make_table(const CatalogIndex& catalog) {
                std::pair{catalog.release_day(b.kb), b.kb};
       });
       if (exchange) {
-        // The cumulative update's own build: the one most of its updates give. An update of
-        // another build is the fix MSRC names for it (a later cumulative update): compared by
+        // The cumulative update's own build: above the previous cumulative update's, the one
+        // most of its updates give (ties: the lowest). MSRC's FixedBuild lists the builds of
+        // every version and CU a KB serves, so an update of another build is either a KB shared
+        // with other CUs or the fix MSRC names for it (a later cumulative update): compared by
         // version, not part of the chain.
         std::map<int, int> own;
-        for (const auto& f : branch.fixes) {
-          if (f.build) ++own[f.build->build];
+        for (ProductIndex p : branch.products) {
+          for (const ProductFix& fix : catalog.products()[p].fixes) {
+            std::set<int> of_fix;
+            for (const Build& fb : fix.fixed_builds) {
+              if (fb.major == family.major && fb.minor == family.minor && fb.build > previous_own) {
+                of_fix.insert(fb.build);
+              }
+            }
+            for (int build : of_fix) ++own[build];
+          }
         }
         int n = 0;
         for (const auto& [build, count] : own) {
           if (count > n) std::tie(branch.own_build, n) = std::pair{build, count};
         }
+        if (branch.own_build) previous_own = branch.own_build;
+        for (auto& f : branch.fixes) {  // the fix's build at this CU, where it lists one
+          for (ProductIndex p : branch.products) {
+            for (const ProductFix& fix : catalog.products()[p].fixes) {
+              if (fix.kb != f.kb) continue;
+              for (const Build& fb : fix.fixed_builds) {
+                if (fb.major == family.major && fb.minor == family.minor &&
+                    fb.build == branch.own_build) {
+                  f.build = fb;
+                }
+              }
+            }
+          }
+        }
         for (auto& f : branch.fixes) {
           if (f.build && f.build->build != branch.own_build) f.chain = false;
         }
       }
-      // A build below one an earlier update of the chain gives is a data error (SQL Server 2022
-      // CU 19's KB5058712 lists the GDR build 16.0.1140.6): not trusted.
+      if (!exchange) {
+        // A SQL Server branch's builds share their thousands (GDR 15.0.2xxx, CU 15.0.4xxx): a
+        // build of other thousands than most of the branch's is another branch's, a data error
+        // (MSRC swapped SQL Server 2022's July 2025 GDR and CU 19 builds): not trusted.
+        std::map<int, std::pair<int, std::size_t>> bands;  // thousands -> (count, first seen)
+        for (std::size_t k = 0; k < branch.fixes.size(); ++k) {
+          if (!branch.fixes[k].build) continue;
+          auto& [count, first] =
+              bands.try_emplace(branch.fixes[k].build->build / 1000, 0, k).first->second;
+          ++count;
+        }
+        int band = -1;
+        std::pair<int, std::size_t> best{0, 0};
+        for (const auto& [b, seen] : bands) {
+          if (seen.first > best.first || (seen.first == best.first && seen.second < best.second)) {
+            band = b;
+            best = seen;
+          }
+        }
+        for (auto& f : branch.fixes) {
+          if (f.build && f.build->build / 1000 != band) f.build.reset();
+        }
+      }
+      // A build below one an earlier update of the chain gives is a data error too: not
+      // trusted.
       std::optional<Build> high;
       for (auto& f : branch.fixes) {
         if (!f.chain || !f.build) continue;
@@ -884,7 +937,8 @@ void version_reached_kbs(const CatalogIndex& catalog, const SoftwareMatches& mat
     auto b = t.branch_of_product.find(m.products.front());
     if (b == t.branch_of_product.end()) continue;
     for (const auto& f : t.branches[b->second].fixes) {
-      if (f.build && !less(*m.version, *f.build)) out.push_back(f.kb);
+      // Only the chain's own builds: a build of another CU says nothing of this one's updates.
+      if (f.chain && f.build && !less(*m.version, *f.build)) out.push_back(f.kb);
     }
   }
 }
