@@ -9,7 +9,11 @@
 // that fleet as the server takes it (docs/scaling.md, "Writes cost the batch"): the snapshot
 // brought up to date from the batch alone (FleetView::apply), its fleet-wide counts and its change
 // log, beside the snapshot built from every device as before; their answers are compared.
-// Usage: fleet_bench [devices] [threads] [changes|write]   (defaults: 1000000, all cores)
+// Every device has 30 to 150 installed programs (a mix of real program names: Office MSI and
+// Click-to-Run, SQL Server, Exchange, Visual C++ runtimes and the usual third-party programs),
+// which the engine matches to catalog products; "bare" as third argument leaves them out, to
+// compare.
+// Usage: fleet_bench [devices] [threads] [changes|write|bare]   (defaults: 1000000, all cores)
 #include <fmt/format.h>
 #include <sys/resource.h>
 
@@ -58,6 +62,7 @@ int main(int argc, char** argv) {
   const engine::CatalogIndex index = engine::CatalogIndex::build(*data);
   const bool changes = argc > 3 && std::string_view(argv[3]) == "changes";
   const bool write = argc > 3 && std::string_view(argv[3]) == "write";
+  const bool bare = argc > 3 && std::string_view(argv[3]) == "bare";
   if (!changes) data = catalog::CatalogData{};  // the change log's phase revises it
   std::printf("catalog loaded and indexed in %.2f s\n", seconds_since(t0));
 
@@ -96,6 +101,134 @@ int main(int argc, char** argv) {
     shapes.push_back(std::move(s));
   }
 
+  std::mt19937_64 rng(42);
+  // Installed programs, as the Uninstall keys list them. The Microsoft ones the catalog covers
+  // come with some of their own updates installed (Office's by KB, SQL Server by build).
+  using inventory::Architecture;
+  const std::vector<inventory::InstalledSoftware> others = {
+      {"Google Chrome", "Google LLC", "120.0.6099.130", Architecture::kX64},
+      {"Mozilla Firefox (x64 en-US)", "Mozilla", "121.0.1", Architecture::kX64},
+      {"7-Zip 23.01 (x64)", "Igor Pavlov", "23.01", Architecture::kX64},
+      {"Adobe Acrobat Reader DC", "Adobe Systems Incorporated", "23.008.20458", Architecture::kX86},
+      {"Notepad++ (64-bit x64)", "Notepad++ Team", "8.6.4", Architecture::kX64},
+      {"VLC media player", "VideoLAN", "3.0.20", Architecture::kX64},
+      {"Microsoft Edge", "Microsoft Corporation", "120.0.2210.91", Architecture::kX86},
+      {"Microsoft Edge WebView2 Runtime", "Microsoft Corporation", "120.0.2210.91",
+       Architecture::kX86},
+      {"Microsoft Teams", "Microsoft Corporation", "1.6.00.4472", Architecture::kX64},
+      {"Microsoft OneDrive", "Microsoft Corporation", "23.246.1127.0002", Architecture::kX64},
+      {"Microsoft Update Health Tools", "Microsoft Corporation", "3.74.0.0", Architecture::kX64},
+      {"Microsoft Visual C++ 2015-2022 Redistributable (x64) - 14.38.33130",
+       "Microsoft Corporation", "14.38.33130.0", Architecture::kX64},
+      {"Microsoft Visual C++ 2015-2022 Redistributable (x86) - 14.38.33130",
+       "Microsoft Corporation", "14.38.33130.0", Architecture::kX86},
+      {"Microsoft Visual C++ 2013 Redistributable (x64) - 12.0.40664", "Microsoft Corporation",
+       "12.0.40664.0", Architecture::kX64},
+      {"Microsoft Visual C++ 2010  x64 Redistributable - 10.0.40219", "Microsoft Corporation",
+       "10.0.40219", Architecture::kX64},
+      {"Microsoft Visual C++ 2008 Redistributable - x86 9.0.30729.6161", "Microsoft Corporation",
+       "9.0.30729.6161", Architecture::kX86},
+      {"Microsoft .NET Runtime - 8.0.1 (x64)", "Microsoft Corporation", "64.4.23605",
+       Architecture::kX64},
+      {"Microsoft Windows Desktop Runtime - 8.0.1 (x64)", "Microsoft Corporation", "64.4.23605",
+       Architecture::kX64},
+      {"Microsoft ODBC Driver 17 for SQL Server", "Microsoft Corporation", "17.10.5.1",
+       Architecture::kX64},
+      {"Microsoft SQL Server Management Studio - 19.2", "Microsoft Corporation", "16.200.20209.0",
+       Architecture::kX86},
+      {"Zoom", "Zoom Video Communications, Inc.", "5.17.1", Architecture::kX64},
+      {"Git", "The Git Development Community", "2.43.0", Architecture::kX64},
+      {"Python 3.12.1 (64-bit)", "Python Software Foundation", "3.12.1150.0", Architecture::kX64},
+      {"Java 8 Update 391 (64-bit)", "Oracle Corporation", "8.0.3910.13", Architecture::kX64},
+      {"PuTTY release 0.80 (64-bit)", "Simon Tatham", "0.80.0.0", Architecture::kX64},
+      {"WinSCP 6.1.2", "Martin Prikryl", "6.1.2", Architecture::kX86},
+      {"Cisco AnyConnect Secure Mobility Client", "Cisco Systems, Inc.", "4.10.07073",
+       Architecture::kX86},
+      {"CrowdStrike Windows Sensor", "CrowdStrike, Inc.", "7.10.17706.0", Architecture::kX86},
+      {"Intel(R) Chipset Device Software", "Intel(R) Corporation", "10.1.19444.8378",
+       Architecture::kX86},
+      {"Realtek High Definition Audio Driver", "Realtek Semiconductor Corp.", "6.0.9235.1",
+       Architecture::kX86},
+  };
+  // A kit's updates are installed as a managed fleet installs them: all those released by the
+  // month its OS was last updated (or all of them when the OS has no line).
+  struct Kit {
+    std::vector<inventory::InstalledSoftware> programs;
+    std::vector<std::pair<std::string, engine::KbNumber>> updates;  // (release date, KB), sorted
+  };
+  auto kbs_of = [&](std::string_view prefix) {
+    std::vector<std::pair<std::string, engine::KbNumber>> out;
+    for (engine::ProductIndex p : index.product_indices()) {
+      if (!index.products()[p].name.starts_with(prefix)) continue;
+      for (const auto& f : index.products()[p].fixes) {
+        out.emplace_back(index.release_date(f.kb), index.kbs()[f.kb].kb);
+      }
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  const std::vector<Kit> kits = {
+      {{{"Microsoft Office Professional Plus 2016", "Microsoft Corporation", "16.0.4266.1001",
+         Architecture::kX86},
+        {"Microsoft Office 32-bit Components 2016", "Microsoft Corporation", "16.0.4266.1001",
+         Architecture::kX86},
+        {"Microsoft Office Shared 32-bit MUI (English) 2016", "Microsoft Corporation",
+         "16.0.4266.1001", Architecture::kX86},
+        {"Microsoft Word MUI (English) 2016", "", "16.0.4266.1001", Architecture::kX86},
+        {"Microsoft Excel MUI (English) 2016", "", "16.0.4266.1001", Architecture::kX86},
+        {"Microsoft Outlook MUI (English) 2016", "", "16.0.4266.1001", Architecture::kX86}},
+       [&] {
+         auto all = kbs_of("Microsoft Office 2016 (32-bit");
+         for (std::string_view app :
+              {"Word", "Excel", "PowerPoint", "Outlook", "OneNote", "Publisher", "Access"}) {
+           auto more = kbs_of(fmt::format("Microsoft {} 2016 (32-bit", app));
+           all.insert(all.end(), more.begin(), more.end());
+         }
+         std::sort(all.begin(), all.end());
+         return all;
+       }()},
+      {{{"Microsoft Office Standard 2013", "Microsoft Corporation", "15.0.4569.1506",
+         Architecture::kX64}},
+       kbs_of("Microsoft Office 2013 Service Pack 1 (64-bit")},
+      {{{"Microsoft 365 Apps for enterprise - en-us", "Microsoft Corporation", "16.0.17126.20132",
+         Architecture::kX64}},
+       {}},
+      {{{"Microsoft Office Professional Plus 2019 - en-us", "Microsoft Corporation",
+         "16.0.10404.20013", Architecture::kX64}},
+       {}},
+  };
+  const std::vector<std::string> sql_builds = {"15.0.2000.5", "15.0.2104.1", "15.0.4326.1",
+                                               "15.0.4360.2", "15.0.4435.7"};
+  auto add_software = [&](inventory::Device& d, const std::string& patched) {
+    if (bare) return;
+    const std::size_t n = 30 + rng() % 121;
+    d.software.reserve(n);
+    if (rng() % 10 < 7) {
+      const Kit& kit = kits[rng() % kits.size()];
+      d.software.insert(d.software.end(), kit.programs.begin(), kit.programs.end());
+      for (const auto& [date, kb] : kit.updates) {
+        if (!patched.empty() && date > patched) break;
+        d.installed_kbs.push_back(kb);
+      }
+    }
+    if (rng() % 20 == 0) {
+      d.software.push_back({"SQL Server 2019 Database Engine Services", "Microsoft Corporation",
+                            sql_builds[rng() % sql_builds.size()], Architecture::kX64});
+      d.software.push_back({"SQL Server 2019 Common Files", "Microsoft Corporation", "15.0.2000.5",
+                            Architecture::kX64});
+    }
+    // The rest: the usual programs, and numbered line-of-business ones.
+    while (d.software.size() < n) {
+      if (rng() % 3 == 0) {
+        d.software.push_back(others[rng() % others.size()]);
+      } else {
+        const std::size_t k = rng() % 5000;
+        d.software.push_back({fmt::format("Contoso Line of Business App {}", k), "Contoso Ltd.",
+                              fmt::format("{}.{}.{}", k % 7, k % 13, k), Architecture::kX86});
+      }
+    }
+  };
+
   // The fleet: a template, the newest cumulative update installed (skewed to recent ones, as
   // fleets are), and up to three of its other KBs. Devices go into the fleet as they are made;
   // every 997th is kept to check the fleet's answers against evaluate().
@@ -103,19 +236,21 @@ int main(int argc, char** argv) {
   engine::Fleet fleet(index);
   std::vector<inventory::Device> kept;  // for the change log's phase
   std::vector<std::pair<std::uint32_t, inventory::Device>> samples;
-  std::mt19937_64 rng(42);
   for (std::size_t i = 0; i < count; ++i) {
     const std::size_t t = rng() % templates.size();
     inventory::Device d = templates[t];
     d.installed_kbs.clear();
     const Shape& s = shapes[t];
+    std::string patched;  // the release date of its newest cumulative update
     if (!s.line.empty()) {
       const std::size_t back = std::min<std::size_t>(s.line.size() - 1, rng() % 13);
       d.installed_kbs.push_back(s.line[s.line.size() - 1 - back]);
+      patched = index.release_date(*index.find_kb(d.installed_kbs.back()));
     }
     for (int k = static_cast<int>(rng() % 4); k > 0 && !s.others.empty(); --k) {
       d.installed_kbs.push_back(s.others[rng() % s.others.size()]);
     }
+    add_software(d, patched);
     inventory::finish_device(d, "");
     const std::uint32_t number = fleet.add(d);
     if (changes || write) {

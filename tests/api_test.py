@@ -460,6 +460,53 @@ class Api(unittest.TestCase):
                           "ResourceNotFound")
         self.assert_error(self.get("/api/vulnerabilities?$top=8001", self.read), 400, "ODataError")
 
+    def test_installed_software_is_served_under_defenders_software_ids(self):
+        # A server with SQL Server 2019 on CU 22 and Office 2016 (MSI, 64-bit): their missing
+        # updates are the device's, and the fleet's under microsoft-_-sql_server_2019 and
+        # microsoft-_-office_2016 (docs/engine.md, "Software beyond the OS").
+        device = {"id": "ae" * 20, "computerDnsName": "sql01.example.com",
+                  "osName": "Microsoft Windows Server 2019 Datacenter",
+                  "osBuild": "10.0.17763.5820", "osArchitecture": "x64", "installedKbs": [],
+                  "software": [
+                      {"name": "SQL Server 2019 Database Engine Services",
+                       "vendor": "Microsoft Corporation", "version": "15.0.4326.1"},
+                      {"name": "Microsoft Office Professional Plus 2016",
+                       "vendor": "Microsoft Corporation", "version": "16.0.4266.1001",
+                       "architecture": "x64"},
+                      {"name": "Notepad++ (64-bit x64)", "vendor": "Notepad++ Team",
+                       "version": "8.6.4"}]}
+        r = requests.post(f"{self.base}/api/kbgap/devices", json=[device],
+                          headers={"Authorization": f"Bearer {self.writer}"}, timeout=60)
+        self.assertEqual(r.status_code, 200, r.text)
+        try:
+            mine = self.get(f"/api/machines/{device['id']}/software", self.read).json()["value"]
+            ids = {s["id"] for s in mine}
+            self.assertIn("microsoft-_-sql_server_2019", ids)
+            self.assertIn("microsoft-_-office_2016", ids)
+            missing = self.get(f"/api/machines/{device['id']}/getmissingkbs", self.read).json()
+            by_product = {}
+            for kb in missing["value"]:
+                for name in kb["productsNames"]:
+                    by_product.setdefault(name, set()).add(kb["id"])
+            # One SQL Server update: the CU branch's newest, which contains the others.
+            self.assertEqual(len(by_product["sql_server_2019"]), 1, by_product)
+            self.assertTrue(by_product["office_2016"])
+            for product in ("sql_server_2019", "office_2016"):
+                fleet = self.get(f"/api/Software/microsoft-_-{product}/getmissingkbs",
+                                 self.read).json()["value"]
+                self.assertTrue(by_product[product] <= {kb["id"] for kb in fleet})
+                for kb in fleet:
+                    self.assertEqual(kb["productsNames"], [product])
+                    self.assertGreaterEqual(kb["machineMissedOn"], 1)
+            vulns = self.get(f"/api/machines/{device['id']}/vulnerabilities", self.read).json()
+            self.assertTrue(vulns["value"])
+            recommendation = self.get("/api/recommendations/va-_-microsoft-_-sql_server_2019",
+                                      self.read).json()
+            self.assertEqual(recommendation["recommendationCategory"], "Application")
+        finally:
+            requests.delete(f"{self.base}/api/kbgap/devices/{device['id']}",
+                            headers={"Authorization": f"Bearer {self.writer}"}, timeout=60)
+
     def test_two_tenants_see_nothing_of_each_other(self):
         """docs/api.md, "Tenants": every route of the route table (read from api.cpp, so a new
         route is covered too), called with a token of each tenant: the default tenant's answers

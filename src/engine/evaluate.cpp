@@ -236,7 +236,10 @@ bool learn_release(const CatalogIndex& catalog, Device& device) {
   return true;
 }
 
-std::vector<ProductIndex> device_products(const CatalogIndex& catalog, const Device& device) {
+namespace {
+
+std::vector<ProductIndex> products_with(const CatalogIndex& catalog, const Device& device,
+                                        const SoftwareMatches& software) {
   std::vector<ProductIndex> out;
   const std::string_view dotnet = inventory::builtin_dotnet_version(device);
   auto add = [&](ProductIndex p) {
@@ -263,20 +266,28 @@ std::vector<ProductIndex> device_products(const CatalogIndex& catalog, const Dev
     }
   }
   if (out.empty()) return out;  // software is judged only beside a known OS
-  for (const SoftwareMatch& m : match_software(catalog, device, false).matched) {
+  for (const SoftwareMatch& m : software.matched) {
     for (ProductIndex p : m.products) add(p);
   }
   return out;
 }
 
-ProfileKey profile_key(const CatalogIndex& catalog, const Device& device, int as_of_day) {
-  return profile_key(catalog, device, as_of_day, installed_indices(catalog, device));
+std::vector<KbIndex> installed_with(const CatalogIndex& catalog, const Device& device,
+                                    const SoftwareMatches& software) {
+  std::vector<KbIndex> out;
+  for (KbNumber kb : device.installed_kbs) {
+    if (auto i = catalog.find_kb(kb)) out.push_back(*i);
+  }
+  // What installed software versions have reached (SQL Server, Exchange Server) counts too.
+  version_reached_kbs(catalog, software, out);
+  make_distinct(out);
+  return out;
 }
 
-ProfileKey profile_key(const CatalogIndex& catalog, const Device& device, int as_of_day,
-                       std::span<const KbIndex> installed) {
+ProfileKey key_with(const CatalogIndex& catalog, const Device& device, int as_of_day,
+                    std::span<const KbIndex> installed, std::vector<ProductIndex> products) {
   ProfileKey key;
-  key.products = device_products(catalog, device);
+  key.products = std::move(products);
   key.major = device.major;
   key.minor = device.minor;
   key.family = servicing_family(device.build);
@@ -284,6 +295,30 @@ ProfileKey profile_key(const CatalogIndex& catalog, const Device& device, int as
   key.as_of_day = as_of_day;
   key.security_only_path = security_only_path(catalog, key.products, installed);
   return key;
+}
+
+}  // namespace
+
+std::vector<ProductIndex> device_products(const CatalogIndex& catalog, const Device& device) {
+  return products_with(catalog, device, match_software(catalog, device, false));
+}
+
+ProfileKey profile_key(const CatalogIndex& catalog, const Device& device, int as_of_day) {
+  return installed_and_key(catalog, device, as_of_day).second;
+}
+
+ProfileKey profile_key(const CatalogIndex& catalog, const Device& device, int as_of_day,
+                       std::span<const KbIndex> installed) {
+  return key_with(catalog, device, as_of_day, installed, device_products(catalog, device));
+}
+
+std::pair<std::vector<KbIndex>, ProfileKey> installed_and_key(const CatalogIndex& catalog,
+                                                              const Device& device, int as_of_day) {
+  const SoftwareMatches software = match_software(catalog, device, false);
+  std::vector<KbIndex> installed = installed_with(catalog, device, software);
+  ProfileKey key =
+      key_with(catalog, device, as_of_day, installed, products_with(catalog, device, software));
+  return {std::move(installed), std::move(key)};
 }
 
 std::uint64_t security_only_path(const CatalogIndex& catalog,
@@ -309,14 +344,7 @@ std::uint64_t security_only_path(const CatalogIndex& catalog,
 }
 
 std::vector<KbIndex> installed_indices(const CatalogIndex& catalog, const Device& device) {
-  std::vector<KbIndex> out;
-  for (KbNumber kb : device.installed_kbs) {
-    if (auto i = catalog.find_kb(kb)) out.push_back(*i);
-  }
-  // What installed software versions have reached (SQL Server, Exchange Server) counts too.
-  version_reached_kbs(catalog, match_software(catalog, device, false), out);
-  make_distinct(out);
-  return out;
+  return installed_with(catalog, device, match_software(catalog, device, false));
 }
 
 void render_results(const CatalogIndex& catalog, const Profile& profile,
@@ -363,9 +391,8 @@ void render_results(const CatalogIndex& catalog, const Profile& profile,
 Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
                     const EvaluateOptions& options) {
   Evaluation ev;
-  const std::vector<KbIndex> installed = installed_indices(catalog, device);
-  Profile profile =
-      Profile::build(catalog, profile_key(catalog, device, day_number(options.as_of), installed));
+  auto [installed, key] = installed_and_key(catalog, device, day_number(options.as_of));
+  Profile profile = Profile::build(catalog, std::move(key));
   const std::vector<ProductIndex>& products = profile.products();
   for (ProductIndex p : products) ev.products.push_back(catalog.products()[p].name);
   if (products.empty()) {

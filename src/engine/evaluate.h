@@ -5,6 +5,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/catalog_index.h"
@@ -87,7 +88,12 @@ ProfileKey profile_key(const CatalogIndex& catalog, const inventory::Device& dev
 std::uint64_t security_only_path(const CatalogIndex& catalog,
                                  std::span<const ProductIndex> products,
                                  std::span<const KbIndex> installed);
-// The device's installed KBs that the catalog knows, as catalog indices, sorted.
+// The device's installed_indices() and profile_key() at once (its software matched once).
+std::pair<std::vector<KbIndex>, ProfileKey> installed_and_key(const CatalogIndex& catalog,
+                                                              const inventory::Device& device,
+                                                              int as_of_day);
+// The device's installed KBs that the catalog knows, as catalog indices, sorted, with those its
+// software's versions have reached (engine/software.h).
 std::vector<KbIndex> installed_indices(const CatalogIndex& catalog,
                                        const inventory::Device& device);
 

@@ -191,8 +191,7 @@ class Renumbering {
 }  // namespace
 
 std::uint32_t Fleet::add(const inventory::Device& device) {
-  const std::vector<KbIndex> installed = installed_indices(*catalog_, device);
-  ProfileKey key = profile_key(*catalog_, device, 0, installed);
+  auto [installed, key] = installed_and_key(*catalog_, device, 0);
   auto [it, inserted] = kind_of_key_.try_emplace(key, static_cast<std::uint32_t>(kinds_.size()));
   if (inserted) kinds_.push_back(std::move(key));
   Entry entry;
@@ -264,11 +263,17 @@ class Fleet::StateWork {
     std::size_t j = 0;
     for (std::size_t i = 0; i < all_.size();) {
       const auto component = static_cast<std::uint32_t>(all_[i].first);
-      SharedCache<ComponentResult>::Key key{state.kind, component, {}};
+      // By the component's fingerprint, not its kind: kinds that differ only in their software
+      // share the answers of their OS's components.
+      const auto fingerprint = profile.component_fingerprint(component);
+      SharedCache<ComponentResult>::Key key{
+          fingerprint.first, static_cast<std::uint32_t>(fingerprint.second), {}};
       for (; i < all_.size() && static_cast<std::uint32_t>(all_[i].first) == component; ++i) {
         key.kbs.push_back(all_[i].second);
       }
-      SharedCache<Residual>::Key line_key{state.kind, component, {}};
+      const auto residual_fingerprint = profile.residual_fingerprint(component);
+      SharedCache<Residual>::Key line_key{
+          residual_fingerprint.first, static_cast<std::uint32_t>(residual_fingerprint.second), {}};
       for (; j < line.size() && static_cast<std::uint32_t>(line[j].first) < component; ++j) {
       }
       for (; j < line.size() && static_cast<std::uint32_t>(line[j].first) == component; ++j) {
@@ -417,6 +422,10 @@ void Fleet::build_profiles(FleetResult& out, int as_of_day, unsigned threads) co
   out.base_.resize(kinds);
   out.base_missing_.resize(kinds, 0);
   std::atomic<std::size_t> next{first};
+  // The answers with nothing satisfied, by component fingerprint: kinds that differ only in
+  // their software share their OS's.
+  std::mutex shared_mutex;
+  std::map<std::pair<std::uint64_t, std::uint64_t>, ComponentResult> shared;
   run_on(threads, [&](unsigned) {
     Scratch scratch(*catalog_);
     KbMarks none(catalog_->kbs().size());
@@ -426,7 +435,16 @@ void Fleet::build_profiles(FleetResult& out, int as_of_day, unsigned threads) co
       auto profile = std::make_shared<const Profile>(Profile::build(*catalog_, std::move(key)));
       std::vector<ComponentResult> base;
       for (std::uint32_t c = 0; c < profile->component_count(); ++c) {
-        base.push_back(profile->evaluate_component(c, none, scratch, false));
+        const auto fingerprint = profile->component_fingerprint(c);
+        {
+          std::lock_guard lock(shared_mutex);
+          if (auto it = shared.find(fingerprint); it != shared.end()) base.push_back(it->second);
+        }
+        if (base.size() == c) {
+          base.push_back(profile->evaluate_component(c, none, scratch, false));
+          std::lock_guard lock(shared_mutex);
+          shared.try_emplace(fingerprint, base.back());
+        }
         out.base_missing_[k] += base.back().picks.size();
       }
       out.profiles_[k] = std::move(profile);

@@ -15,6 +15,17 @@
 namespace kbgap::engine {
 namespace {
 
+std::uint64_t fingerprint_mix(std::uint64_t x) {  // splitmix64's finalizer
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+namespace {
+
 // Is `b` a build of the device's servicing line (the same revision numbering)?
 bool on_device_line(const Build& b, const ProfileKey& key) {
   return b.major == key.major && b.minor == key.minor && servicing_family(b.build) == key.family;
@@ -344,6 +355,40 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
   }
   std::sort(x.reach_.begin(), x.reach_.end());
   std::sort(x.revision_of_kb_.begin(), x.revision_of_kb_.end());
+  // Each component's fingerprint: everything evaluate_fixes() reads of its members.
+  x.fingerprints_.reserve(x.components_.size());
+  for (const auto& members : x.components_) {
+    std::uint64_t a = 0x9e3779b97f4a7c15ull, b = 0xc2b2ae3d27d4eb4full;
+    auto add = [&](std::uint64_t v) {
+      a = fingerprint_mix(a ^ v);
+      b = fingerprint_mix(b + v * 0x9ddfea08eb382d69ull);
+    };
+    for (std::uint32_t i : members) {
+      const Fix& fx = x.fixes_[i];
+      add(reinterpret_cast<std::uintptr_t>(fx.fix));
+      add(fx.slot);
+      add((fx.applicable ? 1u : 0u) | (fx.fallback ? 2u : 0u) | (fx.line_carried[0] ? 4u : 0u) |
+          (fx.line_carried[1] ? 8u : 0u));
+      for (int l = 0; l < 2; ++l) {
+        add(static_cast<std::uint32_t>(fx.line_owner[l]));
+        add(static_cast<std::uint32_t>(fx.line_position[l]));
+      }
+      add(fx.security_only_twin.value());
+      for (std::uint32_t r = fx.replacers_begin; r < fx.replacers_end; ++r) {
+        add(x.replacers_[r].value());
+      }
+      add(0xffffffffu);
+      for (std::uint32_t c = fx.shared_begin; c < fx.shared_end; ++c) {
+        add(x.shared_cves_[c].value());
+      }
+      add(0xfffffffeu);
+    }
+    x.fingerprints_.emplace_back(a, b);
+    // A residual holds fix numbers and line places by owner slot too.
+    add(x.key_.products.size());
+    for (std::uint32_t i : members) add(i);
+    x.residual_fingerprints_.emplace_back(a, b);
+  }
   return x;
 }
 

@@ -13,6 +13,7 @@
 #include <limits>
 #include <optional>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "engine/catalog_index.h"
@@ -123,6 +124,17 @@ class Profile {
   bool same_components(const Profile& other) const {
     return fixes_.size() == other.fixes_.size() && components_ == other.components_;
   }
+  // What a component's answers depend on (its fixes, their places on lines, what replaces
+  // them), as two independent hashes: components of two profiles with the same fingerprint
+  // answer alike for the same satisfied KBs, so a fleet shares their answers across kinds of
+  // device (an OS's components, whatever software runs beside it).
+  std::pair<std::uint64_t, std::uint64_t> component_fingerprint(std::uint32_t c) const {
+    return fingerprints_[c];
+  }
+  // The same for a Residual of the component, which also holds the profile's fix numbers.
+  std::pair<std::uint64_t, std::uint64_t> residual_fingerprint(std::uint32_t c) const {
+    return residual_fingerprints_[c];
+  }
   // The component whose outcome the satisfaction of `kb` can change; -1 when none.
   std::int32_t component_of(KbIndex kb) const { return component_of_kb_[kb]; }
 
@@ -185,6 +197,8 @@ class Profile {
   std::vector<KbIndex> replacers_;  // per fix: the KBs that replace it on its product, transitively
   std::vector<CveIndex> shared_cves_;
   std::vector<std::vector<std::uint32_t>> components_;  // fix numbers, in product then KB order
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> fingerprints_;  // by component
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> residual_fingerprints_;
   IndexedVector<KbIndex, std::int32_t> component_of_kb_;
   std::vector<std::pair<int, KbIndex>> reach_;           // (revision that reaches it, KB), sorted
   std::vector<std::pair<KbIndex, int>> revision_of_kb_;  // installed OS update -> revision, sorted

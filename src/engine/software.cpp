@@ -466,14 +466,44 @@ namespace {
 // A program's name, lower-case with "Microsoft " dropped, split in words; the quick reject of
 // anything that cannot be a Microsoft product the catalog covers.
 bool maybe_microsoft(std::string_view name) {
-  auto starts = [&](std::string_view prefix) {
-    if (name.size() < prefix.size()) return false;
+  auto starts = [](std::string_view s, std::string_view prefix) {
+    if (s.size() < prefix.size()) return false;
     for (std::size_t i = 0; i < prefix.size(); ++i) {
-      if (std::tolower(static_cast<unsigned char>(name[i])) != prefix[i]) return false;
+      if (std::tolower(static_cast<unsigned char>(s[i])) != prefix[i]) return false;
     }
     return true;
   };
-  return starts("microsoft ") || starts("sql server ") || starts("skype for business");
+  // The first words of the product lines matched below ("Microsoft " first or not): anything
+  // else (Microsoft Edge, Visual C++, Teams, ...) is rejected without reading further.
+  static constexpr std::string_view kLines[] = {"office ",
+                                                "word ",
+                                                "excel ",
+                                                "powerpoint ",
+                                                "outlook ",
+                                                "onenote ",
+                                                "publisher ",
+                                                "access ",
+                                                "visio ",
+                                                "project ",
+                                                "infopath ",
+                                                "lync ",
+                                                "skype for business",
+                                                "365 ",
+                                                "sql server ",
+                                                "exchange server "};
+  // Without "Microsoft ": only the lines whose own entries drop it ("SQL Server 2019 Database
+  // Engine Services", "Skype for Business 2016").
+  const bool prefixed = starts(name, "microsoft ");
+  if (prefixed) name.remove_prefix(10);
+  while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
+  for (std::string_view line : kLines) {
+    const bool bare =
+        line == "skype for business" || line == "sql server " || line == "exchange server ";
+    if ((prefixed || bare) && starts(name, line)) {
+      return true;
+    }
+  }
+  return false;
 }
 
 // " - en-us": the language a Click-to-Run product is installed in.
