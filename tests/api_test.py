@@ -500,9 +500,10 @@ class Api(unittest.TestCase):
                     self.assertGreaterEqual(kb["machineMissedOn"], 1)
             vulns = self.get(f"/api/machines/{device['id']}/vulnerabilities", self.read).json()
             self.assertTrue(vulns["value"])
-            recommendation = self.get("/api/recommendations/va-_-microsoft-_-sql_server_2019",
-                                      self.read).json()
-            self.assertEqual(recommendation["recommendationCategory"], "Application")
+            r = self.get("/api/recommendations/va-_-microsoft-_-sql_server_2019",
+                         self.token("SecurityRecommendation.Read.All"))
+            self.assertEqual(r.status_code, 200, r.text)
+            self.assertEqual(r.json()["recommendationCategory"], "Application")
         finally:
             requests.delete(f"{self.base}/api/kbgap/devices/{device['id']}",
                             headers={"Authorization": f"Bearer {self.writer}"}, timeout=60)

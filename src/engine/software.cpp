@@ -463,8 +463,8 @@ std::string software_snake_name(std::string_view product_name) {
 
 namespace {
 
-// A program's name, lower-case with "Microsoft " dropped, split in words; the quick reject of
-// anything that cannot be a Microsoft product the catalog covers.
+// The quick reject, without allocating, of a program that cannot be of a product line matched
+// here (most of a device's programs).
 bool maybe_microsoft(std::string_view name) {
   auto starts = [](std::string_view s, std::string_view prefix) {
     if (s.size() < prefix.size()) return false;
