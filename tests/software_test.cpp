@@ -109,7 +109,7 @@ constexpr const char* kUninstall = R"json([
   {"DisplayName": "7-Zip 23.01 (x64)", "DisplayVersion": "23.01", "PSChildName": "7-Zip",
    "PSPath": "Microsoft.PowerShell.Core\\Registry::HKEY_LOCAL_MACHINE\\Software\\Microsoft\\Windows\\CurrentVersion\\Uninstall\\7-Zip"},
   {"PSChildName": "AddressBook"},
-  {"DisplayName": "Hotfix for Microsoft .NET Framework 4.5.2 (KB2468871)", "PSChildName": "KB2468871"}
+  {"DisplayName": "Hotfix for Microsoft .NET Framework 4.5.2", "PSChildName": "kb2468871"}
 ])json";
 
 TEST(SoftwareInventory, UninstallKeysGiveProgramsTheirArchitectureAndUpdatesAsInstalledKbs) {
@@ -409,6 +409,37 @@ TEST(SoftwareSql, RtmGoesToGdrAndTheExplanationSaysWhichBranch) {
   EXPECT_TRUE(reported_for(bad, "sql_").empty());
   ASSERT_EQ(bad.software.size(), 1u);
   EXPECT_FALSE(bad.software[0].matched);
+}
+
+// Two instances of one SQL Server version on one branch: the older one's updates are missing
+// whatever the newer one reached; the same suite listed many times is one Office.
+TEST(SoftwareSql, TwoInstancesOnABranchAreJudgedByTheOlder) {
+  const CatalogIndex& c = full_catalog();
+  InstalledSoftware patched{"SQL Server 2019 Database Engine Services", "", "15.0.4470.1",
+                            Architecture::kX64};
+  InstalledSoftware old{"SQL Server 2019 Database Engine Services", "", "15.0.4326.1",
+                        Architecture::kX64};
+  const auto alone = reported_for(
+      engine::evaluate(c, with_software(server_2019(), {patched}), {"", false}), "sql_");
+  const auto both = reported_for(
+      engine::evaluate(c, with_software(server_2019(), {patched, old}), {"", false}), "sql_");
+  const auto only_old =
+      reported_for(engine::evaluate(c, with_software(server_2019(), {old}), {"", false}), "sql_");
+  EXPECT_TRUE(alone.empty());
+  EXPECT_FALSE(only_old.empty());
+  EXPECT_EQ(both, only_old);
+
+  InstalledSoftware suite{"Microsoft Office Standard 2016", "", "16.0.4266.1001",
+                          Architecture::kX64};
+  const Evaluation once = engine::evaluate(c, with_software(server_2019(), {suite}), {"", true});
+  const Evaluation many = engine::evaluate(
+      c, with_software(server_2019(), std::vector<InstalledSoftware>(2000, suite)), {"", true});
+  EXPECT_EQ(reported_for(once, "office_"), reported_for(many, "office_"));
+  EXPECT_EQ(many.software.size(), 2000u);
+  EXPECT_TRUE(
+      std::all_of(many.software.begin(), many.software.end(), [&](const engine::SoftwareReport& r) {
+        return r.matched && r.reason == once.software.front().reason;
+      }));
 }
 
 // ---- Exchange Server ----

@@ -199,9 +199,10 @@ std::optional<std::pair<std::string, int>> exchange_name(std::string_view lower)
   constexpr std::string_view kCu = " cumulative update ";
   if (!rest.substr(4).starts_with(kCu)) return std::nullopt;
   std::string_view number = rest.substr(4 + kCu.size());
-  if (!is_digits(number)) return std::nullopt;
-  return std::pair{fmt::format("exchange server {}", rest.substr(0, 4)),
-                   std::stoi(std::string(number))};
+  int n = 0;
+  if (!is_digits(number) || number.size() > 3) return std::nullopt;
+  std::from_chars(number.data(), number.data() + number.size(), n);
+  return std::pair{fmt::format("exchange server {}", rest.substr(0, 4)), n};
 }
 
 std::shared_ptr<const SoftwareTable> make_table(const CatalogIndex& catalog) {
@@ -308,7 +309,12 @@ std::shared_ptr<const SoftwareTable> make_table(const CatalogIndex& catalog) {
     }
     const bool exchange = family.name.starts_with("Exchange");
     if (exchange) {  // in the order of their numbers: each CU's build is above the one before
-      auto number = [&](std::uint32_t b) { return std::stoi(t->branches[b].name.substr(18)); };
+      auto number = [&](std::uint32_t b) {  // "Cumulative Update 15": at most 3 digits
+        const std::string_view digits = std::string_view(t->branches[b].name).substr(18);
+        int n = 0;
+        std::from_chars(digits.data(), digits.data() + digits.size(), n);
+        return n;
+      };
       std::sort(family.branches.begin(), family.branches.end(),
                 [&](std::uint32_t a, std::uint32_t b) { return number(a) < number(b); });
     }
@@ -545,6 +551,31 @@ class Matcher {
       while (e.year_at < e.w.size() && !(e.year = year_of(e.w[e.year_at]))) ++e.year_at;
       entries.push_back(std::move(e));
     }
+    // What each Office year's entries tell of its bitness and programs, in one pass (a suite
+    // entry repeated many times must not cost a pass over the others each).
+    for (const Entry& o : entries) {
+      if (o.year < 2007 || o.year > 2016) continue;
+      YearHints& hints = years_[o.year];
+      if (o.lower == fmt::format("office 64-bit components {}", o.year)) {
+        hints.components = Architecture::kX64;
+      } else if (o.lower == fmt::format("office 32-bit components {}", o.year)) {
+        hints.components = Architecture::kX86;
+      }
+      const auto mui = o.lower.find(" mui (");
+      const Architecture own = device_.software[o.index].architecture;
+      if ((o.lower.starts_with("office ") || mui != std::string::npos) &&
+          hints.other == Architecture::kUnknown &&
+          (own == Architecture::kX64 || own == Architecture::kX86)) {
+        hints.other = own;
+      }
+      if (mui == std::string::npos) continue;
+      for (std::string_view app : kOfficeApps) {
+        if (app != "office" && o.lower.substr(0, mui) == app &&
+            std::find(hints.listed.begin(), hints.listed.end(), app) == hints.listed.end()) {
+          hints.listed.push_back(app);
+        }
+      }
+    }
     std::vector<char> done(entries.size(), 0);
     office(entries, done);
     sql_server(entries, done);
@@ -570,24 +601,14 @@ class Matcher {
   }
   // An architecture the device's Office of `year` shows: the entry's own, the OS's (32-bit
   // Windows), "Office 64-bit Components <year>", or another Office entry of that year.
-  Architecture office_bitness(const std::vector<Entry>& entries, const Entry& e) const {
+  Architecture office_bitness(const Entry& e) const {
     Architecture a = device_.software[e.index].architecture;
     if (a == Architecture::kX64 || a == Architecture::kX86) return a;
     if (device_.architecture == Architecture::kX86) return Architecture::kX86;
-    for (const Entry& o : entries) {
-      if (o.year != e.year || !o.lower.starts_with("office ")) continue;
-      if (o.lower == fmt::format("office 64-bit components {}", e.year)) return Architecture::kX64;
-      if (o.lower == fmt::format("office 32-bit components {}", e.year)) return Architecture::kX86;
-    }
-    for (const Entry& o : entries) {
-      Architecture other = device_.software[o.index].architecture;
-      if (o.year == e.year &&
-          (o.lower.starts_with("office ") || o.lower.find(" mui (") != std::string::npos) &&
-          (other == Architecture::kX64 || other == Architecture::kX86)) {
-        return other;
-      }
-    }
-    return Architecture::kUnknown;
+    auto hints = years_.find(e.year);
+    if (hints == years_.end()) return Architecture::kUnknown;
+    if (hints->second.components != Architecture::kUnknown) return hints->second.components;
+    return hints->second.other;
   }
   // The products of Office programs for one bitness; the app names without a catalog product
   // go to `missing`.
@@ -681,17 +702,7 @@ class Matcher {
         // The programs installed, where their own entries tell ("Microsoft Word MUI (English)
         // 2016"): they are what is there, whatever the edition's default.
         std::vector<std::string_view> listed;
-        for (const Entry& o : entries) {
-          if (o.year != e.year) continue;
-          auto mui = o.lower.find(" mui (");
-          if (mui == std::string::npos) continue;
-          for (std::string_view app : kOfficeApps) {
-            if (app != "office" && o.lower.substr(0, mui) == app &&
-                std::find(listed.begin(), listed.end(), app) == listed.end()) {
-              listed.push_back(app);
-            }
-          }
-        }
+        if (auto hints = years_.find(e.year); hints != years_.end()) listed = hints->second.listed;
         done[i] = 1;
         if (apps.empty() && listed.empty()) {
           unmatched(e.index, fmt::format("Office {} of an edition whose programs kbgap does not "
@@ -703,7 +714,7 @@ class Matcher {
                                          : "the programs its entries list";
         if (!listed.empty()) apps = listed;
         apps.insert(apps.begin(), "office");
-        office_match(entries, e, apps, how);
+        office_match(e, apps, how);
         continue;
       }
       // A program sold alone: "Microsoft Visio Professional 2016", "Microsoft Project Standard
@@ -719,7 +730,7 @@ class Matcher {
                            (e.w[1] == "professional" || e.w[1] == "standard")));
       if (alone) {
         done[i] = 1;
-        office_match(entries, e, {"office", app}, fmt::format("{} sold alone", app));
+        office_match(e, {"office", app}, fmt::format("{} sold alone", app));
       }
     }
     // The parts of a matched Office (MUI, proofing, shared components): judged with it.
@@ -736,9 +747,41 @@ class Matcher {
     }
   }
 
-  void office_match(const std::vector<Entry>& entries, const Entry& e,
-                    const std::vector<std::string_view>& apps, const std::string& how) {
-    const Architecture a = office_bitness(entries, e);
+  void office_match(const Entry& e, const std::vector<std::string_view>& apps,
+                    const std::string& how) {
+    const Architecture a = office_bitness(e);
+    // The same Office listed again (an inventory may repeat an entry): the same answer.
+    const std::string memo =
+        fmt::format("{}|{}|{}|{}", fmt::join(apps, ","), e.year, architecture_name(a), how);
+    if (auto it = office_memo_.find(memo); it != office_memo_.end()) {
+      if (it->second.matched) {
+        office_years_.insert(e.year);
+        matched(e.index, it->second.products, std::nullopt, it->second.reason);
+      } else {
+        unmatched(e.index, it->second.reason);
+      }
+      return;
+    }
+    const std::size_t matched_before = out_.matched.size();
+    const std::size_t unmatched_before = out_.unmatched.size();
+    office_match_once(e, apps, how, a);
+    Memo m;
+    if (out_.matched.size() > matched_before) {
+      m.matched = true;
+      m.products = out_.matched.back().products;
+      m.reason = out_.matched.back().reason;
+    } else if (out_.unmatched.size() > unmatched_before) {
+      m.reason = out_.unmatched.back().reason;
+    } else {  // without explain, an unmatched entry leaves no trace
+      m.matched = !matched_products_.empty();
+      m.products = matched_products_;
+    }
+    office_memo_.emplace(memo, std::move(m));
+  }
+
+  void office_match_once(const Entry& e, const std::vector<std::string_view>& apps,
+                         const std::string& how, Architecture a) {
+    matched_products_.clear();
     std::vector<std::string_view> missing;
     std::vector<ProductIndex> products;
     std::string bitness;
@@ -762,6 +805,7 @@ class Matcher {
       return;
     }
     office_years_.insert(e.year);
+    matched_products_ = products;
     std::string why;
     if (explain_) {
       std::vector<std::string> names;
@@ -949,6 +993,19 @@ class Matcher {
   const bool explain_;
   SoftwareMatches out_;
   std::set<int> office_years_;
+  struct YearHints {
+    Architecture components = Architecture::kUnknown;  // "Office 64-bit Components 2016"
+    Architecture other = Architecture::kUnknown;       // another Office entry's own
+    std::vector<std::string_view> listed;              // programs with a MUI entry
+  };
+  std::map<int, YearHints> years_;
+  struct Memo {
+    bool matched = false;
+    std::vector<ProductIndex> products;
+    std::string reason;
+  };
+  std::unordered_map<std::string, Memo> office_memo_;
+  std::vector<ProductIndex> matched_products_;  // office_match_once's, with or without explain
   std::set<std::string> sql_years_;
 };
 
@@ -962,13 +1019,20 @@ SoftwareMatches match_software(const CatalogIndex& catalog, const Device& device
 void version_reached_kbs(const CatalogIndex& catalog, const SoftwareMatches& matches,
                          std::vector<KbIndex>& out) {
   const SoftwareTable& t = catalog.software_table();
+  // Per branch, the lowest version installed on it: two SQL Server instances on one branch
+  // have the updates both have reached, not those of the newer.
+  std::map<std::uint32_t, Build> lowest;
   for (const SoftwareMatch& m : matches.matched) {
     if (!m.version || m.products.empty()) continue;
     auto b = t.branch_of_product.find(m.products.front());
     if (b == t.branch_of_product.end()) continue;
-    for (const auto& f : t.branches[b->second].fixes) {
+    auto [it, inserted] = lowest.try_emplace(b->second, *m.version);
+    if (!inserted && less(*m.version, it->second)) it->second = *m.version;
+  }
+  for (const auto& [branch, version] : lowest) {
+    for (const auto& f : t.branches[branch].fixes) {
       // Only the chain's own builds: a build of another CU says nothing of this one's updates.
-      if (f.chain && f.build && !less(*m.version, *f.build)) out.push_back(f.kb);
+      if (f.chain && f.build && !less(version, *f.build)) out.push_back(f.kb);
     }
   }
 }

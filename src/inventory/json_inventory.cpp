@@ -223,7 +223,7 @@ Result<Inventory> read_device(const json::value& v, std::string_view path, Reade
       }
       sw.architecture = architecture_of(arch);
       if (!arch.empty() && sw.architecture == Architecture::kUnknown) {
-        return r.fail(item + ".architecture", "expected x64, x86 or arm64");
+        return r.fail(item + ".architecture", "expected x64, x86, arm64 or itanium");
       }
       // An update listed as a program ("Security Update for Microsoft Word 2016 (KB4461543)
       // 64-Bit Edition"): an installed KB.
@@ -380,7 +380,7 @@ Result<std::vector<Inventory>> parse_uninstall_list(std::string_view text,
     // Updates: of a product (ParentKeyName, "Office16.PROPLUS") or standalone ("KB2468871").
     KbNumber kb = update_kb(name);
     if (kb == 0 && !parent.empty()) kb = kb_of(key);
-    if (kb == 0 && to_lower(key).starts_with("kb")) kb = kb_of(key);
+    if (kb == 0 && to_lower(key).starts_with("kb")) kb = kb_of("KB" + key.substr(2));
     if (kb != 0) {
       d.installed_kbs.push_back(kb);
       continue;
