@@ -12,6 +12,7 @@
 #include "app/inventory_files.h"
 #include "common/clock.h"
 #include "engine/evaluate.h"
+#include "engine/software.h"
 #include "inventory/inventory_reader.h"
 #include "update/freshness.h"
 
@@ -43,7 +44,7 @@ void print_software(const engine::Evaluation& ev) {
   std::size_t others = 0;
   fmt::print("  software:\n");
   for (const engine::SoftwareReport& r : ev.software) {
-    if (!r.matched && r.reason == "no product line of the catalog") {
+    if (!r.matched && r.reason == engine::kNoProductLine) {
       ++others;
       continue;
     }
@@ -51,7 +52,7 @@ void print_software(const engine::Evaluation& ev) {
                r.reason);
   }
   if (others > 0) {
-    fmt::print("    {} other programs: no product line of the catalog\n", others);
+    fmt::print("    {} other programs: {}\n", others, engine::kNoProductLine);
   }
 }
 

@@ -540,7 +540,7 @@ class Matcher {
     for (std::uint32_t i = 0; i < device_.software.size(); ++i) {
       const InstalledSoftware& sw = device_.software[i];
       if (!maybe_microsoft(sw.name)) {
-        unmatched(i, "no product line of the catalog");
+        unmatched(i, kNoProductLine);
         continue;
       }
       Entry e;
@@ -581,7 +581,7 @@ class Matcher {
     sql_server(entries, done);
     exchange(entries, done);
     for (std::size_t i = 0; i < entries.size(); ++i) {
-      if (!done[i]) unmatched(entries[i].index, "no product line of the catalog");
+      if (!done[i]) unmatched(entries[i].index, kNoProductLine);
     }
     std::sort(out_.matched.begin(), out_.matched.end(),
               [](const auto& a, const auto& b) { return a.software < b.software; });

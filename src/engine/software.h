@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -15,6 +16,10 @@
 #include "inventory/device.h"
 
 namespace kbgap::engine {
+
+// The reason given to a program of no product line kbgap matches (most of a device's programs;
+// `kbgap scan --explain` counts them rather than listing each).
+inline constexpr std::string_view kNoProductLine = "no product line of the catalog";
 
 struct SoftwareMatch {
   std::uint32_t software = 0;          // into Device::software
