@@ -475,4 +475,17 @@ class Operations(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(argv=[sys.argv[0], "-v"])
+    # ctest runs the one latency-bound class (Connections) alone, as reliability_latency_over_http,
+    # and the others beside other tests: "latency" or "rest" after the three paths; none: all.
+    part = sys.argv[4] if len(sys.argv) > 4 else "all"
+    if part not in ("all", "latency", "rest"):
+        sys.exit(f"reliability_test.py: unknown part {part!r} (all, latency or rest)")
+    loader = unittest.defaultTestLoader
+    suite = unittest.TestSuite()
+    for case in unittest.TestCase.__subclasses__():
+        if case.__module__ != __name__:
+            continue
+        if part == "all" or (case is Connections) == (part == "latency"):
+            suite.addTests(loader.loadTestsFromTestCase(case))
+    result = unittest.TextTestRunner(verbosity=2).run(suite)
+    sys.exit(0 if result.wasSuccessful() and result.testsRun > 0 else 1)
