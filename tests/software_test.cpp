@@ -538,11 +538,23 @@ TEST(SoftwareFleet, FleetAnswersEqualEvaluateWithSoftware) {
        {"Microsoft 365 Apps for enterprise - en-us", "", "16.0.17328.20550", Architecture::kX64}},
       {{"Google Chrome", "Google LLC", "120.0.6099.130", Architecture::kX64}},
   };
+  // Office 2016 64-bit with none, some or all of its security updates installed,
+  // in the catalog's order: software states that devices of every OS share.
+  std::vector<KbNumber> office_kbs;
+  for (ProductIndex p : c.find_products_by_name("Microsoft Office 2016 (64-bit edition)")) {
+    for (const engine::ProductFix& f : c.products()[p].fixes)
+      office_kbs.push_back(c.kbs()[f.kb].kb);
+  }
+  ASSERT_GT(office_kbs.size(), 20u);
   std::vector<Device> devices;
   for (const Device& real : real_devices()) {
     for (std::size_t m = 0; m < mixes.size(); ++m) {
       devices.push_back(with_software(
           real, mixes[m], m == 0 ? std::vector<KbNumber>{4461543} : std::vector<KbNumber>{}));
+    }
+    for (std::size_t n : {office_kbs.size() / 3, office_kbs.size() - 1, office_kbs.size()}) {
+      devices.push_back(with_software(
+          real, mixes[0], std::vector<KbNumber>(office_kbs.begin(), office_kbs.begin() + n)));
     }
   }
   engine::Fleet fleet(c);
@@ -560,11 +572,54 @@ TEST(SoftwareFleet, FleetAnswersEqualEvaluateWithSoftware) {
     for (std::size_t k = 0; k < one.missing.size(); ++k) {
       EXPECT_EQ(many.missing[k].kb, one.missing[k].kb);
       EXPECT_EQ(many.missing[k].products_names, one.missing[k].products_names);
+      EXPECT_EQ(many.missing[k].cves, one.missing[k].cves);
     }
+    EXPECT_EQ(many.open_cves, one.open_cves);
+    EXPECT_EQ(result.missing_count(i), one.missing.size());
     software += reported_for(one, "office_").size() + reported_for(one, "sql_").size() +
                 reported_for(one, "exchange_").size();
   }
   EXPECT_GT(software, 0u);
+}
+
+// A fleet answers a device's software apart from its OS (once per software state, docs/engine.md
+// "Fleets"): that holds only where the profile's software fixes form components of their own,
+// after the OS's. On every real device with Office 2016 and SQL Server 2019, every software fix
+// falls in those components and no OS fix does.
+TEST(SoftwareFleet, SoftwareFixesFormComponentsOfTheirOwnAfterTheOs) {
+  const CatalogIndex& c = full_catalog();
+  const std::vector<InstalledSoftware> software = {
+      {"Microsoft Office Professional Plus 2016", "", "16.0.4266.1001", Architecture::kX64},
+      {"SQL Server 2019 Database Engine Services", "", "15.0.4326.1", Architecture::kX64}};
+  std::size_t profiles = 0;
+  for (const Device& real : real_devices()) {
+    const Device d = with_software(real, software);
+    SCOPED_TRACE(d.source);
+    const engine::ProfileKey key = engine::profile_key(c, d, 0);
+    const engine::Profile profile = engine::Profile::build(c, key);
+    std::set<ProductIndex> os_products;
+    for (ProductIndex p : engine::device_products(c, real)) os_products.insert(p);
+    if (os_products.empty() || key.products.size() == os_products.size()) continue;
+    ++profiles;
+    const auto from = static_cast<std::int32_t>(profile.software_components_from());
+    ASSERT_LT(profile.software_components_from(), profile.component_count());
+    std::size_t software_fixes = 0;
+    for (ProductIndex p : key.products) {
+      const bool os = os_products.count(p) != 0;
+      for (const engine::ProductFix& f : c.products()[p].fixes) {
+        const std::int32_t component = profile.component_of(f.kb);
+        if (component < 0) continue;  // not applicable here
+        if (os) {
+          EXPECT_LT(component, from) << c.kbs()[f.kb].kb << " of " << c.products()[p].name;
+        } else {
+          EXPECT_GE(component, from) << c.kbs()[f.kb].kb << " of " << c.products()[p].name;
+          ++software_fixes;
+        }
+      }
+    }
+    EXPECT_GT(software_fixes, 0u);
+  }
+  EXPECT_GT(profiles, 20u);
 }
 
 }  // namespace

@@ -307,17 +307,17 @@ ProfileKey profile_key(const CatalogIndex& catalog, const Device& device, int as
   return installed_and_key(catalog, device, as_of_day).second;
 }
 
-ProfileKey profile_key(const CatalogIndex& catalog, const Device& device, int as_of_day,
-                       std::span<const KbIndex> installed) {
-  return key_with(catalog, device, as_of_day, installed, device_products(catalog, device));
-}
-
 std::pair<std::vector<KbIndex>, ProfileKey> installed_and_key(const CatalogIndex& catalog,
-                                                              const Device& device, int as_of_day) {
-  const SoftwareMatches software = match_software(catalog, device, false);
-  std::vector<KbIndex> installed = installed_with(catalog, device, software);
+                                                              const Device& device, int as_of_day,
+                                                              const SoftwareMatches* software) {
+  SoftwareMatches matched;
+  if (!software) {
+    matched = match_software(catalog, device, false);
+    software = &matched;
+  }
+  std::vector<KbIndex> installed = installed_with(catalog, device, *software);
   ProfileKey key =
-      key_with(catalog, device, as_of_day, installed, products_with(catalog, device, software));
+      key_with(catalog, device, as_of_day, installed, products_with(catalog, device, *software));
   return {std::move(installed), std::move(key)};
 }
 
@@ -391,7 +391,11 @@ void render_results(const CatalogIndex& catalog, const Profile& profile,
 Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
                     const EvaluateOptions& options) {
   Evaluation ev;
-  auto [installed, key] = installed_and_key(catalog, device, day_number(options.as_of));
+  // With explain, the software is matched once, with its reasons, for the key and the report.
+  std::optional<SoftwareMatches> software;
+  if (options.explain) software = match_software(catalog, device, true);
+  auto [installed, key] = installed_and_key(catalog, device, day_number(options.as_of),
+                                            software ? &*software : nullptr);
   Profile profile = Profile::build(catalog, std::move(key));
   const std::vector<ProductIndex>& products = profile.products();
   for (ProductIndex p : products) ev.products.push_back(catalog.products()[p].name);
@@ -403,16 +407,15 @@ Evaluation evaluate(const CatalogIndex& catalog, const Device& device,
     return ev;
   }
   ev.notes = service_pack_notes(catalog, device, products);
-  if (options.explain) {
-    const SoftwareMatches software = match_software(catalog, device, true);
+  if (software) {
     auto report = [&](const SoftwareMatch& m, bool matched) {
       const inventory::InstalledSoftware& sw = device.software[m.software];
       SoftwareReport r{sw.name, sw.version, {}, m.reason, matched};
       for (ProductIndex p : m.products) r.products.push_back(catalog.products()[p].name);
       ev.software.push_back(std::move(r));
     };
-    for (const SoftwareMatch& m : software.matched) report(m, true);
-    for (const SoftwareMatch& m : software.unmatched) report(m, false);
+    for (const SoftwareMatch& m : software->matched) report(m, true);
+    for (const SoftwareMatch& m : software->unmatched) report(m, false);
   }
 
   ev.revision = device.revision;

@@ -14,6 +14,8 @@
 
 namespace kbgap::engine {
 
+struct SoftwareMatches;  // engine/software.h
+
 // The rule that decides "missing". kbgap's own uses every signal; the two others are the rules
 // other tools use, kept for comparison on the same catalog (docs/accuracy.md).
 enum class Rule {
@@ -79,19 +81,17 @@ std::vector<ProductIndex> device_products(const CatalogIndex& catalog,
 
 // What decides which fixes apply to the device (its products, servicing line, enrolment).
 ProfileKey profile_key(const CatalogIndex& catalog, const inventory::Device& device, int as_of_day);
-// The same with the device's installed_indices() already worked out.
-ProfileKey profile_key(const CatalogIndex& catalog, const inventory::Device& device, int as_of_day,
-                       std::span<const KbIndex> installed);
 // The product slots whose rollup line the device follows on the Security Only path
 // (ProfileKey::security_only_path).
 // `installed`: the device's installed KBs as catalog indices (installed_indices).
 std::uint64_t security_only_path(const CatalogIndex& catalog,
                                  std::span<const ProductIndex> products,
                                  std::span<const KbIndex> installed);
-// The device's installed_indices() and profile_key() at once (its software matched once).
-std::pair<std::vector<KbIndex>, ProfileKey> installed_and_key(const CatalogIndex& catalog,
-                                                              const inventory::Device& device,
-                                                              int as_of_day);
+// The device's installed_indices() and profile_key() at once (its software matched once, or
+// given: match_software()'s answer for the device, with or without its reasons).
+std::pair<std::vector<KbIndex>, ProfileKey> installed_and_key(
+    const CatalogIndex& catalog, const inventory::Device& device, int as_of_day,
+    const SoftwareMatches* software = nullptr);
 // The device's installed KBs that the catalog knows, as catalog indices, sorted, with those its
 // software's versions have reached (engine/software.h).
 std::vector<KbIndex> installed_indices(const CatalogIndex& catalog,

@@ -229,7 +229,8 @@ class Fleet::StateWork {
         renumbering_(renumbering),
         scratch_(*fleet.catalog_),
         satisfied_(fleet.catalog_->kbs().size()),
-        line_satisfied_(fleet.catalog_->kbs().size()) {}
+        line_satisfied_(fleet.catalog_->kbs().size()),
+        software_satisfied_(fleet.catalog_->kbs().size()) {}
 
   // The state of device `d` (whose state was not seen before).
   FleetResult::State evaluate(std::size_t d) {
@@ -240,26 +241,85 @@ class Fleet::StateWork {
     FleetResult::State state;
     state.kind = fleet_.devices_[d].kind;
     const Profile& profile = *out_.profiles_[state.kind];
-    const auto installed = fleet_.installed_of(d);
+    std::span<const KbIndex> installed = fleet_.installed_of(d);
     if (fleet_.devices_[d].revision != kNoRevision) {
       state.revision = fleet_.devices_[d].revision;
     } else {
       state.revision = profile.infer_revision(installed);
       state.revision_inferred = state.revision.has_value();
     }
+    // Software beside the OS is answered once per software state (its products and their
+    // installed KBs), and the OS once per OS state (the OS's products, servicing line, revision
+    // and the other KBs), whatever software runs beside it. Where the two parts' KBs reach into
+    // each other, the device is evaluated whole.
+    state.missing = out_.base_missing_[state.kind];
+    const std::uint32_t software_from = profile.software_components_from();
+    if (software_from < profile.component_count()) {
+      os_installed_.clear();
+      software_installed_.clear();
+      bool both = false;
+      for (KbIndex kb : installed) {
+        switch (profile.side_of(kb)) {
+          case Profile::Side::kOs:
+            os_installed_.push_back(kb);
+            break;
+          case Profile::Side::kSoftware:
+            software_installed_.push_back(kb);
+            break;
+          case Profile::Side::kBoth:
+            both = true;
+            break;
+        }
+      }
+      const SoftwareAnswer* software = both ? nullptr : software_answer(profile);
+      const OsPart* os = software ? os_part(profile, state) : nullptr;
+      if (os) {
+        state.replaced = os->replaced;
+        state.pieces = os->pieces;
+        std::int64_t delta = os->delta;
+        const std::vector<ComponentResult>& base = *out_.base_[state.kind];
+        for (std::size_t k = 0; k < software->components.size(); ++k) {
+          const std::uint32_t component = software_from + software->components[k];
+          state.replaced.push_back(component);
+          state.pieces.push_back(software->results[k]);
+          delta += static_cast<std::int64_t>(software->results[k]->picks.size()) -
+                   static_cast<std::int64_t>(base[component].picks.size());
+        }
+        state.missing = static_cast<std::size_t>(static_cast<std::int64_t>(state.missing) + delta);
+        return state;
+      }
+    }
+    std::int64_t delta = 0;
+    line_kind_ = state.kind;
+    answer_components(profile, state, installed, profile.component_count(), delta);
+    state.missing = static_cast<std::size_t>(static_cast<std::int64_t>(state.missing) + delta);
+    return state;
+  }
+
+  std::size_t reused() const { return reused_; }
+
+ private:
+  using ByComponent = std::vector<std::pair<std::int32_t, KbIndex>>;
+
+  // The answers of the components `installed` touches (with the state's revision), into
+  // state.replaced and state.pieces, and what they change in the missing count, into `delta`.
+  // False, with nothing done, when it touches a component from `limit` on.
+  bool answer_components(const Profile& profile, FleetResult::State& state,
+                         std::span<const KbIndex> installed, std::uint32_t limit,
+                         std::int64_t& delta) {
     // What the device satisfies, and what its servicing-line state alone satisfies (the
     // revision and the installed cumulative updates): devices with the same line state share a
     // residual, and what else they installed changes only its pieces.
     list_.clear();
     profile.satisfy(installed, state.revision, satisfied_, &list_);
     by_component(profile, list_, all_);
+    if (!all_.empty() && static_cast<std::uint32_t>(all_.back().first) >= limit) return false;
     line_installed_.clear();
     for (KbIndex kb : installed) {
       if (profile.moves_lines(kb)) line_installed_.push_back(kb);
     }
     const auto& line = line_state(profile, state);
-
-    state.missing = out_.base_missing_[state.kind];
+    const std::vector<ComponentResult>& base = *out_.base_[state.kind];
     std::size_t j = 0;
     for (std::size_t i = 0; i < all_.size();) {
       const auto component = static_cast<std::uint32_t>(all_[i].first);
@@ -280,16 +340,124 @@ class Fleet::StateWork {
         line_key.kbs.push_back(line[j].second);
       }
       state.replaced.push_back(component);
-      state.missing -= (*out_.base_[state.kind])[component].picks.size();
+      delta -= static_cast<std::int64_t>(base[component].picks.size());
+      const std::size_t first = state.pieces.size();
       answer_component(profile, state, component, std::move(key), std::move(line_key));
+      for (std::size_t k = first; k < state.pieces.size(); ++k) {
+        delta += static_cast<std::int64_t>(state.pieces[k]->picks.size());
+      }
     }
-    return state;
+    return true;
   }
 
-  std::size_t reused() const { return reused_; }
+  // The OS part of a state (os_installed_, the state's kind and revision) for devices that run
+  // software: worked out once per thread for every kind with the same OS profile. Null when its
+  // KBs satisfy software fixes (the device is then evaluated whole).
+  struct OsPart {
+    bool exact = true;
+    std::vector<std::uint32_t> replaced;
+    std::vector<const ComponentResult*> pieces;
+    std::int64_t delta = 0;
+  };
+  struct OsKey {
+    std::uint32_t os_kind = 0;
+    std::int32_t revision = 0;
+    std::vector<KbIndex> installed;
+    bool operator==(const OsKey&) const = default;
+  };
+  struct OsHash {
+    std::size_t operator()(const OsKey& k) const {
+      std::uint64_t h = mix(k.os_kind, static_cast<std::uint32_t>(k.revision));
+      for (KbIndex kb : k.installed) h = mix(h, kb.value());
+      return h;
+    }
+  };
+  const OsPart* os_part(const Profile& profile, const FleetResult::State& state) {
+    if (os_kind_of_.size() <= state.kind) os_kind_of_.resize(state.kind + 1, -1);
+    if (os_kind_of_[state.kind] < 0) {
+      // Kinds whose keys agree but for their software products have the same OS components.
+      ProfileKey os_key = profile.key();
+      os_key.products.resize(profile.software_slots_from());
+      if (os_key.products.size() < 64) {
+        os_key.security_only_path &= (std::uint64_t{1} << os_key.products.size()) - 1;
+      }
+      auto [it, inserted] =
+          os_kinds_.try_emplace(std::move(os_key), static_cast<std::uint32_t>(os_kinds_.size()));
+      os_kind_of_[state.kind] = static_cast<std::int32_t>(it->second);
+    }
+    os_key_.os_kind = static_cast<std::uint32_t>(os_kind_of_[state.kind]);
+    os_key_.revision = state.revision.value_or(kNoRevision);
+    os_key_.installed = os_installed_;
+    auto [it, inserted] = os_parts_.try_emplace(os_key_);
+    OsPart& part = it->second;
+    if (inserted) {
+      FleetResult::State scratch_state;
+      scratch_state.kind = state.kind;
+      scratch_state.revision = state.revision;
+      // Kinds of one OS profile share their line states too.
+      line_kind_ = os_key_.os_kind | 0x80000000u;
+      part.exact = answer_components(profile, scratch_state, os_installed_,
+                                     profile.software_components_from(), part.delta);
+      part.replaced = std::move(scratch_state.replaced);
+      part.pieces = std::move(scratch_state.pieces);
+    }
+    return part.exact ? &part : nullptr;
+  }
 
- private:
-  using ByComponent = std::vector<std::pair<std::int32_t, KbIndex>>;
+  // The answers of a software state's components that its KBs touch (numbered from
+  // Profile::software_components_from()); `exact` is false when its KBs reach beyond the
+  // software (a servicing line, or an OS component), and the device must be evaluated whole.
+  struct SoftwareAnswer {
+    bool exact = true;
+    std::vector<std::uint32_t> components;
+    std::vector<const ComponentResult*> results;
+  };
+  struct SoftwareKey {
+    std::pair<std::uint64_t, std::uint64_t> fingerprint;
+    std::vector<KbIndex> installed;
+    bool operator==(const SoftwareKey&) const = default;
+  };
+  struct SoftwareHash {
+    std::size_t operator()(const SoftwareKey& k) const {
+      std::uint64_t h = mix(k.fingerprint.first, k.fingerprint.second);
+      for (KbIndex kb : k.installed) h = mix(h, kb.value());
+      return h;
+    }
+  };
+
+  // The answer for the software state of software_installed_ on `profile`: worked out once per
+  // thread, its components from the shared cache. Null when it is not exact.
+  const SoftwareAnswer* software_answer(const Profile& profile) {
+    auto [it, inserted] =
+        software_states_.try_emplace({profile.software_fingerprint(), software_installed_});
+    SoftwareAnswer& answer = it->second;
+    if (inserted) {
+      const auto from = static_cast<std::int32_t>(profile.software_components_from());
+      software_list_.clear();
+      profile.satisfy(software_installed_, std::nullopt, software_satisfied_, &software_list_);
+      for (KbIndex kb : software_installed_) {
+        if (profile.on_a_device_line(kb) || profile.moves_lines(kb)) answer.exact = false;
+      }
+      by_component(profile, software_list_, software_all_);
+      if (!software_all_.empty() && software_all_.front().first < from) answer.exact = false;
+      for (std::size_t i = 0; answer.exact && i < software_all_.size();) {
+        const auto component = static_cast<std::uint32_t>(software_all_[i].first);
+        const auto fingerprint = profile.component_fingerprint(component);
+        SharedCache<ComponentResult>::Key key{
+            fingerprint.first, static_cast<std::uint32_t>(fingerprint.second), {}};
+        for (; i < software_all_.size() &&
+               static_cast<std::uint32_t>(software_all_[i].first) == component;
+             ++i) {
+          key.kbs.push_back(software_all_[i].second);
+        }
+        answer.components.push_back(component - static_cast<std::uint32_t>(from));
+        answer.results.push_back(caches_.components.get(std::move(key), [&] {
+          return profile.evaluate_component(component, software_satisfied_, scratch_, false);
+        }));
+      }
+    }
+    return answer.exact ? &answer : nullptr;
+  }
 
   // Device `d`'s state taken from the earlier evaluation (Options::reuse), when the device is
   // evaluated alike there and its profile's answers are the same on both catalogs; else nullopt.
@@ -326,7 +494,7 @@ class Fleet::StateWork {
   // The line state's satisfied KBs by component: shared by every device in that line state (of
   // one kind, revision and installed cumulative updates), so worked out once per thread.
   const ByComponent& line_state(const Profile& profile, const FleetResult::State& state) {
-    LineStateKey key{state.kind, state.revision.value_or(kNoRevision), line_installed_};
+    LineStateKey key{line_kind_, state.revision.value_or(kNoRevision), line_installed_};
     auto [it, inserted] = line_states_.try_emplace(std::move(key));
     if (inserted) {
       line_list_.clear();
@@ -365,7 +533,6 @@ class Fleet::StateWork {
         return profile.evaluate_component(component, satisfied_, scratch_, false);
       });
       state.pieces.push_back(result);
-      state.missing += result->picks.size();
       return;
     }
     const Residual* residual = caches_.residuals.get(std::move(line_key), [&] {
@@ -391,9 +558,6 @@ class Fleet::StateWork {
         return profile.evaluate_piece(*residual, piece, satisfied_, scratch_, false);
       });
     }
-    for (std::size_t k = first; k < state.pieces.size(); ++k) {
-      state.missing += state.pieces[k]->picks.size();
-    }
   }
 
   const Fleet& fleet_;
@@ -404,9 +568,17 @@ class Fleet::StateWork {
   std::map<std::pair<std::uint32_t, std::uint32_t>, bool> kinds_alike_;  // (then, now) kinds
   std::size_t reused_ = 0;
   Scratch scratch_;
-  KbMarks satisfied_, line_satisfied_;
+  KbMarks satisfied_, line_satisfied_, software_satisfied_;
   std::vector<KbIndex> list_, line_list_, line_installed_, beyond_;
-  ByComponent all_;
+  std::vector<KbIndex> os_installed_, software_installed_, software_list_;
+  ByComponent all_, software_all_;
+  std::unordered_map<SoftwareKey, SoftwareAnswer, SoftwareHash> software_states_;
+  std::unordered_map<ProfileKey, std::uint32_t, KeyHash> os_kinds_;
+  std::vector<std::int32_t> os_kind_of_;  // by kind: its number in os_kinds_, -1 not yet known
+  OsKey os_key_;
+  // The line-state key's kind: the state's, or for an OS part its OS profile's (high bit set).
+  std::uint32_t line_kind_ = 0;
+  std::unordered_map<OsKey, OsPart, OsHash> os_parts_;
   std::vector<std::pair<std::uint32_t, KbIndex>> by_piece_;
   std::unordered_map<LineStateKey, ByComponent, LineStateHash> line_states_;
   const ByComponent* line_state_ = nullptr;
@@ -554,6 +726,7 @@ FleetResult Fleet::evaluate(const Options& options) const {
   auto block = std::make_shared<FleetResult::Block>();
   out.blocks_.push_back(block);
   out.state_of_device_ = evaluate_states(out, options, threads);
+
   out.adopt_last_block();
   if (options.progress) options.progress(devices_.size(), devices_.size());
   return out;

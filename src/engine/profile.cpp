@@ -384,12 +384,103 @@ Profile Profile::build(const CatalogIndex& catalog, ProfileKey key) {
       add(0xfffffffeu);
     }
     x.fingerprints_.emplace_back(a, b);
-    // A residual holds fix numbers and line places by owner slot too.
-    add(x.key_.products.size());
+    // A residual holds fix numbers too, and line places by owner slot: its answers are the same
+    // for profiles whose slots differ only beyond its owners (an OS beside other software).
+    std::int32_t owners = 0;
+    for (std::uint32_t i : members) {
+      for (int l = 0; l < 2; ++l) owners = std::max(owners, x.fixes_[i].line_owner[l] + 1);
+    }
+    add(static_cast<std::uint32_t>(owners));
     for (std::uint32_t i : members) add(i);
     x.residual_fingerprints_.emplace_back(a, b);
   }
+  x.split_software(catalog);
   return x;
+}
+
+void Profile::split_software(const CatalogIndex& catalog) {
+  const auto& products = key_.products;
+  const auto components = static_cast<std::uint32_t>(components_.size());
+  software_from_ = components;
+  software_slots_from_ = static_cast<std::uint32_t>(products.size());
+  // The OS part: the OS products and their components; software follows it.
+  std::vector<ProductIndex> os_part;
+  for (ProductIndex p : products) {
+    if (catalog.products()[p].role != ProductRole::kOperatingSystem) continue;
+    os_part.push_back(p);
+    const auto& of = catalog.products()[p].components;
+    os_part.insert(os_part.end(), of.begin(), of.end());
+  }
+  auto in_os_part = [&](ProductIndex p) {
+    return std::find(os_part.begin(), os_part.end(), p) != os_part.end();
+  };
+  std::uint32_t slots_from = 0;
+  while (slots_from < products.size() && in_os_part(products[slots_from])) ++slots_from;
+  software_slots_from_ = slots_from;
+  if (slots_from == 0 || slots_from == products.size()) return;
+  for (std::uint32_t s = slots_from; s < products.size(); ++s) {
+    if (in_os_part(products[s])) return;
+  }
+  // Components are numbered by their first fix, fixes by slot: the OS's come first, unless a
+  // component mixes the two parts.
+  std::uint32_t from = components;
+  for (std::uint32_t c = 0; c < components; ++c) {
+    std::uint32_t software = 0;
+    for (std::uint32_t i : components_[c]) software += fixes_[i].slot >= slots_from ? 1 : 0;
+    if (software != 0 && software != components_[c].size()) return;  // mixed
+    if (software != 0 && from == components) from = c;
+    if (software == 0 && from != components) return;  // an OS component after software
+  }
+  software_from_ = from;
+  // The software's KBs: those of its components, and every KB that supersedes one of them,
+  // transitively (installing it satisfies software fixes).
+  const std::size_t kb_count = catalog.kbs().size();
+  KbMarks seen(kb_count);
+  std::vector<KbIndex> stack, part;
+  for (std::uint32_t c = from; c < components; ++c) {
+    for (std::uint32_t i : components_[c]) {
+      if (seen.insert(fixes_[i].fix->kb)) stack.push_back(fixes_[i].fix->kb);
+    }
+  }
+  while (!stack.empty()) {
+    const KbIndex kb = stack.back();
+    stack.pop_back();
+    part.push_back(kb);
+    for (KbIndex newer : catalog.superseded_by(kb)) {
+      if (seen.insert(newer)) stack.push_back(newer);
+    }
+  }
+  // Of those, the ones whose own supersedence reaches the OS's components or lines are both.
+  software_bits_.assign((kb_count + 63) / 64, 0);
+  both_bits_.assign(software_bits_.size(), 0);
+  KbMarks walked(kb_count);
+  for (KbIndex kb : part) {
+    Side side = Side::kSoftware;
+    walked.clear();
+    walked.insert(kb);
+    stack.assign(1, kb);
+    while (!stack.empty() && side == Side::kSoftware) {
+      const KbIndex k = stack.back();
+      stack.pop_back();
+      const std::int32_t c = component_of_kb_[k];
+      if ((c >= 0 && static_cast<std::uint32_t>(c) < from) || moves_lines_[k] != 0 ||
+          on_a_device_line(k)) {
+        side = Side::kBoth;
+      }
+      for (KbIndex older : catalog.supersedes(k)) {
+        if (walked.insert(older)) stack.push_back(older);
+      }
+    }
+    const std::uint64_t bit = std::uint64_t{1} << (kb.value() % 64);
+    software_bits_[kb.value() / 64] |= bit;
+    if (side == Side::kBoth) both_bits_[kb.value() / 64] |= bit;
+  }
+  std::uint64_t a = 0x2545f4914f6cdd1dull, b = components - from;
+  for (std::uint32_t c = from; c < components; ++c) {
+    a = fingerprint_mix(a ^ fingerprints_[c].first);
+    b = fingerprint_mix(b + fingerprints_[c].second * 0x9ddfea08eb382d69ull);
+  }
+  software_fingerprint_ = {a, b};
 }
 
 std::optional<int> Profile::infer_revision(std::span<const KbIndex> installed) const {

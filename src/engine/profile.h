@@ -137,6 +137,33 @@ class Profile {
   }
   // The component whose outcome the satisfaction of `kb` can change; -1 when none.
   std::int32_t component_of(KbIndex kb) const { return component_of_kb_[kb]; }
+  // Software beside the OS (Office, SQL Server, Exchange: the products after the OS and its
+  // components): the components from this number on hold only software products' fixes, those
+  // before it none. component_count() when the profile runs no software, or its fixes are not
+  // split so (then a fleet evaluates the device whole).
+  std::uint32_t software_components_from() const { return software_from_; }
+  // What the software components' answers depend on: two profiles with the same one number
+  // their software components alike from software_components_from() on, and answer them alike
+  // for the same satisfied KBs.
+  std::pair<std::uint64_t, std::uint64_t> software_fingerprint() const {
+    return software_fingerprint_;
+  }
+  // Is `kb` an update on one of the device's servicing lines?
+  bool on_a_device_line(KbIndex kb) const {
+    return chain_place_begin_[kb.value()] != chain_place_begin_[kb.value() + 1];
+  }
+  // Which part an installed KB belongs to: the software's when it or what it supersedes is one
+  // of the software components' KBs, and no more than that; kBoth when it also reaches the OS's
+  // components or servicing lines (the device is then evaluated whole); else the OS's.
+  enum class Side : char { kOs, kSoftware, kBoth };
+  Side side_of(KbIndex kb) const {
+    if (software_bits_.empty()) return Side::kOs;
+    const std::uint64_t bit = std::uint64_t{1} << (kb.value() % 64);
+    if ((software_bits_[kb.value() / 64] & bit) == 0) return Side::kOs;
+    return (both_bits_[kb.value() / 64] & bit) != 0 ? Side::kBoth : Side::kSoftware;
+  }
+  // The first product slot of the software (key().products.size() when there is none).
+  std::uint32_t software_slots_from() const { return software_slots_from_; }
 
   // The device's revision as its installed cumulative updates tell it (their fixed builds on its
   // servicing line); nullopt when none does. `installed`: catalog KB indices, sorted.
@@ -185,6 +212,8 @@ class Profile {
     std::uint32_t shared_begin = 0, shared_end = 0;  // into shared_cves_
   };
   std::vector<int> reached(std::span<const std::uint32_t> members, const KbMarks& satisfied) const;
+  // Sets software_from_ and software_fingerprint_ (build()'s last step).
+  void split_software(const CatalogIndex& catalog);
   static bool fix_satisfied(const Fix& fx, const KbMarks& satisfied, std::span<const int> reached);
   ComponentResult evaluate_fixes(std::span<const std::uint32_t> members,
                                  std::span<const int> reached, const KbMarks& satisfied,
@@ -200,6 +229,11 @@ class Profile {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> fingerprints_;  // by component
   std::vector<std::pair<std::uint64_t, std::uint64_t>> residual_fingerprints_;
   IndexedVector<KbIndex, std::int32_t> component_of_kb_;
+  std::uint32_t software_from_ = 0;
+  std::uint32_t software_slots_from_ = 0;
+  // By KB, a bit each: the software's (side_of), and of those, both parts'.
+  std::vector<std::uint64_t> software_bits_, both_bits_;
+  std::pair<std::uint64_t, std::uint64_t> software_fingerprint_{0, 0};
   std::vector<std::pair<int, KbIndex>> reach_;           // (revision that reaches it, KB), sorted
   std::vector<std::pair<KbIndex, int>> revision_of_kb_;  // installed OS update -> revision, sorted
   // The device's lines' chains: each update's place (by line, numbered locally), and per line
