@@ -120,15 +120,17 @@ void by_component(const Profile& profile, const std::vector<KbIndex>& list,
   std::sort(out.begin(), out.end());
 }
 
-// A device's servicing-line state: its kind, revision and installed cumulative updates.
-struct LineStateKey {
+// A kind of device (or an OS profile), a revision and installed KBs: a device's servicing-line
+// state (its installed cumulative updates), or the OS part of its state (the KBs that are not its
+// software's).
+struct KindStateKey {
   std::uint32_t kind = 0;
   std::int32_t revision = 0;
   std::vector<KbIndex> installed;
-  bool operator==(const LineStateKey&) const = default;
+  bool operator==(const KindStateKey&) const = default;
 };
-struct LineStateHash {
-  std::size_t operator()(const LineStateKey& k) const {
+struct KindStateHash {
+  std::size_t operator()(const KindStateKey& k) const {
     std::uint64_t h = mix(k.kind, static_cast<std::uint32_t>(k.revision));
     for (KbIndex kb : k.installed) h = mix(h, kb.value());
     return h;
@@ -359,19 +361,6 @@ class Fleet::StateWork {
     std::vector<const ComponentResult*> pieces;
     std::int64_t delta = 0;
   };
-  struct OsKey {
-    std::uint32_t os_kind = 0;
-    std::int32_t revision = 0;
-    std::vector<KbIndex> installed;
-    bool operator==(const OsKey&) const = default;
-  };
-  struct OsHash {
-    std::size_t operator()(const OsKey& k) const {
-      std::uint64_t h = mix(k.os_kind, static_cast<std::uint32_t>(k.revision));
-      for (KbIndex kb : k.installed) h = mix(h, kb.value());
-      return h;
-    }
-  };
   const OsPart* os_part(const Profile& profile, const FleetResult::State& state) {
     if (os_kind_of_.size() <= state.kind) os_kind_of_.resize(state.kind + 1, -1);
     if (os_kind_of_[state.kind] < 0) {
@@ -385,7 +374,7 @@ class Fleet::StateWork {
           os_kinds_.try_emplace(std::move(os_key), static_cast<std::uint32_t>(os_kinds_.size()));
       os_kind_of_[state.kind] = static_cast<std::int32_t>(it->second);
     }
-    os_key_.os_kind = static_cast<std::uint32_t>(os_kind_of_[state.kind]);
+    os_key_.kind = static_cast<std::uint32_t>(os_kind_of_[state.kind]);
     os_key_.revision = state.revision.value_or(kNoRevision);
     os_key_.installed = os_installed_;
     auto [it, inserted] = os_parts_.try_emplace(os_key_);
@@ -395,7 +384,7 @@ class Fleet::StateWork {
       scratch_state.kind = state.kind;
       scratch_state.revision = state.revision;
       // Kinds of one OS profile share their line states too.
-      line_kind_ = os_key_.os_kind | 0x80000000u;
+      line_kind_ = os_key_.kind | 0x80000000u;
       part.exact = answer_components(profile, scratch_state, os_installed_,
                                      profile.software_components_from(), part.delta);
       part.replaced = std::move(scratch_state.replaced);
@@ -494,7 +483,7 @@ class Fleet::StateWork {
   // The line state's satisfied KBs by component: shared by every device in that line state (of
   // one kind, revision and installed cumulative updates), so worked out once per thread.
   const ByComponent& line_state(const Profile& profile, const FleetResult::State& state) {
-    LineStateKey key{line_kind_, state.revision.value_or(kNoRevision), line_installed_};
+    KindStateKey key{line_kind_, state.revision.value_or(kNoRevision), line_installed_};
     auto [it, inserted] = line_states_.try_emplace(std::move(key));
     if (inserted) {
       line_list_.clear();
@@ -575,12 +564,12 @@ class Fleet::StateWork {
   std::unordered_map<SoftwareKey, SoftwareAnswer, SoftwareHash> software_states_;
   std::unordered_map<ProfileKey, std::uint32_t, KeyHash> os_kinds_;
   std::vector<std::int32_t> os_kind_of_;  // by kind: its number in os_kinds_, -1 not yet known
-  OsKey os_key_;
+  KindStateKey os_key_;
   // The line-state key's kind: the state's, or for an OS part its OS profile's (high bit set).
   std::uint32_t line_kind_ = 0;
-  std::unordered_map<OsKey, OsPart, OsHash> os_parts_;
+  std::unordered_map<KindStateKey, OsPart, KindStateHash> os_parts_;
   std::vector<std::pair<std::uint32_t, KbIndex>> by_piece_;
-  std::unordered_map<LineStateKey, ByComponent, LineStateHash> line_states_;
+  std::unordered_map<KindStateKey, ByComponent, KindStateHash> line_states_;
   const ByComponent* line_state_ = nullptr;
   const ByComponent* line_satisfied_of_ = nullptr;
   std::optional<int> revision_;
